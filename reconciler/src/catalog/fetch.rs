@@ -1,0 +1,75 @@
+//! Reading a catalog and its signature from where its CatalogSource says.
+
+use super::location::{join_relative, CatalogLocation};
+use super::verify::{CatalogError, UnverifiedCatalog};
+use crate::model::CatalogSource;
+use crate::source::SourceSnapshot;
+
+/// Catalogs larger than this are refused before they fill memory.
+pub const MAX_CATALOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads the catalog and its signature. A relative location is read from the same snapshot as
+/// the fleet (so it is pinned to the same commit); URLs are fetched.
+pub async fn fetch(source: &CatalogSource, snapshot: &SourceSnapshot) -> Result<UnverifiedCatalog, CatalogError> {
+    let name = source.metadata.name.clone();
+    let fail = |location: &CatalogLocation, reason: String| CatalogError::Fetch {
+        source_name: name.clone(),
+        location: location.to_string(),
+        reason,
+    };
+    let location = CatalogLocation::parse(&source.spec.url).map_err(|e| CatalogError::Fetch {
+        source_name: name.clone(),
+        location: source.spec.url.clone(),
+        reason: e.to_string(),
+    })?;
+    let sig_location = match &source.spec.signature_url {
+        Some(s) => CatalogLocation::parse(s).map_err(|e| fail(&location, e.to_string()))?,
+        None => location.signature(),
+    };
+    let read = |loc: CatalogLocation| async move {
+        match &loc {
+            CatalogLocation::InSource(rel) => {
+                let path = join_relative(&snapshot.repo_path(&source.origin.file), rel).ok_or_else(|| {
+                    (loc.clone(), format!("`{rel}` leaves the repository; keep the catalog inside it or use a URL"))
+                })?;
+                snapshot.read_repo_file(&path).map_err(|e| (loc.clone(), e.to_string())).map(|found| {
+                    (found, format!("{path} at {}", snapshot.provenance()))
+                })
+            }
+            CatalogLocation::Url(url) => read_url(url).await.map_err(|e| (loc.clone(), e)).map(|b| (b, url.to_string())),
+        }
+    };
+    let (bytes, shown) = read(location.clone()).await.map_err(|(l, e)| fail(&l, e))?;
+    let bytes = bytes.ok_or_else(|| fail(&location, "not found".into()))?;
+    let (sig, sig_shown) = read(sig_location.clone()).await.map_err(|(l, e)| fail(&l, e))?;
+    let signature = match sig {
+        None => None,
+        Some(b) => Some(String::from_utf8(b).map_err(|_| CatalogError::MalformedSignature {
+            source_name: name.clone(),
+            location: sig_shown.clone(),
+            reason: "not UTF-8 text".into(),
+        })?),
+    };
+    Ok(UnverifiedCatalog::new(name, shown, bytes, sig_shown, signature))
+}
+
+/// Reads a URL into memory, capped at [`MAX_CATALOG_BYTES`]. `Ok(None)` when it does not exist.
+async fn read_url(url: &url::Url) -> Result<Option<Vec<u8>>, String> {
+    match url.scheme() {
+        "file" => {
+            let path = url.to_file_path().map_err(|()| "not a local file path".to_string())?;
+            match std::fs::metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+                Ok(m) if m.len() > MAX_CATALOG_BYTES => return Err(too_large()),
+                Ok(_) => {}
+            }
+            std::fs::read(&path).map(Some).map_err(|e| e.to_string())
+        }
+        _ => crate::http::get_capped(url, MAX_CATALOG_BYTES).await,
+    }
+}
+
+fn too_large() -> String {
+    format!("larger than {MAX_CATALOG_BYTES} bytes")
+}

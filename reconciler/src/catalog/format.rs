@@ -1,0 +1,227 @@
+//! The catalog format: a JSON document listing products, their versions and installers, with a
+//! serial and an expiry. It is signed as bytes (minisign, detached); see `docs` in
+//! `schemas/catalog.schema.json` for every field.
+//!
+//! These are plain serde types, so anyone can build one (the catalog editor does). Trust lives
+//! in [`super::VerifiedCatalog`], which only [`super::UnverifiedCatalog::verify`] produces.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Architecture, InstallerType, ProductId, Version};
+
+/// `kind` of a catalog document.
+pub const CATALOG_KIND: &str = "Catalog";
+
+/// A vendor catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Catalog {
+    /// Always `patchops.io/v1alpha1`.
+    pub api_version: String,
+    /// Always `Catalog`.
+    pub kind: String,
+    /// Who publishes the catalog.
+    pub publisher: String,
+    /// Increases with every published catalog; a lower serial than one already seen is refused
+    /// as a rollback.
+    pub serial: u64,
+    /// When the catalog was issued (RFC 3339).
+    pub issued: DateTime<Utc>,
+    /// After this time the catalog is refused (RFC 3339).
+    pub expires: DateTime<Utc>,
+    /// The products.
+    pub products: Vec<CatalogProduct>,
+}
+
+/// A product of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogProduct {
+    /// Identifier that fleets refer to, such as `mozilla.firefox`.
+    pub id: ProductId,
+    /// Display name, such as `Mozilla Firefox`.
+    pub name: String,
+    /// Vendor (publisher) name, such as `Mozilla`.
+    pub vendor: String,
+    /// Short description shown on platforms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Vendor's product page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+    /// Available versions.
+    pub versions: Vec<CatalogVersion>,
+}
+
+/// One version of a product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogVersion {
+    /// The version (Windows-style, compared numerically).
+    pub version: Version,
+    /// Release date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<DateTime<Utc>>,
+    /// Versions this one supersedes (replaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supersedes: Vec<Version>,
+    /// Installers, at most one per architecture and type.
+    pub installers: Vec<Installer>,
+}
+
+/// One installer file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Installer {
+    /// Architecture.
+    pub architecture: Architecture,
+    /// Installer technology.
+    #[serde(rename = "type")]
+    pub installer_type: InstallerType,
+    /// Download URL: `https://`, `http://`, `file://`, or a path relative to the catalog.
+    pub url: String,
+    /// SHA-256 of the file: the anchor every download is checked against.
+    pub sha256: Sha256,
+    /// Exact size in bytes; a longer or shorter download is refused.
+    pub size: u64,
+    /// Arguments for a silent installation, such as `/qn /norestart` or `-ms`.
+    pub silent_install: String,
+    /// Command line or arguments for a silent uninstallation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_uninstall: Option<String>,
+    /// MSI ProductCode (`{GUID}`), for MSI detection and uninstallation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msi_product_code: Option<String>,
+    /// Return codes meaning success besides 0, such as 3010 (restart required).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_codes: Vec<i32>,
+    /// Malware scan of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanResult>,
+}
+
+/// The result of scanning an installer with a multi-engine scanner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScanResult {
+    /// Scanning service, such as `VirusTotal`.
+    pub engine: String,
+    /// Engines that flagged the file.
+    pub detections: u32,
+    /// Engines that scanned it.
+    pub engines_total: u32,
+    /// When it was scanned.
+    pub scanned_at: DateTime<Utc>,
+    /// Link to the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+}
+
+/// A SHA-256 digest, 64 lowercase hexadecimal characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sha256([u8; 32]);
+
+impl Sha256 {
+    /// Hashes `bytes`.
+    pub fn digest(bytes: &[u8]) -> Self {
+        use sha2::Digest;
+        Sha256(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// Wraps a finished digest.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Sha256(bytes)
+    }
+
+    /// Parses 64 hexadecimal characters.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 32];
+        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(format!("{s:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)"));
+        }
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| format!("{s:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)"))?;
+        Ok(Sha256(out))
+    }
+
+    /// The first 12 hex characters, for display.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Sha256::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Sha256 {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Sha256".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9a-f]{64}$" })
+    }
+}
+
+impl Catalog {
+    /// Checks what the types cannot: unique product ids and versions, sensible dates.
+    pub fn check(&self) -> Result<(), String> {
+        if self.api_version != crate::model::API_VERSION || self.kind != CATALOG_KIND {
+            return Err(format!(
+                "expected apiVersion `{}` and kind `{CATALOG_KIND}`, found `{}` and `{}`",
+                crate::model::API_VERSION,
+                self.api_version,
+                self.kind
+            ));
+        }
+        if self.expires <= self.issued {
+            return Err(format!("expires ({}) is not after issued ({})", self.expires, self.issued));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for p in &self.products {
+            if !ids.insert(&p.id) {
+                return Err(format!("product `{}` is listed twice", p.id));
+            }
+            let mut versions = std::collections::BTreeSet::new();
+            for v in &p.versions {
+                if !versions.insert(&v.version) {
+                    return Err(format!("product `{}` lists version {} twice", p.id, v.version));
+                }
+                let mut kinds = std::collections::BTreeSet::new();
+                for i in &v.installers {
+                    if !kinds.insert((i.architecture, i.installer_type)) {
+                        return Err(format!(
+                            "product `{}` {} has two {:?} installers for {:?}",
+                            p.id, v.version, i.installer_type, i.architecture
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The product with this id.
+    pub fn product(&self, id: &ProductId) -> Option<&CatalogProduct> {
+        self.products.iter().find(|p| &p.id == id)
+    }
+}

@@ -1,0 +1,101 @@
+//! Where a catalog (or its signature) is read from.
+
+use std::fmt;
+
+/// A catalog location as written in a CatalogSource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogLocation {
+    /// `https://`, `http://` or `file://`.
+    Url(url::Url),
+    /// A path relative to the CatalogSource document, read from the same commit as the fleet.
+    InSource(String),
+}
+
+/// A location that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("catalog location {text:?} {reason}")]
+pub struct LocationError {
+    text: String,
+    reason: &'static str,
+}
+
+impl CatalogLocation {
+    /// Parses a URL or a relative path.
+    pub fn parse(text: &str) -> Result<Self, LocationError> {
+        let err = |reason| LocationError { text: text.to_string(), reason };
+        if text.contains("://") {
+            let url = url::Url::parse(text).map_err(|_| err("is not a valid URL"))?;
+            return match url.scheme() {
+                "https" | "http" | "file" => Ok(CatalogLocation::Url(url)),
+                _ => Err(err("has an unsupported scheme (use https://, http://, file:// or a relative path)")),
+            };
+        }
+        if text.is_empty() {
+            return Err(err("is empty"));
+        }
+        if text.starts_with('/') || text.contains('\\') {
+            return Err(err("is an absolute or Windows path; write `file:///…` or a path relative to the document"));
+        }
+        Ok(CatalogLocation::InSource(text.to_string()))
+    }
+
+    /// The signature's location: this location with `.minisig` appended.
+    pub fn signature(&self) -> Self {
+        match self {
+            CatalogLocation::Url(u) => {
+                let mut u = u.clone();
+                u.set_path(&format!("{}.minisig", u.path()));
+                CatalogLocation::Url(u)
+            }
+            CatalogLocation::InSource(p) => CatalogLocation::InSource(format!("{p}.minisig")),
+        }
+    }
+}
+
+impl fmt::Display for CatalogLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatalogLocation::Url(u) => write!(f, "{u}"),
+            CatalogLocation::InSource(p) => f.write_str(p),
+        }
+    }
+}
+
+/// Joins a relative path to the directory of `base_file` (both `/`-separated, relative to a
+/// repository root), resolving `.` and `..`. `None` if the result leaves the root.
+pub fn join_relative(base_file: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = base_file.split('/').filter(|s| !s.is_empty()).collect();
+    parts.pop();
+    for piece in rel.split('/') {
+        match piece {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_document_directory() {
+        assert_eq!(join_relative("examples/fleet/catalog.yaml", "../catalog/c.json").as_deref(), Some("examples/catalog/c.json"));
+        assert_eq!(join_relative("a.yaml", "c.json").as_deref(), Some("c.json"));
+        assert_eq!(join_relative("a.yaml", "../c.json"), None);
+    }
+
+    #[test]
+    fn locations_accept_urls_and_relative_paths_only() {
+        assert!(matches!(CatalogLocation::parse("https://x.test/c.json"), Ok(CatalogLocation::Url(_))));
+        assert!(matches!(CatalogLocation::parse("../c.json"), Ok(CatalogLocation::InSource(_))));
+        assert!(CatalogLocation::parse("/etc/c.json").is_err());
+        assert!(CatalogLocation::parse("ftp://x/c.json").is_err());
+        let sig = CatalogLocation::parse("https://x.test/c.json").map(|l| l.signature().to_string());
+        assert_eq!(sig.ok().as_deref(), Some("https://x.test/c.json.minisig"));
+    }
+}

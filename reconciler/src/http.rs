@@ -1,0 +1,54 @@
+//! The one place that builds HTTP clients, so timeouts, size limits and redaction always apply.
+
+use std::time::Duration;
+
+/// Removes credentials, query strings and fragments from a URL before it is shown or logged
+/// (SAS tokens and signed URLs carry secrets in the query).
+pub fn redact(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        u.set_query(Some("REDACTED"));
+    }
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// The shared client: connect and read timeouts, a bounded number of redirects, a user agent.
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .user_agent(concat!("patchops/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// GETs a URL into memory, refusing bodies larger than `cap`. `Ok(None)` on 404.
+pub async fn get_capped(url: &url::Url, cap: u64) -> Result<Option<Vec<u8>>, String> {
+    let shown = redact(url);
+    let mut resp = client()?
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| format!("GET {shown}: {}", e.without_url()))?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !resp.status().is_success() {
+        return Err(format!("GET {shown}: HTTP {}", resp.status()));
+    }
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(format!("GET {shown}: larger than {cap} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {shown}: {}", e.without_url()))? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(format!("GET {shown}: larger than {cap} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}

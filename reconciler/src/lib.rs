@@ -1,0 +1,36 @@
+//! # reconciler — the patchops engine
+//!
+//! patchops keeps endpoint-management platforms (WSUS, Configuration Manager, Intune) in line
+//! with a fleet repository in git, publishing only what passed the trust chain.
+//!
+//! The flow, one module per stage:
+//!
+//! ```text
+//! source ──► model ──► catalog ──► plan ──► (policy ──► apply: next releases)
+//! commit     Fleet     Verified    Plan
+//!                      Catalog       ▲
+//!                                    └── platform::observe (Observed)
+//! ```
+//!
+//! - [`source`] reads fleet files from the git objects of one commit (provenance + digest);
+//! - [`model`] parses them strictly and resolves references ([`model::load`]);
+//! - [`catalog`] verifies the signed vendor catalog: trust-chain link 1. Only
+//!   [`catalog::UnverifiedCatalog::verify`] makes a [`catalog::VerifiedCatalog`];
+//! - [`platform`] observes what each platform holds, behind the [`platform::Platform`] trait;
+//! - [`plan`] is pure: desired × verified catalog × observed → [`plan::Plan`], rendered by
+//!   [`plan::render`];
+//! - [`state`] remembers catalog serials (rollback protection) under `.patchops/`;
+//! - [`ops`] wires the stages for each command.
+//!
+//! Start reading at [`ops::plan`]. Tests: `cargo test --workspace` (integration tests in the
+//! top-level `tests/` make real git repositories and real minisign signatures).
+
+pub mod catalog;
+pub mod http;
+pub mod model;
+pub mod ops;
+pub mod plan;
+pub mod platform;
+pub mod schema;
+pub mod source;
+pub mod state;

@@ -1,0 +1,118 @@
+//! The resolved fleet: every reference checked, defaults filled in. Only `load` builds it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::kinds::{CatalogSourceSpec, Metadata, PlatformSpec, ProductSpec, ProductTarget, RolloutSpec};
+use super::names::{ObjectName, RingName};
+use crate::catalog::TrustedKey;
+
+/// Where a fleet object was defined.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Origin {
+    /// File, relative to the fleet path.
+    pub file: String,
+    /// 1-based line of the document's start.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A desired state whose references all resolve.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// Products, sorted by name.
+    pub products: Vec<Product>,
+    /// Platforms by name.
+    pub platforms: BTreeMap<ObjectName, Platform>,
+    /// Rollouts by name.
+    pub rollouts: BTreeMap<ObjectName, Rollout>,
+    /// Catalog sources by name.
+    pub catalog_sources: BTreeMap<ObjectName, CatalogSource>,
+}
+
+/// A Product with its catalog, rollouts and rings resolved.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// Where it was defined.
+    pub origin: Origin,
+    /// The spec as written.
+    pub spec: ProductSpec,
+    /// The CatalogSource providing the product.
+    pub catalog: ObjectName,
+    /// The targets, with rollout and rings resolved.
+    pub targets: Vec<Target>,
+}
+
+impl Product {
+    /// The Product's `metadata.name`.
+    pub fn name(&self) -> &ObjectName {
+        &self.metadata.name
+    }
+}
+
+/// One resolved target of a Product.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The target as written.
+    pub spec: ProductTarget,
+    /// The Rollout it follows.
+    pub rollout: ObjectName,
+    /// Its rings, in rollout order.
+    pub rings: Vec<RingName>,
+}
+
+/// A Platform.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// Where it was defined.
+    pub origin: Origin,
+    /// The spec as written.
+    pub spec: PlatformSpec,
+}
+
+/// A Rollout.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// Where it was defined.
+    pub origin: Origin,
+    /// The spec as written.
+    pub spec: RolloutSpec,
+}
+
+impl Rollout {
+    /// The group a ring maps to on a platform.
+    pub fn group(&self, ring: &RingName, platform: &ObjectName) -> Option<&str> {
+        self.spec
+            .rings
+            .iter()
+            .find(|r| &r.name == ring)
+            .and_then(|r| r.groups.iter().find(|g| &g.platform == platform))
+            .map(|g| g.group.as_str())
+    }
+}
+
+/// A CatalogSource with its keys parsed.
+#[derive(Debug, Clone)]
+pub struct CatalogSource {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// Where it was defined.
+    pub origin: Origin,
+    /// The spec as written.
+    pub spec: CatalogSourceSpec,
+    /// The keys trusted to sign the catalog.
+    pub trusted_keys: Vec<TrustedKey>,
+}

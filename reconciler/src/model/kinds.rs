@@ -1,0 +1,502 @@
+//! The YAML kinds of a fleet repository, exactly as written by users.
+//!
+//! Every struct denies unknown fields, so a typo is an error with its position rather than a
+//! silently ignored setting. These types are the source of the JSON Schemas in `schemas/`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::names::{ObjectName, PlatformName, ProductId, RingName};
+use super::secret::SecretRef;
+use super::version::VersionSelector;
+
+/// The only `apiVersion` this release reads.
+pub const API_VERSION: &str = "patchops.io/v1alpha1";
+
+/// The kinds a fleet repository may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    /// What to publish: a catalog product, its version and its targets.
+    Product,
+    /// Where to publish: one WSUS, Configuration Manager or Intune instance.
+    Platform,
+    /// How to roll out: ordered rings mapped to each platform's groups.
+    Rollout,
+    /// Which signed vendor catalog to trust.
+    CatalogSource,
+}
+
+impl Kind {
+    /// Every kind, in the order they are documented.
+    pub const ALL: [Kind; 4] = [Kind::Product, Kind::Platform, Kind::Rollout, Kind::CatalogSource];
+
+    /// The kind's name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Product => "Product",
+            Kind::Platform => "Platform",
+            Kind::Rollout => "Rollout",
+            Kind::CatalogSource => "CatalogSource",
+        }
+    }
+
+    /// Parses a kind as written in YAML.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// `metadata` of every fleet object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Unique among objects of the same kind.
+    pub name: ObjectName,
+    /// Free-form labels, shown in plans and status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations, for humans and other tools.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A fleet document: `apiVersion`, `kind`, `metadata` and a kind-specific `spec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Document<S> {
+    /// Always `patchops.io/v1alpha1`.
+    pub api_version: String,
+    /// The kind, matching the spec's type.
+    pub kind: String,
+    /// Name, labels and annotations.
+    pub metadata: Metadata,
+    /// The kind-specific content.
+    pub spec: S,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Product
+
+/// What to publish: a catalog product at a chosen version, to chosen platforms and rings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProductSpec {
+    /// The product's id in the catalog, such as `mozilla.firefox`.
+    pub product: ProductId,
+    /// Which CatalogSource provides it; may be left out when the fleet has exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<ObjectName>,
+    /// `latest`, an exact version (quoted, such as "128.0.1") or a range such as ">=128, <129".
+    #[serde(default = "latest")]
+    pub version: VersionSelector,
+    /// The installer architecture to publish.
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// Prefer this installer type when the catalog offers several for the architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer_type: Option<InstallerType>,
+    /// Retire the product everywhere it is published (as if the document were removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retire: bool,
+    /// Where the product goes: platforms and the rings on each.
+    pub targets: Vec<ProductTarget>,
+}
+
+fn latest() -> VersionSelector {
+    VersionSelector::Latest
+}
+
+/// Installer architectures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// 64-bit x86.
+    #[default]
+    X64,
+    /// 32-bit x86.
+    X86,
+    /// 64-bit ARM.
+    Arm64,
+    /// Architecture-neutral installers.
+    Neutral,
+}
+
+/// Installer technologies a catalog may offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallerType {
+    /// Windows Installer package.
+    Msi,
+    /// Executable installer with silent switches.
+    Exe,
+    /// Windows Installer patch.
+    Msp,
+    /// MSIX package.
+    Msix,
+}
+
+/// One platform a product is published to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProductTarget {
+    /// The Platform's `metadata.name`.
+    pub platform: PlatformName,
+    /// The Rollout to follow; may be left out when the fleet has exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<ObjectName>,
+    /// Rings of the rollout to deploy to; every ring of the rollout when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rings: Option<Vec<RingName>>,
+    /// Platform-neutral install behaviour.
+    #[serde(default)]
+    pub install: InstallSettings,
+    /// Intune-only settings (only on a Platform of type `intune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intune: Option<IntuneSettings>,
+    /// Configuration Manager-only settings (only on a Platform of type `configmgr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configmgr: Option<ConfigMgrSettings>,
+    /// WSUS-only settings (only on a Platform of type `wsus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wsus: Option<WsusSettings>,
+}
+
+/// How devices install the product.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InstallSettings {
+    /// `required` installs on every device of the ring; `available` offers it to users.
+    #[serde(default)]
+    pub intent: InstallIntent,
+    /// Time after the ring opens by which installation is enforced, such as `72h` or `3d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Duration>,
+    /// What happens when the installer asks for a restart.
+    #[serde(default)]
+    pub restart: RestartBehavior,
+}
+
+/// Assignment intent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum InstallIntent {
+    /// Installed on every device of the ring.
+    #[default]
+    Required,
+    /// Offered to users (Company Portal, Software Center); not supported by WSUS.
+    Available,
+}
+
+/// Restart handling after installation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RestartBehavior {
+    /// Decide from the installer's return code (3010 means restart needed).
+    #[default]
+    BasedOnReturnCode,
+    /// Never restart.
+    Suppress,
+    /// Allow the device to restart.
+    Allow,
+    /// Force a restart.
+    Force,
+}
+
+/// Intune-specific settings of a target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntuneSettings {
+    /// Install in the system context (default) or the signed-in user's.
+    #[serde(default)]
+    pub install_experience: RunAs,
+    /// Let users uninstall an `available` app from Company Portal.
+    #[serde(default)]
+    pub allow_available_uninstall: bool,
+}
+
+/// Security context of an installer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RunAs {
+    /// Local system.
+    #[default]
+    System,
+    /// The signed-in user.
+    User,
+}
+
+/// Configuration Manager-specific settings of a target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigMgrSettings {
+    /// Publish as an application (default) or as a software update through WSUS.
+    #[serde(default)]
+    pub deliver_as: ConfigMgrDelivery,
+    /// Estimated installation time shown in Software Center, in minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_runtime_minutes: Option<u32>,
+}
+
+/// How Configuration Manager delivers a product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConfigMgrDelivery {
+    /// An application created through the AdminService.
+    #[default]
+    Application,
+    /// A third-party software update through the software update point.
+    SoftwareUpdate,
+}
+
+/// WSUS-specific settings of a target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WsusSettings {
+    /// The update classification.
+    #[serde(default)]
+    pub classification: WsusClassification,
+}
+
+/// WSUS update classifications patchops publishes under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum WsusClassification {
+    /// Updates.
+    #[default]
+    Updates,
+    /// Security updates.
+    SecurityUpdates,
+    /// Critical updates.
+    CriticalUpdates,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Platform
+
+/// One publishing target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformSpec {
+    /// The kind of platform.
+    #[serde(rename = "type")]
+    pub platform_type: PlatformType,
+    /// `embedded` (an emulator patchops runs on loopback, for trials and CI) or the service URL
+    /// (Graph, AdminService, or the WSUS server).
+    pub endpoint: String,
+    /// How patchops authenticates; every secret is a reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<PlatformAuth>,
+    /// The platform's own trust settings.
+    #[serde(default)]
+    pub trust: PlatformTrust,
+    /// Most actions run at once against this platform.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u16,
+}
+
+fn default_concurrency() -> u16 {
+    4
+}
+
+/// Platform types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformType {
+    /// Microsoft Intune through Microsoft Graph.
+    Intune,
+    /// Configuration Manager through the AdminService.
+    Configmgr,
+    /// Windows Server Update Services.
+    Wsus,
+}
+
+impl PlatformType {
+    /// The type as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformType::Intune => "intune",
+            PlatformType::Configmgr => "configmgr",
+            PlatformType::Wsus => "wsus",
+        }
+    }
+}
+
+/// Credentials, by reference. Which fields apply depends on the platform type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformAuth {
+    /// Entra tenant id (Intune).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// App registration (client) id (Intune).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Certificate and private key (PEM or PFX) for certificate authentication (recommended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<SecretRef>,
+    /// Client secret (Intune); the default policy flags it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretRef>,
+    /// Account name (AdminService, or the SSH user for WSUS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password of `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    /// SSH private key for the WSUS transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<SecretRef>,
+}
+
+/// A platform's own trust settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformTrust {
+    /// WSUS code-signing certificate (and key) used to sign published updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_certificate: Option<SecretRef>,
+    /// Code-signing certificate for generated PowerShell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_signing_certificate: Option<SecretRef>,
+    /// The endpoints' PowerShell execution policy; `allSigned` requires script signing.
+    #[serde(default)]
+    pub execution_policy: ExecutionPolicy,
+}
+
+/// PowerShell execution policy of the managed endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ExecutionPolicy {
+    /// Scripts run unsigned.
+    #[default]
+    Bypass,
+    /// Downloaded scripts must be signed.
+    RemoteSigned,
+    /// Every script must be signed by a trusted publisher.
+    AllSigned,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollout
+
+/// Ordered rings and their pacing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Rings in rollout order: each ring opens after the previous one has soaked.
+    pub rings: Vec<Ring>,
+    /// Windows in which changes may be applied; always when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Most actions applied per platform in one step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_changes_per_step: Option<u32>,
+}
+
+/// One ring of a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ring {
+    /// The ring's name, unique in the rollout.
+    pub name: RingName,
+    /// How long this ring runs a version before the next ring gets it, such as `48h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<Duration>,
+    /// The group of devices on each platform: an Entra group (Intune), a collection id
+    /// (ConfigMgr) or a computer target group (WSUS).
+    pub groups: Vec<RingGroup>,
+}
+
+/// A ring's device group on one platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RingGroup {
+    /// The Platform's `metadata.name`.
+    pub platform: PlatformName,
+    /// The group's id or name on that platform.
+    pub group: String,
+}
+
+/// A recurring window in which changes may be applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    /// Days of the week, such as `[sat, sun]`; every day when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<Weekday>,
+    /// Start time in UTC, `HH:MM`.
+    pub start: String,
+    /// Length of the window, such as `6h`.
+    pub duration: Duration,
+}
+
+/// Days of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+// ---------------------------------------------------------------------------------------------
+// CatalogSource
+
+/// A signed vendor catalog and the keys trusted to sign it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogSourceSpec {
+    /// The catalog: an `https://`, `http://` or `file://` URL, or a path relative to this
+    /// document, read from the same commit as the fleet.
+    pub url: String,
+    /// The detached minisign signature; `<url>.minisig` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_url: Option<String>,
+    /// minisign public keys (the base64 line of a `.pub` file, starting with `RW`) trusted to
+    /// sign this catalog.
+    pub trusted_keys: Vec<String>,
+    /// Refuse a catalog issued longer ago than this, such as `30d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<Duration>,
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A duration written like `48h`, `3d` or `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration(pub std::time::Duration);
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Duration)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write it like 48h, 3d or 1h 30m")))
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as 48h, 3d or 1h 30m.",
+            "pattern": "^\\s*[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*\\s*$",
+        })
+    }
+}

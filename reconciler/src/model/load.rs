@@ -1,0 +1,602 @@
+//! From fleet files to a [`Fleet`]: parse every document strictly, then resolve references.
+//!
+//! Two layers, as in ripgrep's low/high arguments: [`parse`] checks each document on its own
+//! (syntax, kind, unknown fields, types, inline secrets); [`resolve`] checks the documents
+//! against each other (duplicate names, dangling references, settings that do not fit the
+//! platform). Both collect every problem rather than stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use super::fleet::{CatalogSource, Fleet, Origin, Platform, Product, Rollout, Target};
+use super::kinds::{
+    CatalogSourceSpec, Document, ExecutionPolicy, InstallIntent, Kind, PlatformSpec, PlatformType, ProductSpec,
+    RolloutSpec, API_VERSION,
+};
+use super::names::ObjectName;
+use super::spans::{self, DocIndex, Pos};
+use crate::catalog::TrustedKey;
+
+/// One file of the fleet: its path relative to the fleet root, and its text.
+#[derive(Debug, Clone)]
+pub struct FleetFile {
+    /// Path relative to the fleet root, with `/` separators.
+    pub path: String,
+    /// The file's content.
+    pub text: String,
+}
+
+/// Whether a path is a fleet document (`.yaml` or `.yml`).
+pub fn is_fleet_file(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// A document that parsed, with the positions of its nodes.
+#[derive(Debug, Clone)]
+pub struct Parsed<S> {
+    /// The file it came from.
+    pub file: String,
+    /// Node positions.
+    pub index: DocIndex,
+    /// The typed document.
+    pub doc: Document<S>,
+}
+
+impl<S> Parsed<S> {
+    fn origin(&self) -> Origin {
+        Origin { file: self.file.clone(), line: self.index.start.line }
+    }
+
+    fn diag_value(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.file, self.index.value(path), message)
+    }
+
+    fn name(&self) -> &ObjectName {
+        &self.doc.metadata.name
+    }
+}
+
+/// Every document of a fleet, parsed but not yet checked against each other.
+#[derive(Debug, Default)]
+pub struct FleetDocs {
+    /// Product documents.
+    pub products: Vec<Parsed<ProductSpec>>,
+    /// Platform documents.
+    pub platforms: Vec<Parsed<PlatformSpec>>,
+    /// Rollout documents.
+    pub rollouts: Vec<Parsed<RolloutSpec>>,
+    /// CatalogSource documents.
+    pub catalog_sources: Vec<Parsed<CatalogSourceSpec>>,
+}
+
+/// Parses and resolves a fleet, reporting every problem found.
+pub fn load(files: &[FleetFile]) -> Result<Fleet, Diagnostics> {
+    let (docs, mut diags) = parse(files);
+    match resolve(docs) {
+        Ok(fleet) if diags.is_empty() => Ok(fleet),
+        Ok(_) => Err(finish(diags)),
+        Err(Diagnostics(more)) => {
+            diags.extend(more);
+            Err(finish(diags))
+        }
+    }
+}
+
+fn finish(mut diags: Vec<Diagnostic>) -> Diagnostics {
+    diags.sort();
+    diags.dedup();
+    Diagnostics(diags)
+}
+
+/// Parses every document of every file; returns the documents that parsed and the problems of
+/// those that did not.
+pub fn parse(files: &[FleetFile]) -> (FleetDocs, Vec<Diagnostic>) {
+    let mut docs = FleetDocs::default();
+    let mut diags = Vec::new();
+    for file in files.iter().filter(|f| is_fleet_file(&f.path)) {
+        parse_file(file, &mut docs, &mut diags);
+    }
+    (docs, diags)
+}
+
+fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic>) {
+    let indexes = match spans::index(&file.text) {
+        Ok(ix) => ix,
+        Err(e) => {
+            diags.push(
+                Diagnostic::at(&file.path, e.pos, format!("YAML syntax error: {}", e.message))
+                    .help("fix the YAML syntax; every other check of this file waits for it"),
+            );
+            return;
+        }
+    };
+    // The index found no syntax error, so serde_yaml's stream yields exactly these documents
+    // (it would yield a syntax error forever otherwise: never iterate it unbounded).
+    let stream = serde_yaml::Deserializer::from_str(&file.text);
+    for (index, de) in indexes.into_iter().zip(stream) {
+        if index.is_empty {
+            continue;
+        }
+        let Some(kind_text) = index.kind.clone() else {
+            diags.push(
+                Diagnostic::at(&file.path, index.start, "document has no `kind`")
+                    .help(format!("add `kind:` with one of {}", kind_list())),
+            );
+            continue;
+        };
+        let Some(kind) = Kind::parse(&kind_text) else {
+            let mut d = Diagnostic::at(&file.path, index.value("kind"), format!("unknown kind `{kind_text}`"));
+            d = match did_you_mean(&kind_text, Kind::ALL.iter().map(|k| k.as_str())) {
+                Some(k) => d.help(format!("did you mean `{k}`? (kinds: {})", kind_list())),
+                None => d.help(format!("kinds are {}", kind_list())),
+            };
+            diags.push(d);
+            continue;
+        };
+        match kind {
+            Kind::Product => typed(file, index, de, &mut docs.products, diags),
+            Kind::Platform => typed(file, index, de, &mut docs.platforms, diags),
+            Kind::Rollout => typed(file, index, de, &mut docs.rollouts, diags),
+            Kind::CatalogSource => typed(file, index, de, &mut docs.catalog_sources, diags),
+        }
+    }
+}
+
+fn kind_list() -> String {
+    Kind::ALL.iter().map(|k| format!("`{}`", k.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+fn typed<S: DeserializeOwned>(
+    file: &FleetFile,
+    index: DocIndex,
+    de: serde_yaml::Deserializer<'_>,
+    out: &mut Vec<Parsed<S>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match Document::<S>::deserialize(de) {
+        Ok(doc) => {
+            if doc.api_version != API_VERSION {
+                diags.push(
+                    Diagnostic::at(
+                        &file.path,
+                        index.value("apiVersion"),
+                        format!("unsupported apiVersion `{}`", doc.api_version),
+                    )
+                    .help(format!("this release reads `apiVersion: {API_VERSION}`")),
+                );
+                return;
+            }
+            out.push(Parsed { file: file.path.clone(), index, doc });
+        }
+        Err(e) => diags.push(serde_diagnostic(&file.path, &index, &e)),
+    }
+}
+
+/// Turns a serde_yaml error into a diagnostic with a position and, where it helps, advice.
+fn serde_diagnostic(file: &str, index: &DocIndex, e: &serde_yaml::Error) -> Diagnostic {
+    let text = e.to_string();
+    // serde_yaml appends " at line L column C"; the position goes in front instead.
+    let message = match text.rfind(" at line ") {
+        Some(i) if e.location().is_some() => text[..i].to_string(),
+        _ => text.clone(),
+    };
+    let (path, detail) = match message.split_once(": ") {
+        Some((p, d)) if !p.contains(' ') => (p.to_string(), d.to_string()),
+        _ => (String::new(), message.clone()),
+    };
+    let pos = match e.location() {
+        Some(l) => Pos { line: l.line(), column: l.column() },
+        None if !path.is_empty() => index.value(&path),
+        None => index.start,
+    };
+    let mut d = Diagnostic::at(file, pos, message);
+    if detail.starts_with("unknown field") {
+        d = d.help("remove the field or correct its spelling; the JSON Schemas in schemas/ list every field");
+    } else if detail.starts_with("invalid type") {
+        d = d.help("the value has the wrong type; see the field's description in schemas/");
+    } else if detail.starts_with("missing field") {
+        d = d.help("add the required field");
+    }
+    d
+}
+
+/// Checks the documents against each other and builds the fleet.
+pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
+    let mut diags = Vec::new();
+    let platforms = unique("Platform", docs.platforms, &mut diags);
+    let rollouts = unique("Rollout", docs.rollouts, &mut diags);
+    let catalogs = unique("CatalogSource", docs.catalog_sources, &mut diags);
+    let products = unique("Product", docs.products, &mut diags);
+
+    let mut fleet = Fleet::default();
+    for p in platforms.values() {
+        check_platform(p, &mut diags);
+        fleet.platforms.insert(
+            p.name().clone(),
+            Platform { metadata: p.doc.metadata.clone(), origin: p.origin(), spec: p.doc.spec.clone() },
+        );
+    }
+    for r in rollouts.values() {
+        check_rollout(r, &platforms, &mut diags);
+        fleet.rollouts.insert(
+            r.name().clone(),
+            Rollout { metadata: r.doc.metadata.clone(), origin: r.origin(), spec: r.doc.spec.clone() },
+        );
+    }
+    for c in catalogs.values() {
+        let trusted_keys = check_catalog_source(c, &mut diags);
+        fleet.catalog_sources.insert(
+            c.name().clone(),
+            CatalogSource {
+                metadata: c.doc.metadata.clone(),
+                origin: c.origin(),
+                spec: c.doc.spec.clone(),
+                trusted_keys,
+            },
+        );
+    }
+    // Two Products may not publish the same catalog product to the same platform: they would
+    // fight over one platform object.
+    let mut claimed: BTreeMap<(String, ObjectName), &Parsed<ProductSpec>> = BTreeMap::new();
+    for p in products.values() {
+        if let Some(product) = resolve_product(p, &platforms, &rollouts, &catalogs, &mut diags) {
+            for t in &product.targets {
+                let key = (product.spec.product.to_string(), t.spec.platform.clone());
+                if let Some(first) = claimed.insert(key, p) {
+                    diags.push(
+                        p.diag_value("spec.product", format!(
+                            "catalog product `{}` is already published to platform `{}` by Product `{}` ({})",
+                            product.spec.product, t.spec.platform, first.name(), first.origin()
+                        ))
+                        .help("keep one Product per catalog product and platform"),
+                    );
+                }
+            }
+            fleet.products.push(product);
+        }
+    }
+    if diags.is_empty() {
+        Ok(fleet)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// Keeps the first document of each name and reports the others as duplicates.
+fn unique<S>(kind: &str, docs: Vec<Parsed<S>>, diags: &mut Vec<Diagnostic>) -> BTreeMap<ObjectName, Parsed<S>> {
+    let mut out: BTreeMap<ObjectName, Parsed<S>> = BTreeMap::new();
+    for d in docs {
+        if let Some(first) = out.get(d.name()) {
+            diags.push(
+                d.diag_value("metadata.name", format!("duplicate {kind} name `{}`", d.name()))
+                    .help(format!("the first {kind} `{}` is at {}; rename or remove one", d.name(), first.origin())),
+            );
+            continue;
+        }
+        out.insert(d.name().clone(), d);
+    }
+    out
+}
+
+fn undefined<S>(
+    at: &Parsed<S>,
+    path: &str,
+    kind: &str,
+    name: &str,
+    defined: impl Iterator<Item = String> + Clone,
+) -> Diagnostic {
+    let all: Vec<String> = defined.collect();
+    let d = at.diag_value(path, format!("{kind} `{name}` is not defined"));
+    match did_you_mean(name, all.iter().map(String::as_str)) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None if all.is_empty() => d.help(format!("define a {kind} document in the fleet")),
+        None => d.help(format!("defined: {}", all.join(", "))),
+    }
+}
+
+/// Picks the named object, or the only one when no name is given.
+fn pick<'a, S>(
+    at: &Parsed<ProductSpec>,
+    path: &str,
+    kind: &str,
+    wanted: Option<&ObjectName>,
+    all: &'a BTreeMap<ObjectName, Parsed<S>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'a Parsed<S>> {
+    match wanted {
+        Some(name) => {
+            let found = all.get(name);
+            if found.is_none() {
+                diags.push(undefined(at, path, kind, name.as_str(), all.keys().map(ToString::to_string)));
+            }
+            found
+        }
+        None if all.len() == 1 => all.values().next(),
+        None => {
+            let field = path.rsplit('.').next().unwrap_or(path);
+            diags.push(
+                at.diag_value(path.rsplit_once('.').map_or(path, |p| p.0), format!(
+                    "`{field}` is needed because the fleet defines {} {kind}s",
+                    all.len()
+                ))
+                .help(format!(
+                    "add `{field}:` naming one of: {}",
+                    all.keys().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )),
+            );
+            None
+        }
+    }
+}
+
+fn resolve_product(
+    p: &Parsed<ProductSpec>,
+    platforms: &BTreeMap<ObjectName, Parsed<PlatformSpec>>,
+    rollouts: &BTreeMap<ObjectName, Parsed<RolloutSpec>>,
+    catalogs: &BTreeMap<ObjectName, Parsed<CatalogSourceSpec>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Product> {
+    let before = diags.len();
+    let spec = &p.doc.spec;
+    let catalog = pick(p, "spec.catalog", "CatalogSource", spec.catalog.as_ref(), catalogs, diags);
+    if spec.targets.is_empty() && !spec.retire {
+        diags.push(
+            p.diag_value("spec.targets", "the Product has no targets")
+                .help("add a target, or set `retire: true` to remove it from every platform"),
+        );
+    }
+    let mut targets = Vec::new();
+    let mut seen_platforms = BTreeSet::new();
+    for (i, t) in spec.targets.iter().enumerate() {
+        let at = format!("spec.targets[{i}]");
+        if !seen_platforms.insert(&t.platform) {
+            diags.push(
+                p.diag_value(&format!("{at}.platform"), format!("platform `{}` is targeted twice", t.platform))
+                    .help("merge the two targets into one"),
+            );
+        }
+        let platform = platforms.get(&t.platform);
+        if platform.is_none() {
+            diags.push(undefined(
+                p,
+                &format!("{at}.platform"),
+                "Platform",
+                t.platform.as_str(),
+                platforms.keys().map(ToString::to_string),
+            ));
+        }
+        if let Some(platform) = platform {
+            check_target_settings(p, &at, t, platform.doc.spec.platform_type, diags);
+        }
+        let Some(rollout) = pick(p, &format!("{at}.rollout"), "Rollout", t.rollout.as_ref(), rollouts, diags) else {
+            continue;
+        };
+        let ring_names: Vec<_> = rollout.doc.spec.rings.iter().map(|r| r.name.clone()).collect();
+        let rings = match &t.rings {
+            None => ring_names.clone(),
+            Some(wanted) => {
+                for (j, ring) in wanted.iter().enumerate() {
+                    if !ring_names.contains(ring) {
+                        diags.push(undefined(
+                            p,
+                            &format!("{at}.rings[{j}]"),
+                            &format!("ring of Rollout `{}`", rollout.name()),
+                            ring.as_str(),
+                            ring_names.iter().map(ToString::to_string),
+                        ));
+                    }
+                }
+                ring_names.iter().filter(|r| wanted.contains(r)).cloned().collect()
+            }
+        };
+        for ring in &rings {
+            let has_group = rollout
+                .doc
+                .spec
+                .rings
+                .iter()
+                .filter(|r| &r.name == ring)
+                .any(|r| r.groups.iter().any(|g| g.platform == t.platform));
+            if !has_group && platform.is_some() {
+                diags.push(
+                    p.diag_value(&format!("{at}.platform"), format!(
+                        "ring `{ring}` of Rollout `{}` has no group on platform `{}`",
+                        rollout.name(),
+                        t.platform
+                    ))
+                    .help(format!(
+                        "add `- {{ platform: {}, group: <group> }}` to that ring's groups ({}), or list only other rings in `rings:`",
+                        t.platform,
+                        rollout.origin()
+                    )),
+                );
+            }
+        }
+        targets.push(Target { spec: t.clone(), rollout: rollout.name().clone(), rings });
+    }
+    match catalog {
+        Some(c) if diags.len() == before => Some(Product {
+            metadata: p.doc.metadata.clone(),
+            origin: p.origin(),
+            spec: spec.clone(),
+            catalog: c.name().clone(),
+            targets,
+        }),
+        _ => None,
+    }
+}
+
+fn check_target_settings(
+    p: &Parsed<ProductSpec>,
+    at: &str,
+    t: &super::kinds::ProductTarget,
+    ty: PlatformType,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let present = [
+        ("intune", t.intune.is_some(), PlatformType::Intune),
+        ("configmgr", t.configmgr.is_some(), PlatformType::Configmgr),
+        ("wsus", t.wsus.is_some(), PlatformType::Wsus),
+    ];
+    for (field, is_set, wants) in present {
+        if is_set && wants != ty {
+            diags.push(
+                p.diag_value(&format!("{at}.{field}"), format!(
+                    "`{field}` settings do not apply to platform `{}` of type `{}`",
+                    t.platform,
+                    ty.as_str()
+                ))
+                .help(format!("remove `{field}:` or use `{}:` settings", ty.as_str())),
+            );
+        }
+    }
+    if ty == PlatformType::Wsus && t.install.intent == InstallIntent::Available {
+        diags.push(
+            p.diag_value(&format!("{at}.install.intent"), "WSUS cannot offer updates as `available`")
+                .help("use `intent: required` on WSUS targets (approval for install)"),
+        );
+    }
+}
+
+fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
+    let spec = &p.doc.spec;
+    if spec.endpoint != "embedded" {
+        match url::Url::parse(&spec.endpoint) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            _ => diags.push(
+                p.diag_value("spec.endpoint", format!("endpoint `{}` is not `embedded` or an http(s) URL", spec.endpoint))
+                    .help("use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com"),
+            ),
+        }
+    }
+    if spec.concurrency == 0 {
+        diags.push(p.diag_value("spec.concurrency", "concurrency must be at least 1"));
+    }
+    if spec.trust.execution_policy == ExecutionPolicy::AllSigned && spec.trust.script_signing_certificate.is_none() {
+        diags.push(
+            p.diag_value("spec.trust.executionPolicy", "endpoints run PowerShell as AllSigned, but no script-signing certificate is set")
+                .help("set `trust.scriptSigningCertificate: { file: ... }` so generated scripts can run"),
+        );
+    }
+    let Some(auth) = &spec.auth else {
+        if spec.endpoint != "embedded" {
+            diags.push(
+                p.diag_value("spec.endpoint", format!("platform `{}` has a real endpoint but no `auth`", p.name()))
+                    .help("add `auth:` with references to its credentials"),
+            );
+        }
+        return;
+    };
+    let fields = [
+        ("tenantId", auth.tenant_id.is_some(), [PlatformType::Intune].as_slice()),
+        ("clientId", auth.client_id.is_some(), &[PlatformType::Intune]),
+        ("clientSecret", auth.client_secret.is_some(), &[PlatformType::Intune]),
+        ("certificate", auth.certificate.is_some(), &[PlatformType::Intune, PlatformType::Configmgr]),
+        ("username", auth.username.is_some(), &[PlatformType::Configmgr, PlatformType::Wsus]),
+        ("password", auth.password.is_some(), &[PlatformType::Configmgr]),
+        ("sshKey", auth.ssh_key.is_some(), &[PlatformType::Wsus]),
+    ];
+    for (field, set, types) in fields {
+        if set && !types.contains(&spec.platform_type) {
+            diags.push(
+                p.diag_value(&format!("spec.auth.{field}"), format!(
+                    "`auth.{field}` does not apply to a platform of type `{}`",
+                    spec.platform_type.as_str()
+                ))
+                .help("remove it; see schemas/platform.schema.json for the fields of each type"),
+            );
+        }
+    }
+    if spec.platform_type == PlatformType::Intune {
+        for (field, set) in [("tenantId", auth.tenant_id.is_some()), ("clientId", auth.client_id.is_some())] {
+            if !set {
+                diags.push(p.diag_value("spec.auth", format!("Intune authentication needs `auth.{field}`")));
+            }
+        }
+        if auth.certificate.is_none() && auth.client_secret.is_none() {
+            diags.push(
+                p.diag_value("spec.auth", "Intune authentication needs `auth.certificate` (recommended) or `auth.clientSecret`"),
+            );
+        }
+    }
+}
+
+fn check_rollout(
+    r: &Parsed<RolloutSpec>,
+    platforms: &BTreeMap<ObjectName, Parsed<PlatformSpec>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if r.doc.spec.rings.is_empty() {
+        diags.push(r.diag_value("spec.rings", "a Rollout needs at least one ring"));
+    }
+    let mut names = BTreeSet::new();
+    for (i, ring) in r.doc.spec.rings.iter().enumerate() {
+        if !names.insert(&ring.name) {
+            diags.push(r.diag_value(&format!("spec.rings[{i}].name"), format!("duplicate ring name `{}`", ring.name)));
+        }
+        let mut on = BTreeSet::new();
+        for (j, g) in ring.groups.iter().enumerate() {
+            let at = format!("spec.rings[{i}].groups[{j}]");
+            if !platforms.contains_key(&g.platform) {
+                diags.push(undefined(
+                    r,
+                    &format!("{at}.platform"),
+                    "Platform",
+                    g.platform.as_str(),
+                    platforms.keys().map(ToString::to_string),
+                ));
+            }
+            if !on.insert(&g.platform) {
+                diags.push(
+                    r.diag_value(&format!("{at}.platform"), format!(
+                        "ring `{}` has two groups on platform `{}`",
+                        ring.name, g.platform
+                    ))
+                    .help("a ring maps to one group per platform"),
+                );
+            }
+            if g.group.trim().is_empty() {
+                diags.push(r.diag_value(&format!("{at}.group"), "the group is empty"));
+            }
+        }
+    }
+    for (i, w) in r.doc.spec.maintenance_windows.iter().enumerate() {
+        if chrono::NaiveTime::parse_from_str(&w.start, "%H:%M").is_err() {
+            diags.push(
+                r.diag_value(&format!("spec.maintenanceWindows[{i}].start"), format!("invalid start time `{}`", w.start))
+                    .help("write it as HH:MM in UTC, such as 22:00"),
+            );
+        }
+    }
+}
+
+fn check_catalog_source(c: &Parsed<CatalogSourceSpec>, diags: &mut Vec<Diagnostic>) -> Vec<TrustedKey> {
+    let spec = &c.doc.spec;
+    if spec.trusted_keys.is_empty() {
+        diags.push(
+            c.diag_value("spec.trustedKeys", "no trusted keys: no catalog could ever be accepted")
+                .help("add the catalog publisher's minisign public key (the `RW…` line of its .pub file)"),
+        );
+    }
+    let mut keys = Vec::new();
+    for (i, k) in spec.trusted_keys.iter().enumerate() {
+        match TrustedKey::parse(k) {
+            Ok(key) => keys.push(key),
+            Err(e) => diags.push(
+                c.diag_value(&format!("spec.trustedKeys[{i}]"), format!("not a minisign public key: {e}"))
+                    .help("paste the second line of the publisher's .pub file (base64, starting with `RW`)"),
+            ),
+        }
+    }
+    for (path, value) in [("spec.url", Some(&spec.url)), ("spec.signatureUrl", spec.signature_url.as_ref())] {
+        if let Some(v) = value {
+            if let Err(e) = crate::catalog::CatalogLocation::parse(v) {
+                diags.push(c.diag_value(path, e.to_string()));
+            }
+        }
+    }
+    keys
+}

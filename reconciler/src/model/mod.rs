@@ -1,0 +1,20 @@
+//! The desired state: the YAML kinds of a fleet repository, parsed strictly and resolved.
+//!
+//! Entry point: [`load`], from [`FleetFile`]s to a [`Fleet`] or every [`Diagnostic`] found.
+
+pub mod diagnostic;
+pub mod fleet;
+pub mod kinds;
+pub mod load;
+pub mod names;
+pub mod secret;
+pub mod spans;
+pub mod version;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use fleet::{CatalogSource, Fleet, Origin, Platform, Product, Rollout, Target};
+pub use kinds::{Architecture, InstallerType, Kind, PlatformType, API_VERSION};
+pub use load::{load, FleetFile};
+pub use names::{ObjectName, PlatformName, ProductId, RingName};
+pub use secret::SecretRef;
+pub use version::{Version, VersionSelector};

@@ -1,0 +1,197 @@
+//! Positions of YAML nodes, so that errors found after parsing (a dangling reference, a duplicate
+//! name) can still name `file:line:column`.
+//!
+//! serde_yaml reports positions only for errors it finds itself; this index is built from
+//! yaml-rust2's marked events and maps each node's path (`spec.targets[0].platform`) to where
+//! its value starts.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A 1-based line and column in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Self {
+        // yaml-rust2 counts lines from 1 and columns from 0.
+        Pos { line: m.line(), column: m.col() + 1 }
+    }
+}
+
+/// The positions of one YAML document of a file.
+#[derive(Debug, Default, Clone)]
+pub struct DocIndex {
+    /// Where the document's content starts.
+    pub start: Pos,
+    /// Whether the document has any content (a file may end with an empty `---`).
+    pub is_empty: bool,
+    /// The top-level `kind` scalar, if it has one.
+    pub kind: Option<String>,
+    /// Path → position of the value at that path.
+    values: HashMap<String, Pos>,
+    /// Path → position of the key that introduces the value.
+    keys: HashMap<String, Pos>,
+}
+
+impl DocIndex {
+    /// Where the value at `path` starts, falling back to its closest indexed ancestor, then to
+    /// the document start.
+    pub fn value(&self, path: &str) -> Pos {
+        self.lookup(&self.values, path)
+    }
+
+    /// Where the key introducing `path` starts (for "unknown field" or "duplicate" errors).
+    pub fn key(&self, path: &str) -> Pos {
+        self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
+    }
+
+    fn lookup(&self, map: &HashMap<String, Pos>, path: &str) -> Pos {
+        let mut p = path;
+        loop {
+            if let Some(pos) = map.get(p) {
+                return *pos;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => return self.start,
+            }
+        }
+    }
+}
+
+enum Frame {
+    Map { key: Option<String> },
+    Seq { next: usize },
+}
+
+#[derive(Default)]
+struct Indexer {
+    docs: Vec<DocIndex>,
+    stack: Vec<(String, Frame)>,
+}
+
+impl Indexer {
+    fn doc(&mut self) -> Option<&mut DocIndex> {
+        self.docs.last_mut()
+    }
+
+    /// Called when a node (scalar, mapping or sequence) begins; returns the node's path, or
+    /// `None` when the node is a mapping key.
+    fn node_path(&mut self, mark: Marker, scalar: Option<&str>) -> Option<String> {
+        let path = match self.stack.last_mut() {
+            None => String::new(),
+            Some((parent, Frame::Map { key })) => match key.take() {
+                None => {
+                    // This node is a key.
+                    let name = scalar.unwrap_or("?").to_string();
+                    let path = join(parent, &name);
+                    *key = Some(name);
+                    if let Some(doc) = self.docs.last_mut() {
+                        doc.keys.insert(path, mark.into());
+                    }
+                    return None;
+                }
+                Some(name) => join(parent, &name),
+            },
+            Some((parent, Frame::Seq { next })) => {
+                let path = format!("{parent}[{next}]");
+                *next += 1;
+                path
+            }
+        };
+        if let Some(doc) = self.doc() {
+            if path.is_empty() {
+                doc.start = mark.into();
+                doc.is_empty = scalar == Some("");
+            }
+            if path == "kind" {
+                doc.kind = scalar.map(str::to_string);
+            }
+            doc.values.insert(path.clone(), mark.into());
+        }
+        Some(path)
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl MarkedEventReceiver for Indexer {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::DocumentStart => {
+                self.docs.push(DocIndex { start: mark.into(), ..DocIndex::default() });
+                self.stack.clear();
+            }
+            Event::Scalar(value, ..) => {
+                self.node_path(mark, Some(&value));
+            }
+            Event::Alias(_) => {
+                self.node_path(mark, Some(""));
+            }
+            Event::MappingStart(..) => {
+                let path = self.node_path(mark, None).unwrap_or_default();
+                self.stack.push((path, Frame::Map { key: None }));
+            }
+            Event::SequenceStart(..) => {
+                let path = self.node_path(mark, None).unwrap_or_default();
+                self.stack.push((path, Frame::Seq { next: 0 }));
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// A syntax error found while indexing.
+#[derive(Debug, Clone)]
+pub struct SyntaxError {
+    /// Where the parser stopped.
+    pub pos: Pos,
+    /// What it found.
+    pub message: String,
+}
+
+/// Indexes every document of `text`.
+pub fn index(text: &str) -> Result<Vec<DocIndex>, SyntaxError> {
+    let mut indexer = Indexer::default();
+    let mut parser = Parser::new_from_str(text);
+    parser
+        .load(&mut indexer, true)
+        .map_err(|e| SyntaxError { pos: (*e.marker()).into(), message: e.info().to_string() })?;
+    Ok(indexer.docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_line_and_column_across_documents() {
+        let text = "kind: A\nspec:\n  x: 1\n---\nkind: B\nspec:\n  list:\n    - name: a\n    - name: b\n";
+        let docs = index(text).unwrap_or_default();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].kind.as_deref(), Some("A"));
+        assert_eq!(docs[0].value("spec.x"), Pos { line: 3, column: 6 });
+        assert_eq!(docs[0].key("spec.x"), Pos { line: 3, column: 3 });
+        assert_eq!(docs[1].kind.as_deref(), Some("B"));
+        assert_eq!(docs[1].value("spec.list[1].name"), Pos { line: 9, column: 13 });
+        // Unknown paths fall back to the nearest ancestor.
+        assert_eq!(docs[1].value("spec.list[1].missing"), Pos { line: 9, column: 7 });
+    }
+}

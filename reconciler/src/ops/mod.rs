@@ -1,0 +1,177 @@
+//! The operations behind the commands: each gathers its inputs (IO), calls the pure core, and
+//! returns values for the command line to render. Commands stay thin; the logic lives here.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::{self, CatalogError, VerifiedCatalog};
+use crate::model::{self, Diagnostics, Fleet, ObjectName};
+use crate::plan::{self, Plan, PlanInput, SelectionError};
+use crate::platform::{self, Observed, PlatformError};
+use crate::source::{self, SourceOptions, SourceSnapshot, SourceWarning};
+use crate::state::{StateDir, StateError};
+
+/// Inputs shared by `validate` and `plan`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the fleet is.
+    pub source: SourceOptions,
+    /// The state directory.
+    pub state: StateDir,
+    /// The time catalogs are checked against.
+    pub now: DateTime<Utc>,
+}
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    /// The fleet has errors.
+    #[error(transparent)]
+    Fleet(#[from] Diagnostics),
+    /// One or more catalogs were refused.
+    #[error("{}", join(.0))]
+    Catalogs(Vec<CatalogError>),
+    /// Products whose catalog entry cannot be used.
+    #[error("{}", .0.iter().map(|(p, e)| format!("Product `{p}`: {e}")).collect::<Vec<_>>().join("\n"))]
+    Selection(Vec<(String, SelectionError)>),
+    /// The state directory failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Platforms could not be observed.
+    #[error("{}", join(.0))]
+    Platforms(Vec<PlatformError>),
+}
+
+fn join<E: std::fmt::Display>(errors: &[E]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// A fleet that parsed and resolved, with its verified catalogs.
+#[derive(Debug)]
+pub struct Validated {
+    /// The source read.
+    pub snapshot: SourceSnapshot,
+    /// Warnings about the source.
+    pub warnings: Vec<SourceWarning>,
+    /// The fleet.
+    pub fleet: Fleet,
+    /// One verified catalog per CatalogSource.
+    pub catalogs: BTreeMap<ObjectName, VerifiedCatalog>,
+}
+
+/// Reads the source, loads the fleet, and verifies every catalog (recording accepted serials).
+pub async fn load_and_verify(opts: &Options) -> Result<Validated, OpsError> {
+    let (snapshot, warnings) = source::open(&opts.source)?;
+    let fleet = model::load(snapshot.files())?;
+    let catalogs = verify_catalogs(&fleet, &snapshot, opts).await?;
+    Ok(Validated { snapshot, warnings, fleet, catalogs })
+}
+
+/// `patchops validate`: the fleet, its catalogs, and that every Product finds an installer.
+pub async fn validate(opts: &Options) -> Result<Validated, OpsError> {
+    let v = load_and_verify(opts).await?;
+    let mut failures = Vec::new();
+    for p in &v.fleet.products {
+        if p.spec.retire {
+            continue;
+        }
+        if let Some(c) = v.catalogs.get(&p.catalog) {
+            if let Err(e) = plan::select_installer(p, c) {
+                failures.push((format!("{}` ({}", p.name(), p.origin), e));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(v)
+    } else {
+        Err(OpsError::Selection(failures))
+    }
+}
+
+async fn verify_catalogs(
+    fleet: &Fleet,
+    snapshot: &SourceSnapshot,
+    opts: &Options,
+) -> Result<BTreeMap<ObjectName, VerifiedCatalog>, OpsError> {
+    let mut history = opts.state.catalogs()?;
+    let mut verified = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (name, source) in &fleet.catalog_sources {
+        let result = match catalog::fetch(source, snapshot).await {
+            Ok(unverified) => unverified.verify(
+                &source.trusted_keys,
+                source.spec.max_age.map(|d| d.0),
+                history.seen(name),
+                opts.now,
+            ),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(c) => {
+                // Trust-chain link 1 passed: only now is the serial recorded.
+                history.record(&c)?;
+                tracing::info!(source = %name, serial = c.serial(), key = c.key_id(), "catalog verified");
+                verified.insert(name.clone(), c);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        Ok(verified)
+    } else {
+        Err(OpsError::Catalogs(failures))
+    }
+}
+
+/// Observes every platform of the fleet.
+pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
+    let mut clients = Vec::new();
+    let mut failures = Vec::new();
+    for p in fleet.platforms.values() {
+        match platform::connect(p, state) {
+            Ok(c) => clients.push(c),
+            Err(e) => failures.push(e),
+        }
+    }
+    let results = futures::future::join_all(clients.iter().map(|c| async move { (c.name().clone(), c.observe().await) })).await;
+    let mut observed = BTreeMap::new();
+    for (name, r) in results {
+        match r {
+            Ok(o) => {
+                observed.insert(name, o);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        Ok(observed)
+    } else {
+        Err(OpsError::Platforms(failures))
+    }
+}
+
+/// The result of `patchops plan`.
+#[derive(Debug)]
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Warnings about the source.
+    pub warnings: Vec<SourceWarning>,
+}
+
+/// `patchops plan`: desired × verified catalogs × observed platforms.
+pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
+    let v = load_and_verify(opts).await?;
+    let observed = observe(&v.fleet, &opts.state).await?;
+    let plan = plan::plan(PlanInput {
+        fleet: &v.fleet,
+        source: (v.snapshot.provenance(), v.snapshot.digest()),
+        catalogs: &v.catalogs,
+        observed: &observed,
+    });
+    Ok(Planned { plan, warnings: v.warnings })
+}

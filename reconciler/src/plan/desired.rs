@@ -1,0 +1,252 @@
+//! What the fleet wants on a platform, as flat fields the planner can compare.
+
+use std::collections::BTreeMap;
+
+use super::FieldChange;
+use crate::catalog::{CatalogProduct, Installer, VerifiedCatalog};
+use crate::model::kinds::{InstallIntent, RestartBehavior};
+use crate::model::{PlatformType, Product, Target, Version};
+
+/// The catalog entry chosen for a Product.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    /// The catalog product.
+    pub product: &'a CatalogProduct,
+    /// The chosen version.
+    pub version: Version,
+    /// The chosen installer.
+    pub installer: &'a Installer,
+}
+
+/// Why no installer could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// The catalog does not list the product.
+    #[error("catalog `{catalog}` (serial {serial}) has no product `{product}`{hint}")]
+    ProductNotInCatalog {
+        /// Catalog source.
+        catalog: String,
+        /// Serial.
+        serial: u64,
+        /// The product id.
+        product: String,
+        /// A suggestion.
+        hint: String,
+    },
+    /// No version satisfies the selector.
+    #[error("no version of `{product}` matches `{selector}`; the catalog offers {available}")]
+    NoMatchingVersion {
+        /// The product id.
+        product: String,
+        /// The selector.
+        selector: String,
+        /// The versions offered.
+        available: String,
+    },
+    /// The chosen version has no installer for the architecture (and type).
+    #[error("`{product}` {version} has no {wanted} installer; the catalog offers {available}")]
+    NoInstaller {
+        /// The product id.
+        product: String,
+        /// The version.
+        version: String,
+        /// What was asked for.
+        wanted: String,
+        /// What exists.
+        available: String,
+    },
+}
+
+impl SelectionError {
+    /// CamelCase reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SelectionError::ProductNotInCatalog { .. } => "ProductNotInCatalog",
+            SelectionError::NoMatchingVersion { .. } => "NoMatchingVersion",
+            SelectionError::NoInstaller { .. } => "NoInstaller",
+        }
+    }
+}
+
+/// Chooses the version and installer of a Product from its verified catalog.
+pub fn select_installer<'a>(product: &Product, catalog: &'a VerifiedCatalog) -> Result<Selection<'a>, SelectionError> {
+    let spec = &product.spec;
+    let Some(entry) = catalog.catalog().product(&spec.product) else {
+        let ids = catalog.catalog().products.iter().map(|p| p.id.as_str());
+        let hint = match crate::model::diagnostic::did_you_mean(spec.product.as_str(), ids) {
+            Some(s) => format!("; did you mean `{s}`?"),
+            None => String::new(),
+        };
+        return Err(SelectionError::ProductNotInCatalog {
+            catalog: catalog.source_name().to_string(),
+            serial: catalog.serial(),
+            product: spec.product.to_string(),
+            hint,
+        });
+    };
+    let arch_ok = |i: &Installer| {
+        (i.architecture == spec.architecture || i.architecture == crate::model::Architecture::Neutral)
+            && spec.installer_type.is_none_or(|t| t == i.installer_type)
+    };
+    // Only versions that have a usable installer are candidates, so `latest` never picks a
+    // version that cannot be published.
+    let usable: Vec<&Version> =
+        entry.versions.iter().filter(|v| v.installers.iter().any(arch_ok)).map(|v| &v.version).collect();
+    let chosen = spec.version.select(usable.iter().copied());
+    let Some(version) = chosen else {
+        let matching = entry.versions.iter().filter(|v| spec.version.matches(&v.version)).max_by(|a, b| a.version.cmp(&b.version));
+        if let Some(v) = matching {
+            return Err(SelectionError::NoInstaller {
+                product: spec.product.to_string(),
+                version: v.version.to_string(),
+                wanted: describe_wanted(product),
+                available: v
+                    .installers
+                    .iter()
+                    .map(|i| format!("{:?}/{:?}", i.architecture, i.installer_type).to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let mut all: Vec<&Version> = entry.versions.iter().map(|v| &v.version).collect();
+        all.sort();
+        return Err(SelectionError::NoMatchingVersion {
+            product: spec.product.to_string(),
+            selector: spec.version.to_string(),
+            available: all.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+        });
+    };
+    let installer = entry
+        .versions
+        .iter()
+        .find(|v| &v.version == version)
+        .and_then(|v| {
+            // Prefer the exact architecture over a neutral installer.
+            v.installers
+                .iter()
+                .filter(|i| arch_ok(i))
+                .min_by_key(|i| i.architecture != spec.architecture)
+        })
+        .ok_or_else(|| SelectionError::NoInstaller {
+            product: spec.product.to_string(),
+            version: version.to_string(),
+            wanted: describe_wanted(product),
+            available: String::new(),
+        })?;
+    Ok(Selection { product: entry, version: version.clone(), installer })
+}
+
+fn describe_wanted(product: &Product) -> String {
+    let arch = format!("{:?}", product.spec.architecture).to_lowercase();
+    match product.spec.installer_type {
+        Some(t) => format!("{arch} {}", format!("{t:?}").to_lowercase()),
+        None => arch,
+    }
+}
+
+fn file_name(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer")
+}
+
+/// The fields of the platform object for a Product.
+pub(super) fn object_fields(
+    product: &Product,
+    sel: &Selection<'_>,
+    ty: PlatformType,
+    target: &Target,
+) -> BTreeMap<String, String> {
+    let i = sel.installer;
+    let file = file_name(&i.url);
+    let install = match i.installer_type {
+        crate::model::InstallerType::Msi => format!("msiexec /i \"{file}\" {}", i.silent_install),
+        crate::model::InstallerType::Msp => format!("msiexec /p \"{file}\" {}", i.silent_install),
+        _ => format!("\"{file}\" {}", i.silent_install),
+    };
+    let uninstall = match (&i.msi_product_code, &i.silent_uninstall) {
+        (_, Some(u)) => Some(u.clone()),
+        (Some(code), None) => Some(format!("msiexec /x {code} /qn")),
+        (None, None) => None,
+    };
+    let mut f = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        f.insert(k.to_string(), v);
+    };
+    put("displayName", format!("{} ({})", sel.product.name, format!("{:?}", product.spec.architecture).to_lowercase()));
+    put("publisher", sel.product.vendor.clone());
+    put("version", sel.version.to_string());
+    put("installerType", format!("{:?}", i.installer_type).to_lowercase());
+    put("sha256", i.sha256.to_string());
+    put("size", i.size.to_string());
+    put("installCommand", install.trim_end().to_string());
+    if let Some(u) = uninstall {
+        put("uninstallCommand", u);
+    }
+    if let Some(code) = &i.msi_product_code {
+        put("msiProductCode", code.clone());
+    }
+    match ty {
+        PlatformType::Intune => {
+            let s = target.spec.intune.clone().unwrap_or_default();
+            put("intune.installExperience", enum_text(&s.install_experience));
+            put("intune.allowAvailableUninstall", s.allow_available_uninstall.to_string());
+        }
+        PlatformType::Configmgr => {
+            let s = target.spec.configmgr.clone().unwrap_or_default();
+            put("configmgr.deliverAs", enum_text(&s.deliver_as));
+            if let Some(m) = s.estimated_runtime_minutes {
+                put("configmgr.estimatedRuntimeMinutes", m.to_string());
+            }
+        }
+        PlatformType::Wsus => {
+            let s = target.spec.wsus.clone().unwrap_or_default();
+            put("wsus.classification", enum_text(&s.classification));
+        }
+    }
+    f
+}
+
+/// The fields of a ring's assignment.
+pub(super) fn assignment_fields(target: &Target) -> BTreeMap<String, String> {
+    let install = &target.spec.install;
+    let mut f = BTreeMap::new();
+    f.insert(
+        "intent".to_string(),
+        match install.intent {
+            InstallIntent::Required => "required",
+            InstallIntent::Available => "available",
+        }
+        .to_string(),
+    );
+    f.insert(
+        "restart".to_string(),
+        match install.restart {
+            RestartBehavior::BasedOnReturnCode => "basedOnReturnCode",
+            RestartBehavior::Suppress => "suppress",
+            RestartBehavior::Allow => "allow",
+            RestartBehavior::Force => "force",
+        }
+        .to_string(),
+    );
+    if let Some(d) = install.deadline {
+        f.insert("deadline".to_string(), humantime::format_duration(d.0).to_string());
+    }
+    f
+}
+
+/// The serde name of a unit enum value.
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The fields that differ between `current` and `desired`, names prefixed with `prefix`.
+pub(super) fn diff(current: &BTreeMap<String, String>, desired: &BTreeMap<String, String>, prefix: &str) -> Vec<FieldChange> {
+    let keys: std::collections::BTreeSet<&String> = current.keys().chain(desired.keys()).collect();
+    keys.into_iter()
+        .filter(|k| current.get(*k) != desired.get(*k))
+        .map(|k| FieldChange { field: format!("{prefix}{k}"), from: current.get(k).cloned(), to: desired.get(k).cloned() })
+        .collect()
+}

@@ -1,0 +1,493 @@
+//! The planner: desired state × verified catalogs × observed platforms → actions.
+//!
+//! Pure: no IO, no clock, no async. Given the same inputs it returns the same [`Plan`], which
+//! records the fingerprints of all three inputs so that a saved plan can be refused as stale.
+//!
+//! For each (product, platform, ring) the planner compares the desired object and assignment
+//! with what the platform holds and decides:
+//!
+//! - **Publish**: nothing managed by patchops is assigned to the ring's group;
+//! - **Update**: the ring runs another version than the one selected from the catalog;
+//! - **Reconfigure**: the version is right but settings differ (field by field);
+//! - **Retire**: a managed object or assignment that the fleet no longer asks for;
+//! - **None**: everything matches.
+//!
+//! Only objects carrying patchops's [`TrackingMarker`](crate::platform::TrackingMarker) are
+//! ever compared, updated or retired.
+
+mod desired;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Sha256, VerifiedCatalog};
+use crate::model::{Fleet, ObjectName, PlatformType};
+use crate::platform::Observed;
+use crate::source::Provenance;
+
+pub use desired::{select_installer, Selection, SelectionError};
+
+/// The version of the plan's JSON format; see `schemas/plan.schema.json`.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What the planner needs.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The desired state.
+    pub fleet: &'a Fleet,
+    /// Where the fleet came from, and its digest.
+    pub source: (&'a Provenance, Sha256),
+    /// One verified catalog per CatalogSource.
+    pub catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>,
+    /// What each platform holds.
+    pub observed: &'a BTreeMap<ObjectName, Observed>,
+}
+
+/// The kind of an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionKind {
+    /// Publish the product to the ring.
+    Publish,
+    /// Move the ring to another version.
+    Update,
+    /// Change settings of the object or its assignment.
+    Reconfigure,
+    /// Remove the assignment, and the object once nothing uses it.
+    Retire,
+    /// Nothing to do.
+    None,
+}
+
+impl ActionKind {
+    /// The word shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Publish => "publish",
+            ActionKind::Update => "update",
+            ActionKind::Reconfigure => "reconfigure",
+            ActionKind::Retire => "retire",
+            ActionKind::None => "none",
+        }
+    }
+}
+
+/// One field that changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldChange {
+    /// Field name, such as `version` or `assignment.intent`.
+    pub field: String,
+    /// Current value; absent when the field is new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Desired value; absent when the field goes away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// One action for a (product, platform, ring).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlannedAction {
+    /// What to do.
+    pub action: ActionKind,
+    /// CamelCase reason, such as `NotPublished`, `NewVersion`, `SettingsDrift`, `RemovedFromFleet`.
+    pub reason: String,
+    /// A sentence explaining the reason.
+    pub message: String,
+    /// The fleet Product (`metadata.name`); for retiring an object no Product describes any more,
+    /// the catalog product id.
+    pub product: String,
+    /// The catalog product id.
+    pub catalog_product: String,
+    /// The Platform's name.
+    pub platform: String,
+    /// The Platform's type.
+    pub platform_type: PlatformType,
+    /// The ring; absent when a retired assignment's group belongs to no ring of the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<String>,
+    /// The ring's group on the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The version published after the action; absent for retire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The platform object concerned, when one exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// Field-level differences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// Where the Product is defined (`file:line`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// A product that could not be planned (the others still are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlanError {
+    /// The fleet Product.
+    pub product: String,
+    /// CamelCase reason, such as `ProductNotInCatalog` or `NoMatchingVersion`.
+    pub reason: String,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Where the Product is defined.
+    pub origin: String,
+}
+
+/// Which inputs a plan was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Fingerprints {
+    /// The commit (or directory) of the fleet.
+    #[schemars(with = "serde_json::Value")]
+    pub source: serde_json::Value,
+    /// SHA-256 over the fleet files.
+    pub source_digest: Sha256,
+    /// Each catalog: source, serial and SHA-256.
+    pub catalogs: Vec<CatalogFingerprint>,
+    /// SHA-256 of each platform's observed state.
+    pub observed: BTreeMap<String, Sha256>,
+}
+
+/// The identity of one verified catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogFingerprint {
+    /// CatalogSource name.
+    pub source: String,
+    /// Serial.
+    pub serial: u64,
+    /// SHA-256 of the signed bytes.
+    pub sha256: Sha256,
+    /// The signing key's id.
+    pub key_id: String,
+}
+
+/// Counts per action kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Summary {
+    /// Publish actions.
+    pub publish: usize,
+    /// Update actions.
+    pub update: usize,
+    /// Reconfigure actions.
+    pub reconfigure: usize,
+    /// Retire actions.
+    pub retire: usize,
+    /// Units already as desired.
+    pub unchanged: usize,
+    /// Products that could not be planned.
+    pub errors: usize,
+}
+
+/// The result of planning.
+#[must_use = "a plan does nothing until it is rendered, saved or applied"]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Plan {
+    /// Always [`PLAN_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The inputs' identities.
+    pub fingerprints: Fingerprints,
+    /// Every (product, platform, ring), including unchanged ones, in a stable order.
+    pub actions: Vec<PlannedAction>,
+    /// Products that could not be planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<PlanError>,
+    /// Objects without patchops's marker, per platform: never touched.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmanaged: BTreeMap<String, usize>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl Plan {
+    /// Whether any action changes something.
+    pub fn has_changes(&self) -> bool {
+        self.actions.iter().any(|a| a.action != ActionKind::None)
+    }
+}
+
+/// Plans every (product, platform, ring) of the fleet.
+pub fn plan(input: PlanInput<'_>) -> Plan {
+    let mut actions = Vec::new();
+    let mut errors = Vec::new();
+    // (platform, catalog product, group) units the fleet wants; the rest of the managed
+    // assignments are retired.
+    let mut wanted: BTreeSet<(ObjectName, String, String)> = BTreeSet::new();
+    let mut wanted_objects: BTreeSet<(ObjectName, String)> = BTreeSet::new();
+
+    for product in &input.fleet.products {
+        if product.spec.retire {
+            continue;
+        }
+        let Some(catalog) = input.catalogs.get(&product.catalog) else {
+            errors.push(PlanError {
+                product: product.name().to_string(),
+                reason: "CatalogUnavailable".into(),
+                message: format!("catalog source `{}` has no verified catalog", product.catalog),
+                origin: product.origin.to_string(),
+            });
+            continue;
+        };
+        let selection = match select_installer(product, catalog) {
+            Ok(s) => s,
+            Err(e) => {
+                // Keep what is published for this product: a broken catalog entry must not
+                // look like a request to retire it.
+                for t in &product.targets {
+                    wanted_objects.insert((t.spec.platform.clone(), product.spec.product.to_string()));
+                    if let Some(rollout) = input.fleet.rollouts.get(&t.rollout) {
+                        for ring in &t.rings {
+                            if let Some(g) = rollout.group(ring, &t.spec.platform) {
+                                wanted.insert((t.spec.platform.clone(), product.spec.product.to_string(), g.to_string()));
+                            }
+                        }
+                    }
+                }
+                errors.push(PlanError {
+                    product: product.name().to_string(),
+                    reason: e.reason().into(),
+                    message: e.to_string(),
+                    origin: product.origin.to_string(),
+                });
+                continue;
+            }
+        };
+        for target in &product.targets {
+            let Some(platform) = input.fleet.platforms.get(&target.spec.platform) else { continue };
+            let Some(rollout) = input.fleet.rollouts.get(&target.rollout) else { continue };
+            let empty = Observed::default();
+            let observed = input.observed.get(&target.spec.platform).unwrap_or(&empty);
+            let managed: Vec<_> = observed
+                .objects
+                .iter()
+                .filter(|o| o.managed().is_some_and(|m| m.product == product.spec.product))
+                .collect();
+            wanted_objects.insert((target.spec.platform.clone(), product.spec.product.to_string()));
+            let object_fields = desired::object_fields(product, &selection, platform.spec.platform_type, target);
+            for ring in &target.rings {
+                let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
+                wanted.insert((target.spec.platform.clone(), product.spec.product.to_string(), group.to_string()));
+                let assignment_fields = desired::assignment_fields(target);
+                let current = managed
+                    .iter()
+                    .find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
+                let base = PlannedAction {
+                    action: ActionKind::None,
+                    reason: String::new(),
+                    message: String::new(),
+                    product: product.name().to_string(),
+                    catalog_product: product.spec.product.to_string(),
+                    platform: target.spec.platform.to_string(),
+                    platform_type: platform.spec.platform_type,
+                    ring: Some(ring.to_string()),
+                    group: Some(group.to_string()),
+                    version: Some(selection.version.to_string()),
+                    object_id: None,
+                    changes: Vec::new(),
+                    origin: Some(product.origin.to_string()),
+                };
+                let action = match current {
+                    None => {
+                        let existing = managed
+                            .iter()
+                            .find(|o| o.managed().is_some_and(|m| m.version == selection.version.to_string()));
+                        let mut changes = desired::diff(&BTreeMap::new(), &object_fields, "");
+                        changes.extend(desired::diff(&BTreeMap::new(), &assignment_fields, "assignment."));
+                        let message = match existing {
+                            Some(o) => format!(
+                                "{} {} is not assigned to ring {ring} (group {group}); assign the existing object {}",
+                                product.spec.product, selection.version, o.id
+                            ),
+                            None => format!(
+                                "{} {} is not published to ring {ring} (group {group})",
+                                product.spec.product, selection.version
+                            ),
+                        };
+                        PlannedAction {
+                            action: ActionKind::Publish,
+                            reason: "NotPublished".into(),
+                            message,
+                            object_id: existing.map(|o| o.id.clone()),
+                            changes,
+                            ..base
+                        }
+                    }
+                    Some((object, assignment)) => {
+                        let mut changes = desired::diff(&object.fields, &object_fields, "");
+                        changes.extend(desired::diff(&assignment.fields, &assignment_fields, "assignment."));
+                        let from = object.managed().map(|m| m.version.clone()).unwrap_or_default();
+                        let version_changes = from != selection.version.to_string();
+                        let (action, reason, message) = if version_changes {
+                            let older = from.parse::<crate::model::Version>().is_ok_and(|v| v > selection.version);
+                            let (reason, why) = if older {
+                                ("VersionPinnedLower", format!("the fleet selects {} ({}), older than the published {from}", selection.version, product.spec.version))
+                            } else {
+                                ("NewVersion", format!("{} {} replaces {from}", product.spec.product, selection.version))
+                            };
+                            (ActionKind::Update, reason, format!("{why} in ring {ring}"))
+                        } else if changes.is_empty() {
+                            (ActionKind::None, "UpToDate", format!("{} {} is published to ring {ring} as desired", product.spec.product, selection.version))
+                        } else {
+                            (ActionKind::Reconfigure, "SettingsDrift", format!("{} setting(s) differ from the fleet in ring {ring}", changes.len()))
+                        };
+                        PlannedAction {
+                            action,
+                            reason: reason.into(),
+                            message,
+                            object_id: Some(object.id.clone()),
+                            changes,
+                            ..base
+                        }
+                    }
+                };
+                actions.push(action);
+            }
+        }
+    }
+
+    retire_unwanted(&input, &wanted, &wanted_objects, &mut actions);
+
+    actions.sort_by(|a, b| {
+        (&a.product, &a.platform, ring_order(input.fleet, a), &a.group, a.action)
+            .cmp(&(&b.product, &b.platform, ring_order(input.fleet, b), &b.group, b.action))
+    });
+    let mut summary = Summary { errors: errors.len(), ..Summary::default() };
+    for a in &actions {
+        match a.action {
+            ActionKind::Publish => summary.publish += 1,
+            ActionKind::Update => summary.update += 1,
+            ActionKind::Reconfigure => summary.reconfigure += 1,
+            ActionKind::Retire => summary.retire += 1,
+            ActionKind::None => summary.unchanged += 1,
+        }
+    }
+    let unmanaged = input
+        .observed
+        .iter()
+        .map(|(p, o)| (p.to_string(), o.objects.iter().filter(|o| o.managed().is_none()).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        fingerprints: Fingerprints {
+            source: serde_json::to_value(input.source.0).unwrap_or_default(),
+            source_digest: input.source.1,
+            catalogs: input
+                .catalogs
+                .values()
+                .map(|c| CatalogFingerprint {
+                    source: c.source_name().to_string(),
+                    serial: c.serial(),
+                    sha256: c.digest(),
+                    key_id: c.key_id().to_string(),
+                })
+                .collect(),
+            observed: input.observed.iter().map(|(p, o)| (p.to_string(), o.fingerprint())).collect(),
+        },
+        actions,
+        errors,
+        unmanaged,
+        summary,
+    }
+}
+
+/// Position of an action's ring in its rollout, so pilot sorts before broad.
+fn ring_order(fleet: &Fleet, a: &PlannedAction) -> usize {
+    let Some(ring) = &a.ring else { return usize::MAX };
+    fleet
+        .rollouts
+        .values()
+        .find_map(|r| r.spec.rings.iter().position(|x| x.name.as_str() == ring))
+        .unwrap_or(usize::MAX)
+}
+
+/// Retires managed assignments and objects that no Product asks for any more.
+fn retire_unwanted(
+    input: &PlanInput<'_>,
+    wanted: &BTreeSet<(ObjectName, String, String)>,
+    wanted_objects: &BTreeSet<(ObjectName, String)>,
+    actions: &mut Vec<PlannedAction>,
+) {
+    for (platform_name, observed) in input.observed {
+        let Some(platform) = input.fleet.platforms.get(platform_name) else { continue };
+        for object in &observed.objects {
+            let Some(marker) = object.managed() else { continue };
+            let product_id = marker.product.to_string();
+            let fleet_product = input.fleet.products.iter().find(|p| p.spec.product == marker.product);
+            let (product_name, origin, why) = match fleet_product {
+                Some(p) if p.spec.retire => (p.name().to_string(), Some(p.origin.to_string()), "RetireRequested"),
+                Some(p) => (p.name().to_string(), Some(p.origin.to_string()), "RingRemoved"),
+                None => (product_id.clone(), None, "RemovedFromFleet"),
+            };
+            for assignment in &object.assignments {
+                if wanted.contains(&(platform_name.clone(), product_id.clone(), assignment.group.clone())) {
+                    continue;
+                }
+                let ring = ring_of_group(input.fleet, platform_name, &assignment.group);
+                let message = match why {
+                    "RetireRequested" => format!("Product `{product_name}` sets retire: true"),
+                    "RemovedFromFleet" => format!("no Product publishes {product_id} to platform {platform_name} any more"),
+                    _ => format!("Product `{product_name}` no longer targets group {} on {platform_name}", assignment.group),
+                };
+                actions.push(retire(platform_name, platform.spec.platform_type, &product_name, &product_id, object, ring, Some(&assignment.group), why, message, origin.clone()));
+            }
+            let object_wanted = wanted_objects.contains(&(platform_name.clone(), product_id.clone()));
+            if object.assignments.is_empty() && !object_wanted {
+                let message = format!("unassigned object {} of {product_id} {} is no longer wanted", object.id, marker.version);
+                actions.push(retire(platform_name, platform.spec.platform_type, &product_name, &product_id, object, None, None, why, message, origin.clone()));
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // One call site builds every retire action; a struct would only rename these.
+fn retire(
+    platform: &ObjectName,
+    platform_type: PlatformType,
+    product: &str,
+    catalog_product: &str,
+    object: &crate::platform::ObservedObject,
+    ring: Option<String>,
+    group: Option<&str>,
+    reason: &str,
+    message: String,
+    origin: Option<String>,
+) -> PlannedAction {
+    let from = object.managed().map(|m| m.version.clone());
+    PlannedAction {
+        action: ActionKind::Retire,
+        reason: reason.into(),
+        message,
+        product: product.to_string(),
+        catalog_product: catalog_product.to_string(),
+        platform: platform.to_string(),
+        platform_type,
+        ring,
+        group: group.map(str::to_string),
+        version: None,
+        object_id: Some(object.id.clone()),
+        changes: vec![FieldChange { field: "version".into(), from, to: None }],
+        origin,
+    }
+}
+
+fn ring_of_group(fleet: &Fleet, platform: &ObjectName, group: &str) -> Option<String> {
+    fleet.rollouts.values().find_map(|r| {
+        r.spec
+            .rings
+            .iter()
+            .find(|ring| ring.groups.iter().any(|g| &g.platform == platform && g.group == group))
+            .map(|ring| ring.name.to_string())
+    })
+}

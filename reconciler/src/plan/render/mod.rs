@@ -1,0 +1,49 @@
+//! The three renderings of a [`Plan`](super::Plan): text for a terminal, Markdown for a
+//! pull-request comment, JSON for machines. Renderers build strings and print nothing.
+
+mod json;
+mod markdown;
+mod text;
+
+pub use json::json;
+pub use markdown::{markdown, MARKDOWN_LIMIT};
+pub use text::text;
+
+use super::{Plan, Summary};
+
+/// One line summarising a plan, such as `Plan: 3 to publish, 1 to update, 0 to retire.`.
+pub fn summary_line(plan: &Plan) -> String {
+    let Summary { publish, update, reconfigure, retire, unchanged, errors } = plan.summary;
+    let mut s = if plan.has_changes() {
+        format!("Plan: {publish} to publish, {update} to update, {reconfigure} to reconfigure, {retire} to retire, {unchanged} unchanged.")
+    } else {
+        format!("No changes: {unchanged} deployments match the fleet.")
+    };
+    if errors > 0 {
+        s += &format!(" {errors} product{} could not be planned.", if errors == 1 { "" } else { "s" });
+    }
+    s
+}
+
+/// A short description of the plan's inputs.
+pub fn inputs_line(plan: &Plan) -> String {
+    let source = &plan.fingerprints.source;
+    let fleet = match source.get("type").and_then(|t| t.as_str()) {
+        Some("commit") => {
+            let commit = source.get("commit").and_then(|c| c.as_str()).unwrap_or_default();
+            let reference = source.get("reference").and_then(|c| c.as_str()).unwrap_or_default();
+            format!("commit {} ({reference})", commit.get(..12).unwrap_or(commit))
+        }
+        _ => format!(
+            "directory {} (provenance unknown)",
+            source.get("path").and_then(|p| p.as_str()).unwrap_or_default()
+        ),
+    };
+    let catalogs: Vec<String> = plan
+        .fingerprints
+        .catalogs
+        .iter()
+        .map(|c| format!("{} serial {} ({})", c.source, c.serial, c.sha256.short()))
+        .collect();
+    format!("fleet {fleet}; catalog {}", if catalogs.is_empty() { "none".into() } else { catalogs.join(", ") })
+}

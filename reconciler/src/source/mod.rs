@@ -1,0 +1,233 @@
+//! The fleet source: the files of a fleet, read from the git objects of one commit (or, for local
+//! experiments, from a plain directory), with their provenance and a digest.
+//!
+//! Entry point: [`open`] gives a [`SourceSnapshot`]. Stages after this one take only the snapshot,
+//! and the plan records its [`Provenance`] and digest, so every plan says which commit it came
+//! from and a saved plan can be refused when the commit moved.
+
+mod dir;
+mod git;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::catalog::Sha256;
+use crate::model::FleetFile;
+
+/// Where the fleet came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Provenance {
+    /// The objects of a git commit.
+    #[serde(rename_all = "camelCase")]
+    Commit {
+        /// The repository as given (path or URL, credentials removed).
+        repo: String,
+        /// The revision asked for (branch, tag, SHA or `HEAD`).
+        reference: String,
+        /// The full commit id.
+        commit: String,
+    },
+    /// Files on disk: provenance unknown.
+    #[serde(rename_all = "camelCase")]
+    Directory {
+        /// The directory read.
+        path: String,
+        /// When it is a git work tree, the commit checked out (the files may differ from it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        head: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Provenance::Commit { reference, commit, .. } => {
+                let short = commit.get(..12).unwrap_or(commit);
+                if reference == commit {
+                    write!(f, "commit {short}")
+                } else {
+                    write!(f, "commit {short} ({reference})")
+                }
+            }
+            Provenance::Directory { path, .. } => write!(f, "directory {path} (provenance unknown)"),
+        }
+    }
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// A local path (a git repository or a plain directory) or a URL (`file://`, `https://`,
+    /// `ssh://`) to fetch into the cache.
+    pub repo: String,
+    /// Branch, tag or commit; `HEAD` when `None`.
+    pub rev: Option<String>,
+    /// The fleet's directory inside the repository.
+    pub path: String,
+    /// Read a local repository's files from disk instead of from a commit.
+    pub worktree: bool,
+    /// Where fetched repositories are kept.
+    pub cache_dir: PathBuf,
+}
+
+/// Why the source could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The repository could not be opened or fetched.
+    #[error("repository {repo}: {reason}")]
+    Repo {
+        /// The repository.
+        repo: String,
+        /// Why.
+        reason: String,
+    },
+    /// The revision does not exist.
+    #[error("repository {repo}: revision `{rev}` not found{known}")]
+    BadRevision {
+        /// The repository.
+        repo: String,
+        /// The revision asked for.
+        rev: String,
+        /// Known branches and tags, for the message.
+        known: String,
+    },
+    /// The fleet path does not exist at that commit or on disk.
+    #[error("{at}: fleet path `{path}` does not exist or is not a directory")]
+    PathNotFound {
+        /// Commit or directory.
+        at: String,
+        /// The path.
+        path: String,
+    },
+    /// A `--rev` was given for a plain directory.
+    #[error("{path} is not a git repository, so --rev {rev} cannot be read; drop --rev or point --repo at a repository")]
+    RevWithoutGit {
+        /// The directory.
+        path: String,
+        /// The revision.
+        rev: String,
+    },
+    /// A file could not be read.
+    #[error("{at}: cannot read {path}: {reason}")]
+    File {
+        /// Commit or directory.
+        at: String,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Something the user should know that does not stop the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceWarning(pub String);
+
+impl std::fmt::Display for SourceWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The fleet files at one commit (or directory), addressed by provenance and digest.
+#[derive(Debug, Clone)]
+pub struct SourceSnapshot {
+    provenance: Provenance,
+    subpath: String,
+    files: Vec<FleetFile>,
+    digest: Sha256,
+    reader: Reader,
+}
+
+#[derive(Debug, Clone)]
+enum Reader {
+    Git { repo_dir: PathBuf, commit: git2::Oid },
+    Dir { root: PathBuf },
+}
+
+impl SourceSnapshot {
+    fn new(provenance: Provenance, subpath: String, mut files: Vec<FleetFile>, reader: Reader) -> Self {
+        use sha2::Digest;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut h = sha2::Sha256::new();
+        for f in &files {
+            h.update((f.path.len() as u64).to_le_bytes());
+            h.update(f.path.as_bytes());
+            h.update((f.text.len() as u64).to_le_bytes());
+            h.update(f.text.as_bytes());
+        }
+        let digest = Sha256::from_bytes(h.finalize().into());
+        SourceSnapshot { provenance, subpath, files, digest, reader }
+    }
+
+    /// Where the files came from.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    /// The commit id, when read from git objects.
+    pub fn commit(&self) -> Option<&str> {
+        match &self.provenance {
+            Provenance::Commit { commit, .. } => Some(commit),
+            Provenance::Directory { .. } => None,
+        }
+    }
+
+    /// The fleet's `.yaml`/`.yml` files, relative to the fleet path, sorted.
+    pub fn files(&self) -> &[FleetFile] {
+        &self.files
+    }
+
+    /// SHA-256 over every fleet file's path and content.
+    pub fn digest(&self) -> Sha256 {
+        self.digest
+    }
+
+    /// The fleet path inside the repository.
+    pub fn subpath(&self) -> &str {
+        &self.subpath
+    }
+
+    /// Turns a path relative to the fleet into one relative to the repository root.
+    pub fn repo_path(&self, fleet_relative: &str) -> String {
+        if self.subpath.is_empty() {
+            fleet_relative.to_string()
+        } else {
+            format!("{}/{fleet_relative}", self.subpath)
+        }
+    }
+
+    /// Reads any file of the same commit (or directory), by its path from the repository root.
+    /// `Ok(None)` when it does not exist.
+    pub fn read_repo_file(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        match &self.reader {
+            Reader::Git { repo_dir, commit } => git::read_file(repo_dir, *commit, path, &self.provenance),
+            Reader::Dir { root } => dir::read_file(root, path),
+        }
+    }
+}
+
+/// Opens the fleet source: a commit of a local or remote repository, or a plain directory.
+pub fn open(opts: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
+    let subpath = normalize_subpath(&opts.path);
+    if git::is_url(&opts.repo) {
+        return git::open_remote(opts, subpath);
+    }
+    let root = PathBuf::from(&opts.repo);
+    match git2::Repository::discover(&root) {
+        Ok(repo) if opts.worktree && !repo.is_bare() => dir::open_worktree(repo, opts, &root, subpath),
+        Ok(repo) => git::open_local(repo, opts, &root, subpath),
+        Err(_) => {
+            if let Some(rev) = &opts.rev {
+                return Err(SourceError::RevWithoutGit { path: opts.repo.clone(), rev: rev.clone() });
+            }
+            dir::open_plain(&root, subpath)
+        }
+    }
+}
+
+fn normalize_subpath(path: &str) -> String {
+    path.split('/').filter(|p| !p.is_empty() && *p != ".").collect::<Vec<_>>().join("/")
+}

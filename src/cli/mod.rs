@@ -1,0 +1,264 @@
+//! Flags, dispatch and the user-facing error format.
+
+mod catalog;
+mod plan;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reconciler::ops::{OpsError, Options};
+use reconciler::source::SourceOptions;
+use reconciler::state::StateDir;
+
+/// Exit code: success, no changes.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: the plan has changes (with --detailed-exitcode).
+pub const EXIT_CHANGES: u8 = 2;
+
+const ABOUT: &str = "GitOps reconciler for third-party software publishing to WSUS, Configuration Manager and Intune.";
+
+const LONG_ABOUT: &str = "\
+patchops keeps endpoint-management platforms in line with a fleet repository in git:
+which products, at which versions, to which rings of devices. It reads the fleet from a
+commit, verifies the signed vendor catalog, observes each platform, and plans publish,
+update, reconfigure and retire actions.
+
+Typical use:
+  patchops validate --path fleet            check the fleet and its catalog
+  patchops plan --path fleet                show what would change
+  patchops plan --format markdown           a pull-request comment
+  patchops plan --out plan.json --detailed-exitcode
+  patchops catalog keygen / sign / verify   curate and sign your own catalog";
+
+#[derive(Debug, Parser)]
+#[command(name = "patchops", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "PATCHOPS_COLOR")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the fleet (syntax, fields, references, secrets), its catalogs and their products.
+    ///
+    /// Reports every problem of the fleet at once, each as file:line:column with advice.
+    /// Exit code 0 when valid, 1 otherwise.
+    Validate(SourceArgs),
+    /// Show what would change: desired (git) × verified catalog × observed platforms.
+    Plan(plan::PlanArgs),
+    /// Create, sign and verify catalogs; manage the catalog history.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+    /// Write the JSON Schemas of every kind, the catalog and the plan.
+    Schemas {
+        /// Directory to write into.
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+        /// Only check that the files there are up to date (exit 1 if not).
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// Where the fleet is read from.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// The fleet repository: a local path or a URL (file://, https://, ssh://). A plain
+    /// directory works too, with a warning that provenance is unknown.
+    #[arg(long, default_value = ".", env = "PATCHOPS_REPO")]
+    pub repo: String,
+    /// Branch, tag or commit to read [default: HEAD].
+    #[arg(long, env = "PATCHOPS_REV")]
+    pub rev: Option<String>,
+    /// The fleet's directory inside the repository.
+    #[arg(long, default_value = ".", env = "PATCHOPS_PATH")]
+    pub path: String,
+    /// Read a local repository's files from disk (uncommitted changes included) instead of from
+    /// a commit. Provenance is then unknown.
+    #[arg(long, conflicts_with = "rev")]
+    pub worktree: bool,
+    /// State directory: catalog history (rollback protection) and embedded platforms.
+    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Where fetched repositories are cached [default: $XDG_CACHE_HOME/patchops or ~/.cache/patchops].
+    #[arg(long, env = "PATCHOPS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    pub fn options(&self) -> Options {
+        Options {
+            source: SourceOptions {
+                repo: self.repo.clone(),
+                rev: self.rev.clone(),
+                path: self.path.clone(),
+                worktree: self.worktree,
+                cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+            },
+            state: StateDir::new(&self.state_dir),
+            now: chrono::Utc::now(),
+        }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    // The one place the CLI reads the environment for a default path.
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".patchops-cache"))
+        .join("patchops")
+}
+
+pub fn init_logging(global: &Global) {
+    let level = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn stream_choice(c: ColorChoice) -> anstream::ColorChoice {
+    match c {
+        ColorChoice::Auto => anstream::ColorChoice::Auto,
+        ColorChoice::Always => anstream::ColorChoice::Always,
+        ColorChoice::Never => anstream::ColorChoice::Never,
+    }
+}
+
+/// Writes to stdout, stripping styles when they are not wanted.
+pub fn out(color: ColorChoice, text: &str) {
+    let mut s = anstream::AutoStream::new(std::io::stdout(), stream_choice(color));
+    let _ = s.write_all(text.as_bytes());
+}
+
+const ERR: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
+const WARN: anstyle::Style = anstyle::AnsiColor::Yellow.on_default().bold();
+
+/// Prints `error: …` on stderr.
+pub fn print_error(msg: &str) {
+    let mut s = anstream::stderr();
+    let _ = writeln!(s, "{ERR}error{ERR:#}: {msg}");
+}
+
+/// Prints `warning: …` on stderr.
+pub fn print_warning(msg: &str) {
+    let mut s = anstream::stderr();
+    let _ = writeln!(s, "{WARN}warning{WARN:#}: {msg}");
+}
+
+/// Prints an operation's error the way users read it.
+pub fn report(e: &OpsError) {
+    match e {
+        OpsError::Fleet(d) => {
+            for diag in &d.0 {
+                print_error(&diag.to_string());
+            }
+            let n = d.0.len();
+            print_error(&format!("the fleet has {n} error{}; nothing was planned", if n == 1 { "" } else { "s" }));
+        }
+        other => {
+            for line in other.to_string().lines() {
+                print_error(line);
+            }
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> u8 {
+    let color = cli.global.color;
+    match cli.command {
+        Command::Validate(args) => {
+            let opts = args.options();
+            match reconciler::ops::validate(&opts).await {
+                Ok(v) => {
+                    for w in &v.warnings {
+                        print_warning(&w.to_string());
+                    }
+                    let catalogs: Vec<String> =
+                        v.catalogs.values().map(|c| format!("{} serial {} (key {})", c.source_name(), c.serial(), c.key_id())).collect();
+                    out(
+                        color,
+                        &format!(
+                            "fleet is valid: {} products, {} platforms, {} rollouts, {} catalog sources at {}\ncatalogs verified: {}\n",
+                            v.fleet.products.len(),
+                            v.fleet.platforms.len(),
+                            v.fleet.rollouts.len(),
+                            v.fleet.catalog_sources.len(),
+                            v.snapshot.provenance(),
+                            catalogs.join(", ")
+                        ),
+                    );
+                    EXIT_OK
+                }
+                Err(e) => {
+                    report(&e);
+                    EXIT_ERROR
+                }
+            }
+        }
+        Command::Plan(args) => plan::run(args, color).await,
+        Command::Catalog(cmd) => catalog::run(cmd, color).await,
+        Command::Schemas { out: dir, check } => schemas(&dir, check, color),
+    }
+}
+
+fn schemas(dir: &std::path::Path, check: bool, color: ColorChoice) -> u8 {
+    let mut stale = Vec::new();
+    for (name, text) in reconciler::schema::all() {
+        let path = dir.join(&name);
+        if check {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                stale.push(path.display().to_string());
+            }
+            continue;
+        }
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
+            print_error(&format!("cannot write {}: {e}", path.display()));
+            return EXIT_ERROR;
+        }
+        out(color, &format!("wrote {}\n", path.display()));
+    }
+    if !stale.is_empty() {
+        print_error(&format!(
+            "schemas are out of date: {}; regenerate them with `cargo run -- schemas --out {}`",
+            stale.join(", "),
+            dir.display()
+        ));
+        return EXIT_ERROR;
+    }
+    EXIT_OK
+}

@@ -1,0 +1,78 @@
+//! `patchops plan`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use reconciler::plan::render;
+
+use super::{out, print_error, print_warning, report, ColorChoice, SourceArgs, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Exit codes: 0 success; 1 error; with --detailed-exitcode, 2 when the plan has changes
+(as `terraform plan -detailed-exitcode`). A product that cannot be planned (for example
+missing from the catalog) is reported and the others are still planned; the exit code is 1.
+
+A saved plan (--out) is the JSON plan: it records the fleet commit, the catalog serial and
+digest, and a fingerprint of each platform's observed state, so that applying it later can
+be refused as stale when any of them changed.")]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format: text for a terminal, markdown for a pull-request comment, json for machines.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also save the plan (JSON, with the fingerprints of its inputs) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes, 0 when there are none, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// List deployments that are already as desired (text format).
+    #[arg(long)]
+    pub show_unchanged: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Field diffs for a terminal, coloured when it is one.
+    Text,
+    /// Compact Markdown, capped in size for a pull-request comment.
+    Markdown,
+    /// Stable JSON (schemas/plan.schema.json).
+    Json,
+}
+
+pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
+    let opts = args.source.options();
+    let planned = match reconciler::ops::plan(&opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            report(&e);
+            return EXIT_ERROR;
+        }
+    };
+    for w in &planned.warnings {
+        print_warning(&w.to_string());
+    }
+    let plan = &planned.plan;
+    let text = match args.format {
+        Format::Text => render::text(plan, args.show_unchanged),
+        Format::Markdown => render::markdown(plan, render::MARKDOWN_LIMIT),
+        Format::Json => render::json(plan),
+    };
+    out(color, &text);
+    if let Some(path) = &args.out {
+        if let Err(e) = reconciler::state::write_atomic(path, render::json(plan).as_bytes()) {
+            print_error(&format!("cannot save the plan to {}: {e}", path.display()));
+            return EXIT_ERROR;
+        }
+    }
+    if !plan.errors.is_empty() {
+        EXIT_ERROR
+    } else if args.detailed_exitcode && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    }
+}

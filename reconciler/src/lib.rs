@@ -34,3 +34,6 @@ pub mod platform;
 pub mod schema;
 pub mod source;
 pub mod state;
+
+#[cfg(test)]
+mod testutil;

@@ -68,7 +68,7 @@ impl DocIndex {
 }
 
 enum Frame {
-    Map { key: Option<String> },
+    Map { key: Option<String>, first: bool },
     Seq { next: usize },
 }
 
@@ -88,7 +88,7 @@ impl Indexer {
     fn node_path(&mut self, mark: Marker, scalar: Option<&str>) -> Option<String> {
         let path = match self.stack.last_mut() {
             None => String::new(),
-            Some((parent, Frame::Map { key })) => match key.take() {
+            Some((parent, Frame::Map { key, first })) => match key.take() {
                 None => {
                     // This node is a key.
                     let name = scalar.unwrap_or("?").to_string();
@@ -96,6 +96,11 @@ impl Indexer {
                     *key = Some(name);
                     if let Some(doc) = self.docs.last_mut() {
                         doc.keys.insert(path, mark.into());
+                        // A block mapping is reported where its first key starts (yaml-rust2
+                        // marks block mappings inside sequences after the first key).
+                        if std::mem::take(first) {
+                            doc.values.insert(parent.clone(), mark.into());
+                        }
                     }
                     return None;
                 }
@@ -144,7 +149,7 @@ impl MarkedEventReceiver for Indexer {
             }
             Event::MappingStart(..) => {
                 let path = self.node_path(mark, None).unwrap_or_default();
-                self.stack.push((path, Frame::Map { key: None }));
+                self.stack.push((path, Frame::Map { key: None, first: true }));
             }
             Event::SequenceStart(..) => {
                 let path = self.node_path(mark, None).unwrap_or_default();

@@ -491,3 +491,6 @@ fn ring_of_group(fleet: &Fleet, platform: &ObjectName, group: &str) -> Option<St
             .map(|ring| ring.name.to_string())
     })
 }
+
+#[cfg(test)]
+mod tests;

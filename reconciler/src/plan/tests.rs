@@ -1,0 +1,223 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::catalog::Sha256;
+use crate::platform::{ObservedAssignment, ObservedObject, TrackingMarker};
+use crate::testutil::{catalog_json, fleet, verified};
+
+const BASE: &str = r#"
+apiVersion: patchops.io/v1alpha1
+kind: Platform
+metadata: { name: intune }
+spec: { type: intune, endpoint: embedded }
+---
+apiVersion: patchops.io/v1alpha1
+kind: Rollout
+metadata: { name: std }
+spec:
+  rings:
+    - name: pilot
+      groups: [{ platform: intune, group: g-pilot }]
+    - name: broad
+      groups: [{ platform: intune, group: g-broad }]
+---
+apiVersion: patchops.io/v1alpha1
+kind: CatalogSource
+metadata: { name: example }
+spec:
+  url: catalog.json
+  trustedKeys: ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]
+"#;
+
+fn product(name: &str, id: &str, version: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata: {{ name: {name} }}\nspec:\n  product: {id}\n  version: \"{version}\"\n  targets:\n    - platform: intune\n{extra}"
+    )
+}
+
+fn run(products: &[String], observed: Observed) -> Plan {
+    let mut files = vec![("base.yaml", BASE)];
+    for p in products {
+        files.push(("p.yaml", p.as_str()));
+    }
+    // Each product in its own file so documents do not collide.
+    let owned: Vec<(String, &str)> = files.iter().enumerate().map(|(i, (_, t))| (format!("f{i}.yaml"), *t)).collect();
+    let refs: Vec<(&str, &str)> = owned.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let fleet = fleet(&refs);
+    let catalog = verified(&catalog_json(7, &[("vendor.app", &["1.9", "1.10", "2.0"]), ("vendor.other", &["5.0"])]));
+    let catalogs = BTreeMap::from([(catalog.source_name().clone(), catalog)]);
+    let observed = BTreeMap::from([(ObjectName::new("intune").unwrap_or_else(|_| unreachable!()), observed)]);
+    let provenance = Provenance::Directory { path: "x".into(), head: None };
+    plan(PlanInput { fleet: &fleet, source: (&provenance, Sha256::digest(b"fleet")), catalogs: &catalogs, observed: &observed })
+}
+
+fn managed(id: &str, product: &str, version: &str, groups: &[&str], fields: BTreeMap<String, String>) -> ObservedObject {
+    ObservedObject {
+        id: id.into(),
+        display_name: format!("{product} {version}"),
+        marker: Some(TrackingMarker {
+            managed_by: "patchops".into(),
+            product: crate::model::ProductId::new(product).unwrap_or_else(|_| unreachable!()),
+            version: version.into(),
+            commit: None,
+            content_digest: Sha256::digest(version.as_bytes()),
+        }),
+        fields,
+        assignments: groups
+            .iter()
+            .map(|g| ObservedAssignment {
+                group: (*g).into(),
+                fields: BTreeMap::from([("intent".into(), "required".into()), ("restart".into(), "basedOnReturnCode".into())]),
+            })
+            .collect(),
+    }
+}
+
+/// The fields the planner wants for vendor.app `version`, taken from a first plan.
+fn desired_fields(version: &str) -> BTreeMap<String, String> {
+    let p = run(&[product("app", "vendor.app", version, "")], Observed::default());
+    p.actions[0].changes.iter().filter(|c| !c.field.starts_with("assignment.")).filter_map(|c| Some((c.field.clone(), c.to.clone()?))).collect()
+}
+
+fn kinds(p: &Plan) -> Vec<(ActionKind, Option<String>)> {
+    p.actions.iter().map(|a| (a.action, a.ring.clone())).collect()
+}
+
+#[test]
+fn empty_platform_gets_a_publish_per_ring_in_rollout_order() {
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed::default());
+    assert_eq!(kinds(&p), vec![(ActionKind::Publish, Some("pilot".into())), (ActionKind::Publish, Some("broad".into()))]);
+    assert_eq!(p.actions[0].version.as_deref(), Some("2.0"));
+    assert_eq!(p.actions[0].reason, "NotPublished");
+    assert!(p.actions[0].changes.iter().any(|c| c.field == "version" && c.to.as_deref() == Some("2.0")));
+    assert_eq!(p.summary.publish, 2);
+    assert!(p.has_changes());
+}
+
+#[test]
+fn version_ranges_use_windows_ordering() {
+    let p = run(&[product("app", "vendor.app", ">=1.9, <2", "")], Observed::default());
+    assert_eq!(p.actions[0].version.as_deref(), Some("1.10"), "1.10 is higher than 1.9");
+}
+
+#[test]
+fn matching_objects_plan_nothing() {
+    let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    assert_eq!(kinds(&p), vec![(ActionKind::None, Some("pilot".into())), (ActionKind::None, Some("broad".into()))]);
+    assert!(!p.has_changes());
+    assert_eq!(p.summary.unchanged, 2);
+}
+
+#[test]
+fn a_newer_catalog_version_is_an_update_with_a_version_diff() {
+    let obj = managed("obj-1", "vendor.app", "1.10", &["g-pilot", "g-broad"], desired_fields("1.10"));
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    assert_eq!(p.actions[0].action, ActionKind::Update);
+    assert_eq!(p.actions[0].reason, "NewVersion");
+    let v = p.actions[0].changes.iter().find(|c| c.field == "version");
+    assert_eq!(v.map(|c| (c.from.as_deref(), c.to.as_deref())), Some((Some("1.10"), Some("2.0"))));
+    assert_eq!(p.actions[0].object_id.as_deref(), Some("obj-1"));
+}
+
+#[test]
+fn pinning_below_the_published_version_is_a_downgrade_update() {
+    let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("2.0"));
+    let p = run(&[product("app", "vendor.app", "1.9", "")], Observed { objects: vec![obj] });
+    assert_eq!(p.actions[0].action, ActionKind::Update);
+    assert_eq!(p.actions[0].reason, "VersionPinnedLower");
+}
+
+#[test]
+fn changed_settings_are_a_reconfigure_with_field_diffs() {
+    let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
+    let extra = "      install: { intent: available }\n";
+    let p = run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj] });
+    assert_eq!(p.actions[0].action, ActionKind::Reconfigure);
+    assert_eq!(
+        p.actions[0].changes,
+        vec![FieldChange { field: "assignment.intent".into(), from: Some("required".into()), to: Some("available".into()) }]
+    );
+}
+
+#[test]
+fn a_removed_ring_retires_only_its_assignment() {
+    let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
+    let extra = "      rings: [pilot]\n";
+    let p = run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj] });
+    assert_eq!(kinds(&p), vec![(ActionKind::None, Some("pilot".into())), (ActionKind::Retire, Some("broad".into()))]);
+    assert_eq!(p.actions[1].reason, "RingRemoved");
+}
+
+#[test]
+fn a_product_removed_from_the_fleet_is_retired_everywhere() {
+    let obj = managed("obj-9", "vendor.other", "5.0", &["g-pilot", "g-broad"], BTreeMap::new());
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let retires: Vec<_> = p.actions.iter().filter(|a| a.action == ActionKind::Retire).collect();
+    assert_eq!(retires.len(), 2);
+    assert!(retires.iter().all(|a| a.reason == "RemovedFromFleet" && a.object_id.as_deref() == Some("obj-9")));
+}
+
+#[test]
+fn retire_true_retires_the_product() {
+    let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot"], desired_fields("latest"));
+    let extra = "  retire: true\n";
+    let text = product("app", "vendor.app", "latest", "").replace("  targets:", &format!("{extra}  targets:"));
+    let p = run(&[text], Observed { objects: vec![obj] });
+    assert_eq!(kinds(&p), vec![(ActionKind::Retire, Some("pilot".into()))]);
+    assert_eq!(p.actions[0].reason, "RetireRequested");
+}
+
+#[test]
+fn unmanaged_objects_are_never_touched() {
+    let mut obj = managed("foreign", "vendor.other", "5.0", &["g-pilot"], BTreeMap::new());
+    obj.marker = None;
+    let mut other_tool = managed("other-tool", "vendor.other", "5.0", &["g-pilot"], BTreeMap::new());
+    if let Some(m) = other_tool.marker.as_mut() {
+        m.managed_by = "someone-else".into();
+    }
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj, other_tool] });
+    assert!(p.actions.iter().all(|a| a.action != ActionKind::Retire));
+    assert_eq!(p.unmanaged.get("intune"), Some(&2));
+}
+
+#[test]
+fn a_product_missing_from_the_catalog_is_an_error_and_does_not_retire_it() {
+    let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
+    let p = run(&[product("app", "vendor.app", "9.9", "")], Observed { objects: vec![obj] });
+    assert_eq!(p.errors.len(), 1);
+    assert_eq!(p.errors[0].reason, "NoMatchingVersion");
+    assert!(p.errors[0].message.contains("offers 1.9, 1.10, 2.0"), "{}", p.errors[0].message);
+    assert!(p.actions.is_empty(), "nothing may be retired because of a catalog problem: {:?}", p.actions);
+    let q = run(&[product("app", "vendor.ap", "latest", "")], Observed::default());
+    assert_eq!(q.errors[0].reason, "ProductNotInCatalog");
+    assert!(q.errors[0].message.contains("did you mean `vendor.app`?"), "{}", q.errors[0].message);
+}
+
+#[test]
+fn plans_record_their_inputs_and_are_deterministic() {
+    let a = run(&[product("app", "vendor.app", "latest", "")], Observed::default());
+    let b = run(&[product("app", "vendor.app", "latest", "")], Observed::default());
+    assert_eq!(a.actions, b.actions);
+    assert_eq!(a.fingerprints.catalogs[0].serial, 7);
+    assert_eq!(a.fingerprints.observed.len(), 1);
+    assert_eq!(a.fingerprints.source_digest, Sha256::digest(b"fleet"));
+}
+
+#[test]
+fn renderers_show_actions_diffs_and_stay_under_the_markdown_cap() {
+    let obj = managed("obj-1", "vendor.app", "1.10", &["g-pilot", "g-broad"], desired_fields("1.10"));
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let text = render::text(&p, false);
+    assert!(text.contains("update"), "{text}");
+    assert!(text.contains("- version: 1.10") && text.contains("+ version: 2.0"), "{text}");
+    assert!(text.contains("Plan: 0 to publish, 2 to update"), "{text}");
+    let md = render::markdown(&p, render::MARKDOWN_LIMIT);
+    assert!(md.contains("| 🟡 update | `app` | `intune` | pilot | 2.0 | NewVersion |"), "{md}");
+    assert!(md.contains("```diff\n") && md.contains("\n- version: 1.10\n+ version: 2.0\n"), "{md}");
+    let small = render::markdown(&p, 400);
+    assert!(small.len() <= 400, "{}", small.len());
+    assert!(small.contains("more action(s) not shown"), "{small}");
+    let json: Plan = serde_json::from_str(&render::json(&p)).unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(json, p, "the JSON plan round-trips");
+}

@@ -168,8 +168,14 @@ impl Serialize for Sha256 {
 
 impl<'de> Deserialize<'de> for Sha256 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Sha256::parse(&s).map_err(serde::de::Error::custom)
+        crate::model::text::deserialize_str(d, "a SHA-256 digest")
+    }
+}
+
+impl std::str::FromStr for Sha256 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Sha256::parse(s)
     }
 }
 

@@ -481,10 +481,16 @@ impl Serialize for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
+        super::text::deserialize_str(d, "a duration such as 48h")
+    }
+}
+
+impl std::str::FromStr for Duration {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(text)
             .map(Duration)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e}); write it like 48h, 3d or 1h 30m")))
+            .map_err(|e| format!("invalid duration {text:?} ({e}); write it like 48h, 3d or 1h 30m"))
     }
 }
 

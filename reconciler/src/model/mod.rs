@@ -9,6 +9,7 @@ pub mod load;
 pub mod names;
 pub mod secret;
 pub mod spans;
+pub(crate) mod text;
 pub mod version;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -18,9 +18,22 @@ pub struct InvalidName {
 macro_rules! validated_name {
     ($(#[$doc:meta])* $name:ident, $what:literal, $pattern:literal, $max:literal, $check:expr, $rule:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(into = "String")]
         pub struct $name(String);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::text::deserialize_str(d, concat!("a ", $what))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = InvalidName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
 
         impl $name {
             /// Checks `value` and wraps it.

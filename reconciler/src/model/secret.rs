@@ -32,44 +32,53 @@ and remove the value from the repository's history";
 
 impl<'de> Deserialize<'de> for SecretRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            env: Option<String>,
-            file: Option<String>,
-        }
-        // The inline value is captured only to recognise its shape; it is never read or printed.
-        #[allow(dead_code)]
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Shape {
-            Reference(Raw),
-            Inline(String),
-            Other(serde_yaml::Value),
-        }
-        match Shape::deserialize(d)? {
-            Shape::Inline(_) => Err(serde::de::Error::custom(INLINE_SECRET)),
-            Shape::Other(_) => Err(serde::de::Error::custom(
-                "a secret reference is `{ env: NAME }` or `{ file: PATH }`",
-            )),
-            Shape::Reference(Raw { env: Some(env), file: None }) => {
-                if env.is_empty() || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    return Err(serde::de::Error::custom(format!(
-                        "`env: {env:?}` is not an environment variable name (letters, digits and '_')"
-                    )));
-                }
-                Ok(SecretRef::Env(env))
+        // A visitor (not an untagged enum) so that serde_yaml still knows the position when
+        // the value is refused, and so that an inline value is never buffered or echoed.
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret reference `{ env: NAME }` or `{ file: PATH }`")
             }
-            Shape::Reference(Raw { env: None, file: Some(file) }) => {
-                if file.contains("-----BEGIN") || file.contains('\n') {
-                    return Err(serde::de::Error::custom(INLINE_SECRET));
-                }
-                Ok(SecretRef::File(file))
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
             }
-            Shape::Reference(_) => Err(serde::de::Error::custom(
-                "a secret reference needs exactly one of `env` or `file`",
-            )),
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                Err(E::custom(INLINE_SECRET))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+                use serde::de::Error;
+                let mut found: Option<SecretRef> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: String = map.next_value()?;
+                    let r = match key.as_str() {
+                        "env" => {
+                            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                                return Err(A::Error::custom(format!(
+                                    "`env: {value:?}` is not an environment variable name (letters, digits and '_')"
+                                )));
+                            }
+                            SecretRef::Env(value)
+                        }
+                        "file" => {
+                            if value.contains("-----BEGIN") || value.contains('\n') {
+                                return Err(A::Error::custom(INLINE_SECRET));
+                            }
+                            SecretRef::File(value)
+                        }
+                        other => return Err(A::Error::unknown_field(other, &["env", "file"])),
+                    };
+                    if found.replace(r).is_some() {
+                        return Err(A::Error::custom("a secret reference needs exactly one of `env` or `file`"));
+                    }
+                }
+                found.ok_or_else(|| A::Error::custom("a secret reference needs exactly one of `env` or `file`"))
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
@@ -82,7 +91,9 @@ mod tests {
         let env: Result<SecretRef, _> = serde_yaml::from_str("{ env: INTUNE_SECRET }");
         assert_eq!(env.ok(), Some(SecretRef::Env("INTUNE_SECRET".into())));
         let inline = serde_yaml::from_str::<SecretRef>("s3cr3t-Value").err().map(|e| e.to_string());
-        assert!(inline.is_some_and(|e| e.contains("written inline")));
+        assert!(inline.is_some_and(|e| e.contains("written inline") && !e.contains("s3cr3t")));
+        let unknown = serde_yaml::from_str::<SecretRef>("{ vault: x }").err().map(|e| e.to_string());
+        assert!(unknown.is_some_and(|e| e.contains("unknown field `vault`, expected `env` or `file`")));
         let pem = serde_yaml::from_str::<SecretRef>("file: \"-----BEGIN PRIVATE KEY-----\"").err();
         assert!(pem.is_some());
         let both = serde_yaml::from_str::<SecretRef>("{ env: A, file: /x }").err().map(|e| e.to_string());

@@ -96,10 +96,17 @@ impl Indexer {
                     *key = Some(name);
                     if let Some(doc) = self.docs.last_mut() {
                         doc.keys.insert(path, mark.into());
-                        // A block mapping is reported where its first key starts (yaml-rust2
-                        // marks block mappings inside sequences after the first key).
+                        // yaml-rust2 marks a block mapping after its first key; report it where
+                        // that key starts instead (flow mappings are marked at their `{`).
                         if std::mem::take(first) {
-                            doc.values.insert(parent.clone(), mark.into());
+                            let key_pos = Pos::from(mark);
+                            let entry = doc.values.entry(parent.clone()).or_insert(key_pos);
+                            if key_pos < *entry {
+                                *entry = key_pos;
+                                if parent.is_empty() {
+                                    doc.start = key_pos;
+                                }
+                            }
                         }
                     }
                     return None;

@@ -96,8 +96,7 @@ impl Serialize for Version {
 
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        super::text::deserialize_str(d, "a version such as 128.0.1")
     }
 }
 
@@ -234,8 +233,7 @@ impl<'de> Deserialize<'de> for VersionSelector {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Numbers such as `24.08` arrive as YAML floats and would lose their text (24.08 -> 24.8
         // is harmless, but 1.10 -> 1.1 is not), so only strings are accepted.
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        super::text::deserialize_str(d, "a quoted version selector: \"latest\", \"1.2.3\" or \">=1.2, <2\"")
     }
 }
 

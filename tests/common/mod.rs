@@ -1,0 +1,167 @@
+//! Helpers for the integration tests: real git repositories made with `git`, real minisign
+//! keys and signatures, and the real `patchops` binary.
+
+#![allow(dead_code)] // Each test file uses a different subset of these helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reconciler::catalog::edit;
+
+/// A temporary directory that is a git repository.
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        Repo { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: impl AsRef<[u8]>) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.dir.path().join(rel)).expect("remove");
+    }
+
+    /// Commits everything and returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        git(self.path(), &["add", "-A"]);
+        git(self.path(), &["commit", "-q", "--allow-empty", "-m", message]);
+        git(self.path(), &["rev-parse", "HEAD"])
+    }
+}
+
+/// A signing key made for the test.
+pub struct Key {
+    pub public: String,
+    pub public_file: String,
+    pub secret_file: String,
+}
+
+pub fn key() -> Key {
+    let k = edit::keygen().expect("keygen");
+    Key { public: k.public_base64.clone(), public_file: k.public_file.clone(), secret_file: k.secret_file.expose().to_string() }
+}
+
+pub fn sign(key: &Key, bytes: &[u8]) -> String {
+    let sk = edit::SigningKey::from_text(&key.secret_file, None).expect("secret key");
+    edit::sign(bytes.to_vec(), &sk).expect("sign").signature
+}
+
+/// A catalog with `vendor.app` 1.0 and 2.0 (and `vendor.tool` 3.1), valid for a month.
+pub fn catalog(serial: u64) -> String {
+    catalog_with(serial, "2026-11-01T00:00:00Z", &future(30))
+}
+
+pub fn future(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339()
+}
+
+pub fn catalog_with(serial: u64, issued: &str, expires: &str) -> String {
+    let installer = |id: &str, v: &str| {
+        format!(
+            r#"{{"architecture":"x64","type":"msi","url":"installers/{id}-{v}.msi","sha256":"{:064x}","size":4096,"silentInstall":"/qn","msiProductCode":"{{11111111-2222-3333-4444-555555555555}}"}}"#,
+            v.len()
+        )
+    };
+    format!(
+        r#"{{"apiVersion":"patchops.io/v1alpha1","kind":"Catalog","publisher":"Test publisher","serial":{serial},"issued":"{issued}","expires":"{expires}","products":[
+  {{"id":"vendor.app","name":"Vendor App","vendor":"Vendor","versions":[{{"version":"1.0","installers":[{}]}},{{"version":"2.0","installers":[{}]}}]}},
+  {{"id":"vendor.tool","name":"Vendor Tool","vendor":"Vendor","versions":[{{"version":"3.1","installers":[{}]}}]}}
+]}}
+"#,
+        installer("vendor.app", "1.0"),
+        installer("vendor.app", "2.0"),
+        installer("vendor.tool", "3.1")
+    )
+}
+
+/// A minimal valid fleet trusting `public_key`, with its catalog at `catalog/catalog.json`
+/// next to the fleet directory `fleet/`.
+pub fn fleet_files(public_key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "fleet/platforms.yaml",
+            "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n".into(),
+        ),
+        (
+            "fleet/rollout.yaml",
+            "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n".into(),
+        ),
+        (
+            "fleet/catalog.yaml",
+            format!("apiVersion: patchops.io/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: vendor\nspec:\n  url: ../catalog/catalog.json\n  trustedKeys:\n    - {public_key}\n"),
+        ),
+        (
+            "fleet/products/app.yaml",
+            "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: latest\n  targets:\n    - platform: intune-prod\n".into(),
+        ),
+    ]
+}
+
+/// A repository holding a valid fleet, a catalog of `serial` and its signature; committed.
+pub fn fleet_repo(serial: u64) -> (Repo, Key) {
+    let repo = Repo::new();
+    let key = key();
+    for (p, t) in fleet_files(&key.public) {
+        repo.write(p, t);
+    }
+    let c = catalog(serial);
+    repo.write("catalog/catalog.json", &c);
+    repo.write("catalog/catalog.json.minisig", sign(&key, c.as_bytes()));
+    repo.commit("initial fleet");
+    (repo, key)
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real binary in `cwd`, with a state directory inside `state`.
+pub fn patchops(cwd: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env("XDG_CACHE_HOME", cwd.join(".test-cache"))
+        .output()
+        .expect("run patchops");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,162 @@
+//! Strict parsing and resolution of fleet files: every rejection names file:line:column and
+//! what to do, and all errors of a fleet are reported in one run.
+
+mod common;
+
+use reconciler::model::{load, Diagnostics, FleetFile};
+
+const PLATFORM: &str = "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n";
+const ROLLOUT: &str = "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n";
+const CATALOG: &str = "apiVersion: patchops.io/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: vendor\nspec:\n  url: catalog.json\n  trustedKeys:\n    - RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n";
+
+fn product(spec_body: &str) -> String {
+    format!("apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n{spec_body}")
+}
+
+fn errors(extra: &[(&str, &str)]) -> Vec<String> {
+    let mut files = vec![
+        FleetFile { path: "platforms.yaml".into(), text: PLATFORM.into() },
+        FleetFile { path: "rollout.yaml".into(), text: ROLLOUT.into() },
+        FleetFile { path: "catalog.yaml".into(), text: CATALOG.into() },
+    ];
+    files.extend(extra.iter().map(|(p, t)| FleetFile { path: (*p).into(), text: (*t).into() }));
+    match load(&files) {
+        Ok(_) => vec![],
+        Err(Diagnostics(d)) => d.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_one(errs: &[String], expected: &str) {
+    assert_eq!(errs.len(), 1, "expected exactly one error, got {errs:#?}");
+    assert!(errs[0].starts_with(expected), "expected an error starting with\n  {expected}\ngot\n  {}", errs[0]);
+}
+
+#[test]
+fn a_valid_fleet_loads_with_defaults_resolved() {
+    let p = product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n");
+    let fleet = load(&[
+        FleetFile { path: "all.yaml".into(), text: format!("{PLATFORM}---\n{ROLLOUT}---\n{CATALOG}---\n{p}") },
+    ])
+    .expect("valid fleet");
+    assert_eq!(fleet.products.len(), 1);
+    let t = &fleet.products[0].targets[0];
+    assert_eq!(t.rollout.as_str(), "standard", "the only rollout is the default");
+    assert_eq!(t.rings.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["pilot"]);
+    assert_eq!(fleet.products[0].catalog.as_str(), "vendor");
+    assert_eq!(fleet.products[0].origin.to_string(), "all.yaml:28");
+}
+
+#[test]
+fn unknown_field_is_refused_with_its_position_and_the_expected_fields() {
+    let errs = errors(&[("products/app.yaml", &product("  product: vendor.app\n  verison: latest\n  targets: []\n"))]);
+    assert_one(&errs, "products/app.yaml:7:3: spec: unknown field `verison`, expected one of `product`, `catalog`, `version`");
+    assert!(errs[0].contains("help: remove the field or correct its spelling"), "{}", errs[0]);
+}
+
+#[test]
+fn wrong_type_is_refused_with_its_position() {
+    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  retire: maybe\n  targets: []\n"))]);
+    assert_one(&errs, "app.yaml:7:11: spec.retire: invalid type: string \"maybe\", expected a boolean");
+}
+
+#[test]
+fn invalid_version_selector_is_refused() {
+    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  version: \"~>1.2\"\n  targets:\n    - platform: intune-prod\n"))]);
+    assert_one(&errs, "app.yaml:7:12: spec.version: invalid version range \"~>1.2\"");
+}
+
+#[test]
+fn a_secret_written_inline_is_refused() {
+    let platform = "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-cloud\nspec:\n  type: intune\n  endpoint: https://graph.microsoft.com\n  auth:\n    tenantId: t\n    clientId: c\n    clientSecret: Zx8Q~verysecretvalue\n";
+    let errs = errors(&[("secret.yaml", platform)]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("secret.yaml:11:19: spec.auth.clientSecret: a secret is written inline"), "{}", errs[0]);
+    assert!(errs[0].contains("{ env: PATCHOPS_INTUNE_SECRET }"), "{}", errs[0]);
+    assert!(!errs[0].contains("verysecretvalue"), "the secret must never be echoed: {}", errs[0]);
+}
+
+#[test]
+fn duplicate_names_point_at_both_definitions() {
+    let p = product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n");
+    let q = p.replace("vendor.app", "vendor.tool");
+    let errs = errors(&[("a.yaml", &p), ("b.yaml", &q)]);
+    assert_one(&errs, "b.yaml:4:9: duplicate Product name `app`");
+    assert!(errs[0].contains("the first Product `app` is at a.yaml:1"), "{}", errs[0]);
+}
+
+#[test]
+fn dangling_platform_reference_suggests_the_closest_name() {
+    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-pord\n"))]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("app.yaml:8:17: Platform `intune-pord` is not defined"), "{}", errs[0]);
+    assert!(errs[0].contains("did you mean `intune-prod`?"), "{}", errs[0]);
+}
+
+#[test]
+fn dangling_ring_and_rollout_references_are_refused() {
+    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      rings: [pilot, canary]\n"))]);
+    assert_one(&errs, "app.yaml:9:22: ring of Rollout `standard` `canary` is not defined");
+    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      rollout: fast\n"))]);
+    assert_one(&errs, "app.yaml:9:16: Rollout `fast` is not defined");
+}
+
+#[test]
+fn settings_for_another_platform_type_are_refused() {
+    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      wsus: { classification: updates }\n"))]);
+    assert_one(&errs, "app.yaml:9:13: `wsus` settings do not apply to platform `intune-prod` of type `intune`");
+}
+
+#[test]
+fn missing_and_unknown_kinds_are_refused() {
+    let errs = errors(&[("x.yaml", "apiVersion: patchops.io/v1alpha1\nkind: Prodcut\nmetadata:\n  name: x\nspec: {}\n")]);
+    assert_one(&errs, "x.yaml:2:7: unknown kind `Prodcut`");
+    assert!(errs[0].contains("did you mean `Product`?"), "{}", errs[0]);
+    let errs = errors(&[("y.yaml", "apiVersion: patchops.io/v1alpha1\nmetadata:\n  name: x\n")]);
+    assert_one(&errs, "y.yaml:1:1: document has no `kind`");
+}
+
+#[test]
+fn wrong_api_version_is_refused() {
+    let text = product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n").replace("v1alpha1", "v2");
+    assert_one(&errors(&[("app.yaml", &text)]), "app.yaml:1:13: unsupported apiVersion `patchops.io/v2`");
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_position() {
+    let errs = errors(&[("bad.yaml", "kind: Product\nspec:\n  targets: [a, b\n")]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("bad.yaml:4:1: YAML syntax error"), "{}", errs[0]);
+}
+
+#[test]
+fn every_error_of_the_fleet_is_reported_in_one_run() {
+    let errs = errors(&[
+        ("a.yaml", &product("  product: vendor.app\n  colour: blue\n  targets: []\n")),
+        ("b.yaml", &product("  product: vendor.app\n  targets:\n    - platform: nowhere\n").replace("name: app", "name: b")),
+        ("c.yaml", "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: Bad_Name\nspec:\n  type: intune\n  endpoint: embedded\n"),
+    ]);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("a.yaml:7:3: spec: unknown field `colour`"));
+    assert!(errs[1].starts_with("b.yaml:8:17: Platform `nowhere` is not defined"));
+    assert!(errs[2].starts_with("c.yaml:4:9: metadata.name: invalid name \"Bad_Name\""), "{}", errs[2]);
+}
+
+#[test]
+fn catalog_sources_need_valid_trusted_keys() {
+    let bad = CATALOG.replace("name: vendor", "name: other").replace("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "not-a-key");
+    let errs = errors(&[("c2.yaml", &bad)]);
+    assert_one(&errs, "c2.yaml:8:7: not a minisign public key");
+}
+
+#[test]
+fn validate_prints_every_error_and_exits_1() {
+    let (repo, _key) = common::fleet_repo(1);
+    repo.write("fleet/products/app.yaml", product("  product: vendor.app\n  verison: latest\n  targets:\n    - platform: intune-pord\n"));
+    repo.write("fleet/products/tool.yaml", product("  product: vendor.tool\n  targets:\n    - platform: nowhere\n").replace("name: app", "name: tool"));
+    repo.commit("break the fleet");
+    let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("error: products/app.yaml:7:3: spec: unknown field `verison`"), "{}", run.stderr);
+    assert!(run.stderr.contains("error: products/tool.yaml:8:17: Platform `nowhere` is not defined"), "{}", run.stderr);
+    assert!(run.stderr.contains("the fleet has 2 errors; nothing was planned"), "{}", run.stderr);
+}

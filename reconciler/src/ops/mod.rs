@@ -35,9 +35,9 @@ pub enum OpsError {
     /// One or more catalogs were refused.
     #[error("{}", join(.0))]
     Catalogs(Vec<CatalogError>),
-    /// Products whose catalog entry cannot be used.
-    #[error("{}", .0.iter().map(|(p, e)| format!("Product `{p}`: {e}")).collect::<Vec<_>>().join("\n"))]
-    Selection(Vec<(String, SelectionError)>),
+    /// Products whose catalog entry cannot be used: (Product name, origin, error).
+    #[error("{}", .0.iter().map(|(p, o, e)| format!("Product `{p}` ({o}): {e}")).collect::<Vec<_>>().join("\n"))]
+    Selection(Vec<(ObjectName, model::Origin, SelectionError)>),
     /// The state directory failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -81,7 +81,7 @@ pub async fn validate(opts: &Options) -> Result<Validated, OpsError> {
         }
         if let Some(c) = v.catalogs.get(&p.catalog) {
             if let Err(e) = plan::select_installer(p, c) {
-                failures.push((format!("{}` ({}", p.name(), p.origin), e));
+                failures.push((p.name().clone(), p.origin.clone(), e));
             }
         }
     }

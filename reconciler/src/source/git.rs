@@ -53,7 +53,16 @@ fn has_changes(repo: &git2::Repository, subpath: &str) -> bool {
     if !subpath.is_empty() {
         opts.pathspec(subpath);
     }
-    repo.statuses(Some(&mut opts)).map(|s| !s.is_empty()).unwrap_or(false)
+    // Only fleet documents count: the state directory or an editor's backup file is not a change
+    // to the fleet.
+    repo.statuses(Some(&mut opts))
+        .map(|s| {
+            s.iter().filter_map(|e| e.path().ok().map(str::to_string)).any(|p| {
+                let rel = p.strip_prefix(subpath).unwrap_or(&p);
+                is_fleet_file(&p) && !rel.split('/').any(|c| c.starts_with('.'))
+            })
+        })
+        .unwrap_or(false)
 }
 
 pub(super) fn open_remote(opts: &SourceOptions, subpath: String) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {

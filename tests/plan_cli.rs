@@ -1,0 +1,314 @@
+//! `patchops plan` and `validate` end to end: real git repositories made with `git`, real
+//! signatures, the real binary, and the embedded platform's inventory on disk.
+
+mod common;
+
+use common::{catalog, fleet_repo, git, patchops, sign};
+use serde_json::{json, Value};
+
+fn plan_json(dir: &std::path::Path, extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec!["plan", "--path", "fleet", "--format", "json", "--detailed-exitcode"];
+    args.extend_from_slice(extra);
+    let run = patchops(dir, &args);
+    let v = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+    (run.code, v, run.stderr)
+}
+
+fn actions(plan: &Value) -> Vec<(String, String, String)> {
+    plan["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["action"].as_str().unwrap_or_default().to_string(),
+                        x["product"].as_str().unwrap_or_default().to_string(),
+                        x["ring"].as_str().unwrap_or("-").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn t(a: &str, p: &str, r: &str) -> (String, String, String) {
+    (a.into(), p.into(), r.into())
+}
+
+#[test]
+fn plan_reads_the_fleet_from_a_commit_and_records_it() {
+    let (repo, _k) = fleet_repo(1);
+    let head = git(repo.path(), &["rev-parse", "HEAD"]);
+    let (code, plan, stderr) = plan_json(repo.path(), &[]);
+    assert_eq!(code, 2, "changes exit 2 with --detailed-exitcode: {stderr}");
+    assert_eq!(actions(&plan), vec![t("publish", "app", "pilot"), t("publish", "app", "broad")]);
+    assert_eq!(plan["fingerprints"]["source"], json!({"type": "commit", "repo": ".", "reference": "HEAD", "commit": head}));
+    assert_eq!(plan["fingerprints"]["catalogs"][0]["serial"], 1);
+    assert_eq!(plan["actions"][0]["version"], "2.0");
+    assert_eq!(plan["formatVersion"], 1);
+}
+
+#[test]
+fn a_fleet_change_between_two_commits_changes_the_plan() {
+    let (repo, _k) = fleet_repo(1);
+    let first = git(repo.path(), &["rev-parse", "HEAD"]);
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n      rings: [pilot]\n",
+    );
+    let second = repo.commit("add the tool");
+    let (_, at_head, _) = plan_json(repo.path(), &[]);
+    assert_eq!(
+        actions(&at_head),
+        vec![t("publish", "app", "pilot"), t("publish", "app", "broad"), t("publish", "tool", "pilot")]
+    );
+    assert_eq!(at_head["fingerprints"]["source"]["commit"], json!(second));
+    let (_, at_first, _) = plan_json(repo.path(), &["--rev", &first]);
+    assert_eq!(actions(&at_first).len(), 2);
+    assert_eq!(at_first["fingerprints"]["source"]["commit"], json!(first));
+    assert_ne!(at_first["fingerprints"]["sourceDigest"], at_head["fingerprints"]["sourceDigest"]);
+}
+
+#[test]
+fn branches_and_tags_are_read_without_touching_the_work_tree() {
+    let (repo, _k) = fleet_repo(1);
+    git(repo.path(), &["tag", "v1"]);
+    git(repo.path(), &["checkout", "-q", "-b", "pin-old"]);
+    let app = "fleet/products/app.yaml";
+    let text = std::fs::read_to_string(repo.path().join(app)).expect("read");
+    repo.write(app, text.replace("version: latest", "version: \"1.0\""));
+    repo.commit("pin app to 1.0");
+    git(repo.path(), &["checkout", "-q", "main"]);
+    let (_, on_branch, _) = plan_json(repo.path(), &["--rev", "pin-old"]);
+    assert_eq!(on_branch["actions"][0]["version"], "1.0");
+    assert_eq!(on_branch["fingerprints"]["source"]["reference"], "pin-old");
+    let (_, on_tag, _) = plan_json(repo.path(), &["--rev", "v1"]);
+    assert_eq!(on_tag["actions"][0]["version"], "2.0");
+    let status = git(repo.path(), &["status", "--porcelain", "--", "fleet", "catalog"]);
+    assert_eq!(status, "", "the work tree is untouched");
+    assert_eq!(git(repo.path(), &["branch", "--show-current"]), "main");
+}
+
+#[test]
+fn a_bad_revision_is_an_error_listing_branches_and_tags() {
+    let (repo, _k) = fleet_repo(1);
+    git(repo.path(), &["tag", "v1"]);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--rev", "mian"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error: repository .: revision `mian` not found; branches: main; tags: v1"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_missing_fleet_path_is_an_error() {
+    let (repo, _k) = fleet_repo(1);
+    let run = patchops(repo.path(), &["validate", "--path", "flet"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("fleet path `flet` does not exist or is not a directory"), "{}", run.stderr);
+}
+
+#[test]
+fn uncommitted_changes_are_ignored_with_a_warning_unless_worktree_is_asked() {
+    let (repo, _k) = fleet_repo(1);
+    let app = "fleet/products/app.yaml";
+    let text = std::fs::read_to_string(repo.path().join(app)).expect("read");
+    repo.write(app, text.replace("version: latest", "version: \"1.0\""));
+    let (_, committed, stderr) = plan_json(repo.path(), &[]);
+    assert!(stderr.contains("warning: the work tree has uncommitted changes under `fleet`; they are ignored"), "{stderr}");
+    assert_eq!(committed["actions"][0]["version"], "2.0");
+    let (_, worktree, stderr) = plan_json(repo.path(), &["--worktree"]);
+    assert!(stderr.contains("(--worktree): provenance is unknown"), "{stderr}");
+    assert_eq!(worktree["actions"][0]["version"], "1.0");
+    assert_eq!(worktree["fingerprints"]["source"]["type"], "directory");
+}
+
+#[test]
+fn a_plain_directory_works_with_a_provenance_warning() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let k = common::key();
+    for (p, text) in common::fleet_files(&k.public) {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let c = catalog(1);
+    std::fs::create_dir_all(dir.path().join("catalog")).expect("mkdir");
+    std::fs::write(dir.path().join("catalog/catalog.json"), &c).expect("write");
+    std::fs::write(dir.path().join("catalog/catalog.json.minisig"), sign(&k, c.as_bytes())).expect("write");
+    let run = patchops(dir.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("is not a git repository: provenance is unknown"), "{}", run.stderr);
+    let run = patchops(dir.path(), &["validate", "--path", "fleet", "--rev", "main"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("is not a git repository, so --rev main cannot be read"), "{}", run.stderr);
+}
+
+#[test]
+fn a_remote_repository_is_fetched_into_the_cache_and_refetched() {
+    let (repo, _k) = fleet_repo(1);
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let url = format!("file://{}", repo.path().display());
+    let (code, plan, stderr) = plan_json(elsewhere.path(), &["--repo", &url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(actions(&plan).len(), 2);
+    assert_eq!(plan["fingerprints"]["source"]["repo"], json!(url));
+    repo.remove("fleet/products/app.yaml");
+    let newer = repo.commit("remove the app");
+    let (code, plan, stderr) = plan_json(elsewhere.path(), &["--repo", &url]);
+    assert_eq!(code, 0, "no products, nothing published: no changes. {stderr}");
+    assert_eq!(plan["fingerprints"]["source"]["commit"], json!(newer));
+    assert!(elsewhere.path().join(".test-cache/patchops/repos").is_dir(), "fetched into the cache");
+}
+
+#[test]
+fn the_catalog_is_read_from_the_same_commit_as_the_fleet() {
+    let (repo, _k) = fleet_repo(1);
+    // An uncommitted, unsigned catalog in the work tree changes nothing.
+    repo.write("catalog/catalog.json", "garbage");
+    let (code, plan, stderr) = plan_json(repo.path(), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(plan["fingerprints"]["catalogs"][0]["serial"], 1);
+}
+
+#[test]
+fn a_committed_catalog_with_a_lower_serial_is_refused_as_rollback() {
+    let (repo, k) = fleet_repo(5);
+    let (code, _, stderr) = plan_json(repo.path(), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    let old = catalog(4);
+    repo.write("catalog/catalog.json", &old);
+    repo.write("catalog/catalog.json.minisig", sign(&k, old.as_bytes()));
+    repo.commit("an older, validly signed catalog");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("catalog serial 4 is lower than 5, already seen in the state directory"), "{}", run.stderr);
+    let run = patchops(repo.path(), &["catalog", "forget", "vendor"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (code, _, stderr) = plan_json(repo.path(), &[]);
+    assert_eq!(code, 2, "accepted after a deliberate forget: {stderr}");
+}
+
+#[test]
+fn an_unsigned_or_untrusted_catalog_stops_the_plan() {
+    let (repo, _k) = fleet_repo(1);
+    repo.remove("catalog/catalog.json.minisig");
+    repo.commit("drop the signature");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("catalog source `vendor`: no signature at catalog/catalog.json.minisig"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "no plan is shown: {}", run.stdout);
+}
+
+/// Builds an embedded-platform inventory holding exactly what `plan` wants to publish.
+fn inventory_from(plan: &Value, commit: &str) -> Value {
+    let mut objects: Vec<Value> = Vec::new();
+    for a in plan["actions"].as_array().into_iter().flatten() {
+        let id = format!("{}-{}", a["catalogProduct"].as_str().unwrap_or_default(), a["version"].as_str().unwrap_or_default());
+        let mut fields = serde_json::Map::new();
+        let mut assignment = serde_json::Map::new();
+        for c in a["changes"].as_array().into_iter().flatten() {
+            let field = c["field"].as_str().unwrap_or_default();
+            match field.strip_prefix("assignment.") {
+                Some(f) => assignment.insert(f.into(), c["to"].clone()),
+                None => fields.insert(field.into(), c["to"].clone()),
+            };
+        }
+        let group = json!({"group": a["group"], "fields": assignment});
+        if let Some(existing) = objects.iter_mut().find(|o| o["id"] == json!(id)) {
+            existing["assignments"].as_array_mut().expect("array").push(group);
+            continue;
+        }
+        objects.push(json!({
+            "id": id,
+            "displayName": fields.get("displayName").cloned().unwrap_or_default(),
+            "marker": {"managedBy": "patchops", "product": a["catalogProduct"], "version": a["version"],
+                       "commit": commit, "contentDigest": fields.get("sha256").cloned().unwrap_or_default()},
+            "fields": fields,
+            "assignments": [group],
+        }));
+    }
+    json!({ "objects": objects })
+}
+
+#[test]
+fn published_state_matching_the_fleet_plans_no_changes_then_drift_and_removal_show() {
+    let (repo, _k) = fleet_repo(1);
+    let head = git(repo.path(), &["rev-parse", "HEAD"]);
+    let (_, plan, _) = plan_json(repo.path(), &[]);
+    let inventory = inventory_from(&plan, &head);
+    let inv_path = repo.path().join(".patchops/embedded/intune-prod.json");
+    std::fs::create_dir_all(inv_path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&inv_path, serde_json::to_vec_pretty(&inventory).expect("json")).expect("write");
+
+    let (code, plan, stderr) = plan_json(repo.path(), &[]);
+    assert_eq!(code, 0, "no changes exit 0: {stderr}");
+    assert_eq!(actions(&plan), vec![t("none", "app", "pilot"), t("none", "app", "broad")]);
+    let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(text.code, 0);
+    assert!(text.stdout.contains("No changes: 2 deployments match the fleet."), "{}", text.stdout);
+
+    // Someone changed the assignment by hand: drift shows as a reconfigure with a field diff.
+    let mut drifted = inventory.clone();
+    drifted["objects"][0]["assignments"][0]["fields"]["intent"] = json!("available");
+    std::fs::write(&inv_path, serde_json::to_vec(&drifted).expect("json")).expect("write");
+    let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(text.code, 2);
+    assert!(text.stdout.contains("~ reconfigure intune-prod / pilot [sg-pilot]  2.0"), "{}", text.stdout);
+    assert!(text.stdout.contains("- assignment.intent: available\n      + assignment.intent: required"), "{}", text.stdout);
+
+    // The product leaves the fleet: both assignments are retired.
+    std::fs::write(&inv_path, serde_json::to_vec(&inventory).expect("json")).expect("write");
+    repo.remove("fleet/products/app.yaml");
+    repo.commit("retire the app");
+    let (code, plan, _) = plan_json(repo.path(), &[]);
+    assert_eq!(code, 2);
+    assert_eq!(actions(&plan), vec![t("retire", "vendor.app", "pilot"), t("retire", "vendor.app", "broad")]);
+    assert_eq!(plan["actions"][0]["reason"], "RemovedFromFleet");
+}
+
+#[test]
+fn a_saved_plan_carries_the_fingerprints_of_its_inputs() {
+    let (repo, _k) = fleet_repo(1);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--out", "plan.json"]);
+    assert_eq!(run.code, 0, "without --detailed-exitcode changes exit 0: {}", run.stderr);
+    assert!(run.stdout.contains("Plan: 2 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged."), "{}", run.stdout);
+    let saved: Value = serde_json::from_slice(&std::fs::read(repo.path().join("plan.json")).expect("saved")).expect("json");
+    let fp = &saved["fingerprints"];
+    assert_eq!(fp["source"]["commit"], json!(git(repo.path(), &["rev-parse", "HEAD"])));
+    assert_eq!(fp["catalogs"][0]["source"], "vendor");
+    assert_eq!(fp["sourceDigest"].as_str().map(str::len), Some(64));
+    assert_eq!(fp["observed"]["intune-prod"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn markdown_output_is_a_compact_pull_request_comment() {
+    let (repo, _k) = fleet_repo(1);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "markdown"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("### patchops plan\n\n**Plan: 2 to publish"), "{}", run.stdout);
+    assert!(run.stdout.contains("| 🟢 publish | `app` | `intune-prod` | pilot | 2.0 | NotPublished |"), "{}", run.stdout);
+}
+
+#[test]
+fn a_product_the_catalog_lacks_is_reported_and_exits_1() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/products/ghost.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: ghost\nspec:\n  product: vendor.ghost\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("a product the catalog does not have");
+    let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("Product `ghost` (products/ghost.yaml:1): catalog `vendor` (serial 1) has no product `vendor.ghost`"),
+        "{}",
+        run.stderr
+    );
+    let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 1, "the other products are planned, but the exit code tells the truth");
+    assert!(run.stdout.contains("publish"), "{}", run.stdout);
+    assert!(run.stdout.contains("error: Product ghost (products/ghost.yaml:1): ProductNotInCatalog"), "{}", run.stdout);
+}

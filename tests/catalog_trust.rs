@@ -2,6 +2,8 @@
 //! trusted key, it is unexpired, and it is neither a rollback nor a reused serial. Signatures
 //! interoperate with the `minisign` command both ways.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
 mod common;
 
 use std::process::Command;
@@ -16,10 +18,21 @@ fn trusted(k: &Key) -> Vec<TrustedKey> {
 }
 
 fn unverified(bytes: &str, signature: Option<String>) -> UnverifiedCatalog {
-    UnverifiedCatalog::new(ObjectName::new("vendor").expect("name"), "catalog.json", bytes.as_bytes().to_vec(), "catalog.json.minisig", signature)
+    UnverifiedCatalog::new(
+        ObjectName::new("vendor").expect("name"),
+        "catalog.json",
+        bytes.as_bytes().to_vec(),
+        "catalog.json.minisig",
+        signature,
+    )
 }
 
-fn verify(bytes: &str, signature: Option<String>, keys: &[TrustedKey], seen: Option<SeenCatalog>) -> Result<VerifiedCatalog, CatalogError> {
+fn verify(
+    bytes: &str,
+    signature: Option<String>,
+    keys: &[TrustedKey],
+    seen: Option<SeenCatalog>,
+) -> Result<VerifiedCatalog, CatalogError> {
     unverified(bytes, signature).verify(keys, None, seen, Utc::now())
 }
 
@@ -75,7 +88,11 @@ fn a_catalog_altered_after_signing_is_refused() {
     let tampered = c.replace("\"size\":4096", "\"size\":4097");
     let err = verify(&tampered, Some(sig), &trusted(&k), None).expect_err("refused");
     assert!(matches!(err, CatalogError::BadSignature { .. }), "{err}");
-    assert!(err.to_string().contains("does not verify: Signature verification failed; the catalog was altered after signing"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not verify: Signature verification failed; the catalog was altered after signing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +101,10 @@ fn an_expired_catalog_is_refused() {
     let c = catalog_with(3, "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z");
     let err = verify(&c, Some(sign(&k, c.as_bytes())), &trusted(&k), None).expect_err("refused");
     assert!(matches!(err, CatalogError::Expired { serial: 3, .. }), "{err}");
-    assert!(err.to_string().starts_with("catalog source `vendor`: catalog serial 3 expired at 2021-01-01 00:00:00 UTC"), "{err}");
+    assert!(
+        err.to_string().starts_with("catalog source `vendor`: catalog serial 3 expired at 2021-01-01 00:00:00 UTC"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -140,7 +160,11 @@ fn signed_content_that_is_not_a_catalog_is_refused_after_the_signature() {
 }
 
 fn minisign(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    Command::new("minisign").args(args).current_dir(dir).output().expect("the minisign command (Debian package minisign) is installed")
+    Command::new("minisign")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the minisign command (Debian package minisign) is installed")
 }
 
 #[test]
@@ -194,7 +218,11 @@ fn catalogs_signed_by_patchops_verify_with_the_minisign_command() {
     std::fs::write(dir.path().join("bad.json"), "{\"serial\": 1}").expect("write");
     let run = patchops(dir.path(), &["catalog", "sign", "bad.json", "--key", "team.key"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("bad.json: refusing to sign an invalid catalog: missing field `apiVersion`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad.json: refusing to sign an invalid catalog: missing field `apiVersion`"),
+        "{}",
+        run.stderr
+    );
     assert!(!dir.path().join("bad.json.minisig").exists(), "nothing is written for a refused catalog");
 }
 

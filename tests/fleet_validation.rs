@@ -1,6 +1,8 @@
 //! Strict parsing and resolution of fleet files: every rejection names file:line:column and
 //! what to do, and all errors of a fleet are reported in one run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
 mod common;
 
 use reconciler::model::{load, Diagnostics, FleetFile};
@@ -34,10 +36,9 @@ fn assert_one(errs: &[String], expected: &str) {
 #[test]
 fn a_valid_fleet_loads_with_defaults_resolved() {
     let p = product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n");
-    let fleet = load(&[
-        FleetFile { path: "all.yaml".into(), text: format!("{PLATFORM}---\n{ROLLOUT}---\n{CATALOG}---\n{p}") },
-    ])
-    .expect("valid fleet");
+    let fleet =
+        load(&[FleetFile { path: "all.yaml".into(), text: format!("{PLATFORM}---\n{ROLLOUT}---\n{CATALOG}---\n{p}") }])
+            .expect("valid fleet");
     assert_eq!(fleet.products.len(), 1);
     let t = &fleet.products[0].targets[0];
     assert_eq!(t.rollout.as_str(), "standard", "the only rollout is the default");
@@ -49,7 +50,10 @@ fn a_valid_fleet_loads_with_defaults_resolved() {
 #[test]
 fn unknown_field_is_refused_with_its_position_and_the_expected_fields() {
     let errs = errors(&[("products/app.yaml", &product("  product: vendor.app\n  verison: latest\n  targets: []\n"))]);
-    assert_one(&errs, "products/app.yaml:7:3: spec: unknown field `verison`, expected one of `product`, `catalog`, `version`");
+    assert_one(
+        &errs,
+        "products/app.yaml:7:3: spec: unknown field `verison`, expected one of `product`, `catalog`, `version`",
+    );
     assert!(errs[0].contains("help: remove the field or correct its spelling"), "{}", errs[0]);
 }
 
@@ -61,7 +65,10 @@ fn wrong_type_is_refused_with_its_position() {
 
 #[test]
 fn invalid_version_selector_is_refused() {
-    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  version: \"~>1.2\"\n  targets:\n    - platform: intune-prod\n"))]);
+    let errs = errors(&[(
+        "app.yaml",
+        &product("  product: vendor.app\n  version: \"~>1.2\"\n  targets:\n    - platform: intune-prod\n"),
+    )]);
     assert_one(&errs, "app.yaml:7:12: spec.version: invalid version range \"~>1.2\"");
 }
 
@@ -70,7 +77,11 @@ fn a_secret_written_inline_is_refused() {
     let platform = "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-cloud\nspec:\n  type: intune\n  endpoint: https://graph.microsoft.com\n  auth:\n    tenantId: t\n    clientId: c\n    clientSecret: Zx8Q~verysecretvalue\n";
     let errs = errors(&[("secret.yaml", platform)]);
     assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert!(errs[0].starts_with("secret.yaml:11:19: spec.auth.clientSecret: a secret is written inline"), "{}", errs[0]);
+    assert!(
+        errs[0].starts_with("secret.yaml:11:19: spec.auth.clientSecret: a secret is written inline"),
+        "{}",
+        errs[0]
+    );
     assert!(errs[0].contains("{ env: PATCHOPS_INTUNE_SECRET }"), "{}", errs[0]);
     assert!(!errs[0].contains("verysecretvalue"), "the secret must never be echoed: {}", errs[0]);
 }
@@ -94,21 +105,33 @@ fn dangling_platform_reference_suggests_the_closest_name() {
 
 #[test]
 fn dangling_ring_and_rollout_references_are_refused() {
-    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      rings: [pilot, canary]\n"))]);
+    let errs = errors(&[(
+        "app.yaml",
+        &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      rings: [pilot, canary]\n"),
+    )]);
     assert_one(&errs, "app.yaml:9:22: ring of Rollout `standard` `canary` is not defined");
-    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      rollout: fast\n"))]);
+    let errs = errors(&[(
+        "app.yaml",
+        &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      rollout: fast\n"),
+    )]);
     assert_one(&errs, "app.yaml:9:16: Rollout `fast` is not defined");
 }
 
 #[test]
 fn settings_for_another_platform_type_are_refused() {
-    let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n      wsus: { classification: updates }\n"))]);
+    let errs = errors(&[(
+        "app.yaml",
+        &product(
+            "  product: vendor.app\n  targets:\n    - platform: intune-prod\n      wsus: { classification: updates }\n",
+        ),
+    )]);
     assert_one(&errs, "app.yaml:9:13: `wsus` settings do not apply to platform `intune-prod` of type `intune`");
 }
 
 #[test]
 fn missing_and_unknown_kinds_are_refused() {
-    let errs = errors(&[("x.yaml", "apiVersion: patchops.io/v1alpha1\nkind: Prodcut\nmetadata:\n  name: x\nspec: {}\n")]);
+    let errs =
+        errors(&[("x.yaml", "apiVersion: patchops.io/v1alpha1\nkind: Prodcut\nmetadata:\n  name: x\nspec: {}\n")]);
     assert_one(&errs, "x.yaml:2:7: unknown kind `Prodcut`");
     assert!(errs[0].contains("did you mean `Product`?"), "{}", errs[0]);
     let errs = errors(&[("y.yaml", "apiVersion: patchops.io/v1alpha1\nmetadata:\n  name: x\n")]);
@@ -143,7 +166,9 @@ fn every_error_of_the_fleet_is_reported_in_one_run() {
 
 #[test]
 fn catalog_sources_need_valid_trusted_keys() {
-    let bad = CATALOG.replace("name: vendor", "name: other").replace("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "not-a-key");
+    let bad = CATALOG
+        .replace("name: vendor", "name: other")
+        .replace("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3", "not-a-key");
     let errs = errors(&[("c2.yaml", &bad)]);
     assert_one(&errs, "c2.yaml:8:7: not a minisign public key");
 }
@@ -151,8 +176,14 @@ fn catalog_sources_need_valid_trusted_keys() {
 #[test]
 fn validate_prints_every_error_and_exits_1() {
     let (repo, _key) = common::fleet_repo(1);
-    repo.write("fleet/products/app.yaml", product("  product: vendor.app\n  verison: latest\n  targets:\n    - platform: intune-pord\n"));
-    repo.write("fleet/products/tool.yaml", product("  product: vendor.tool\n  targets:\n    - platform: nowhere\n").replace("name: app", "name: tool"));
+    repo.write(
+        "fleet/products/app.yaml",
+        product("  product: vendor.app\n  verison: latest\n  targets:\n    - platform: intune-pord\n"),
+    );
+    repo.write(
+        "fleet/products/tool.yaml",
+        product("  product: vendor.tool\n  targets:\n    - platform: nowhere\n").replace("name: app", "name: tool"),
+    );
     repo.commit("break the fleet");
     let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1, "{}", run.stderr);

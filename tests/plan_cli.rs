@@ -1,6 +1,8 @@
 //! `patchops plan` and `validate` end to end: real git repositories made with `git`, real
 //! signatures, the real binary, and the embedded platform's inventory on disk.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
 mod common;
 
 use common::{catalog, fleet_repo, git, patchops, sign};
@@ -42,7 +44,10 @@ fn plan_reads_the_fleet_from_a_commit_and_records_it() {
     let (code, plan, stderr) = plan_json(repo.path(), &[]);
     assert_eq!(code, 2, "changes exit 2 with --detailed-exitcode: {stderr}");
     assert_eq!(actions(&plan), vec![t("publish", "app", "pilot"), t("publish", "app", "broad")]);
-    assert_eq!(plan["fingerprints"]["source"], json!({"type": "commit", "repo": ".", "reference": "HEAD", "commit": head}));
+    assert_eq!(
+        plan["fingerprints"]["source"],
+        json!({"type": "commit", "repo": ".", "reference": "HEAD", "commit": head})
+    );
     assert_eq!(plan["fingerprints"]["catalogs"][0]["serial"], 1);
     assert_eq!(plan["actions"][0]["version"], "2.0");
     assert_eq!(plan["formatVersion"], 1);
@@ -117,7 +122,10 @@ fn uncommitted_changes_are_ignored_with_a_warning_unless_worktree_is_asked() {
     let text = std::fs::read_to_string(repo.path().join(app)).expect("read");
     repo.write(app, text.replace("version: latest", "version: \"1.0\""));
     let (_, committed, stderr) = plan_json(repo.path(), &[]);
-    assert!(stderr.contains("warning: the work tree has uncommitted changes under `fleet`; they are ignored"), "{stderr}");
+    assert!(
+        stderr.contains("warning: the work tree has uncommitted changes under `fleet`; they are ignored"),
+        "{stderr}"
+    );
     assert_eq!(committed["actions"][0]["version"], "2.0");
     let (_, worktree, stderr) = plan_json(repo.path(), &["--worktree"]);
     assert!(stderr.contains("(--worktree): provenance is unknown"), "{stderr}");
@@ -184,7 +192,11 @@ fn a_committed_catalog_with_a_lower_serial_is_refused_as_rollback() {
     repo.commit("an older, validly signed catalog");
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("catalog serial 4 is lower than 5, already seen in the state directory"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("catalog serial 4 is lower than 5, already seen in the state directory"),
+        "{}",
+        run.stderr
+    );
     let run = patchops(repo.path(), &["catalog", "forget", "vendor"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (code, _, stderr) = plan_json(repo.path(), &[]);
@@ -198,7 +210,11 @@ fn an_unsigned_or_untrusted_catalog_stops_the_plan() {
     repo.commit("drop the signature");
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("catalog source `vendor`: no signature at catalog/catalog.json.minisig"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("catalog source `vendor`: no signature at catalog/catalog.json.minisig"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.is_empty(), "no plan is shown: {}", run.stdout);
 }
 
@@ -206,7 +222,11 @@ fn an_unsigned_or_untrusted_catalog_stops_the_plan() {
 fn inventory_from(plan: &Value, commit: &str) -> Value {
     let mut objects: Vec<Value> = Vec::new();
     for a in plan["actions"].as_array().into_iter().flatten() {
-        let id = format!("{}-{}", a["catalogProduct"].as_str().unwrap_or_default(), a["version"].as_str().unwrap_or_default());
+        let id = format!(
+            "{}-{}",
+            a["catalogProduct"].as_str().unwrap_or_default(),
+            a["version"].as_str().unwrap_or_default()
+        );
         let mut fields = serde_json::Map::new();
         let mut assignment = serde_json::Map::new();
         for c in a["changes"].as_array().into_iter().flatten() {
@@ -257,7 +277,11 @@ fn published_state_matching_the_fleet_plans_no_changes_then_drift_and_removal_sh
     let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
     assert_eq!(text.code, 2);
     assert!(text.stdout.contains("~ reconfigure intune-prod / pilot [sg-pilot]  2.0"), "{}", text.stdout);
-    assert!(text.stdout.contains("- assignment.intent: available\n      + assignment.intent: required"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("- assignment.intent: available\n      + assignment.intent: required"),
+        "{}",
+        text.stdout
+    );
 
     // The product leaves the fleet: both assignments are retired.
     std::fs::write(&inv_path, serde_json::to_vec(&inventory).expect("json")).expect("write");
@@ -274,8 +298,13 @@ fn a_saved_plan_carries_the_fingerprints_of_its_inputs() {
     let (repo, _k) = fleet_repo(1);
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--out", "plan.json"]);
     assert_eq!(run.code, 0, "without --detailed-exitcode changes exit 0: {}", run.stderr);
-    assert!(run.stdout.contains("Plan: 2 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged."), "{}", run.stdout);
-    let saved: Value = serde_json::from_slice(&std::fs::read(repo.path().join("plan.json")).expect("saved")).expect("json");
+    assert!(
+        run.stdout.contains("Plan: 2 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged."),
+        "{}",
+        run.stdout
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(repo.path().join("plan.json")).expect("saved")).expect("json");
     let fp = &saved["fingerprints"];
     assert_eq!(fp["source"]["commit"], json!(git(repo.path(), &["rev-parse", "HEAD"])));
     assert_eq!(fp["catalogs"][0]["source"], "vendor");
@@ -289,7 +318,11 @@ fn markdown_output_is_a_compact_pull_request_comment() {
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "markdown"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("### patchops plan\n\n**Plan: 2 to publish"), "{}", run.stdout);
-    assert!(run.stdout.contains("| 🟢 publish | `app` | `intune-prod` | pilot | 2.0 | NotPublished |"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("| 🟢 publish | `app` | `intune-prod` | pilot | 2.0 | NotPublished |"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -303,7 +336,9 @@ fn a_product_the_catalog_lacks_is_reported_and_exits_1() {
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("Product `ghost` (products/ghost.yaml:1): catalog `vendor` (serial 1) has no product `vendor.ghost`"),
+        run.stderr.contains(
+            "Product `ghost` (products/ghost.yaml:1): catalog `vendor` (serial 1) has no product `vendor.ghost`"
+        ),
         "{}",
         run.stderr
     );

@@ -16,6 +16,7 @@ pub fn redact(url: &url::Url) -> String {
 }
 
 /// The shared client: connect and read timeouts, a bounded number of redirects, a user agent.
+#[allow(clippy::disallowed_methods)] // This is the one sanctioned place.
 pub fn client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
@@ -29,11 +30,7 @@ pub fn client() -> Result<reqwest::Client, String> {
 /// GETs a URL into memory, refusing bodies larger than `cap`. `Ok(None)` on 404.
 pub async fn get_capped(url: &url::Url, cap: u64) -> Result<Option<Vec<u8>>, String> {
     let shown = redact(url);
-    let mut resp = client()?
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| format!("GET {shown}: {}", e.without_url()))?;
+    let mut resp = client()?.get(url.clone()).send().await.map_err(|e| format!("GET {shown}: {}", e.without_url()))?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }

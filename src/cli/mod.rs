@@ -208,8 +208,11 @@ pub async fn run(cli: Cli) -> u8 {
                     for w in &v.warnings {
                         print_warning(&w.to_string());
                     }
-                    let catalogs: Vec<String> =
-                        v.catalogs.values().map(|c| format!("{} serial {} (key {})", c.source_name(), c.serial(), c.key_id())).collect();
+                    let catalogs: Vec<String> = v
+                        .catalogs
+                        .values()
+                        .map(|c| format!("{} serial {} (key {})", c.source_name(), c.serial(), c.key_id()))
+                        .collect();
                     out(
                         color,
                         &format!(

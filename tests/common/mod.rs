@@ -1,6 +1,7 @@
 //! Helpers for the integration tests: real git repositories made with `git`, real minisign
 //! keys and signatures, and the real `patchops` binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
 #![allow(dead_code)] // Each test file uses a different subset of these helpers.
 
 use std::path::{Path, PathBuf};
@@ -66,7 +67,11 @@ pub struct Key {
 
 pub fn key() -> Key {
     let k = edit::keygen().expect("keygen");
-    Key { public: k.public_base64.clone(), public_file: k.public_file.clone(), secret_file: k.secret_file.expose().to_string() }
+    Key {
+        public: k.public_base64.clone(),
+        public_file: k.public_file.clone(),
+        secret_file: k.secret_file.expose().to_string(),
+    }
 }
 
 pub fn sign(key: &Key, bytes: &[u8]) -> String {

@@ -139,8 +139,7 @@ pub struct SignedCatalog {
 /// Checks that `bytes` is a valid catalog and signs it. The trusted comment records the serial,
 /// so the signature itself says which catalog it is for.
 pub fn sign(bytes: Vec<u8>, key: &SigningKey) -> Result<SignedCatalog, EditError> {
-    let catalog: Catalog = serde_json::from_slice(&bytes)
-        .map_err(|e| EditError::InvalidCatalog(e.to_string()))?;
+    let catalog: Catalog = serde_json::from_slice(&bytes).map_err(|e| EditError::InvalidCatalog(e.to_string()))?;
     catalog.check().map_err(EditError::InvalidCatalog)?;
     let comment = format!(
         "timestamp:{}\tpatchops catalog serial:{} publisher:{}",
@@ -149,7 +148,13 @@ pub fn sign(bytes: Vec<u8>, key: &SigningKey) -> Result<SignedCatalog, EditError
         catalog.publisher.replace(['\n', '\r'], " ")
     );
     let public = minisign::PublicKey::from_secret_key(&key.0).map_err(ms)?;
-    let sig = minisign::sign(Some(&public), &key.0, Cursor::new(&bytes), Some(&comment), Some("signature from patchops catalog sign"))
-        .map_err(ms)?;
+    let sig = minisign::sign(
+        Some(&public),
+        &key.0,
+        Cursor::new(&bytes),
+        Some(&comment),
+        Some("signature from patchops catalog sign"),
+    )
+    .map_err(ms)?;
     Ok(SignedCatalog { bytes, signature: sig.into_string() })
 }

@@ -32,11 +32,14 @@ pub async fn fetch(source: &CatalogSource, snapshot: &SourceSnapshot) -> Result<
                 let path = join_relative(&snapshot.repo_path(&source.origin.file), rel).ok_or_else(|| {
                     (loc.clone(), format!("`{rel}` leaves the repository; keep the catalog inside it or use a URL"))
                 })?;
-                snapshot.read_repo_file(&path).map_err(|e| (loc.clone(), e.to_string())).map(|found| {
-                    (found, format!("{path} at {}", snapshot.provenance()))
-                })
+                snapshot
+                    .read_repo_file(&path)
+                    .map_err(|e| (loc.clone(), e.to_string()))
+                    .map(|found| (found, format!("{path} at {}", snapshot.provenance())))
             }
-            CatalogLocation::Url(url) => read_url(url).await.map_err(|e| (loc.clone(), e)).map(|b| (b, url.to_string())),
+            CatalogLocation::Url(url) => {
+                read_url(url).await.map_err(|e| (loc.clone(), e)).map(|b| (b, url.to_string()))
+            }
         }
     };
     let (bytes, shown) = read(location.clone()).await.map_err(|(l, e)| fail(&l, e))?;

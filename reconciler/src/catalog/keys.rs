@@ -12,11 +12,8 @@ pub struct TrustedKey {
 impl TrustedKey {
     /// Parses the base64 line of a minisign `.pub` file (a whole two-line file is accepted too).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-            .unwrap_or("");
+        let line =
+            text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("untrusted comment:")).unwrap_or("");
         let key = minisign::PublicKey::from_base64(line).map_err(|e| e.to_string())?;
         Ok(TrustedKey { key, base64: line.to_string() })
     }

@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_the_document_directory() {
-        assert_eq!(join_relative("examples/fleet/catalog.yaml", "../catalog/c.json").as_deref(), Some("examples/catalog/c.json"));
+        assert_eq!(
+            join_relative("examples/fleet/catalog.yaml", "../catalog/c.json").as_deref(),
+            Some("examples/catalog/c.json")
+        );
         assert_eq!(join_relative("a.yaml", "c.json").as_deref(), Some("c.json"));
         assert_eq!(join_relative("a.yaml", "../c.json"), None);
     }

@@ -212,7 +212,11 @@ impl UnverifiedCatalog {
             trusted: trusted.iter().map(TrustedKey::key_id).collect::<Vec<_>>().join(", "),
         })?;
         minisign::verify(key.public_key(), &sig, Cursor::new(&self.bytes), true, false, false).map_err(|e| {
-            CatalogError::BadSignature { source_name: source_name.clone(), key_id: signer.clone(), reason: e.to_string() }
+            CatalogError::BadSignature {
+                source_name: source_name.clone(),
+                key_id: signer.clone(),
+                reason: e.to_string(),
+            }
         })?;
         let trusted_comment = sig.trusted_comment().unwrap_or_default();
 
@@ -221,19 +225,12 @@ impl UnverifiedCatalog {
             source_name: source_name.clone(),
             reason: format!("{}: {e}", self.location),
         })?;
-        catalog
-            .check()
-            .map_err(|reason| CatalogError::Malformed { source_name: source_name.clone(), reason })?;
+        catalog.check().map_err(|reason| CatalogError::Malformed { source_name: source_name.clone(), reason })?;
         let digest = Sha256::digest(&self.bytes);
 
         // Step 3: freshness.
         if catalog.expires <= now {
-            return Err(CatalogError::Expired {
-                source_name,
-                serial: catalog.serial,
-                expires: catalog.expires,
-                now,
-            });
+            return Err(CatalogError::Expired { source_name, serial: catalog.serial, expires: catalog.expires, now });
         }
         if let Some(max_age) = max_age {
             let age = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
@@ -253,7 +250,12 @@ impl UnverifiedCatalog {
                 return Err(CatalogError::Rollback { source_name, serial: catalog.serial, seen: seen.serial });
             }
             if catalog.serial == seen.serial && digest != seen.sha256 {
-                return Err(CatalogError::SerialReused { source_name, serial: catalog.serial, seen: seen.sha256, digest });
+                return Err(CatalogError::SerialReused {
+                    source_name,
+                    serial: catalog.serial,
+                    seen: seen.sha256,
+                    digest,
+                });
             }
         }
 

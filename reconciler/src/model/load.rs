@@ -247,10 +247,16 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
                 let key = (product.spec.product.to_string(), t.spec.platform.clone());
                 if let Some(first) = claimed.insert(key, p) {
                     diags.push(
-                        p.diag_value("spec.product", format!(
-                            "catalog product `{}` is already published to platform `{}` by Product `{}` ({})",
-                            product.spec.product, t.spec.platform, first.name(), first.origin()
-                        ))
+                        p.diag_value(
+                            "spec.product",
+                            format!(
+                                "catalog product `{}` is already published to platform `{}` by Product `{}` ({})",
+                                product.spec.product,
+                                t.spec.platform,
+                                first.name(),
+                                first.origin()
+                            ),
+                        )
                         .help("keep one Product per catalog product and platform"),
                     );
                 }
@@ -270,10 +276,11 @@ fn unique<S>(kind: &str, docs: Vec<Parsed<S>>, diags: &mut Vec<Diagnostic>) -> B
     let mut out: BTreeMap<ObjectName, Parsed<S>> = BTreeMap::new();
     for d in docs {
         if let Some(first) = out.get(d.name()) {
-            diags.push(
-                d.diag_value("metadata.name", format!("duplicate {kind} name `{}`", d.name()))
-                    .help(format!("the first {kind} `{}` is at {}; rename or remove one", d.name(), first.origin())),
-            );
+            diags.push(d.diag_value("metadata.name", format!("duplicate {kind} name `{}`", d.name())).help(format!(
+                "the first {kind} `{}` is at {}; rename or remove one",
+                d.name(),
+                first.origin()
+            )));
             continue;
         }
         out.insert(d.name().clone(), d);
@@ -318,10 +325,10 @@ fn pick<'a, S>(
         None => {
             let field = path.rsplit('.').next().unwrap_or(path);
             diags.push(
-                at.diag_value(path.rsplit_once('.').map_or(path, |p| p.0), format!(
-                    "`{field}` is needed because the fleet defines {} {kind}s",
-                    all.len()
-                ))
+                at.diag_value(
+                    path.rsplit_once('.').map_or(path, |p| p.0),
+                    format!("`{field}` is needed because the fleet defines {} {kind}s", all.len()),
+                )
                 .help(format!(
                     "add `{field}:` naming one of: {}",
                     all.keys().map(ToString::to_string).collect::<Vec<_>>().join(", ")
@@ -444,11 +451,10 @@ fn check_target_settings(
     for (field, is_set, wants) in present {
         if is_set && wants != ty {
             diags.push(
-                p.diag_value(&format!("{at}.{field}"), format!(
-                    "`{field}` settings do not apply to platform `{}` of type `{}`",
-                    t.platform,
-                    ty.as_str()
-                ))
+                p.diag_value(
+                    &format!("{at}.{field}"),
+                    format!("`{field}` settings do not apply to platform `{}` of type `{}`", t.platform, ty.as_str()),
+                )
                 .help(format!("remove `{field}:` or use `{}:` settings", ty.as_str())),
             );
         }
@@ -467,8 +473,13 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
         match url::Url::parse(&spec.endpoint) {
             Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
             _ => diags.push(
-                p.diag_value("spec.endpoint", format!("endpoint `{}` is not `embedded` or an http(s) URL", spec.endpoint))
-                    .help("use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com"),
+                p.diag_value(
+                    "spec.endpoint",
+                    format!("endpoint `{}` is not `embedded` or an http(s) URL", spec.endpoint),
+                )
+                .help(
+                    "use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com",
+                ),
             ),
         }
     }
@@ -477,8 +488,11 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     }
     if spec.trust.execution_policy == ExecutionPolicy::AllSigned && spec.trust.script_signing_certificate.is_none() {
         diags.push(
-            p.diag_value("spec.trust.executionPolicy", "endpoints run PowerShell as AllSigned, but no script-signing certificate is set")
-                .help("set `trust.scriptSigningCertificate: { file: ... }` so generated scripts can run"),
+            p.diag_value(
+                "spec.trust.executionPolicy",
+                "endpoints run PowerShell as AllSigned, but no script-signing certificate is set",
+            )
+            .help("set `trust.scriptSigningCertificate: { file: ... }` so generated scripts can run"),
         );
     }
     let Some(auth) = &spec.auth else {
@@ -502,10 +516,10 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     for (field, set, types) in fields {
         if set && !types.contains(&spec.platform_type) {
             diags.push(
-                p.diag_value(&format!("spec.auth.{field}"), format!(
-                    "`auth.{field}` does not apply to a platform of type `{}`",
-                    spec.platform_type.as_str()
-                ))
+                p.diag_value(
+                    &format!("spec.auth.{field}"),
+                    format!("`auth.{field}` does not apply to a platform of type `{}`", spec.platform_type.as_str()),
+                )
                 .help("remove it; see schemas/platform.schema.json for the fields of each type"),
             );
         }
@@ -517,9 +531,10 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
             }
         }
         if auth.certificate.is_none() && auth.client_secret.is_none() {
-            diags.push(
-                p.diag_value("spec.auth", "Intune authentication needs `auth.certificate` (recommended) or `auth.clientSecret`"),
-            );
+            diags.push(p.diag_value(
+                "spec.auth",
+                "Intune authentication needs `auth.certificate` (recommended) or `auth.clientSecret`",
+            ));
         }
     }
 }
@@ -551,10 +566,10 @@ fn check_rollout(
             }
             if !on.insert(&g.platform) {
                 diags.push(
-                    r.diag_value(&format!("{at}.platform"), format!(
-                        "ring `{}` has two groups on platform `{}`",
-                        ring.name, g.platform
-                    ))
+                    r.diag_value(
+                        &format!("{at}.platform"),
+                        format!("ring `{}` has two groups on platform `{}`", ring.name, g.platform),
+                    )
                     .help("a ring maps to one group per platform"),
                 );
             }
@@ -566,8 +581,11 @@ fn check_rollout(
     for (i, w) in r.doc.spec.maintenance_windows.iter().enumerate() {
         if chrono::NaiveTime::parse_from_str(&w.start, "%H:%M").is_err() {
             diags.push(
-                r.diag_value(&format!("spec.maintenanceWindows[{i}].start"), format!("invalid start time `{}`", w.start))
-                    .help("write it as HH:MM in UTC, such as 22:00"),
+                r.diag_value(
+                    &format!("spec.maintenanceWindows[{i}].start"),
+                    format!("invalid start time `{}`", w.start),
+                )
+                .help("write it as HH:MM in UTC, such as 22:00"),
             );
         }
     }

@@ -47,14 +47,12 @@ impl FromStr for Version {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
         let mut parts = [0u32; 4];
-        let mut count = 0;
-        for piece in text.split('.') {
+        for (count, piece) in text.split('.').enumerate() {
             let slot = parts.get_mut(count).ok_or_else(|| VersionError::Version(s.into()))?;
             if piece.is_empty() || !piece.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(VersionError::Version(s.into()));
             }
             *slot = piece.parse().map_err(|_| VersionError::Version(s.into()))?;
-            count += 1;
         }
         Ok(Version { parts, text: text.to_string() })
     }

@@ -102,12 +102,9 @@ async fn verify_catalogs(
     let mut failures = Vec::new();
     for (name, source) in &fleet.catalog_sources {
         let result = match catalog::fetch(source, snapshot).await {
-            Ok(unverified) => unverified.verify(
-                &source.trusted_keys,
-                source.spec.max_age.map(|d| d.0),
-                history.seen(name),
-                opts.now,
-            ),
+            Ok(unverified) => {
+                unverified.verify(&source.trusted_keys, source.spec.max_age.map(|d| d.0), history.seen(name), opts.now)
+            }
             Err(e) => Err(e),
         };
         match result {
@@ -137,7 +134,8 @@ pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectN
             Err(e) => failures.push(e),
         }
     }
-    let results = futures::future::join_all(clients.iter().map(|c| async move { (c.name().clone(), c.observe().await) })).await;
+    let results =
+        futures::future::join_all(clients.iter().map(|c| async move { (c.name().clone(), c.observe().await) })).await;
     let mut observed = BTreeMap::new();
     for (name, r) in results {
         match r {

@@ -94,7 +94,8 @@ pub fn select_installer<'a>(product: &Product, catalog: &'a VerifiedCatalog) -> 
         entry.versions.iter().filter(|v| v.installers.iter().any(arch_ok)).map(|v| &v.version).collect();
     let chosen = spec.version.select(usable.iter().copied());
     let Some(version) = chosen else {
-        let matching = entry.versions.iter().filter(|v| spec.version.matches(&v.version)).max_by(|a, b| a.version.cmp(&b.version));
+        let matching =
+            entry.versions.iter().filter(|v| spec.version.matches(&v.version)).max_by(|a, b| a.version.cmp(&b.version));
         if let Some(v) = matching {
             return Err(SelectionError::NoInstaller {
                 product: spec.product.to_string(),
@@ -122,10 +123,7 @@ pub fn select_installer<'a>(product: &Product, catalog: &'a VerifiedCatalog) -> 
         .find(|v| &v.version == version)
         .and_then(|v| {
             // Prefer the exact architecture over a neutral installer.
-            v.installers
-                .iter()
-                .filter(|i| arch_ok(i))
-                .min_by_key(|i| i.architecture != spec.architecture)
+            v.installers.iter().filter(|i| arch_ok(i)).min_by_key(|i| i.architecture != spec.architecture)
         })
         .ok_or_else(|| SelectionError::NoInstaller {
             product: spec.product.to_string(),
@@ -243,10 +241,18 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The fields that differ between `current` and `desired`, names prefixed with `prefix`.
-pub(super) fn diff(current: &BTreeMap<String, String>, desired: &BTreeMap<String, String>, prefix: &str) -> Vec<FieldChange> {
+pub(super) fn diff(
+    current: &BTreeMap<String, String>,
+    desired: &BTreeMap<String, String>,
+    prefix: &str,
+) -> Vec<FieldChange> {
     let keys: std::collections::BTreeSet<&String> = current.keys().chain(desired.keys()).collect();
     keys.into_iter()
         .filter(|k| current.get(*k) != desired.get(*k))
-        .map(|k| FieldChange { field: format!("{prefix}{k}"), from: current.get(k).cloned(), to: desired.get(k).cloned() })
+        .map(|k| FieldChange {
+            field: format!("{prefix}{k}"),
+            from: current.get(k).cloned(),
+            to: desired.get(k).cloned(),
+        })
         .collect()
 }

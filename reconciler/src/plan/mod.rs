@@ -249,7 +249,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                     if let Some(rollout) = input.fleet.rollouts.get(&t.rollout) {
                         for ring in &t.rings {
                             if let Some(g) = rollout.group(ring, &t.spec.platform) {
-                                wanted.insert((t.spec.platform.clone(), product.spec.product.to_string(), g.to_string()));
+                                wanted.insert((
+                                    t.spec.platform.clone(),
+                                    product.spec.product.to_string(),
+                                    g.to_string(),
+                                ));
                             }
                         }
                     }
@@ -279,9 +283,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
                 wanted.insert((target.spec.platform.clone(), product.spec.product.to_string(), group.to_string()));
                 let assignment_fields = desired::assignment_fields(target);
-                let current = managed
-                    .iter()
-                    .find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
+                let current =
+                    managed.iter().find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
                 let base = PlannedAction {
                     action: ActionKind::None,
                     reason: String::new(),
@@ -331,15 +334,35 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                         let (action, reason, message) = if version_changes {
                             let older = from.parse::<crate::model::Version>().is_ok_and(|v| v > selection.version);
                             let (reason, why) = if older {
-                                ("VersionPinnedLower", format!("the fleet selects {} ({}), older than the published {from}", selection.version, product.spec.version))
+                                (
+                                    "VersionPinnedLower",
+                                    format!(
+                                        "the fleet selects {} ({}), older than the published {from}",
+                                        selection.version, product.spec.version
+                                    ),
+                                )
                             } else {
-                                ("NewVersion", format!("{} {} replaces {from}", product.spec.product, selection.version))
+                                (
+                                    "NewVersion",
+                                    format!("{} {} replaces {from}", product.spec.product, selection.version),
+                                )
                             };
                             (ActionKind::Update, reason, format!("{why} in ring {ring}"))
                         } else if changes.is_empty() {
-                            (ActionKind::None, "UpToDate", format!("{} {} is published to ring {ring} as desired", product.spec.product, selection.version))
+                            (
+                                ActionKind::None,
+                                "UpToDate",
+                                format!(
+                                    "{} {} is published to ring {ring} as desired",
+                                    product.spec.product, selection.version
+                                ),
+                            )
                         } else {
-                            (ActionKind::Reconfigure, "SettingsDrift", format!("{} setting(s) differ from the fleet in ring {ring}", changes.len()))
+                            (
+                                ActionKind::Reconfigure,
+                                "SettingsDrift",
+                                format!("{} setting(s) differ from the fleet in ring {ring}", changes.len()),
+                            )
                         };
                         PlannedAction {
                             action,
@@ -359,8 +382,13 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     retire_unwanted(&input, &wanted, &wanted_objects, &mut actions);
 
     actions.sort_by(|a, b| {
-        (&a.product, &a.platform, ring_order(input.fleet, a), &a.group, a.action)
-            .cmp(&(&b.product, &b.platform, ring_order(input.fleet, b), &b.group, b.action))
+        (&a.product, &a.platform, ring_order(input.fleet, a), &a.group, a.action).cmp(&(
+            &b.product,
+            &b.platform,
+            ring_order(input.fleet, b),
+            &b.group,
+            b.action,
+        ))
     });
     let mut summary = Summary { errors: errors.len(), ..Summary::default() };
     for a in &actions {
@@ -437,15 +465,43 @@ fn retire_unwanted(
                 let ring = ring_of_group(input.fleet, platform_name, &assignment.group);
                 let message = match why {
                     "RetireRequested" => format!("Product `{product_name}` sets retire: true"),
-                    "RemovedFromFleet" => format!("no Product publishes {product_id} to platform {platform_name} any more"),
-                    _ => format!("Product `{product_name}` no longer targets group {} on {platform_name}", assignment.group),
+                    "RemovedFromFleet" => {
+                        format!("no Product publishes {product_id} to platform {platform_name} any more")
+                    }
+                    _ => format!(
+                        "Product `{product_name}` no longer targets group {} on {platform_name}",
+                        assignment.group
+                    ),
                 };
-                actions.push(retire(platform_name, platform.spec.platform_type, &product_name, &product_id, object, ring, Some(&assignment.group), why, message, origin.clone()));
+                actions.push(retire(
+                    platform_name,
+                    platform.spec.platform_type,
+                    &product_name,
+                    &product_id,
+                    object,
+                    ring,
+                    Some(&assignment.group),
+                    why,
+                    message,
+                    origin.clone(),
+                ));
             }
             let object_wanted = wanted_objects.contains(&(platform_name.clone(), product_id.clone()));
             if object.assignments.is_empty() && !object_wanted {
-                let message = format!("unassigned object {} of {product_id} {} is no longer wanted", object.id, marker.version);
-                actions.push(retire(platform_name, platform.spec.platform_type, &product_name, &product_id, object, None, None, why, message, origin.clone()));
+                let message =
+                    format!("unassigned object {} of {product_id} {} is no longer wanted", object.id, marker.version);
+                actions.push(retire(
+                    platform_name,
+                    platform.spec.platform_type,
+                    &product_name,
+                    &product_id,
+                    object,
+                    None,
+                    None,
+                    why,
+                    message,
+                    origin.clone(),
+                ));
             }
         }
     }

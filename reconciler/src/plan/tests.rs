@@ -48,10 +48,21 @@ fn run(products: &[String], observed: Observed) -> Plan {
     let catalogs = BTreeMap::from([(catalog.source_name().clone(), catalog)]);
     let observed = BTreeMap::from([(ObjectName::new("intune").unwrap_or_else(|_| unreachable!()), observed)]);
     let provenance = Provenance::Directory { path: "x".into(), head: None };
-    plan(PlanInput { fleet: &fleet, source: (&provenance, Sha256::digest(b"fleet")), catalogs: &catalogs, observed: &observed })
+    plan(PlanInput {
+        fleet: &fleet,
+        source: (&provenance, Sha256::digest(b"fleet")),
+        catalogs: &catalogs,
+        observed: &observed,
+    })
 }
 
-fn managed(id: &str, product: &str, version: &str, groups: &[&str], fields: BTreeMap<String, String>) -> ObservedObject {
+fn managed(
+    id: &str,
+    product: &str,
+    version: &str,
+    groups: &[&str],
+    fields: BTreeMap<String, String>,
+) -> ObservedObject {
     ObservedObject {
         id: id.into(),
         display_name: format!("{product} {version}"),
@@ -67,7 +78,10 @@ fn managed(id: &str, product: &str, version: &str, groups: &[&str], fields: BTre
             .iter()
             .map(|g| ObservedAssignment {
                 group: (*g).into(),
-                fields: BTreeMap::from([("intent".into(), "required".into()), ("restart".into(), "basedOnReturnCode".into())]),
+                fields: BTreeMap::from([
+                    ("intent".into(), "required".into()),
+                    ("restart".into(), "basedOnReturnCode".into()),
+                ]),
             })
             .collect(),
     }
@@ -76,7 +90,12 @@ fn managed(id: &str, product: &str, version: &str, groups: &[&str], fields: BTre
 /// The fields the planner wants for vendor.app `version`, taken from a first plan.
 fn desired_fields(version: &str) -> BTreeMap<String, String> {
     let p = run(&[product("app", "vendor.app", version, "")], Observed::default());
-    p.actions[0].changes.iter().filter(|c| !c.field.starts_with("assignment.")).filter_map(|c| Some((c.field.clone(), c.to.clone()?))).collect()
+    p.actions[0]
+        .changes
+        .iter()
+        .filter(|c| !c.field.starts_with("assignment."))
+        .filter_map(|c| Some((c.field.clone(), c.to.clone()?)))
+        .collect()
 }
 
 fn kinds(p: &Plan) -> Vec<(ActionKind, Option<String>)> {
@@ -86,7 +105,10 @@ fn kinds(p: &Plan) -> Vec<(ActionKind, Option<String>)> {
 #[test]
 fn empty_platform_gets_a_publish_per_ring_in_rollout_order() {
     let p = run(&[product("app", "vendor.app", "latest", "")], Observed::default());
-    assert_eq!(kinds(&p), vec![(ActionKind::Publish, Some("pilot".into())), (ActionKind::Publish, Some("broad".into()))]);
+    assert_eq!(
+        kinds(&p),
+        vec![(ActionKind::Publish, Some("pilot".into())), (ActionKind::Publish, Some("broad".into()))]
+    );
     assert_eq!(p.actions[0].version.as_deref(), Some("2.0"));
     assert_eq!(p.actions[0].reason, "NotPublished");
     assert!(p.actions[0].changes.iter().any(|c| c.field == "version" && c.to.as_deref() == Some("2.0")));
@@ -136,7 +158,11 @@ fn changed_settings_are_a_reconfigure_with_field_diffs() {
     assert_eq!(p.actions[0].action, ActionKind::Reconfigure);
     assert_eq!(
         p.actions[0].changes,
-        vec![FieldChange { field: "assignment.intent".into(), from: Some("required".into()), to: Some("available".into()) }]
+        vec![FieldChange {
+            field: "assignment.intent".into(),
+            from: Some("required".into()),
+            to: Some("available".into())
+        }]
     );
 }
 

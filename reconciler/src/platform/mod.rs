@@ -138,7 +138,10 @@ pub trait Platform: Send + Sync {
 }
 
 /// Builds the client for a fleet Platform.
-pub fn connect(platform: &crate::model::Platform, state: &crate::state::StateDir) -> Result<Box<dyn Platform>, PlatformError> {
+pub fn connect(
+    platform: &crate::model::Platform,
+    state: &crate::state::StateDir,
+) -> Result<Box<dyn Platform>, PlatformError> {
     if platform.spec.endpoint == "embedded" {
         return Ok(Box::new(embedded::EmbeddedPlatform::new(
             platform.metadata.name.clone(),

@@ -65,7 +65,10 @@ fn has_changes(repo: &git2::Repository, subpath: &str) -> bool {
         .unwrap_or(false)
 }
 
-pub(super) fn open_remote(opts: &SourceOptions, subpath: String) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
+pub(super) fn open_remote(
+    opts: &SourceOptions,
+    subpath: String,
+) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
     use sha2::Digest;
     let shown = display_repo(&opts.repo);
     let err = |reason: String| SourceError::Repo { repo: shown.clone(), reason };
@@ -113,10 +116,9 @@ fn snapshot_at(
     subpath: String,
 ) -> Result<(SourceSnapshot, ()), SourceError> {
     let reference = rev.unwrap_or("HEAD").to_string();
-    let commit = repo
-        .revparse_single(&reference)
-        .and_then(|o| o.peel_to_commit())
-        .map_err(|_| SourceError::BadRevision { repo: shown.to_string(), rev: reference.clone(), known: known_refs(repo) })?;
+    let commit = repo.revparse_single(&reference).and_then(|o| o.peel_to_commit()).map_err(|_| {
+        SourceError::BadRevision { repo: shown.to_string(), rev: reference.clone(), known: known_refs(repo) }
+    })?;
     let provenance = Provenance::Commit { repo: shown.to_string(), reference, commit: commit.id().to_string() };
     let at = provenance.to_string();
     let root = commit.tree().map_err(|e| SourceError::Repo { repo: shown.to_string(), reason: e.message().into() })?;

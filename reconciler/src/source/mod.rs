@@ -102,7 +102,9 @@ pub enum SourceError {
         path: String,
     },
     /// A `--rev` was given for a plain directory.
-    #[error("{path} is not a git repository, so --rev {rev} cannot be read; drop --rev or point --repo at a repository")]
+    #[error(
+        "{path} is not a git repository, so --rev {rev} cannot be read; drop --rev or point --repo at a repository"
+    )]
     RevWithoutGit {
         /// The directory.
         path: String,

@@ -47,12 +47,16 @@ impl StateDir {
     pub fn catalogs(&self) -> Result<CatalogHistory, StateError> {
         let path = self.root.join("catalogs.json");
         let sources = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<CatalogFile>(&bytes)
-                .map_err(|e| StateError {
-                    path: path.display().to_string(),
-                    reason: format!("corrupt ({e}); restore it from backup, or remove it to trust the next valid catalog again"),
-                })?
-                .sources,
+            Ok(bytes) => {
+                serde_json::from_slice::<CatalogFile>(&bytes)
+                    .map_err(|e| StateError {
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "corrupt ({e}); restore it from backup, or remove it to trust the next valid catalog again"
+                        ),
+                    })?
+                    .sources
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(StateError { path: path.display().to_string(), reason: e.to_string() }),
         };

@@ -26,7 +26,8 @@ fn cell(s: &str) -> String {
 /// are counted in a closing line.
 pub fn markdown(plan: &Plan, limit: usize) -> String {
     let mut head = String::new();
-    let _ = writeln!(head, "### patchops plan\n\n**{}**\n\n<sub>{}</sub>\n", summary_line(plan), cell(&inputs_line(plan)));
+    let _ =
+        writeln!(head, "### patchops plan\n\n**{}**\n\n<sub>{}</sub>\n", summary_line(plan), cell(&inputs_line(plan)));
     let mut tail = String::new();
     if !plan.errors.is_empty() {
         let _ = writeln!(tail, "\n#### Errors\n");
@@ -41,7 +42,8 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
     }
     let mut details = String::new();
     for a in changed.iter().filter(|a| matches!(a.action, ActionKind::Update | ActionKind::Reconfigure)) {
-        let _ = writeln!(details, "`{}` → `{}` / `{}`:\n```diff", a.product, a.platform, a.ring.as_deref().unwrap_or("-"));
+        let _ =
+            writeln!(details, "`{}` → `{}` / `{}`:\n```diff", a.product, a.platform, a.ring.as_deref().unwrap_or("-"));
         for c in &a.changes {
             if let Some(f) = &c.from {
                 let _ = writeln!(details, "- {}: {f}", c.field);

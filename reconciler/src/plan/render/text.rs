@@ -48,12 +48,8 @@ pub fn text(plan: &Plan, show_unchanged: bool) -> String {
         let ring = a.ring.as_deref().unwrap_or("(no ring)");
         let group = a.group.as_deref().map(|g| format!(" [{g}]")).unwrap_or_default();
         let version = a.version.as_deref().map(|v| format!("  {v}")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}",
-            a.action.as_str(),
-            a.platform
-        );
+        let _ =
+            writeln!(out, "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}", a.action.as_str(), a.platform);
         let _ = writeln!(out, "      {DIM}{}: {}{DIM:#}", a.reason, a.message);
         // On publish, the object's fields are shown once per platform; later rings only add an
         // assignment.
@@ -66,10 +62,15 @@ pub fn text(plan: &Plan, show_unchanged: bool) -> String {
         write_diff(&mut out, &changes);
     }
     for e in &plan.errors {
-        let _ = writeln!(out, "{DEL}error{DEL:#}: Product {BOLD}{}{BOLD:#} ({}): {}: {}", e.product, e.origin, e.reason, e.message);
+        let _ = writeln!(
+            out,
+            "{DEL}error{DEL:#}: Product {BOLD}{}{BOLD:#} ({}): {}: {}",
+            e.product, e.origin, e.reason, e.message
+        );
     }
     for (platform, n) in &plan.unmanaged {
-        let _ = writeln!(out, "{DIM}platform {platform}: {n} object(s) without patchops's marker are left alone{DIM:#}");
+        let _ =
+            writeln!(out, "{DIM}platform {platform}: {n} object(s) without patchops's marker are left alone{DIM:#}");
     }
     if !out.ends_with("\n\n") {
         out.push('\n');

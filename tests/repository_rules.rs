@@ -1,0 +1,100 @@
+//! House rules checked by `cargo test`: schemas match the Rust types, and the shipped example
+//! fleet is valid and plans its publish actions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use common::{patchops, workspace_root};
+
+#[test]
+fn checked_in_schemas_match_the_rust_types() {
+    let dir = workspace_root().join("schemas");
+    let mut stale = Vec::new();
+    for (name, text) in reconciler::schema::all() {
+        if std::fs::read_to_string(dir.join(&name)).ok().as_deref() != Some(text.as_str()) {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "schemas/ is out of date with the Rust types ({}).\nRegenerate with: cargo run -q -- schemas --out schemas",
+        stale.join(", ")
+    );
+}
+
+#[test]
+fn example_files_point_their_modelines_at_existing_schemas() {
+    let fleet = workspace_root().join("examples/fleet");
+    let mut checked = 0;
+    for entry in walk(&fleet) {
+        let text = std::fs::read_to_string(&entry).expect("read");
+        for line in text.lines().filter(|l| l.starts_with("# yaml-language-server: $schema=")) {
+            let rel = line.trim_start_matches("# yaml-language-server: $schema=");
+            let target = entry.parent().expect("parent").join(rel);
+            assert!(target.is_file(), "{}: modeline points at missing {}", entry.display(), target.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "every example document carries a modeline (found {checked})");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_fleet_validates_and_plans_its_publish_actions() {
+    let state = tempfile::tempdir().expect("tmp");
+    let state_dir = state.path().to_string_lossy().to_string();
+    let root = workspace_root();
+    // --worktree: check the files as they are in this checkout, committed or not.
+    let run = patchops(&root, &["validate", "--worktree", "--path", "examples/fleet", "--state-dir", &state_dir]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("fleet is valid: 5 products, 3 platforms, 1 rollouts, 1 catalog sources"),
+        "{}",
+        run.stdout
+    );
+    let run = patchops(
+        &root,
+        &["plan", "--worktree", "--path", "examples/fleet", "--state-dir", &state_dir, "--detailed-exitcode"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Plan: 17 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged."),
+        "{}",
+        run.stdout
+    );
+    for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
+        assert!(run.stdout.contains(&format!("+ publish     {platform} / pilot")), "{platform}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn the_example_installers_match_the_example_catalog() {
+    let root = workspace_root().join("examples/catalog");
+    let catalog: reconciler::catalog::Catalog =
+        serde_json::from_slice(&std::fs::read(root.join("catalog.json")).expect("catalog")).expect("json");
+    let mut n = 0;
+    for p in &catalog.products {
+        for v in &p.versions {
+            for i in &v.installers {
+                let bytes = std::fs::read(root.join(&i.url)).unwrap_or_else(|e| panic!("{}: {e}", i.url));
+                assert_eq!(bytes.len() as u64, i.size, "{}", i.url);
+                assert_eq!(reconciler::catalog::Sha256::digest(&bytes), i.sha256, "{}", i.url);
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 10);
+}

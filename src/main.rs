@@ -7,10 +7,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Planning a large fleet makes millions of small allocations; mimalloc makes them markedly
+// cheaper than glibc's allocator (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_logging(&args.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             cli::print_error(&format!("cannot start the async runtime: {e}"));

@@ -27,6 +27,7 @@
 
 pub mod catalog;
 pub mod http;
+pub mod intern;
 pub mod model;
 pub mod ops;
 pub mod plan;

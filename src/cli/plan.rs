@@ -56,14 +56,28 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
         print_warning(&w.to_string());
     }
     let plan = &planned.plan;
-    let text = match args.format {
-        Format::Text => render::text(plan, args.show_unchanged),
-        Format::Markdown => render::markdown(plan, render::MARKDOWN_LIMIT),
-        Format::Json => render::json(plan),
+    let written = match args.format {
+        Format::Text => {
+            out(color, &render::text(plan, args.show_unchanged));
+            Ok(())
+        }
+        // Machine formats carry no styles: written straight out, never through the stripper.
+        Format::Markdown => std::io::Write::write_all(
+            &mut std::io::stdout().lock(),
+            render::markdown(plan, render::MARKDOWN_LIMIT).as_bytes(),
+        ),
+        Format::Json => render::json_to_writer(plan, std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    out(color, &text);
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            print_error(&format!("cannot write the plan: {e}"));
+            return EXIT_ERROR;
+        }
+    }
     if let Some(path) = &args.out {
-        if let Err(e) = reconciler::state::write_atomic(path, render::json(plan).as_bytes()) {
+        let mut bytes = Vec::new();
+        let saved = render::json_to_writer(plan, &mut bytes).map_err(|e| e.to_string());
+        if let Err(e) = saved.and_then(|()| reconciler::state::write_atomic(path, &bytes)) {
             print_error(&format!("cannot save the plan to {}: {e}", path.display()));
             return EXIT_ERROR;
         }

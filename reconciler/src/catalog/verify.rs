@@ -16,9 +16,9 @@ use std::io::Cursor;
 
 use chrono::{DateTime, Utc};
 
-use super::format::{Catalog, Sha256};
+use super::format::{Catalog, CatalogProduct, Sha256};
 use super::keys::{key_id, TrustedKey};
-use crate::model::ObjectName;
+use crate::model::{ObjectName, ProductId};
 
 /// The highest serial already accepted for a source, and the digest it had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -259,7 +259,16 @@ impl UnverifiedCatalog {
             }
         }
 
-        Ok(VerifiedCatalog { source_name, location: self.location, catalog, digest, key_id: signer, trusted_comment })
+        let index = catalog.products.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
+        Ok(VerifiedCatalog {
+            source_name,
+            location: self.location,
+            catalog,
+            index,
+            digest,
+            key_id: signer,
+            trusted_comment,
+        })
     }
 }
 
@@ -272,6 +281,7 @@ pub struct VerifiedCatalog {
     source_name: ObjectName,
     location: String,
     catalog: Catalog,
+    index: std::collections::HashMap<ProductId, usize>,
     digest: Sha256,
     key_id: String,
     trusted_comment: String,
@@ -291,6 +301,11 @@ impl VerifiedCatalog {
     /// The verified content.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The product with this id.
+    pub fn product(&self, id: &ProductId) -> Option<&CatalogProduct> {
+        self.index.get(id).and_then(|i| self.catalog.products.get(*i))
     }
 
     /// SHA-256 of the signed bytes.

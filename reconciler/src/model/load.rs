@@ -6,6 +6,7 @@
 //! platform). Both collect every problem rather than stopping at the first.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -34,24 +35,41 @@ pub fn is_fleet_file(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml")
 }
 
-/// A document that parsed, with the positions of its nodes.
+/// A file's text, and the full index of its node positions, built only when a diagnostic
+/// needs it (most loads have none, and indexing every node of a large fleet is not free).
+#[derive(Debug)]
+pub struct Positions {
+    text: String,
+    full: OnceLock<Vec<DocIndex>>,
+}
+
+impl Positions {
+    fn doc(&self, n: usize) -> DocIndex {
+        let docs = self.full.get_or_init(|| spans::index(&self.text, true).unwrap_or_default());
+        docs.get(n).cloned().unwrap_or_default()
+    }
+}
+
+/// A document that parsed, with a way to find the positions of its nodes.
 #[derive(Debug, Clone)]
 pub struct Parsed<S> {
     /// The file it came from.
     pub file: String,
-    /// Node positions.
-    pub index: DocIndex,
+    /// Where the document starts.
+    pub start: Pos,
     /// The typed document.
     pub doc: Document<S>,
+    number: usize,
+    positions: Arc<Positions>,
 }
 
 impl<S> Parsed<S> {
     fn origin(&self) -> Origin {
-        Origin { file: self.file.clone(), line: self.index.start.line }
+        Origin { file: self.file.clone(), line: self.start.line }
     }
 
     fn diag_value(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::at(&self.file, self.index.value(path), message)
+        Diagnostic::at(&self.file, self.positions.doc(self.number).value(path), message)
     }
 
     fn name(&self) -> &ObjectName {
@@ -93,17 +111,45 @@ fn finish(mut diags: Vec<Diagnostic>) -> Diagnostics {
 
 /// Parses every document of every file; returns the documents that parsed and the problems of
 /// those that did not.
+///
+/// Files are parsed on up to [`std::thread::available_parallelism`] threads; the result is the
+/// same as parsing them in order (documents keep their file order, so "first definition" in a
+/// duplicate-name error means the same thing every run).
 pub fn parse(files: &[FleetFile]) -> (FleetDocs, Vec<Diagnostic>) {
+    let files: Vec<&FleetFile> = files.iter().filter(|f| is_fleet_file(&f.path)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = files.len().div_ceil(threads).max(16);
+    let parse_chunk = |chunk: &[&FleetFile]| {
+        let mut docs = FleetDocs::default();
+        let mut diags = Vec::new();
+        for file in chunk {
+            parse_file(file, &mut docs, &mut diags);
+        }
+        (docs, diags)
+    };
+    let parts: Vec<(FleetDocs, Vec<Diagnostic>)> = if files.len() <= chunk {
+        vec![parse_chunk(&files)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files.chunks(chunk).map(|c| scope.spawn(move || parse_chunk(c))).collect();
+            // A parser thread only panics on a bug; re-raise it rather than lose documents.
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
     let mut docs = FleetDocs::default();
     let mut diags = Vec::new();
-    for file in files.iter().filter(|f| is_fleet_file(&f.path)) {
-        parse_file(file, &mut docs, &mut diags);
+    for (d, e) in parts {
+        docs.products.extend(d.products);
+        docs.platforms.extend(d.platforms);
+        docs.rollouts.extend(d.rollouts);
+        docs.catalog_sources.extend(d.catalog_sources);
+        diags.extend(e);
     }
     (docs, diags)
 }
 
 fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic>) {
-    let indexes = match spans::index(&file.text) {
+    let indexes = match spans::index(&file.text, false) {
         Ok(ix) => ix,
         Err(e) => {
             diags.push(
@@ -116,10 +162,12 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
     // The index found no syntax error, so serde_yaml's stream yields exactly these documents
     // (it would yield a syntax error forever otherwise: never iterate it unbounded).
     let stream = serde_yaml::Deserializer::from_str(&file.text);
-    for (index, de) in indexes.into_iter().zip(stream) {
+    let positions = Arc::new(Positions { text: file.text.clone(), full: OnceLock::new() });
+    for (number, (index, de)) in indexes.into_iter().zip(stream).enumerate() {
         if index.is_empty {
             continue;
         }
+        let at = Located { file, number, positions: &positions, start: index.start };
         let Some(kind_text) = index.kind.clone() else {
             diags.push(
                 Diagnostic::at(&file.path, index.start, "document has no `kind`")
@@ -128,7 +176,7 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
             continue;
         };
         let Some(kind) = Kind::parse(&kind_text) else {
-            let mut d = Diagnostic::at(&file.path, index.value("kind"), format!("unknown kind `{kind_text}`"));
+            let mut d = Diagnostic::at(&file.path, at.value("kind"), format!("unknown kind `{kind_text}`"));
             d = match did_you_mean(&kind_text, Kind::ALL.iter().map(|k| k.as_str())) {
                 Some(k) => d.help(format!("did you mean `{k}`? (kinds: {})", kind_list())),
                 None => d.help(format!("kinds are {}", kind_list())),
@@ -137,10 +185,10 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
             continue;
         };
         match kind {
-            Kind::Product => typed(file, index, de, &mut docs.products, diags),
-            Kind::Platform => typed(file, index, de, &mut docs.platforms, diags),
-            Kind::Rollout => typed(file, index, de, &mut docs.rollouts, diags),
-            Kind::CatalogSource => typed(file, index, de, &mut docs.catalog_sources, diags),
+            Kind::Product => typed(&at, de, &mut docs.products, diags),
+            Kind::Platform => typed(&at, de, &mut docs.platforms, diags),
+            Kind::Rollout => typed(&at, de, &mut docs.rollouts, diags),
+            Kind::CatalogSource => typed(&at, de, &mut docs.catalog_sources, diags),
         }
     }
 }
@@ -149,34 +197,55 @@ fn kind_list() -> String {
     Kind::ALL.iter().map(|k| format!("`{}`", k.as_str())).collect::<Vec<_>>().join(", ")
 }
 
+/// A document's place: its file, its number in the file, and the file's positions.
+struct Located<'a> {
+    file: &'a FleetFile,
+    number: usize,
+    positions: &'a Arc<Positions>,
+    start: Pos,
+}
+
+impl Located<'_> {
+    fn value(&self, path: &str) -> Pos {
+        self.positions.doc(self.number).value(path)
+    }
+}
+
 fn typed<S: DeserializeOwned>(
-    file: &FleetFile,
-    index: DocIndex,
+    at: &Located<'_>,
     de: serde_yaml::Deserializer<'_>,
     out: &mut Vec<Parsed<S>>,
     diags: &mut Vec<Diagnostic>,
 ) {
+    let file = at.file;
     match Document::<S>::deserialize(de) {
         Ok(doc) => {
             if doc.api_version != API_VERSION {
                 diags.push(
                     Diagnostic::at(
                         &file.path,
-                        index.value("apiVersion"),
+                        at.value("apiVersion"),
                         format!("unsupported apiVersion `{}`", doc.api_version),
                     )
                     .help(format!("this release reads `apiVersion: {API_VERSION}`")),
                 );
                 return;
             }
-            out.push(Parsed { file: file.path.clone(), index, doc });
+            out.push(Parsed {
+                file: file.path.clone(),
+                start: at.start,
+                doc,
+                number: at.number,
+                positions: Arc::clone(at.positions),
+            });
         }
-        Err(e) => diags.push(serde_diagnostic(&file.path, &index, &e)),
+        Err(e) => diags.push(serde_diagnostic(at, &e)),
     }
 }
 
 /// Turns a serde_yaml error into a diagnostic with a position and, where it helps, advice.
-fn serde_diagnostic(file: &str, index: &DocIndex, e: &serde_yaml::Error) -> Diagnostic {
+fn serde_diagnostic(at: &Located<'_>, e: &serde_yaml::Error) -> Diagnostic {
+    let file = at.file.path.as_str();
     let text = e.to_string();
     // serde_yaml appends " at line L column C"; the position goes in front instead.
     let message = match text.rfind(" at line ") {
@@ -189,8 +258,8 @@ fn serde_diagnostic(file: &str, index: &DocIndex, e: &serde_yaml::Error) -> Diag
     };
     let pos = match e.location() {
         Some(l) => Pos { line: l.line(), column: l.column() },
-        None if !path.is_empty() => index.value(&path),
-        None => index.start,
+        None if !path.is_empty() => at.value(&path),
+        None => at.start,
     };
     let mut d = Diagnostic::at(file, pos, message);
     if detail.starts_with("unknown field") {

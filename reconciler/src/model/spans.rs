@@ -76,6 +76,9 @@ enum Frame {
 struct Indexer {
     docs: Vec<DocIndex>,
     stack: Vec<(String, Frame)>,
+    /// Index every node (for diagnostics), or only what loading needs: each document's start,
+    /// emptiness and `kind`.
+    full: bool,
 }
 
 impl Indexer {
@@ -86,6 +89,16 @@ impl Indexer {
     /// Called when a node (scalar, mapping or sequence) begins; returns the node's path, or
     /// `None` when the node is a mapping key.
     fn node_path(&mut self, mark: Marker, scalar: Option<&str>) -> Option<String> {
+        if !self.full && self.stack.len() > 1 {
+            // Below the top level a light index only keeps the key/value rhythm of mappings.
+            if let Some((_, Frame::Map { key, .. })) = self.stack.last_mut() {
+                if key.take().is_none() {
+                    *key = Some(String::new());
+                    return None;
+                }
+            }
+            return Some(String::new());
+        }
         let path = match self.stack.last_mut() {
             None => String::new(),
             Some((parent, Frame::Map { key, first })) => match key.take() {
@@ -179,9 +192,10 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// Indexes every document of `text`.
-pub fn index(text: &str) -> Result<Vec<DocIndex>, SyntaxError> {
-    let mut indexer = Indexer::default();
+/// Indexes the documents of `text`: with `full`, the position of every node; without, only
+/// each document's start, emptiness and `kind` (cheap enough for every load).
+pub fn index(text: &str, full: bool) -> Result<Vec<DocIndex>, SyntaxError> {
+    let mut indexer = Indexer { full, ..Indexer::default() };
     let mut parser = Parser::new_from_str(text);
     parser
         .load(&mut indexer, true)
@@ -196,7 +210,7 @@ mod tests {
     #[test]
     fn paths_map_to_line_and_column_across_documents() {
         let text = "kind: A\nspec:\n  x: 1\n---\nkind: B\nspec:\n  list:\n    - name: a\n    - name: b\n";
-        let docs = index(text).unwrap_or_default();
+        let docs = index(text, true).unwrap_or_default();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].kind.as_deref(), Some("A"));
         assert_eq!(docs[0].value("spec.x"), Pos { line: 3, column: 6 });

@@ -46,6 +46,14 @@ pub enum OpsError {
     Platforms(Vec<PlatformError>),
 }
 
+/// Resident memory in MiB, for the `-vv` phase timings (Linux; 0 elsewhere).
+fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096 / (1024 * 1024))
+}
+
 fn join<E: std::fmt::Display>(errors: &[E]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
@@ -65,9 +73,13 @@ pub struct Validated {
 
 /// Reads the source, loads the fleet, and verifies every catalog (recording accepted serials).
 pub async fn load_and_verify(opts: &Options) -> Result<Validated, OpsError> {
+    let t = std::time::Instant::now();
     let (snapshot, warnings) = source::open(&opts.source)?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), files = snapshot.files().len(), "source read");
     let fleet = model::load(snapshot.files())?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
     let catalogs = verify_catalogs(&fleet, &snapshot, opts).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
     Ok(Validated { snapshot, warnings, fleet, catalogs })
 }
 
@@ -124,21 +136,36 @@ async fn verify_catalogs(
     }
 }
 
-/// Observes every platform of the fleet.
+/// Observes every platform of the fleet, each in its own task.
 pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
-    let mut clients = Vec::new();
-    let mut failures = Vec::new();
-    for p in fleet.platforms.values() {
-        match platform::connect(p, state) {
-            Ok(c) => clients.push(c),
-            Err(e) => failures.push(e),
-        }
-    }
-    let results =
-        futures::future::join_all(clients.iter().map(|c| async move { (c.name().clone(), c.observe().await) })).await;
+    collect_observed(start_observing(fleet, state)).await
+}
+
+type Observing = Vec<(ObjectName, Result<tokio::task::JoinHandle<Result<Observed, PlatformError>>, PlatformError>)>;
+
+/// Starts observing every platform in the background, so that it overlaps catalog checks.
+fn start_observing(fleet: &Fleet, state: &StateDir) -> Observing {
+    fleet
+        .platforms
+        .iter()
+        .map(|(name, p)| {
+            let task = platform::connect(p, state).map(|client| tokio::spawn(async move { client.observe().await }));
+            (name.clone(), task)
+        })
+        .collect()
+}
+
+async fn collect_observed(observing: Observing) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
     let mut observed = BTreeMap::new();
-    for (name, r) in results {
-        match r {
+    let mut failures = Vec::new();
+    for (name, task) in observing {
+        let result = match task {
+            Err(e) => Err(e),
+            Ok(handle) => handle.await.unwrap_or_else(|join| {
+                Err(PlatformError::Unavailable { platform: name.clone(), reason: format!("observing failed: {join}") })
+            }),
+        };
+        match result {
             Ok(o) => {
                 observed.insert(name, o);
             }
@@ -163,13 +190,22 @@ pub struct Planned {
 
 /// `patchops plan`: desired × verified catalogs × observed platforms.
 pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
-    let v = load_and_verify(opts).await?;
-    let observed = observe(&v.fleet, &opts.state).await?;
+    let t = std::time::Instant::now();
+    let (snapshot, warnings) = source::open(&opts.source)?;
+    let fleet = model::load(snapshot.files())?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
+    let observing = start_observing(&fleet, &opts.state);
+    let catalogs = verify_catalogs(&fleet, &snapshot, opts).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
+    let observed = collect_observed(observing).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "platforms observed");
+    let v = Validated { snapshot, warnings, fleet, catalogs };
     let plan = plan::plan(PlanInput {
         fleet: &v.fleet,
         source: (v.snapshot.provenance(), v.snapshot.digest()),
         catalogs: &v.catalogs,
         observed: &observed,
     });
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
     Ok(Planned { plan, warnings: v.warnings })
 }

@@ -71,7 +71,7 @@ impl SelectionError {
 /// Chooses the version and installer of a Product from its verified catalog.
 pub fn select_installer<'a>(product: &Product, catalog: &'a VerifiedCatalog) -> Result<Selection<'a>, SelectionError> {
     let spec = &product.spec;
-    let Some(entry) = catalog.catalog().product(&spec.product) else {
+    let Some(entry) = catalog.product(&spec.product) else {
         let ids = catalog.catalog().products.iter().map(|p| p.id.as_str());
         let hint = match crate::model::diagnostic::did_you_mean(spec.product.as_str(), ids) {
             Some(s) => format!("; did you mean `{s}`?"),
@@ -240,19 +240,60 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-/// The fields that differ between `current` and `desired`, names prefixed with `prefix`.
-pub(super) fn diff(
-    current: &BTreeMap<String, String>,
+/// The fields that differ between `current` and `desired`, names prefixed with `prefix`: one
+/// merge pass over the two sorted maps.
+pub(super) fn diff<K: AsRef<str>, V: AsRef<str>>(
+    current: &BTreeMap<K, V>,
     desired: &BTreeMap<String, String>,
     prefix: &str,
+    text: &mut super::Interner,
 ) -> Vec<FieldChange> {
-    let keys: std::collections::BTreeSet<&String> = current.keys().chain(desired.keys()).collect();
-    keys.into_iter()
-        .filter(|k| current.get(*k) != desired.get(*k))
-        .map(|k| FieldChange {
-            field: format!("{prefix}{k}"),
-            from: current.get(k).cloned(),
-            to: desired.get(k).cloned(),
-        })
-        .collect()
+    let current = current.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+    let desired = desired.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut change = |k: &str, from: Option<&str>, to: Option<&str>| FieldChange {
+        field: text.get(&format!("{prefix}{k}")),
+        from: from.map(|v| text.get(v)),
+        to: to.map(|v| text.get(v)),
+    };
+    let mut out = Vec::new();
+    let (mut a, mut b) = (current.peekable(), desired.peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return out,
+            (Some((ka, va)), Some((kb, vb))) if ka == kb => {
+                if va != vb {
+                    out.push(change(ka, Some(*va), Some(*vb)));
+                }
+                a.next();
+                b.next();
+            }
+            (Some((ka, va)), Some((kb, _))) if ka < kb => {
+                out.push(change(ka, Some(*va), None));
+                a.next();
+            }
+            (Some((ka, va)), None) => {
+                out.push(change(ka, Some(*va), None));
+                a.next();
+            }
+            (_, Some((kb, vb))) => {
+                out.push(change(kb, None, Some(*vb)));
+                b.next();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_reports_changed_added_and_removed_fields_in_order() {
+        let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut text = super::super::Interner::default();
+        let current: BTreeMap<String, String> = m(&[("a", "1"), ("b", "2"), ("d", "4")]);
+        let d = diff(&current, &m(&[("b", "3"), ("c", "x"), ("d", "4")]), "p.", &mut text);
+        let got: Vec<_> = d.iter().map(|c| (&*c.field, c.from.as_deref(), c.to.as_deref())).collect();
+        assert_eq!(got, vec![("p.a", Some("1"), None), ("p.b", Some("2"), Some("3")), ("p.c", None, Some("x"))]);
+    }
 }

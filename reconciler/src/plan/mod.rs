@@ -18,17 +18,21 @@
 mod desired;
 pub mod render;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Sha256, VerifiedCatalog};
-use crate::model::{Fleet, ObjectName, PlatformType};
-use crate::platform::Observed;
+use crate::model::{Fleet, ObjectName, PlatformType, ProductId};
+use crate::platform::{Observed, ObservedObject};
 use crate::source::Provenance;
 
 pub use desired::{select_installer, Selection, SelectionError};
+
+pub(crate) use crate::intern::Interner;
+pub use crate::intern::Text;
 
 /// The version of the plan's JSON format; see `schemas/plan.schema.json`.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -80,13 +84,13 @@ impl ActionKind {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FieldChange {
     /// Field name, such as `version` or `assignment.intent`.
-    pub field: String,
+    pub field: Text,
     /// Current value; absent when the field is new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    pub from: Option<Text>,
     /// Desired value; absent when the field goes away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
+    pub to: Option<Text>,
 }
 
 /// One action for a (product, platform, ring).
@@ -96,36 +100,36 @@ pub struct PlannedAction {
     /// What to do.
     pub action: ActionKind,
     /// CamelCase reason, such as `NotPublished`, `NewVersion`, `SettingsDrift`, `RemovedFromFleet`.
-    pub reason: String,
+    pub reason: Text,
     /// A sentence explaining the reason.
-    pub message: String,
+    pub message: Text,
     /// The fleet Product (`metadata.name`); for retiring an object no Product describes any more,
     /// the catalog product id.
-    pub product: String,
+    pub product: Text,
     /// The catalog product id.
-    pub catalog_product: String,
+    pub catalog_product: Text,
     /// The Platform's name.
-    pub platform: String,
+    pub platform: Text,
     /// The Platform's type.
     pub platform_type: PlatformType,
     /// The ring; absent when a retired assignment's group belongs to no ring of the fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ring: Option<String>,
+    pub ring: Option<Text>,
     /// The ring's group on the platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Text>,
     /// The version published after the action; absent for retire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Text>,
     /// The platform object concerned, when one exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub object_id: Option<String>,
+    pub object_id: Option<Text>,
     /// Field-level differences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
     /// Where the Product is defined (`file:line`), when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
+    pub origin: Option<Text>,
 }
 
 /// A product that could not be planned (the others still are).
@@ -223,9 +227,20 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let mut errors = Vec::new();
     // (platform, catalog product, group) units the fleet wants; the rest of the managed
     // assignments are retired.
-    let mut wanted: BTreeSet<(ObjectName, String, String)> = BTreeSet::new();
-    let mut wanted_objects: BTreeSet<(ObjectName, String)> = BTreeSet::new();
+    let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::new();
+    let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::new();
+    // Managed objects by (platform, catalog product): one pass over everything observed, so
+    // planning stays linear in fleet and platform size.
+    let mut managed_index: HashMap<(&ObjectName, &ProductId), Vec<&ObservedObject>> = HashMap::new();
+    for (platform, observed) in input.observed {
+        for o in &observed.objects {
+            if let Some(m) = o.managed() {
+                managed_index.entry((platform, &m.product)).or_default().push(o);
+            }
+        }
+    }
 
+    let mut text = Interner::default();
     for product in &input.fleet.products {
         if product.spec.retire {
             continue;
@@ -245,15 +260,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 // Keep what is published for this product: a broken catalog entry must not
                 // look like a request to retire it.
                 for t in &product.targets {
-                    wanted_objects.insert((t.spec.platform.clone(), product.spec.product.to_string()));
+                    wanted_objects.insert((&t.spec.platform, &product.spec.product));
                     if let Some(rollout) = input.fleet.rollouts.get(&t.rollout) {
                         for ring in &t.rings {
                             if let Some(g) = rollout.group(ring, &t.spec.platform) {
-                                wanted.insert((
-                                    t.spec.platform.clone(),
-                                    product.spec.product.to_string(),
-                                    g.to_string(),
-                                ));
+                                wanted.insert((&t.spec.platform, &product.spec.product, g));
                             }
                         }
                     }
@@ -270,43 +281,58 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         for target in &product.targets {
             let Some(platform) = input.fleet.platforms.get(&target.spec.platform) else { continue };
             let Some(rollout) = input.fleet.rollouts.get(&target.rollout) else { continue };
-            let empty = Observed::default();
-            let observed = input.observed.get(&target.spec.platform).unwrap_or(&empty);
-            let managed: Vec<_> = observed
-                .objects
-                .iter()
-                .filter(|o| o.managed().is_some_and(|m| m.product == product.spec.product))
-                .collect();
-            wanted_objects.insert((target.spec.platform.clone(), product.spec.product.to_string()));
+            let managed: &[&ObservedObject] =
+                managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
+            wanted_objects.insert((&target.spec.platform, &product.spec.product));
             let object_fields = desired::object_fields(product, &selection, platform.spec.platform_type, target);
+            let assignment_fields = desired::assignment_fields(target);
+            // The object-level fields change once per platform: the first ring that needs the
+            // object carries them; later rings only move or add their assignment.
+            let mut object_changes_listed = false;
+            let version_text = selection.version.to_string();
+            let version_shared = text.get(&version_text);
+            let product_name = text.get(product.name().as_str());
+            let catalog_product = text.get(product.spec.product.as_str());
+            let platform_name = text.get(target.spec.platform.as_str());
+            let origin = text.get(&product.origin.to_string());
             for ring in &target.rings {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
-                wanted.insert((target.spec.platform.clone(), product.spec.product.to_string(), group.to_string()));
-                let assignment_fields = desired::assignment_fields(target);
+                wanted.insert((&target.spec.platform, &product.spec.product, group));
                 let current =
                     managed.iter().find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
                 let base = PlannedAction {
                     action: ActionKind::None,
-                    reason: String::new(),
-                    message: String::new(),
-                    product: product.name().to_string(),
-                    catalog_product: product.spec.product.to_string(),
-                    platform: target.spec.platform.to_string(),
+                    reason: text.get(""),
+                    message: text.get(""),
+                    product: Arc::clone(&product_name),
+                    catalog_product: Arc::clone(&catalog_product),
+                    platform: Arc::clone(&platform_name),
                     platform_type: platform.spec.platform_type,
-                    ring: Some(ring.to_string()),
-                    group: Some(group.to_string()),
-                    version: Some(selection.version.to_string()),
+                    ring: Some(text.get(ring.as_str())),
+                    group: Some(text.get(group)),
+                    version: Some(Arc::clone(&version_shared)),
                     object_id: None,
                     changes: Vec::new(),
-                    origin: Some(product.origin.to_string()),
+                    origin: Some(Arc::clone(&origin)),
                 };
                 let action = match current {
                     None => {
-                        let existing = managed
-                            .iter()
-                            .find(|o| o.managed().is_some_and(|m| m.version == selection.version.to_string()));
-                        let mut changes = desired::diff(&BTreeMap::new(), &object_fields, "");
-                        changes.extend(desired::diff(&BTreeMap::new(), &assignment_fields, "assignment."));
+                        let existing = managed.iter().find(|o| o.managed().is_some_and(|m| m.version == version_text));
+                        let mut changes = if object_changes_listed || existing.is_some() {
+                            vec![FieldChange {
+                                field: text.get("version"),
+                                from: None,
+                                to: Some(Arc::clone(&version_shared)),
+                            }]
+                        } else {
+                            desired::diff(&BTreeMap::<String, String>::new(), &object_fields, "", &mut text)
+                        };
+                        changes.extend(desired::diff(
+                            &BTreeMap::<String, String>::new(),
+                            &assignment_fields,
+                            "assignment.",
+                            &mut text,
+                        ));
                         let message = match existing {
                             Some(o) => format!(
                                 "{} {} is not assigned to ring {ring} (group {group}); assign the existing object {}",
@@ -319,18 +345,18 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                         };
                         PlannedAction {
                             action: ActionKind::Publish,
-                            reason: "NotPublished".into(),
-                            message,
-                            object_id: existing.map(|o| o.id.clone()),
+                            reason: text.get("NotPublished"),
+                            message: message.into(),
+                            object_id: existing.map(|o| o.id.as_str().into()),
                             changes,
                             ..base
                         }
                     }
                     Some((object, assignment)) => {
-                        let mut changes = desired::diff(&object.fields, &object_fields, "");
-                        changes.extend(desired::diff(&assignment.fields, &assignment_fields, "assignment."));
+                        let mut changes = desired::diff(&object.fields, &object_fields, "", &mut text);
+                        changes.extend(desired::diff(&assignment.fields, &assignment_fields, "assignment.", &mut text));
                         let from = object.managed().map(|m| m.version.clone()).unwrap_or_default();
-                        let version_changes = from != selection.version.to_string();
+                        let version_changes = from != version_text;
                         let (action, reason, message) = if version_changes {
                             let older = from.parse::<crate::model::Version>().is_ok_and(|v| v > selection.version);
                             let (reason, why) = if older {
@@ -366,14 +392,21 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                         };
                         PlannedAction {
                             action,
-                            reason: reason.into(),
-                            message,
-                            object_id: Some(object.id.clone()),
+                            reason: text.get(reason),
+                            message: message.into(),
+                            object_id: Some(object.id.as_str().into()),
                             changes,
                             ..base
                         }
                     }
                 };
+                let mut action = action;
+                if action.action != ActionKind::None {
+                    if object_changes_listed {
+                        action.changes.retain(|c| &*c.field == "version" || c.field.starts_with("assignment."));
+                    }
+                    object_changes_listed |= action.changes.iter().any(|c| !c.field.starts_with("assignment."));
+                }
                 actions.push(action);
             }
         }
@@ -381,11 +414,19 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
 
     retire_unwanted(&input, &wanted, &wanted_objects, &mut actions);
 
+    // Rings sort in rollout order (pilot before broad), not alphabetically.
+    let ring_rank: HashMap<&str, usize> = input
+        .fleet
+        .rollouts
+        .values()
+        .flat_map(|r| r.spec.rings.iter().enumerate().map(|(i, ring)| (ring.name.as_str(), i)))
+        .collect();
+    let rank = |a: &PlannedAction| a.ring.as_deref().and_then(|r| ring_rank.get(r).copied()).unwrap_or(usize::MAX);
     actions.sort_by(|a, b| {
-        (&a.product, &a.platform, ring_order(input.fleet, a), &a.group, a.action).cmp(&(
+        (&a.product, &a.platform, rank(a), &a.group, a.action).cmp(&(
             &b.product,
             &b.platform,
-            ring_order(input.fleet, b),
+            rank(b),
             &b.group,
             b.action,
         ))
@@ -430,36 +471,28 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     }
 }
 
-/// Position of an action's ring in its rollout, so pilot sorts before broad.
-fn ring_order(fleet: &Fleet, a: &PlannedAction) -> usize {
-    let Some(ring) = &a.ring else { return usize::MAX };
-    fleet
-        .rollouts
-        .values()
-        .find_map(|r| r.spec.rings.iter().position(|x| x.name.as_str() == ring))
-        .unwrap_or(usize::MAX)
-}
-
 /// Retires managed assignments and objects that no Product asks for any more.
 fn retire_unwanted(
     input: &PlanInput<'_>,
-    wanted: &BTreeSet<(ObjectName, String, String)>,
-    wanted_objects: &BTreeSet<(ObjectName, String)>,
+    wanted: &HashSet<(&ObjectName, &ProductId, &str)>,
+    wanted_objects: &HashSet<(&ObjectName, &ProductId)>,
     actions: &mut Vec<PlannedAction>,
 ) {
+    let by_catalog_id: HashMap<&ProductId, &crate::model::Product> =
+        input.fleet.products.iter().map(|p| (&p.spec.product, p)).collect();
     for (platform_name, observed) in input.observed {
         let Some(platform) = input.fleet.platforms.get(platform_name) else { continue };
         for object in &observed.objects {
             let Some(marker) = object.managed() else { continue };
             let product_id = marker.product.to_string();
-            let fleet_product = input.fleet.products.iter().find(|p| p.spec.product == marker.product);
+            let fleet_product = by_catalog_id.get(&marker.product);
             let (product_name, origin, why) = match fleet_product {
                 Some(p) if p.spec.retire => (p.name().to_string(), Some(p.origin.to_string()), "RetireRequested"),
                 Some(p) => (p.name().to_string(), Some(p.origin.to_string()), "RingRemoved"),
                 None => (product_id.clone(), None, "RemovedFromFleet"),
             };
             for assignment in &object.assignments {
-                if wanted.contains(&(platform_name.clone(), product_id.clone(), assignment.group.clone())) {
+                if wanted.contains(&(platform_name, &marker.product, assignment.group.as_str())) {
                     continue;
                 }
                 let ring = ring_of_group(input.fleet, platform_name, &assignment.group);
@@ -486,7 +519,7 @@ fn retire_unwanted(
                     origin.clone(),
                 ));
             }
-            let object_wanted = wanted_objects.contains(&(platform_name.clone(), product_id.clone()));
+            let object_wanted = wanted_objects.contains(&(platform_name, &marker.product));
             if object.assignments.is_empty() && !object_wanted {
                 let message =
                     format!("unassigned object {} of {product_id} {} is no longer wanted", object.id, marker.version);
@@ -520,21 +553,21 @@ fn retire(
     message: String,
     origin: Option<String>,
 ) -> PlannedAction {
-    let from = object.managed().map(|m| m.version.clone());
+    let from = object.managed().map(|m| Text::from(m.version.as_str()));
     PlannedAction {
         action: ActionKind::Retire,
         reason: reason.into(),
-        message,
-        product: product.to_string(),
-        catalog_product: catalog_product.to_string(),
-        platform: platform.to_string(),
+        message: message.into(),
+        product: product.into(),
+        catalog_product: catalog_product.into(),
+        platform: platform.as_str().into(),
         platform_type,
-        ring,
-        group: group.map(str::to_string),
+        ring: ring.map(Into::into),
+        group: group.map(Into::into),
         version: None,
-        object_id: Some(object.id.clone()),
+        object_id: Some(object.id.as_str().into()),
         changes: vec![FieldChange { field: "version".into(), from, to: None }],
-        origin,
+        origin: origin.map(Into::into),
     }
 }
 

@@ -73,7 +73,7 @@ fn managed(
             commit: None,
             content_digest: Sha256::digest(version.as_bytes()),
         }),
-        fields,
+        fields: fields.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
         assignments: groups
             .iter()
             .map(|g| ObservedAssignment {
@@ -94,12 +94,12 @@ fn desired_fields(version: &str) -> BTreeMap<String, String> {
         .changes
         .iter()
         .filter(|c| !c.field.starts_with("assignment."))
-        .filter_map(|c| Some((c.field.clone(), c.to.clone()?)))
+        .filter_map(|c| Some((c.field.to_string(), c.to.as_deref()?.to_string())))
         .collect()
 }
 
 fn kinds(p: &Plan) -> Vec<(ActionKind, Option<String>)> {
-    p.actions.iter().map(|a| (a.action, a.ring.clone())).collect()
+    p.actions.iter().map(|a| (a.action, a.ring.as_deref().map(str::to_string))).collect()
 }
 
 #[test]
@@ -110,8 +110,8 @@ fn empty_platform_gets_a_publish_per_ring_in_rollout_order() {
         vec![(ActionKind::Publish, Some("pilot".into())), (ActionKind::Publish, Some("broad".into()))]
     );
     assert_eq!(p.actions[0].version.as_deref(), Some("2.0"));
-    assert_eq!(p.actions[0].reason, "NotPublished");
-    assert!(p.actions[0].changes.iter().any(|c| c.field == "version" && c.to.as_deref() == Some("2.0")));
+    assert_eq!(&*p.actions[0].reason, "NotPublished");
+    assert!(p.actions[0].changes.iter().any(|c| &*c.field == "version" && c.to.as_deref() == Some("2.0")));
     assert_eq!(p.summary.publish, 2);
     assert!(p.has_changes());
 }
@@ -136,8 +136,8 @@ fn a_newer_catalog_version_is_an_update_with_a_version_diff() {
     let obj = managed("obj-1", "vendor.app", "1.10", &["g-pilot", "g-broad"], desired_fields("1.10"));
     let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
     assert_eq!(p.actions[0].action, ActionKind::Update);
-    assert_eq!(p.actions[0].reason, "NewVersion");
-    let v = p.actions[0].changes.iter().find(|c| c.field == "version");
+    assert_eq!(&*p.actions[0].reason, "NewVersion");
+    let v = p.actions[0].changes.iter().find(|c| &*c.field == "version");
     assert_eq!(v.map(|c| (c.from.as_deref(), c.to.as_deref())), Some((Some("1.10"), Some("2.0"))));
     assert_eq!(p.actions[0].object_id.as_deref(), Some("obj-1"));
 }
@@ -147,7 +147,7 @@ fn pinning_below_the_published_version_is_a_downgrade_update() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("2.0"));
     let p = run(&[product("app", "vendor.app", "1.9", "")], Observed { objects: vec![obj] });
     assert_eq!(p.actions[0].action, ActionKind::Update);
-    assert_eq!(p.actions[0].reason, "VersionPinnedLower");
+    assert_eq!(&*p.actions[0].reason, "VersionPinnedLower");
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn a_removed_ring_retires_only_its_assignment() {
     let extra = "      rings: [pilot]\n";
     let p = run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj] });
     assert_eq!(kinds(&p), vec![(ActionKind::None, Some("pilot".into())), (ActionKind::Retire, Some("broad".into()))]);
-    assert_eq!(p.actions[1].reason, "RingRemoved");
+    assert_eq!(&*p.actions[1].reason, "RingRemoved");
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn a_product_removed_from_the_fleet_is_retired_everywhere() {
     let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
     let retires: Vec<_> = p.actions.iter().filter(|a| a.action == ActionKind::Retire).collect();
     assert_eq!(retires.len(), 2);
-    assert!(retires.iter().all(|a| a.reason == "RemovedFromFleet" && a.object_id.as_deref() == Some("obj-9")));
+    assert!(retires.iter().all(|a| &*a.reason == "RemovedFromFleet" && a.object_id.as_deref() == Some("obj-9")));
 }
 
 #[test]
@@ -191,7 +191,7 @@ fn retire_true_retires_the_product() {
     let text = product("app", "vendor.app", "latest", "").replace("  targets:", &format!("{extra}  targets:"));
     let p = run(&[text], Observed { objects: vec![obj] });
     assert_eq!(kinds(&p), vec![(ActionKind::Retire, Some("pilot".into()))]);
-    assert_eq!(p.actions[0].reason, "RetireRequested");
+    assert_eq!(&*p.actions[0].reason, "RetireRequested");
 }
 
 #[test]
@@ -212,11 +212,11 @@ fn a_product_missing_from_the_catalog_is_an_error_and_does_not_retire_it() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
     let p = run(&[product("app", "vendor.app", "9.9", "")], Observed { objects: vec![obj] });
     assert_eq!(p.errors.len(), 1);
-    assert_eq!(p.errors[0].reason, "NoMatchingVersion");
+    assert_eq!(&*p.errors[0].reason, "NoMatchingVersion");
     assert!(p.errors[0].message.contains("offers 1.9, 1.10, 2.0"), "{}", p.errors[0].message);
     assert!(p.actions.is_empty(), "nothing may be retired because of a catalog problem: {:?}", p.actions);
     let q = run(&[product("app", "vendor.ap", "latest", "")], Observed::default());
-    assert_eq!(q.errors[0].reason, "ProductNotInCatalog");
+    assert_eq!(&*q.errors[0].reason, "ProductNotInCatalog");
     assert!(q.errors[0].message.contains("did you mean `vendor.app`?"), "{}", q.errors[0].message);
 }
 

@@ -50,7 +50,8 @@ impl Platform for EmbeddedPlatform {
                 })
             }
         };
-        serde_json::from_slice(&bytes).map_err(|e| PlatformError::Unavailable {
+        // Thousands of objects share field names and most values: store each once.
+        crate::intern::with_interner(|| serde_json::from_slice(&bytes)).map_err(|e| PlatformError::Unavailable {
             platform: self.name.clone(),
             reason: format!("{} is corrupt: {e}", self.inventory.display()),
         })

@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Sha256;
+use crate::intern::Text;
 use crate::model::{ObjectName, PlatformType, ProductId};
 
 /// The value of [`TrackingMarker::managed_by`].
@@ -56,8 +57,8 @@ pub struct ObservedObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker: Option<TrackingMarker>,
     /// Settings of the object, by the planner's field names.
-    #[serde(default)]
-    pub fields: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "crate::intern::deserialize_shared_map")]
+    pub fields: BTreeMap<Text, Text>,
     /// Deployments to device groups.
     #[serde(default)]
     pub assignments: Vec<ObservedAssignment>,
@@ -77,8 +78,8 @@ pub struct ObservedAssignment {
     /// The group (Entra group, collection, computer target group).
     pub group: String,
     /// Settings of the assignment, by the planner's field names.
-    #[serde(default)]
-    pub fields: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "crate::intern::deserialize_shared_map")]
+    pub fields: BTreeMap<Text, Text>,
 }
 
 /// Everything observed on one platform.
@@ -90,14 +91,21 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// A digest of the observed state, for refusing stale saved plans.
+    /// A digest of the observed state, for refusing stale saved plans. Independent of the
+    /// order in which the platform listed objects and assignments; streamed into the hash.
     pub fn fingerprint(&self) -> Sha256 {
-        let mut sorted = self.clone();
-        sorted.objects.sort_by(|a, b| a.id.cmp(&b.id));
-        for o in &mut sorted.objects {
-            o.assignments.sort_by(|a, b| a.group.cmp(&b.group));
+        use sha2::Digest;
+        let mut objects: Vec<&ObservedObject> = self.objects.iter().collect();
+        objects.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut hasher = sha2::Sha256::new();
+        for o in objects {
+            let mut assignments: Vec<&ObservedAssignment> = o.assignments.iter().collect();
+            assignments.sort_by(|a, b| a.group.cmp(&b.group));
+            // Serializing plain data into a hasher cannot fail.
+            let _ = serde_json::to_writer(&mut hasher, &(&o.id, &o.display_name, &o.marker, &o.fields, assignments));
+            hasher.update(b"\n");
         }
-        Sha256::digest(&serde_json::to_vec(&sorted).unwrap_or_default())
+        Sha256::from_bytes(hasher.finalize().into())
     }
 }
 

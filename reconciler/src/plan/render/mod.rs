@@ -5,7 +5,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::json;
+pub use json::{json, json_to_writer};
 pub use markdown::{markdown, MARKDOWN_LIMIT};
 pub use text::text;
 

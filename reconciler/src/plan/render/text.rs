@@ -83,7 +83,7 @@ fn write_diff(out: &mut String, changes: &[&FieldChange]) {
     if changes.is_empty() {
         return;
     }
-    let render = |pick: fn(&FieldChange) -> Option<&String>| -> String {
+    let render = |pick: fn(&FieldChange) -> Option<&crate::plan::Text>| -> String {
         changes.iter().filter_map(|c| pick(c).map(|v| format!("{}: {v}\n", c.field))).collect()
     };
     let old = render(|c| c.from.as_ref());

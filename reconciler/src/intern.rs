@@ -1,0 +1,72 @@
+//! Shared text: a large plan or platform inventory repeats the same field names, platform, ring
+//! and group names and values tens of thousands of times, so each distinct value is stored once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// An immutable, cheaply cloned string.
+pub type Text = Arc<str>;
+
+/// Hands out one shared [`Text`] per distinct value.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Text>);
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub fn get(&mut self, s: &str) -> Text {
+        if let Some(t) = self.0.get(s) {
+            return Arc::clone(t);
+        }
+        let t: Text = Arc::from(s);
+        self.0.insert(Arc::clone(&t));
+        t
+    }
+
+    /// Replaces `t` by the shared copy of its value.
+    pub fn share(&mut self, t: &mut Text) {
+        *t = self.get(t);
+    }
+}
+
+thread_local! {
+    static ACTIVE: std::cell::RefCell<Option<Interner>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with an interner active on this thread, so that [`deserialize_shared_map`] shares
+/// text while a large document is being read (rather than after, when the copies already exist).
+pub fn with_interner<T>(f: impl FnOnce() -> T) -> T {
+    let previous = ACTIVE.with(|a| a.replace(Some(Interner::default())));
+    let out = f();
+    ACTIVE.with(|a| *a.borrow_mut() = previous);
+    out
+}
+
+fn shared(s: &str) -> Text {
+    ACTIVE.with(|a| match a.borrow_mut().as_mut() {
+        Some(i) => i.get(s),
+        None => Arc::from(s),
+    })
+}
+
+/// `deserialize_with` for a map of text to text, sharing each distinct key and value through
+/// the interner of [`with_interner`], when one is active.
+pub fn deserialize_shared_map<'de, D>(d: D) -> Result<std::collections::BTreeMap<Text, Text>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = std::collections::BTreeMap<Text, Text>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
+                out.insert(shared(&k), shared(&v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}

@@ -147,13 +147,11 @@ fn file_name(url: &str) -> &str {
     path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer")
 }
 
+/// Desired fields by the planner's field names (fixed names, so no allocation per key).
+pub(super) type Fields = BTreeMap<&'static str, String>;
+
 /// The fields of the platform object for a Product.
-pub(super) fn object_fields(
-    product: &Product,
-    sel: &Selection<'_>,
-    ty: PlatformType,
-    target: &Target,
-) -> BTreeMap<String, String> {
+pub(super) fn object_fields(product: &Product, sel: &Selection<'_>, ty: PlatformType, target: &Target) -> Fields {
     let i = sel.installer;
     let file = file_name(&i.url);
     let install = match i.installer_type {
@@ -167,8 +165,8 @@ pub(super) fn object_fields(
         (None, None) => None,
     };
     let mut f = BTreeMap::new();
-    let mut put = |k: &str, v: String| {
-        f.insert(k.to_string(), v);
+    let mut put = |k: &'static str, v: String| {
+        f.insert(k, v);
     };
     put("displayName", format!("{} ({})", sel.product.name, format!("{:?}", product.spec.architecture).to_lowercase()));
     put("publisher", sel.product.vendor.clone());
@@ -205,11 +203,11 @@ pub(super) fn object_fields(
 }
 
 /// The fields of a ring's assignment.
-pub(super) fn assignment_fields(target: &Target) -> BTreeMap<String, String> {
+pub(super) fn assignment_fields(target: &Target) -> Fields {
     let install = &target.spec.install;
     let mut f = BTreeMap::new();
     f.insert(
-        "intent".to_string(),
+        "intent",
         match install.intent {
             InstallIntent::Required => "required",
             InstallIntent::Available => "available",
@@ -217,7 +215,7 @@ pub(super) fn assignment_fields(target: &Target) -> BTreeMap<String, String> {
         .to_string(),
     );
     f.insert(
-        "restart".to_string(),
+        "restart",
         match install.restart {
             RestartBehavior::BasedOnReturnCode => "basedOnReturnCode",
             RestartBehavior::Suppress => "suppress",
@@ -227,7 +225,7 @@ pub(super) fn assignment_fields(target: &Target) -> BTreeMap<String, String> {
         .to_string(),
     );
     if let Some(d) = install.deadline {
-        f.insert("deadline".to_string(), humantime::format_duration(d.0).to_string());
+        f.insert("deadline", humantime::format_duration(d.0).to_string());
     }
     f
 }
@@ -244,12 +242,12 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
 /// merge pass over the two sorted maps.
 pub(super) fn diff<K: AsRef<str>, V: AsRef<str>>(
     current: &BTreeMap<K, V>,
-    desired: &BTreeMap<String, String>,
+    desired: &Fields,
     prefix: &str,
     text: &mut super::Interner,
 ) -> Vec<FieldChange> {
     let current = current.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-    let desired = desired.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let desired = desired.iter().map(|(k, v)| (*k, v.as_str()));
     let mut change = |k: &str, from: Option<&str>, to: Option<&str>| FieldChange {
         field: text.get(&format!("{prefix}{k}")),
         from: from.map(|v| text.get(v)),
@@ -292,7 +290,8 @@ mod tests {
         let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut text = super::super::Interner::default();
         let current: BTreeMap<String, String> = m(&[("a", "1"), ("b", "2"), ("d", "4")]);
-        let d = diff(&current, &m(&[("b", "3"), ("c", "x"), ("d", "4")]), "p.", &mut text);
+        let desired: Fields = [("b", "3"), ("c", "x"), ("d", "4")].iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let d = diff(&current, &desired, "p.", &mut text);
         let got: Vec<_> = d.iter().map(|c| (&*c.field, c.from.as_deref(), c.to.as_deref())).collect();
         assert_eq!(got, vec![("p.a", Some("1"), None), ("p.b", Some("2"), Some("3")), ("p.c", None, Some("x"))]);
     }

@@ -375,14 +375,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                             };
                             (ActionKind::Update, reason, format!("{why} in ring {ring}"))
                         } else if changes.is_empty() {
-                            (
-                                ActionKind::None,
-                                "UpToDate",
-                                format!(
-                                    "{} {} is published to ring {ring} as desired",
-                                    product.spec.product, selection.version
-                                ),
-                            )
+                            // The reason says it all; no sentence is built for the (many)
+                            // unchanged units of a large fleet.
+                            (ActionKind::None, "UpToDate", String::new())
                         } else {
                             (
                                 ActionKind::Reconfigure,

@@ -92,20 +92,48 @@ pub struct Observed {
 
 impl Observed {
     /// A digest of the observed state, for refusing stale saved plans. Independent of the
-    /// order in which the platform listed objects and assignments; streamed into the hash.
+    /// order in which the platform listed objects and assignments; every string is hashed with
+    /// its length, so distinct states cannot collide by concatenation.
     pub fn fingerprint(&self) -> Sha256 {
         use sha2::Digest;
+        fn put(h: &mut sha2::Sha256, s: &str) {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        fn put_map(h: &mut sha2::Sha256, m: &BTreeMap<Text, Text>) {
+            h.update((m.len() as u64).to_le_bytes());
+            for (k, v) in m {
+                put(h, k);
+                put(h, v);
+            }
+        }
         let mut objects: Vec<&ObservedObject> = self.objects.iter().collect();
         objects.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut hasher = sha2::Sha256::new();
+        let mut h = sha2::Sha256::new();
         for o in objects {
+            put(&mut h, &o.id);
+            put(&mut h, &o.display_name);
+            match &o.marker {
+                None => h.update([0u8]),
+                Some(m) => {
+                    h.update([1u8]);
+                    put(&mut h, &m.managed_by);
+                    put(&mut h, m.product.as_str());
+                    put(&mut h, &m.version);
+                    put(&mut h, m.commit.as_deref().unwrap_or("\u{0}none"));
+                    put(&mut h, &m.content_digest.to_string());
+                }
+            }
+            put_map(&mut h, &o.fields);
             let mut assignments: Vec<&ObservedAssignment> = o.assignments.iter().collect();
             assignments.sort_by(|a, b| a.group.cmp(&b.group));
-            // Serializing plain data into a hasher cannot fail.
-            let _ = serde_json::to_writer(&mut hasher, &(&o.id, &o.display_name, &o.marker, &o.fields, assignments));
-            hasher.update(b"\n");
+            h.update((assignments.len() as u64).to_le_bytes());
+            for a in assignments {
+                put(&mut h, &a.group);
+                put_map(&mut h, &a.fields);
+            }
         }
-        Sha256::from_bytes(hasher.finalize().into())
+        Sha256::from_bytes(h.finalize().into())
     }
 }
 
@@ -162,4 +190,36 @@ pub fn connect(
         ty: platform.spec.platform_type.as_str(),
         endpoint: platform.spec.endpoint.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(id: &str, groups: &[&str]) -> ObservedObject {
+        ObservedObject {
+            id: id.into(),
+            display_name: id.into(),
+            marker: None,
+            fields: BTreeMap::from([("version".into(), "1.0".into())]),
+            assignments: groups
+                .iter()
+                .map(|g| ObservedAssignment { group: (*g).into(), fields: BTreeMap::new() })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn fingerprints_ignore_listing_order_but_see_every_change() {
+        let a = Observed { objects: vec![object("x", &["g1", "g2"]), object("y", &[])] };
+        let b = Observed { objects: vec![object("y", &[]), object("x", &["g2", "g1"])] };
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mut c = a.clone();
+        c.objects[0].fields.insert("version".into(), "1.1".into());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+        // Concatenation cannot collide: ("ab", "c") differs from ("a", "bc").
+        let d = Observed { objects: vec![object("ab", &["c"])] };
+        let e = Observed { objects: vec![object("a", &["bc"])] };
+        assert_ne!(d.fingerprint(), e.fingerprint());
+    }
 }

@@ -166,6 +166,16 @@ fn stream_choice(c: ColorChoice) -> anstream::ColorChoice {
     }
 }
 
+/// Whether stdout gets colour: `--color`, `NO_COLOR` and whether stdout is a terminal.
+pub fn stdout_color(c: ColorChoice) -> bool {
+    use std::io::IsTerminal;
+    match c {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 /// Writes to stdout, stripping styles when they are not wanted.
 pub fn out(color: ColorChoice, text: &str) {
     let mut s = anstream::AutoStream::new(std::io::stdout(), stream_choice(color));

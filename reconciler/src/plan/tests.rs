@@ -234,7 +234,9 @@ fn plans_record_their_inputs_and_are_deterministic() {
 fn renderers_show_actions_diffs_and_stay_under_the_markdown_cap() {
     let obj = managed("obj-1", "vendor.app", "1.10", &["g-pilot", "g-broad"], desired_fields("1.10"));
     let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
-    let text = render::text(&p, false);
+    let text = render::text(&p, false, false);
+    assert!(!text.contains('\u{1b}'), "no escape codes without colour");
+    assert!(render::text(&p, false, true).contains("\u{1b}["), "styled with colour");
     assert!(text.contains("update"), "{text}");
     assert!(text.contains("- version: 1.10") && text.contains("+ version: 2.0"), "{text}");
     assert!(text.contains("Plan: 0 to publish, 2 to update"), "{text}");

@@ -7,29 +7,49 @@ use similar::{ChangeTag, TextDiff};
 use super::{inputs_line, summary_line};
 use crate::plan::{ActionKind, FieldChange, Plan};
 
-const ADD: Style = AnsiColor::Green.on_default();
-const DEL: Style = AnsiColor::Red.on_default();
-const CHG: Style = AnsiColor::Yellow.on_default();
-const DIM: Style = Style::new().dimmed();
-const BOLD: Style = Style::new().bold();
+/// The styles of the text plan; all plain when colour is off, so no escape codes are written
+/// (and none need stripping).
+struct Palette {
+    add: Style,
+    del: Style,
+    chg: Style,
+    dim: Style,
+    bold: Style,
+}
 
-fn style_of(kind: ActionKind) -> (Style, &'static str) {
-    match kind {
-        ActionKind::Publish => (ADD, "+"),
-        ActionKind::Update => (CHG, "~"),
-        ActionKind::Reconfigure => (CHG, "~"),
-        ActionKind::Retire => (DEL, "-"),
-        ActionKind::None => (DIM, "="),
+impl Palette {
+    fn new(color: bool) -> Palette {
+        if !color {
+            let plain = Style::new();
+            return Palette { add: plain, del: plain, chg: plain, dim: plain, bold: plain };
+        }
+        Palette {
+            add: AnsiColor::Green.on_default(),
+            del: AnsiColor::Red.on_default(),
+            chg: AnsiColor::Yellow.on_default(),
+            dim: Style::new().dimmed(),
+            bold: Style::new().bold(),
+        }
+    }
+
+    fn of(&self, kind: ActionKind) -> (Style, &'static str) {
+        match kind {
+            ActionKind::Publish => (self.add, "+"),
+            ActionKind::Update | ActionKind::Reconfigure => (self.chg, "~"),
+            ActionKind::Retire => (self.del, "-"),
+            ActionKind::None => (self.dim, "="),
+        }
     }
 }
 
 /// The plan for a terminal: one block per product, each action with its reason and field diffs
-/// (made with `similar`). Styles are ANSI sequences; the caller's stream strips them when the
-/// output is not a terminal or `NO_COLOR` is set. Unchanged deployments are counted, and listed
-/// only when `show_unchanged` is set.
-pub fn text(plan: &Plan, show_unchanged: bool) -> String {
+/// (made with `similar`), ANSI-styled when `color` is set. Unchanged deployments are counted,
+/// and listed only when `show_unchanged` is set.
+pub fn text(plan: &Plan, show_unchanged: bool, color: bool) -> String {
+    let p = Palette::new(color);
+    let (dim, bold, del) = (p.dim, p.bold, p.del);
     let mut out = String::new();
-    let _ = writeln!(out, "{DIM}{}{DIM:#}\n", inputs_line(plan));
+    let _ = writeln!(out, "{dim}{}{dim:#}\n", inputs_line(plan));
     let mut current_product = None;
     let mut shown_objects = BTreeSet::new();
     for a in &plan.actions {
@@ -41,46 +61,54 @@ pub fn text(plan: &Plan, show_unchanged: bool) -> String {
                 out.push('\n');
             }
             current_product = Some(&a.product);
-            let origin = a.origin.as_deref().map(|o| format!(" {DIM}({o}){DIM:#}")).unwrap_or_default();
-            let _ = writeln!(out, "{BOLD}{}{BOLD:#} {DIM}{}{DIM:#}{origin}", a.product, a.catalog_product);
+            let origin = a.origin.as_deref().map(|o| format!(" {dim}({o}){dim:#}")).unwrap_or_default();
+            let _ = writeln!(out, "{bold}{}{bold:#} {dim}{}{dim:#}{origin}", a.product, a.catalog_product);
         }
-        let (style, sign) = style_of(a.action);
+        let (style, sign) = p.of(a.action);
         let ring = a.ring.as_deref().unwrap_or("(no ring)");
         let group = a.group.as_deref().map(|g| format!(" [{g}]")).unwrap_or_default();
         let version = a.version.as_deref().map(|v| format!("  {v}")).unwrap_or_default();
-        let _ =
-            writeln!(out, "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}", a.action.as_str(), a.platform);
-        let _ = writeln!(out, "      {DIM}{}: {}{DIM:#}", a.reason, a.message);
+        let _ = writeln!(out, "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}", a.action.as_str(), a.platform);
+        if a.message.is_empty() {
+            let _ = writeln!(out, "      {dim}{}{dim:#}", a.reason);
+        } else {
+            let _ = writeln!(out, "      {dim}{}: {}{dim:#}", a.reason, a.message);
+        }
         // On publish, the object's fields are shown once per platform; later rings only add an
         // assignment.
-        let first_on_platform = shown_objects.insert((a.product.clone(), a.platform.clone()));
+        let first_on_platform = shown_objects.insert((&a.product, &a.platform));
         let changes: Vec<&FieldChange> = a
             .changes
             .iter()
             .filter(|c| a.action != ActionKind::Publish || first_on_platform || c.field.starts_with("assignment."))
             .collect();
-        write_diff(&mut out, &changes);
+        write_diff(&mut out, &changes, &p);
     }
     for e in &plan.errors {
-        let _ = writeln!(
-            out,
-            "{DEL}error{DEL:#}: Product {BOLD}{}{BOLD:#} ({}): {}: {}",
-            e.product, e.origin, e.reason, e.message
-        );
+        let _ = writeln!(out, "{del}error{del:#}: Product {bold}{}{bold:#} ({}): {}: {}", e.product, e.origin, e.reason, e.message);
     }
     for (platform, n) in &plan.unmanaged {
-        let _ =
-            writeln!(out, "{DIM}platform {platform}: {n} object(s) without patchops's marker are left alone{DIM:#}");
+        let _ = writeln!(out, "{dim}platform {platform}: {n} object(s) without patchops's marker are left alone{dim:#}");
     }
     if !out.ends_with("\n\n") {
         out.push('\n');
     }
-    let _ = writeln!(out, "{BOLD}{}{BOLD:#}", summary_line(plan));
+    let _ = writeln!(out, "{bold}{}{bold:#}", summary_line(plan));
     out
 }
 
-fn write_diff(out: &mut String, changes: &[&FieldChange]) {
+fn write_diff(out: &mut String, changes: &[&FieldChange], p: &Palette) {
     if changes.is_empty() {
+        return;
+    }
+    let (add, del) = (p.add, p.del);
+    // Only additions (a publish): every line is an insertion, no diff to compute.
+    if changes.iter().all(|c| c.from.is_none()) {
+        for c in changes {
+            if let Some(to) = &c.to {
+                let _ = writeln!(out, "      {add}+ {}: {to}{add:#}", c.field);
+            }
+        }
         return;
     }
     let render = |pick: fn(&FieldChange) -> Option<&crate::plan::Text>| -> String {
@@ -91,8 +119,8 @@ fn write_diff(out: &mut String, changes: &[&FieldChange]) {
     let diff = TextDiff::from_lines(&old, &new);
     for change in diff.iter_all_changes() {
         let (style, sign) = match change.tag() {
-            ChangeTag::Delete => (DEL, "-"),
-            ChangeTag::Insert => (ADD, "+"),
+            ChangeTag::Delete => (del, "-"),
+            ChangeTag::Insert => (add, "+"),
             ChangeTag::Equal => continue,
         };
         let _ = write!(out, "      {style}{sign} {}{style:#}", change.value());

@@ -41,32 +41,10 @@ pub fn with_interner<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn shared(s: &str) -> Text {
+/// The shared copy of `s` from the interner of [`with_interner`], or a fresh one.
+pub(crate) fn shared(s: &str) -> Text {
     ACTIVE.with(|a| match a.borrow_mut().as_mut() {
         Some(i) => i.get(s),
         None => Arc::from(s),
     })
-}
-
-/// `deserialize_with` for a map of text to text, sharing each distinct key and value through
-/// the interner of [`with_interner`], when one is active.
-pub fn deserialize_shared_map<'de, D>(d: D) -> Result<std::collections::BTreeMap<Text, Text>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = std::collections::BTreeMap<Text, Text>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map of strings")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = std::collections::BTreeMap::new();
-            while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
-                out.insert(shared(&k), shared(&v));
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_map(V)
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use reconciler::plan::render;
 
-use super::{print_error, stdout_color, print_warning, report, ColorChoice, SourceArgs, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use super::{
+    print_error, print_warning, report, stdout_color, ColorChoice, SourceArgs, EXIT_CHANGES, EXIT_ERROR, EXIT_OK,
+};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -58,9 +60,11 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     let plan = &planned.plan;
     let written = match args.format {
         // The renderer writes styles only when colour is on, so its text goes straight out.
-        Format::Text => std::io::Write::write_all(
-            &mut std::io::stdout().lock(),
-            render::text(plan, args.show_unchanged, stdout_color(color)).as_bytes(),
+        Format::Text => render::text_to_writer(
+            plan,
+            args.show_unchanged,
+            stdout_color(color),
+            std::io::BufWriter::new(std::io::stdout().lock()),
         ),
         // Machine formats carry no styles: written straight out, never through the stripper.
         Format::Markdown => std::io::Write::write_all(

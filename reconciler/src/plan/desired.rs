@@ -150,8 +150,9 @@ fn file_name(url: &str) -> &str {
 /// Desired fields by the planner's field names (fixed names, so no allocation per key).
 pub(super) type Fields = BTreeMap<&'static str, String>;
 
-/// The fields of the platform object for a Product.
-pub(super) fn object_fields(product: &Product, sel: &Selection<'_>, ty: PlatformType, target: &Target) -> Fields {
+/// The fields of the platform object that depend only on the product and its selection (the
+/// same on every platform): computed once per product.
+pub(super) fn product_fields(product: &Product, sel: &Selection<'_>) -> Fields {
     let i = sel.installer;
     let file = file_name(&i.url);
     let install = match i.installer_type {
@@ -181,25 +182,39 @@ pub(super) fn object_fields(product: &Product, sel: &Selection<'_>, ty: Platform
     if let Some(code) = &i.msi_product_code {
         put("msiProductCode", code.clone());
     }
+    f
+}
+
+/// The fields of the platform object that depend on the platform type and the target.
+pub(super) fn platform_fields(ty: PlatformType, target: &Target) -> Fields {
+    let mut f = BTreeMap::new();
     match ty {
         PlatformType::Intune => {
             let s = target.spec.intune.clone().unwrap_or_default();
-            put("intune.installExperience", enum_text(&s.install_experience));
-            put("intune.allowAvailableUninstall", s.allow_available_uninstall.to_string());
+            f.insert("intune.installExperience", enum_text(&s.install_experience));
+            f.insert("intune.allowAvailableUninstall", s.allow_available_uninstall.to_string());
         }
         PlatformType::Configmgr => {
             let s = target.spec.configmgr.clone().unwrap_or_default();
-            put("configmgr.deliverAs", enum_text(&s.deliver_as));
+            f.insert("configmgr.deliverAs", enum_text(&s.deliver_as));
             if let Some(m) = s.estimated_runtime_minutes {
-                put("configmgr.estimatedRuntimeMinutes", m.to_string());
+                f.insert("configmgr.estimatedRuntimeMinutes", m.to_string());
             }
         }
         PlatformType::Wsus => {
             let s = target.spec.wsus.clone().unwrap_or_default();
-            put("wsus.classification", enum_text(&s.classification));
+            f.insert("wsus.classification", enum_text(&s.classification));
         }
     }
     f
+}
+
+/// Desired fields as one sorted list of borrowed pairs, from disjoint field maps.
+pub(super) fn merged<'x>(maps: &[&'x Fields]) -> Vec<(&'static str, &'x str)> {
+    let mut out: Vec<(&'static str, &'x str)> =
+        maps.iter().flat_map(|m| m.iter().map(|(k, v)| (*k, v.as_str()))).collect();
+    out.sort_unstable_by_key(|(k, _)| *k);
+    out
 }
 
 /// The fields of a ring's assignment.
@@ -240,18 +255,20 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
 
 /// The fields that differ between `current` and `desired`, names prefixed with `prefix`: one
 /// merge pass over the two sorted maps.
-pub(super) fn diff<K: AsRef<str>, V: AsRef<str>>(
-    current: &BTreeMap<K, V>,
-    desired: &Fields,
+pub(super) fn diff<'c>(
+    current: impl IntoIterator<Item = (&'c str, &'c str)>,
+    desired: &[(&'static str, &str)],
     prefix: &str,
     text: &mut super::Interner,
 ) -> Vec<FieldChange> {
-    let current = current.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-    let desired = desired.iter().map(|(k, v)| (*k, v.as_str()));
-    let mut change = |k: &str, from: Option<&str>, to: Option<&str>| FieldChange {
-        field: text.get(&format!("{prefix}{k}")),
-        from: from.map(|v| text.get(v)),
-        to: to.map(|v| text.get(v)),
+    let current = current.into_iter();
+    let desired = desired.iter().copied();
+    let mut key = String::new();
+    let mut change = |k: &str, from: Option<&str>, to: Option<&str>| {
+        key.clear();
+        key.push_str(prefix);
+        key.push_str(k);
+        FieldChange { field: text.get(&key), from: from.map(|v| text.get(v)), to: to.map(|v| text.get(v)) }
     };
     let mut out = Vec::new();
     let (mut a, mut b) = (current.peekable(), desired.peekable());
@@ -290,8 +307,12 @@ mod tests {
         let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut text = super::super::Interner::default();
         let current: BTreeMap<String, String> = m(&[("a", "1"), ("b", "2"), ("d", "4")]);
-        let desired: Fields = [("b", "3"), ("c", "x"), ("d", "4")].iter().map(|(k, v)| (*k, v.to_string())).collect();
-        let d = diff(&current, &desired, "p.", &mut text);
+        let d = diff(
+            current.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &[("b", "3"), ("c", "x"), ("d", "4")],
+            "p.",
+            &mut text,
+        );
         let got: Vec<_> = d.iter().map(|c| (&*c.field, c.from.as_deref(), c.to.as_deref())).collect();
         assert_eq!(got, vec![("p.a", Some("1"), None), ("p.b", Some("2"), Some("3")), ("p.c", None, Some("x"))]);
     }

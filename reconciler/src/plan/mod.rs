@@ -223,15 +223,9 @@ impl Plan {
 
 /// Plans every (product, platform, ring) of the fleet.
 pub fn plan(input: PlanInput<'_>) -> Plan {
-    let mut actions = Vec::new();
-    let mut errors = Vec::new();
-    // (platform, catalog product, group) units the fleet wants; the rest of the managed
-    // assignments are retired.
-    let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::new();
-    let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::new();
     // Managed objects by (platform, catalog product): one pass over everything observed, so
     // planning stays linear in fleet and platform size.
-    let mut managed_index: HashMap<(&ObjectName, &ProductId), Vec<&ObservedObject>> = HashMap::new();
+    let mut managed_index: ManagedIndex<'_> = HashMap::new();
     for (platform, observed) in input.observed {
         for o in &observed.objects {
             if let Some(m) = o.managed() {
@@ -240,171 +234,35 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
     }
 
-    let mut text = Interner::default();
-    for product in &input.fleet.products {
-        if product.spec.retire {
-            continue;
-        }
-        let Some(catalog) = input.catalogs.get(&product.catalog) else {
-            errors.push(PlanError {
-                product: product.name().to_string(),
-                reason: "CatalogUnavailable".into(),
-                message: format!("catalog source `{}` has no verified catalog", product.catalog),
-                origin: product.origin.to_string(),
-            });
-            continue;
-        };
-        let selection = match select_installer(product, catalog) {
-            Ok(s) => s,
-            Err(e) => {
-                // Keep what is published for this product: a broken catalog entry must not
-                // look like a request to retire it.
-                for t in &product.targets {
-                    wanted_objects.insert((&t.spec.platform, &product.spec.product));
-                    if let Some(rollout) = input.fleet.rollouts.get(&t.rollout) {
-                        for ring in &t.rings {
-                            if let Some(g) = rollout.group(ring, &t.spec.platform) {
-                                wanted.insert((&t.spec.platform, &product.spec.product, g));
-                            }
-                        }
-                    }
-                }
-                errors.push(PlanError {
-                    product: product.name().to_string(),
-                    reason: e.reason().into(),
-                    message: e.to_string(),
-                    origin: product.origin.to_string(),
-                });
-                continue;
-            }
-        };
-        for target in &product.targets {
-            let Some(platform) = input.fleet.platforms.get(&target.spec.platform) else { continue };
-            let Some(rollout) = input.fleet.rollouts.get(&target.rollout) else { continue };
-            let managed: &[&ObservedObject] =
-                managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
-            wanted_objects.insert((&target.spec.platform, &product.spec.product));
-            let object_fields = desired::object_fields(product, &selection, platform.spec.platform_type, target);
-            let assignment_fields = desired::assignment_fields(target);
-            // The object-level fields change once per platform: the first ring that needs the
-            // object carries them; later rings only move or add their assignment.
-            let mut object_changes_listed = false;
-            let version_text = selection.version.to_string();
-            let version_shared = text.get(&version_text);
-            let product_name = text.get(product.name().as_str());
-            let catalog_product = text.get(product.spec.product.as_str());
-            let platform_name = text.get(target.spec.platform.as_str());
-            let origin = text.get(&product.origin.to_string());
-            for ring in &target.rings {
-                let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
-                wanted.insert((&target.spec.platform, &product.spec.product, group));
-                let current =
-                    managed.iter().find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
-                let base = PlannedAction {
-                    action: ActionKind::None,
-                    reason: text.get(""),
-                    message: text.get(""),
-                    product: Arc::clone(&product_name),
-                    catalog_product: Arc::clone(&catalog_product),
-                    platform: Arc::clone(&platform_name),
-                    platform_type: platform.spec.platform_type,
-                    ring: Some(text.get(ring.as_str())),
-                    group: Some(text.get(group)),
-                    version: Some(Arc::clone(&version_shared)),
-                    object_id: None,
-                    changes: Vec::new(),
-                    origin: Some(Arc::clone(&origin)),
-                };
-                let action = match current {
-                    None => {
-                        let existing = managed.iter().find(|o| o.managed().is_some_and(|m| m.version == version_text));
-                        let mut changes = if object_changes_listed || existing.is_some() {
-                            vec![FieldChange {
-                                field: text.get("version"),
-                                from: None,
-                                to: Some(Arc::clone(&version_shared)),
-                            }]
-                        } else {
-                            desired::diff(&BTreeMap::<String, String>::new(), &object_fields, "", &mut text)
-                        };
-                        changes.extend(desired::diff(
-                            &BTreeMap::<String, String>::new(),
-                            &assignment_fields,
-                            "assignment.",
-                            &mut text,
-                        ));
-                        let message = match existing {
-                            Some(o) => format!(
-                                "{} {} is not assigned to ring {ring} (group {group}); assign the existing object {}",
-                                product.spec.product, selection.version, o.id
-                            ),
-                            None => format!(
-                                "{} {} is not published to ring {ring} (group {group})",
-                                product.spec.product, selection.version
-                            ),
-                        };
-                        PlannedAction {
-                            action: ActionKind::Publish,
-                            reason: text.get("NotPublished"),
-                            message: message.into(),
-                            object_id: existing.map(|o| o.id.as_str().into()),
-                            changes,
-                            ..base
-                        }
-                    }
-                    Some((object, assignment)) => {
-                        let mut changes = desired::diff(&object.fields, &object_fields, "", &mut text);
-                        changes.extend(desired::diff(&assignment.fields, &assignment_fields, "assignment.", &mut text));
-                        let from = object.managed().map(|m| m.version.clone()).unwrap_or_default();
-                        let version_changes = from != version_text;
-                        let (action, reason, message) = if version_changes {
-                            let older = from.parse::<crate::model::Version>().is_ok_and(|v| v > selection.version);
-                            let (reason, why) = if older {
-                                (
-                                    "VersionPinnedLower",
-                                    format!(
-                                        "the fleet selects {} ({}), older than the published {from}",
-                                        selection.version, product.spec.version
-                                    ),
-                                )
-                            } else {
-                                (
-                                    "NewVersion",
-                                    format!("{} {} replaces {from}", product.spec.product, selection.version),
-                                )
-                            };
-                            (ActionKind::Update, reason, format!("{why} in ring {ring}"))
-                        } else if changes.is_empty() {
-                            // The reason says it all; no sentence is built for the (many)
-                            // unchanged units of a large fleet.
-                            (ActionKind::None, "UpToDate", String::new())
-                        } else {
-                            (
-                                ActionKind::Reconfigure,
-                                "SettingsDrift",
-                                format!("{} setting(s) differ from the fleet in ring {ring}", changes.len()),
-                            )
-                        };
-                        PlannedAction {
-                            action,
-                            reason: text.get(reason),
-                            message: message.into(),
-                            object_id: Some(object.id.as_str().into()),
-                            changes,
-                            ..base
-                        }
-                    }
-                };
-                let mut action = action;
-                if action.action != ActionKind::None {
-                    if object_changes_listed {
-                        action.changes.retain(|c| &*c.field == "version" || c.field.starts_with("assignment."));
-                    }
-                    object_changes_listed |= action.changes.iter().any(|c| !c.field.starts_with("assignment."));
-                }
-                actions.push(action);
-            }
-        }
+    // Products are independent of each other: plan them in chunks on every core, then join the
+    // chunks in product order (the result is the same as planning them one by one).
+    let products = input.fleet.products.as_slice();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = products.len().div_ceil(threads).max(256);
+    let parts: Vec<Partial<'_>> = if products.len() <= chunk {
+        vec![plan_products(&input, products, &managed_index)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = products
+                .chunks(chunk)
+                .map(|c| {
+                    let (input, index) = (&input, &managed_index);
+                    scope.spawn(move || plan_products(input, c, index))
+                })
+                .collect();
+            // The planner is pure; a panicking chunk is a bug, re-raised rather than hidden.
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
+    let mut actions = Vec::new();
+    let mut errors = Vec::new();
+    let mut wanted = HashSet::new();
+    let mut wanted_objects = HashSet::new();
+    for part in parts {
+        actions.extend(part.actions);
+        errors.extend(part.errors);
+        wanted.extend(part.wanted);
+        wanted_objects.extend(part.wanted_objects);
     }
 
     retire_unwanted(&input, &wanted, &wanted_objects, &mut actions);
@@ -464,6 +322,201 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         unmanaged,
         summary,
     }
+}
+
+type ManagedIndex<'a> = HashMap<(&'a ObjectName, &'a ProductId), Vec<&'a ObservedObject>>;
+
+/// What planning a slice of the fleet's products yields.
+struct Partial<'a> {
+    actions: Vec<PlannedAction>,
+    errors: Vec<PlanError>,
+    /// (platform, catalog product, group) units the fleet wants; the other managed assignments
+    /// are retired.
+    wanted: HashSet<(&'a ObjectName, &'a ProductId, &'a str)>,
+    /// (platform, catalog product) objects the fleet wants.
+    wanted_objects: HashSet<(&'a ObjectName, &'a ProductId)>,
+}
+
+fn plan_products<'a>(
+    input: &PlanInput<'a>,
+    products: &'a [crate::model::Product],
+    managed_index: &ManagedIndex<'a>,
+) -> Partial<'a> {
+    let mut actions = Vec::new();
+    let mut errors = Vec::new();
+    let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::new();
+    let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::new();
+    let mut text = Interner::default();
+    for product in products {
+        if product.spec.retire {
+            continue;
+        }
+        let Some(catalog) = input.catalogs.get(&product.catalog) else {
+            errors.push(PlanError {
+                product: product.name().to_string(),
+                reason: "CatalogUnavailable".into(),
+                message: format!("catalog source `{}` has no verified catalog", product.catalog),
+                origin: product.origin.to_string(),
+            });
+            continue;
+        };
+        let selection = match select_installer(product, catalog) {
+            Ok(s) => s,
+            Err(e) => {
+                // Keep what is published for this product: a broken catalog entry must not
+                // look like a request to retire it.
+                for t in &product.targets {
+                    wanted_objects.insert((&t.spec.platform, &product.spec.product));
+                    if let Some(rollout) = input.fleet.rollouts.get(&t.rollout) {
+                        for ring in &t.rings {
+                            if let Some(g) = rollout.group(ring, &t.spec.platform) {
+                                wanted.insert((&t.spec.platform, &product.spec.product, g));
+                            }
+                        }
+                    }
+                }
+                errors.push(PlanError {
+                    product: product.name().to_string(),
+                    reason: e.reason().into(),
+                    message: e.to_string(),
+                    origin: product.origin.to_string(),
+                });
+                continue;
+            }
+        };
+        let base_fields = desired::product_fields(product, &selection);
+        for target in &product.targets {
+            let Some(platform) = input.fleet.platforms.get(&target.spec.platform) else { continue };
+            let Some(rollout) = input.fleet.rollouts.get(&target.rollout) else { continue };
+            let managed: &[&ObservedObject] =
+                managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
+            wanted_objects.insert((&target.spec.platform, &product.spec.product));
+            let platform_fields = desired::platform_fields(platform.spec.platform_type, target);
+            let object_fields = desired::merged(&[&base_fields, &platform_fields]);
+            let assignment_map = desired::assignment_fields(target);
+            let assignment_fields = desired::merged(&[&assignment_map]);
+            // The object-level fields change once per platform: the first ring that needs the
+            // object carries them; later rings only move or add their assignment.
+            let mut object_changes_listed = false;
+            let version_text = selection.version.to_string();
+            let version_shared = text.get(&version_text);
+            let product_name = text.get(product.name().as_str());
+            let catalog_product = text.get(product.spec.product.as_str());
+            let platform_name = text.get(target.spec.platform.as_str());
+            let origin = text.get(&product.origin.to_string());
+            for ring in &target.rings {
+                let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
+                wanted.insert((&target.spec.platform, &product.spec.product, group));
+                let current =
+                    managed.iter().find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
+                let base = PlannedAction {
+                    action: ActionKind::None,
+                    reason: text.get(""),
+                    message: text.get(""),
+                    product: Arc::clone(&product_name),
+                    catalog_product: Arc::clone(&catalog_product),
+                    platform: Arc::clone(&platform_name),
+                    platform_type: platform.spec.platform_type,
+                    ring: Some(text.get(ring.as_str())),
+                    group: Some(text.get(group)),
+                    version: Some(Arc::clone(&version_shared)),
+                    object_id: None,
+                    changes: Vec::new(),
+                    origin: Some(Arc::clone(&origin)),
+                };
+                let action = match current {
+                    None => {
+                        let existing = managed.iter().find(|o| o.managed().is_some_and(|m| m.version == version_text));
+                        let mut changes = if object_changes_listed || existing.is_some() {
+                            vec![FieldChange {
+                                field: text.get("version"),
+                                from: None,
+                                to: Some(Arc::clone(&version_shared)),
+                            }]
+                        } else {
+                            desired::diff(std::iter::empty(), &object_fields, "", &mut text)
+                        };
+                        changes.extend(desired::diff(std::iter::empty(), &assignment_fields, "assignment.", &mut text));
+                        let message = match existing {
+                            Some(o) => format!(
+                                "{} {} is not assigned to ring {ring} (group {group}); assign the existing object {}",
+                                product.spec.product, selection.version, o.id
+                            ),
+                            None => format!(
+                                "{} {} is not published to ring {ring} (group {group})",
+                                product.spec.product, selection.version
+                            ),
+                        };
+                        PlannedAction {
+                            action: ActionKind::Publish,
+                            reason: text.get("NotPublished"),
+                            message: message.into(),
+                            object_id: existing.map(|o| o.id.as_str().into()),
+                            changes,
+                            ..base
+                        }
+                    }
+                    Some((object, assignment)) => {
+                        let mut changes = desired::diff(object.fields.iter(), &object_fields, "", &mut text);
+                        changes.extend(desired::diff(
+                            assignment.fields.iter(),
+                            &assignment_fields,
+                            "assignment.",
+                            &mut text,
+                        ));
+                        let from = object.managed().map(|m| m.version.clone()).unwrap_or_default();
+                        let version_changes = from != version_text;
+                        let (action, reason, message) = if version_changes {
+                            let older = from.parse::<crate::model::Version>().is_ok_and(|v| v > selection.version);
+                            let (reason, why) = if older {
+                                (
+                                    "VersionPinnedLower",
+                                    format!(
+                                        "the fleet selects {} ({}), older than the published {from}",
+                                        selection.version, product.spec.version
+                                    ),
+                                )
+                            } else {
+                                (
+                                    "NewVersion",
+                                    format!("{} {} replaces {from}", product.spec.product, selection.version),
+                                )
+                            };
+                            (ActionKind::Update, reason, format!("{why} in ring {ring}"))
+                        } else if changes.is_empty() {
+                            // The reason says it all; no sentence is built for the (many)
+                            // unchanged units of a large fleet.
+                            (ActionKind::None, "UpToDate", String::new())
+                        } else {
+                            (
+                                ActionKind::Reconfigure,
+                                "SettingsDrift",
+                                format!("{} setting(s) differ from the fleet in ring {ring}", changes.len()),
+                            )
+                        };
+                        PlannedAction {
+                            action,
+                            reason: text.get(reason),
+                            message: message.into(),
+                            object_id: Some(object.id.as_str().into()),
+                            changes,
+                            ..base
+                        }
+                    }
+                };
+                let mut action = action;
+                if action.action != ActionKind::None {
+                    if object_changes_listed {
+                        action.changes.retain(|c| &*c.field == "version" || c.field.starts_with("assignment."));
+                    }
+                    object_changes_listed |= action.changes.iter().any(|c| !c.field.starts_with("assignment."));
+                }
+                actions.push(action);
+            }
+        }
+    }
+
+    Partial { actions, errors, wanted, wanted_objects }
 }
 
 /// Retires managed assignments and objects that no Product asks for any more.

@@ -78,10 +78,9 @@ fn managed(
             .iter()
             .map(|g| ObservedAssignment {
                 group: (*g).into(),
-                fields: BTreeMap::from([
-                    ("intent".into(), "required".into()),
-                    ("restart".into(), "basedOnReturnCode".into()),
-                ]),
+                fields: [("intent".into(), "required".into()), ("restart".into(), "basedOnReturnCode".into())]
+                    .into_iter()
+                    .collect(),
             })
             .collect(),
     }

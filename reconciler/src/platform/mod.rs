@@ -9,8 +9,6 @@
 
 pub mod embedded;
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -57,8 +55,8 @@ pub struct ObservedObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker: Option<TrackingMarker>,
     /// Settings of the object, by the planner's field names.
-    #[serde(default, deserialize_with = "crate::intern::deserialize_shared_map")]
-    pub fields: BTreeMap<Text, Text>,
+    #[serde(default)]
+    pub fields: FieldMap,
     /// Deployments to device groups.
     #[serde(default)]
     pub assignments: Vec<ObservedAssignment>,
@@ -78,8 +76,91 @@ pub struct ObservedAssignment {
     /// The group (Entra group, collection, computer target group).
     pub group: String,
     /// Settings of the assignment, by the planner's field names.
-    #[serde(default, deserialize_with = "crate::intern::deserialize_shared_map")]
-    pub fields: BTreeMap<Text, Text>,
+    #[serde(default)]
+    pub fields: FieldMap,
+}
+
+/// Settings by the planner's field names, sorted by name. A compact list rather than a tree:
+/// objects have about a dozen fields and assignments two or three, and a platform can hold tens
+/// of thousands of them. Names and values are shared while an inventory is read (see
+/// [`crate::intern::with_interner`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldMap(Vec<(Text, Text)>);
+
+impl FieldMap {
+    /// The fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The value of a field.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok().map(|i| &*self.0[i].1)
+    }
+
+    /// Sets a field.
+    pub fn insert(&mut self, name: Text, value: Text) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&name)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(Text, Text)> for FieldMap {
+    fn from_iter<I: IntoIterator<Item = (Text, Text)>>(iter: I) -> Self {
+        let mut m = FieldMap::default();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+impl Serialize for FieldMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FieldMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of field names to string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldMap, A::Error> {
+                let mut out = FieldMap::default();
+                while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
+                    out.insert(crate::intern::shared(&k), crate::intern::shared(&v));
+                }
+                out.0.shrink_to_fit();
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl JsonSchema for FieldMap {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FieldMap".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "object", "additionalProperties": { "type": "string" } })
+    }
 }
 
 /// Everything observed on one platform.
@@ -100,9 +181,9 @@ impl Observed {
             h.update((s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
-        fn put_map(h: &mut sha2::Sha256, m: &BTreeMap<Text, Text>) {
+        fn put_map(h: &mut sha2::Sha256, m: &FieldMap) {
             h.update((m.len() as u64).to_le_bytes());
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 put(h, k);
                 put(h, v);
             }
@@ -201,10 +282,10 @@ mod tests {
             id: id.into(),
             display_name: id.into(),
             marker: None,
-            fields: BTreeMap::from([("version".into(), "1.0".into())]),
+            fields: [("version".into(), "1.0".into())].into_iter().collect(),
             assignments: groups
                 .iter()
-                .map(|g| ObservedAssignment { group: (*g).into(), fields: BTreeMap::new() })
+                .map(|g| ObservedAssignment { group: (*g).into(), fields: FieldMap::default() })
                 .collect(),
         }
     }

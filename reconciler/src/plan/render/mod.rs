@@ -7,7 +7,7 @@ mod text;
 
 pub use json::{json, json_to_writer};
 pub use markdown::{markdown, MARKDOWN_LIMIT};
-pub use text::text;
+pub use text::{text, text_to_writer};
 
 use super::{Plan, Summary};
 

@@ -46,6 +46,20 @@ impl Palette {
 /// (made with `similar`), ANSI-styled when `color` is set. Unchanged deployments are counted,
 /// and listed only when `show_unchanged` is set.
 pub fn text(plan: &Plan, show_unchanged: bool, color: bool) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = text_to_writer(plan, show_unchanged, color, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Streams the text plan into `w`, one product block at a time, so that a plan of tens of
+/// thousands of actions is never held as one string.
+pub fn text_to_writer(
+    plan: &Plan,
+    show_unchanged: bool,
+    color: bool,
+    mut w: impl std::io::Write,
+) -> std::io::Result<()> {
     let p = Palette::new(color);
     let (dim, bold, del) = (p.dim, p.bold, p.del);
     let mut out = String::new();
@@ -60,6 +74,8 @@ pub fn text(plan: &Plan, show_unchanged: bool, color: bool) -> String {
             if current_product.is_some() {
                 out.push('\n');
             }
+            w.write_all(out.as_bytes())?;
+            out.clear();
             current_product = Some(&a.product);
             let origin = a.origin.as_deref().map(|o| format!(" {dim}({o}){dim:#}")).unwrap_or_default();
             let _ = writeln!(out, "{bold}{}{bold:#} {dim}{}{dim:#}{origin}", a.product, a.catalog_product);
@@ -68,7 +84,8 @@ pub fn text(plan: &Plan, show_unchanged: bool, color: bool) -> String {
         let ring = a.ring.as_deref().unwrap_or("(no ring)");
         let group = a.group.as_deref().map(|g| format!(" [{g}]")).unwrap_or_default();
         let version = a.version.as_deref().map(|v| format!("  {v}")).unwrap_or_default();
-        let _ = writeln!(out, "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}", a.action.as_str(), a.platform);
+        let _ =
+            writeln!(out, "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}", a.action.as_str(), a.platform);
         if a.message.is_empty() {
             let _ = writeln!(out, "      {dim}{}{dim:#}", a.reason);
         } else {
@@ -85,16 +102,22 @@ pub fn text(plan: &Plan, show_unchanged: bool, color: bool) -> String {
         write_diff(&mut out, &changes, &p);
     }
     for e in &plan.errors {
-        let _ = writeln!(out, "{del}error{del:#}: Product {bold}{}{bold:#} ({}): {}: {}", e.product, e.origin, e.reason, e.message);
+        let _ = writeln!(
+            out,
+            "{del}error{del:#}: Product {bold}{}{bold:#} ({}): {}: {}",
+            e.product, e.origin, e.reason, e.message
+        );
     }
     for (platform, n) in &plan.unmanaged {
-        let _ = writeln!(out, "{dim}platform {platform}: {n} object(s) without patchops's marker are left alone{dim:#}");
+        let _ =
+            writeln!(out, "{dim}platform {platform}: {n} object(s) without patchops's marker are left alone{dim:#}");
     }
-    if !out.ends_with("\n\n") {
+    if !out.is_empty() && !out.ends_with("\n\n") {
         out.push('\n');
     }
     let _ = writeln!(out, "{bold}{}{bold:#}", summary_line(plan));
-    out
+    w.write_all(out.as_bytes())?;
+    w.flush()
 }
 
 fn write_diff(out: &mut String, changes: &[&FieldChange], p: &Palette) {

@@ -55,7 +55,8 @@ impl CatalogLocation {
 impl fmt::Display for CatalogLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CatalogLocation::Url(u) => write!(f, "{u}"),
+            // Signed URLs carry secrets in their query: never shown.
+            CatalogLocation::Url(u) => f.write_str(&crate::http::redact(u)),
             CatalogLocation::InSource(p) => f.write_str(p),
         }
     }

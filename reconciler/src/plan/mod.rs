@@ -539,6 +539,26 @@ fn retire_unwanted(
                 Some(p) => (p.name().to_string(), Some(p.origin.to_string()), "RingRemoved"),
                 None => (product_id.clone(), None, "RemovedFromFleet"),
             };
+            // Every retire of this object differs only in ring, group and sentence.
+            let retire = |ring: Option<String>, group: Option<&str>, message: String| PlannedAction {
+                action: ActionKind::Retire,
+                reason: why.into(),
+                message: message.into(),
+                product: product_name.as_str().into(),
+                catalog_product: product_id.as_str().into(),
+                platform: platform_name.as_str().into(),
+                platform_type: platform.spec.platform_type,
+                ring: ring.map(Into::into),
+                group: group.map(Into::into),
+                version: None,
+                object_id: Some(object.id.as_str().into()),
+                changes: vec![FieldChange {
+                    field: "version".into(),
+                    from: Some(marker.version.as_str().into()),
+                    to: None,
+                }],
+                origin: origin.as_deref().map(Into::into),
+            };
             for assignment in &object.assignments {
                 if wanted.contains(&(platform_name, &marker.product, assignment.group.as_str())) {
                     continue;
@@ -554,68 +574,15 @@ fn retire_unwanted(
                         assignment.group
                     ),
                 };
-                actions.push(retire(
-                    platform_name,
-                    platform.spec.platform_type,
-                    &product_name,
-                    &product_id,
-                    object,
-                    ring,
-                    Some(&assignment.group),
-                    why,
-                    message,
-                    origin.clone(),
-                ));
+                actions.push(retire(ring, Some(&assignment.group), message));
             }
             let object_wanted = wanted_objects.contains(&(platform_name, &marker.product));
             if object.assignments.is_empty() && !object_wanted {
                 let message =
                     format!("unassigned object {} of {product_id} {} is no longer wanted", object.id, marker.version);
-                actions.push(retire(
-                    platform_name,
-                    platform.spec.platform_type,
-                    &product_name,
-                    &product_id,
-                    object,
-                    None,
-                    None,
-                    why,
-                    message,
-                    origin.clone(),
-                ));
+                actions.push(retire(None, None, message));
             }
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)] // One call site builds every retire action; a struct would only rename these.
-fn retire(
-    platform: &ObjectName,
-    platform_type: PlatformType,
-    product: &str,
-    catalog_product: &str,
-    object: &crate::platform::ObservedObject,
-    ring: Option<String>,
-    group: Option<&str>,
-    reason: &str,
-    message: String,
-    origin: Option<String>,
-) -> PlannedAction {
-    let from = object.managed().map(|m| Text::from(m.version.as_str()));
-    PlannedAction {
-        action: ActionKind::Retire,
-        reason: reason.into(),
-        message: message.into(),
-        product: product.into(),
-        catalog_product: catalog_product.into(),
-        platform: platform.as_str().into(),
-        platform_type,
-        ring: ring.map(Into::into),
-        group: group.map(Into::into),
-        version: None,
-        object_id: Some(object.id.as_str().into()),
-        changes: vec![FieldChange { field: "version".into(), from, to: None }],
-        origin: origin.map(Into::into),
     }
 }
 

@@ -248,3 +248,14 @@ fn renderers_show_actions_diffs_and_stay_under_the_markdown_cap() {
     let json: Plan = serde_json::from_str(&render::json(&p)).unwrap_or_else(|e| unreachable!("{e}"));
     assert_eq!(json, p, "the JSON plan round-trips");
 }
+
+#[test]
+fn an_unassigned_managed_object_no_product_wants_is_retired() {
+    let obj = managed("orphan", "vendor.other", "5.0", &[], BTreeMap::new());
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let retire: Vec<_> = p.actions.iter().filter(|a| a.action == ActionKind::Retire).collect();
+    assert_eq!(retire.len(), 1);
+    assert_eq!(retire[0].object_id.as_deref(), Some("orphan"));
+    assert_eq!(retire[0].ring, None);
+    assert!(retire[0].message.contains("unassigned object orphan of vendor.other 5.0"), "{}", retire[0].message);
+}

@@ -254,7 +254,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         })
     };
-    let mut actions = Vec::new();
+    // Sized once: a plan of tens of thousands of actions should not be copied while it grows.
+    let mut actions = Vec::with_capacity(parts.iter().map(|p| p.actions.len()).sum());
     let mut errors = Vec::new();
     let mut wanted = HashSet::new();
     let mut wanted_objects = HashSet::new();
@@ -275,13 +276,15 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .flat_map(|r| r.spec.rings.iter().enumerate().map(|(i, ring)| (ring.name.as_str(), i)))
         .collect();
     let rank = |a: &PlannedAction| a.ring.as_deref().and_then(|r| ring_rank.get(r).copied()).unwrap_or(usize::MAX);
-    actions.sort_by(|a, b| {
-        (&a.product, &a.platform, rank(a), &a.group, a.action).cmp(&(
+    // In place (no scratch copy of the plan); the key is total, so the order is deterministic.
+    actions.sort_unstable_by(|a, b| {
+        (&a.product, &a.platform, rank(a), &a.group, a.action, &a.object_id).cmp(&(
             &b.product,
             &b.platform,
             rank(b),
             &b.group,
             b.action,
+            &b.object_id,
         ))
     });
     let mut summary = Summary { errors: errors.len(), ..Summary::default() };
@@ -511,6 +514,7 @@ fn plan_products<'a>(
                     }
                     object_changes_listed |= action.changes.iter().any(|c| !c.field.starts_with("assignment."));
                 }
+                action.changes.shrink_to_fit();
                 actions.push(action);
             }
         }

@@ -347,3 +347,13 @@ fn a_product_the_catalog_lacks_is_reported_and_exits_1() {
     assert!(run.stdout.contains("publish"), "{}", run.stdout);
     assert!(run.stdout.contains("error: Product ghost (products/ghost.yaml:1): ProductNotInCatalog"), "{}", run.stdout);
 }
+
+#[test]
+fn credentials_in_a_repository_url_are_never_shown() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // Nothing listens on port 1 of loopback: the fetch fails at once.
+    let run = patchops(dir.path(), &["validate", "--repo", "https://patchops:hunter2-token@127.0.0.1:1/fleet.git"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("error: repository https://127.0.0.1:1/fleet.git: fetch failed"), "{}", run.stderr);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+}

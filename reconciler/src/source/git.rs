@@ -71,7 +71,8 @@ pub(super) fn open_remote(
 ) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
     use sha2::Digest;
     let shown = display_repo(&opts.repo);
-    let err = |reason: String| SourceError::Repo { repo: shown.clone(), reason };
+    // libgit2's messages may quote the URL, credentials included: show the redacted form.
+    let err = |reason: String| SourceError::Repo { repo: shown.clone(), reason: reason.replace(&opts.repo, &shown) };
     let key = hex::encode(&sha2::Sha256::digest(opts.repo.as_bytes())[..12]);
     let dir: PathBuf = opts.cache_dir.join("repos").join(key);
     std::fs::create_dir_all(&dir).map_err(|e| err(format!("cannot create cache {}: {e}", dir.display())))?;

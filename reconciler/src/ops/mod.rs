@@ -136,14 +136,15 @@ async fn verify_catalogs(
     }
 }
 
-/// Observes every platform of the fleet, each in its own task.
+/// Observes every platform of the fleet, each in its own task (so that slow platforms are
+/// waited for together).
 pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
     collect_observed(start_observing(fleet, state)).await
 }
 
 type Observing = Vec<(ObjectName, Result<tokio::task::JoinHandle<Result<Observed, PlatformError>>, PlatformError>)>;
 
-/// Starts observing every platform in the background, so that it overlaps catalog checks.
+/// Starts observing every platform, one task each.
 fn start_observing(fleet: &Fleet, state: &StateDir) -> Observing {
     fleet
         .platforms
@@ -191,15 +192,9 @@ pub struct Planned {
 /// `patchops plan`: desired × verified catalogs × observed platforms.
 pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
     let t = std::time::Instant::now();
-    let (snapshot, warnings) = source::open(&opts.source)?;
-    let fleet = model::load(snapshot.files())?;
-    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
-    let observing = start_observing(&fleet, &opts.state);
-    let catalogs = verify_catalogs(&fleet, &snapshot, opts).await?;
-    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
-    let observed = collect_observed(observing).await?;
+    let v = load_and_verify(opts).await?;
+    let observed = observe(&v.fleet, &opts.state).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "platforms observed");
-    let v = Validated { snapshot, warnings, fleet, catalogs };
     let plan = plan::plan(PlanInput {
         fleet: &v.fleet,
         source: (v.snapshot.provenance(), v.snapshot.digest()),

@@ -357,3 +357,22 @@ fn credentials_in_a_repository_url_are_never_shown() {
     assert!(run.stderr.contains("error: repository https://127.0.0.1:1/fleet.git: fetch failed"), "{}", run.stderr);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
 }
+
+#[test]
+fn a_real_endpoint_validates_but_plan_says_its_client_is_not_in_this_release() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: https://graph.microsoft.com\n  auth:\n    tenantId: t\n    clientId: c\n    certificate: { file: /etc/patchops/intune.pem }\n",
+    );
+    repo.commit("a real Intune tenant");
+    let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("platform `intune-prod`: talking to a real intune endpoint (https://graph.microsoft.com) is not available in this release; use `endpoint: embedded`"),
+        "{}",
+        run.stderr
+    );
+}

@@ -15,13 +15,36 @@ pub fn redact(url: &url::Url) -> String {
     u.to_string()
 }
 
+/// Timeouts of an HTTP client.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect: Duration,
+    /// Waiting for the next bytes of a response: a stalled transfer fails after this long.
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(15), read: Duration::from_secs(60) }
+    }
+}
+
+/// Most redirects followed; a loop fails after this many.
+pub const MAX_REDIRECTS: usize = 10;
+
 /// The shared client: connect and read timeouts, a bounded number of redirects, a user agent.
-#[allow(clippy::disallowed_methods)] // This is the one sanctioned place.
 pub fn client() -> Result<reqwest::Client, String> {
+    client_with(Timeouts::default())
+}
+
+/// The shared client with other timeouts.
+#[allow(clippy::disallowed_methods)] // This is the one sanctioned place.
+pub fn client_with(timeouts: Timeouts) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::limited(10))
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .user_agent(concat!("patchops/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))

@@ -26,6 +26,7 @@
 //! top-level `tests/` make real git repositories and real minisign signatures).
 
 pub mod catalog;
+pub mod content;
 pub mod http;
 pub mod intern;
 pub mod model;

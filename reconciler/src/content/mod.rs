@@ -1,0 +1,317 @@
+//! Trust-chain link 2: installer content, downloaded in one streaming pass into a
+//! content-addressed cache, and usable only once its SHA-256 and size match the catalog.
+//!
+//! [`ContentCache::fetch`] is the only way to a [`VerifiedContent`]: every byte is hashed and
+//! counted as it is written to a temporary file in the cache directory, and the file is renamed
+//! to its digest only when both match. A mismatching, oversized, truncated, stalled or
+//! redirect-looping download is refused, and its temporary file is removed: nothing of it stays
+//! in the cache. Cached content is hashed again before it is handed out.
+//!
+//! Memory stays flat in installer size: the download is streamed in chunks (HTTP) or read in
+//! fixed-size blocks (`file://`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+
+use crate::catalog::Sha256;
+use crate::http::{redact, Timeouts};
+
+/// Block size for reading local files.
+const BLOCK: usize = 256 * 1024;
+
+/// What the catalog says a file must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// SHA-256 of the whole file.
+    pub sha256: Sha256,
+    /// Exact size in bytes.
+    pub size: u64,
+}
+
+/// Why content was refused or could not be fetched. URLs are shown without their query.
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    /// The bytes are not the ones the catalog describes.
+    #[error("{url}: SHA-256 is {actual}, but the catalog says {expected}; the download was discarded (the file changed upstream or was tampered with)")]
+    DigestMismatch {
+        /// Where it came from.
+        url: String,
+        /// The catalog's digest.
+        expected: Sha256,
+        /// The digest of what arrived.
+        actual: Sha256,
+    },
+    /// More bytes than the catalog's size.
+    #[error("{url}: more than the {expected} bytes the catalog says; the download was stopped and discarded")]
+    Oversized {
+        /// Where it came from.
+        url: String,
+        /// The catalog's size.
+        expected: u64,
+    },
+    /// Fewer bytes than the catalog's size.
+    #[error("{url}: the download ended after {received} of {expected} bytes and was discarded")]
+    Truncated {
+        /// Where it came from.
+        url: String,
+        /// The catalog's size.
+        expected: u64,
+        /// What arrived.
+        received: u64,
+    },
+    /// The server answered with an error status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// Where it came from.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The transfer stalled longer than the read timeout.
+    #[error("{url}: no data for {seconds} s; the transfer was abandoned and discarded")]
+    Stalled {
+        /// Where it came from.
+        url: String,
+        /// The read timeout.
+        seconds: u64,
+    },
+    /// Too many redirects (a redirect loop).
+    #[error("{url}: more than {limit} redirects (a redirect loop?); nothing was downloaded")]
+    RedirectLoop {
+        /// Where it came from.
+        url: String,
+        /// The redirect limit.
+        limit: usize,
+    },
+    /// Any other transport failure.
+    #[error("{url}: {reason}")]
+    Transport {
+        /// Where it came from.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The URL's scheme is not supported.
+    #[error("{url}: unsupported scheme (use https://, http:// or file://)")]
+    Scheme {
+        /// The URL.
+        url: String,
+    },
+    /// The cache could not be read or written.
+    #[error("content cache {path}: {reason}")]
+    Cache {
+        /// The file or directory.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl ContentError {
+    /// CamelCase reason for conditions and JSON.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ContentError::DigestMismatch { .. } => "DigestMismatch",
+            ContentError::Oversized { .. } | ContentError::Truncated { .. } => "SizeMismatch",
+            ContentError::Status { .. }
+            | ContentError::Stalled { .. }
+            | ContentError::RedirectLoop { .. }
+            | ContentError::Transport { .. }
+            | ContentError::Scheme { .. } => "DownloadFailed",
+            ContentError::Cache { .. } => "CacheFailed",
+        }
+    }
+}
+
+/// Installer bytes on disk whose SHA-256 and size matched the catalog.
+///
+/// Only [`ContentCache`] makes one (no public constructor, no `Deserialize`): packagers and
+/// platforms take `&VerifiedContent`, never a bare path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedContent {
+    path: PathBuf,
+    sha256: Sha256,
+    size: u64,
+}
+
+impl VerifiedContent {
+    /// The file in the cache (read-only by convention: it is addressed by its digest).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its SHA-256.
+    pub fn sha256(&self) -> Sha256 {
+        self.sha256
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A content-addressed cache of verified installers: `<root>/sha256/<hex>`.
+#[derive(Debug, Clone)]
+pub struct ContentCache {
+    root: PathBuf,
+    timeouts: Timeouts,
+}
+
+/// Hashes and counts bytes on their way to a temporary file, refusing more than expected.
+struct Sink {
+    file: tempfile::NamedTempFile,
+    hasher: sha2::Sha256,
+    received: u64,
+    expected: Expected,
+    url: String,
+}
+
+impl Sink {
+    fn write(&mut self, chunk: &[u8]) -> Result<(), ContentError> {
+        self.received += chunk.len() as u64;
+        if self.received > self.expected.size {
+            return Err(ContentError::Oversized { url: self.url.clone(), expected: self.expected.size });
+        }
+        self.hasher.update(chunk);
+        self.file.write_all(chunk).map_err(|e| cache_err(self.file.path(), e))
+    }
+
+    /// Checks size and digest; only then renames the temporary file into the cache.
+    fn finish(self, dest: &Path) -> Result<VerifiedContent, ContentError> {
+        let Sink { file, hasher, received, expected, url } = self;
+        if received < expected.size {
+            return Err(ContentError::Truncated { url, expected: expected.size, received });
+        }
+        let actual = Sha256::from_bytes(hasher.finalize().into());
+        if actual != expected.sha256 {
+            return Err(ContentError::DigestMismatch { url, expected: expected.sha256, actual });
+        }
+        file.as_file().sync_all().map_err(|e| cache_err(file.path(), e))?;
+        file.persist(dest).map_err(|e| cache_err(dest, e.error))?;
+        Ok(VerifiedContent { path: dest.to_path_buf(), sha256: actual, size: received })
+    }
+}
+
+fn cache_err(path: &Path, e: impl std::fmt::Display) -> ContentError {
+    ContentError::Cache { path: path.display().to_string(), reason: e.to_string() }
+}
+
+impl ContentCache {
+    /// A cache under `root` (created on first use), with the default timeouts.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ContentCache { root: root.into(), timeouts: Timeouts::default() }
+    }
+
+    /// Uses other HTTP timeouts (a stalled transfer fails after `timeouts.read`).
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    fn path_of(&self, sha256: &Sha256) -> PathBuf {
+        self.root.join("sha256").join(sha256.to_string())
+    }
+
+    /// The cached content for `expected`, hashed again before it is returned. `Ok(None)` when
+    /// it is not cached; a cached file that no longer matches is removed and reported.
+    pub fn cached(&self, expected: Expected) -> Result<Option<VerifiedContent>, ContentError> {
+        let path = self.path_of(&expected.sha256);
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(cache_err(&path, e)),
+        };
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; BLOCK];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| cache_err(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        let actual = Sha256::from_bytes(hasher.finalize().into());
+        if actual != expected.sha256 || size != expected.size {
+            // Corrupted on disk: never hand it out, and make room for a fresh download.
+            let _ = std::fs::remove_file(&path);
+            return Err(ContentError::DigestMismatch {
+                url: path.display().to_string(),
+                expected: expected.sha256,
+                actual,
+            });
+        }
+        Ok(Some(VerifiedContent { path, sha256: actual, size }))
+    }
+
+    /// Returns the verified content for `expected`, from the cache or downloaded from `url`.
+    pub async fn fetch(&self, url: &url::Url, expected: Expected) -> Result<VerifiedContent, ContentError> {
+        match self.cached(expected) {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(ContentError::DigestMismatch { .. }) => {
+                tracing::warn!(sha256 = %expected.sha256, "cached content did not verify; downloading it again");
+            }
+            Err(e) => return Err(e),
+        }
+        let dir = self.root.join("sha256");
+        std::fs::create_dir_all(&dir).map_err(|e| cache_err(&dir, e))?;
+        let file = tempfile::Builder::new().prefix(".partial-").tempfile_in(&dir).map_err(|e| cache_err(&dir, e))?;
+        let mut sink = Sink { file, hasher: sha2::Sha256::new(), received: 0, expected, url: redact(url) };
+        match url.scheme() {
+            "https" | "http" => self.download(url, &mut sink).await?,
+            "file" => read_local(url, &mut sink)?,
+            _ => return Err(ContentError::Scheme { url: redact(url) }),
+        }
+        sink.finish(&self.path_of(&expected.sha256))
+    }
+
+    async fn download(&self, url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
+        let shown = redact(url);
+        let client = crate::http::client_with(self.timeouts)
+            .map_err(|reason| ContentError::Transport { url: shown.clone(), reason })?;
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ContentError::Stalled { url: shown.clone(), seconds: self.timeouts.read.as_secs() }
+            } else if e.is_redirect() {
+                ContentError::RedirectLoop { url: shown.clone(), limit: crate::http::MAX_REDIRECTS }
+            } else {
+                ContentError::Transport { url: shown.clone(), reason: e.without_url().to_string() }
+            }
+        };
+        let mut resp = client.get(url.clone()).send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(ContentError::Status { url: shown, status: resp.status().as_u16() });
+        }
+        if resp.content_length().is_some_and(|n| n > sink.expected.size) {
+            return Err(ContentError::Oversized { url: shown, expected: sink.expected.size });
+        }
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            sink.write(&chunk)?;
+        }
+        Ok(())
+    }
+}
+
+fn read_local(url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
+    let shown = redact(url);
+    let path = url
+        .to_file_path()
+        .map_err(|()| ContentError::Transport { url: shown.clone(), reason: "not a local path".into() })?;
+    let mut file = std::fs::File::open(&path)
+        .map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
+    let mut buf = vec![0u8; BLOCK];
+    loop {
+        let n =
+            file.read(&mut buf).map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
+        if n == 0 {
+            return Ok(());
+        }
+        sink.write(&buf[..n])?;
+    }
+}

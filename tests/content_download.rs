@@ -1,0 +1,183 @@
+//! Trust-chain link 2: installer downloads are hashed and counted as they stream, and anything
+//! that does not match the catalog is refused with nothing left in the cache. Real HTTP on
+//! loopback (axum), real files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use reconciler::catalog::Sha256;
+use reconciler::content::{ContentCache, ContentError, Expected};
+use reconciler::http::Timeouts;
+
+const GOOD: &[u8] = b"MZ pretend this is a 64-byte installer for the content tests!!!!";
+
+fn expected() -> Expected {
+    Expected { sha256: Sha256::digest(GOOD), size: GOOD.len() as u64 }
+}
+
+fn serve() -> String {
+    let mut tampered = GOOD.to_vec();
+    tampered[10] ^= 0xff;
+    let app = Router::new()
+        .route("/good", get(|| async { GOOD.to_vec() }))
+        .route("/tampered", get(move || async move { tampered.clone() }))
+        .route("/truncated", get(|| async { GOOD[..40].to_vec() }))
+        .route("/oversized", get(|| async { [GOOD, b"extra"].concat() }))
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response() }))
+        .route(
+            "/stalled",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                GOOD.to_vec()
+            }),
+        );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    format!("http://{addr}")
+}
+
+fn cache(dir: &tempfile::TempDir) -> ContentCache {
+    ContentCache::new(dir.path())
+        .with_timeouts(Timeouts { connect: Duration::from_secs(5), read: Duration::from_millis(500) })
+}
+
+/// Every file left under the cache directory, temporary ones included.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                out.extend(files_in(&e.path()));
+            } else {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+async fn fetch(
+    base: &str,
+    path: &str,
+    dir: &tempfile::TempDir,
+) -> Result<reconciler::content::VerifiedContent, ContentError> {
+    let url = url::Url::parse(&format!("{base}{path}")).expect("url");
+    cache(dir).fetch(&url, expected()).await
+}
+
+#[tokio::test]
+async fn a_matching_download_is_verified_and_cached_by_digest() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = fetch(&base, "/good", &dir).await.expect("verified");
+    assert_eq!(v.sha256(), expected().sha256);
+    assert_eq!(v.size(), 64);
+    assert_eq!(std::fs::read(v.path()).expect("read"), GOOD);
+    assert_eq!(files_in(dir.path()), vec![expected().sha256.to_string()]);
+    // Served from the cache afterwards, even with the server gone from the URL.
+    let again = fetch("http://127.0.0.1:1", "/gone", &dir).await.expect("from the cache");
+    assert_eq!(again, v);
+}
+
+#[tokio::test]
+async fn a_tampered_download_is_refused_and_nothing_is_kept() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, "/tampered", &dir).await.expect_err("refused");
+    assert!(matches!(err, ContentError::DigestMismatch { .. }), "{err}");
+    assert!(err.to_string().starts_with(&format!("{base}/tampered: SHA-256 is ")), "{err}");
+    assert!(err.to_string().contains(&format!("but the catalog says {}", expected().sha256)), "{err}");
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_truncated_download_is_refused() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, "/truncated", &dir).await.expect_err("refused");
+    assert_eq!(err.to_string(), format!("{base}/truncated: the download ended after 40 of 64 bytes and was discarded"));
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_oversized_download_is_refused() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, "/oversized", &dir).await.expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!("{base}/oversized: more than the 64 bytes the catalog says; the download was stopped and discarded")
+    );
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_stalled_transfer_times_out() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, "/stalled", &dir).await.expect_err("refused");
+    assert!(matches!(err, ContentError::Stalled { .. }), "{err}");
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_redirect_loop_is_refused() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, "/loop", &dir).await.expect_err("refused");
+    assert!(matches!(err, ContentError::RedirectLoop { limit: 10, .. }), "{err}");
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_http_error_names_the_status_and_hides_the_query() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, "/missing?sas=SECRET", &dir).await.expect_err("refused");
+    assert_eq!(err.to_string(), format!("{base}/missing?REDACTED: HTTP 404"));
+}
+
+#[tokio::test]
+async fn local_files_are_verified_the_same_way() {
+    let src = tempfile::tempdir().expect("tmp");
+    let good = src.path().join("good.msi");
+    std::fs::write(&good, GOOD).expect("write");
+    let bad = src.path().join("bad.msi");
+    std::fs::write(&bad, [GOOD, b"!"].concat()).expect("write");
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = |p: &std::path::Path| url::Url::from_file_path(p).expect("file url");
+    let v = cache(&dir).fetch(&url(&good), expected()).await.expect("verified");
+    assert_eq!(v.size(), 64);
+    let other = tempfile::tempdir().expect("tmp");
+    let err = cache(&other).fetch(&url(&bad), expected()).await.expect_err("refused");
+    assert!(matches!(err, ContentError::Oversized { .. }), "{err}");
+    assert_eq!(files_in(other.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn cached_content_is_verified_again_before_use() {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let v = fetch(&base, "/good", &dir).await.expect("verified");
+    std::fs::write(v.path(), b"corrupted on disk").expect("corrupt");
+    let err = cache(&dir).cached(expected()).expect_err("refused");
+    assert!(matches!(err, ContentError::DigestMismatch { .. }), "{err}");
+    assert!(!v.path().exists(), "a corrupted cache entry is removed");
+    // The next fetch downloads a good copy again.
+    let fresh = fetch(&base, "/good", &dir).await.expect("verified");
+    assert_eq!(std::fs::read(fresh.path()).expect("read"), GOOD);
+}

@@ -189,7 +189,8 @@ impl Sink {
         if actual != expected.sha256 {
             return Err(ContentError::DigestMismatch { url, expected: expected.sha256, actual });
         }
-        file.as_file().sync_all().map_err(|e| cache_err(file.path(), e))?;
+        // No fsync: a cache entry is hashed again before every use (`cached`), so a file a crash
+        // left incomplete is caught and downloaded again rather than trusted.
         file.persist(dest).map_err(|e| cache_err(dest, e.error))?;
         Ok(VerifiedContent { path: dest.to_path_buf(), sha256: actual, size: received })
     }

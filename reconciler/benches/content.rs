@@ -1,0 +1,105 @@
+//! Download-and-verify throughput over loopback HTTP, against `openssl dgst -sha256` of the same
+//! file in the same run, and peak memory. Prints figures; asserts nothing.
+//!
+//! Usage: cargo bench -p reconciler --bench content -- [SIZE_MIB]   (default 1024)
+//! Peak memory: /usr/bin/time -f %M target/release/deps/content-* [SIZE_MIB]
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // A benchmark: failing loudly is right.
+
+use std::io::Write;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use reconciler::catalog::Sha256;
+use reconciler::content::{ContentCache, Expected};
+use sha2::Digest;
+
+fn main() {
+    let mib: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1024);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("installer.bin");
+
+    // A file of pseudo-random bytes (xorshift), written in blocks.
+    let mut hasher = sha2::Sha256::new();
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            for chunk in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                chunk.copy_from_slice(&x.to_le_bytes());
+            }
+            hasher.update(&block);
+            out.write_all(&block).expect("write");
+        }
+    }
+    let expected = Expected { sha256: Sha256::from_bytes(hasher.finalize().into()), size: mib << 20 };
+
+    // openssl on the same file (warm page cache).
+    let t = Instant::now();
+    let status = std::process::Command::new("openssl").arg("dgst").arg("-sha256").arg(&file).output();
+    let openssl = t.elapsed();
+    let openssl_ok = status.map(|o| o.status.success()).unwrap_or(false);
+
+    // Serve it over loopback with axum, streaming from disk.
+    let path = file.clone();
+    let app = Router::new().route(
+        "/installer.bin",
+        get(move || {
+            let path = path.clone();
+            async move {
+                let f = tokio::fs::File::open(path).await.expect("open");
+                Body::from_stream(tokio_util_stream(f))
+            }
+        }),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let cache_dir = tempfile::tempdir().expect("tmp");
+    let url = url::Url::parse(&format!("http://{addr}/installer.bin")).expect("url");
+    let t = Instant::now();
+    let v = rt.block_on(ContentCache::new(cache_dir.path()).fetch(&url, expected)).expect("verified");
+    let ours = t.elapsed();
+    assert_eq!(v.size(), mib << 20);
+
+    let gbps = |d: std::time::Duration| (mib as f64 / 1024.0) / d.as_secs_f64();
+    println!("size: {mib} MiB");
+    println!("patchops download+verify over loopback HTTP: {:.3} s, {:.2} GiB/s", ours.as_secs_f64(), gbps(ours));
+    if openssl_ok {
+        println!(
+            "openssl dgst -sha256 (same file):           {:.3} s, {:.2} GiB/s",
+            openssl.as_secs_f64(),
+            gbps(openssl)
+        );
+        println!("ratio (patchops / openssl speed):            {:.2}", openssl.as_secs_f64() / ours.as_secs_f64());
+    } else {
+        println!("openssl not found: install it to compare");
+    }
+}
+
+/// Streams a file in 256 KiB chunks.
+fn tokio_util_stream(
+    f: tokio::fs::File,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold(Some(f), |state| async move {
+        let mut f = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}

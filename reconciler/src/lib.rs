@@ -16,6 +16,8 @@
 //! - [`model`] parses them strictly and resolves references ([`model::load`]);
 //! - [`catalog`] verifies the signed vendor catalog: trust-chain link 1. Only
 //!   [`catalog::UnverifiedCatalog::verify`] makes a [`catalog::VerifiedCatalog`];
+//! - [`content`] downloads installers and verifies SHA-256 and size while streaming: trust-chain
+//!   link 2; only it makes a [`content::VerifiedContent`];
 //! - [`platform`] observes what each platform holds, behind the [`platform::Platform`] trait;
 //! - [`plan`] is pure: desired × verified catalog × observed → [`plan::Plan`], rendered by
 //!   [`plan::render`];

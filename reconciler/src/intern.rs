@@ -32,7 +32,7 @@ thread_local! {
     static ACTIVE: std::cell::RefCell<Option<Interner>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `f` with an interner active on this thread, so that [`deserialize_shared_map`] shares
+/// Runs `f` with an interner active on this thread, so that `FieldMap` deserialization shares
 /// text while a large document is being read (rather than after, when the copies already exist).
 pub fn with_interner<T>(f: impl FnOnce() -> T) -> T {
     let previous = ACTIVE.with(|a| a.replace(Some(Interner::default())));

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! - [`source`] reads fleet files from the git objects of one commit (provenance + digest);
-//! - [`model`] parses them strictly and resolves references ([`model::load`]);
+//! - [`model`] parses them strictly and resolves references ([`model::load()`]);
 //! - [`catalog`] verifies the signed vendor catalog: trust-chain link 1. Only
 //!   [`catalog::UnverifiedCatalog::verify`] makes a [`catalog::VerifiedCatalog`];
 //! - [`content`] downloads installers and verifies SHA-256 and size while streaming: trust-chain

@@ -1,7 +1,7 @@
 //! The vendor catalog: its format, trust-chain link 1 (verification), and the editor that makes
 //! and signs catalogs.
 //!
-//! Entry points: [`fetch`] gives an [`UnverifiedCatalog`]; its [`UnverifiedCatalog::verify`] is
+//! Entry points: [`fetch()`] gives an [`UnverifiedCatalog`]; its [`UnverifiedCatalog::verify`] is
 //! the only way to a [`VerifiedCatalog`], which is what the planner takes.
 
 pub mod edit;

@@ -1,6 +1,6 @@
 //! The desired state: the YAML kinds of a fleet repository, parsed strictly and resolved.
 //!
-//! Entry point: [`load`], from [`FleetFile`]s to a [`Fleet`] or every [`Diagnostic`] found.
+//! Entry point: [`load()`], from [`FleetFile`]s to a [`Fleet`] or every [`Diagnostic`] found.
 
 pub mod diagnostic;
 pub mod fleet;

@@ -1,4 +1,4 @@
-//! The three renderings of a [`Plan`](super::Plan): text for a terminal, Markdown for a
+//! The three renderings of a [`super::Plan`]: text for a terminal, Markdown for a
 //! pull-request comment, JSON for machines. Renderers build strings and print nothing.
 
 mod json;

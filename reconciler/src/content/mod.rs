@@ -160,9 +160,53 @@ pub struct ContentCache {
     timeouts: Timeouts,
 }
 
+/// Chunks in flight between the hashing task and the writing thread: bounded, so memory stays
+/// flat however fast the network is compared with the disk.
+const IN_FLIGHT: usize = 16;
+
+/// Writes chunks to the temporary file on its own thread, so that hashing (on the caller's
+/// thread) and copying into the page cache overlap.
+struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<bytes::Bytes>>,
+    thread: std::thread::JoinHandle<std::io::Result<tempfile::NamedTempFile>>,
+    path: PathBuf,
+}
+
+impl Writer {
+    fn start(mut file: tempfile::NamedTempFile) -> Writer {
+        let path = file.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(IN_FLIGHT);
+        let thread = std::thread::spawn(move || {
+            for chunk in rx {
+                file.write_all(&chunk)?;
+            }
+            Ok(file)
+        });
+        Writer { tx: Some(tx), thread, path }
+    }
+
+    fn send(&mut self, chunk: bytes::Bytes) -> Result<(), ContentError> {
+        match self.tx.as_ref().map(|tx| tx.send(chunk)) {
+            Some(Ok(())) => Ok(()),
+            // The writer stopped (a disk error); `finish` reports why.
+            _ => Err(cache_err(&self.path, "the cache file could not be written")),
+        }
+    }
+
+    /// Waits for every chunk to be written and returns the file.
+    fn finish(mut self) -> Result<tempfile::NamedTempFile, ContentError> {
+        drop(self.tx.take());
+        match self.thread.join() {
+            Ok(Ok(file)) => Ok(file),
+            Ok(Err(e)) => Err(cache_err(&self.path, e)),
+            Err(_) => Err(cache_err(&self.path, "the writing thread failed")),
+        }
+    }
+}
+
 /// Hashes and counts bytes on their way to a temporary file, refusing more than expected.
 struct Sink {
-    file: tempfile::NamedTempFile,
+    writer: Writer,
     hasher: sha2::Sha256,
     received: u64,
     expected: Expected,
@@ -170,18 +214,20 @@ struct Sink {
 }
 
 impl Sink {
-    fn write(&mut self, chunk: &[u8]) -> Result<(), ContentError> {
+    fn write(&mut self, chunk: bytes::Bytes) -> Result<(), ContentError> {
         self.received += chunk.len() as u64;
         if self.received > self.expected.size {
             return Err(ContentError::Oversized { url: self.url.clone(), expected: self.expected.size });
         }
-        self.hasher.update(chunk);
-        self.file.write_all(chunk).map_err(|e| cache_err(self.file.path(), e))
+        self.hasher.update(&chunk);
+        self.writer.send(chunk)
     }
 
-    /// Checks size and digest; only then renames the temporary file into the cache.
+    /// Checks size and digest; only then renames the temporary file into the cache. On any
+    /// refusal the temporary file is dropped, which deletes it.
     fn finish(self, dest: &Path) -> Result<VerifiedContent, ContentError> {
-        let Sink { file, hasher, received, expected, url } = self;
+        let Sink { writer, hasher, received, expected, url } = self;
+        let file = writer.finish()?;
         if received < expected.size {
             return Err(ContentError::Truncated { url, expected: expected.size, received });
         }
@@ -193,6 +239,11 @@ impl Sink {
         // left incomplete is caught and downloaded again rather than trusted.
         file.persist(dest).map_err(|e| cache_err(dest, e.error))?;
         Ok(VerifiedContent { path: dest.to_path_buf(), sha256: actual, size: received })
+    }
+
+    /// Abandons the download: waits for the writer and deletes the temporary file.
+    fn discard(self) {
+        let _ = self.writer.finish();
     }
 }
 
@@ -263,13 +314,22 @@ impl ContentCache {
         let dir = self.root.join("sha256");
         std::fs::create_dir_all(&dir).map_err(|e| cache_err(&dir, e))?;
         let file = tempfile::Builder::new().prefix(".partial-").tempfile_in(&dir).map_err(|e| cache_err(&dir, e))?;
-        let mut sink = Sink { file, hasher: sha2::Sha256::new(), received: 0, expected, url: redact(url) };
-        match url.scheme() {
-            "https" | "http" => self.download(url, &mut sink).await?,
-            "file" => read_local(url, &mut sink)?,
-            _ => return Err(ContentError::Scheme { url: redact(url) }),
+        if !matches!(url.scheme(), "https" | "http" | "file") {
+            return Err(ContentError::Scheme { url: redact(url) });
         }
-        sink.finish(&self.path_of(&expected.sha256))
+        let mut sink =
+            Sink { writer: Writer::start(file), hasher: sha2::Sha256::new(), received: 0, expected, url: redact(url) };
+        let streamed = match url.scheme() {
+            "file" => read_local(url, &mut sink),
+            _ => self.download(url, &mut sink).await,
+        };
+        match streamed {
+            Ok(()) => sink.finish(&self.path_of(&expected.sha256)),
+            Err(e) => {
+                sink.discard();
+                Err(e)
+            }
+        }
     }
 
     async fn download(&self, url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
@@ -293,7 +353,7 @@ impl ContentCache {
             return Err(ContentError::Oversized { url: shown, expected: sink.expected.size });
         }
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            sink.write(&chunk)?;
+            sink.write(chunk)?;
         }
         Ok(())
     }
@@ -306,13 +366,14 @@ fn read_local(url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
         .map_err(|()| ContentError::Transport { url: shown.clone(), reason: "not a local path".into() })?;
     let mut file = std::fs::File::open(&path)
         .map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
-    let mut buf = vec![0u8; BLOCK];
     loop {
+        let mut buf = bytes::BytesMut::zeroed(BLOCK);
         let n =
             file.read(&mut buf).map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
         if n == 0 {
             return Ok(());
         }
-        sink.write(&buf[..n])?;
+        buf.truncate(n);
+        sink.write(buf.freeze())?;
     }
 }

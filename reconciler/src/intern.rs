@@ -21,11 +21,6 @@ impl Interner {
         self.0.insert(Arc::clone(&t));
         t
     }
-
-    /// Replaces `t` by the shared copy of its value.
-    pub fn share(&mut self, t: &mut Text) {
-        *t = self.get(t);
-    }
 }
 
 thread_local! {

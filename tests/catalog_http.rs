@@ -26,17 +26,7 @@ fn serve(files: HashMap<String, Vec<u8>>) -> String {
             }),
         )
         .with_state(Arc::new(files));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    format!("http://{addr}")
+    common::serve_on_loopback(app)
 }
 
 fn repo_with_catalog_url(public_key: &str, url: &str) -> Repo {

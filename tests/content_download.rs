@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
@@ -37,17 +39,7 @@ fn serve() -> String {
                 GOOD.to_vec()
             }),
         );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    format!("http://{addr}")
+    common::serve_on_loopback(app)
 }
 
 fn cache(dir: &tempfile::TempDir) -> ContentCache {

@@ -238,3 +238,26 @@ fn the_cli_verify_reports_a_tampered_catalog() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("does not verify"), "{}", run.stderr);
 }
+
+#[test]
+fn an_encrypted_secret_key_asks_for_its_password() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new("minisign")
+        .args(["-G", "-p", "enc.pub", "-s", "enc.key"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("minisign");
+    {
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(b"correct horse\ncorrect horse\n").expect("password");
+    }
+    assert!(child.wait().expect("wait").success());
+    std::fs::write(dir.path().join("catalog.json"), catalog(4)).expect("write");
+    let run = patchops(dir.path(), &["catalog", "sign", "catalog.json", "--key", "enc.key"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("the secret key is encrypted with a password; pass the password through an environment variable with --password-env NAME"), "{}", run.stderr);
+    assert!(!dir.path().join("catalog.json.minisig").exists());
+}

@@ -36,9 +36,11 @@ fn assert_one(errs: &[String], expected: &str) {
 #[test]
 fn a_valid_fleet_loads_with_defaults_resolved() {
     let p = product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n");
-    let fleet =
-        load(&[FleetFile { path: "all.yaml".into(), text: format!("{PLATFORM}---\n{ROLLOUT}---\n{CATALOG}---\n{p}") }])
-            .expect("valid fleet");
+    let fleet = load(&[FleetFile {
+        path: "all.yaml".into(),
+        text: format!("{PLATFORM}---\n{ROLLOUT}---\n{CATALOG}---\n{p}").into(),
+    }])
+    .expect("valid fleet");
     assert_eq!(fleet.products.len(), 1);
     let t = &fleet.products[0].targets[0];
     assert_eq!(t.rollout.as_str(), "standard", "the only rollout is the default");

@@ -91,13 +91,12 @@ impl SigningKey {
             Some(p) => boxed.into_secret_key(Some(p)).map_err(ms)?,
             None => match boxed.into_unencrypted_secret_key() {
                 Ok(key) => key,
-                Err(e) => minisign_w_key(text).ok_or_else(|| {
-                    if e.to_string().contains("encrypted") {
-                        EditError::PasswordNeeded
-                    } else {
-                        ms(e)
-                    }
-                })?,
+                // Decide from the key's own header, not from the wording of the crate's error.
+                Err(e) => match secret_key_bytes(text) {
+                    Some(bytes) if bytes.get(2..4) != Some(&[0, 0][..]) => return Err(EditError::PasswordNeeded),
+                    Some(bytes) if has_zero_checksum(&bytes) => minisign::SecretKey::from_bytes(&bytes).map_err(ms)?,
+                    _ => return Err(ms(e)),
+                },
             },
         };
         Ok(SigningKey(key))
@@ -109,21 +108,20 @@ impl SigningKey {
     }
 }
 
+/// The decoded key line of a minisign secret key file. Layout: sig_alg(2) kdf_alg(2)
+/// chk_alg(2) salt(32) ops(8) mem(8) keynum(8) sk(64) chk(32).
+fn secret_key_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let line = text.lines().nth(1)?.trim();
+    base64::engine::general_purpose::STANDARD.decode(line).ok().filter(|b| b.len() == 158)
+}
+
 /// The `minisign` command (0.11) writes password-less keys (`-G -W`) with an all-zero checksum,
 /// which the minisign crate refuses as corrupted. Such a key is read as is; a damaged key is
 /// still caught, because [`sign`] verifies every signature with the public half before
 /// returning it.
-fn minisign_w_key(text: &str) -> Option<minisign::SecretKey> {
-    use base64::Engine;
-    let line = text.lines().nth(1)?.trim();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(line).ok()?;
-    // Layout: sig_alg(2) kdf_alg(2) chk_alg(2) salt(32) ops(8) mem(8) keynum(8) sk(64) chk(32).
-    let unencrypted = bytes.get(2..4) == Some(&[0, 0][..]);
-    let zero_checksum = bytes.len() == 158 && bytes[126..].iter().all(|b| *b == 0);
-    if !(unencrypted && zero_checksum) {
-        return None;
-    }
-    minisign::SecretKey::from_bytes(&bytes).ok()
+fn has_zero_checksum(bytes: &[u8]) -> bool {
+    bytes.get(126..).is_some_and(|chk| chk.iter().all(|b| *b == 0))
 }
 
 /// A catalog and its signature. `bytes` is exactly what was signed: write it as is, never a

@@ -26,8 +26,8 @@ use crate::catalog::TrustedKey;
 pub struct FleetFile {
     /// Path relative to the fleet root, with `/` separators.
     pub path: String,
-    /// The file's content.
-    pub text: String,
+    /// The file's content (shared: diagnostics re-read it without copying it).
+    pub text: Arc<str>,
 }
 
 /// Whether a path is a fleet document (`.yaml` or `.yml`).
@@ -39,7 +39,7 @@ pub fn is_fleet_file(path: &str) -> bool {
 /// needs it (most loads have none, and indexing every node of a large fleet is not free).
 #[derive(Debug)]
 pub struct Positions {
-    text: String,
+    text: Arc<str>,
     full: OnceLock<Vec<DocIndex>>,
 }
 
@@ -162,7 +162,7 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
     // The index found no syntax error, so serde_yaml's stream yields exactly these documents
     // (it would yield a syntax error forever otherwise: never iterate it unbounded).
     let stream = serde_yaml::Deserializer::from_str(&file.text);
-    let positions = Arc::new(Positions { text: file.text.clone(), full: OnceLock::new() });
+    let positions = Arc::new(Positions { text: Arc::clone(&file.text), full: OnceLock::new() });
     for (number, (index, de)) in indexes.into_iter().zip(stream).enumerate() {
         if index.is_empty {
             continue;

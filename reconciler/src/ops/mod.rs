@@ -137,29 +137,19 @@ async fn verify_catalogs(
 }
 
 /// Observes every platform of the fleet, each in its own task (so that slow platforms are
-/// waited for together).
+/// waited for together). Every failure is reported, not only the first.
 pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
-    collect_observed(start_observing(fleet, state)).await
-}
-
-type Observing = Vec<(ObjectName, Result<tokio::task::JoinHandle<Result<Observed, PlatformError>>, PlatformError>)>;
-
-/// Starts observing every platform, one task each.
-fn start_observing(fleet: &Fleet, state: &StateDir) -> Observing {
-    fleet
+    let tasks: Vec<_> = fleet
         .platforms
         .iter()
         .map(|(name, p)| {
             let task = platform::connect(p, state).map(|client| tokio::spawn(async move { client.observe().await }));
             (name.clone(), task)
         })
-        .collect()
-}
-
-async fn collect_observed(observing: Observing) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
+        .collect();
     let mut observed = BTreeMap::new();
     let mut failures = Vec::new();
-    for (name, task) in observing {
+    for (name, task) in tasks {
         let result = match task {
             Err(e) => Err(e),
             Ok(handle) => handle.await.unwrap_or_else(|join| {

@@ -38,7 +38,7 @@ fn collect(root: &Path, subpath: &str) -> Result<Vec<FleetFile>, SourceError> {
             path: rel.clone(),
             reason: e.to_string(),
         })?;
-        files.push(FleetFile { path: rel, text });
+        files.push(FleetFile { path: rel, text: text.into() });
     }
     Ok(files)
 }

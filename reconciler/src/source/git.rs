@@ -149,7 +149,7 @@ fn snapshot_at(
             .and_then(|o| o.into_blob().ok())
             .map(|b| String::from_utf8(b.content().to_vec()));
         match text {
-            Some(Ok(text)) => files.push(FleetFile { path, text }),
+            Some(Ok(text)) => files.push(FleetFile { path, text: text.into() }),
             _ => {
                 failure = Some(SourceError::File { at: at.clone(), path, reason: "not UTF-8 text".into() });
                 return git2::TreeWalkResult::Abort;

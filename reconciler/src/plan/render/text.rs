@@ -1,4 +1,3 @@
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
@@ -65,7 +64,6 @@ pub fn text_to_writer(
     let mut out = String::new();
     let _ = writeln!(out, "{dim}{}{dim:#}\n", inputs_line(plan));
     let mut current_product = None;
-    let mut shown_objects = BTreeSet::new();
     for a in &plan.actions {
         if a.action == ActionKind::None && !show_unchanged {
             continue;
@@ -91,14 +89,9 @@ pub fn text_to_writer(
         } else {
             let _ = writeln!(out, "      {dim}{}: {}{dim:#}", a.reason, a.message);
         }
-        // On publish, the object's fields are shown once per platform; later rings only add an
-        // assignment.
-        let first_on_platform = shown_objects.insert((&a.product, &a.platform));
-        let changes: Vec<&FieldChange> = a
-            .changes
-            .iter()
-            .filter(|c| a.action != ActionKind::Publish || first_on_platform || c.field.starts_with("assignment."))
-            .collect();
+        // The planner lists object fields on the first ring that needs them only; later rings
+        // carry their version and assignment.
+        let changes: Vec<&FieldChange> = a.changes.iter().collect();
         write_diff(&mut out, &changes, &p);
     }
     for e in &plan.errors {

@@ -62,6 +62,16 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// Fetches `path` from a fresh server into a fresh cache, expecting a refusal that leaves
+/// nothing in the cache; returns the server's base URL and the error.
+async fn refused(path: &str) -> (String, ContentError) {
+    let base = serve();
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = fetch(&base, path, &dir).await.expect_err("refused");
+    assert_eq!(files_in(dir.path()), Vec::<String>::new(), "nothing of a refused download is kept ({err})");
+    (base, err)
+}
+
 async fn fetch(
     base: &str,
     path: &str,
@@ -87,59 +97,47 @@ async fn a_matching_download_is_verified_and_cached_by_digest() {
 
 #[tokio::test]
 async fn a_tampered_download_is_refused_and_nothing_is_kept() {
-    let base = serve();
-    let dir = tempfile::tempdir().expect("tmp");
-    let err = fetch(&base, "/tampered", &dir).await.expect_err("refused");
+    let (base, err) = refused("/tampered").await;
     assert!(matches!(err, ContentError::DigestMismatch { .. }), "{err}");
     assert!(err.to_string().starts_with(&format!("{base}/tampered: SHA-256 is ")), "{err}");
     assert!(err.to_string().contains(&format!("but the catalog says {}", expected().sha256)), "{err}");
-    assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn a_truncated_download_is_refused() {
-    let base = serve();
-    let dir = tempfile::tempdir().expect("tmp");
-    let err = fetch(&base, "/truncated", &dir).await.expect_err("refused");
+    let (base, err) = refused("/truncated").await;
     assert_eq!(err.to_string(), format!("{base}/truncated: the download ended after 40 of 64 bytes and was discarded"));
-    assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn an_oversized_download_is_refused() {
-    let base = serve();
-    let dir = tempfile::tempdir().expect("tmp");
-    let err = fetch(&base, "/oversized", &dir).await.expect_err("refused");
+    let (base, err) = refused("/oversized").await;
     assert_eq!(
         err.to_string(),
         format!("{base}/oversized: more than the 64 bytes the catalog says; the download was stopped and discarded")
     );
-    assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn a_stalled_transfer_times_out() {
-    let base = serve();
-    let dir = tempfile::tempdir().expect("tmp");
-    let err = fetch(&base, "/stalled", &dir).await.expect_err("refused");
+    let (base, err) = refused("/stalled").await;
     assert!(matches!(err, ContentError::Stalled { .. }), "{err}");
-    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+    assert_eq!(err.to_string(), format!("{base}/stalled: no data for 500ms; the transfer was abandoned and discarded"));
 }
 
 #[tokio::test]
 async fn a_redirect_loop_is_refused() {
-    let base = serve();
-    let dir = tempfile::tempdir().expect("tmp");
-    let err = fetch(&base, "/loop", &dir).await.expect_err("refused");
+    let (base, err) = refused("/loop").await;
     assert!(matches!(err, ContentError::RedirectLoop { limit: 10, .. }), "{err}");
-    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+    assert_eq!(
+        err.to_string(),
+        format!("{base}/loop: more than 10 redirects (a redirect loop?); nothing was downloaded")
+    );
 }
 
 #[tokio::test]
 async fn an_http_error_names_the_status_and_hides_the_query() {
-    let base = serve();
-    let dir = tempfile::tempdir().expect("tmp");
-    let err = fetch(&base, "/missing?sas=SECRET", &dir).await.expect_err("refused");
+    let (base, err) = refused("/missing?sas=SECRET").await;
     assert_eq!(err.to_string(), format!("{base}/missing?REDACTED: HTTP 404"));
 }
 

@@ -70,12 +70,12 @@ pub enum ContentError {
         status: u16,
     },
     /// The transfer stalled longer than the read timeout.
-    #[error("{url}: no data for {seconds} s; the transfer was abandoned and discarded")]
+    #[error("{url}: no data for {}; the transfer was abandoned and discarded", humantime::format_duration(*.after))]
     Stalled {
         /// Where it came from.
         url: String,
         /// The read timeout.
-        seconds: u64,
+        after: std::time::Duration,
     },
     /// Too many redirects (a redirect loop).
     #[error("{url}: more than {limit} redirects (a redirect loop?); nothing was downloaded")]
@@ -338,7 +338,7 @@ impl ContentCache {
             .map_err(|reason| ContentError::Transport { url: shown.clone(), reason })?;
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
-                ContentError::Stalled { url: shown.clone(), seconds: self.timeouts.read.as_secs() }
+                ContentError::Stalled { url: shown.clone(), after: self.timeouts.read }
             } else if e.is_redirect() {
                 ContentError::RedirectLoop { url: shown.clone(), limit: crate::http::MAX_REDIRECTS }
             } else {

@@ -184,7 +184,7 @@ fn signatures_made_by_the_minisign_command_verify_in_patchops() {
     // ...and through the command line.
     let run = patchops(dir.path(), &["catalog", "verify", "catalog.json", "--public-key", "m.pub"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("catalog catalog.json verified: serial 9, 2 products"), "{}", run.stdout);
+    common::assert_contains(&run.stdout, "catalog catalog.json verified: serial 9, 2 products");
     // A key made by `minisign -G -W` also signs through patchops.
     let run = patchops(dir.path(), &["catalog", "sign", "catalog.json", "--key", "m.key"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -197,7 +197,7 @@ fn catalogs_signed_by_patchops_verify_with_the_minisign_command() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = patchops(dir.path(), &["catalog", "keygen", "--name", "team"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("trustedKeys:\n    - RW"), "{}", run.stdout);
+    common::assert_contains(&run.stdout, "trustedKeys:\n    - RW");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -206,7 +206,7 @@ fn catalogs_signed_by_patchops_verify_with_the_minisign_command() {
     }
     let again = patchops(dir.path(), &["catalog", "keygen", "--name", "team"]);
     assert_eq!(again.code, 1);
-    assert!(again.stderr.contains("team.key exists; pass --force to overwrite it"), "{}", again.stderr);
+    common::assert_contains(&again.stderr, "team.key exists; pass --force to overwrite it");
 
     std::fs::write(dir.path().join("catalog.json"), catalog(12)).expect("write");
     let run = patchops(dir.path(), &["catalog", "sign", "catalog.json", "--key", "team.key"]);
@@ -218,11 +218,7 @@ fn catalogs_signed_by_patchops_verify_with_the_minisign_command() {
     std::fs::write(dir.path().join("bad.json"), "{\"serial\": 1}").expect("write");
     let run = patchops(dir.path(), &["catalog", "sign", "bad.json", "--key", "team.key"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("bad.json: refusing to sign an invalid catalog: missing field `apiVersion`"),
-        "{}",
-        run.stderr
-    );
+    common::assert_contains(&run.stderr, "bad.json: refusing to sign an invalid catalog: missing field `apiVersion`");
     assert!(!dir.path().join("bad.json.minisig").exists(), "nothing is written for a refused catalog");
 }
 
@@ -236,7 +232,7 @@ fn the_cli_verify_reports_a_tampered_catalog() {
     std::fs::write(dir.path().join("catalog.json"), c.replace("Vendor App", "Evil App")).expect("write");
     let run = patchops(dir.path(), &["catalog", "verify", "catalog.json", "--public-key", "k.pub"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("does not verify"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "does not verify");
 }
 
 #[test]
@@ -258,6 +254,6 @@ fn an_encrypted_secret_key_asks_for_its_password() {
     std::fs::write(dir.path().join("catalog.json"), catalog(4)).expect("write");
     let run = patchops(dir.path(), &["catalog", "sign", "catalog.json", "--key", "enc.key"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("the secret key is encrypted with a password; pass the password through an environment variable with --password-env NAME"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "the secret key is encrypted with a password; pass the password through an environment variable with --password-env NAME");
     assert!(!dir.path().join("catalog.json.minisig").exists());
 }

@@ -56,7 +56,7 @@ fn unknown_field_is_refused_with_its_position_and_the_expected_fields() {
         &errs,
         "products/app.yaml:7:3: spec: unknown field `verison`, expected one of `product`, `catalog`, `version`",
     );
-    assert!(errs[0].contains("help: remove the field or correct its spelling"), "{}", errs[0]);
+    common::assert_contains(&errs[0], "help: remove the field or correct its spelling");
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn a_secret_written_inline_is_refused() {
         "{}",
         errs[0]
     );
-    assert!(errs[0].contains("{ env: PATCHOPS_INTUNE_SECRET }"), "{}", errs[0]);
+    common::assert_contains(&errs[0], "{ env: PATCHOPS_INTUNE_SECRET }");
     assert!(!errs[0].contains("verysecretvalue"), "the secret must never be echoed: {}", errs[0]);
 }
 
@@ -94,7 +94,7 @@ fn duplicate_names_point_at_both_definitions() {
     let q = p.replace("vendor.app", "vendor.tool");
     let errs = errors(&[("a.yaml", &p), ("b.yaml", &q)]);
     assert_one(&errs, "b.yaml:4:9: duplicate Product name `app`");
-    assert!(errs[0].contains("the first Product `app` is at a.yaml:1"), "{}", errs[0]);
+    common::assert_contains(&errs[0], "the first Product `app` is at a.yaml:1");
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn dangling_platform_reference_suggests_the_closest_name() {
     let errs = errors(&[("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: intune-pord\n"))]);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert!(errs[0].starts_with("app.yaml:8:17: Platform `intune-pord` is not defined"), "{}", errs[0]);
-    assert!(errs[0].contains("did you mean `intune-prod`?"), "{}", errs[0]);
+    common::assert_contains(&errs[0], "did you mean `intune-prod`?");
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn missing_and_unknown_kinds_are_refused() {
     let errs =
         errors(&[("x.yaml", "apiVersion: patchops.io/v1alpha1\nkind: Prodcut\nmetadata:\n  name: x\nspec: {}\n")]);
     assert_one(&errs, "x.yaml:2:7: unknown kind `Prodcut`");
-    assert!(errs[0].contains("did you mean `Product`?"), "{}", errs[0]);
+    common::assert_contains(&errs[0], "did you mean `Product`?");
     let errs = errors(&[("y.yaml", "apiVersion: patchops.io/v1alpha1\nmetadata:\n  name: x\n")]);
     assert_one(&errs, "y.yaml:1:1: document has no `kind`");
 }
@@ -189,7 +189,7 @@ fn validate_prints_every_error_and_exits_1() {
     repo.commit("break the fleet");
     let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("error: products/app.yaml:7:3: spec: unknown field `verison`"), "{}", run.stderr);
-    assert!(run.stderr.contains("error: products/tool.yaml:8:17: Platform `nowhere` is not defined"), "{}", run.stderr);
-    assert!(run.stderr.contains("the fleet has 2 errors; nothing was planned"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "error: products/app.yaml:7:3: spec: unknown field `verison`");
+    common::assert_contains(&run.stderr, "error: products/tool.yaml:8:17: Platform `nowhere` is not defined");
+    common::assert_contains(&run.stderr, "the fleet has 2 errors; nothing was planned");
 }

@@ -100,11 +100,7 @@ fn a_bad_revision_is_an_error_listing_branches_and_tags() {
     git(repo.path(), &["tag", "v1"]);
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--rev", "mian"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("error: repository .: revision `mian` not found; branches: main; tags: v1"),
-        "{}",
-        run.stderr
-    );
+    common::assert_contains(&run.stderr, "error: repository .: revision `mian` not found; branches: main; tags: v1");
 }
 
 #[test]
@@ -112,7 +108,7 @@ fn a_missing_fleet_path_is_an_error() {
     let (repo, _k) = fleet_repo(1);
     let run = patchops(repo.path(), &["validate", "--path", "flet"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("fleet path `flet` does not exist or is not a directory"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "fleet path `flet` does not exist or is not a directory");
 }
 
 #[test]
@@ -148,10 +144,10 @@ fn a_plain_directory_works_with_a_provenance_warning() {
     std::fs::write(dir.path().join("catalog/catalog.json.minisig"), sign(&k, c.as_bytes())).expect("write");
     let run = patchops(dir.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("is not a git repository: provenance is unknown"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "is not a git repository: provenance is unknown");
     let run = patchops(dir.path(), &["validate", "--path", "fleet", "--rev", "main"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("is not a git repository, so --rev main cannot be read"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "is not a git repository, so --rev main cannot be read");
 }
 
 #[test]
@@ -192,11 +188,7 @@ fn a_committed_catalog_with_a_lower_serial_is_refused_as_rollback() {
     repo.commit("an older, validly signed catalog");
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("catalog serial 4 is lower than 5, already seen in the state directory"),
-        "{}",
-        run.stderr
-    );
+    common::assert_contains(&run.stderr, "catalog serial 4 is lower than 5, already seen in the state directory");
     let run = patchops(repo.path(), &["catalog", "forget", "vendor"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (code, _, stderr) = plan_json(repo.path(), &[]);
@@ -210,11 +202,7 @@ fn an_unsigned_or_untrusted_catalog_stops_the_plan() {
     repo.commit("drop the signature");
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("catalog source `vendor`: no signature at catalog/catalog.json.minisig"),
-        "{}",
-        run.stderr
-    );
+    common::assert_contains(&run.stderr, "catalog source `vendor`: no signature at catalog/catalog.json.minisig");
     assert!(run.stdout.is_empty(), "no plan is shown: {}", run.stdout);
 }
 
@@ -268,7 +256,7 @@ fn published_state_matching_the_fleet_plans_no_changes_then_drift_and_removal_sh
     assert_eq!(actions(&plan), vec![t("none", "app", "pilot"), t("none", "app", "broad")]);
     let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
     assert_eq!(text.code, 0);
-    assert!(text.stdout.contains("No changes: 2 deployments match the fleet."), "{}", text.stdout);
+    common::assert_contains(&text.stdout, "No changes: 2 deployments match the fleet.");
 
     // Someone changed the assignment by hand: drift shows as a reconfigure with a field diff.
     let mut drifted = inventory.clone();
@@ -276,12 +264,8 @@ fn published_state_matching_the_fleet_plans_no_changes_then_drift_and_removal_sh
     std::fs::write(&inv_path, serde_json::to_vec(&drifted).expect("json")).expect("write");
     let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
     assert_eq!(text.code, 2);
-    assert!(text.stdout.contains("~ reconfigure intune-prod / pilot [sg-pilot]  2.0"), "{}", text.stdout);
-    assert!(
-        text.stdout.contains("- assignment.intent: available\n      + assignment.intent: required"),
-        "{}",
-        text.stdout
-    );
+    common::assert_contains(&text.stdout, "~ reconfigure intune-prod / pilot [sg-pilot]  2.0");
+    common::assert_contains(&text.stdout, "- assignment.intent: available\n      + assignment.intent: required");
 
     // The product leaves the fleet: both assignments are retired.
     std::fs::write(&inv_path, serde_json::to_vec(&inventory).expect("json")).expect("write");
@@ -298,10 +282,9 @@ fn a_saved_plan_carries_the_fingerprints_of_its_inputs() {
     let (repo, _k) = fleet_repo(1);
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--out", "plan.json"]);
     assert_eq!(run.code, 0, "without --detailed-exitcode changes exit 0: {}", run.stderr);
-    assert!(
-        run.stdout.contains("Plan: 2 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged."),
-        "{}",
-        run.stdout
+    common::assert_contains(
+        &run.stdout,
+        "Plan: 2 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.",
     );
     let saved: Value =
         serde_json::from_slice(&std::fs::read(repo.path().join("plan.json")).expect("saved")).expect("json");
@@ -318,11 +301,7 @@ fn markdown_output_is_a_compact_pull_request_comment() {
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "markdown"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.starts_with("### patchops plan\n\n**Plan: 2 to publish"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("| 🟢 publish | `app` | `intune-prod` | pilot | 2.0 | NotPublished |"),
-        "{}",
-        run.stdout
-    );
+    common::assert_contains(&run.stdout, "| 🟢 publish | `app` | `intune-prod` | pilot | 2.0 | NotPublished |");
 }
 
 #[test]
@@ -335,17 +314,14 @@ fn a_product_the_catalog_lacks_is_reported_and_exits_1() {
     repo.commit("a product the catalog does not have");
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains(
-            "Product `ghost` (products/ghost.yaml:1): catalog `vendor` (serial 1) has no product `vendor.ghost`"
-        ),
-        "{}",
-        run.stderr
+    common::assert_contains(
+        &run.stderr,
+        "Product `ghost` (products/ghost.yaml:1): catalog `vendor` (serial 1) has no product `vendor.ghost`",
     );
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1, "the other products are planned, but the exit code tells the truth");
-    assert!(run.stdout.contains("publish"), "{}", run.stdout);
-    assert!(run.stdout.contains("error: Product ghost (products/ghost.yaml:1): ProductNotInCatalog"), "{}", run.stdout);
+    common::assert_contains(&run.stdout, "publish");
+    common::assert_contains(&run.stdout, "error: Product ghost (products/ghost.yaml:1): ProductNotInCatalog");
 }
 
 #[test]
@@ -354,7 +330,7 @@ fn credentials_in_a_repository_url_are_never_shown() {
     // Nothing listens on port 1 of loopback: the fetch fails at once.
     let run = patchops(dir.path(), &["validate", "--repo", "https://patchops:hunter2-token@127.0.0.1:1/fleet.git"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("error: repository https://127.0.0.1:1/fleet.git: fetch failed"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "error: repository https://127.0.0.1:1/fleet.git: fetch failed");
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
 }
 
@@ -370,9 +346,5 @@ fn a_real_endpoint_validates_but_plan_says_its_client_is_not_in_this_release() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("platform `intune-prod`: talking to a real intune endpoint (https://graph.microsoft.com) is not available in this release; use `endpoint: embedded`"),
-        "{}",
-        run.stderr
-    );
+    common::assert_contains(&run.stderr, "platform `intune-prod`: talking to a real intune endpoint (https://graph.microsoft.com) is not available in this release; use `endpoint: embedded`");
 }

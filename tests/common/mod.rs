@@ -185,3 +185,9 @@ pub fn serve_on_loopback(app: axum::Router) -> String {
     });
     format!("http://{addr}")
 }
+
+/// Fails with both texts when `haystack` does not contain `needle`.
+#[track_caller]
+pub fn assert_contains(haystack: &str, needle: &str) {
+    assert!(haystack.contains(needle), "expected to find\n  {needle}\nin\n{haystack}");
+}

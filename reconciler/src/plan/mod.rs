@@ -388,6 +388,9 @@ fn plan_products<'a>(
             }
         };
         let base_fields = desired::product_fields(product, &selection);
+        let product_name = text.get(product.name().as_str());
+        let catalog_product = text.get(product.spec.product.as_str());
+        let origin = text.get(&product.origin.to_string());
         for target in &product.targets {
             let Some(platform) = input.fleet.platforms.get(&target.spec.platform) else { continue };
             let Some(rollout) = input.fleet.rollouts.get(&target.rollout) else { continue };
@@ -403,10 +406,7 @@ fn plan_products<'a>(
             let mut object_changes_listed = false;
             let version_text = selection.version.to_string();
             let version_shared = text.get(&version_text);
-            let product_name = text.get(product.name().as_str());
-            let catalog_product = text.get(product.spec.product.as_str());
             let platform_name = text.get(target.spec.platform.as_str());
-            let origin = text.get(&product.origin.to_string());
             for ring in &target.rings {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
                 wanted.insert((&target.spec.platform, &product.spec.product, group));

@@ -35,6 +35,7 @@ pub mod model;
 pub mod ops;
 pub mod plan;
 pub mod platform;
+pub mod policy;
 pub mod schema;
 pub mod source;
 pub mod state;

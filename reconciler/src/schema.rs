@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde_json::{json, Value};
 
 use crate::catalog::Catalog;
-use crate::model::kinds::{CatalogSourceSpec, Document, Kind, PlatformSpec, ProductSpec, RolloutSpec, API_VERSION};
+use crate::model::kinds::{
+    CatalogSourceSpec, Document, Kind, PlatformSpec, PolicySetSpec, ProductSpec, RolloutSpec, API_VERSION,
+};
 use crate::plan::Plan;
 
 const BASE: &str = "https://patchops.dev/schemas/";
@@ -35,6 +37,7 @@ pub fn all() -> Vec<(String, String)> {
         ("platform", kind_schema::<PlatformSpec>(Kind::Platform)),
         ("rollout", kind_schema::<RolloutSpec>(Kind::Rollout)),
         ("catalogsource", kind_schema::<CatalogSourceSpec>(Kind::CatalogSource)),
+        ("policyset", kind_schema::<PolicySetSpec>(Kind::PolicySet)),
         ("catalog", schema_of::<Catalog>()),
         ("plan", schema_of::<Plan>()),
     ];

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod plan;
+mod policy;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ pub enum Command {
     /// Create, sign and verify catalogs; manage the catalog history.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// List the built-in policies; run Rego unit tests.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Write the JSON Schemas of every kind, the catalog and the plan.
     Schemas {
         /// Directory to write into.
@@ -233,13 +237,14 @@ pub async fn run(cli: Cli) -> u8 {
                     out(
                         color,
                         &format!(
-                            "fleet is valid: {} products, {} platforms, {} rollouts, {} catalog sources at {}\ncatalogs verified: {}\n",
+                            "fleet is valid: {} products, {} platforms, {} rollouts, {} catalog sources at {}\ncatalogs verified: {}\npolicies applied: {}; every change the fleet asks for is permitted\n",
                             v.fleet.products.len(),
                             v.fleet.platforms.len(),
                             v.fleet.rollouts.len(),
                             v.fleet.catalog_sources.len(),
                             v.snapshot.provenance(),
-                            catalogs.join(", ")
+                            catalogs.join(", "),
+                            v.policies.join(", ")
                         ),
                     );
                     EXIT_OK
@@ -252,6 +257,7 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Plan(args) => plan::run(args, color).await,
         Command::Catalog(cmd) => catalog::run(cmd, color).await,
+        Command::Policy(cmd) => policy::run(cmd, color),
         Command::Schemas { out: dir, check } => schemas(&dir, check, color),
     }
 }

@@ -14,5 +14,5 @@ pub mod verify;
 pub use fetch::fetch;
 pub use format::{Catalog, CatalogProduct, CatalogVersion, Installer, ScanResult, Sha256};
 pub use keys::TrustedKey;
-pub use location::CatalogLocation;
+pub use location::{join_relative, CatalogLocation};
 pub use verify::{CatalogError, SeenCatalog, UnverifiedCatalog, VerifiedCatalog};

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::kinds::{CatalogSourceSpec, Metadata, PlatformSpec, ProductSpec, ProductTarget, RolloutSpec};
+use super::kinds::{CatalogSourceSpec, Metadata, PlatformSpec, PolicySetSpec, ProductSpec, ProductTarget, RolloutSpec};
 use super::names::{ObjectName, RingName};
 use crate::catalog::TrustedKey;
 
@@ -35,6 +35,8 @@ pub struct Fleet {
     pub rollouts: BTreeMap<ObjectName, Rollout>,
     /// Catalog sources by name.
     pub catalog_sources: BTreeMap<ObjectName, CatalogSource>,
+    /// Policy sets by name; none means every built-in policy with default parameters.
+    pub policy_sets: BTreeMap<ObjectName, PolicySet>,
 }
 
 /// A Product with its catalog, rollouts and rings resolved.
@@ -115,4 +117,15 @@ pub struct CatalogSource {
     pub spec: CatalogSourceSpec,
     /// The keys trusted to sign the catalog.
     pub trusted_keys: Vec<TrustedKey>,
+}
+
+/// A PolicySet.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// Where it was defined.
+    pub origin: Origin,
+    /// The spec as written.
+    pub spec: PolicySetSpec,
 }

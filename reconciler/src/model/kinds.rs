@@ -26,11 +26,13 @@ pub enum Kind {
     Rollout,
     /// Which signed vendor catalog to trust.
     CatalogSource,
+    /// Which policies every action must pass, and their parameters.
+    PolicySet,
 }
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 4] = [Kind::Product, Kind::Platform, Kind::Rollout, Kind::CatalogSource];
+    pub const ALL: [Kind; 5] = [Kind::Product, Kind::Platform, Kind::Rollout, Kind::CatalogSource, Kind::PolicySet];
 
     /// The kind's name as written in YAML.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Platform => "Platform",
             Kind::Rollout => "Rollout",
             Kind::CatalogSource => "CatalogSource",
+            Kind::PolicySet => "PolicySet",
         }
     }
 
@@ -465,6 +468,30 @@ pub struct CatalogSourceSpec {
     /// Refuse a catalog issued longer ago than this, such as `30d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<Duration>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// PolicySet
+
+/// The policies every planned action must pass before it is applied (trust-chain link 3).
+///
+/// A fleet without a PolicySet gets every built-in policy with its default parameters. With one
+/// or more PolicySets, the policies applied are the union of what they select.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySetSpec {
+    /// Built-in policies to apply, by name (`scan_detections`, `vendor_allowlist`,
+    /// `intune_certificate_auth`, `script_signing`, `change_freeze`); every one when left out.
+    /// `patchops policy list` describes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<Vec<String>>,
+    /// The fleet's own Rego modules: paths relative to this document, read from the same commit.
+    /// Each declares `package patchops.policy.<name>` and a `deny` set of messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
+    /// Parameters by policy name, visible to Rego as `data.patchops.parameters.<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, serde_json::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------

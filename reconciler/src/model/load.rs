@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::fleet::{CatalogSource, Fleet, Origin, Platform, Product, Rollout, Target};
+use super::fleet::{CatalogSource, Fleet, Origin, Platform, PolicySet, Product, Rollout, Target};
 use super::kinds::{
-    CatalogSourceSpec, Document, ExecutionPolicy, InstallIntent, Kind, PlatformSpec, PlatformType, ProductSpec,
+    CatalogSourceSpec, Document, ExecutionPolicy, PolicySetSpec, InstallIntent, Kind, PlatformSpec, PlatformType, ProductSpec,
     RolloutSpec, API_VERSION,
 };
 use super::names::ObjectName;
@@ -88,6 +88,8 @@ pub struct FleetDocs {
     pub rollouts: Vec<Parsed<RolloutSpec>>,
     /// CatalogSource documents.
     pub catalog_sources: Vec<Parsed<CatalogSourceSpec>>,
+    /// PolicySet documents.
+    pub policy_sets: Vec<Parsed<PolicySetSpec>>,
 }
 
 /// Parses and resolves a fleet, reporting every problem found.
@@ -143,6 +145,7 @@ pub fn parse(files: &[FleetFile]) -> (FleetDocs, Vec<Diagnostic>) {
         docs.platforms.extend(d.platforms);
         docs.rollouts.extend(d.rollouts);
         docs.catalog_sources.extend(d.catalog_sources);
+        docs.policy_sets.extend(d.policy_sets);
         diags.extend(e);
     }
     (docs, diags)
@@ -189,6 +192,7 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
             Kind::Platform => typed(&at, de, &mut docs.platforms, diags),
             Kind::Rollout => typed(&at, de, &mut docs.rollouts, diags),
             Kind::CatalogSource => typed(&at, de, &mut docs.catalog_sources, diags),
+            Kind::PolicySet => typed(&at, de, &mut docs.policy_sets, diags),
         }
     }
 }
@@ -278,6 +282,7 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
     let platforms = unique("Platform", docs.platforms, &mut diags);
     let rollouts = unique("Rollout", docs.rollouts, &mut diags);
     let catalogs = unique("CatalogSource", docs.catalog_sources, &mut diags);
+    let policy_sets = unique("PolicySet", docs.policy_sets, &mut diags);
     let products = unique("Product", docs.products, &mut diags);
 
     let mut fleet = Fleet::default();
@@ -305,6 +310,13 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
                 spec: c.doc.spec.clone(),
                 trusted_keys,
             },
+        );
+    }
+    for ps in policy_sets.values() {
+        check_policy_set(ps, &mut diags);
+        fleet.policy_sets.insert(
+            ps.name().clone(),
+            PolicySet { metadata: ps.doc.metadata.clone(), origin: ps.origin(), spec: ps.doc.spec.clone() },
         );
     }
     // Two Products may not publish the same catalog product to the same platform: they would
@@ -686,4 +698,27 @@ fn check_catalog_source(c: &Parsed<CatalogSourceSpec>, diags: &mut Vec<Diagnosti
         }
     }
     keys
+}
+
+fn check_policy_set(ps: &Parsed<PolicySetSpec>, diags: &mut Vec<Diagnostic>) {
+    let spec = &ps.doc.spec;
+    let known = crate::policy::BUILTIN_NAMES;
+    for (i, name) in spec.builtin.iter().flatten().enumerate() {
+        if !known.contains(&name.as_str()) {
+            let mut d = ps.diag_value(&format!("spec.builtin[{i}]"), format!("no built-in policy is called `{name}`"));
+            d = match did_you_mean(name, known.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`? (`patchops policy list` shows them all)")),
+                None => d.help(format!("built-in policies: {}", known.join(", "))),
+            };
+            diags.push(d);
+        }
+    }
+    for (i, module) in spec.modules.iter().enumerate() {
+        if !module.ends_with(".rego") || module.starts_with('/') || module.contains("://") {
+            diags.push(
+                ps.diag_value(&format!("spec.modules[{i}]"), format!("`{module}` is not a relative path to a .rego file"))
+                    .help("give the module's path relative to this document, such as `policies/no-beta.rego`; it is read from the same commit as the fleet"),
+            );
+        }
+    }
 }

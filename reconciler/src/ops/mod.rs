@@ -9,6 +9,7 @@ use crate::catalog::{self, CatalogError, VerifiedCatalog};
 use crate::model::{self, Diagnostics, Fleet, ObjectName};
 use crate::plan::{self, Plan, PlanInput, SelectionError};
 use crate::platform::{self, Observed, PlatformError};
+use crate::policy::{Denial, Policies, PolicyContext, PolicyError};
 use crate::source::{self, SourceOptions, SourceSnapshot, SourceWarning};
 use crate::state::{StateDir, StateError};
 
@@ -44,6 +45,12 @@ pub enum OpsError {
     /// Platforms could not be observed.
     #[error("{}", join(.0))]
     Platforms(Vec<PlatformError>),
+    /// The policies could not be loaded or evaluated.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// `validate`: policies refuse what the fleet asks for.
+    #[error("{}", .0.iter().map(|(s, d)| format!("{s}: denied by policy {}: {}", d.policy, d.message)).collect::<Vec<_>>().join("\n"))]
+    Denied(Vec<(String, Denial)>),
 }
 
 /// Resident memory in MiB, for the `-vv` phase timings (Linux; 0 elsewhere).
@@ -69,6 +76,8 @@ pub struct Validated {
     pub fleet: Fleet,
     /// One verified catalog per CatalogSource.
     pub catalogs: BTreeMap<ObjectName, VerifiedCatalog>,
+    /// The policies applied (filled in by `validate`).
+    pub policies: Vec<String>,
 }
 
 /// Reads the source, loads the fleet, and verifies every catalog (recording accepted serials).
@@ -80,7 +89,7 @@ pub async fn load_and_verify(opts: &Options) -> Result<Validated, OpsError> {
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
     let catalogs = verify_catalogs(&fleet, &snapshot, opts).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
-    Ok(Validated { snapshot, warnings, fleet, catalogs })
+    Ok(Validated { snapshot, warnings, fleet, catalogs, policies: Vec::new() })
 }
 
 /// `patchops validate`: the fleet, its catalogs, and that every Product finds an installer.
@@ -97,11 +106,41 @@ pub async fn validate(opts: &Options) -> Result<Validated, OpsError> {
             }
         }
     }
-    if failures.is_empty() {
+    if !failures.is_empty() {
+        return Err(OpsError::Selection(failures));
+    }
+    // What the policies say about publishing the fleet as it stands to empty platforms: every
+    // (product, platform, ring) the fleet asks for, as a publish.
+    let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
+    let mut plan = plan::plan(PlanInput {
+        fleet: &v.fleet,
+        source: (v.snapshot.provenance(), v.snapshot.digest()),
+        catalogs: &v.catalogs,
+        observed: &BTreeMap::new(),
+    });
+    judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
+    let denials: Vec<(String, Denial)> = plan
+        .actions
+        .iter()
+        .flat_map(|a| a.denied.iter().map(move |d| (crate::policy::subject(a), d.clone())))
+        .collect();
+    if denials.is_empty() {
+        let mut v = v;
+        v.policies = policies.names().to_vec();
         Ok(v)
     } else {
-        Err(OpsError::Selection(failures))
+        Err(OpsError::Denied(denials))
     }
+}
+
+/// Evaluates the policies on every change of a plan, recording denials on the actions.
+pub fn judge(plan: &mut Plan, policies: &mut Policies, ctx: &PolicyContext<'_>) -> Result<(), PolicyError> {
+    for a in plan.actions.iter_mut().filter(|a| a.action != plan::ActionKind::None) {
+        let input = crate::policy::input_for(a, ctx);
+        a.denied = policies.evaluate(&input, &crate::policy::subject(a))?.denials;
+    }
+    plan.recount();
+    Ok(())
 }
 
 async fn verify_catalogs(
@@ -192,5 +231,9 @@ pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
         observed: &observed,
     });
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
+    let mut plan = plan;
+    let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
+    judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "policies evaluated");
     Ok(Planned { plan, warnings: v.warnings })
 }

@@ -130,6 +130,33 @@ pub struct PlannedAction {
     /// Where the Product is defined (`file:line`), when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Text>,
+    /// The policies that refuse this action; a denied action is never applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<crate::policy::Denial>,
+    /// Set when the action must wait (ring soak, maintenance window, change budget): it is not
+    /// applied by this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// Why an action waits, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Waiting {
+    /// CamelCase reason: `RingSoaking`, `PreviousRingPending`, `MaintenanceWindow`, `ChangeBudget`.
+    pub reason: String,
+    /// What it waits for.
+    pub message: String,
+    /// When it can go ahead, when that is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl PlannedAction {
+    /// A change that is neither denied nor waiting.
+    pub fn is_applicable(&self) -> bool {
+        self.action != ActionKind::None && self.denied.is_empty() && self.waiting.is_none()
+    }
 }
 
 /// A product that could not be planned (the others still are).
@@ -191,6 +218,12 @@ pub struct Summary {
     pub unchanged: usize,
     /// Products that could not be planned.
     pub errors: usize,
+    /// Changes refused by policy.
+    #[serde(default)]
+    pub denied: usize,
+    /// Changes waiting for a ring, a window or the change budget.
+    #[serde(default)]
+    pub waiting: usize,
 }
 
 /// The result of planning.
@@ -218,6 +251,18 @@ impl Plan {
     /// Whether any action changes something.
     pub fn has_changes(&self) -> bool {
         self.actions.iter().any(|a| a.action != ActionKind::None)
+    }
+
+    /// The actions this run would apply: changes neither denied nor waiting.
+    pub fn applicable(&self) -> impl Iterator<Item = &PlannedAction> {
+        self.actions.iter().filter(|a| a.is_applicable())
+    }
+
+    /// Recounts [`Summary::denied`] and [`Summary::waiting`] after policies and gates ran.
+    pub fn recount(&mut self) {
+        let changes = || self.actions.iter().filter(|a| a.action != ActionKind::None);
+        self.summary.denied = changes().filter(|a| !a.denied.is_empty()).count();
+        self.summary.waiting = changes().filter(|a| a.denied.is_empty() && a.waiting.is_some()).count();
     }
 }
 
@@ -426,6 +471,8 @@ fn plan_products<'a>(
                     object_id: None,
                     changes: Vec::new(),
                     origin: Some(Arc::clone(&origin)),
+                    denied: Vec::new(),
+                    waiting: None,
                 };
                 let action = match current {
                     None => {
@@ -562,6 +609,8 @@ fn retire_unwanted(
                     to: None,
                 }],
                 origin: origin.as_deref().map(Into::into),
+                denied: Vec::new(),
+                waiting: None,
             };
             for assignment in &object.assignments {
                 if wanted.contains(&(platform_name, &marker.product, assignment.group.as_str())) {

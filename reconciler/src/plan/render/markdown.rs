@@ -70,7 +70,7 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
             cell(&a.platform),
             cell(a.ring.as_deref().unwrap_or("—")),
             cell(a.version.as_deref().unwrap_or("—")),
-            cell(&a.reason)
+            reason_cell(a)
         );
         if body.len() + row.len() + details.len() > budget {
             omitted = changed.len() - i;
@@ -90,4 +90,16 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
         out.truncate(cut);
     }
     out
+}
+
+/// The reason column: the planner's reason, and why the action will not be applied (yet).
+fn reason_cell(a: &crate::plan::PlannedAction) -> String {
+    let mut s = cell(&a.reason);
+    for d in &a.denied {
+        s += &format!(" ⛔ denied by `{}`: {}", cell(&d.policy), cell(&d.message));
+    }
+    if let Some(w) = &a.waiting {
+        s += &format!(" ⏳ {}", cell(&w.message));
+    }
+    s
 }

@@ -13,12 +13,18 @@ use super::{Plan, Summary};
 
 /// One line summarising a plan, such as `Plan: 3 to publish, 1 to update, 0 to retire.`.
 pub fn summary_line(plan: &Plan) -> String {
-    let Summary { publish, update, reconfigure, retire, unchanged, errors } = plan.summary;
+    let Summary { publish, update, reconfigure, retire, unchanged, errors, denied, waiting } = plan.summary;
     let mut s = if plan.has_changes() {
         format!("Plan: {publish} to publish, {update} to update, {reconfigure} to reconfigure, {retire} to retire, {unchanged} unchanged.")
     } else {
         format!("No changes: {unchanged} deployments match the fleet.")
     };
+    if denied > 0 {
+        s += &format!(" {denied} denied by policy.");
+    }
+    if waiting > 0 {
+        s += &format!(" {waiting} waiting (rings, windows or change budget).");
+    }
     if errors > 0 {
         s += &format!(" {errors} product{} could not be planned.", if errors == 1 { "" } else { "s" });
     }

@@ -89,6 +89,13 @@ pub fn text_to_writer(
         } else {
             let _ = writeln!(out, "      {dim}{}: {}{dim:#}", a.reason, a.message);
         }
+        for d in &a.denied {
+            let _ = writeln!(out, "      {del}denied by policy {}{del:#}: {}", d.policy, d.message);
+        }
+        if let Some(w) = &a.waiting {
+            let until = w.until.map(|t| format!(" (until {})", t.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default();
+            let _ = writeln!(out, "      {}waiting{:#}: {}: {}{until}", p.chg, p.chg, w.reason, w.message);
+        }
         // The planner lists object fields on the first ring that needs them only; later rings
         // carry their version and assignment.
         let changes: Vec<&FieldChange> = a.changes.iter().collect();

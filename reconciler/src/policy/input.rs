@@ -1,0 +1,118 @@
+//! The input document a policy sees for one action (documented in `policies/README.md`).
+//!
+//! ```json
+//! {
+//!   "action":    { "kind": "publish", "reason": "NotPublished", "version": "128.0.1", "changes": [...] },
+//!   "product":   { "name": "firefox", "catalogProduct": "mozilla.firefox", "vendor": "Mozilla", "labels": {} },
+//!   "installer": { ...the catalog's installer entry, with its "scan" result... },
+//!   "catalog":   { "source": "example", "serial": 7, "publisher": "...", "keyId": "..." },
+//!   "platform":  { "name": "intune-prod", "type": "intune", "embedded": true,
+//!                  "auth": { "method": "certificate" },
+//!                  "trust": { "executionPolicy": "bypass", "scriptSigningCertificate": false, "signingCertificate": false } },
+//!   "ring":      { "name": "pilot", "index": 0, "group": "sg-patch-pilot" },
+//!   "time":      "2026-11-22T10:00:00Z"
+//! }
+//! ```
+//!
+//! Secrets never enter it: authentication appears only as the *kind* of credential.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::catalog::VerifiedCatalog;
+use crate::model::kinds::PlatformAuth;
+use crate::model::{Fleet, ObjectName, Version};
+use crate::plan::PlannedAction;
+
+/// What besides the action a policy input is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyContext<'a> {
+    /// The fleet.
+    pub fleet: &'a Fleet,
+    /// Verified catalogs by CatalogSource.
+    pub catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>,
+    /// The time the action would be applied.
+    pub now: DateTime<Utc>,
+}
+
+/// The kind of credential a Platform uses, never the credential.
+pub fn auth_method(auth: Option<&PlatformAuth>) -> &'static str {
+    match auth {
+        Some(a) if a.certificate.is_some() => "certificate",
+        Some(a) if a.client_secret.is_some() => "clientSecret",
+        Some(a) if a.ssh_key.is_some() => "sshKey",
+        Some(a) if a.password.is_some() => "password",
+        _ => "none",
+    }
+}
+
+/// Builds the input document for one action.
+pub fn input_for(a: &PlannedAction, ctx: &PolicyContext<'_>) -> Value {
+    let fleet_product = ctx.fleet.products.iter().find(|p| p.name().as_str() == &*a.product);
+    // The catalog entry: from the Product's own catalog, or (for an object no Product describes
+    // any more) from whichever catalog lists the product id.
+    let (catalog, entry) = match fleet_product.and_then(|p| ctx.catalogs.get(&p.catalog)) {
+        Some(c) => (Some(c), c.catalog().products.iter().find(|e| e.id.as_str() == &*a.catalog_product)),
+        None => ctx
+            .catalogs
+            .values()
+            .find_map(|c| c.catalog().products.iter().find(|e| e.id.as_str() == &*a.catalog_product).map(|e| (c, e)))
+            .map_or((None, None), |(c, e)| (Some(c), Some(e))),
+    };
+    let installer = match (entry, a.version.as_deref().and_then(|v| v.parse::<Version>().ok()), fleet_product) {
+        (Some(entry), Some(version), Some(p)) => entry
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .and_then(|v| {
+                v.installers.iter().find(|i| {
+                    i.architecture == p.spec.architecture && p.spec.installer_type.is_none_or(|t| t == i.installer_type)
+                })
+            })
+            .and_then(|i| serde_json::to_value(i).ok()),
+        _ => None,
+    };
+    let platform = ctx.fleet.platforms.iter().find(|(n, _)| n.as_str() == &*a.platform).map(|(_, p)| p);
+    let ring_index = a.ring.as_deref().and_then(|r| {
+        ctx.fleet.rollouts.values().find_map(|ro| ro.spec.rings.iter().position(|x| x.name.as_str() == r))
+    });
+    json!({
+        "action": {
+            "kind": a.action.as_str(),
+            "reason": &*a.reason,
+            "version": a.version.as_deref(),
+            "objectId": a.object_id.as_deref(),
+            "changes": a.changes.iter().map(|c| json!({ "field": &*c.field, "from": c.from.as_deref(), "to": c.to.as_deref() })).collect::<Vec<_>>(),
+        },
+        "product": {
+            "name": &*a.product,
+            "catalogProduct": &*a.catalog_product,
+            "displayName": entry.map(|e| e.name.as_str()),
+            "vendor": entry.map(|e| e.vendor.as_str()),
+            "labels": fleet_product.map(|p| json!(p.metadata.labels)).unwrap_or_else(|| json!({})),
+        },
+        "installer": installer.unwrap_or_else(|| json!({})),
+        "catalog": catalog.map(|c| json!({
+            "source": c.source_name().as_str(),
+            "serial": c.serial(),
+            "publisher": c.catalog().publisher,
+            "keyId": c.key_id(),
+        })),
+        "platform": platform.map(|p| json!({
+            "name": p.metadata.name.as_str(),
+            "type": p.spec.platform_type.as_str(),
+            "embedded": p.spec.endpoint == "embedded",
+            "labels": p.metadata.labels,
+            "auth": { "method": auth_method(p.spec.auth.as_ref()) },
+            "trust": {
+                "executionPolicy": serde_json::to_value(p.spec.trust.execution_policy).unwrap_or(Value::Null),
+                "scriptSigningCertificate": p.spec.trust.script_signing_certificate.is_some(),
+                "signingCertificate": p.spec.trust.signing_certificate.is_some(),
+            },
+        })).unwrap_or_else(|| json!({ "name": &*a.platform, "type": a.platform_type.as_str() })),
+        "ring": a.ring.as_deref().map(|r| json!({ "name": r, "index": ring_index, "group": a.group.as_deref() })),
+        "time": ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+    })
+}

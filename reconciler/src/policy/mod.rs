@@ -1,0 +1,434 @@
+//! Trust-chain link 3, permission: every action passes the fleet's policies before it is applied.
+//!
+//! Policies are Rego modules (the language of OPA and conftest) evaluated with the `regorus`
+//! crate. Each module declares `package patchops.policy.<name>` and a `deny` set of messages
+//! (and optionally a `warn` set); an action is permitted when no selected policy denies it.
+//! The input document is described in `policies/README.md` and built by [`input`].
+//!
+//! The only way to a [`PermittedAction`] is [`Policies::permit`], which evaluates the policies
+//! itself: the apply engine accepts nothing else, so an unpermitted action cannot reach a
+//! platform by mistake.
+
+pub mod input;
+mod rego_test;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Fleet, Origin};
+use crate::plan::PlannedAction;
+use crate::source::SourceSnapshot;
+
+pub use input::{input_for, PolicyContext};
+pub use rego_test::{run_tests, TestOutcome, TestResult};
+
+/// A policy shipped with patchops (the files in `policies/`, compiled into the binary).
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// Its name: the last component of its package.
+    pub name: &'static str,
+    /// One line saying what it refuses.
+    pub summary: &'static str,
+    /// The Rego module.
+    pub source: &'static str,
+    /// Its Rego unit tests.
+    pub tests: &'static str,
+}
+
+macro_rules! builtin {
+    ($name:literal, $summary:literal) => {
+        Builtin {
+            name: $name,
+            summary: $summary,
+            source: include_str!(concat!("../../../policies/", $name, ".rego")),
+            tests: include_str!(concat!("../../../policies/", $name, "_test.rego")),
+        }
+    };
+}
+
+/// The default policy set.
+pub const BUILTIN: &[Builtin] = &[
+    builtin!("scan_detections", "installers flagged by more malware-scan engines than allowed (default 0)"),
+    builtin!("vendor_allowlist", "products of vendors not on the allow-list (once a list is configured)"),
+    builtin!("intune_certificate_auth", "Intune platforms that authenticate with a client secret"),
+    builtin!("script_signing", "changes to AllSigned platforms that have no script-signing certificate"),
+    builtin!("change_freeze", "any change inside a configured freeze window"),
+];
+
+/// The names of [`BUILTIN`].
+pub const BUILTIN_NAMES: &[&str] =
+    &["scan_detections", "vendor_allowlist", "intune_certificate_auth", "script_signing", "change_freeze"];
+
+/// The package every policy module lives under.
+pub const PACKAGE_PREFIX: &str = "patchops.policy.";
+
+/// One policy's refusal of an action.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Denial {
+    /// The policy (its package's last component).
+    pub policy: String,
+    /// Why, as the policy says it.
+    pub message: String,
+}
+
+/// What the policies say about one action.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Refusals; the action is permitted when there are none.
+    pub denials: Vec<Denial>,
+    /// Remarks that do not block the action (`warn` rules).
+    pub warnings: Vec<Denial>,
+}
+
+/// An action the fleet's policies permit. Only [`Policies::permit`] makes one.
+#[derive(Debug, Clone)]
+pub struct PermittedAction {
+    action: PlannedAction,
+    warnings: Vec<Denial>,
+}
+
+impl PermittedAction {
+    /// The action.
+    pub fn action(&self) -> &PlannedAction {
+        &self.action
+    }
+
+    /// Non-blocking remarks of the policies.
+    pub fn warnings(&self) -> &[Denial] {
+        &self.warnings
+    }
+}
+
+/// Why policies could not be loaded or evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A module does not compile.
+    #[error("policy module {origin}: {reason}")]
+    Module {
+        /// Where the module is.
+        origin: String,
+        /// The compiler's message.
+        reason: String,
+    },
+    /// A module's package is outside `patchops.policy`.
+    #[error("policy module {origin}: package `{package}` is not under `patchops.policy`; declare `package patchops.policy.<name>`")]
+    Package {
+        /// Where the module is.
+        origin: String,
+        /// The package it declares.
+        package: String,
+    },
+    /// A PolicySet names a module the commit does not have.
+    #[error("PolicySet `{set}` ({origin}): module `{module}` is not in the fleet's commit (looked for {path})")]
+    MissingModule {
+        /// The PolicySet.
+        set: String,
+        /// Where it is defined.
+        origin: Origin,
+        /// The module as written.
+        module: String,
+        /// The repository path looked up.
+        path: String,
+    },
+    /// Reading the module failed.
+    #[error("PolicySet `{set}`: cannot read module `{module}`: {reason}")]
+    Read {
+        /// The PolicySet.
+        set: String,
+        /// The module as written.
+        module: String,
+        /// Why.
+        reason: String,
+    },
+    /// A policy failed while evaluating (a runtime error in Rego).
+    #[error("policy `{policy}` failed on {subject}: {reason}")]
+    Evaluation {
+        /// The policy.
+        policy: String,
+        /// The action evaluated.
+        subject: String,
+        /// The interpreter's message.
+        reason: String,
+    },
+}
+
+/// A Rego module and where it came from.
+#[derive(Debug, Clone)]
+pub struct PolicyModule {
+    /// `builtin:<name>` or the module's path in the repository.
+    pub origin: String,
+    /// The Rego text.
+    pub source: String,
+}
+
+/// The policies a fleet applies, compiled.
+#[derive(Clone)]
+pub struct Policies {
+    engine: regorus::Engine,
+    /// Policy names (package last components), sorted.
+    names: Vec<String>,
+    /// The `deny`/`warn` rules declared, as `data.patchops.policy.<name>.<rule>`.
+    rules: Vec<(String, &'static str, String)>,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policies").field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
+impl Policies {
+    /// The fleet's policies: the built-ins its PolicySets select (all of them when it has none)
+    /// and its own modules, read from the same commit, with the PolicySets' parameters.
+    pub fn for_fleet(fleet: &Fleet, snapshot: &SourceSnapshot) -> Result<Policies, PolicyError> {
+        let mut modules = Vec::new();
+        let mut parameters = serde_json::Map::new();
+        let selected: Vec<&str> = if fleet.policy_sets.is_empty() {
+            BUILTIN_NAMES.to_vec()
+        } else {
+            let mut names: Vec<&str> = Vec::new();
+            for set in fleet.policy_sets.values() {
+                match &set.spec.builtin {
+                    None => names.extend(BUILTIN_NAMES),
+                    Some(list) => names.extend(list.iter().map(String::as_str)),
+                }
+            }
+            names.sort_unstable();
+            names.dedup();
+            names
+        };
+        for b in BUILTIN.iter().filter(|b| selected.contains(&b.name)) {
+            modules.push(PolicyModule { origin: format!("builtin:{}", b.name), source: b.source.to_string() });
+        }
+        for set in fleet.policy_sets.values() {
+            for module in &set.spec.modules {
+                let missing = |path: String| PolicyError::MissingModule {
+                    set: set.metadata.name.to_string(),
+                    origin: set.origin.clone(),
+                    module: module.clone(),
+                    path,
+                };
+                let path = crate::catalog::join_relative(&snapshot.repo_path(&set.origin.file), module)
+                    .ok_or_else(|| missing("a path outside the repository".into()))?;
+                let bytes = snapshot
+                    .read_repo_file(&path)
+                    .map_err(|e| PolicyError::Read {
+                        set: set.metadata.name.to_string(),
+                        module: module.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .ok_or_else(|| missing(path.clone()))?;
+                let source = String::from_utf8(bytes).map_err(|_| PolicyError::Read {
+                    set: set.metadata.name.to_string(),
+                    module: module.clone(),
+                    reason: "not UTF-8 text".into(),
+                })?;
+                modules.push(PolicyModule { origin: path, source });
+            }
+            for (k, v) in &set.spec.parameters {
+                parameters.insert(k.clone(), v.clone());
+            }
+        }
+        Policies::compile(modules, serde_json::Value::Object(parameters))
+    }
+
+    /// Compiles modules with the given parameters (`data.patchops.parameters`).
+    pub fn compile(modules: Vec<PolicyModule>, parameters: serde_json::Value) -> Result<Policies, PolicyError> {
+        let mut engine = new_engine();
+        let mut names = Vec::new();
+        for m in modules {
+            let package = engine
+                .add_policy(m.origin.clone(), m.source)
+                .map_err(|e| PolicyError::Module { origin: m.origin.clone(), reason: e.to_string() })?;
+            let package = package.strip_prefix("data.").unwrap_or(&package).to_string();
+            match package.strip_prefix(PACKAGE_PREFIX) {
+                Some(name) if !name.is_empty() && !name.contains('.') => names.push(name.to_string()),
+                _ => return Err(PolicyError::Package { origin: m.origin, package }),
+            }
+        }
+        names.sort();
+        names.dedup();
+        let declared = declared_rules(&mut engine);
+        let mut rules = Vec::new();
+        for name in &names {
+            for rule in ["deny", "warn"] {
+                let package = format!("{PACKAGE_PREFIX}{name}");
+                if declared.iter().any(|(p, r, _)| *p == package && r == rule) {
+                    rules.push((name.clone(), rule, format!("data.{package}.{rule}")));
+                }
+            }
+        }
+        let data = serde_json::json!({ "patchops": { "parameters": parameters } });
+        engine
+            .add_data(regorus::Value::from(data))
+            .map_err(|e| PolicyError::Module { origin: "parameters".into(), reason: e.to_string() })?;
+        Ok(Policies { engine, names, rules })
+    }
+
+    /// The names of the policies applied.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Evaluates every policy on one input document.
+    pub fn evaluate(&mut self, input: &serde_json::Value, subject: &str) -> Result<Verdict, PolicyError> {
+        self.engine.set_input(regorus::Value::from(input.clone()));
+        let mut verdict = Verdict::default();
+        for (name, rule, path) in &self.rules {
+            let value = self.engine.eval_rule(path.clone()).map_err(|e| PolicyError::Evaluation {
+                policy: name.clone(),
+                subject: subject.to_string(),
+                reason: e.to_string(),
+            })?;
+            let out = if *rule == "deny" { &mut verdict.denials } else { &mut verdict.warnings };
+            out.extend(messages(&value).into_iter().map(|message| Denial { policy: name.clone(), message }));
+        }
+        verdict.denials.sort();
+        verdict.warnings.sort();
+        Ok(verdict)
+    }
+
+    /// Evaluates the policies on an action and permits it when none denies it.
+    pub fn permit(
+        &mut self,
+        action: PlannedAction,
+        ctx: &PolicyContext<'_>,
+    ) -> Result<Result<PermittedAction, Vec<Denial>>, PolicyError> {
+        let input = input_for(&action, ctx);
+        let verdict = self.evaluate(&input, &subject(&action))?;
+        if verdict.denials.is_empty() {
+            Ok(Ok(PermittedAction { action, warnings: verdict.warnings }))
+        } else {
+            Ok(Err(verdict.denials))
+        }
+    }
+}
+
+/// How an action is named in messages: `publish firefox to intune-prod (ring pilot)`.
+pub fn subject(a: &PlannedAction) -> String {
+    match &a.ring {
+        Some(r) => format!("{} {} to {} (ring {r})", a.action.as_str(), a.product, a.platform),
+        None => format!("{} {} on {}", a.action.as_str(), a.product, a.platform),
+    }
+}
+
+/// (package, rule, origin) of every rule with a plain name, in source order, each once.
+fn declared_rules(engine: &mut regorus::Engine) -> Vec<(String, String, String)> {
+    // regorus has no stable API for listing rules; its AST is reachable through `unstable`.
+    use regorus::unstable::{Parser, Rule, RuleHead};
+    let mut found: Vec<(String, String, String)> = Vec::new();
+    for module in engine.get_modules().iter() {
+        let Ok(package) = Parser::get_path_ref_components(&module.package.refr) else { continue };
+        let package = package.iter().map(|s| s.text()).collect::<Vec<_>>().join(".");
+        let origin = module.package.span.source.get_path().to_string();
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec { head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. }, .. } => refr,
+                Rule::Default { refr, .. } => refr,
+                Rule::Spec { head: RuleHead::Func { .. }, .. } => continue,
+            };
+            let Ok(parts) = Parser::get_path_ref_components(refr) else { continue };
+            let [only] = parts.as_slice() else { continue };
+            let name = only.text();
+            if !found.iter().any(|(p, n, _)| p == &package && n == name) {
+                found.push((package.clone(), name.to_string(), origin.clone()));
+            }
+        }
+    }
+    found
+}
+
+fn new_engine() -> regorus::Engine {
+    let mut engine = regorus::Engine::new();
+    // A builtin that fails (a bad time string, say) is an error, not a silently undefined rule
+    // that would let an action through.
+    engine.set_strict_builtin_errors(true);
+    engine
+}
+
+/// The messages of a `deny`/`warn` set: strings, or objects with a `msg` field (conftest style).
+fn messages(value: &regorus::Value) -> Vec<String> {
+    let json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    match json {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Object(o) => match o.get("msg") {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    _ => serde_json::Value::Object(o).to_string(),
+                },
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Denials per action index, for rendering in plans.
+pub type Denials = BTreeMap<usize, Vec<Denial>>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn builtin_modules() -> Vec<PolicyModule> {
+        BUILTIN
+            .iter()
+            .flat_map(|b| {
+                [
+                    PolicyModule { origin: format!("policies/{}.rego", b.name), source: b.source.into() },
+                    PolicyModule { origin: format!("policies/{}_test.rego", b.name), source: b.tests.into() },
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_rego_tests_pass() {
+        let results = run_tests(builtin_modules()).unwrap();
+        assert!(results.len() >= 15, "found only {} tests", results.len());
+        let failed: Vec<_> = results.iter().filter(|r| r.outcome != TestOutcome::Pass).collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    #[test]
+    fn a_failing_rego_test_is_reported_as_failing() {
+        let module = PolicyModule {
+            origin: "t.rego".into(),
+            source: "package patchops.policy.t_test\nimport rego.v1\ntest_ok if { 1 == 1 }\ntest_bad if { 1 == 2 }\n".into(),
+        };
+        let results = run_tests(vec![module]).unwrap();
+        let outcomes: Vec<_> = results.iter().map(|r| (r.name.as_str(), r.outcome.clone())).collect();
+        assert_eq!(outcomes, vec![("test_ok", TestOutcome::Pass), ("test_bad", TestOutcome::Fail)]);
+    }
+
+    #[test]
+    fn names_and_packages_are_checked() {
+        assert_eq!(BUILTIN.iter().map(|b| b.name).collect::<Vec<_>>(), BUILTIN_NAMES);
+        let bad = PolicyModule { origin: "x.rego".into(), source: "package other.x\ndeny := set()\n".into() };
+        let err = Policies::compile(vec![bad], serde_json::json!({})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "policy module x.rego: package `other.x` is not under `patchops.policy`; declare `package patchops.policy.<name>`"
+        );
+    }
+
+    #[test]
+    fn evaluation_collects_denials_and_warnings_of_every_policy() {
+        let modules = vec![
+            PolicyModule { origin: "a.rego".into(), source: "package patchops.policy.a\nimport rego.v1\ndeny contains \"no\" if input.x > data.patchops.parameters.a.limit\n".into() },
+            PolicyModule { origin: "b.rego".into(), source: "package patchops.policy.b\nimport rego.v1\nwarn contains {\"msg\": \"hmm\"} if input.x > 0\n".into() },
+        ];
+        let mut p = Policies::compile(modules, serde_json::json!({ "a": { "limit": 1 } })).unwrap();
+        let v = p.evaluate(&serde_json::json!({ "x": 2 }), "test").unwrap();
+        assert_eq!(v.denials, vec![Denial { policy: "a".into(), message: "no".into() }]);
+        assert_eq!(v.warnings, vec![Denial { policy: "b".into(), message: "hmm".into() }]);
+        let v = p.evaluate(&serde_json::json!({ "x": 1 }), "test").unwrap();
+        assert!(v.denials.is_empty());
+    }
+}

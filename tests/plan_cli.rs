@@ -1,5 +1,6 @@
 //! `patchops plan` and `validate` end to end: real git repositories made with `git`, real
-//! signatures, the real binary, and the embedded platform's inventory on disk.
+//! signatures, the real binary, and the embedded Intune emulator. (Applying, drift and
+//! retirement: `apply_cli.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
 
@@ -204,77 +205,6 @@ fn an_unsigned_or_untrusted_catalog_stops_the_plan() {
     assert_eq!(run.code, 1);
     common::assert_contains(&run.stderr, "catalog source `vendor`: no signature at catalog/catalog.json.minisig");
     assert!(run.stdout.is_empty(), "no plan is shown: {}", run.stdout);
-}
-
-/// Builds an embedded-platform inventory holding exactly what `plan` wants to publish.
-fn inventory_from(plan: &Value, commit: &str) -> Value {
-    let mut objects: Vec<Value> = Vec::new();
-    for a in plan["actions"].as_array().into_iter().flatten() {
-        let id = format!(
-            "{}-{}",
-            a["catalogProduct"].as_str().unwrap_or_default(),
-            a["version"].as_str().unwrap_or_default()
-        );
-        let mut fields = serde_json::Map::new();
-        let mut assignment = serde_json::Map::new();
-        for c in a["changes"].as_array().into_iter().flatten() {
-            let field = c["field"].as_str().unwrap_or_default();
-            match field.strip_prefix("assignment.") {
-                Some(f) => assignment.insert(f.into(), c["to"].clone()),
-                None => fields.insert(field.into(), c["to"].clone()),
-            };
-        }
-        let group = json!({"group": a["group"], "fields": assignment});
-        if let Some(existing) = objects.iter_mut().find(|o| o["id"] == json!(id)) {
-            existing["assignments"].as_array_mut().expect("array").push(group);
-            continue;
-        }
-        objects.push(json!({
-            "id": id,
-            "displayName": fields.get("displayName").cloned().unwrap_or_default(),
-            "marker": {"managedBy": "patchops", "product": a["catalogProduct"], "version": a["version"],
-                       "commit": commit, "contentDigest": fields.get("sha256").cloned().unwrap_or_default()},
-            "fields": fields,
-            "assignments": [group],
-        }));
-    }
-    json!({ "objects": objects })
-}
-
-#[test]
-fn published_state_matching_the_fleet_plans_no_changes_then_drift_and_removal_show() {
-    let (repo, _k) = fleet_repo(1);
-    let head = git(repo.path(), &["rev-parse", "HEAD"]);
-    let (_, plan, _) = plan_json(repo.path(), &[]);
-    let inventory = inventory_from(&plan, &head);
-    let inv_path = repo.path().join(".patchops/embedded/intune-prod.json");
-    std::fs::create_dir_all(inv_path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(&inv_path, serde_json::to_vec_pretty(&inventory).expect("json")).expect("write");
-
-    let (code, plan, stderr) = plan_json(repo.path(), &[]);
-    assert_eq!(code, 0, "no changes exit 0: {stderr}");
-    assert_eq!(actions(&plan), vec![t("none", "app", "pilot"), t("none", "app", "broad")]);
-    let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
-    assert_eq!(text.code, 0);
-    common::assert_contains(&text.stdout, "No changes: 2 deployments match the fleet.");
-
-    // Someone changed the assignment by hand: drift shows as a reconfigure with a field diff.
-    let mut drifted = inventory.clone();
-    drifted["objects"][0]["assignments"][0]["fields"]["intent"] = json!("available");
-    std::fs::write(&inv_path, serde_json::to_vec(&drifted).expect("json")).expect("write");
-    let text = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
-    assert_eq!(text.code, 2);
-    common::assert_contains(&text.stdout, "~ reconfigure intune-prod / pilot [sg-pilot]  2.0");
-    common::assert_contains(&text.stdout, "- assignment.intent: available\n      + assignment.intent: required");
-
-    // The product leaves the fleet: both assignments are retired.
-    std::fs::write(&inv_path, serde_json::to_vec(&inventory).expect("json")).expect("write");
-    repo.remove("fleet/products/app.yaml");
-    repo.commit("retire the app");
-    let (code, plan, _) = plan_json(repo.path(), &[]);
-    assert_eq!(code, 2);
-    assert_eq!(actions(&plan), vec![t("retire", "vendor.app", "pilot"), t("retire", "vendor.app", "broad")]);
-    assert_eq!(plan["actions"][0]["reason"], "RemovedFromFleet");
 }
 
 #[test]

@@ -52,27 +52,31 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// README command one: the example fleet applies offline to the embedded emulator, and a second
+/// run changes nothing.
 #[test]
-fn the_example_fleet_validates_and_plans_its_publish_actions() {
+fn the_example_fleet_applies_offline_and_a_second_run_changes_nothing() {
     let state = tempfile::tempdir().expect("tmp");
     let state_dir = state.path().to_string_lossy().to_string();
     let root = workspace_root();
     // --worktree: check the files as they are in this checkout, committed or not.
-    let run = patchops(&root, &["validate", "--worktree", "--path", "examples/fleet", "--state-dir", &state_dir]);
+    let base = ["--worktree", "--path", "examples/fleet", "--state-dir", &state_dir];
+    let run = patchops(&root, &[&["validate"][..], &base].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
     common::assert_contains(&run.stdout, "fleet is valid: 5 products, 3 platforms, 1 rollouts, 1 catalog sources");
-    let run = patchops(
-        &root,
-        &["plan", "--worktree", "--path", "examples/fleet", "--state-dir", &state_dir, "--detailed-exitcode"],
-    );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    common::assert_contains(
-        &run.stdout,
-        "Plan: 17 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.",
-    );
-    for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
-        assert!(run.stdout.contains(&format!("+ publish     {platform} / pilot")), "{platform}: {}", run.stdout);
-    }
+    common::assert_contains(&run.stdout, "policies applied: change_freeze, intune_certificate_auth, scan_detections, script_signing, vendor_allowlist");
+
+    let first = patchops(&root, &[&["apply", "--auto-approve"][..], &base].concat());
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    common::assert_contains(&first.stdout, "Plan: 9 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.");
+    common::assert_contains(&first.stdout, "✓ publish firefox 131.0.2 on intune-prod / pilot");
+    common::assert_contains(&first.stdout, "Apply complete: 5 succeeded, 0 failed, 4 waiting for a later run.");
+
+    let second = patchops(&root, &[&["apply", "--auto-approve"][..], &base].concat());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    common::assert_contains(&second.stdout, "5 unchanged. 4 waiting (rings, windows or change budget).");
+    common::assert_contains(&second.stdout, "waiting: RingSoaking: ring pilot has run 131.0.2 since ");
+    common::assert_contains(&second.stdout, "Nothing to apply.");
 }
 
 #[test]

@@ -104,7 +104,7 @@ fn main() {
     let mut inventories: BTreeMap<String, BTreeMap<String, ObservedObject>> = BTreeMap::new();
     for a in &plan.actions {
         let i: usize = a.catalog_product.trim_start_matches("vendor.product-").parse().expect("index");
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             continue;
         }
         let objects = inventories.entry(a.platform.to_string()).or_default();

@@ -27,8 +27,10 @@
 //! Start reading at [`ops::plan`]. Tests: `cargo test --workspace` (integration tests in the
 //! top-level `tests/` make real git repositories and real minisign signatures).
 
+pub mod apply;
 pub mod catalog;
 pub mod content;
+pub mod emulate;
 pub mod http;
 pub mod intern;
 pub mod model;

@@ -1,5 +1,6 @@
 //! Flags, dispatch and the user-facing error format.
 
+mod apply;
 mod catalog;
 mod plan;
 mod policy;
@@ -72,6 +73,12 @@ pub enum Command {
     Validate(SourceArgs),
     /// Show what would change: desired (git) × verified catalog × observed platforms.
     Plan(plan::PlanArgs),
+    /// Apply the plan: publish, update, reconfigure and retire what policies permit.
+    Apply(apply::ApplyArgs),
+    /// What is published per product and platform, and the last result.
+    Status(SourceArgs),
+    /// The audit log: every action applied, with the chain that admitted it.
+    History(apply::HistoryArgs),
     /// Create, sign and verify catalogs; manage the catalog history.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -212,8 +219,14 @@ pub fn report(e: &OpsError) {
             print_error(&format!("the fleet has {n} error{}; nothing was planned", if n == 1 { "" } else { "s" }));
         }
         other => {
+            // A line that starts with whitespace or `help:` continues the error before it.
+            let mut s = anstream::stderr();
             for line in other.to_string().lines() {
-                print_error(line);
+                if line.starts_with(char::is_whitespace) || line.starts_with("help:") {
+                    let _ = writeln!(s, "{line}");
+                } else {
+                    print_error(line);
+                }
             }
         }
     }
@@ -256,6 +269,9 @@ pub async fn run(cli: Cli) -> u8 {
             }
         }
         Command::Plan(args) => plan::run(args, color).await,
+        Command::Apply(args) => apply::run(args, color).await,
+        Command::Status(args) => apply::status(args, color).await,
+        Command::History(args) => apply::history(args, color),
         Command::Catalog(cmd) => catalog::run(cmd, color).await,
         Command::Policy(cmd) => policy::run(cmd, color),
         Command::Schemas { out: dir, check } => schemas(&dir, check, color),

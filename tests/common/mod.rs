@@ -88,11 +88,22 @@ pub fn future(days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339()
 }
 
+/// The bytes of the test installer of `id` `version` (4096 bytes, distinct per version).
+pub fn installer_bytes(id: &str, version: &str) -> Vec<u8> {
+    format!("{id} {version} ").bytes().cycle().take(4096).collect()
+}
+
+/// Every (id, version) the test catalog lists.
+pub const INSTALLERS: [(&str, &str); 3] = [("vendor.app", "1.0"), ("vendor.app", "2.0"), ("vendor.tool", "3.1")];
+
 pub fn catalog_with(serial: u64, issued: &str, expires: &str) -> String {
     let installer = |id: &str, v: &str| {
+        use sha2::Digest;
+        let bytes = installer_bytes(id, v);
         format!(
-            r#"{{"architecture":"x64","type":"msi","url":"installers/{id}-{v}.msi","sha256":"{:064x}","size":4096,"silentInstall":"/qn","msiProductCode":"{{11111111-2222-3333-4444-555555555555}}"}}"#,
-            v.len()
+            r#"{{"architecture":"x64","type":"msi","url":"installers/{id}-{v}.msi","sha256":"{}","size":{},"silentInstall":"/qn","msiProductCode":"{{11111111-2222-3333-4444-555555555555}}"}}"#,
+            hex(&sha2::Sha256::digest(&bytes)),
+            bytes.len()
         )
     };
     format!(
@@ -140,6 +151,9 @@ pub fn fleet_repo(serial: u64) -> (Repo, Key) {
     let c = catalog(serial);
     repo.write("catalog/catalog.json", &c);
     repo.write("catalog/catalog.json.minisig", sign(&key, c.as_bytes()));
+    for (id, v) in INSTALLERS {
+        repo.write(&format!("catalog/installers/{id}-{v}.msi"), installer_bytes(id, v));
+    }
     repo.commit("initial fleet");
     (repo, key)
 }
@@ -190,4 +204,9 @@ pub fn serve_on_loopback(app: axum::Router) -> String {
 #[track_caller]
 pub fn assert_contains(haystack: &str, needle: &str) {
     assert!(haystack.contains(needle), "expected to find\n  {needle}\nin\n{haystack}");
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

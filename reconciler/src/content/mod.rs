@@ -332,6 +332,31 @@ impl ContentCache {
         }
     }
 
+    /// Admits content read from somewhere other than a URL (an installer stored in the fleet's
+    /// own git commit), with the same checks as a download.
+    pub fn admit(&self, origin: &str, bytes: &[u8], expected: Expected) -> Result<VerifiedContent, ContentError> {
+        if let Ok(Some(v)) = self.cached(expected) {
+            return Ok(v);
+        }
+        let dir = self.root.join("sha256");
+        std::fs::create_dir_all(&dir).map_err(|e| cache_err(&dir, e))?;
+        let file = tempfile::Builder::new().prefix(".partial-").tempfile_in(&dir).map_err(|e| cache_err(&dir, e))?;
+        let mut sink = Sink {
+            writer: Writer::start(file),
+            hasher: sha2::Sha256::new(),
+            received: 0,
+            expected,
+            url: origin.to_string(),
+        };
+        for chunk in bytes.chunks(BLOCK) {
+            if let Err(e) = sink.write(bytes::Bytes::copy_from_slice(chunk)) {
+                sink.discard();
+                return Err(e);
+            }
+        }
+        sink.finish(&self.path_of(&expected.sha256))
+    }
+
     async fn download(&self, url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
         let shown = redact(url);
         let client = crate::http::client_with(self.timeouts)

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use super::fleet::{CatalogSource, Fleet, Origin, Platform, PolicySet, Product, Rollout, Target};
 use super::kinds::{
-    CatalogSourceSpec, Document, ExecutionPolicy, PolicySetSpec, InstallIntent, Kind, PlatformSpec, PlatformType, ProductSpec,
-    RolloutSpec, API_VERSION,
+    CatalogSourceSpec, Document, ExecutionPolicy, InstallIntent, Kind, PlatformSpec, PlatformType, PolicySetSpec,
+    ProductSpec, RolloutSpec, API_VERSION,
 };
 use super::names::ObjectName;
 use super::spans::{self, DocIndex, Pos};

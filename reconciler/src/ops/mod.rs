@@ -48,6 +48,9 @@ pub enum OpsError {
     /// The policies could not be loaded or evaluated.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// `apply` refused to start.
+    #[error(transparent)]
+    Refused(ApplyRefusal),
     /// `validate`: policies refuse what the fleet asks for.
     #[error("{}", .0.iter().map(|(s, d)| format!("{s}: denied by policy {}: {}", d.policy, d.message)).collect::<Vec<_>>().join("\n"))]
     Denied(Vec<(String, Denial)>),
@@ -178,14 +181,11 @@ async fn verify_catalogs(
 /// Observes every platform of the fleet, each in its own task (so that slow platforms are
 /// waited for together). Every failure is reported, not only the first.
 pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
-    let tasks: Vec<_> = fleet
-        .platforms
-        .iter()
-        .map(|(name, p)| {
-            let task = platform::connect(p, state).map(|client| tokio::spawn(async move { client.observe().await }));
-            (name.clone(), task)
-        })
-        .collect();
+    let mut tasks = Vec::new();
+    for (name, p) in &fleet.platforms {
+        let task = platform::connect(p, state).await.map(|client| tokio::spawn(async move { client.observe().await }));
+        tasks.push((name.clone(), task));
+    }
     let mut observed = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, task) in tasks {
@@ -234,6 +234,264 @@ pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
     let mut plan = plan;
     let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
     judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
-    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "policies evaluated");
+    let db = opts.state.db()?;
+    let history = |product: &str, platform: &str, ring: &str, version: &str| {
+        db.reached_at(product, platform, ring, version).ok().flatten()
+    };
+    plan::gate(&mut plan, &v.fleet, &history, opts.now);
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "policies evaluated, rollout gated");
     Ok(Planned { plan, warnings: v.warnings })
+}
+
+/// What `apply` is asked to do besides the fleet.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Apply exactly this saved plan (refused when stale).
+    pub saved_plan: Option<Plan>,
+    /// Allow retiring more than `max_retire_share` of a platform's managed objects.
+    pub allow_mass_retire: bool,
+    /// The share of a platform's managed objects one run may retire (default 0.3).
+    pub max_retire_share: Option<f64>,
+    /// Retry policy for transient platform errors.
+    pub retry: Option<crate::apply::RetryPolicy>,
+    /// Abort at this point (crash tests).
+    pub fail_point: Option<(crate::apply::FailPoint, u32)>,
+}
+
+/// The default share of a platform's managed objects one apply may retire.
+pub const DEFAULT_MAX_RETIRE_SHARE: f64 = 0.3;
+
+/// An apply that has planned and holds the lock; [`ApplyRun::execute`] changes the platforms.
+pub struct ApplyRun {
+    /// The plan it will apply (denied and waiting actions are not applied).
+    pub plan: Plan,
+    /// Warnings about the source.
+    pub warnings: Vec<SourceWarning>,
+    /// Actions an earlier run left unfinished (it crashed or was killed).
+    pub interrupted: Vec<crate::state::Interrupted>,
+    validated: Validated,
+    observed: BTreeMap<ObjectName, Observed>,
+    platforms: BTreeMap<ObjectName, Box<dyn platform::Platform>>,
+    policies: Policies,
+    db: std::sync::Arc<std::sync::Mutex<crate::state::StateDb>>,
+    state: StateDir,
+    now: DateTime<Utc>,
+    options: ApplyOptions,
+    _lock: crate::state::ApplyLock,
+}
+
+impl std::fmt::Debug for ApplyRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyRun").field("plan", &self.plan.summary).finish_non_exhaustive()
+    }
+}
+
+/// Why apply refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyRefusal {
+    /// Another apply holds the state directory.
+    #[error(transparent)]
+    Locked(#[from] crate::state::LockError),
+    /// The saved plan no longer matches its inputs.
+    #[error("the saved plan is stale and was not applied:\n{}\nhelp: make a new plan with `patchops plan --out FILE`, review it, and apply that", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    Stale(Vec<String>),
+    /// The plan would retire too much of a platform.
+    #[error("refusing to retire so much at once:\n{}\nhelp: an empty or broken fleet looks exactly like this; if the retirement is intended, run again with --allow-mass-retire", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    MassRetire(Vec<String>),
+}
+
+/// `patchops apply`, first half: lock, recover, load, verify, observe, plan, judge and gate.
+pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<ApplyRun, OpsError> {
+    let lock = opts.state.lock("apply").map_err(|e| OpsError::Refused(e.into()))?;
+    let db = opts.state.db()?;
+    let interrupted = db.recover()?;
+    for i in &interrupted {
+        tracing::warn!(run = %i.run, action = %i.subject, step = %i.step, detail = %i.detail, "an earlier apply was interrupted; re-planning from the platforms' current state");
+    }
+    let v = load_and_verify(opts).await?;
+    let mut platforms = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (name, p) in &v.fleet.platforms {
+        match platform::connect(p, &opts.state).await {
+            Ok(c) => {
+                platforms.insert(name.clone(), c);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    let mut observed = BTreeMap::new();
+    let results =
+        futures::future::join_all(platforms.iter().map(|(n, c)| async move { (n.clone(), c.observe().await) })).await;
+    for (name, r) in results {
+        match r {
+            Ok(o) => {
+                observed.insert(name, o);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(OpsError::Platforms(failures));
+    }
+    let mut plan = plan::plan(PlanInput {
+        fleet: &v.fleet,
+        source: (v.snapshot.provenance(), v.snapshot.digest()),
+        catalogs: &v.catalogs,
+        observed: &observed,
+    });
+    if let Some(saved) = &options.saved_plan {
+        let stale = staleness(&saved.fingerprints, &plan.fingerprints);
+        if !stale.is_empty() {
+            return Err(OpsError::Refused(ApplyRefusal::Stale(stale)));
+        }
+        plan.actions.clone_from(&saved.actions);
+        for a in &mut plan.actions {
+            a.denied.clear();
+            a.waiting = None;
+        }
+    }
+    let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
+    judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
+    let history = |product: &str, platform: &str, ring: &str, version: &str| {
+        db.reached_at(product, platform, ring, version).ok().flatten()
+    };
+    plan::gate(&mut plan, &v.fleet, &history, opts.now);
+    let share = options.max_retire_share.unwrap_or(DEFAULT_MAX_RETIRE_SHARE);
+    if !options.allow_mass_retire {
+        let too_much = mass_retire(&plan, &observed, share);
+        if !too_much.is_empty() {
+            return Err(OpsError::Refused(ApplyRefusal::MassRetire(too_much)));
+        }
+    }
+    Ok(ApplyRun {
+        plan,
+        warnings: v.warnings.clone(),
+        interrupted,
+        validated: v,
+        observed,
+        platforms,
+        policies,
+        db: std::sync::Arc::new(std::sync::Mutex::new(db)),
+        state: opts.state.clone(),
+        now: opts.now,
+        options,
+        _lock: lock,
+    })
+}
+
+/// What changed between a saved plan's inputs and today's.
+fn staleness(saved: &plan::Fingerprints, now: &plan::Fingerprints) -> Vec<String> {
+    let mut out = Vec::new();
+    if saved.source != now.source || saved.source_digest != now.source_digest {
+        out.push(format!(
+            "the fleet changed: the plan was made from {} (digest {}), the fleet is now {} (digest {})",
+            describe_source(&saved.source),
+            saved.source_digest.short(),
+            describe_source(&now.source),
+            now.source_digest.short()
+        ));
+    }
+    if saved.catalogs != now.catalogs {
+        let show = |c: &[plan::CatalogFingerprint]| {
+            c.iter()
+                .map(|c| format!("{} serial {} ({})", c.source, c.serial, c.sha256.short()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push(format!("the catalog changed: planned with {}, now {}", show(&saved.catalogs), show(&now.catalogs)));
+    }
+    for (platform, digest) in &now.observed {
+        if saved.observed.get(platform) != Some(digest) {
+            out.push(format!("platform {platform} changed since the plan was made (its observed state differs)"));
+        }
+    }
+    out
+}
+
+fn describe_source(v: &serde_json::Value) -> String {
+    match (v.get("commit").and_then(|c| c.as_str()), v.get("path").and_then(|c| c.as_str())) {
+        (Some(c), _) => format!("commit {}", c.get(..12).unwrap_or(c)),
+        (None, Some(p)) => format!("directory {p}"),
+        _ => "an unknown source".into(),
+    }
+}
+
+/// Platforms where the plan would retire more than `share` of the managed objects.
+fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, o) in observed {
+        let managed: Vec<&platform::ObservedObject> = o.objects.iter().filter(|x| x.managed().is_some()).collect();
+        if managed.is_empty() {
+            continue;
+        }
+        let retires: Vec<&plan::PlannedAction> = plan
+            .applicable()
+            .filter(|a| a.action == plan::ActionKind::Retire && &*a.platform == name.as_str())
+            .collect();
+        let gone = managed
+            .iter()
+            .filter(|obj| {
+                let mine = |a: &&&plan::PlannedAction| a.object_id.as_deref() == Some(obj.id.as_str());
+                retires.iter().filter(mine).any(|a| a.group.is_none())
+                    || (!obj.assignments.is_empty()
+                        && obj
+                            .assignments
+                            .iter()
+                            .all(|g| retires.iter().filter(mine).any(|a| a.group.as_deref() == Some(g.group.as_str()))))
+            })
+            .count();
+        if gone > 0 && (gone as f64) > share * managed.len() as f64 {
+            out.push(format!(
+                "platform {name}: {gone} of its {} managed objects would be retired ({:.0} %, more than the {:.0} % allowed)",
+                managed.len(),
+                100.0 * gone as f64 / managed.len() as f64,
+                100.0 * share
+            ));
+        }
+    }
+    out
+}
+
+/// The result of an apply.
+#[derive(Debug)]
+pub struct Applied {
+    /// Every applied action and how it ended.
+    pub reports: Vec<crate::apply::ActionReport>,
+    /// Actions policy refused at apply time.
+    pub denied: Vec<(plan::PlannedAction, Vec<Denial>)>,
+}
+
+impl ApplyRun {
+    /// Applies the plan's applicable actions.
+    pub async fn execute(mut self) -> Result<Applied, OpsError> {
+        let ctx = PolicyContext { fleet: &self.validated.fleet, catalogs: &self.validated.catalogs, now: self.now };
+        let mut permitted = Vec::new();
+        let mut denied = Vec::new();
+        for a in self.plan.applicable() {
+            // Policies are evaluated again here: the PermittedAction type is the engine's only
+            // input, and only `permit` makes one.
+            match self.policies.permit(a.clone(), &ctx)? {
+                Ok(p) => permitted.push(p),
+                Err(d) => denied.push((a.clone(), d)),
+            }
+        }
+        let run_id = format!("{}-{}", self.now.format("%Y%m%dT%H%M%SZ"), std::process::id());
+        let engine = crate::apply::Engine {
+            fleet: &self.validated.fleet,
+            snapshot: &self.validated.snapshot,
+            catalogs: &self.validated.catalogs,
+            observed: &self.observed,
+            platforms: &self.platforms,
+            content: self.state.content(),
+            db: self.db.clone(),
+            run: run_id,
+            retry: self.options.retry.unwrap_or_default(),
+            fail_point: self.options.fail_point,
+            now: self.now,
+        };
+        let reports = engine.run(permitted).await.map_err(|e| match e {
+            crate::apply::ApplyError::State(s) => OpsError::State(s),
+        })?;
+        Ok(Applied { reports, denied })
+    }
 }

@@ -298,6 +298,22 @@ pub(super) fn diff<'c>(
     }
 }
 
+/// What a Product's target wants on a platform, as field maps: the object's settings and the
+/// assignment's. The apply engine builds platform objects from these; the planner compares with
+/// the same values, so an applied object plans as unchanged.
+pub fn desired_fields(
+    product: &Product,
+    target: &Target,
+    ty: PlatformType,
+    selection: &Selection<'_>,
+) -> (crate::platform::FieldMap, crate::platform::FieldMap) {
+    let base = product_fields(product, selection);
+    let platform = platform_fields(ty, target);
+    let object = merged(&[&base, &platform]).into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let assignment = assignment_fields(target).into_iter().map(|(k, v)| (k.into(), v.as_str().into())).collect();
+    (object, assignment)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

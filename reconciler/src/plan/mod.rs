@@ -16,6 +16,7 @@
 //! ever compared, updated or retired.
 
 mod desired;
+mod gate;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,7 +30,8 @@ use crate::model::{Fleet, ObjectName, PlatformType, ProductId};
 use crate::platform::{Observed, ObservedObject};
 use crate::source::Provenance;
 
-pub use desired::{select_installer, Selection, SelectionError};
+pub use desired::{desired_fields, select_installer, Selection, SelectionError};
+pub use gate::{gate, next_window, RingHistory};
 
 pub(crate) use crate::intern::Interner;
 pub use crate::intern::Text;

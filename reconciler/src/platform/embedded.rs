@@ -1,10 +1,11 @@
-//! `endpoint: embedded`: a platform that lives in the state directory, so a fleet can be tried
-//! with no service at all. Its inventory is the JSON file
-//! `<state>/embedded/<platform>.json`, holding an [`Observed`] value.
+//! `endpoint: embedded` for ConfigMgr and WSUS until their emulators exist: a read-only
+//! inventory in the JSON file `<state>/embedded/<platform>.json`, holding an [`Observed`] value.
+//! Plans work against it; changes are refused with [`PlatformError::NotImplemented`]. (Intune's
+//! embedded endpoint is a real HTTP emulator: [`crate::emulate`].)
 
 use std::path::PathBuf;
 
-use super::{Observed, Platform, PlatformError};
+use super::{DesiredAssignment, DesiredObject, Observed, Platform, PlatformError};
 use crate::model::{ObjectName, PlatformType};
 use crate::state::StateDir;
 
@@ -27,6 +28,16 @@ impl EmbeddedPlatform {
 /// Where an embedded platform keeps its inventory.
 pub fn inventory_path(state: &StateDir, name: &ObjectName) -> PathBuf {
     state.path().join("embedded").join(format!("{name}.json"))
+}
+
+impl EmbeddedPlatform {
+    fn not_yet(&self, what: &str) -> PlatformError {
+        PlatformError::NotImplemented {
+            platform: self.name.clone(),
+            ty: self.ty.as_str(),
+            what: format!("{what} through the embedded endpoint"),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -55,5 +66,21 @@ impl Platform for EmbeddedPlatform {
             platform: self.name.clone(),
             reason: format!("{} is corrupt: {e}", self.inventory.display()),
         })
+    }
+
+    async fn create(&self, _: &DesiredObject, _: &crate::content::VerifiedContent) -> Result<String, PlatformError> {
+        Err(self.not_yet("publishing"))
+    }
+
+    async fn reconfigure(&self, _: &str, _: &DesiredObject) -> Result<(), PlatformError> {
+        Err(self.not_yet("reconfiguring"))
+    }
+
+    async fn set_assignments(&self, _: &str, _: &[DesiredAssignment]) -> Result<(), PlatformError> {
+        Err(self.not_yet("assigning"))
+    }
+
+    async fn delete(&self, _: &str) -> Result<(), PlatformError> {
+        Err(self.not_yet("retiring"))
     }
 }

@@ -8,6 +8,7 @@
 //! *unmanaged* and are never updated or retired.
 
 pub mod embedded;
+pub mod intune;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -218,9 +219,43 @@ impl Observed {
     }
 }
 
-/// Why a platform could not be observed.
+/// Why a platform could not be observed or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
+    /// A temporary failure (throttling, 5xx, a dropped connection): worth retrying.
+    #[error("platform `{platform}`: {operation}: {reason}")]
+    Transient {
+        /// Platform name.
+        platform: ObjectName,
+        /// What was being done.
+        operation: String,
+        /// Why it failed.
+        reason: String,
+        /// How long the platform asked us to wait.
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The platform refused the request: retrying the same request cannot help.
+    #[error("platform `{platform}`: {operation} was refused ({status}): {message}")]
+    Rejected {
+        /// Platform name.
+        platform: ObjectName,
+        /// What was being done.
+        operation: String,
+        /// HTTP status.
+        status: u16,
+        /// The platform's message.
+        message: String,
+    },
+    /// This client cannot do that yet.
+    #[error("platform `{platform}`: {what} is not available for {ty} platforms in this release")]
+    NotImplemented {
+        /// Platform name.
+        platform: ObjectName,
+        /// Platform type.
+        ty: &'static str,
+        /// What was asked.
+        what: String,
+    },
     /// The platform's state could not be read.
     #[error("platform `{platform}`: {reason}")]
     Unavailable {
@@ -241,7 +276,33 @@ pub enum PlatformError {
     },
 }
 
+/// What patchops wants a platform object to be: built by the apply engine from the fleet and
+/// the verified catalog entry.
+#[derive(Debug, Clone)]
+pub struct DesiredObject {
+    /// The marker the object carries.
+    pub marker: TrackingMarker,
+    /// Settings by the planner's field names (`displayName`, `version`, `installCommand`, …).
+    pub fields: FieldMap,
+    /// The catalog's installer entry.
+    pub installer: crate::catalog::Installer,
+    /// The catalog's description of the product.
+    pub description: String,
+}
+
+/// One wanted deployment of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredAssignment {
+    /// The group.
+    pub group: String,
+    /// Settings by the planner's field names (`intent`, `restart`, `deadline`).
+    pub fields: FieldMap,
+}
+
 /// A publishing target.
+///
+/// Every change is idempotent in effect: assigning sets the whole assignment list, deleting an
+/// object that is gone succeeds. The apply engine relies on this to converge after a crash.
 #[async_trait::async_trait]
 pub trait Platform: Send + Sync {
     /// The Platform's name in the fleet.
@@ -252,19 +313,47 @@ pub trait Platform: Send + Sync {
 
     /// Reads everything published, managed or not.
     async fn observe(&self) -> Result<Observed, PlatformError>;
+
+    /// Creates an object for verified content; returns its id. Only [`VerifiedContent`] can be
+    /// handed over, so nothing whose SHA-256 was not checked reaches a platform.
+    ///
+    /// [`VerifiedContent`]: crate::content::VerifiedContent
+    async fn create(
+        &self,
+        object: &DesiredObject,
+        content: &crate::content::VerifiedContent,
+    ) -> Result<String, PlatformError>;
+
+    /// Brings an existing object's settings in line with `object`.
+    async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError>;
+
+    /// Replaces the object's assignments with `assignments`.
+    async fn set_assignments(&self, id: &str, assignments: &[DesiredAssignment]) -> Result<(), PlatformError>;
+
+    /// Deletes the object (succeeds when it is already gone).
+    async fn delete(&self, id: &str) -> Result<(), PlatformError>;
 }
 
-/// Builds the client for a fleet Platform.
-pub fn connect(
+/// Builds the client for a fleet Platform. `endpoint: embedded` Intune platforms talk to an
+/// emulator started on loopback for this process (see [`crate::emulate`]).
+pub async fn connect(
     platform: &crate::model::Platform,
     state: &crate::state::StateDir,
 ) -> Result<Box<dyn Platform>, PlatformError> {
+    let name = platform.metadata.name.clone();
     if platform.spec.endpoint == "embedded" {
-        return Ok(Box::new(embedded::EmbeddedPlatform::new(
-            platform.metadata.name.clone(),
-            platform.spec.platform_type,
-            state,
-        )));
+        return match platform.spec.platform_type {
+            PlatformType::Intune => {
+                let base = crate::emulate::embedded(&name, PlatformType::Intune, state).await.map_err(|e| {
+                    PlatformError::Unavailable {
+                        platform: name.clone(),
+                        reason: format!("cannot start the emulator: {e}"),
+                    }
+                })?;
+                Ok(Box::new(intune::IntuneClient::new(name, base)?))
+            }
+            ty => Ok(Box::new(embedded::EmbeddedPlatform::new(name, ty, state))),
+        };
     }
     Err(PlatformError::Unsupported {
         platform: platform.metadata.name.clone(),

@@ -88,6 +88,7 @@ pub struct Verdict {
 pub struct PermittedAction {
     action: PlannedAction,
     warnings: Vec<Denial>,
+    policies: Vec<String>,
 }
 
 impl PermittedAction {
@@ -99,6 +100,11 @@ impl PermittedAction {
     /// Non-blocking remarks of the policies.
     pub fn warnings(&self) -> &[Denial] {
         &self.warnings
+    }
+
+    /// The policies that were evaluated and permitted it.
+    pub fn policies(&self) -> &[String] {
+        &self.policies
     }
 }
 
@@ -300,7 +306,7 @@ impl Policies {
         let input = input_for(&action, ctx);
         let verdict = self.evaluate(&input, &subject(&action))?;
         if verdict.denials.is_empty() {
-            Ok(Ok(PermittedAction { action, warnings: verdict.warnings }))
+            Ok(Ok(PermittedAction { action, warnings: verdict.warnings, policies: self.names.clone() }))
         } else {
             Ok(Err(verdict.denials))
         }
@@ -400,7 +406,8 @@ mod tests {
     fn a_failing_rego_test_is_reported_as_failing() {
         let module = PolicyModule {
             origin: "t.rego".into(),
-            source: "package patchops.policy.t_test\nimport rego.v1\ntest_ok if { 1 == 1 }\ntest_bad if { 1 == 2 }\n".into(),
+            source: "package patchops.policy.t_test\nimport rego.v1\ntest_ok if { 1 == 1 }\ntest_bad if { 1 == 2 }\n"
+                .into(),
         };
         let results = run_tests(vec![module]).unwrap();
         let outcomes: Vec<_> = results.iter().map(|r| (r.name.as_str(), r.outcome.clone())).collect();

@@ -3,7 +3,6 @@
 
 use super::{new_engine, PolicyError, PolicyModule};
 
-
 /// How a test ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestOutcome {

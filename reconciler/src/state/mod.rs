@@ -10,6 +10,12 @@
 //! Files are written whole to a temporary file and renamed into place, so a crash leaves either
 //! the old or the new content, never a torn file.
 
+mod db;
+mod lock;
+
+pub use db::{AuditRecord, Interrupted, StateDb};
+pub use lock::{ApplyLock, LockError};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +30,13 @@ use crate::model::ObjectName;
 pub struct StateError {
     path: String,
     reason: String,
+}
+
+impl StateError {
+    /// An error about `path`.
+    pub fn new(path: &Path, reason: impl Into<String>) -> StateError {
+        StateError { path: path.display().to_string(), reason: reason.into() }
+    }
 }
 
 /// The state directory.
@@ -41,6 +54,21 @@ impl StateDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// Opens the state database.
+    pub fn db(&self) -> Result<StateDb, StateError> {
+        StateDb::open(&self.root)
+    }
+
+    /// Takes the apply lock.
+    pub fn lock(&self, what: &str) -> Result<ApplyLock, LockError> {
+        ApplyLock::acquire(&self.root, what)
+    }
+
+    /// The content cache.
+    pub fn content(&self) -> crate::content::ContentCache {
+        crate::content::ContentCache::new(self.root.join("content"))
     }
 
     /// The catalog history.

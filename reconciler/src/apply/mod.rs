@@ -1,0 +1,576 @@
+//! The apply engine: permitted actions → platform changes, journaled and audited.
+//!
+//! Work is grouped in *units*, one per (product, platform): a unit's actions run in ring order,
+//! one after the other (they share platform objects), while units run concurrently within each
+//! platform's `concurrency`. One unit failing does not stop the others. Transient platform
+//! errors are retried with exponential backoff, honouring `Retry-After`.
+//!
+//! Nothing reaches a platform without passing the trust chain: actions arrive as
+//! [`PermittedAction`]s (policy), content as [`VerifiedContent`] (SHA-256 and size), from a
+//! [`VerifiedCatalog`] (signature, expiry, rollback).
+//!
+//! Crash safety: every action is journaled before it starts and after each platform call, and
+//! every platform call is idempotent in effect. After a crash, the next run re-observes the
+//! platforms and re-plans; an object created before the crash carries patchops's marker, so it
+//! is found and reused (assigned) rather than created twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::VerifiedCatalog;
+use crate::content::{ContentCache, ContentError, Expected, VerifiedContent};
+use crate::model::{Fleet, ObjectName};
+use crate::plan::{ActionKind, PlannedAction};
+use crate::platform::{
+    DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedObject, Platform, PlatformError, TrackingMarker,
+    MANAGED_BY,
+};
+use crate::policy::PermittedAction;
+use crate::source::{Provenance, SourceSnapshot};
+use crate::state::{AuditRecord, StateDb, StateError};
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all (the first one included).
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub base: Duration,
+    /// Longest wait (also caps Retry-After).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 6, base: Duration::from_millis(250), max: Duration::from_secs(30) }
+    }
+}
+
+/// A point where a test may make apply abort the process, to prove crash safety.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPoint {
+    /// After content was verified, before anything reached the platform.
+    AfterContent,
+    /// After the platform object was created, before it was assigned.
+    AfterCreate,
+    /// After the new assignment, before the old object lost its assignment (updates).
+    AfterAssign,
+    /// After the platform changes, before the audit record was written.
+    BeforeAudit,
+}
+
+impl FailPoint {
+    /// Every fail point, by name.
+    pub const ALL: [(&'static str, FailPoint); 4] = [
+        ("after-content", FailPoint::AfterContent),
+        ("after-create", FailPoint::AfterCreate),
+        ("after-assign", FailPoint::AfterAssign),
+        ("before-audit", FailPoint::BeforeAudit),
+    ];
+
+    /// Parses `name` or `name:N` (abort at the N-th time the point is reached, default 1).
+    pub fn parse(text: &str) -> Option<(FailPoint, u32)> {
+        let (name, n) = match text.split_once(':') {
+            Some((name, n)) => (name, n.parse().ok()?),
+            None => (text, 1),
+        };
+        FailPoint::ALL.iter().find(|(n2, _)| *n2 == name).map(|(_, p)| (*p, n))
+    }
+}
+
+/// What the engine needs besides the actions.
+pub struct Engine<'a> {
+    /// The fleet.
+    pub fleet: &'a Fleet,
+    /// Where it came from.
+    pub snapshot: &'a SourceSnapshot,
+    /// Verified catalogs.
+    pub catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>,
+    /// What each platform held when the plan was made.
+    pub observed: &'a BTreeMap<ObjectName, Observed>,
+    /// A client per platform.
+    pub platforms: &'a BTreeMap<ObjectName, Box<dyn Platform>>,
+    /// The content cache.
+    pub content: ContentCache,
+    /// The state database.
+    pub db: Arc<Mutex<StateDb>>,
+    /// This run's id.
+    pub run: String,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// A fail point to abort at (tests only).
+    pub fail_point: Option<(FailPoint, u32)>,
+    /// The time the run started.
+    pub now: DateTime<Utc>,
+}
+
+/// How one action ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; the object it produced or changed.
+    Succeeded {
+        /// The platform object.
+        object_id: Option<String>,
+    },
+    /// It failed; why.
+    Failed(String),
+    /// Not attempted because an earlier action of the same product and platform failed.
+    Skipped(String),
+}
+
+/// One action and its outcome.
+#[derive(Debug, Clone)]
+pub struct ActionReport {
+    /// The action.
+    pub action: PlannedAction,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Why the engine stopped before running actions.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The state database failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// A unit of work failed at a step.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Engine<'_> {
+    /// Runs permitted actions; returns every action's outcome, in the order given.
+    pub async fn run(&self, actions: Vec<PermittedAction>) -> Result<Vec<ActionReport>, ApplyError> {
+        // Units: (product, platform) → actions in plan (ring) order.
+        let mut units: BTreeMap<(String, String), Vec<PermittedAction>> = BTreeMap::new();
+        let mut order = Vec::new();
+        for a in actions {
+            let key = (a.action().catalog_product.to_string(), a.action().platform.to_string());
+            order.push((key.clone(), units.get(&key).map_or(0, Vec::len)));
+            units.entry(key).or_default().push(a);
+        }
+        let semaphores: HashMap<String, Arc<tokio::sync::Semaphore>> = self
+            .fleet
+            .platforms
+            .iter()
+            .map(|(n, p)| {
+                (n.to_string(), Arc::new(tokio::sync::Semaphore::new(usize::from(p.spec.concurrency.max(1)))))
+            })
+            .collect();
+        let runs = units.into_iter().map(|(key, actions)| {
+            let sem = semaphores.get(&key.1).cloned();
+            async move {
+                let _permit = match &sem {
+                    Some(s) => s.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
+                let reports = self.run_unit(&key.1, actions).await;
+                (key, reports)
+            }
+        });
+        let done: HashMap<(String, String), Vec<ActionReport>> =
+            futures::future::join_all(runs).await.into_iter().collect();
+        let mut out = Vec::with_capacity(order.len());
+        for (key, i) in order {
+            if let Some(r) = done.get(&key).and_then(|v| v.get(i)) {
+                out.push(r.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn run_unit(&self, platform: &str, actions: Vec<PermittedAction>) -> Vec<ActionReport> {
+        let Some((name, client)) = self.platforms.iter().find(|(n, _)| n.as_str() == platform) else {
+            return actions
+                .into_iter()
+                .map(|a| ActionReport {
+                    action: a.action().clone(),
+                    outcome: Outcome::Failed(format!("no client for platform `{platform}`")),
+                })
+                .collect();
+        };
+        let catalog_product = actions.first().map(|a| a.action().catalog_product.to_string()).unwrap_or_default();
+        // The managed objects of this product on this platform, kept current as the unit runs.
+        let mut objects: Vec<ObservedObject> = self
+            .observed
+            .get(name)
+            .map(|o| {
+                o.objects
+                    .iter()
+                    .filter(|x| x.managed().is_some_and(|m| m.product.as_str() == catalog_product))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut reports = Vec::with_capacity(actions.len());
+        let mut failed: Option<String> = None;
+        for permitted in actions {
+            let action = permitted.action().clone();
+            if let Some(why) = &failed {
+                reports.push(ActionReport { action, outcome: Outcome::Skipped(why.clone()) });
+                continue;
+            }
+            let journal = self.with_db(|db| {
+                db.begin(&self.run, &action.product, &action.platform, action.ring.as_deref(), action.action.as_str())
+            });
+            let (outcome, content) = match journal {
+                Err(e) => (Err(StepError::State(e)), None),
+                Ok(id) => {
+                    let mut content = None;
+                    let r = self.run_action(client.as_ref(), &action, &mut objects, id, &mut content).await;
+                    (r.map(|object_id| (id, object_id)), content)
+                }
+            };
+            let (journal_id, outcome) = match outcome {
+                Ok((id, object_id)) => (Some(id), Outcome::Succeeded { object_id }),
+                Err(e) => {
+                    let message = e.to_string();
+                    failed = Some(format!("an earlier action of {} on {platform} failed", action.product));
+                    (None, Outcome::Failed(message))
+                }
+            };
+            self.hit(FailPoint::BeforeAudit);
+            let record = self.audit_record(&action, &outcome, content.as_ref(), &permitted);
+            if let Err(e) = self.with_db(|db| db.finish(journal_id, &record)) {
+                tracing::error!(error = %e, "could not write the audit record");
+            }
+            if let (Outcome::Succeeded { .. }, Some(ring), Some(version)) =
+                (&outcome, action.ring.as_deref(), action.version.as_deref())
+            {
+                if matches!(action.action, ActionKind::Publish | ActionKind::Update) {
+                    let _ = self
+                        .with_db(|db| db.ring_reached(&action.product, &action.platform, ring, version, Utc::now()));
+                }
+            }
+            reports.push(ActionReport { action, outcome });
+        }
+        reports
+    }
+
+    fn with_db<T>(&self, f: impl FnOnce(&mut StateDb) -> Result<T, StateError>) -> Result<T, StateError> {
+        let mut db = self.db.lock().map_err(|_| StateError::new(std::path::Path::new("state.db"), "lock poisoned"))?;
+        f(&mut db)
+    }
+
+    fn hit(&self, point: FailPoint) {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        if let Some((p, n)) = self.fail_point {
+            if p == point && COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n {
+                eprintln!("patchops: fail point {point:?} reached; aborting (test hook)");
+                std::process::abort();
+            }
+        }
+    }
+
+    async fn run_action(
+        &self,
+        client: &dyn Platform,
+        a: &PlannedAction,
+        objects: &mut Vec<ObservedObject>,
+        journal: i64,
+        content_out: &mut Option<VerifiedContent>,
+    ) -> Result<Option<String>, StepError> {
+        match a.action {
+            ActionKind::Publish | ActionKind::Update => {
+                let version =
+                    a.version.as_deref().ok_or_else(|| StepError::Other("the action has no version".into()))?;
+                let group = a.group.as_deref().ok_or_else(|| StepError::Other("the action has no group".into()))?;
+                let (desired, assignment, expected, location) = self.desired(a)?;
+                let existing = objects.iter().position(|o| o.managed().is_some_and(|m| m.version == version));
+                let index = match existing {
+                    Some(i) => i,
+                    None => {
+                        let content = self.fetch(&location, expected).await?;
+                        self.with_db(|db| db.step(journal, "content-verified", &content.sha256().to_string()))?;
+                        self.hit(FailPoint::AfterContent);
+                        let id = retry(self.retry, || client.create(&desired, &content)).await?;
+                        *content_out = Some(content);
+                        self.with_db(|db| db.step(journal, "created", &id))?;
+                        self.hit(FailPoint::AfterCreate);
+                        objects.push(ObservedObject {
+                            id,
+                            display_name: desired.fields.get("displayName").unwrap_or_default().to_string(),
+                            marker: Some(desired.marker.clone()),
+                            fields: desired.fields.clone(),
+                            assignments: Vec::new(),
+                        });
+                        objects.len() - 1
+                    }
+                };
+                let target = &mut objects[index];
+                let mut list = assignments_of(target);
+                list.retain(|x| x.group != group);
+                list.push(DesiredAssignment { group: group.to_string(), fields: assignment });
+                let target_id = target.id.clone();
+                retry(self.retry, || client.set_assignments(&target_id, &list)).await?;
+                set_local(target, &list);
+                self.with_db(|db| db.step(journal, "assigned", &format!("{target_id} → {group}")))?;
+                self.hit(FailPoint::AfterAssign);
+                // Every other version of the product leaves this group; an object left with no
+                // assignment is deleted (the new version superseded it).
+                let others: Vec<usize> = (0..objects.len())
+                    .filter(|&i| i != index && objects[i].assignments.iter().any(|x| x.group == group))
+                    .collect();
+                for i in others.into_iter().rev() {
+                    let mut rest = assignments_of(&objects[i]);
+                    rest.retain(|x| x.group != group);
+                    let old_id = objects[i].id.clone();
+                    if rest.is_empty() {
+                        retry(self.retry, || client.delete(&old_id)).await?;
+                        objects.remove(i);
+                        self.with_db(|db| db.step(journal, "deleted-superseded", &old_id))?;
+                    } else {
+                        retry(self.retry, || client.set_assignments(&old_id, &rest)).await?;
+                        set_local(&mut objects[i], &rest);
+                        self.with_db(|db| db.step(journal, "unassigned-old", &old_id))?;
+                    }
+                }
+                Ok(Some(target_id))
+            }
+            ActionKind::Reconfigure => {
+                let id = a.object_id.as_deref().ok_or_else(|| StepError::Other("the action has no object".into()))?;
+                let group = a.group.as_deref().unwrap_or_default();
+                let (desired, assignment, _, _) = self.desired(a)?;
+                let object = objects
+                    .iter_mut()
+                    .find(|o| o.id == id)
+                    .ok_or_else(|| StepError::Other(format!("object {id} is no longer on the platform")))?;
+                if a.changes.iter().any(|c| !c.field.starts_with("assignment.")) {
+                    let mut desired = desired;
+                    // Keep the object's own marker (its content did not change).
+                    if let Some(m) = object.managed() {
+                        desired.marker = m.clone();
+                    }
+                    retry(self.retry, || client.reconfigure(id, &desired)).await?;
+                    self.with_db(|db| db.step(journal, "reconfigured", id))?;
+                }
+                if a.changes.iter().any(|c| c.field.starts_with("assignment.")) {
+                    let mut list = assignments_of(object);
+                    for x in list.iter_mut().filter(|x| x.group == group) {
+                        x.fields = assignment.clone();
+                    }
+                    retry(self.retry, || client.set_assignments(id, &list)).await?;
+                    set_local(object, &list);
+                    self.with_db(|db| db.step(journal, "assignment-updated", id))?;
+                }
+                Ok(Some(id.to_string()))
+            }
+            ActionKind::Retire => {
+                let id = a.object_id.as_deref().ok_or_else(|| StepError::Other("the action has no object".into()))?;
+                let Some(i) = objects.iter().position(|o| o.id == id) else {
+                    // Already gone (an earlier action of this unit deleted it): nothing to do.
+                    return Ok(Some(id.to_string()));
+                };
+                let mut rest = assignments_of(&objects[i]);
+                if let Some(group) = a.group.as_deref() {
+                    rest.retain(|x| x.group != group);
+                }
+                if a.group.is_none() || rest.is_empty() {
+                    retry(self.retry, || client.delete(id)).await?;
+                    objects.remove(i);
+                    self.with_db(|db| db.step(journal, "deleted", id))?;
+                } else {
+                    retry(self.retry, || client.set_assignments(id, &rest)).await?;
+                    set_local(&mut objects[i], &rest);
+                    self.with_db(|db| db.step(journal, "unassigned", id))?;
+                }
+                Ok(Some(id.to_string()))
+            }
+            ActionKind::None => Ok(a.object_id.as_deref().map(str::to_string)),
+        }
+    }
+
+    /// The desired object and assignment of a publish/update/reconfigure, from the fleet and
+    /// the verified catalog, with the content it needs and where to get it.
+    fn desired(&self, a: &PlannedAction) -> Result<(DesiredObject, FieldMap, Expected, Location), StepError> {
+        let product = self
+            .fleet
+            .products
+            .iter()
+            .find(|p| p.name().as_str() == &*a.product)
+            .ok_or_else(|| StepError::Other(format!("Product `{}` is not in the fleet", a.product)))?;
+        let target = product
+            .targets
+            .iter()
+            .find(|t| t.spec.platform.as_str() == &*a.platform)
+            .ok_or_else(|| StepError::Other(format!("Product `{}` does not target `{}`", a.product, a.platform)))?;
+        let platform = self
+            .fleet
+            .platforms
+            .get(&target.spec.platform)
+            .ok_or_else(|| StepError::Other(format!("no Platform `{}`", a.platform)))?;
+        let catalog = self
+            .catalogs
+            .get(&product.catalog)
+            .ok_or_else(|| StepError::Other(format!("catalog `{}` is not verified", product.catalog)))?;
+        let selection = crate::plan::select_installer(product, catalog).map_err(|e| StepError::Other(e.to_string()))?;
+        let (fields, assignment) =
+            crate::plan::desired_fields(product, target, platform.spec.platform_type, &selection);
+        let commit = match self.snapshot.provenance() {
+            Provenance::Commit { commit, .. } => Some(commit.clone()),
+            Provenance::Directory { .. } => None,
+        };
+        let marker = TrackingMarker {
+            managed_by: MANAGED_BY.into(),
+            product: product.spec.product.clone(),
+            version: selection.version.to_string(),
+            commit,
+            content_digest: selection.installer.sha256,
+        };
+        let location = self.locate(product, &selection.installer.url)?;
+        let expected = Expected { sha256: selection.installer.sha256, size: selection.installer.size };
+        let object = DesiredObject {
+            marker,
+            fields,
+            installer: selection.installer.clone(),
+            description: selection.product.description.clone().unwrap_or_else(|| selection.product.name.clone()),
+        };
+        Ok((object, assignment, expected, location))
+    }
+
+    /// Where an installer is: an absolute URL, or a path relative to its catalog (which may
+    /// itself be a file of the fleet's commit).
+    fn locate(&self, product: &crate::model::Product, url: &str) -> Result<Location, StepError> {
+        if let Ok(u) = url::Url::parse(url) {
+            return Ok(Location::Url(u));
+        }
+        let source = self
+            .fleet
+            .catalog_sources
+            .get(&product.catalog)
+            .ok_or_else(|| StepError::Other(format!("no CatalogSource `{}`", product.catalog)))?;
+        match url::Url::parse(&source.spec.url) {
+            Ok(catalog_url) => catalog_url
+                .join(url)
+                .map(Location::Url)
+                .map_err(|e| StepError::Other(format!("installer URL {url} relative to {catalog_url}: {e}"))),
+            Err(_) => {
+                let catalog_path =
+                    crate::catalog::join_relative(&self.snapshot.repo_path(&source.origin.file), &source.spec.url)
+                        .ok_or_else(|| {
+                            StepError::Other(format!("catalog path {} leaves the repository", source.spec.url))
+                        })?;
+                crate::catalog::join_relative(&catalog_path, url)
+                    .map(Location::Repo)
+                    .ok_or_else(|| StepError::Other(format!("installer path {url} leaves the repository")))
+            }
+        }
+    }
+
+    async fn fetch(&self, location: &Location, expected: Expected) -> Result<VerifiedContent, StepError> {
+        let content = match location {
+            Location::Url(u) => self.content.fetch(u, expected).await?,
+            Location::Repo(path) => {
+                let bytes = self
+                    .snapshot
+                    .read_repo_file(path)
+                    .map_err(|e| StepError::Other(e.to_string()))?
+                    .ok_or_else(|| StepError::Other(format!("installer {path} is not in the fleet's commit")))?;
+                self.content.admit(path, &bytes, expected)?
+            }
+        };
+        let origin = match location {
+            Location::Url(u) => crate::http::redact(u),
+            Location::Repo(p) => p.clone(),
+        };
+        self.with_db(|db| db.content_verified(&content.sha256().to_string(), content.size(), &origin))?;
+        Ok(content)
+    }
+
+    fn audit_record(
+        &self,
+        a: &PlannedAction,
+        outcome: &Outcome,
+        content: Option<&VerifiedContent>,
+        permitted: &PermittedAction,
+    ) -> AuditRecord {
+        let product = self.fleet.products.iter().find(|p| p.name().as_str() == &*a.product);
+        let catalog = product.and_then(|p| self.catalogs.get(&p.catalog));
+        let (outcome_text, message, object_id) = match outcome {
+            Outcome::Succeeded { object_id } => ("succeeded", a.message.to_string(), object_id.clone()),
+            Outcome::Failed(m) => ("failed", m.clone(), a.object_id.as_deref().map(str::to_string)),
+            Outcome::Skipped(m) => ("skipped", m.clone(), None),
+        };
+        let mut policy = format!(
+            "permitted by {} polic{}",
+            permitted.policies().len(),
+            if permitted.policies().len() == 1 { "y" } else { "ies" }
+        );
+        if !permitted.policies().is_empty() {
+            policy += &format!(" ({})", permitted.policies().join(", "));
+        }
+        AuditRecord {
+            at: Utc::now(),
+            run: self.run.clone(),
+            source: self.snapshot.provenance().to_string(),
+            catalog: catalog.map(|c| c.source_name().to_string()),
+            catalog_serial: catalog.map(VerifiedCatalog::serial),
+            content_sha256: content.map(|c| c.sha256().to_string()),
+            product: a.product.to_string(),
+            catalog_product: a.catalog_product.to_string(),
+            platform: a.platform.to_string(),
+            ring: a.ring.as_deref().map(str::to_string),
+            group: a.group.as_deref().map(str::to_string),
+            action: a.action.as_str().to_string(),
+            version: a.version.as_deref().map(str::to_string),
+            object_id,
+            policy,
+            outcome: outcome_text.into(),
+            message,
+        }
+    }
+}
+
+/// Where an installer's bytes come from.
+#[derive(Debug, Clone)]
+enum Location {
+    Url(url::Url),
+    /// A path in the fleet's repository, read from the same commit.
+    Repo(String),
+}
+
+fn assignments_of(o: &ObservedObject) -> Vec<DesiredAssignment> {
+    o.assignments.iter().map(|a| DesiredAssignment { group: a.group.clone(), fields: a.fields.clone() }).collect()
+}
+
+fn set_local(o: &mut ObservedObject, list: &[DesiredAssignment]) {
+    o.assignments = list
+        .iter()
+        .map(|a| crate::platform::ObservedAssignment { group: a.group.clone(), fields: a.fields.clone() })
+        .collect();
+}
+
+/// Runs `op`, retrying transient platform errors with exponential backoff (honouring the
+/// platform's Retry-After, capped at `policy.max`).
+pub async fn retry<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, PlatformError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PlatformError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(PlatformError::Transient { platform, operation, reason, retry_after }) if attempt < policy.attempts => {
+                let backoff = policy.base.saturating_mul(1 << (attempt - 1).min(16)).min(policy.max);
+                let wait = retry_after.map_or(backoff, |r| r.min(policy.max));
+                tracing::warn!(%platform, %operation, %reason, attempt, wait = ?wait, "transient platform error; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! An emulator of the Microsoft Graph (beta) endpoints patchops uses for Intune Win32 apps:
+//! `deviceAppManagement/mobileApps` (list with `$expand=assignments` and paging, create, read,
+//! patch, delete), `assign` and `assignments`. It validates request bodies the way the live
+//! service does (see `../shared/reference/intune-graph.md`) and answers errors in Graph's
+//! `{"error": {"code", "message"}}` shape.
+//!
+//! Content upload, tokens and supersedence arrive with the Intune issue; this module is the
+//! harness they plug into.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::EmulatorOptions;
+
+/// The Graph base path of Win32 app management.
+pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
+
+/// Items per page of a list; the client must follow `@odata.nextLink`.
+const PAGE: usize = 50;
+
+/// Assignment intents Graph accepts.
+const INTENTS: &[&str] = &["available", "required", "uninstall", "availableWithoutEnrollment"];
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Store {
+    next_id: u64,
+    apps: BTreeMap<String, Value>,
+    #[serde(default)]
+    assignments: BTreeMap<String, Vec<Value>>,
+}
+
+/// The emulator's state and options.
+#[derive(Debug)]
+pub struct Emulator {
+    store: Mutex<Store>,
+    file: PathBuf,
+    options: EmulatorOptions,
+    requests: AtomicU32,
+}
+
+type Shared = Arc<Emulator>;
+
+/// A Graph error response.
+struct GraphError(StatusCode, &'static str, String);
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        let GraphError(status, code, message) = self;
+        let mut resp = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+fn bad(message: impl Into<String>) -> GraphError {
+    GraphError(StatusCode::BAD_REQUEST, "ModelValidationFailure", message.into())
+}
+
+fn not_found(id: &str) -> GraphError {
+    GraphError(StatusCode::NOT_FOUND, "ResourceNotFound", format!("mobileApp {id} does not exist"))
+}
+
+impl Emulator {
+    /// Opens the emulator's state file (an empty tenant when it does not exist).
+    pub fn open(file: &Path, options: EmulatorOptions) -> Result<Emulator, String> {
+        let store = match std::fs::read(file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                format!("{} is corrupt ({e}); remove it to start the emulated tenant empty", file.display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        };
+        Ok(Emulator { store: Mutex::new(store), file: file.to_path_buf(), options, requests: AtomicU32::new(0) })
+    }
+
+    fn throttle(&self) -> Result<(), GraphError> {
+        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.options.throttle_every {
+            Some(every) if every > 0 && n.is_multiple_of(every) => Err(GraphError(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many requests; retry after the time in Retry-After".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, GraphError>,
+        persist: bool,
+    ) -> Result<T, GraphError> {
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "state poisoned".into()))?;
+        let out = f(&mut store)?;
+        if persist {
+            let bytes = serde_json::to_vec_pretty(&*store)
+                .map_err(|e| GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))?;
+            crate::state::write_atomic(&self.file, &bytes)
+                .map_err(|e| GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e))?;
+        }
+        Ok(out)
+    }
+}
+
+/// The router of the emulated Graph endpoints.
+pub fn router(emulator: Shared) -> Router {
+    Router::new()
+        .route(APPS, get(list_apps).post(create_app))
+        .route(&format!("{APPS}/{{id}}"), get(get_app).patch(patch_app).delete(delete_app))
+        .route(&format!("{APPS}/{{id}}/assign"), post(assign))
+        .route(&format!("{APPS}/{{id}}/assignments"), get(list_assignments))
+        .with_state(emulator)
+}
+
+fn guid(seed: u64) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!(
+        "patchops-emulated-app-{seed}-{}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    let x = hex::encode(&h[..16]);
+    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "$expand")]
+    expand: Option<String>,
+    #[serde(rename = "$skiptoken")]
+    skiptoken: Option<usize>,
+    #[serde(rename = "$filter")]
+    filter: Option<String>,
+}
+
+async fn list_apps(
+    State(emu): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, GraphError> {
+    emu.throttle()?;
+    let skip = q.skiptoken.unwrap_or(0);
+    let expand = q.expand.as_deref().is_some_and(|e| e.split(',').any(|p| p.trim() == "assignments"));
+    let only_win32 = q.filter.as_deref().is_some_and(|f| f.contains("isof('microsoft.graph.win32LobApp')"));
+    emu.with_store(
+        |s| {
+            let all: Vec<&Value> = s
+                .apps
+                .values()
+                .filter(|a| !only_win32 || a["@odata.type"] == "#microsoft.graph.win32LobApp")
+                .collect();
+            let page: Vec<Value> = all
+                .iter()
+                .skip(skip)
+                .take(PAGE)
+                .map(|a| {
+                    let mut a = (*a).clone();
+                    if expand {
+                        let id = a["id"].as_str().unwrap_or_default().to_string();
+                        a["assignments"] = Value::Array(s.assignments.get(&id).cloned().unwrap_or_default());
+                    }
+                    a
+                })
+                .collect();
+            let mut body = json!({ "@odata.context": "https://graph.microsoft.com/beta/$metadata#deviceAppManagement/mobileApps", "value": page });
+            if skip + PAGE < all.len() {
+                let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+                let mut next = format!("http://{host}{APPS}?$skiptoken={}", skip + PAGE);
+                if expand {
+                    next += "&$expand=assignments";
+                }
+                if only_win32 {
+                    next += "&$filter=isof('microsoft.graph.win32LobApp')";
+                }
+                body["@odata.nextLink"] = Value::String(next);
+            }
+            Ok(Json(body))
+        },
+        false,
+    )
+}
+
+/// The checks the live service makes on a new win32LobApp.
+fn validate_win32(app: &Value) -> Result<(), GraphError> {
+    match app.get("@odata.type").and_then(Value::as_str) {
+        Some("#microsoft.graph.win32LobApp") => {}
+        Some(other) => {
+            return Err(bad(format!("The type '{other}' is not a supported mobileApp type for this request.")))
+        }
+        None => return Err(bad("A type must be specified: the mobileApp type is abstract; send @odata.type.")),
+    }
+    for required in ["displayName", "publisher", "fileName", "setupFilePath", "installCommandLine"] {
+        if app.get(required).and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(bad(format!("The property '{required}' is required.")));
+        }
+    }
+    if app.get("applicableArchitectures").is_some_and(|v| !v.is_string()) {
+        return Err(bad("Cannot convert the literal to the expected type 'microsoft.graph.windowsArchitecture': flags are sent as a comma-separated string."));
+    }
+    let rules = app.get("rules").and_then(Value::as_array);
+    let legacy = app.get("detectionRules").and_then(Value::as_array);
+    if rules.is_some() && legacy.is_some() {
+        return Err(bad("Specify either rules or detectionRules, not both."));
+    }
+    let detections = match (rules, legacy) {
+        (Some(r), _) => r.iter().filter(|x| x["ruleType"] == "detection").count(),
+        (None, Some(d)) => d.len(),
+        (None, None) => 0,
+    };
+    if detections == 0 {
+        return Err(bad("The Win32LobApp must have at least one detection rule specified."));
+    }
+    for r in rules.into_iter().flatten() {
+        let ty = r.get("@odata.type").and_then(Value::as_str).unwrap_or_default();
+        if !matches!(
+            ty,
+            "#microsoft.graph.win32LobAppProductCodeRule"
+                | "#microsoft.graph.win32LobAppFileSystemRule"
+                | "#microsoft.graph.win32LobAppRegistryRule"
+                | "#microsoft.graph.win32LobAppPowerShellScriptRule"
+        ) {
+            return Err(bad(format!("A rule needs a concrete @odata.type; got '{ty}'.")));
+        }
+        if ty == "#microsoft.graph.win32LobAppProductCodeRule" && r.get("operator").is_some() {
+            return Err(bad("The property 'operator' does not exist on type 'microsoft.graph.win32LobAppProductCodeRule'. Use productVersionOperator."));
+        }
+    }
+    Ok(())
+}
+
+async fn create_app(
+    State(emu): State<Shared>,
+    Json(mut app): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), GraphError> {
+    emu.throttle()?;
+    validate_win32(&app)?;
+    emu.with_store(
+        |s| {
+            s.next_id += 1;
+            let id = guid(s.next_id);
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            app["id"] = Value::String(id.clone());
+            app["createdDateTime"] = Value::String(now.clone());
+            app["lastModifiedDateTime"] = Value::String(now);
+            app["publishingState"] = Value::String("notPublished".into());
+            app["uploadState"] = json!(0);
+            s.apps.insert(id, app.clone());
+            Ok((StatusCode::CREATED, Json(app)))
+        },
+        true,
+    )
+}
+
+async fn get_app(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, GraphError> {
+    emu.throttle()?;
+    emu.with_store(|s| s.apps.get(&id).cloned().map(Json).ok_or_else(|| not_found(&id)), false)
+}
+
+async fn patch_app(
+    State(emu): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Json(patch): Json<Value>,
+) -> Result<StatusCode, GraphError> {
+    emu.throttle()?;
+    let Value::Object(patch) = patch else { return Err(bad("The request body must be a JSON object.")) };
+    emu.with_store(
+        |s| {
+            let app = s.apps.get_mut(&id).ok_or_else(|| not_found(&id))?;
+            if let Some(t) = patch.get("@odata.type") {
+                if t != &app["@odata.type"] {
+                    return Err(bad("The @odata.type of an existing mobileApp cannot change."));
+                }
+            } else if patch.contains_key("committedContentVersion") {
+                return Err(bad("The property 'committedContentVersion' does not exist on type 'microsoft.graph.mobileApp'; send @odata.type #microsoft.graph.win32LobApp."));
+            }
+            for (k, v) in patch {
+                if k != "id" {
+                    app[k.as_str()] = v;
+                }
+            }
+            app["lastModifiedDateTime"] =
+                Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            Ok(StatusCode::NO_CONTENT)
+        },
+        true,
+    )
+}
+
+async fn delete_app(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<StatusCode, GraphError> {
+    emu.throttle()?;
+    emu.with_store(
+        |s| {
+            s.apps.remove(&id).ok_or_else(|| not_found(&id))?;
+            s.assignments.remove(&id);
+            Ok(StatusCode::NO_CONTENT)
+        },
+        true,
+    )
+}
+
+async fn assign(
+    State(emu): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<Value>,
+) -> Result<StatusCode, GraphError> {
+    emu.throttle()?;
+    let Some(list) = body.get("mobileAppAssignments").and_then(Value::as_array) else {
+        return Err(bad("The parameter 'mobileAppAssignments' is missing."));
+    };
+    let mut stored = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        if a["@odata.type"] != "#microsoft.graph.mobileAppAssignment" {
+            return Err(bad("Each assignment needs @odata.type #microsoft.graph.mobileAppAssignment."));
+        }
+        let intent = a["intent"].as_str().unwrap_or_default();
+        if !INTENTS.contains(&intent) {
+            return Err(bad(format!("'{intent}' is not a valid installIntent.")));
+        }
+        let target = &a["target"];
+        let group = match target["@odata.type"].as_str() {
+            Some("#microsoft.graph.groupAssignmentTarget" | "#microsoft.graph.exclusionGroupAssignmentTarget") => {
+                target["groupId"].as_str().filter(|g| !g.is_empty()).ok_or_else(|| bad("groupId is required."))?
+            }
+            Some(
+                "#microsoft.graph.allDevicesAssignmentTarget" | "#microsoft.graph.allLicensedUsersAssignmentTarget",
+            ) => "all",
+            _ => return Err(bad("The assignment target needs a concrete @odata.type.")),
+        };
+        if let Some(settings) = a.get("settings").filter(|s| !s.is_null()) {
+            if settings["@odata.type"] != "#microsoft.graph.win32LobAppAssignmentSettings" {
+                return Err(bad("Assignment settings of a Win32 app need @odata.type #microsoft.graph.win32LobAppAssignmentSettings."));
+            }
+        }
+        let mut a = a.clone();
+        a["id"] = Value::String(format!("{group}_{i}_0"));
+        stored.push(a);
+    }
+    emu.with_store(
+        |s| {
+            if !s.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            s.assignments.insert(id.clone(), stored);
+            Ok(StatusCode::NO_CONTENT)
+        },
+        true,
+    )
+}
+
+async fn list_assignments(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, GraphError> {
+    emu.throttle()?;
+    emu.with_store(
+        |s| {
+            if !s.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            Ok(Json(json!({ "value": s.assignments.get(&id).cloned().unwrap_or_default() })))
+        },
+        false,
+    )
+}

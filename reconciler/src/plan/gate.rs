@@ -1,0 +1,165 @@
+//! Rollout pacing: which changes of a plan must wait, and until when.
+//!
+//! - A ring gets a new version only after the ring before it has run that version for its
+//!   `soak` time (`RingSoaking`, with the time it opens), and never in the same run as the ring
+//!   before it changes (`PreviousRingPending`).
+//! - Outside every maintenance window of the rollout, changes wait for the next window
+//!   (`MaintenanceWindow`).
+//! - At most `maxChangesPerStep` changes per platform and rollout are applied in one run; the
+//!   rest wait for the next run (`ChangeBudget`).
+//!
+//! Waiting is planned, never slept on: a later run (or the daemon) picks the change up.
+
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+
+use super::{ActionKind, Plan, Waiting};
+use crate::model::kinds::{MaintenanceWindow, Weekday};
+use crate::model::Fleet;
+
+/// When a ring reached a version: (product, platform, ring, version) → time, if recorded.
+pub trait RingHistory {
+    /// The time, if patchops recorded it.
+    fn reached_at(&self, product: &str, platform: &str, ring: &str, version: &str) -> Option<DateTime<Utc>>;
+}
+
+impl<F: Fn(&str, &str, &str, &str) -> Option<DateTime<Utc>>> RingHistory for F {
+    fn reached_at(&self, product: &str, platform: &str, ring: &str, version: &str) -> Option<DateTime<Utc>> {
+        self(product, platform, ring, version)
+    }
+}
+
+/// Marks the changes of `plan` that must wait, then recounts its summary.
+pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: DateTime<Utc>) {
+    let products: std::collections::HashMap<&str, &crate::model::Product> =
+        fleet.products.iter().map(|p| (p.name().as_str(), p)).collect();
+    // Rings first: what ring i-1 does in this very plan decides ring i.
+    let snapshot: Vec<(String, String, Option<String>, ActionKind)> = plan
+        .actions
+        .iter()
+        .map(|a| (a.product.to_string(), a.platform.to_string(), a.ring.as_deref().map(str::to_string), a.action))
+        .collect();
+    let mut budget: std::collections::HashMap<(String, String), u32> = std::collections::HashMap::new();
+    for a in plan.actions.iter_mut() {
+        if a.action == ActionKind::None || !a.denied.is_empty() {
+            continue;
+        }
+        let Some(product) = products.get(&*a.product) else { continue };
+        let Some(target) = product.targets.iter().find(|t| t.spec.platform.as_str() == &*a.platform) else {
+            continue;
+        };
+        let Some(rollout) = fleet.rollouts.get(&target.rollout) else { continue };
+        if matches!(a.action, ActionKind::Publish | ActionKind::Update) {
+            if let (Some(ring), Some(version)) = (a.ring.as_deref(), a.version.as_deref()) {
+                if let Some(pos) = target.rings.iter().position(|r| r.as_str() == ring).filter(|p| *p > 0) {
+                    let prev = &target.rings[pos - 1];
+                    let prev_changes = snapshot.iter().any(|(p, pl, r, k)| {
+                        p == &*a.product
+                            && pl == &*a.platform
+                            && r.as_deref() == Some(prev.as_str())
+                            && *k != ActionKind::None
+                    });
+                    let soak = rollout
+                        .spec
+                        .rings
+                        .iter()
+                        .find(|r| &r.name == prev)
+                        .and_then(|r| r.soak)
+                        .and_then(|d| Duration::from_std(d.0).ok())
+                        .unwrap_or_else(Duration::zero);
+                    if prev_changes {
+                        a.waiting = Some(Waiting {
+                            reason: "PreviousRingPending".into(),
+                            message: format!(
+                                "ring {prev} gets {version} first{}",
+                                if soak > Duration::zero() {
+                                    format!(
+                                        ", then soaks for {}",
+                                        humantime::format_duration(soak.to_std().unwrap_or_default())
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                            until: None,
+                        });
+                        continue;
+                    }
+                    if let Some(reached) = history.reached_at(&a.product, &a.platform, prev.as_str(), version) {
+                        let opens = reached + soak;
+                        if opens > now {
+                            a.waiting = Some(Waiting {
+                                reason: "RingSoaking".into(),
+                                message: format!(
+                                    "ring {prev} has run {version} since {}",
+                                    reached.format("%Y-%m-%d %H:%M UTC")
+                                ),
+                                until: Some(opens),
+                            });
+                            continue;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(opens) = next_window(&rollout.spec.maintenance_windows, now) {
+            a.waiting = Some(Waiting {
+                reason: "MaintenanceWindow".into(),
+                message: format!("outside the maintenance windows of rollout {}", rollout.metadata.name),
+                until: Some(opens),
+            });
+            continue;
+        }
+        if let Some(max) = rollout.spec.max_changes_per_step {
+            let used = budget.entry((rollout.metadata.name.to_string(), a.platform.to_string())).or_default();
+            if *used >= max {
+                a.waiting = Some(Waiting {
+                    reason: "ChangeBudget".into(),
+                    message: format!("rollout {} allows {max} changes per platform and run", rollout.metadata.name),
+                    until: None,
+                });
+                continue;
+            }
+            *used += 1;
+        }
+    }
+    plan.recount();
+}
+
+/// `None` when `now` is inside a window (or there are none); otherwise when the next one opens.
+pub fn next_window(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if windows.is_empty() {
+        return None;
+    }
+    let mut next: Option<DateTime<Utc>> = None;
+    // A window may have opened up to a week ago (a long one) or open within a week.
+    for day in -7..=7i64 {
+        let date = (now + Duration::days(day)).date_naive();
+        for w in windows {
+            if !w.days.is_empty() && !w.days.iter().any(|d| weekday(*d) == date.weekday()) {
+                continue;
+            }
+            let Ok(start) = NaiveTime::parse_from_str(&w.start, "%H:%M") else { continue };
+            let start = Utc.from_utc_datetime(&date.and_time(start));
+            let end = start + Duration::from_std(w.duration.0).unwrap_or_else(|_| Duration::zero());
+            if start <= now && now < end {
+                return None;
+            }
+            if start > now && next.is_none_or(|n| start < n) {
+                next = Some(start);
+            }
+        }
+    }
+    next
+}
+
+fn weekday(d: Weekday) -> chrono::Weekday {
+    match d {
+        Weekday::Mon => chrono::Weekday::Mon,
+        Weekday::Tue => chrono::Weekday::Tue,
+        Weekday::Wed => chrono::Weekday::Wed,
+        Weekday::Thu => chrono::Weekday::Thu,
+        Weekday::Fri => chrono::Weekday::Fri,
+        Weekday::Sat => chrono::Weekday::Sat,
+        Weekday::Sun => chrono::Weekday::Sun,
+    }
+}

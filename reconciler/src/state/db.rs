@@ -1,0 +1,347 @@
+//! The state database (`<state>/state.db`, SQLite): the journal of in-flight actions, the audit
+//! log, when each ring reached each version (for soak times), and the content cache index.
+//!
+//! Every write is its own transaction, and SQLite's write-ahead log makes each one atomic and
+//! durable: a crash loses at most the step that was being written, never the file.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::StateError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS journal (
+    id          INTEGER PRIMARY KEY,
+    run         TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    product     TEXT NOT NULL,
+    platform    TEXT NOT NULL,
+    ring        TEXT,
+    action      TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
+    finished_at TEXT,
+    outcome     TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id              INTEGER PRIMARY KEY,
+    at              TEXT NOT NULL,
+    run             TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    catalog         TEXT,
+    catalog_serial  INTEGER,
+    content_sha256  TEXT,
+    product         TEXT NOT NULL,
+    catalog_product TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    ring            TEXT,
+    grp             TEXT,
+    action          TEXT NOT NULL,
+    version         TEXT,
+    object_id       TEXT,
+    policy          TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    message         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_product ON audit (product, platform);
+CREATE TABLE IF NOT EXISTS ring_reached (
+    product    TEXT NOT NULL,
+    platform   TEXT NOT NULL,
+    ring       TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    reached_at TEXT NOT NULL,
+    PRIMARY KEY (product, platform, ring)
+);
+CREATE TABLE IF NOT EXISTS content (
+    sha256      TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,
+    origin      TEXT NOT NULL,
+    verified_at TEXT NOT NULL
+);
+";
+
+/// The open state database.
+#[derive(Debug)]
+pub struct StateDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One audit record: what an action did and the chain that admitted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// The apply run.
+    pub run: String,
+    /// The fleet commit (or directory) it came from.
+    pub source: String,
+    /// The CatalogSource.
+    pub catalog: Option<String>,
+    /// Its serial.
+    pub catalog_serial: Option<u64>,
+    /// SHA-256 of the content handed to the platform.
+    pub content_sha256: Option<String>,
+    /// The fleet Product.
+    pub product: String,
+    /// The catalog product id.
+    pub catalog_product: String,
+    /// The Platform.
+    pub platform: String,
+    /// The ring.
+    pub ring: Option<String>,
+    /// The ring's group.
+    pub group: Option<String>,
+    /// publish, update, reconfigure or retire.
+    pub action: String,
+    /// The version published.
+    pub version: Option<String>,
+    /// The platform object the action produced or changed.
+    pub object_id: Option<String>,
+    /// The policy decision, such as `permitted by 5 policies`.
+    pub policy: String,
+    /// `succeeded`, `failed` or `denied`.
+    pub outcome: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A journal entry left unfinished by an earlier run (it crashed or was killed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The run.
+    pub run: String,
+    /// `action product on platform (ring)`.
+    pub subject: String,
+    /// The last step recorded.
+    pub step: String,
+    /// Its detail, such as the object created.
+    pub detail: String,
+}
+
+fn now_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+impl StateDb {
+    /// Opens (creating) `<dir>/state.db`.
+    pub fn open(dir: &Path) -> Result<StateDb, StateError> {
+        let path = dir.join("state.db");
+        let err = |reason: String| StateError::new(&path, reason);
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create the directory: {e}")))?;
+        let conn = Connection::open(&path).map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(e.to_string()))?;
+        conn.execute_batch(SCHEMA).map_err(|e| {
+            err(format!("{e}; if the file is damaged, move it away (the audit log is in it) and run again"))
+        })?;
+        Ok(StateDb { conn, path })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StateError {
+        StateError::new(&self.path, e.to_string())
+    }
+
+    /// Journal entries earlier runs left unfinished, marking them `interrupted`.
+    pub fn recover(&self) -> Result<Vec<Interrupted>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run, action, product, platform, ring, step, detail FROM journal WHERE finished_at IS NULL ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let ring: Option<String> = r.get(4)?;
+                Ok(Interrupted {
+                    run: r.get(0)?,
+                    subject: format!(
+                        "{} {} on {}{}",
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        ring.map(|x| format!(" (ring {x})")).unwrap_or_default()
+                    ),
+                    step: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "UPDATE journal SET finished_at = ?1, outcome = 'interrupted' WHERE finished_at IS NULL",
+                params![now_text(Utc::now())],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Records that an action starts; returns its journal id.
+    pub fn begin(
+        &self,
+        run: &str,
+        product: &str,
+        platform: &str,
+        ring: Option<&str>,
+        action: &str,
+    ) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO journal (run, started_at, product, platform, ring, action, step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'started')",
+                params![run, now_text(Utc::now()), product, platform, ring, action],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a step of an action.
+    pub fn step(&self, id: i64, step: &str, detail: &str) -> Result<(), StateError> {
+        self.conn
+            .execute("UPDATE journal SET step = ?2, detail = ?3 WHERE id = ?1", params![id, step, detail])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records how an action ended, with its audit record, in one transaction.
+    pub fn finish(&mut self, id: Option<i64>, record: &AuditRecord) -> Result<(), StateError> {
+        let tx = self.conn.transaction().map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        if let Some(id) = id {
+            tx.execute(
+                "UPDATE journal SET finished_at = ?2, outcome = ?3 WHERE id = ?1",
+                params![id, now_text(record.at), record.outcome],
+            )
+            .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        }
+        tx.execute(
+            "INSERT INTO audit (at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            params![
+                now_text(record.at),
+                record.run,
+                record.source,
+                record.catalog,
+                record.catalog_serial.map(|s| s as i64),
+                record.content_sha256,
+                record.product,
+                record.catalog_product,
+                record.platform,
+                record.ring,
+                record.group,
+                record.action,
+                record.version,
+                record.object_id,
+                record.policy,
+                record.outcome,
+                record.message,
+            ],
+        )
+        .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        tx.commit().map_err(|e| StateError::new(&self.path, e.to_string()))
+    }
+
+    /// The audit log, newest first, optionally for one product; at most `limit` records.
+    pub fn history(&self, product: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message
+                 FROM audit WHERE (?1 IS NULL OR product = ?1 OR catalog_product = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![product, limit as i64], |r| {
+                Ok(AuditRecord {
+                    at: parse_time(&r.get::<_, String>(0)?),
+                    run: r.get(1)?,
+                    source: r.get(2)?,
+                    catalog: r.get(3)?,
+                    catalog_serial: r.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+                    content_sha256: r.get(5)?,
+                    product: r.get(6)?,
+                    catalog_product: r.get(7)?,
+                    platform: r.get(8)?,
+                    ring: r.get(9)?,
+                    group: r.get(10)?,
+                    action: r.get(11)?,
+                    version: r.get(12)?,
+                    object_id: r.get(13)?,
+                    policy: r.get(14)?,
+                    outcome: r.get(15)?,
+                    message: r.get(16)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// The latest audit record per (product, platform): what `status` shows.
+    pub fn latest_per_target(&self) -> Result<Vec<AuditRecord>, StateError> {
+        let all = self.history(None, usize::MAX >> 1)?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(all.into_iter().filter(|r| seen.insert((r.product.clone(), r.platform.clone()))).collect())
+    }
+
+    /// Records that a ring runs a version from now (kept if it already did).
+    pub fn ring_reached(
+        &self,
+        product: &str,
+        platform: &str,
+        ring: &str,
+        version: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO ring_reached (product, platform, ring, version, reached_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (product, platform, ring) DO UPDATE SET version = excluded.version, reached_at = excluded.reached_at
+                 WHERE ring_reached.version != excluded.version",
+                params![product, platform, ring, version, now_text(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// When a ring reached a version, if patchops recorded it.
+    pub fn reached_at(
+        &self,
+        product: &str,
+        platform: &str,
+        ring: &str,
+        version: &str,
+    ) -> Result<Option<DateTime<Utc>>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT reached_at FROM ring_reached WHERE product = ?1 AND platform = ?2 AND ring = ?3 AND version = ?4",
+                params![product, platform, ring, version],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|o| o.map(|s| parse_time(&s)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records verified content in the cache index.
+    pub fn content_verified(&self, sha256: &str, size: u64, origin: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO content (sha256, size, origin, verified_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sha256) DO UPDATE SET verified_at = excluded.verified_at, origin = excluded.origin",
+                params![sha256, size as i64, origin, now_text(Utc::now())],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! `patchops apply`, `status` and `history`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use reconciler::apply::{FailPoint, Outcome};
+use reconciler::ops::ApplyOptions;
+use reconciler::plan::{render, Plan};
+
+use super::{out, print_error, print_warning, report, stdout_color, ColorChoice, SourceArgs, EXIT_ERROR, EXIT_OK};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+apply plans like `patchops plan`, shows the plan, and asks for confirmation on a terminal
+(type `yes`); elsewhere it needs --auto-approve. Given PLANFILE (from `plan --out`), it
+applies exactly that plan, and refuses it as stale when the fleet commit, a catalog or a
+platform's observed state changed since the plan was made.
+
+Only changes that every policy permits are applied; changes waiting for a ring's soak time,
+a maintenance window or the change budget are left for a later run. One product failing does
+not stop the others. Every action is journaled and audited under the state directory
+(`patchops history`); a run that crashed is recovered by the next one.
+
+Exit codes: 0 every change applied (or nothing to do); 1 an error, or an action failed.")]
+pub struct ApplyArgs {
+    /// A saved plan to apply exactly (JSON from `patchops plan --out`).
+    pub planfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Apply without asking for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Allow one run to retire more than --max-retire-share of a platform's managed objects.
+    #[arg(long)]
+    pub allow_mass_retire: bool,
+    /// The share of a platform's managed objects one run may retire, from 0 to 1.
+    #[arg(long, default_value_t = reconciler::ops::DEFAULT_MAX_RETIRE_SHARE, value_parser = share)]
+    pub max_retire_share: f64,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a share between 0 and 1 (such as 0.3)")),
+    }
+}
+
+pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
+    let opts = args.source.options();
+    let saved_plan = match &args.planfile {
+        None => None,
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Plan>(&b).map_err(|e| format!("not a patchops plan ({e})")))
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                print_error(&format!("{}: {e}; make one with `patchops plan --out FILE`", path.display()));
+                return EXIT_ERROR;
+            }
+        },
+    };
+    let fail_point = std::env::var("PATCHOPS_FAILPOINT").ok().and_then(|v| FailPoint::parse(&v));
+    let options = ApplyOptions {
+        saved_plan,
+        allow_mass_retire: args.allow_mass_retire,
+        max_retire_share: Some(args.max_retire_share),
+        retry: None,
+        fail_point,
+    };
+    let prepared = match reconciler::ops::prepare_apply(&opts, options).await {
+        Ok(p) => p,
+        Err(e) => {
+            report(&e);
+            return EXIT_ERROR;
+        }
+    };
+    for w in &prepared.warnings {
+        print_warning(&w.to_string());
+    }
+    for i in &prepared.interrupted {
+        print_warning(&format!(
+            "run {} was interrupted during {} (last step: {} {}); this run re-plans from what the platforms hold now",
+            i.run, i.subject, i.step, i.detail
+        ));
+    }
+    let plan = &prepared.plan;
+    let mut text = Vec::new();
+    let _ = render::text_to_writer(plan, false, stdout_color(color), &mut text);
+    let _ = std::io::stdout().write_all(&text);
+    let applicable = plan.applicable().count();
+    let waiting = plan.summary.waiting;
+    if applicable == 0 {
+        out(color, "\nNothing to apply.\n");
+        return EXIT_OK;
+    }
+    if !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            print_error("refusing to apply without confirmation: stdin is not a terminal; review the plan and pass --auto-approve");
+            return EXIT_ERROR;
+        }
+        print!("\nApply these {applicable} change(s)? Only `yes` is accepted: ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            out(color, "Apply cancelled; nothing was changed.\n");
+            return EXIT_ERROR;
+        }
+    }
+    println!();
+    let applied = match prepared.execute().await {
+        Ok(a) => a,
+        Err(e) => {
+            report(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let mut s = String::new();
+    let (mut ok, mut failed) = (0, 0);
+    for r in &applied.reports {
+        let a = &r.action;
+        let ring = a.ring.as_deref().map(|r| format!(" / {r}")).unwrap_or_default();
+        let version = a.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+        let head = format!("{} {}{version} on {}{ring}", a.action.as_str(), a.product, a.platform);
+        match &r.outcome {
+            Outcome::Succeeded { object_id } => {
+                ok += 1;
+                let id = object_id.as_deref().map(|i| format!(" (object {i})")).unwrap_or_default();
+                s += &format!("  ✓ {head}{id}\n");
+            }
+            Outcome::Failed(e) => {
+                failed += 1;
+                s += &format!("  ✗ {head}: {e}\n");
+            }
+            Outcome::Skipped(why) => {
+                failed += 1;
+                s += &format!("  - {head}: skipped ({why})\n");
+            }
+        }
+    }
+    for (a, denials) in &applied.denied {
+        for d in denials {
+            s += &format!(
+                "  ⛔ {} {} on {}: denied by policy {}: {}\n",
+                a.action.as_str(),
+                a.product,
+                a.platform,
+                d.policy,
+                d.message
+            );
+        }
+    }
+    s += &format!(
+        "\nApply complete: {ok} succeeded, {failed} failed{}{}.\n",
+        if applied.denied.is_empty() { String::new() } else { format!(", {} denied", applied.denied.len()) },
+        if waiting > 0 { format!(", {waiting} waiting for a later run") } else { String::new() }
+    );
+    out(color, &s);
+    if failed > 0 {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// State directory.
+    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Only this Product (fleet name or catalog id).
+    #[arg(long)]
+    pub product: Option<String>,
+    /// At most this many records, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
+    let state = reconciler::state::StateDir::new(&args.state_dir);
+    let records = match state.db().and_then(|db| db.history(args.product.as_deref(), args.limit)) {
+        Ok(r) => r,
+        Err(e) => {
+            print_error(&e.to_string());
+            return EXIT_ERROR;
+        }
+    };
+    if args.json {
+        let mut s = String::new();
+        for r in &records {
+            s += &serde_json::to_string(r).unwrap_or_default();
+            s.push('\n');
+        }
+        out(color, &s);
+        return EXIT_OK;
+    }
+    if records.is_empty() {
+        out(color, "No actions recorded yet (the audit log fills as `patchops apply` runs).\n");
+        return EXIT_OK;
+    }
+    let mut s = String::new();
+    for r in &records {
+        let ring = r.ring.as_deref().map(|x| format!(" / {x}")).unwrap_or_default();
+        s += &format!(
+            "{}  {:<9} {} {}{} on {}{ring}: {}\n",
+            r.at.format("%Y-%m-%d %H:%M:%S"),
+            r.outcome,
+            r.action,
+            r.product,
+            r.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default(),
+            r.platform,
+            r.message
+        );
+        s += &format!(
+            "    from {}; catalog {} serial {}; content {}; {}; object {}\n",
+            r.source,
+            r.catalog.as_deref().unwrap_or("-"),
+            r.catalog_serial.map_or("-".into(), |n| n.to_string()),
+            r.content_sha256.as_deref().map_or("-", |c| c.get(..16).unwrap_or(c)),
+            r.policy,
+            r.object_id.as_deref().unwrap_or("-"),
+        );
+    }
+    out(color, &s);
+    EXIT_OK
+}
+
+pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
+    let opts = args.options();
+    let v = match reconciler::ops::load_and_verify(&opts).await {
+        Ok(v) => v,
+        Err(e) => {
+            report(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let observed = match reconciler::ops::observe(&v.fleet, &opts.state).await {
+        Ok(o) => o,
+        Err(e) => {
+            report(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let latest = opts.state.db().and_then(|db| db.latest_per_target()).unwrap_or_default();
+    let mut s =
+        format!("{:<20} {:<16} {:<16} {:<26} {}\n", "PRODUCT", "PLATFORM", "VERSION", "RINGS (GROUPS)", "LAST RESULT");
+    for p in &v.fleet.products {
+        for t in &p.targets {
+            let objects: Vec<_> = observed
+                .get(&t.spec.platform)
+                .map(|o| {
+                    o.objects.iter().filter(|x| x.managed().is_some_and(|m| m.product == p.spec.product)).collect()
+                })
+                .unwrap_or_default();
+            let versions: Vec<String> =
+                objects.iter().filter_map(|o| o.managed().map(|m| m.version.clone())).collect::<Vec<_>>();
+            let mut groups: Vec<String> =
+                objects.iter().flat_map(|o| o.assignments.iter().map(|a| a.group.clone())).collect();
+            groups.sort();
+            let last = latest
+                .iter()
+                .find(|r| r.product == p.name().as_str() && r.platform == t.spec.platform.as_str())
+                .map(|r| format!("{} {} {} ({})", r.action, r.outcome, r.at.format("%Y-%m-%d %H:%M"), r.source))
+                .unwrap_or_else(|| "never applied".into());
+            s += &format!(
+                "{:<20} {:<16} {:<16} {:<26} {}\n",
+                p.name().as_str(),
+                t.spec.platform.as_str(),
+                if versions.is_empty() { "-".into() } else { versions.join(",") },
+                if groups.is_empty() { "-".into() } else { groups.join(",") },
+                last
+            );
+        }
+    }
+    out(color, &s);
+    EXIT_OK
+}

@@ -1,0 +1,285 @@
+//! `patchops apply`, `status` and `history` end to end: real git repositories, real signed
+//! catalogs and installers, the real binary, and the embedded Intune emulator on loopback, whose
+//! persisted state is read back to check what reached the platform.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{fleet_repo, patchops, Run};
+use serde_json::{json, Value};
+
+fn apply(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["apply", "--path", "fleet", "--auto-approve"];
+    args.extend_from_slice(extra);
+    patchops(dir, &args)
+}
+
+/// The emulated tenant as the emulator persisted it.
+fn tenant(dir: &Path) -> Value {
+    match std::fs::read(dir.join(".patchops/emulate/intune-prod.json")) {
+        Ok(b) => serde_json::from_slice(&b).expect("emulator state is JSON"),
+        Err(_) => json!({ "apps": {}, "assignments": {} }),
+    }
+}
+
+/// (displayVersion, sorted groups) of every app in the tenant, sorted.
+fn apps(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let t = tenant(dir);
+    let mut out: Vec<(String, Vec<String>)> = t["apps"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(id, app)| {
+            let mut groups: Vec<String> = t["assignments"][id]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| a["target"]["groupId"].as_str().unwrap_or_default().to_string())
+                .collect();
+            groups.sort();
+            (app["displayVersion"].as_str().unwrap_or_default().to_string(), groups)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn v(version: &str, groups: &[&str]) -> (String, Vec<String>) {
+    (version.to_string(), groups.iter().map(|g| g.to_string()).collect())
+}
+
+#[test]
+fn apply_publishes_ring_by_ring_and_a_second_run_changes_nothing() {
+    let (repo, _k) = fleet_repo(1);
+    let first = apply(repo.path(), &[]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    common::assert_contains(&first.stdout, "✓ publish app 2.0 on intune-prod / pilot (object ");
+    common::assert_contains(&first.stdout, "waiting: PreviousRingPending: ring pilot gets 2.0 first");
+    common::assert_contains(&first.stdout, "Apply complete: 1 succeeded, 0 failed, 1 waiting for a later run.");
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
+
+    // The pilot ring has no soak time: the next run takes the broad ring.
+    let second = apply(repo.path(), &[]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    common::assert_contains(&second.stdout, "✓ publish app 2.0 on intune-prod / broad");
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "one app, both rings");
+
+    let third = apply(repo.path(), &[]);
+    assert_eq!(third.code, 0);
+    common::assert_contains(&third.stdout, "No changes: 2 deployments match the fleet.");
+    common::assert_contains(&third.stdout, "Nothing to apply.");
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+
+    // The app carries patchops's marker with the commit and the content digest.
+    let t = tenant(repo.path());
+    let app = t["apps"].as_object().unwrap().values().next().unwrap().clone();
+    let head = common::git(repo.path(), &["rev-parse", "HEAD"]);
+    common::assert_contains(app["notes"].as_str().unwrap(), &format!("\"commit\":\"{head}\""));
+    assert_eq!(app["@odata.type"], "#microsoft.graph.win32LobApp");
+    assert_eq!(app["rules"][0]["@odata.type"], "#microsoft.graph.win32LobAppProductCodeRule");
+
+    // Status and history tell what is published and why.
+    let status = patchops(repo.path(), &["status", "--path", "fleet"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    common::assert_contains(&status.stdout, "app                  intune-prod      2.0              sg-broad,sg-pilot");
+    let history = patchops(repo.path(), &["history"]);
+    common::assert_contains(&history.stdout, "succeeded publish app 2.0 on intune-prod / broad");
+    common::assert_contains(&history.stdout, &format!("from commit {}", &head[..12]));
+    common::assert_contains(&history.stdout, "catalog vendor serial 1; content ");
+    common::assert_contains(&history.stdout, "permitted by 5 policies");
+}
+
+#[test]
+fn an_update_moves_each_ring_and_deletes_the_superseded_app() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/products/app.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"1.0\"\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("pin 1.0");
+    for _ in 0..2 {
+        assert_eq!(apply(repo.path(), &[]).code, 0);
+    }
+    assert_eq!(apps(repo.path()), vec![v("1.0", &["sg-broad", "sg-pilot"])]);
+
+    repo.write(
+        "fleet/products/app.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: latest\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("follow latest");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / pilot");
+    assert_eq!(apps(repo.path()), vec![v("1.0", &["sg-broad"]), v("2.0", &["sg-pilot"])]);
+    let run = apply(repo.path(), &[]);
+    common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / broad");
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "the 1.0 app is gone");
+}
+
+#[test]
+fn drift_made_on_the_platform_is_planned_and_corrected() {
+    let (repo, _k) = fleet_repo(1);
+    for _ in 0..2 {
+        assert_eq!(apply(repo.path(), &[]).code, 0);
+    }
+    // Someone changes the pilot assignment by hand in the (emulated) console.
+    let path = repo.path().join(".patchops/emulate/intune-prod.json");
+    let mut t = tenant(repo.path());
+    let id = t["apps"].as_object().unwrap().keys().next().unwrap().clone();
+    for a in t["assignments"][&id].as_array_mut().unwrap() {
+        if a["target"]["groupId"] == "sg-pilot" {
+            a["intent"] = json!("available");
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2);
+    common::assert_contains(&plan.stdout, "~ reconfigure intune-prod / pilot [sg-pilot]  2.0");
+    common::assert_contains(&plan.stdout, "- assignment.intent: available\n      + assignment.intent: required");
+    let run = apply(repo.path(), &[]);
+    common::assert_contains(&run.stdout, "✓ reconfigure app 2.0 on intune-prod / pilot");
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "converged: {}", plan.stdout);
+}
+
+#[test]
+fn an_emptied_fleet_is_refused_by_the_mass_retire_guard_until_allowed() {
+    let (repo, _k) = fleet_repo(1);
+    for _ in 0..2 {
+        assert_eq!(apply(repo.path(), &[]).code, 0);
+    }
+    let before = tenant(repo.path());
+    repo.remove("fleet/products/app.yaml");
+    repo.commit("remove every product");
+
+    let refused = apply(repo.path(), &[]);
+    assert_eq!(refused.code, 1);
+    common::assert_contains(
+        &refused.stderr,
+        "refusing to retire so much at once:\n  - platform intune-prod: 1 of its 1 managed objects would be retired (100 %, more than the 30 % allowed)",
+    );
+    common::assert_contains(&refused.stderr, "if the retirement is intended, run again with --allow-mass-retire");
+    assert_eq!(tenant(repo.path()), before, "nothing reached the platform");
+
+    let allowed = apply(repo.path(), &["--allow-mass-retire"]);
+    assert_eq!(allowed.code, 0, "{}\n{}", allowed.stdout, allowed.stderr);
+    common::assert_contains(&allowed.stdout, "✓ retire vendor.app on intune-prod / pilot");
+    assert_eq!(apps(repo.path()), vec![], "the app is deleted once its last assignment goes");
+}
+
+#[test]
+fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
+    let (repo, _k) = fleet_repo(1);
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--out", "plan.json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    // The fleet changes after the plan was made: the plan is stale.
+    repo.write("fleet/extra.yaml", "# a comment-only change still changes the fleet digest\n");
+    repo.commit("touch the fleet");
+    let stale = apply(repo.path(), &["plan.json"]);
+    assert_eq!(stale.code, 1);
+    common::assert_contains(
+        &stale.stderr,
+        "the saved plan is stale and was not applied:\n  - the fleet changed: the plan was made from commit ",
+    );
+    assert_eq!(apps(repo.path()), vec![], "nothing reached the platform");
+
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--out", "plan.json"]);
+    assert_eq!(plan.code, 0);
+    let run = apply(repo.path(), &["plan.json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ publish app 2.0 on intune-prod / pilot");
+    // Applying the same plan again: the platform changed since, so it is stale now.
+    let again = apply(repo.path(), &["plan.json"]);
+    assert_eq!(again.code, 1);
+    common::assert_contains(&again.stderr, "  - platform intune-prod changed since the plan was made");
+}
+
+#[test]
+fn a_denied_action_never_reaches_the_platform() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/policies.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: strict\nspec:\n  parameters:\n    vendor_allowlist:\n      vendors: [Mozilla]\n",
+    );
+    repo.commit("allow only Mozilla");
+    let validate = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(validate.code, 1);
+    common::assert_contains(
+        &validate.stderr,
+        "publish app to intune-prod (ring pilot): denied by policy vendor_allowlist: vendor \"Vendor\" of vendor.app is not on the allow-list (Mozilla)",
+    );
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(
+        &run.stdout,
+        "denied by policy vendor_allowlist: vendor \"Vendor\" of vendor.app is not on the allow-list (Mozilla)",
+    );
+    common::assert_contains(&run.stdout, "2 denied by policy.");
+    common::assert_contains(&run.stdout, "Nothing to apply.");
+    assert_eq!(apps(repo.path()), vec![]);
+}
+
+#[test]
+fn a_second_apply_on_the_same_state_directory_is_refused_while_one_runs() {
+    let (repo, _k) = fleet_repo(1);
+    let state = reconciler::state::StateDir::new(repo.path().join(".patchops"));
+    let lock = state.lock("test").expect("lock");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "another patchops apply holds the state directory");
+    common::assert_contains(&run.stderr, &format!("pid {}", std::process::id()));
+    assert_eq!(apps(repo.path()), vec![]);
+    drop(lock);
+    assert_eq!(apply(repo.path(), &[]).code, 0, "the lock is free again");
+}
+
+/// Kills apply at `point` (the process aborts, as on a crash or `kill -9`), then runs it again.
+fn crash_then_converge(point: &str) {
+    let (repo, _k) = fleet_repo(1);
+    let crashed = Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(["apply", "--path", "fleet", "--auto-approve"])
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .env("PATCHOPS_FAILPOINT", point)
+        .env("XDG_CACHE_HOME", repo.path().join(".test-cache"))
+        .output()
+        .expect("run");
+    assert!(!crashed.status.success(), "{point}: the process was aborted");
+    common::assert_contains(&String::from_utf8_lossy(&crashed.stderr), "fail point");
+
+    // The lock died with the process; the next run recovers and converges.
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{point}: {}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stderr, "was interrupted during publish app on intune-prod (ring pilot)");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{point}: {}", run.stderr);
+    let done = apply(repo.path(), &[]);
+    common::assert_contains(&done.stdout, "Nothing to apply.");
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "{point}: exactly one app, no duplicate");
+}
+
+#[test]
+fn a_crash_after_content_verification_converges() {
+    crash_then_converge("after-content");
+}
+
+#[test]
+fn a_crash_after_the_app_was_created_converges_without_a_duplicate() {
+    crash_then_converge("after-create");
+}
+
+#[test]
+fn a_crash_after_assigning_converges() {
+    crash_then_converge("after-assign");
+}
+
+#[test]
+fn a_crash_before_the_audit_record_converges() {
+    crash_then_converge("before-audit");
+}

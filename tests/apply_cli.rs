@@ -283,3 +283,41 @@ fn a_crash_after_assigning_converges() {
 fn a_crash_before_the_audit_record_converges() {
     crash_then_converge("before-audit");
 }
+
+#[test]
+fn a_tampered_installer_is_refused_and_nothing_reaches_the_platform() {
+    let (repo, _k) = fleet_repo(1);
+    let mut bytes = common::installer_bytes("vendor.app", "2.0");
+    bytes[100] ^= 1;
+    repo.write("catalog/installers/vendor.app-2.0.msi", &bytes);
+    repo.commit("tamper with the installer");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(
+        &run.stdout,
+        "✗ publish app 2.0 on intune-prod / pilot: catalog/installers/vendor.app-2.0.msi: SHA-256 is ",
+    );
+    common::assert_contains(&run.stdout, "but the catalog says ");
+    common::assert_contains(&run.stdout, "the download was discarded (the file changed upstream or was tampered with)");
+    common::assert_contains(&run.stdout, "Apply complete: 0 succeeded, 1 failed, 1 waiting for a later run.");
+    assert_eq!(apps(repo.path()), vec![], "nothing reached the platform");
+    let cached: Vec<_> = std::fs::read_dir(repo.path().join(".patchops/content/sha256"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(cached.is_empty(), "nothing of the refused content is kept: {cached:?}");
+    let history = patchops(repo.path(), &["history"]);
+    common::assert_contains(
+        &history.stdout,
+        "failed    publish app 2.0 on intune-prod / pilot: catalog/installers/vendor.app-2.0.msi: SHA-256 is ",
+    );
+
+    // A truncated file is refused too.
+    repo.write("catalog/installers/vendor.app-2.0.msi", &common::installer_bytes("vendor.app", "2.0")[..1000]);
+    repo.commit("truncate the installer");
+    let run = apply(repo.path(), &[]);
+    common::assert_contains(
+        &run.stdout,
+        "catalog/installers/vendor.app-2.0.msi: the download ended after 1000 of 4096 bytes and was discarded",
+    );
+    assert_eq!(apps(repo.path()), vec![]);
+}

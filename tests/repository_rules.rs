@@ -64,11 +64,17 @@ fn the_example_fleet_applies_offline_and_a_second_run_changes_nothing() {
     let run = patchops(&root, &[&["validate"][..], &base].concat());
     assert_eq!(run.code, 0, "{}", run.stderr);
     common::assert_contains(&run.stdout, "fleet is valid: 5 products, 3 platforms, 1 rollouts, 1 catalog sources");
-    common::assert_contains(&run.stdout, "policies applied: change_freeze, intune_certificate_auth, scan_detections, script_signing, vendor_allowlist");
+    common::assert_contains(
+        &run.stdout,
+        "policies applied: change_freeze, intune_certificate_auth, scan_detections, script_signing, vendor_allowlist",
+    );
 
     let first = patchops(&root, &[&["apply", "--auto-approve"][..], &base].concat());
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
-    common::assert_contains(&first.stdout, "Plan: 9 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.");
+    common::assert_contains(
+        &first.stdout,
+        "Plan: 9 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.",
+    );
     common::assert_contains(&first.stdout, "✓ publish firefox 131.0.2 on intune-prod / pilot");
     common::assert_contains(&first.stdout, "Apply complete: 5 succeeded, 0 failed, 4 waiting for a later run.");
 

@@ -85,14 +85,14 @@ fn main() {
     }
 }
 
-/// Streams a file in 256 KiB chunks.
+/// Streams a file in 1 MiB chunks.
 fn tokio_util_stream(
     f: tokio::fs::File,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     use tokio::io::AsyncReadExt;
     futures::stream::unfold(Some(f), |state| async move {
         let mut f = state?;
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; 1024 * 1024];
         match f.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {

@@ -60,6 +60,11 @@ fn apply_publishes_ring_by_ring_and_a_second_run_changes_nothing() {
     common::assert_contains(&first.stdout, "✓ publish app 2.0 on intune-prod / pilot (object ");
     common::assert_contains(&first.stdout, "waiting: PreviousRingPending: ring pilot gets 2.0 first");
     common::assert_contains(&first.stdout, "Apply complete: 1 succeeded, 0 failed, 1 waiting for a later run.");
+    // Not a terminal: one quiet line per verified download instead of a progress bar.
+    common::assert_contains(
+        &first.stderr,
+        "verified catalog/installers/vendor.app-2.0.msi (4096 bytes, SHA-256 and size match the catalog) in ",
+    );
     assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
 
     // The pilot ring has no soak time: the next run takes the broad ring.
@@ -300,6 +305,7 @@ fn a_tampered_installer_is_refused_and_nothing_reaches_the_platform() {
     common::assert_contains(&run.stdout, "but the catalog says ");
     common::assert_contains(&run.stdout, "the download was discarded (the file changed upstream or was tampered with)");
     common::assert_contains(&run.stdout, "Apply complete: 0 succeeded, 1 failed, 1 waiting for a later run.");
+    common::assert_contains(&run.stderr, "refused catalog/installers/vendor.app-2.0.msi after 4096 of 4096 bytes");
     assert_eq!(apps(repo.path()), vec![], "nothing reached the platform");
     let cached: Vec<_> = std::fs::read_dir(repo.path().join(".patchops/content/sha256"))
         .map(|d| d.flatten().collect())

@@ -190,3 +190,25 @@ fn verified_content() -> (tempfile::TempDir, reconciler::content::VerifiedConten
         .expect("admit");
     (dir, v)
 }
+
+#[tokio::test]
+async fn patchops_emulate_serves_the_emulator_on_its_own() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = dir.path().join("tenant.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut line).expect("read");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url in the first line").to_string();
+    let base = url::Url::parse(&url).expect("url");
+    let id = client(&base).create(&object("1.0"), &verified_content().1).await.expect("create");
+    let _ = child.kill();
+    let _ = child.wait();
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).expect("state written")).expect("json");
+    assert_eq!(saved["apps"][&id]["displayVersion"], "1.0");
+}

@@ -68,6 +68,7 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
         max_retire_share: Some(args.max_retire_share),
         retry: None,
         fail_point,
+        progress: Some(super::progress::for_stderr()),
     };
     let prepared = match reconciler::ops::prepare_apply(&opts, options).await {
         Ok(p) => p,

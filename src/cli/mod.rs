@@ -2,8 +2,10 @@
 
 mod apply;
 mod catalog;
+mod emulate;
 mod plan;
 mod policy;
+mod progress;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,13 +28,17 @@ const LONG_ABOUT: &str = "\
 patchops keeps endpoint-management platforms in line with a fleet repository in git:
 which products, at which versions, to which rings of devices. It reads the fleet from a
 commit, verifies the signed vendor catalog, observes each platform, and plans publish,
-update, reconfigure and retire actions.
+update, reconfigure and retire actions, and applies those the fleet's policies permit.
 
 Typical use:
   patchops validate --path fleet            check the fleet and its catalog
   patchops plan --path fleet                show what would change
   patchops plan --format markdown           a pull-request comment
   patchops plan --out plan.json --detailed-exitcode
+  patchops apply                            apply what policies permit (asks first)
+  patchops apply plan.json --auto-approve   apply exactly a reviewed plan
+  patchops status / history                 what is published; the audit log
+  patchops policy test policies/            Rego unit tests
   patchops catalog keygen / sign / verify   curate and sign your own catalog";
 
 #[derive(Debug, Parser)]
@@ -82,6 +88,8 @@ pub enum Command {
     /// Create, sign and verify catalogs; manage the catalog history.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Run a platform emulator on its own (the one `endpoint: embedded` starts in-process).
+    Emulate(emulate::EmulateArgs),
     /// List the built-in policies; run Rego unit tests.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -274,6 +282,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::History(args) => apply::history(args, color),
         Command::Catalog(cmd) => catalog::run(cmd, color).await,
         Command::Policy(cmd) => policy::run(cmd, color),
+        Command::Emulate(args) => emulate::run(args).await,
         Command::Schemas { out: dir, check } => schemas(&dir, check, color),
     }
 }

@@ -158,6 +158,7 @@ impl VerifiedContent {
 pub struct ContentCache {
     root: PathBuf,
     timeouts: Timeouts,
+    progress: std::sync::Arc<dyn Progress>,
 }
 
 /// Chunks in flight between the hashing task and the writing thread: bounded, so memory stays
@@ -204,6 +205,36 @@ impl Writer {
     }
 }
 
+/// Shows transfers to the user. The library never prints; the command line implements this
+/// (progress bars on a terminal, one line per file in CI).
+pub trait Progress: Send + Sync + std::fmt::Debug {
+    /// A transfer of `total` bytes from `origin` starts.
+    fn start(&self, origin: &str, total: u64) -> Box<dyn Transfer>;
+}
+
+/// One transfer being shown.
+pub trait Transfer: Send {
+    /// `n` more bytes arrived.
+    fn advance(&mut self, n: u64);
+    /// It ended: verified, or refused.
+    fn finish(&mut self, verified: bool);
+}
+
+/// Shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) -> Box<dyn Transfer> {
+        Box::new(NoProgress)
+    }
+}
+
+impl Transfer for NoProgress {
+    fn advance(&mut self, _: u64) {}
+    fn finish(&mut self, _: bool) {}
+}
+
 /// Hashes and counts bytes on their way to a temporary file, refusing more than expected.
 struct Sink {
     writer: Writer,
@@ -211,6 +242,7 @@ struct Sink {
     received: u64,
     expected: Expected,
     url: String,
+    transfer: Box<dyn Transfer>,
 }
 
 impl Sink {
@@ -220,13 +252,27 @@ impl Sink {
             return Err(ContentError::Oversized { url: self.url.clone(), expected: self.expected.size });
         }
         self.hasher.update(&chunk);
+        self.transfer.advance(chunk.len() as u64);
         self.writer.send(chunk)
     }
 
     /// Checks size and digest; only then renames the temporary file into the cache. On any
     /// refusal the temporary file is dropped, which deletes it.
     fn finish(self, dest: &Path) -> Result<VerifiedContent, ContentError> {
-        let Sink { writer, hasher, received, expected, url } = self;
+        let Sink { writer, hasher, received, expected, url, mut transfer } = self;
+        let result = Self::check(writer, hasher, received, expected, url, dest);
+        transfer.finish(result.is_ok());
+        result
+    }
+
+    fn check(
+        writer: Writer,
+        hasher: sha2::Sha256,
+        received: u64,
+        expected: Expected,
+        url: String,
+        dest: &Path,
+    ) -> Result<VerifiedContent, ContentError> {
         let file = writer.finish()?;
         if received < expected.size {
             return Err(ContentError::Truncated { url, expected: expected.size, received });
@@ -242,7 +288,8 @@ impl Sink {
     }
 
     /// Abandons the download: waits for the writer and deletes the temporary file.
-    fn discard(self) {
+    fn discard(mut self) {
+        self.transfer.finish(false);
         let _ = self.writer.finish();
     }
 }
@@ -254,7 +301,14 @@ fn cache_err(path: &Path, e: impl std::fmt::Display) -> ContentError {
 impl ContentCache {
     /// A cache under `root` (created on first use), with the default timeouts.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ContentCache { root: root.into(), timeouts: Timeouts::default() }
+        ContentCache { root: root.into(), timeouts: Timeouts::default(), progress: std::sync::Arc::new(NoProgress) }
+    }
+
+    /// Shows transfers through `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: std::sync::Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Uses other HTTP timeouts (a stalled transfer fails after `timeouts.read`).
@@ -317,8 +371,14 @@ impl ContentCache {
         if !matches!(url.scheme(), "https" | "http" | "file") {
             return Err(ContentError::Scheme { url: redact(url) });
         }
-        let mut sink =
-            Sink { writer: Writer::start(file), hasher: sha2::Sha256::new(), received: 0, expected, url: redact(url) };
+        let mut sink = Sink {
+            writer: Writer::start(file),
+            hasher: sha2::Sha256::new(),
+            received: 0,
+            expected,
+            url: redact(url),
+            transfer: self.progress.start(&redact(url), expected.size),
+        };
         let streamed = match url.scheme() {
             "file" => read_local(url, &mut sink),
             _ => self.download(url, &mut sink).await,
@@ -347,6 +407,7 @@ impl ContentCache {
             received: 0,
             expected,
             url: origin.to_string(),
+            transfer: self.progress.start(origin, expected.size),
         };
         for chunk in bytes.chunks(BLOCK) {
             if let Err(e) = sink.write(bytes::Bytes::copy_from_slice(chunk)) {

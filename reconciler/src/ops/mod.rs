@@ -256,6 +256,8 @@ pub struct ApplyOptions {
     pub retry: Option<crate::apply::RetryPolicy>,
     /// Abort at this point (crash tests).
     pub fail_point: Option<(crate::apply::FailPoint, u32)>,
+    /// Shows downloads.
+    pub progress: Option<std::sync::Arc<dyn crate::content::Progress>>,
 }
 
 /// The default share of a platform's managed objects one apply may retire.
@@ -482,7 +484,10 @@ impl ApplyRun {
             catalogs: &self.validated.catalogs,
             observed: &self.observed,
             platforms: &self.platforms,
-            content: self.state.content(),
+            content: match &self.options.progress {
+                Some(p) => self.state.content().with_progress(p.clone()),
+                None => self.state.content(),
+            },
             db: self.db.clone(),
             run: run_id,
             retry: self.options.retry.unwrap_or_default(),

@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS ring_reached (
     reached_at TEXT NOT NULL,
     PRIMARY KEY (product, platform, ring)
 );
+CREATE TABLE IF NOT EXISTS catalogs (
+    source      TEXT PRIMARY KEY,
+    serial      INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    accepted_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS content (
     sha256      TEXT PRIMARY KEY,
     size        INTEGER NOT NULL,
@@ -331,6 +337,40 @@ impl StateDb {
             .optional()
             .map(|o| o.map(|s| parse_time(&s)))
             .map_err(|e| self.err(e))
+    }
+
+    /// Every catalog source's high-water mark: (source, highest serial accepted, its digest).
+    pub fn catalogs(&self) -> Result<Vec<(String, u64, String)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, serial, sha256 FROM catalogs ORDER BY source")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, String>(2)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Raises a source's high-water mark (never lowers it).
+    pub fn catalog_accepted(&self, source: &str, serial: u64, sha256: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO catalogs (source, serial, sha256, accepted_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (source) DO UPDATE SET serial = excluded.serial, sha256 = excluded.sha256, accepted_at = excluded.accepted_at
+                 WHERE excluded.serial > catalogs.serial",
+                params![source, serial as i64, sha256, now_text(Utc::now())],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets a source's high-water mark; whether there was one.
+    pub fn catalog_forget(&self, source: &str) -> Result<bool, StateError> {
+        let n =
+            self.conn.execute("DELETE FROM catalogs WHERE source = ?1", params![source]).map_err(|e| self.err(e))?;
+        Ok(n > 0)
     }
 
     /// Records verified content in the cache index.

@@ -1,14 +1,17 @@
 //! What patchops remembers between runs, under the state directory (default `.patchops/`).
 //!
-//! Today that is the catalog history: for each CatalogSource, the highest serial accepted and
-//! its digest. It exists for trust-chain link 1: without it, an attacker who can serve files
-//! could replay an older, validly signed catalog (rollback) or a second catalog under an
+//! - `state.db` (SQLite, [`StateDb`]): the catalog history — for each CatalogSource, the highest
+//!   serial accepted and its digest —, the journal of in-flight actions, the audit log, when each
+//!   ring reached each version, and the content cache index.
+//! - `apply.lock` ([`ApplyLock`]): one apply at a time.
+//! - `content/` (the verified installers) and `emulate/` (embedded platforms' state).
+//!
+//! The catalog history exists for trust-chain link 1: without it, an attacker who can serve
+//! files could replay an older, validly signed catalog (rollback) or a second catalog under an
 //! already-used serial (equivocation). Losing the state directory loses that protection until
 //! the next catalog is accepted; patchops then trusts whatever validly signed, unexpired catalog
-//! it sees first.
-//!
-//! Files are written whole to a temporary file and renamed into place, so a crash leaves either
-//! the old or the new content, never a torn file.
+//! it sees first. (Releases before the state database kept it in `catalogs.json`; it is imported
+//! once and renamed `catalogs.json.imported`.)
 
 mod db;
 mod lock;
@@ -19,7 +22,7 @@ pub use lock::{ApplyLock, LockError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::catalog::{SeenCatalog, VerifiedCatalog};
 use crate::model::ObjectName;
@@ -73,34 +76,38 @@ impl StateDir {
 
     /// The catalog history.
     pub fn catalogs(&self) -> Result<CatalogHistory, StateError> {
-        let path = self.root.join("catalogs.json");
-        let sources = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<CatalogFile>(&bytes)
-                    .map_err(|e| StateError {
-                        path: path.display().to_string(),
-                        reason: format!(
-                            "corrupt ({e}); restore it from backup, or remove it to trust the next valid catalog again"
-                        ),
-                    })?
-                    .sources
+        let db = self.db()?;
+        let legacy = self.root.join("catalogs.json");
+        if let Ok(bytes) = std::fs::read(&legacy) {
+            let old = serde_json::from_slice::<LegacyCatalogFile>(&bytes).map_err(|e| {
+                StateError::new(&legacy, format!("corrupt ({e}); remove it to trust the next valid catalog again"))
+            })?;
+            for (source, seen) in old.sources {
+                db.catalog_accepted(&source, seen.serial, &seen.sha256.to_string())?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(StateError { path: path.display().to_string(), reason: e.to_string() }),
-        };
-        Ok(CatalogHistory { path, sources })
+            std::fs::rename(&legacy, self.root.join("catalogs.json.imported"))
+                .map_err(|e| StateError::new(&legacy, e.to_string()))?;
+        }
+        let mut sources = BTreeMap::new();
+        for (source, serial, sha256) in db.catalogs()? {
+            let sha256 = sha256.parse().map_err(|_| {
+                StateError::new(&self.root.join("state.db"), format!("catalog history of `{source}` has a bad digest"))
+            })?;
+            sources.insert(source, SeenCatalog { serial, sha256 });
+        }
+        Ok(CatalogHistory { db, sources })
     }
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct CatalogFile {
+#[derive(Deserialize, Default)]
+struct LegacyCatalogFile {
     sources: BTreeMap<String, SeenCatalog>,
 }
 
 /// The highest catalog serial accepted per CatalogSource.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CatalogHistory {
-    path: PathBuf,
+    db: StateDb,
     sources: BTreeMap<String, SeenCatalog>,
 }
 
@@ -110,34 +117,22 @@ impl CatalogHistory {
         self.sources.get(source.as_str()).copied()
     }
 
-    /// Records an accepted catalog (call only after every check passed) and writes the file.
+    /// Records an accepted catalog (call only after every check passed).
     pub fn record(&mut self, catalog: &VerifiedCatalog) -> Result<(), StateError> {
         let seen = catalog.seen();
         let newer = self.seen(catalog.source_name()).is_none_or(|old| seen.serial > old.serial);
         if !newer {
             return Ok(());
         }
+        self.db.catalog_accepted(catalog.source_name().as_str(), seen.serial, &seen.sha256.to_string())?;
         self.sources.insert(catalog.source_name().to_string(), seen);
-        self.write()
+        Ok(())
     }
 
     /// Forgets a source, so that its next valid catalog is accepted whatever its serial.
     pub fn forget(&mut self, source: &str) -> Result<bool, StateError> {
-        let had = self.sources.remove(source).is_some();
-        if had {
-            self.write()?;
-        }
-        Ok(had)
-    }
-
-    fn write(&self) -> Result<(), StateError> {
-        let file = CatalogFile { sources: self.sources.clone() };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| self.err(e.to_string()))?;
-        write_atomic(&self.path, &bytes).map_err(|e| self.err(e))
-    }
-
-    fn err(&self, reason: String) -> StateError {
-        StateError { path: self.path.display().to_string(), reason }
+        self.sources.remove(source);
+        self.db.catalog_forget(source)
     }
 }
 
@@ -157,4 +152,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.as_file().sync_all().map_err(|e| e.to_string())?;
     tmp.persist(path).map_err(|e| e.error.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_legacy_catalogs_json_is_imported_once_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = crate::catalog::Sha256::digest(b"catalog");
+        std::fs::write(
+            dir.path().join("catalogs.json"),
+            format!(r#"{{"sources":{{"vendor":{{"serial":7,"sha256":"{digest}"}}}}}}"#),
+        )
+        .unwrap();
+        let state = StateDir::new(dir.path());
+        let name = ObjectName::new("vendor").unwrap();
+        assert_eq!(state.catalogs().unwrap().seen(&name), Some(SeenCatalog { serial: 7, sha256: digest }));
+        assert!(!dir.path().join("catalogs.json").exists());
+        assert!(dir.path().join("catalogs.json.imported").exists());
+        // Read again from the database alone; forgetting removes it there.
+        let mut history = state.catalogs().unwrap();
+        assert_eq!(history.seen(&name).map(|s| s.serial), Some(7));
+        assert!(history.forget("vendor").unwrap());
+        assert_eq!(state.catalogs().unwrap().seen(&name), None);
+    }
 }

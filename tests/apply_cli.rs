@@ -91,7 +91,13 @@ fn apply_publishes_ring_by_ring_and_a_second_run_changes_nothing() {
     // Status and history tell what is published and why.
     let status = patchops(repo.path(), &["status", "--path", "fleet"]);
     assert_eq!(status.code, 0, "{}", status.stderr);
-    common::assert_contains(&status.stdout, "app                  intune-prod      2.0              sg-broad,sg-pilot");
+    common::assert_contains(
+        &status.stdout,
+        &format!(
+            "app                  intune-prod      2.0              sg-broad,sg-pilot          {}  publish succeeded ",
+            &head[..12]
+        ),
+    );
     let history = patchops(repo.path(), &["history"]);
     common::assert_contains(&history.stdout, "succeeded publish app 2.0 on intune-prod / broad");
     common::assert_contains(&history.stdout, &format!("from commit {}", &head[..12]));

@@ -260,6 +260,13 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
                 .unwrap_or_default();
             let versions: Vec<String> =
                 objects.iter().filter_map(|o| o.managed().map(|m| m.version.clone())).collect::<Vec<_>>();
+            let mut commits: Vec<String> = objects
+                .iter()
+                .filter_map(|o| {
+                    o.managed().and_then(|m| m.commit.as_deref()).map(|c| c.get(..12).unwrap_or(c).to_string())
+                })
+                .collect();
+            commits.dedup();
             let mut groups: Vec<String> =
                 objects.iter().flat_map(|o| o.assignments.iter().map(|a| a.group.clone())).collect();
             groups.sort();
@@ -269,11 +276,12 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
                 .map(|r| format!("{} {} {} ({})", r.action, r.outcome, r.at.format("%Y-%m-%d %H:%M"), r.source))
                 .unwrap_or_else(|| "never applied".into());
             s += &format!(
-                "{:<20} {:<16} {:<16} {:<26} {}\n",
+                "{:<20} {:<16} {:<16} {:<26} {:<13} {}\n",
                 p.name().as_str(),
                 t.spec.platform.as_str(),
                 if versions.is_empty() { "-".into() } else { versions.join(",") },
                 if groups.is_empty() { "-".into() } else { groups.join(",") },
+                if commits.is_empty() { "-".into() } else { commits.join(",") },
                 last
             );
         }

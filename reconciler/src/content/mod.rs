@@ -10,7 +10,7 @@
 //! Memory stays flat in installer size: the download is streamed in chunks (HTTP) or read in
 //! fixed-size blocks (`file://`).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
@@ -19,6 +19,8 @@ use crate::catalog::Sha256;
 use crate::http::{redact, Timeouts};
 
 /// Block size for reading local files.
+mod direct;
+
 const BLOCK: usize = 256 * 1024;
 
 /// What the catalog says a file must be.
@@ -178,9 +180,12 @@ impl Writer {
         let path = file.path().to_path_buf();
         let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(IN_FLIGHT);
         let thread = std::thread::spawn(move || {
+            let path = file.path().to_path_buf();
+            let mut out = direct::DirectWriter::new(file.as_file_mut(), &path);
             for chunk in rx {
-                file.write_all(&chunk)?;
+                out.write(&chunk)?;
             }
+            out.finish()?;
             Ok(file)
         });
         Writer { tx: Some(tx), thread, path }

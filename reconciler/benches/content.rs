@@ -75,9 +75,12 @@ fn main() {
     let hashed_only = rt.block_on(async {
         let mut resp = reqwest::get(url.clone()).await.expect("get");
         let mut h = sha2::Sha256::new();
+        let mut chunks = 0u64;
         while let Some(chunk) = resp.chunk().await.expect("chunk") {
             h.update(&chunk);
+            chunks += 1;
         }
+        println!("  (the client received {chunks} chunks, {} KiB on average)", (mib << 10) / chunks.max(1));
         h.finalize()
     });
     let hash_only = t.elapsed();

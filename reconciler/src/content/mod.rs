@@ -163,32 +163,47 @@ pub struct ContentCache {
     progress: std::sync::Arc<dyn Progress>,
 }
 
-/// Chunks in flight between the hashing task and the writing thread: bounded, so memory stays
+/// Chunks in flight between each two stages (receive → hash → write): bounded, so memory stays
 /// flat however fast the network is compared with the disk.
 const IN_FLIGHT: usize = 16;
 
-/// Writes chunks to the temporary file on its own thread, so that hashing (on the caller's
-/// thread) and copying into the page cache overlap.
+/// The hashing and writing stages behind a download.
 struct Writer {
     tx: Option<std::sync::mpsc::SyncSender<bytes::Bytes>>,
-    thread: std::thread::JoinHandle<std::io::Result<tempfile::NamedTempFile>>,
+    hashing: std::thread::JoinHandle<Sha256>,
+    writing: std::thread::JoinHandle<std::io::Result<tempfile::NamedTempFile>>,
     path: PathBuf,
 }
 
 impl Writer {
+    /// Three stages on three threads: the caller receives, one thread hashes, one writes. On two
+    /// cores the SHA-256 (the bulk of the work) then overlaps with both the socket copies and
+    /// the disk writes instead of waiting for either.
     fn start(mut file: tempfile::NamedTempFile) -> Writer {
         let path = file.path().to_path_buf();
         let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(IN_FLIGHT);
-        let thread = std::thread::spawn(move || {
+        let (to_disk, from_hash) = std::sync::mpsc::sync_channel::<bytes::Bytes>(IN_FLIGHT);
+        let hashing = std::thread::spawn(move || {
+            let mut hasher = sha2::Sha256::new();
+            for chunk in rx {
+                hasher.update(&chunk);
+                if to_disk.send(chunk).is_err() {
+                    // The writer stopped on an error; `finish` reports it.
+                    break;
+                }
+            }
+            Sha256::from_bytes(hasher.finalize().into())
+        });
+        let writing = std::thread::spawn(move || {
             let path = file.path().to_path_buf();
             let mut out = direct::DirectWriter::new(file.as_file_mut(), &path);
-            for chunk in rx {
+            for chunk in from_hash {
                 out.write(&chunk)?;
             }
             out.finish()?;
             Ok(file)
         });
-        Writer { tx: Some(tx), thread, path }
+        Writer { tx: Some(tx), hashing, writing, path }
     }
 
     fn send(&mut self, chunk: bytes::Bytes) -> Result<(), ContentError> {
@@ -199,11 +214,12 @@ impl Writer {
         }
     }
 
-    /// Waits for every chunk to be written and returns the file.
-    fn finish(mut self) -> Result<tempfile::NamedTempFile, ContentError> {
+    /// Waits for every chunk to be hashed and written; returns the file and its digest.
+    fn finish(mut self) -> Result<(tempfile::NamedTempFile, Sha256), ContentError> {
         drop(self.tx.take());
-        match self.thread.join() {
-            Ok(Ok(file)) => Ok(file),
+        let digest = self.hashing.join().map_err(|_| cache_err(&self.path, "the hashing thread failed"))?;
+        match self.writing.join() {
+            Ok(Ok(file)) => Ok((file, digest)),
             Ok(Err(e)) => Err(cache_err(&self.path, e)),
             Err(_) => Err(cache_err(&self.path, "the writing thread failed")),
         }
@@ -240,10 +256,9 @@ impl Transfer for NoProgress {
     fn finish(&mut self, _: bool) {}
 }
 
-/// Hashes and counts bytes on their way to a temporary file, refusing more than expected.
+/// Counts bytes on their way to the hashing writer, refusing more than expected.
 struct Sink {
     writer: Writer,
-    hasher: sha2::Sha256,
     received: u64,
     expected: Expected,
     url: String,
@@ -256,7 +271,6 @@ impl Sink {
         if self.received > self.expected.size {
             return Err(ContentError::Oversized { url: self.url.clone(), expected: self.expected.size });
         }
-        self.hasher.update(&chunk);
         self.transfer.advance(chunk.len() as u64);
         self.writer.send(chunk)
     }
@@ -264,25 +278,23 @@ impl Sink {
     /// Checks size and digest; only then renames the temporary file into the cache. On any
     /// refusal the temporary file is dropped, which deletes it.
     fn finish(self, dest: &Path) -> Result<VerifiedContent, ContentError> {
-        let Sink { writer, hasher, received, expected, url, mut transfer } = self;
-        let result = Self::check(writer, hasher, received, expected, url, dest);
+        let Sink { writer, received, expected, url, mut transfer } = self;
+        let result = Self::check(writer, received, expected, url, dest);
         transfer.finish(result.is_ok());
         result
     }
 
     fn check(
         writer: Writer,
-        hasher: sha2::Sha256,
         received: u64,
         expected: Expected,
         url: String,
         dest: &Path,
     ) -> Result<VerifiedContent, ContentError> {
-        let file = writer.finish()?;
+        let (file, actual) = writer.finish()?;
         if received < expected.size {
             return Err(ContentError::Truncated { url, expected: expected.size, received });
         }
-        let actual = Sha256::from_bytes(hasher.finalize().into());
         if actual != expected.sha256 {
             return Err(ContentError::DigestMismatch { url, expected: expected.sha256, actual });
         }
@@ -378,7 +390,6 @@ impl ContentCache {
         }
         let mut sink = Sink {
             writer: Writer::start(file),
-            hasher: sha2::Sha256::new(),
             received: 0,
             expected,
             url: redact(url),
@@ -408,7 +419,6 @@ impl ContentCache {
         let file = tempfile::Builder::new().prefix(".partial-").tempfile_in(&dir).map_err(|e| cache_err(&dir, e))?;
         let mut sink = Sink {
             writer: Writer::start(file),
-            hasher: sha2::Sha256::new(),
             received: 0,
             expected,
             url: origin.to_string(),

@@ -333,3 +333,20 @@ fn a_tampered_installer_is_refused_and_nothing_reaches_the_platform() {
     );
     assert_eq!(apps(repo.path()), vec![]);
 }
+
+#[test]
+fn one_product_failing_does_not_stop_the_others() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.write("catalog/installers/vendor.app-2.0.msi", b"not the installer the catalog describes");
+    repo.commit("a second product; the first one's installer is broken");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 1, "a failed action fails the run");
+    common::assert_contains(&run.stdout, "✗ publish app 2.0 on intune-prod / pilot: ");
+    common::assert_contains(&run.stdout, "✓ publish tool 3.1 on intune-prod / pilot");
+    common::assert_contains(&run.stdout, "Apply complete: 1 succeeded, 1 failed, 2 waiting for a later run.");
+    assert_eq!(apps(repo.path()), vec![v("3.1", &["sg-pilot"])]);
+}

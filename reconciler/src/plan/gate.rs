@@ -52,11 +52,13 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
             if let (Some(ring), Some(version)) = (a.ring.as_deref(), a.version.as_deref()) {
                 if let Some(pos) = target.rings.iter().position(|r| r.as_str() == ring).filter(|p| *p > 0) {
                     let prev = &target.rings[pos - 1];
+                    // Only a version change in the previous ring holds this one back (a settings
+                    // fix there does not).
                     let prev_changes = snapshot.iter().any(|(p, pl, r, k)| {
                         p == &*a.product
                             && pl == &*a.platform
                             && r.as_deref() == Some(prev.as_str())
-                            && *k != ActionKind::None
+                            && matches!(k, ActionKind::Publish | ActionKind::Update)
                     });
                     let soak = rollout
                         .spec

@@ -259,3 +259,133 @@ fn an_unassigned_managed_object_no_product_wants_is_retired() {
     assert_eq!(retire[0].ring, None);
     assert!(retire[0].message.contains("unassigned object orphan of vendor.other 5.0"), "{}", retire[0].message);
 }
+
+mod gating {
+    use super::*;
+    use chrono::{DateTime, TimeZone, Utc};
+
+    const ROLLOUT: &str = r#"
+apiVersion: patchops.io/v1alpha1
+kind: Platform
+metadata: { name: intune }
+spec: { type: intune, endpoint: embedded }
+---
+apiVersion: patchops.io/v1alpha1
+kind: Rollout
+metadata: { name: std }
+spec:
+  rings:
+    - name: pilot
+      soak: 48h
+      groups: [{ platform: intune, group: g-pilot }]
+    - name: broad
+      groups: [{ platform: intune, group: g-broad }]
+  maxChangesPerStep: 1
+---
+apiVersion: patchops.io/v1alpha1
+kind: CatalogSource
+metadata: { name: example }
+spec:
+  url: catalog.json
+  trustedKeys: ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]
+"#;
+
+    fn at(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).single().unwrap_or_default()
+    }
+
+    fn gated(observed: Observed, windows: &str, reached: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Plan {
+        let rollout = ROLLOUT.replace("  maxChangesPerStep: 1\n", &format!("  maxChangesPerStep: 1\n{windows}"));
+        let app = product("app", "vendor.app", "2.0", "");
+        let other = product("other", "vendor.other", "5.0", "");
+        let fleet = fleet(&[("base.yaml", rollout.as_str()), ("a.yaml", app.as_str()), ("b.yaml", other.as_str())]);
+        let catalog = verified(&catalog_json(7, &[("vendor.app", &["2.0"]), ("vendor.other", &["5.0"])]));
+        let catalogs = BTreeMap::from([(catalog.source_name().clone(), catalog)]);
+        let observed = BTreeMap::from([(ObjectName::new("intune").unwrap_or_else(|_| unreachable!()), observed)]);
+        let provenance = Provenance::Directory { path: "x".into(), head: None };
+        let mut p = plan(PlanInput {
+            fleet: &fleet,
+            source: (&provenance, Sha256::digest(b"fleet")),
+            catalogs: &catalogs,
+            observed: &observed,
+        });
+        let history = move |_: &str, _: &str, ring: &str, _: &str| if ring == "pilot" { reached } else { None };
+        gate(&mut p, &fleet, &history, now);
+        p
+    }
+
+    fn waits(p: &Plan) -> Vec<(String, String, String)> {
+        p.actions
+            .iter()
+            .map(|a| {
+                (
+                    a.product.to_string(),
+                    a.ring.as_deref().unwrap_or("-").to_string(),
+                    a.waiting.as_ref().map_or("go".to_string(), |w| w.reason.clone()),
+                )
+            })
+            .collect()
+    }
+
+    fn w(p: &str, r: &str, reason: &str) -> (String, String, String) {
+        (p.into(), r.into(), reason.into())
+    }
+
+    #[test]
+    fn a_ring_waits_for_the_previous_one_then_for_its_soak() {
+        // Nothing published: pilot goes (within the change budget of 1 per run), broad waits.
+        let p = gated(Observed::default(), "", None, at(10));
+        assert_eq!(
+            waits(&p),
+            vec![
+                w("app", "pilot", "go"),
+                w("app", "broad", "PreviousRingPending"),
+                w("other", "pilot", "ChangeBudget"),
+                w("other", "broad", "PreviousRingPending"),
+            ]
+        );
+        assert_eq!((p.summary.waiting, p.applicable().count()), (3, 1));
+
+        // Pilot runs 2.0 since 09:00; broad opens 48 h later.
+        let observed = Observed {
+            objects: vec![
+                managed("a", "vendor.app", "2.0", &["g-pilot"], BTreeMap::new()),
+                managed("o", "vendor.other", "5.0", &["g-pilot", "g-broad"], BTreeMap::new()),
+            ],
+        };
+        let p = gated(observed.clone(), "", Some(at(9)), at(10));
+        let broad = p.actions.iter().find(|a| &*a.product == "app" && a.ring.as_deref() == Some("broad")).unwrap();
+        let waiting = broad.waiting.as_ref().unwrap();
+        assert_eq!(waiting.reason, "RingSoaking");
+        assert_eq!(waiting.until, Some(at(9) + chrono::Duration::hours(48)));
+        // After the soak nothing waits for a ring any more; the budget of one change per run
+        // still spreads the (settings) changes over runs.
+        let later = gated(observed, "", Some(at(9)), at(9) + chrono::Duration::hours(48));
+        assert_eq!(
+            waits(&later),
+            vec![
+                w("app", "pilot", "go"),
+                w("app", "broad", "ChangeBudget"),
+                w("other", "pilot", "ChangeBudget"),
+                w("other", "broad", "ChangeBudget"),
+            ]
+        );
+    }
+
+    #[test]
+    fn outside_the_maintenance_windows_changes_wait_for_the_next_one() {
+        // 2026-11-23 is a Monday; the window is Monday 20:00 for 6 h.
+        let windows = "  maintenanceWindows:\n    - { days: [mon], start: \"20:00\", duration: 6h }\n";
+        let p = gated(Observed::default(), windows, None, at(10));
+        let pilot = &p.actions[0];
+        assert_eq!(pilot.waiting.as_ref().map(|w| w.reason.as_str()), Some("MaintenanceWindow"));
+        assert_eq!(pilot.waiting.as_ref().and_then(|w| w.until), Some(at(20)));
+        let inside = gated(Observed::default(), windows, None, at(21));
+        assert!(inside.actions[0].waiting.is_none());
+        // 01:00 on Tuesday is still inside Monday's window; 03:00 is not, and waits a week.
+        let late = gated(Observed::default(), windows, None, at(23) + chrono::Duration::hours(2));
+        assert!(late.actions[0].waiting.is_none());
+        let after = gated(Observed::default(), windows, None, at(23) + chrono::Duration::hours(4));
+        assert_eq!(after.actions[0].waiting.as_ref().and_then(|w| w.until), Some(at(20) + chrono::Duration::days(7)));
+    }
+}

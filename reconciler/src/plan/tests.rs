@@ -264,38 +264,16 @@ mod gating {
     use super::*;
     use chrono::{DateTime, TimeZone, Utc};
 
-    const ROLLOUT: &str = r#"
-apiVersion: patchops.io/v1alpha1
-kind: Platform
-metadata: { name: intune }
-spec: { type: intune, endpoint: embedded }
----
-apiVersion: patchops.io/v1alpha1
-kind: Rollout
-metadata: { name: std }
-spec:
-  rings:
-    - name: pilot
-      soak: 48h
-      groups: [{ platform: intune, group: g-pilot }]
-    - name: broad
-      groups: [{ platform: intune, group: g-broad }]
-  maxChangesPerStep: 1
----
-apiVersion: patchops.io/v1alpha1
-kind: CatalogSource
-metadata: { name: example }
-spec:
-  url: catalog.json
-  trustedKeys: ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]
-"#;
-
     fn at(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).single().unwrap_or_default()
     }
 
     fn gated(observed: Observed, windows: &str, reached: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Plan {
-        let rollout = ROLLOUT.replace("  maxChangesPerStep: 1\n", &format!("  maxChangesPerStep: 1\n{windows}"));
+        // BASE, with a 48 h soak on pilot, a budget of one change per run, and `windows`.
+        let rollout = BASE.replace("    - name: pilot\n", "    - name: pilot\n      soak: 48h\n").replace(
+            "      groups: [{ platform: intune, group: g-broad }]\n",
+            &format!("      groups: [{{ platform: intune, group: g-broad }}]\n  maxChangesPerStep: 1\n{windows}"),
+        );
         let app = product("app", "vendor.app", "2.0", "");
         let other = product("other", "vendor.other", "5.0", "");
         let fleet = fleet(&[("base.yaml", rollout.as_str()), ("a.yaml", app.as_str()), ("b.yaml", other.as_str())]);

@@ -350,3 +350,36 @@ fn one_product_failing_does_not_stop_the_others() {
     common::assert_contains(&run.stdout, "Apply complete: 1 succeeded, 1 failed, 2 waiting for a later run.");
     assert_eq!(apps(repo.path()), vec![v("3.1", &["sg-pilot"])]);
 }
+
+#[test]
+fn a_re_released_installer_under_the_same_version_is_published_again() {
+    use sha2::Digest;
+    let (repo, key) = fleet_repo(1);
+    for _ in 0..2 {
+        assert_eq!(apply(repo.path(), &[]).code, 0);
+    }
+    // The vendor re-releases 2.0 with other bytes; the catalog (serial 2) says so.
+    let old = common::installer_bytes("vendor.app", "2.0");
+    let new: Vec<u8> = old.iter().map(|b| b.wrapping_add(1)).collect();
+    let catalog = common::catalog(2)
+        .replace(&common::hex(&sha2::Sha256::digest(&old)), &common::hex(&sha2::Sha256::digest(&new)));
+    repo.write("catalog/catalog.json", &catalog);
+    repo.write("catalog/catalog.json.minisig", common::sign(&key, catalog.as_bytes()));
+    repo.write("catalog/installers/vendor.app-2.0.msi", &new);
+    repo.commit("2.0 re-released");
+
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "ContentChanged: the catalog's installer for vendor.app 2.0 is now ");
+    common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / pilot");
+    assert_eq!(
+        apps(repo.path()),
+        vec![v("2.0", &["sg-broad"]), v("2.0", &["sg-pilot"])],
+        "old and new 2.0 side by side"
+    );
+    let run = apply(repo.path(), &[]);
+    common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / broad");
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "the old build is gone");
+    let notes = tenant(repo.path())["apps"].as_object().unwrap().values().next().unwrap()["notes"].clone();
+    common::assert_contains(notes.as_str().unwrap(), &common::hex(&sha2::Sha256::digest(&new)));
+}

@@ -289,7 +289,10 @@ impl Engine<'_> {
                     a.version.as_deref().ok_or_else(|| StepError::Other("the action has no version".into()))?;
                 let group = a.group.as_deref().ok_or_else(|| StepError::Other("the action has no group".into()))?;
                 let (desired, assignment, expected, location) = self.desired(a)?;
-                let existing = objects.iter().position(|o| o.managed().is_some_and(|m| m.version == version));
+                // Reuse an object only when it holds exactly this content.
+                let existing = objects.iter().position(|o| {
+                    o.managed().is_some_and(|m| m.version == version && m.content_digest == expected.sha256)
+                });
                 let index = match existing {
                     Some(i) => i,
                     None => {

@@ -478,7 +478,11 @@ fn plan_products<'a>(
                 };
                 let action = match current {
                     None => {
-                        let existing = managed.iter().find(|o| o.managed().is_some_and(|m| m.version == version_text));
+                        let existing = managed.iter().find(|o| {
+                            o.managed().is_some_and(|m| {
+                                m.version == version_text && m.content_digest == selection.installer.sha256
+                            })
+                        });
                         let mut changes = if object_changes_listed || existing.is_some() {
                             vec![FieldChange {
                                 field: text.get("version"),
@@ -518,7 +522,23 @@ fn plan_products<'a>(
                         ));
                         let from = object.managed().map(|m| m.version.clone()).unwrap_or_default();
                         let version_changes = from != version_text;
-                        let (action, reason, message) = if version_changes {
+                        // Same version, other bytes (a vendor re-release, or a catalog fix): the
+                        // content must be published again, not just the settings.
+                        let content_changes =
+                            object.managed().is_some_and(|m| m.content_digest != selection.installer.sha256);
+                        let (action, reason, message) = if content_changes && !version_changes {
+                            (
+                                ActionKind::Update,
+                                "ContentChanged",
+                                format!(
+                                    "the catalog's installer for {} {} is now {}; the published one is {} (ring {ring})",
+                                    product.spec.product,
+                                    selection.version,
+                                    selection.installer.sha256.short(),
+                                    object.managed().map(|m| m.content_digest.short()).unwrap_or_default()
+                                ),
+                            )
+                        } else if version_changes {
                             let older = from.parse::<crate::model::Version>().is_ok_and(|v| v > selection.version);
                             let (reason, why) = if older {
                                 (

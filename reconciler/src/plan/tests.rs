@@ -71,7 +71,8 @@ fn managed(
             product: crate::model::ProductId::new(product).unwrap_or_else(|_| unreachable!()),
             version: version.into(),
             commit: None,
-            content_digest: Sha256::digest(version.as_bytes()),
+            // The digest `catalog_json` gives the installer of `version`.
+            content_digest: Sha256::parse(&format!("{:064x}", version.len())).unwrap_or_else(|_| unreachable!()),
         }),
         fields: fields.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
         assignments: groups
@@ -366,4 +367,16 @@ mod gating {
         let after = gated(Observed::default(), windows, None, at(23) + chrono::Duration::hours(4));
         assert_eq!(after.actions[0].waiting.as_ref().and_then(|w| w.until), Some(at(20) + chrono::Duration::days(7)));
     }
+}
+
+#[test]
+fn new_bytes_under_the_same_version_are_an_update() {
+    let mut object = managed("a", "vendor.app", "2.0", &["g-pilot"], BTreeMap::new());
+    if let Some(m) = object.marker.as_mut() {
+        m.content_digest = Sha256::digest(b"an earlier build of 2.0");
+    }
+    let p = run(&[product("app", "vendor.app", "2.0", "      rings: [pilot]\n")], Observed { objects: vec![object] });
+    let a = &p.actions[0];
+    assert_eq!((a.action, &*a.reason), (ActionKind::Update, "ContentChanged"));
+    assert!(a.message.starts_with("the catalog's installer for vendor.app 2.0 is now "), "{}", a.message);
 }

@@ -115,12 +115,12 @@ fn tokio_util_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     let mut f = futures::executor::block_on(f.into_std());
     std::thread::spawn(move || loop {
-        let mut buf = bytes::BytesMut::zeroed(1 << 20);
-        match f.read(&mut buf) {
+        // read_to_end fills spare capacity without zeroing it first.
+        let mut buf = Vec::with_capacity(1 << 20);
+        match std::io::Read::by_ref(&mut f).take(1 << 20).read_to_end(&mut buf) {
             Ok(0) => return,
-            Ok(n) => {
-                buf.truncate(n);
-                if tx.blocking_send(Ok(buf.freeze())).is_err() {
+            Ok(_) => {
+                if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
                     return;
                 }
             }

@@ -34,6 +34,7 @@ pub mod emulate;
 pub mod http;
 pub mod intern;
 pub mod model;
+pub mod msi;
 pub mod ops;
 pub mod plan;
 pub mod platform;

@@ -3,6 +3,7 @@
 mod apply;
 mod catalog;
 mod emulate;
+mod package;
 mod plan;
 mod policy;
 mod progress;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Create, sign and verify catalogs; manage the catalog history.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Make or open platform packages (.intunewin) on their own.
+    #[command(subcommand)]
+    Package(package::PackageCommand),
     /// Run a platform emulator on its own (the one `endpoint: embedded` starts in-process).
     Emulate(emulate::EmulateArgs),
     /// List the built-in policies; run Rego unit tests.
@@ -283,6 +287,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Catalog(cmd) => catalog::run(cmd, color).await,
         Command::Policy(cmd) => policy::run(cmd, color),
         Command::Emulate(args) => emulate::run(args).await,
+        Command::Package(cmd) => package::run(cmd, color),
         Command::Schemas { out: dir, check } => schemas(&dir, check, color),
     }
 }

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub mod intunewin;
+
 use super::{
     DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, Platform, PlatformError,
     TrackingMarker,

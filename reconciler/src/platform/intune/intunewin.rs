@@ -1,0 +1,468 @@
+//! `.intunewin` packages, made and opened on any system, in one streaming pass.
+//!
+//! The format (what Microsoft's IntuneWinAppUtil writes and Intune reads):
+//!
+//! ```text
+//! outer zip
+//! ├── IntuneWinPackage/Contents/IntunePackage.intunewin   HMAC(32) ‖ IV(16) ‖ AES-256-CBC(inner zip, PKCS#7)
+//! └── IntuneWinPackage/Metadata/Detection.xml             ApplicationInfo: sizes, EncryptionInfo, MsiInfo
+//! ```
+//!
+//! The inner zip holds the setup file. `HMAC = HMAC-SHA256(macKey, IV ‖ ciphertext)`;
+//! `FileDigest = SHA-256(inner zip)`, before encryption. Key, MAC key and IV are fresh random
+//! bytes per package. Memory stays flat: the inner zip is streamed through the cipher into a
+//! temporary file, which is then copied into the outer zip.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use base64::Engine as _;
+use hmac::Mac;
+use sha2::Digest;
+
+use crate::msi::MsiInfo;
+
+/// Path of the encrypted content inside the outer zip.
+pub const CONTENT_ENTRY: &str = "IntuneWinPackage/Contents/IntunePackage.intunewin";
+/// Path of the metadata inside the outer zip.
+pub const DETECTION_ENTRY: &str = "IntuneWinPackage/Metadata/Detection.xml";
+/// `ToolVersion` written to Detection.xml.
+pub const TOOL_VERSION: &str = "1.8.6.0";
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+type Encryptor = cbc::Encryptor<aes::Aes256>;
+type Decryptor = cbc::Decryptor<aes::Aes256>;
+
+/// Bytes gathered before each encryption step (a multiple of the AES block).
+const WORK: usize = 1 << 20;
+
+/// What Intune needs to decrypt and check a package (Graph's `fileEncryptionInfo`). The keys
+/// are secrets of the package: `Debug` does not show them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionInfo {
+    /// AES-256 key.
+    pub encryption_key: [u8; 32],
+    /// HMAC-SHA256 key.
+    pub mac_key: [u8; 32],
+    /// CBC initialization vector.
+    pub iv: [u8; 16],
+    /// HMAC-SHA256 of IV ‖ ciphertext.
+    pub mac: [u8; 32],
+    /// SHA-256 of the plaintext inner zip.
+    pub file_digest: [u8; 32],
+}
+
+impl std::fmt::Debug for EncryptionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionInfo")
+            .field("mac", &hex::encode(self.mac))
+            .field("file_digest", &hex::encode(self.file_digest))
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncryptionInfo {
+    /// Graph's `fileEncryptionInfo` (base64 values).
+    pub fn to_graph(&self) -> serde_json::Value {
+        let b = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(x);
+        serde_json::json!({
+            "@odata.type": "#microsoft.graph.fileEncryptionInfo",
+            "encryptionKey": b(&self.encryption_key),
+            "macKey": b(&self.mac_key),
+            "initializationVector": b(&self.iv),
+            "mac": b(&self.mac),
+            "profileIdentifier": "ProfileVersion1",
+            "fileDigest": b(&self.file_digest),
+            "fileDigestAlgorithm": "SHA256",
+        })
+    }
+}
+
+/// A package made by [`pack`].
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// The `.intunewin` file.
+    pub path: PathBuf,
+    /// The setup file's name.
+    pub setup_file: String,
+    /// Size of the plaintext inner zip (Graph's content file `size`).
+    pub unencrypted_size: u64,
+    /// Size of HMAC ‖ IV ‖ ciphertext (Graph's `sizeEncrypted`, and what is uploaded).
+    pub encrypted_size: u64,
+    /// Keys, MAC and digest.
+    pub encryption: EncryptionInfo,
+    /// The MSI's facts, for MSI installers.
+    pub msi: Option<MsiInfo>,
+}
+
+/// Why a package could not be made or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// Reading or writing failed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file concerned.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not a well-formed `.intunewin`.
+    #[error("{path} is not a valid .intunewin package: {reason}")]
+    Malformed {
+        /// The package.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The content's MAC does not match: altered, or not made with these keys.
+    #[error("{path}: the content's HMAC does not match Detection.xml's Mac; the package was altered or is corrupt")]
+    MacMismatch {
+        /// The package.
+        path: String,
+    },
+    /// The decrypted inner zip does not have the digest Detection.xml records.
+    #[error("{path}: the decrypted content's SHA-256 does not match Detection.xml's FileDigest")]
+    DigestMismatch {
+        /// The package.
+        path: String,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> PackageError + '_ {
+    move |e| PackageError::Io { path: path.display().to_string(), reason: e.to_string() }
+}
+
+fn zip_err(path: &Path) -> impl Fn(zip::result::ZipError) -> PackageError + '_ {
+    move |e| PackageError::Io { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Encrypts what is written to it (AES-256-CBC), MACs the ciphertext and hashes the plaintext.
+struct Encrypting<W: Write> {
+    out: W,
+    cipher: Encryptor,
+    mac: HmacSha256,
+    plain: sha2::Sha256,
+    work: Vec<u8>,
+    plain_len: u64,
+    cipher_len: u64,
+}
+
+impl<W: Write> Encrypting<W> {
+    fn new(out: W, key: &[u8; 32], mac_key: &[u8; 32], iv: &[u8; 16]) -> Result<Self, String> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(mac_key).map_err(|e| e.to_string())?;
+        mac.update(iv);
+        Ok(Encrypting {
+            out,
+            cipher: Encryptor::new(key.into(), iv.into()),
+            mac,
+            plain: sha2::Sha256::new(),
+            work: Vec::with_capacity(WORK + 16),
+            plain_len: 0,
+            cipher_len: 0,
+        })
+    }
+
+    /// Encrypts and writes the first `n` bytes of the work buffer (a multiple of 16).
+    fn emit(&mut self, n: usize) -> std::io::Result<()> {
+        for block in self.work[..n].chunks_exact_mut(16) {
+            self.cipher.encrypt_block_mut(block.into());
+        }
+        self.mac.update(&self.work[..n]);
+        self.out.write_all(&self.work[..n])?;
+        self.cipher_len += n as u64;
+        self.work.drain(..n);
+        Ok(())
+    }
+
+    /// Pads (PKCS#7), writes the last blocks, and returns the writer and what was computed.
+    fn finish(mut self) -> std::io::Result<Encrypted<W>> {
+        let pad = 16 - self.work.len() % 16;
+        self.work.extend(std::iter::repeat_n(pad as u8, pad));
+        self.emit(self.work.len())?;
+        self.out.flush()?;
+        Ok(Encrypted {
+            mac: self.mac.finalize().into_bytes().into(),
+            file_digest: self.plain.finalize().into(),
+            plain_len: self.plain_len,
+            cipher_len: self.cipher_len,
+            out: self.out,
+        })
+    }
+}
+
+/// What [`Encrypting::finish`] returns.
+struct Encrypted<W> {
+    out: W,
+    mac: [u8; 32],
+    file_digest: [u8; 32],
+    plain_len: u64,
+    cipher_len: u64,
+}
+
+impl<W: Write> Write for Encrypting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.plain.update(buf);
+        self.plain_len += buf.len() as u64;
+        self.work.extend_from_slice(buf);
+        if self.work.len() >= WORK {
+            let n = self.work.len() - self.work.len() % 16;
+            self.emit(n)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], PackageError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| PackageError::Io { path: "the system random source".into(), reason: e.to_string() })?;
+    Ok(b)
+}
+
+/// Packs `source` (the installer) into `out`, a `.intunewin` file. `msi` facts, when given, go
+/// into Detection.xml's MsiInfo.
+pub fn pack(source: &Path, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, PackageError> {
+    let setup_file = source
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| PackageError::Io { path: source.display().to_string(), reason: "no file name".into() })?
+        .to_string();
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (key, mac_key, iv) = (random::<32>()?, random::<32>()?, random::<16>()?);
+
+    // 1. The inner zip, streamed through the cipher into a temporary file behind a 48-byte
+    //    header (HMAC ‖ IV) written once the MAC is known.
+    let mut encrypted = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    let tmp_path = encrypted.path().to_path_buf();
+    encrypted.write_all(&[0u8; 48]).map_err(io(&tmp_path))?;
+    let sink = Encrypting::new(BufWriter::with_capacity(WORK, encrypted), &key, &mac_key, &iv)
+        .map_err(|reason| PackageError::Io { path: tmp_path.display().to_string(), reason })?;
+    let mut inner = zip::ZipWriter::new_stream(sink);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+    inner.start_file(setup_file.as_str(), options).map_err(zip_err(source))?;
+    let mut input = File::open(source).map_err(io(source))?;
+    std::io::copy(&mut input, &mut inner).map_err(io(source))?;
+    let sink = inner.finish().map_err(zip_err(&tmp_path))?.into_inner();
+    let Encrypted { out: writer, mac, file_digest, plain_len: unencrypted_size, cipher_len } =
+        sink.finish().map_err(io(&tmp_path))?;
+    let mut encrypted = writer.into_inner().map_err(|e| io(&tmp_path)(e.into_error()))?;
+    encrypted.seek(SeekFrom::Start(0)).map_err(io(&tmp_path))?;
+    encrypted.write_all(&mac).map_err(io(&tmp_path))?;
+    encrypted.write_all(&iv).map_err(io(&tmp_path))?;
+    encrypted.seek(SeekFrom::Start(0)).map_err(io(&tmp_path))?;
+
+    let encryption = EncryptionInfo { encryption_key: key, mac_key, iv, mac, file_digest };
+    let packed = Packed {
+        path: out.to_path_buf(),
+        setup_file,
+        unencrypted_size,
+        encrypted_size: 48 + cipher_len,
+        encryption,
+        msi,
+    };
+
+    // 2. The outer zip: the encrypted content, then Detection.xml.
+    let mut outer_tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    {
+        let mut outer = zip::ZipWriter::new(BufWriter::with_capacity(WORK, outer_tmp.as_file_mut()));
+        outer.start_file(CONTENT_ENTRY, options).map_err(zip_err(out))?;
+        std::io::copy(&mut encrypted, &mut outer).map_err(io(out))?;
+        outer.start_file(DETECTION_ENTRY, options.large_file(false)).map_err(zip_err(out))?;
+        outer.write_all(detection_xml(&packed).as_bytes()).map_err(io(out))?;
+        let mut w = outer.finish().map_err(zip_err(out))?;
+        w.flush().map_err(io(out))?;
+    }
+    outer_tmp.persist(out).map_err(|e| io(out)(e.error))?;
+    Ok(packed)
+}
+
+/// Detection.xml for a package.
+pub fn detection_xml(p: &Packed) -> String {
+    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+    let b = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(x);
+    let mut w = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    let el = |w: &mut quick_xml::Writer<Vec<u8>>, name: &str, text: &str| {
+        let _ = w.write_event(Event::Start(BytesStart::new(name)));
+        let _ = w.write_event(Event::Text(BytesText::new(text)));
+        let _ = w.write_event(Event::End(BytesEnd::new(name)));
+    };
+    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
+    let mut root = BytesStart::new("ApplicationInfo");
+    root.push_attribute(("xmlns:xsd", "http://www.w3.org/2001/XMLSchema"));
+    root.push_attribute(("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"));
+    root.push_attribute(("ToolVersion", TOOL_VERSION));
+    let _ = w.write_event(Event::Start(root));
+    el(&mut w, "Name", &p.setup_file);
+    el(&mut w, "UnencryptedContentSize", &p.unencrypted_size.to_string());
+    el(&mut w, "FileName", "IntunePackage.intunewin");
+    el(&mut w, "SetupFile", &p.setup_file);
+    let _ = w.write_event(Event::Start(BytesStart::new("EncryptionInfo")));
+    let e = &p.encryption;
+    el(&mut w, "EncryptionKey", &b(&e.encryption_key));
+    el(&mut w, "MacKey", &b(&e.mac_key));
+    el(&mut w, "InitializationVector", &b(&e.iv));
+    el(&mut w, "Mac", &b(&e.mac));
+    el(&mut w, "ProfileIdentifier", "ProfileVersion1");
+    el(&mut w, "FileDigest", &b(&e.file_digest));
+    el(&mut w, "FileDigestAlgorithm", "SHA256");
+    let _ = w.write_event(Event::End(BytesEnd::new("EncryptionInfo")));
+    if let Some(m) = &p.msi {
+        let _ = w.write_event(Event::Start(BytesStart::new("MsiInfo")));
+        el(&mut w, "MsiProductCode", &m.product_code);
+        el(&mut w, "MsiProductVersion", &m.product_version);
+        el(&mut w, "MsiPackageCode", m.package_code.as_deref().unwrap_or_default());
+        el(&mut w, "MsiPublisher", m.publisher.as_deref().unwrap_or_default());
+        el(&mut w, "MsiUpgradeCode", m.upgrade_code.as_deref().unwrap_or_default());
+        el(&mut w, "MsiExecutionContext", m.execution_context.as_str());
+        el(&mut w, "MsiRequiresLogon", "false");
+        el(&mut w, "MsiRequiresReboot", if m.requires_reboot { "true" } else { "false" });
+        let machine = m.execution_context == crate::msi::ExecutionContext::System;
+        el(&mut w, "MsiIsMachineInstall", if machine { "true" } else { "false" });
+        el(&mut w, "MsiIsUserInstall", if machine { "false" } else { "true" });
+        el(&mut w, "MsiIncludesServices", "false");
+        el(&mut w, "MsiIncludesODBCDataSource", "false");
+        el(&mut w, "MsiContainsSystemRegistryKeys", "false");
+        el(&mut w, "MsiContainsSystemFolders", "false");
+        let _ = w.write_event(Event::End(BytesEnd::new("MsiInfo")));
+    }
+    let _ = w.write_event(Event::End(BytesEnd::new("ApplicationInfo")));
+    String::from_utf8(w.into_inner()).unwrap_or_default()
+}
+
+/// What [`unpack`] found.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The setup file written out.
+    pub setup_file: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Detection.xml's text.
+    pub detection_xml: String,
+}
+
+/// Opens a `.intunewin`: reads Detection.xml, checks the MAC, decrypts, checks the digest, and
+/// writes the setup file into `out_dir`. Nothing is written unless every check passes.
+pub fn unpack(package: &Path, out_dir: &Path) -> Result<Unpacked, PackageError> {
+    let bad = |reason: String| PackageError::Malformed { path: package.display().to_string(), reason };
+    let file = File::open(package).map_err(io(package))?;
+    let mut outer = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut xml = String::new();
+    outer
+        .by_name(DETECTION_ENTRY)
+        .map_err(|_| bad(format!("no {DETECTION_ENTRY}")))?
+        .read_to_string(&mut xml)
+        .map_err(|e| bad(e.to_string()))?;
+    let field = |name: &str| -> Result<Vec<u8>, PackageError> {
+        let text = xml_text(&xml, name).ok_or_else(|| bad(format!("Detection.xml has no {name}")))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| bad(format!("Detection.xml's {name} is not base64: {e}")))
+    };
+    let key: [u8; 32] = field("EncryptionKey")?.try_into().map_err(|_| bad("EncryptionKey is not 32 bytes".into()))?;
+    let mac_key: [u8; 32] = field("MacKey")?.try_into().map_err(|_| bad("MacKey is not 32 bytes".into()))?;
+    let mac: [u8; 32] = field("Mac")?.try_into().map_err(|_| bad("Mac is not 32 bytes".into()))?;
+    let digest: [u8; 32] = field("FileDigest")?.try_into().map_err(|_| bad("FileDigest is not 32 bytes".into()))?;
+
+    // Copy the encrypted entry out (it is read twice: MAC first, then decryption).
+    let mut enc = tempfile::tempfile_in(out_dir).map_err(io(out_dir))?;
+    std::io::copy(&mut outer.by_name(CONTENT_ENTRY).map_err(|_| bad(format!("no {CONTENT_ENTRY}")))?, &mut enc)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                bad(format!("{CONTENT_ENTRY} fails its zip checksum ({e}); the package was altered or is corrupt"))
+            }
+            _ => io(package)(e),
+        })?;
+    enc.seek(SeekFrom::Start(0)).map_err(io(package))?;
+    let mut header = [0u8; 48];
+    enc.read_exact(&mut header).map_err(|_| bad("the content is shorter than its header".into()))?;
+    let (stored_mac, iv) = header.split_at(32);
+    let iv: [u8; 16] = iv.try_into().map_err(|_| bad("bad IV".into()))?;
+    if stored_mac != mac {
+        return Err(PackageError::MacMismatch { path: package.display().to_string() });
+    }
+    let mut hmac = <HmacSha256 as Mac>::new_from_slice(&mac_key).map_err(|e| bad(e.to_string()))?;
+    hmac.update(&iv);
+    let mut buf = vec![0u8; WORK];
+    loop {
+        let n = enc.read(&mut buf).map_err(io(package))?;
+        if n == 0 {
+            break;
+        }
+        hmac.update(&buf[..n]);
+    }
+    if hmac.verify_slice(&mac).is_err() {
+        return Err(PackageError::MacMismatch { path: package.display().to_string() });
+    }
+
+    // Decrypt into a temporary inner zip, hashing the plaintext.
+    enc.seek(SeekFrom::Start(48)).map_err(io(package))?;
+    let mut inner = tempfile::tempfile_in(out_dir).map_err(io(out_dir))?;
+    let mut cipher = Decryptor::new((&key).into(), (&iv).into());
+    let mut plain = sha2::Sha256::new();
+    let mut held: Vec<u8> = Vec::new();
+    loop {
+        let n = enc.read(&mut buf).map_err(io(package))?;
+        if n == 0 {
+            break;
+        }
+        held.extend_from_slice(&buf[..n]);
+        // Keep the last block back: it carries the padding.
+        let ready = held.len().saturating_sub(16) / 16 * 16;
+        for block in held[..ready].chunks_exact_mut(16) {
+            cipher.decrypt_block_mut(block.into());
+        }
+        plain.update(&held[..ready]);
+        inner.write_all(&held[..ready]).map_err(io(out_dir))?;
+        held.drain(..ready);
+    }
+    if held.len() != 16 {
+        return Err(bad("the ciphertext is not a whole number of AES blocks".into()));
+    }
+    cipher.decrypt_block_mut(held.as_mut_slice().into());
+    let pad = usize::from(held[15]);
+    if pad == 0 || pad > 16 || held[16 - pad..].iter().any(|&b| usize::from(b) != pad) {
+        return Err(bad("bad PKCS#7 padding".into()));
+    }
+    plain.update(&held[..16 - pad]);
+    inner.write_all(&held[..16 - pad]).map_err(io(out_dir))?;
+    if <[u8; 32]>::from(plain.finalize()) != digest {
+        return Err(PackageError::DigestMismatch { path: package.display().to_string() });
+    }
+
+    // The inner zip holds the setup file.
+    inner.seek(SeekFrom::Start(0)).map_err(io(out_dir))?;
+    let mut zip = zip::ZipArchive::new(inner).map_err(|e| bad(format!("the decrypted content is not a zip: {e}")))?;
+    let setup_name = xml_text(&xml, "SetupFile").unwrap_or_default();
+    let mut entry = zip.by_name(setup_name.trim()).map_err(|_| bad(format!("the content has no {setup_name}")))?;
+    let name =
+        Path::new(setup_name.trim()).file_name().ok_or_else(|| bad("SetupFile is not a file name".into()))?.to_owned();
+    let dest = out_dir.join(name);
+    let mut out = File::create(&dest).map_err(io(&dest))?;
+    let size = std::io::copy(&mut entry, &mut out).map_err(io(&dest))?;
+    Ok(Unpacked { setup_file: dest, size, detection_xml: xml })
+}
+
+/// The text of the first `<name>` element of a small XML document.
+fn xml_text(xml: &str, name: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut inside = false;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) if AsRef::<str>::as_ref(&e.name()) == name => inside = true,
+            Event::Text(t) if inside => {
+                return quick_xml::escape::unescape(&t.into_inner()).ok().map(|c| c.into_owned())
+            }
+            Event::End(_) if inside => return Some(String::new()),
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}

@@ -17,7 +17,7 @@ const ALIGN: usize = 4096;
 const BATCH: usize = 1 << 20;
 
 /// Writes a file front to back, directly when it can.
-pub(super) struct DirectWriter<'a> {
+pub(crate) struct DirectWriter<'a> {
     buffered: &'a mut File,
     direct: Option<File>,
     buf: Vec<u8>,
@@ -30,7 +30,7 @@ pub(super) struct DirectWriter<'a> {
 }
 
 impl<'a> DirectWriter<'a> {
-    pub(super) fn new(buffered: &'a mut File, path: &std::path::Path) -> DirectWriter<'a> {
+    pub(crate) fn new(buffered: &'a mut File, path: &std::path::Path) -> DirectWriter<'a> {
         let direct = open_direct(path);
         let (buf, start) = if direct.is_some() {
             let buf = vec![0u8; BATCH + ALIGN];
@@ -43,7 +43,7 @@ impl<'a> DirectWriter<'a> {
         DirectWriter { buffered, direct, buf, start, len: 0, offset: 0 }
     }
 
-    pub(super) fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         if self.direct.is_none() {
             return self.buffered.write_all(data);
         }
@@ -77,7 +77,7 @@ impl<'a> DirectWriter<'a> {
     }
 
     /// Writes what is left (the last partial block through the ordinary handle).
-    pub(super) fn finish(mut self) -> std::io::Result<()> {
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
         if self.direct.is_none() {
             return Ok(());
@@ -86,6 +86,17 @@ impl<'a> DirectWriter<'a> {
         if self.len > 0 {
             self.buffered.write_all_at(&self.buf[self.start..self.start + self.len], self.offset)?;
         }
+        Ok(())
+    }
+}
+
+impl Write for DirectWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        DirectWriter::write(self, buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

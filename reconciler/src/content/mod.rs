@@ -19,7 +19,7 @@ use crate::catalog::Sha256;
 use crate::http::{redact, Timeouts};
 
 /// Block size for reading local files.
-mod direct;
+pub(crate) mod direct;
 
 const BLOCK: usize = 256 * 1024;
 

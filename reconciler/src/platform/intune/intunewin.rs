@@ -14,7 +14,7 @@
 //! temporary file, which is then copied into the outer zip.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
@@ -138,83 +138,136 @@ fn zip_err(path: &Path) -> impl Fn(zip::result::ZipError) -> PackageError + '_ {
     move |e| PackageError::Io { path: path.display().to_string(), reason: e.to_string() }
 }
 
-/// Encrypts what is written to it (AES-256-CBC), MACs the ciphertext and hashes the plaintext.
-struct Encrypting<W: Write> {
-    out: W,
-    cipher: Encryptor,
-    mac: HmacSha256,
-    plain: sha2::Sha256,
-    work: Vec<u8>,
-    plain_len: u64,
-    cipher_len: u64,
+/// Sends what is written to it down a channel, in chunks whose length is a multiple of the AES
+/// block (except the last), so that the cipher never has to copy a chunk to realign it.
+struct ChannelWriter {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
 }
 
-impl<W: Write> Encrypting<W> {
-    fn new(out: W, key: &[u8; 32], mac_key: &[u8; 32], iv: &[u8; 16]) -> Result<Self, String> {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(mac_key).map_err(|e| e.to_string())?;
-        mac.update(iv);
-        Ok(Encrypting {
-            out,
-            cipher: Encryptor::new(key.into(), iv.into()),
-            mac,
-            plain: sha2::Sha256::new(),
-            work: Vec::with_capacity(WORK + 16),
-            plain_len: 0,
-            cipher_len: 0,
-        })
+impl ChannelWriter {
+    fn send(&mut self, all: bool) -> std::io::Result<()> {
+        let n = if all { self.buf.len() } else { self.buf.len() - self.buf.len() % 16 };
+        let rest = self.buf.split_off(n);
+        let chunk = std::mem::replace(&mut self.buf, rest);
+        self.buf.reserve(WORK + 16);
+        self.tx.send(chunk).map_err(|_| std::io::Error::other("the packaging pipeline stopped"))
     }
 
-    /// Encrypts and writes the first `n` bytes of the work buffer (a multiple of 16).
-    fn emit(&mut self, n: usize) -> std::io::Result<()> {
-        for block in self.work[..n].chunks_exact_mut(16) {
-            self.cipher.encrypt_block_mut(block.into());
+    fn finish(mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send(true)?;
         }
-        self.mac.update(&self.work[..n]);
-        self.out.write_all(&self.work[..n])?;
-        self.cipher_len += n as u64;
-        self.work.drain(..n);
         Ok(())
     }
-
-    /// Pads (PKCS#7), writes the last blocks, and returns the writer and what was computed.
-    fn finish(mut self) -> std::io::Result<Encrypted<W>> {
-        let pad = 16 - self.work.len() % 16;
-        self.work.extend(std::iter::repeat_n(pad as u8, pad));
-        self.emit(self.work.len())?;
-        self.out.flush()?;
-        Ok(Encrypted {
-            mac: self.mac.finalize().into_bytes().into(),
-            file_digest: self.plain.finalize().into(),
-            plain_len: self.plain_len,
-            cipher_len: self.cipher_len,
-            out: self.out,
-        })
-    }
 }
 
-/// What [`Encrypting::finish`] returns.
-struct Encrypted<W> {
-    out: W,
-    mac: [u8; 32],
-    file_digest: [u8; 32],
-    plain_len: u64,
-    cipher_len: u64,
-}
-
-impl<W: Write> Write for Encrypting<W> {
+impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.plain.update(buf);
-        self.plain_len += buf.len() as u64;
-        self.work.extend_from_slice(buf);
-        if self.work.len() >= WORK {
-            let n = self.work.len() - self.work.len() % 16;
-            self.emit(n)?;
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= WORK {
+            self.send(false)?;
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Chunks in flight between two stages of the packaging pipeline.
+const STAGE_QUEUE: usize = 4;
+
+/// The three stages after the zip: SHA-256 of the plaintext, AES-256-CBC, HMAC + write. Each on
+/// its own thread, joined by bounded channels, so that on several cores the three digests and
+/// the cipher run side by side while memory stays at a few chunks.
+struct Pipeline {
+    input: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hashing: std::thread::JoinHandle<([u8; 32], u64)>,
+    encrypting: std::thread::JoinHandle<()>,
+    writing: std::thread::JoinHandle<std::io::Result<([u8; 32], u64)>>,
+}
+
+impl Pipeline {
+    fn start(
+        mut file: File,
+        path: PathBuf,
+        key: [u8; 32],
+        mac_key: [u8; 32],
+        iv: [u8; 16],
+    ) -> Result<Pipeline, String> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&mac_key).map_err(|e| e.to_string())?;
+        let (input, from_zip) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
+        let (to_cipher, from_hash) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
+        let (to_disk, from_cipher) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
+        let hashing = std::thread::spawn(move || {
+            let mut sha = sha2::Sha256::new();
+            let mut len = 0u64;
+            for chunk in from_zip {
+                sha.update(&chunk);
+                len += chunk.len() as u64;
+                if to_cipher.send(chunk).is_err() {
+                    break;
+                }
+            }
+            (sha.finalize().into(), len)
+        });
+        let encrypting = std::thread::spawn(move || {
+            let mut cipher = Encryptor::new((&key).into(), (&iv).into());
+            let mut last: Vec<u8> = Vec::new();
+            for mut chunk in from_hash {
+                // Every chunk but the last is whole blocks (see ChannelWriter).
+                let whole = chunk.len() - chunk.len() % 16;
+                last = chunk.split_off(whole);
+                for block in chunk.chunks_exact_mut(16) {
+                    cipher.encrypt_block_mut(block.into());
+                }
+                if to_disk.send(chunk).is_err() {
+                    return;
+                }
+            }
+            // PKCS#7: 1 to 16 bytes of padding, each holding the padding's length.
+            let pad = 16 - last.len() % 16;
+            last.extend(std::iter::repeat_n(pad as u8, pad));
+            for block in last.chunks_exact_mut(16) {
+                cipher.encrypt_block_mut(block.into());
+            }
+            let _ = to_disk.send(last);
+        });
+        let writing = std::thread::spawn(move || {
+            mac.update(&iv);
+            let mut out = crate::content::direct::DirectWriter::new(&mut file, &path);
+            out.write(&[0u8; 48])?;
+            let mut len = 0u64;
+            for chunk in from_cipher {
+                mac.update(&chunk);
+                len += chunk.len() as u64;
+                out.write(&chunk)?;
+            }
+            out.finish()?;
+            use std::os::unix::fs::FileExt;
+            let tag: [u8; 32] = mac.finalize().into_bytes().into();
+            let mut header = [0u8; 48];
+            header[..32].copy_from_slice(&tag);
+            header[32..].copy_from_slice(&iv);
+            file.write_all_at(&header, 0)?;
+            Ok((tag, len))
+        });
+        Ok(Pipeline { input: Some(input), hashing, encrypting, writing })
+    }
+
+    fn writer(&mut self) -> Option<ChannelWriter> {
+        self.input.take().map(|tx| ChannelWriter { tx, buf: Vec::with_capacity(WORK + 16) })
+    }
+
+    /// Waits for every stage; returns (MAC, ciphertext length, plaintext digest, plaintext length).
+    fn finish(self) -> std::io::Result<([u8; 32], u64, [u8; 32], u64)> {
+        let failed = || std::io::Error::other("a packaging thread failed");
+        let (digest, plain_len) = self.hashing.join().map_err(|_| failed())?;
+        self.encrypting.join().map_err(|_| failed())?;
+        let (mac, cipher_len) = self.writing.join().map_err(|_| failed())??;
+        Ok((mac, cipher_len, digest, plain_len))
     }
 }
 
@@ -236,27 +289,32 @@ pub fn pack(source: &Path, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, P
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (key, mac_key, iv) = (random::<32>()?, random::<32>()?, random::<16>()?);
 
-    // 1. The inner zip, streamed through the cipher into a temporary file behind a 48-byte
+    // 1. The inner zip, streamed through the pipeline into a temporary file behind a 48-byte
     //    header (HMAC ‖ IV) written once the MAC is known.
-    let mut encrypted = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    let encrypted = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     let tmp_path = encrypted.path().to_path_buf();
-    encrypted.write_all(&[0u8; 48]).map_err(io(&tmp_path))?;
-    let sink = Encrypting::new(BufWriter::with_capacity(WORK, encrypted), &key, &mac_key, &iv)
+    let handle = encrypted.reopen().map_err(io(&tmp_path))?;
+    let mut pipeline = Pipeline::start(handle, tmp_path.clone(), key, mac_key, iv)
         .map_err(|reason| PackageError::Io { path: tmp_path.display().to_string(), reason })?;
+    let sink = pipeline
+        .writer()
+        .ok_or_else(|| PackageError::Io { path: tmp_path.display().to_string(), reason: "pipeline".into() })?;
     let mut inner = zip::ZipWriter::new_stream(sink);
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
     inner.start_file(setup_file.as_str(), options).map_err(zip_err(source))?;
     let mut input = File::open(source).map_err(io(source))?;
-    std::io::copy(&mut input, &mut inner).map_err(io(source))?;
-    let sink = inner.finish().map_err(zip_err(&tmp_path))?.into_inner();
-    let Encrypted { out: writer, mac, file_digest, plain_len: unencrypted_size, cipher_len } =
-        sink.finish().map_err(io(&tmp_path))?;
-    let mut encrypted = writer.into_inner().map_err(|e| io(&tmp_path)(e.into_error()))?;
-    encrypted.seek(SeekFrom::Start(0)).map_err(io(&tmp_path))?;
-    encrypted.write_all(&mac).map_err(io(&tmp_path))?;
-    encrypted.write_all(&iv).map_err(io(&tmp_path))?;
-    encrypted.seek(SeekFrom::Start(0)).map_err(io(&tmp_path))?;
+    let mut buf = vec![0u8; WORK];
+    loop {
+        let n = input.read(&mut buf).map_err(io(source))?;
+        if n == 0 {
+            break;
+        }
+        inner.write_all(&buf[..n]).map_err(io(&tmp_path))?;
+    }
+    inner.finish().map_err(zip_err(&tmp_path))?.into_inner().finish().map_err(io(&tmp_path))?;
+    let (mac, cipher_len, file_digest, unencrypted_size) = pipeline.finish().map_err(io(&tmp_path))?;
+    let mut encrypted = encrypted.into_file();
 
     let encryption = EncryptionInfo { encryption_key: key, mac_key, iv, mac, file_digest };
     let packed = Packed {
@@ -268,16 +326,24 @@ pub fn pack(source: &Path, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, P
         msi,
     };
 
-    // 2. The outer zip: the encrypted content, then Detection.xml.
+    // 2. The outer zip, streamed (data descriptors) and written around the page cache: the
+    //    encrypted content, then Detection.xml.
     let mut outer_tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    let outer_path = outer_tmp.path().to_path_buf();
     {
-        let mut outer = zip::ZipWriter::new(BufWriter::with_capacity(WORK, outer_tmp.as_file_mut()));
+        let sink = crate::content::direct::DirectWriter::new(outer_tmp.as_file_mut(), &outer_path);
+        let mut outer = zip::ZipWriter::new_stream(sink);
         outer.start_file(CONTENT_ENTRY, options).map_err(zip_err(out))?;
-        std::io::copy(&mut encrypted, &mut outer).map_err(io(out))?;
+        loop {
+            let n = encrypted.read(&mut buf).map_err(io(&tmp_path))?;
+            if n == 0 {
+                break;
+            }
+            outer.write_all(&buf[..n]).map_err(io(out))?;
+        }
         outer.start_file(DETECTION_ENTRY, options.large_file(false)).map_err(zip_err(out))?;
         outer.write_all(detection_xml(&packed).as_bytes()).map_err(io(out))?;
-        let mut w = outer.finish().map_err(zip_err(out))?;
-        w.flush().map_err(io(out))?;
+        outer.finish().map_err(zip_err(out))?.into_inner().finish().map_err(io(out))?;
     }
     outer_tmp.persist(out).map_err(|e| io(out)(e.error))?;
     Ok(packed)

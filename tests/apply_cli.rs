@@ -63,7 +63,7 @@ fn apply_publishes_ring_by_ring_and_a_second_run_changes_nothing() {
     // Not a terminal: one quiet line per verified download instead of a progress bar.
     common::assert_contains(
         &first.stderr,
-        "verified catalog/installers/vendor.app-2.0.msi (4096 bytes, SHA-256 and size match the catalog) in ",
+        "verified catalog/installers/vendor.app-2.0.msi (9728 bytes, SHA-256 and size match the catalog) in ",
     );
     assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
 
@@ -311,7 +311,7 @@ fn a_tampered_installer_is_refused_and_nothing_reaches_the_platform() {
     common::assert_contains(&run.stdout, "but the catalog says ");
     common::assert_contains(&run.stdout, "the download was discarded (the file changed upstream or was tampered with)");
     common::assert_contains(&run.stdout, "Apply complete: 0 succeeded, 1 failed, 1 waiting for a later run.");
-    common::assert_contains(&run.stderr, "refused catalog/installers/vendor.app-2.0.msi after 4096 of 4096 bytes");
+    common::assert_contains(&run.stderr, "refused catalog/installers/vendor.app-2.0.msi after 9728 of 9728 bytes");
     assert_eq!(apps(repo.path()), vec![], "nothing reached the platform");
     let cached: Vec<_> = std::fs::read_dir(repo.path().join(".patchops/content/sha256"))
         .map(|d| d.flatten().collect())
@@ -329,7 +329,7 @@ fn a_tampered_installer_is_refused_and_nothing_reaches_the_platform() {
     let run = apply(repo.path(), &[]);
     common::assert_contains(
         &run.stdout,
-        "catalog/installers/vendor.app-2.0.msi: the download ended after 1000 of 4096 bytes and was discarded",
+        "catalog/installers/vendor.app-2.0.msi: the download ended after 1000 of 9728 bytes and was discarded",
     );
     assert_eq!(apps(repo.path()), vec![]);
 }
@@ -360,7 +360,9 @@ fn a_re_released_installer_under_the_same_version_is_published_again() {
     }
     // The vendor re-releases 2.0 with other bytes; the catalog (serial 2) says so.
     let old = common::installer_bytes("vendor.app", "2.0");
-    let new: Vec<u8> = old.iter().map(|b| b.wrapping_add(1)).collect();
+    let new =
+        std::fs::read(common::workspace_root().join("examples/catalog/installers/mozilla.firefox-128.0.3-x64.msi"))
+            .unwrap();
     let catalog = common::catalog(2)
         .replace(&common::hex(&sha2::Sha256::digest(&old)), &common::hex(&sha2::Sha256::digest(&new)));
     repo.write("catalog/catalog.json", &catalog);

@@ -85,7 +85,7 @@ fn a_catalog_altered_after_signing_is_refused() {
     let k = key();
     let c = catalog(1);
     let sig = sign(&k, c.as_bytes());
-    let tampered = c.replace("\"size\":4096", "\"size\":4097");
+    let tampered = c.replace("\"size\":9728", "\"size\":9729");
     let err = verify(&tampered, Some(sig), &trusted(&k), None).expect_err("refused");
     assert!(matches!(err, CatalogError::BadSignature { .. }), "{err}");
     assert!(

@@ -44,15 +44,15 @@ fn object(version: &str) -> DesiredObject {
             product: ProductId::new("vendor.app").unwrap(),
             version: version.into(),
             commit: None,
-            content_digest: Sha256::digest(b"x"),
+            content_digest: Sha256::digest(&msi_bytes()),
         },
         fields,
         installer: Installer {
             architecture: Architecture::X64,
             installer_type: InstallerType::Msi,
             url: "installers/app.msi".into(),
-            sha256: Sha256::digest(b"x"),
-            size: 1,
+            sha256: Sha256::digest(&msi_bytes()),
+            size: msi_bytes().len() as u64,
             silent_install: "/qn".into(),
             silent_uninstall: None,
             msi_product_code: Some("{11111111-2222-3333-4444-555555555555}".into()),
@@ -181,13 +181,19 @@ async fn the_emulated_tenant_persists_between_emulator_processes() {
     assert_eq!(observed.objects.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), vec![id]);
 }
 
+/// A real (tiny) MSI from the example catalog.
+fn msi_bytes() -> Vec<u8> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(root.join("examples/catalog/installers/mozilla.firefox-131.0.2-x64.msi")).expect("example MSI")
+}
+
 /// Content verified by the real cache (the only way to make a `VerifiedContent`).
 fn verified_content() -> (tempfile::TempDir, reconciler::content::VerifiedContent) {
     let dir = tempfile::tempdir().expect("tmp");
     let cache = reconciler::content::ContentCache::new(dir.path());
-    let v = cache
-        .admit("test", b"x", reconciler::content::Expected { sha256: Sha256::digest(b"x"), size: 1 })
-        .expect("admit");
+    let bytes = msi_bytes();
+    let expected = reconciler::content::Expected { sha256: Sha256::digest(&bytes), size: bytes.len() as u64 };
+    let v = cache.admit("test", &bytes, expected).expect("admit");
     (dir, v)
 }
 

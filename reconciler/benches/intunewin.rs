@@ -43,8 +43,9 @@ fn main() {
     let _ = std::fs::remove_file(dir.path().join("openssl.bin"));
 
     let t = Instant::now();
-    let packed = reconciler::platform::intune::intunewin::pack(&source, &dir.path().join("setup.intunewin"), None)
-        .expect("pack");
+    let packed =
+        reconciler::platform::intune::intunewin::pack(&source, "setup.exe", &dir.path().join("setup.intunewin"), None)
+            .expect("pack");
     let ours = t.elapsed();
     assert!(packed.encrypted_size > mib << 20);
 

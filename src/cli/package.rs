@@ -54,7 +54,8 @@ pub fn run(cmd: PackageCommand, color: ColorChoice) -> u8 {
             } else {
                 None
             };
-            match intunewin::pack(&source, &dest, msi) {
+            let setup = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match intunewin::pack(&source, &setup, &dest, msi) {
                 Ok(p) => {
                     let mut s = format!(
                         "wrote {} ({} bytes encrypted, {} bytes of content; setup file {})\n",

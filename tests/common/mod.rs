@@ -88,9 +88,15 @@ pub fn future(days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339()
 }
 
-/// The bytes of the test installer of `id` `version` (4096 bytes, distinct per version).
+/// The bytes of the test installer of `id` `version`: one of the example fleet's real (tiny)
+/// MSI files, distinct per version, so that packaging for Intune reads a real MSI.
 pub fn installer_bytes(id: &str, version: &str) -> Vec<u8> {
-    format!("{id} {version} ").bytes().cycle().take(4096).collect()
+    let file = match (id, version) {
+        ("vendor.app", "1.0") => "mozilla.firefox-128.0.3-x64.msi",
+        ("vendor.app", "2.0") => "mozilla.firefox-131.0.2-x64.msi",
+        _ => "igorpavlov.7zip-24.08-x64.msi",
+    };
+    std::fs::read(workspace_root().join("examples/catalog/installers").join(file)).expect("example installer")
 }
 
 /// Every (id, version) the test catalog lists.

@@ -278,14 +278,10 @@ fn random<const N: usize>() -> Result<[u8; N], PackageError> {
     Ok(b)
 }
 
-/// Packs `source` (the installer) into `out`, a `.intunewin` file. `msi` facts, when given, go
-/// into Detection.xml's MsiInfo.
-pub fn pack(source: &Path, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, PackageError> {
-    let setup_file = source
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| PackageError::Io { path: source.display().to_string(), reason: "no file name".into() })?
-        .to_string();
+/// Packs `source` (the installer) into `out`, a `.intunewin` file, naming the installer
+/// `setup_file` inside it. `msi` facts, when given, go into Detection.xml's MsiInfo.
+pub fn pack(source: &Path, setup_file: &str, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, PackageError> {
+    let setup_file = setup_file.to_string();
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (key, mac_key, iv) = (random::<32>()?, random::<32>()?, random::<16>()?);
 

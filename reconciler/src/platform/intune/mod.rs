@@ -18,11 +18,15 @@
 //! | assignment.restart | installExperience.deviceRestartBehavior (one per app in Intune) |
 //! | assignment.deadline | settings.installTimeSettings deadline − start |
 //!
-//! Content upload (.intunewin), authentication and supersedence arrive with the Intune issue;
-//! until then only the embedded emulator is reachable.
+//! Publishing uploads the installer as a `.intunewin` ([`intunewin`]): content version, content
+//! file, blocks to the SAS URI (renewed when it expires), block list, commit with the package's
+//! encryption info, then `committedContentVersion`. A half-created app is deleted when any step
+//! fails. Authentication and supersedence arrive later in the Intune issue; until then only the
+//! embedded emulator is reachable.
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 pub mod intunewin;
@@ -35,6 +39,12 @@ use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
 
 const APPS: &str = "beta/deviceAppManagement/mobileApps";
+
+/// Bytes per uploaded block (Azure Blob allows up to 100 MB; tools commonly use a few MiB).
+const BLOCK_SIZE: usize = 6 * 1024 * 1024;
+
+/// How long to wait for an asynchronous upload or commit state.
+const STATE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The prefix of the marker line in `notes`.
 const MARKER_PREFIX: &str = "patchops:";
@@ -193,6 +203,207 @@ impl IntuneClient {
     }
 }
 
+impl IntuneClient {
+    fn failed(&self, operation: &str, message: impl Into<String>) -> PlatformError {
+        PlatformError::Rejected {
+            platform: self.name.clone(),
+            operation: operation.into(),
+            status: 0,
+            message: message.into(),
+        }
+    }
+
+    /// Packs the content and uploads it as the app's first committed content version.
+    async fn upload(&self, id: &str, object: &DesiredObject, content: &VerifiedContent) -> Result<(), PlatformError> {
+        let setup = file_name(&object.installer.url);
+        let dir = tempfile::tempdir().map_err(|e| self.failed("packaging", e.to_string()))?;
+        let package = dir.path().join(format!("{setup}.intunewin"));
+        let (source, is_msi) = (content.path().to_path_buf(), object.installer.installer_type == InstallerType::Msi);
+        let (setup_name, out) = (setup.clone(), package.clone());
+        let packed = tokio::task::spawn_blocking(move || {
+            let msi = if is_msi { Some(crate::msi::read(&source).map_err(|e| e.to_string())?) } else { None };
+            intunewin::pack(&source, &setup_name, &out, msi).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| self.failed("packaging", e.to_string()))?
+        .map_err(|e| self.failed("packaging", e))?;
+
+        let versions = format!("{APPS}/{id}/microsoft.graph.win32LobApp/contentVersions");
+        let version = self
+            .send("creating a content version", self.http.post(self.url(&versions)?).json(&json!({})), false)
+            .await?
+            .unwrap_or_default();
+        let v = version["id"].as_str().ok_or_else(|| self.failed("creating a content version", "no id"))?.to_string();
+        let files = format!("{versions}/{v}/files");
+        let file = self
+            .send(
+                "creating the content file",
+                self.http.post(self.url(&files)?).json(&json!({
+                    "@odata.type": "#microsoft.graph.mobileAppContentFile",
+                    "name": format!("{setup}.intunewin"),
+                    "size": packed.unencrypted_size,
+                    "sizeEncrypted": packed.encrypted_size,
+                    "manifest": null,
+                    "isDependency": false,
+                })),
+                false,
+            )
+            .await?
+            .unwrap_or_default();
+        let fid = file["id"].as_str().ok_or_else(|| self.failed("creating the content file", "no id"))?.to_string();
+        let file_url = format!("{files}/{fid}");
+        let ready = self.wait_for(&file_url, "azureStorageUriRequestSuccess", "azureStorageUriRequest").await?;
+        let mut sas = ready["azureStorageUri"].as_str().unwrap_or_default().to_string();
+
+        // Blocks, read from the package's encrypted entry: memory stays at one block.
+        let pkg = package.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(2);
+        let reader = tokio::task::spawn_blocking(move || {
+            let run = || -> Result<(), String> {
+                let file = std::fs::File::open(&pkg).map_err(|e| e.to_string())?;
+                let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+                let mut entry = zip.by_name(intunewin::CONTENT_ENTRY).map_err(|e| e.to_string())?;
+                loop {
+                    let mut block = Vec::with_capacity(BLOCK_SIZE);
+                    use std::io::Read as _;
+                    let n = std::io::Read::take(&mut entry, BLOCK_SIZE as u64)
+                        .read_to_end(&mut block)
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 || tx.blocking_send(Ok(block)).is_err() {
+                        return Ok(());
+                    }
+                }
+            };
+            if let Err(e) = run() {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let mut ids = Vec::new();
+        while let Some(block) = rx.recv().await {
+            let block = bytes::Bytes::from(block.map_err(|e| self.failed("reading the package", e))?);
+            let block_id = base64::engine::general_purpose::STANDARD.encode(format!("{:06}", ids.len()));
+            loop {
+                let url = format!("{sas}&comp=block&blockid={}", urlencode(&block_id));
+                let req = self.http.put(&url).header("x-ms-blob-type", "BlockBlob").body(block.clone());
+                match self.send_blob("uploading a block", req).await {
+                    Err(BlobError::Expired) => sas = self.renew(&file_url).await?,
+                    Err(BlobError::Platform(e)) => return Err(e),
+                    Ok(()) => break,
+                }
+            }
+            ids.push(block_id);
+        }
+        reader.await.map_err(|e| self.failed("reading the package", e.to_string()))?;
+        let list: String = ids.iter().map(|i| format!("<Latest>{i}</Latest>")).collect();
+        let body = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
+        loop {
+            let req = self.http.put(format!("{sas}&comp=blocklist")).body(body.clone());
+            match self.send_blob("committing the block list", req).await {
+                Err(BlobError::Expired) => sas = self.renew(&file_url).await?,
+                Err(BlobError::Platform(e)) => return Err(e),
+                Ok(()) => break,
+            }
+        }
+
+        let commit = json!({ "fileEncryptionInfo": packed.encryption.to_graph() });
+        self.send(
+            "committing the content file",
+            self.http.post(self.url(&format!("{file_url}/commit"))?).json(&commit),
+            false,
+        )
+        .await?;
+        self.wait_for(&file_url, "commitFileSuccess", "commitFile").await?;
+        let patch = json!({ "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": v });
+        self.send(
+            "setting the committed content version",
+            self.http.patch(self.url(&format!("{APPS}/{id}"))?).json(&patch),
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Polls a content file until its `uploadState` is `success`; fails on `<prefix>Failed` or
+    /// `<prefix>TimedOut`.
+    async fn wait_for(&self, file_url: &str, success: &str, prefix: &str) -> Result<Value, PlatformError> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let file = self
+                .send("reading the content file", self.http.get(self.url(file_url)?), false)
+                .await?
+                .unwrap_or_default();
+            let state = file["uploadState"].as_str().unwrap_or_default();
+            if state == success {
+                return Ok(file);
+            }
+            if state == format!("{prefix}Failed") || state == format!("{prefix}TimedOut") || state == "error" {
+                return Err(self.failed("waiting for the content file", format!("its uploadState became {state}")));
+            }
+            if started.elapsed() > STATE_TIMEOUT {
+                return Err(
+                    self.failed("waiting for the content file", format!("still {state} after {STATE_TIMEOUT:?}"))
+                );
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Asks for a fresh SAS URI and returns it once granted.
+    async fn renew(&self, file_url: &str) -> Result<String, PlatformError> {
+        tracing::info!(platform = %self.name, "the upload SAS expired; renewing it");
+        self.send("renewing the upload URI", self.http.post(self.url(&format!("{file_url}/renewUpload"))?), false)
+            .await?;
+        let file = self.wait_for(file_url, "azureStorageUriRenewalSuccess", "azureStorageUriRenewal").await?;
+        Ok(file["azureStorageUri"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn send_blob(&self, operation: &str, req: reqwest::RequestBuilder) -> Result<(), BlobError> {
+        let resp = req.send().await.map_err(|e| {
+            BlobError::Platform(PlatformError::Transient {
+                platform: self.name.clone(),
+                operation: operation.into(),
+                reason: e.without_url().to_string(),
+                retry_after: None,
+            })
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::FORBIDDEN && body.contains("AuthenticationFailed") {
+            return Err(BlobError::Expired);
+        }
+        Err(BlobError::Platform(if status.is_server_error() || status.as_u16() == 429 {
+            PlatformError::Transient {
+                platform: self.name.clone(),
+                operation: operation.into(),
+                reason: status.to_string(),
+                retry_after: None,
+            }
+        } else {
+            PlatformError::Rejected {
+                platform: self.name.clone(),
+                operation: operation.into(),
+                status: status.as_u16(),
+                message: body.chars().take(300).collect(),
+            }
+        }))
+    }
+}
+
+/// A blob request's failure: an expired SAS (renew and retry) or anything else.
+enum BlobError {
+    Expired,
+    Platform(PlatformError),
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 fn file_name(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer").to_string()
@@ -321,12 +532,22 @@ impl Platform for IntuneClient {
             .send("creating the app", self.http.post(self.url(APPS)?).json(&body), false)
             .await?
             .unwrap_or_default();
-        created["id"].as_str().map(str::to_string).ok_or_else(|| PlatformError::Rejected {
+        let id = created["id"].as_str().map(str::to_string).ok_or_else(|| PlatformError::Rejected {
             platform: self.name.clone(),
             operation: "creating the app".into(),
             status: 201,
             message: "the response has no id".into(),
-        })
+        })?;
+        match self.upload(&id, object, content).await {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                // Never leave a half-created app behind.
+                if let Err(cleanup) = self.delete(&id).await {
+                    tracing::warn!(app = %id, error = %cleanup, "could not delete the half-created app");
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError> {

@@ -4,8 +4,10 @@
 //! service does (see `../shared/reference/intune-graph.md`) and answers errors in Graph's
 //! `{"error": {"code", "message"}}` shape.
 //!
-//! Content upload, tokens and supersedence arrive with the Intune issue; this module is the
-//! harness they plug into.
+//! Content (`content.rs`): content versions and files with their asynchronous upload and commit
+//! states, an Azure-Blob-like endpoint for blocks and block lists behind an expiring SAS, and a
+//! commit that checks the uploaded bytes decrypt with the given keys and match fileDigest and
+//! mac. Tokens and supersedence arrive later in the Intune issue.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::EmulatorOptions;
+
+mod content;
 
 /// The Graph base path of Win32 app management.
 pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
@@ -38,6 +42,12 @@ struct Store {
     apps: BTreeMap<String, Value>,
     #[serde(default)]
     assignments: BTreeMap<String, Vec<Value>>,
+    /// Content versions per app.
+    #[serde(default)]
+    content_versions: BTreeMap<String, Vec<String>>,
+    /// Content files by id (mobileAppContentFile, plus the emulator's bookkeeping under `_`).
+    #[serde(default)]
+    files: BTreeMap<String, Value>,
 }
 
 /// The emulator's state and options.
@@ -98,6 +108,11 @@ impl Emulator {
         }
     }
 
+    /// Where uploaded blocks and committed content are kept.
+    fn blob_dir(&self) -> PathBuf {
+        self.file.with_extension("blobs")
+    }
+
     fn with_store<T>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, GraphError>,
@@ -125,6 +140,7 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{APPS}/{{id}}"), get(get_app).patch(patch_app).delete(delete_app))
         .route(&format!("{APPS}/{{id}}/assign"), post(assign))
         .route(&format!("{APPS}/{{id}}/assignments"), get(list_assignments))
+        .merge(content::routes())
         .with_state(emulator)
 }
 
@@ -280,7 +296,18 @@ async fn patch_app(
     let Value::Object(patch) = patch else { return Err(bad("The request body must be a JSON object.")) };
     emu.with_store(
         |s| {
+            if let Some(v) = patch.get("committedContentVersion") {
+                let v = v.as_str().unwrap_or_default();
+                if !content::committed(s, &id, v) {
+                    return Err(bad(format!(
+                        "Content version '{v}' of app {id} has no committed file; upload and commit it first."
+                    )));
+                }
+            }
             let app = s.apps.get_mut(&id).ok_or_else(|| not_found(&id))?;
+            if patch.contains_key("committedContentVersion") {
+                app["publishingState"] = json!("published");
+            }
             if let Some(t) = patch.get("@odata.type") {
                 if t != &app["@odata.type"] {
                     return Err(bad("The @odata.type of an existing mobileApp cannot change."));
@@ -307,6 +334,8 @@ async fn delete_app(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> 
         |s| {
             s.apps.remove(&id).ok_or_else(|| not_found(&id))?;
             s.assignments.remove(&id);
+            s.content_versions.remove(&id);
+            s.files.retain(|_, f| f["_"]["app"] != id.as_str());
             Ok(StatusCode::NO_CONTENT)
         },
         true,
@@ -352,8 +381,12 @@ async fn assign(
     }
     emu.with_store(
         |s| {
-            if !s.apps.contains_key(&id) {
-                return Err(not_found(&id));
+            let app = s.apps.get(&id).ok_or_else(|| not_found(&id))?;
+            if !stored.is_empty() && app["publishingState"] != "published" {
+                return Err(bad(format!(
+                    "The app {id} cannot be assigned before it is published (publishingState {}); commit its content first.",
+                    app["publishingState"].as_str().unwrap_or("notPublished")
+                )));
             }
             s.assignments.insert(id.clone(), stored);
             Ok(StatusCode::NO_CONTENT)

@@ -145,7 +145,7 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
 
 #[tokio::test]
 async fn throttling_is_transient_and_retried_honouring_retry_after() {
-    let (_dir, base) = start(EmulatorOptions { throttle_every: Some(2) }).await;
+    let (_dir, base) = start(EmulatorOptions { throttle_every: Some(2), ..EmulatorOptions::default() }).await;
     let c = client(&base);
     assert!(c.observe().await.is_ok(), "request 1 passes");
     match c.observe().await {
@@ -217,4 +217,118 @@ async fn patchops_emulate_serves_the_emulator_on_its_own() {
     let _ = child.wait();
     let saved: Value = serde_json::from_slice(&std::fs::read(&state).expect("state written")).expect("json");
     assert_eq!(saved["apps"][&id]["displayVersion"], "1.0");
+}
+
+#[tokio::test]
+async fn an_upload_outliving_its_sas_renews_it_and_completes() {
+    // 2 KiB blocks: the ~10 KB package takes six; the SAS expires every two blocks.
+    let (dir, base) = start(EmulatorOptions { sas_expires_after_blocks: Some(2), ..EmulatorOptions::default() }).await;
+    let c = client(&base).with_block_size(2048);
+    let id = c.create(&object("1.0"), &verified_content().1).await.expect("published despite the expiring SAS");
+    let tenant: Value = serde_json::from_slice(&std::fs::read(dir.path().join("tenant.json")).unwrap()).unwrap();
+    assert_eq!(tenant["apps"][&id]["publishingState"], "published");
+    assert_eq!(tenant["apps"][&id]["committedContentVersion"], "1");
+    let file = tenant["files"].as_object().unwrap().values().next().unwrap().clone();
+    assert_eq!(file["uploadState"], "commitFileSuccess");
+    assert_eq!(file["isCommitted"], true);
+    // The SAS was renewed (the last renewal's counter restarted from zero).
+    assert!(file["_"]["blocksWithThisSas"].as_u64().unwrap() <= 2);
+}
+
+#[tokio::test]
+async fn a_failed_commit_leaves_no_half_created_app() {
+    let (_dir, base) = start(EmulatorOptions { fail_commits: true, ..EmulatorOptions::default() }).await;
+    let c = client(&base);
+    let err = c.create(&object("1.0"), &verified_content().1).await.expect_err("the commit fails");
+    assert_eq!(
+        err.to_string(),
+        "platform `intune-test`: waiting for the content file failed: its uploadState became commitFileFailed"
+    );
+    assert!(c.observe().await.expect("observe").objects.is_empty(), "the half-created app was deleted");
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_a_tampered_upload_at_commit() {
+    let (_dir, base) = start(EmulatorOptions::default()).await;
+    let http = reqwest::Client::new();
+    let app = json!({
+        "@odata.type": "#microsoft.graph.win32LobApp",
+        "displayName": "x", "publisher": "p", "fileName": "x.intunewin", "setupFilePath": "x.msi",
+        "installCommandLine": "msiexec /i x.msi /qn",
+        "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
+    });
+    let (status, created) = post(&base, APPS, app).await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_string();
+    let versions = format!("{APPS}/{id}/microsoft.graph.win32LobApp/contentVersions");
+    let (_, v) = post(&base, &versions, json!({})).await;
+    let files = format!("{versions}/{}/files", v["id"].as_str().unwrap());
+    // A real package, whose ciphertext is altered before upload.
+    let dir = tempfile::tempdir().unwrap();
+    let msi = dir.path().join("app.msi");
+    std::fs::write(&msi, msi_bytes()).unwrap();
+    let packed =
+        reconciler::platform::intune::intunewin::pack(&msi, "app.msi", &dir.path().join("p.intunewin"), None).unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&packed.path).unwrap()).unwrap();
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zip.by_name(reconciler::platform::intune::intunewin::CONTENT_ENTRY).unwrap(),
+        &mut content,
+    )
+    .unwrap();
+    content[200] ^= 0x01;
+    let (status, file) = post(
+        &base,
+        &files,
+        json!({"@odata.type": "#microsoft.graph.mobileAppContentFile", "name": "p.intunewin",
+               "size": packed.unencrypted_size, "sizeEncrypted": packed.encrypted_size, "manifest": null}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(file["uploadState"], "azureStorageUriRequestPending", "the SAS URI comes asynchronously");
+    let file_url = base.join(&format!("{files}/{}", file["id"].as_str().unwrap())).unwrap();
+    let file: Value = http.get(file_url.clone()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(file["uploadState"], "azureStorageUriRequestSuccess");
+    let sas = file["azureStorageUri"].as_str().unwrap().to_string();
+    let put = |url: String, body: Vec<u8>| http.put(url).header("x-ms-blob-type", "BlockBlob").body(body).send();
+    assert_eq!(put(format!("{sas}&comp=block&blockid=MDAwMA%3D%3D"), content).await.unwrap().status(), 201);
+    let list = b"<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Latest>MDAwMA==</Latest></BlockList>".to_vec();
+    assert_eq!(put(format!("{sas}&comp=blocklist"), list).await.unwrap().status(), 201);
+    // A forged signature is refused by the blob endpoint.
+    let forged = sas.replace("sig=", "sig=00");
+    assert_eq!(put(format!("{forged}&comp=block&blockid=MDAwMQ%3D%3D"), vec![1]).await.unwrap().status(), 403);
+
+    let commit = json!({ "fileEncryptionInfo": packed.encryption.to_graph() });
+    let resp = http
+        .post(base.join(&format!("{}/commit", file_url.path().trim_start_matches('/'))).unwrap())
+        .json(&commit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let file: Value = http.get(file_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(file["uploadState"], "commitFileFailed", "the altered bytes do not match the mac");
+    // Without committed content the app cannot be published, hence not assigned.
+    let patch = http
+        .patch(base.join(&format!("{APPS}/{id}")).unwrap())
+        .json(&json!({"@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 400);
+    let body: Value = patch.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        format!("Content version '1' of app {id} has no committed file; upload and commit it first.")
+    );
+    let (status, body) = post(
+        &base,
+        &format!("{APPS}/{id}/assign"),
+        json!({"mobileAppAssignments": [{
+        "@odata.type": "#microsoft.graph.mobileAppAssignment", "intent": "required",
+        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g"}}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("cannot be assigned before it is published"), "{body}");
 }

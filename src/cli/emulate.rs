@@ -51,7 +51,7 @@ pub async fn run(args: EmulateArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let options = EmulatorOptions { throttle_every: args.throttle_every };
+    let options = EmulatorOptions { throttle_every: args.throttle_every, ..EmulatorOptions::default() };
     match emulate::serve(listener, ty, &args.state, options) {
         Ok(url) => {
             eprintln!(

@@ -21,6 +21,10 @@ use crate::state::StateDir;
 pub struct EmulatorOptions {
     /// Answer every n-th request with `429 Too Many Requests` and `Retry-After: 1`.
     pub throttle_every: Option<u32>,
+    /// Let an upload SAS expire after this many blocks (as a long upload outlives its SAS).
+    pub sas_expires_after_blocks: Option<u32>,
+    /// Fail every commit (`commitFileFailed`), to test clean-up.
+    pub fail_commits: bool,
 }
 
 /// Where an emulator keeps its state.

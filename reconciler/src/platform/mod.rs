@@ -246,6 +246,16 @@ pub enum PlatformError {
         /// The platform's message.
         message: String,
     },
+    /// A multi-step operation failed at a step (not an HTTP refusal).
+    #[error("platform `{platform}`: {operation} failed: {message}")]
+    Failed {
+        /// Platform name.
+        platform: ObjectName,
+        /// The step.
+        operation: String,
+        /// What went wrong.
+        message: String,
+    },
     /// This client cannot do that yet.
     #[error("platform `{platform}`: {what} is not available for {ty} platforms in this release")]
     NotImplemented {

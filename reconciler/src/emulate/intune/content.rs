@@ -138,6 +138,7 @@ async fn get_file(
 ) -> Result<Json<Value>, GraphError> {
     emu.throttle()?;
     let dir = emu.blob_dir();
+    let fail_commits = emu.options.fail_commits;
     emu.with_store(
         |s| {
             let file = s.files.get_mut(&f).ok_or_else(|| not_found(&f))?;
@@ -150,7 +151,13 @@ async fn get_file(
                     file["uploadState"] =
                         json!(if renewal { "azureStorageUriRenewalSuccess" } else { "azureStorageUriRequestSuccess" });
                 }
-                "commitFilePending" => match verify_commit(&dir, &f, file) {
+                "commitFilePending" => match verify_commit(&dir, &f, file).and_then(|()| {
+                    if fail_commits {
+                        Err("commit failure injected by the emulator".to_string())
+                    } else {
+                        Ok(())
+                    }
+                }) {
                     Ok(()) => {
                         file["uploadState"] = json!("commitFileSuccess");
                         file["isCommitted"] = json!(true);
@@ -180,6 +187,7 @@ async fn renew_upload(
             let (uri, expiry) = sas(&host(&headers), &f);
             file["_"]["uri"] = json!(uri);
             file["_"]["expiry"] = json!(expiry);
+            file["_"]["blocksWithThisSas"] = json!(0);
             file["uploadState"] = json!("azureStorageUriRenewalPending");
             Ok(StatusCode::NO_CONTENT)
         },
@@ -249,6 +257,24 @@ async fn put_blob(
     }
     if se <= now().timestamp() {
         return Err(denied("Signed expiry time has to be after signed start time: the SAS has expired."));
+    }
+    if q.comp.as_deref() == Some("block") {
+        if let Some(limit) = emu.options.sas_expires_after_blocks {
+            let used = emu
+                .with_store(
+                    |s| {
+                        let file = s.files.get_mut(&f).ok_or_else(|| not_found(&f))?;
+                        let used = file["_"]["blocksWithThisSas"].as_u64().unwrap_or(0);
+                        file["_"]["blocksWithThisSas"] = json!(used + 1);
+                        Ok(used)
+                    },
+                    true,
+                )
+                .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, String::new()))?;
+            if used >= u64::from(limit) {
+                return Err(denied("Signed expiry time has passed: the SAS has expired."));
+            }
+        }
     }
     let dir = emu.blob_dir().join(&f);
     let io_err = |e: std::io::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());

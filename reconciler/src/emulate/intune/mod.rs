@@ -55,7 +55,7 @@ struct Store {
 pub struct Emulator {
     store: Mutex<Store>,
     file: PathBuf,
-    options: EmulatorOptions,
+    pub(super) options: EmulatorOptions,
     requests: AtomicU32,
 }
 

@@ -43,6 +43,9 @@ const APPS: &str = "beta/deviceAppManagement/mobileApps";
 /// Bytes per uploaded block (Azure Blob allows up to 100 MB; tools commonly use a few MiB).
 const BLOCK_SIZE: usize = 6 * 1024 * 1024;
 
+/// Renewals of an expired SAS URI tried for one request before giving up.
+const MAX_RENEWALS: u32 = 3;
+
 /// How long to wait for an asynchronous upload or commit state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -55,6 +58,7 @@ pub struct IntuneClient {
     name: ObjectName,
     base: url::Url,
     http: reqwest::Client,
+    block_size: usize,
 }
 
 impl IntuneClient {
@@ -62,7 +66,14 @@ impl IntuneClient {
     pub fn new(name: ObjectName, base: url::Url) -> Result<IntuneClient, PlatformError> {
         let http =
             crate::http::client().map_err(|reason| PlatformError::Unavailable { platform: name.clone(), reason })?;
-        Ok(IntuneClient { name, base, http })
+        Ok(IntuneClient { name, base, http, block_size: BLOCK_SIZE })
+    }
+
+    /// Uploads in blocks of `bytes` (at least 1 KiB) instead of 6 MiB.
+    #[must_use]
+    pub fn with_block_size(mut self, bytes: usize) -> Self {
+        self.block_size = bytes.max(1024);
+        self
     }
 
     fn url(&self, path: &str) -> Result<url::Url, PlatformError> {
@@ -205,12 +216,7 @@ impl IntuneClient {
 
 impl IntuneClient {
     fn failed(&self, operation: &str, message: impl Into<String>) -> PlatformError {
-        PlatformError::Rejected {
-            platform: self.name.clone(),
-            operation: operation.into(),
-            status: 0,
-            message: message.into(),
-        }
+        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), message: message.into() }
     }
 
     /// Packs the content and uploads it as the app's first committed content version.
@@ -257,6 +263,7 @@ impl IntuneClient {
 
         // Blocks, read from the package's encrypted entry: memory stays at one block.
         let pkg = package.clone();
+        let block_size = self.block_size;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(2);
         let reader = tokio::task::spawn_blocking(move || {
             let run = || -> Result<(), String> {
@@ -264,9 +271,9 @@ impl IntuneClient {
                 let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
                 let mut entry = zip.by_name(intunewin::CONTENT_ENTRY).map_err(|e| e.to_string())?;
                 loop {
-                    let mut block = Vec::with_capacity(BLOCK_SIZE);
+                    let mut block = Vec::with_capacity(block_size);
                     use std::io::Read as _;
-                    let n = std::io::Read::take(&mut entry, BLOCK_SIZE as u64)
+                    let n = std::io::Read::take(&mut entry, block_size as u64)
                         .read_to_end(&mut block)
                         .map_err(|e| e.to_string())?;
                     if n == 0 || tx.blocking_send(Ok(block)).is_err() {
@@ -282,11 +289,18 @@ impl IntuneClient {
         while let Some(block) = rx.recv().await {
             let block = bytes::Bytes::from(block.map_err(|e| self.failed("reading the package", e))?);
             let block_id = base64::engine::general_purpose::STANDARD.encode(format!("{:06}", ids.len()));
+            let mut renewals = 0;
             loop {
                 let url = format!("{sas}&comp=block&blockid={}", urlencode(&block_id));
                 let req = self.http.put(&url).header("x-ms-blob-type", "BlockBlob").body(block.clone());
                 match self.send_blob("uploading a block", req).await {
-                    Err(BlobError::Expired) => sas = self.renew(&file_url).await?,
+                    Err(BlobError::Expired) if renewals < MAX_RENEWALS => {
+                        renewals += 1;
+                        sas = self.renew(&file_url).await?;
+                    }
+                    Err(BlobError::Expired) => {
+                        return Err(self.failed("uploading a block", "the SAS URI expired again right after renewal"))
+                    }
                     Err(BlobError::Platform(e)) => return Err(e),
                     Ok(()) => break,
                 }
@@ -296,10 +310,15 @@ impl IntuneClient {
         reader.await.map_err(|e| self.failed("reading the package", e.to_string()))?;
         let list: String = ids.iter().map(|i| format!("<Latest>{i}</Latest>")).collect();
         let body = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{list}</BlockList>");
-        loop {
+        for renewals in 0.. {
             let req = self.http.put(format!("{sas}&comp=blocklist")).body(body.clone());
             match self.send_blob("committing the block list", req).await {
-                Err(BlobError::Expired) => sas = self.renew(&file_url).await?,
+                Err(BlobError::Expired) if renewals < MAX_RENEWALS => sas = self.renew(&file_url).await?,
+                Err(BlobError::Expired) => {
+                    return Err(
+                        self.failed("committing the block list", "the SAS URI expired again right after renewal")
+                    )
+                }
                 Err(BlobError::Platform(e)) => return Err(e),
                 Ok(()) => break,
             }
@@ -516,10 +535,9 @@ impl Platform for IntuneClient {
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
         // The catalog's digest and the verified content must agree; the marker carries it.
         if content.sha256() != object.marker.content_digest {
-            return Err(PlatformError::Rejected {
+            return Err(PlatformError::Failed {
                 platform: self.name.clone(),
                 operation: "creating the app".into(),
-                status: 0,
                 message: format!(
                     "content {} does not match the marker's digest {}",
                     content.sha256(),

@@ -332,3 +332,108 @@ async fn the_emulator_refuses_a_tampered_upload_at_commit() {
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap().contains("cannot be assigned before it is published"), "{body}");
 }
+
+/// A self-signed RSA certificate and its key in one PEM (made with `openssl req`), and the DER.
+fn app_certificate(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cert_pem = std::fs::read(&cert).unwrap();
+    let mut both = cert_pem.clone();
+    both.extend(std::fs::read(&key).unwrap());
+    (both, reconciler::platform::intune::auth::certificate_der(&cert_pem).unwrap())
+}
+
+const CLIENT: &str = "00000000-0000-0000-0000-0000000000aa";
+const TENANT: &str = "00000000-0000-0000-0000-000000000001";
+
+async fn tenant_with_app(dir: &std::path::Path, cert_der: Vec<u8>, lifetime: Option<Duration>) -> url::Url {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+    let options = EmulatorOptions {
+        apps: vec![emulate::intune::RegisteredApp { client_id: CLIENT.into(), certificate_der: cert_der }],
+        token_lifetime: lifetime,
+        ..EmulatorOptions::default()
+    };
+    emulate::serve(listener, PlatformType::Intune, &dir.join("tenant.json"), options).expect("serve")
+}
+
+fn signed_in(base: &url::Url, pem: &[u8]) -> IntuneClient {
+    use reconciler::platform::intune::auth::{CertificateCredential, TokenSource};
+    let credential = CertificateCredential::from_pem(CLIENT, pem).expect("credential");
+    let tokens = TokenSource::new(ObjectName::new("intune-test").unwrap(), base, TENANT, credential).expect("tokens");
+    client(base).with_auth(tokens)
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_gets_a_token_and_tokens_are_renewed_when_they_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, der) = app_certificate(dir.path(), "app");
+    let base = tenant_with_app(dir.path(), der, Some(Duration::from_secs(2))).await;
+    // Without a token, Graph refuses.
+    let resp = reqwest::get(base.join(APPS).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+
+    let c = signed_in(&base, &pem);
+    let id = c.create(&object("1.0"), &verified_content().1).await.expect("publish with a certificate token");
+    // Tokens live 2 s here: after 2.5 s the client must have renewed its token to go on.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let observed = c.observe().await.expect("observe with a renewed token");
+    assert_eq!(observed.objects.iter().map(|o| o.id.clone()).collect::<Vec<_>>(), vec![id]);
+}
+
+#[tokio::test]
+async fn a_certificate_the_app_registration_does_not_hold_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, registered) = app_certificate(dir.path(), "registered");
+    let (other, _) = app_certificate(dir.path(), "other");
+    let base = tenant_with_app(dir.path(), registered, None).await;
+    let err = signed_in(&base, &other).observe().await.expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains(&format!("getting a token for client {CLIENT} was refused (401): invalid_client: AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application '{CLIENT}'.")), "{text}");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_replayed_assertions_and_client_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, der) = app_certificate(dir.path(), "app");
+    let base = tenant_with_app(dir.path(), der, None).await;
+    let token_url = base.join(&format!("{TENANT}/oauth2/v2.0/token")).unwrap();
+    let credential = reconciler::platform::intune::auth::CertificateCredential::from_pem(CLIENT, &pem).unwrap();
+    let assertion = credential.assertion(token_url.as_str()).unwrap();
+    let form = |extra: (&'static str, &str)| {
+        vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", CLIENT.to_string()),
+            ("scope", "https://graph.microsoft.com/.default".to_string()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
+            (extra.0, extra.1.to_string()),
+        ]
+    };
+    let http = reqwest::Client::new();
+    let post = |f: Vec<(&'static str, String)>| {
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(f).finish();
+        http.post(token_url.clone()).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    let first = post(form(("client_assertion", &assertion))).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["token_type"], "Bearer");
+    let again = post(form(("client_assertion", &assertion))).await.unwrap();
+    assert_eq!(again.status(), 401);
+    let again: Value = again.json().await.unwrap();
+    assert!(again["error_description"].as_str().unwrap().starts_with("AADSTS700021:"), "{again}");
+
+    let secret = post(form(("client_secret", "hunter2"))).await.unwrap();
+    assert_eq!(secret.status(), 401);
+    let secret: Value = secret.json().await.unwrap();
+    assert!(secret["error_description"].as_str().unwrap().starts_with("AADSTS7000215:"), "{secret}");
+}

@@ -25,6 +25,10 @@ pub struct EmulatorOptions {
     pub sas_expires_after_blocks: Option<u32>,
     /// Fail every commit (`commitFileFailed`), to test clean-up.
     pub fail_commits: bool,
+    /// App registrations of the emulated tenant (Intune). With none, Graph needs no token.
+    pub apps: Vec<intune::RegisteredApp>,
+    /// Lifetime of the access tokens issued (default 3599 s).
+    pub token_lifetime: Option<std::time::Duration>,
 }
 
 /// Where an emulator keeps its state.

@@ -26,14 +26,18 @@ const SAS_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
 
 const VERSIONS: &str = "microsoft.graph.win32LobApp/contentVersions";
 
-pub(super) fn routes() -> Router<Shared> {
+pub(super) fn graph_routes() -> Router<Shared> {
     Router::new()
         .route(&format!("{APPS}/{{id}}/{VERSIONS}"), post(create_version))
         .route(&format!("{APPS}/{{id}}/{VERSIONS}/{{v}}/files"), post(create_file))
         .route(&format!("{APPS}/{{id}}/{VERSIONS}/{{v}}/files/{{f}}"), get(get_file))
         .route(&format!("{APPS}/{{id}}/{VERSIONS}/{{v}}/files/{{f}}/commit"), post(commit_file))
         .route(&format!("{APPS}/{{id}}/{VERSIONS}/{{v}}/files/{{f}}/renewUpload"), post(renew_upload))
-        .route("/blob/{f}", put(put_blob))
+}
+
+/// The blob endpoint: authorized by its SAS, not by a Graph token.
+pub(super) fn blob_routes() -> Router<Shared> {
+    Router::new().route("/blob/{f}", put(put_blob))
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

@@ -25,6 +25,9 @@ use serde_json::{json, Value};
 use super::EmulatorOptions;
 
 mod content;
+mod token;
+
+pub use token::RegisteredApp;
 
 /// The Graph base path of Win32 app management.
 pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
@@ -56,6 +59,7 @@ pub struct Emulator {
     store: Mutex<Store>,
     file: PathBuf,
     pub(super) options: EmulatorOptions,
+    tokens: Mutex<token::TokenState>,
     requests: AtomicU32,
 }
 
@@ -93,7 +97,13 @@ impl Emulator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
         };
-        Ok(Emulator { store: Mutex::new(store), file: file.to_path_buf(), options, requests: AtomicU32::new(0) })
+        Ok(Emulator {
+            store: Mutex::new(store),
+            file: file.to_path_buf(),
+            options,
+            tokens: Mutex::new(token::TokenState::default()),
+            requests: AtomicU32::new(0),
+        })
     }
 
     fn throttle(&self) -> Result<(), GraphError> {
@@ -135,13 +145,14 @@ impl Emulator {
 
 /// The router of the emulated Graph endpoints.
 pub fn router(emulator: Shared) -> Router {
-    Router::new()
+    let graph = Router::new()
         .route(APPS, get(list_apps).post(create_app))
         .route(&format!("{APPS}/{{id}}"), get(get_app).patch(patch_app).delete(delete_app))
         .route(&format!("{APPS}/{{id}}/assign"), post(assign))
         .route(&format!("{APPS}/{{id}}/assignments"), get(list_assignments))
-        .merge(content::routes())
-        .with_state(emulator)
+        .merge(content::graph_routes())
+        .route_layer(axum::middleware::from_fn_with_state(emulator.clone(), token::require_bearer));
+    graph.merge(content::blob_routes()).merge(token::routes()).with_state(emulator)
 }
 
 fn guid(seed: u64) -> String {

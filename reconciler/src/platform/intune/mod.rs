@@ -29,6 +29,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+pub mod auth;
 pub mod intunewin;
 
 use super::{
@@ -59,6 +60,7 @@ pub struct IntuneClient {
     base: url::Url,
     http: reqwest::Client,
     block_size: usize,
+    auth: Option<std::sync::Arc<auth::TokenSource>>,
 }
 
 impl IntuneClient {
@@ -66,7 +68,14 @@ impl IntuneClient {
     pub fn new(name: ObjectName, base: url::Url) -> Result<IntuneClient, PlatformError> {
         let http =
             crate::http::client().map_err(|reason| PlatformError::Unavailable { platform: name.clone(), reason })?;
-        Ok(IntuneClient { name, base, http, block_size: BLOCK_SIZE })
+        Ok(IntuneClient { name, base, http, block_size: BLOCK_SIZE, auth: None })
+    }
+
+    /// Authenticates every Graph request with tokens from `tokens`.
+    #[must_use]
+    pub fn with_auth(mut self, tokens: auth::TokenSource) -> Self {
+        self.auth = Some(std::sync::Arc::new(tokens));
+        self
     }
 
     /// Uploads in blocks of `bytes` (at least 1 KiB) instead of 6 MiB.
@@ -97,7 +106,17 @@ impl IntuneClient {
             reason,
             retry_after,
         };
-        let resp = req.send().await.map_err(|e| transient(e.without_url().to_string(), None))?;
+        let retry = req.try_clone();
+        let resp =
+            self.authorized(req).await?.send().await.map_err(|e| transient(e.without_url().to_string(), None))?;
+        // An expired or revoked token: get a fresh one and try once more.
+        let resp = match (resp.status(), retry, &self.auth) {
+            (reqwest::StatusCode::UNAUTHORIZED, Some(again), Some(tokens)) => {
+                tokens.invalidate().await;
+                self.authorized(again).await?.send().await.map_err(|e| transient(e.without_url().to_string(), None))?
+            }
+            _ => resp,
+        };
         let status = resp.status();
         if status.is_success() {
             if status == reqwest::StatusCode::NO_CONTENT {
@@ -137,6 +156,13 @@ impl IntuneClient {
             status: status.as_u16(),
             message,
         })
+    }
+
+    async fn authorized(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, PlatformError> {
+        match &self.auth {
+            Some(tokens) => Ok(req.bearer_auth(tokens.bearer().await?)),
+            None => Ok(req),
+        }
     }
 
     fn app_body(&self, o: &DesiredObject) -> Result<Value, PlatformError> {

@@ -1,0 +1,205 @@
+//! The Entra ID (Azure AD) token endpoint of the emulated tenant, and the bearer check in front
+//! of the Graph routes.
+//!
+//! `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant and a client assertion:
+//! the assertion's `x5t#S256` must name the certificate registered for the client, its
+//! signature (PS256, or RS256) must verify with that certificate's key, `aud` must be this
+//! endpoint's URL, `iss` and `sub` the client id, the time within `nbf`..`exp`, and its `jti`
+//! never seen before. Client secrets are refused: the emulated app registrations only hold
+//! certificates. Errors have the service's shape (`error`, `error_description` with an AADSTS
+//! code).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use serde_json::{json, Value};
+
+use super::Shared;
+
+/// An app registration of the emulated tenant.
+#[derive(Debug, Clone)]
+pub struct RegisteredApp {
+    /// Its client (application) id.
+    pub client_id: String,
+    /// The DER of its certificate credential.
+    pub certificate_der: Vec<u8>,
+}
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new().route("/{tenant}/oauth2/v2.0/token", post(token))
+}
+
+fn refuse(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": error, "error_description": description, "error_codes": [], "trace_id": "emulated" })),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(emu): State<Shared>,
+    UrlPath(tenant): UrlPath<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if get("grant_type") != "client_credentials" {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
+    }
+    let client_id = get("client_id");
+    let Some(app) = emu.options.apps.iter().find(|a| a.client_id == client_id) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory."),
+        );
+    };
+    if form.contains_key("client_secret") {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided. This app registration accepts certificate credentials only.",
+        );
+    }
+    if get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "AADSTS900144: The request body must contain the following parameter: 'client_assertion'.",
+        );
+    }
+    let assertion = get("client_assertion");
+    let header = match jsonwebtoken::decode_header(assertion) {
+        Ok(h) => h,
+        Err(_) => {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_client", "AADSTS50027: JWT token is invalid or malformed.")
+        }
+    };
+    let registered = thumbprint_s256(&app.certificate_der);
+    if header.x5t_s256.as_deref() != Some(registered.as_str()) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            &format!("AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application '{client_id}'."),
+        );
+    }
+    let algorithm = match header.alg {
+        jsonwebtoken::Algorithm::PS256 | jsonwebtoken::Algorithm::RS256 => header.alg,
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                "AADSTS5002730: The client assertion uses an unsupported algorithm.",
+            )
+        }
+    };
+    let Some(key) = public_key(&app.certificate_der) else {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the registered certificate has no RSA key");
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let audience = format!("http://{host}/{tenant}/oauth2/v2.0/token");
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    validation.set_audience(&[audience.as_str()]);
+    validation.set_issuer(&[client_id]);
+    validation.sub = Some(client_id.to_string());
+    validation.validate_nbf = true;
+    validation.leeway = 30;
+    validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+    let claims = match jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
+        Ok(t) => t.claims,
+        Err(e) => {
+            use jsonwebtoken::errors::ErrorKind;
+            let description = match e.kind() {
+                ErrorKind::InvalidSignature => {
+                    "AADSTS700027: Client assertion contains an invalid signature.".to_string()
+                }
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
+                    "AADSTS700024: Client assertion is not within its valid time range.".to_string()
+                }
+                ErrorKind::InvalidAudience => {
+                    format!(
+                        "AADSTS700016: The audience of the client assertion is not this token endpoint ({audience})."
+                    )
+                }
+                other => format!("AADSTS50027: JWT token is invalid: {other:?}."),
+            };
+            return refuse(StatusCode::UNAUTHORIZED, "invalid_client", &description);
+        }
+    };
+    let jti = claims["jti"].as_str().unwrap_or_default().to_string();
+    let mut state = match emu.tokens.lock() {
+        Ok(s) => s,
+        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "state poisoned"),
+    };
+    if jti.is_empty() || !state.seen_jti.insert(jti) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS700021: Client assertion jti was used before or is missing; each assertion may be used once.",
+        );
+    }
+    let lifetime = emu.options.token_lifetime.unwrap_or(std::time::Duration::from_secs(3599));
+    let mut raw = [0u8; 24];
+    let _ = getrandom::fill(&mut raw);
+    let token = hex::encode(raw);
+    state.issued.insert(token.clone(), std::time::Instant::now() + lifetime);
+    Json(json!({ "token_type": "Bearer", "expires_in": lifetime.as_secs(), "ext_expires_in": lifetime.as_secs(), "access_token": token }))
+        .into_response()
+}
+
+/// base64url(SHA-256 of the certificate's DER), as the `x5t#S256` header carries it.
+fn thumbprint_s256(cert_der: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(cert_der))
+}
+
+fn public_key(cert_der: &[u8]) -> Option<jsonwebtoken::DecodingKey> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let spki = cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes().to_vec();
+    Some(jsonwebtoken::DecodingKey::from_rsa_der(&spki))
+}
+
+/// Tokens issued and assertion ids seen.
+#[derive(Debug, Default)]
+pub(super) struct TokenState {
+    issued: HashMap<String, std::time::Instant>,
+    seen_jti: std::collections::HashSet<String>,
+}
+
+/// In front of the Graph routes: when the tenant has app registrations, every request needs a
+/// valid bearer token.
+pub(super) async fn require_bearer(State(emu): State<Shared>, req: axum::extract::Request, next: Next) -> Response {
+    if emu.options.apps.is_empty() {
+        return next.run(req).await;
+    }
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let valid = match (token, emu.tokens.lock()) {
+        (Some(t), Ok(state)) => state.issued.get(&t).is_some_and(|exp| std::time::Instant::now() < *exp),
+        _ => false,
+    };
+    if !valid {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": { "code": "InvalidAuthenticationToken", "message": "Access token is empty, expired or not valid." } })),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,180 @@
+//! OAuth 2.0 client credentials with a certificate: a client-assertion JWT (PS256, with the
+//! certificate's `x5t#S256` thumbprint) exchanged at the tenant's token endpoint for a Graph
+//! access token. Tokens are cached and renewed before they expire, also in the middle of a long
+//! upload. The private key never leaves this module and is never printed.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::Digest;
+
+use crate::model::ObjectName;
+use crate::platform::PlatformError;
+
+/// The Graph scope requested.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// An app registration's certificate credential.
+pub struct CertificateCredential {
+    client_id: String,
+    thumbprint_s256: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+impl std::fmt::Debug for CertificateCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateCredential")
+            .field("client_id", &self.client_id)
+            .field("x5t#S256", &self.thumbprint_s256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The certificate (DER) of a PEM file holding a `CERTIFICATE` block.
+pub fn certificate_der(pem_text: &[u8]) -> Result<Vec<u8>, String> {
+    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
+    blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.contents().to_vec())
+        .ok_or_else(|| "no CERTIFICATE block".to_string())
+}
+
+/// base64url(SHA-256 of the certificate's DER): the `x5t#S256` header.
+pub fn thumbprint_s256(cert_der: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(cert_der))
+}
+
+impl CertificateCredential {
+    /// From a PEM file holding the certificate and its RSA private key (PKCS#8 or PKCS#1).
+    pub fn from_pem(client_id: &str, pem_text: &[u8]) -> Result<CertificateCredential, String> {
+        let cert = certificate_der(pem_text)?;
+        let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
+        let key_block = blocks
+            .iter()
+            .find(|b| b.tag() == "PRIVATE KEY" || b.tag() == "RSA PRIVATE KEY")
+            .ok_or_else(|| "no PRIVATE KEY block (the file must hold the certificate and its key)".to_string())?;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem::encode(key_block).as_bytes())
+            .map_err(|e| format!("the private key is not an RSA key: {e}"))?;
+        Ok(CertificateCredential { client_id: client_id.to_string(), thumbprint_s256: thumbprint_s256(&cert), key })
+    }
+
+    /// A fresh client assertion for `audience` (the token endpoint URL).
+    pub fn assertion(&self, audience: &str) -> Result<String, String> {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+        header.x5t_s256 = Some(self.thumbprint_s256.clone());
+        let now = chrono::Utc::now().timestamp();
+        let mut jti = [0u8; 16];
+        getrandom::fill(&mut jti).map_err(|e| e.to_string())?;
+        let claims = serde_json::json!({
+            "aud": audience,
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "jti": hex::encode(jti),
+            "nbf": now,
+            "iat": now,
+            "exp": now + 600,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())
+    }
+}
+
+struct Cached {
+    token: String,
+    renew_at: Instant,
+}
+
+/// Access tokens for one app registration, cached.
+pub struct TokenSource {
+    platform: ObjectName,
+    http: reqwest::Client,
+    token_url: url::Url,
+    credential: CertificateCredential,
+    cached: tokio::sync::Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource").field("token_url", &self.token_url).finish_non_exhaustive()
+    }
+}
+
+impl TokenSource {
+    /// Tokens from `authority` (such as `https://login.microsoftonline.com/`) for `tenant`.
+    pub fn new(
+        platform: ObjectName,
+        authority: &url::Url,
+        tenant: &str,
+        credential: CertificateCredential,
+    ) -> Result<TokenSource, PlatformError> {
+        let token_url = authority.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| {
+            PlatformError::Unavailable { platform: platform.clone(), reason: format!("bad authority URL: {e}") }
+        })?;
+        let http = crate::http::client()
+            .map_err(|reason| PlatformError::Unavailable { platform: platform.clone(), reason })?;
+        Ok(TokenSource { platform, http, token_url, credential, cached: tokio::sync::Mutex::new(None) })
+    }
+
+    /// A valid access token: the cached one unless it is about to expire.
+    pub async fn bearer(&self) -> Result<String, PlatformError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref().filter(|c| Instant::now() < c.renew_at) {
+            return Ok(c.token.clone());
+        }
+        let fresh = self.request().await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    /// Forgets the cached token (the service said it is no longer valid).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    async fn request(&self) -> Result<Cached, PlatformError> {
+        let fail = |reason: String| PlatformError::Failed {
+            platform: self.platform.clone(),
+            operation: format!("getting a token from {}", self.token_url),
+            message: reason,
+        };
+        let assertion = self.credential.assertion(self.token_url.as_str()).map_err(fail)?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.credential.client_id.as_str()),
+            ("scope", GRAPH_SCOPE),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let resp = self
+            .http
+            .post(self.token_url.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PlatformError::Transient {
+                platform: self.platform.clone(),
+                operation: "getting a token".into(),
+                reason: e.without_url().to_string(),
+                retry_after: None,
+            })?;
+        let status = resp.status();
+        let json: serde_json::Value = resp.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let description = json["error_description"].as_str().unwrap_or_default();
+            return Err(PlatformError::Rejected {
+                platform: self.platform.clone(),
+                operation: format!("getting a token for client {}", self.credential.client_id),
+                status: status.as_u16(),
+                message: format!("{}: {description}", json["error"].as_str().unwrap_or("error")),
+            });
+        }
+        let token = json["access_token"].as_str().ok_or_else(|| fail("no access_token in the response".into()))?;
+        let lifetime = Duration::from_secs(json["expires_in"].as_u64().unwrap_or(3599));
+        // Renew with a margin: 5 minutes, or a tenth of a short lifetime.
+        let margin = Duration::from_secs(300).min(lifetime / 10);
+        Ok(Cached { token: token.to_string(), renew_at: Instant::now() + lifetime - margin })
+    }
+}

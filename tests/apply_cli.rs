@@ -385,3 +385,25 @@ fn a_re_released_installer_under_the_same_version_is_published_again() {
     let notes = tenant(repo.path())["apps"].as_object().unwrap().values().next().unwrap()["notes"].clone();
     common::assert_contains(notes.as_str().unwrap(), &common::hex(&sha2::Sha256::digest(&new)));
 }
+
+#[test]
+fn an_embedded_intune_platform_signs_in_with_the_fleets_certificate() {
+    let (repo, _k) = fleet_repo(1);
+    let platform = |file: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: 00000000-0000-0000-0000-0000000000aa\n    certificate: {{ file: {file} }}\n")
+    };
+    repo.write("fleet/platforms.yaml", platform("missing.pem"));
+    repo.commit("a certificate file that does not exist");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "error: platform `intune-prod`: cannot read the certificate file missing.pem (auth.certificate): No such file or directory");
+    assert_eq!(apps(repo.path()), vec![]);
+
+    // The example's certificate: the emulated tenant registers it and the client signs in with it.
+    let pem = common::workspace_root().join("examples/secrets/EXAMPLE-ONLY-intune-app.pem");
+    repo.write("fleet/platforms.yaml", platform(pem.to_str().unwrap()));
+    repo.commit("the example certificate");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
+}

@@ -43,15 +43,20 @@ fn running() -> &'static Mutex<Running> {
     RUNNING.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The base URL of the embedded emulator for a Platform, starting it on first use in this
-/// process. It runs on the current tokio runtime until the process ends.
-pub async fn embedded(platform: &ObjectName, ty: PlatformType, state: &StateDir) -> Result<url::Url, String> {
+/// The base URL of the embedded emulator for a Platform, starting it (with `options`) on first
+/// use in this process. It runs on the current tokio runtime until the process ends.
+pub async fn embedded(
+    platform: &ObjectName,
+    ty: PlatformType,
+    state: &StateDir,
+    options: EmulatorOptions,
+) -> Result<url::Url, String> {
     let file = state_file(state, platform);
     if let Some(url) = running().lock().map_err(|_| "emulator registry poisoned".to_string())?.get(&file) {
         return Ok(url.clone());
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| e.to_string())?;
-    let url = serve(listener, ty, &file, EmulatorOptions::default())?;
+    let url = serve(listener, ty, &file, options)?;
     running().lock().map_err(|_| "emulator registry poisoned".to_string())?.insert(file, url.clone());
     Ok(url)
 }

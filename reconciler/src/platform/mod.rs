@@ -354,13 +354,30 @@ pub async fn connect(
     if platform.spec.endpoint == "embedded" {
         return match platform.spec.platform_type {
             PlatformType::Intune => {
-                let base = crate::emulate::embedded(&name, PlatformType::Intune, state).await.map_err(|e| {
-                    PlatformError::Unavailable {
-                        platform: name.clone(),
-                        reason: format!("cannot start the emulator: {e}"),
+                // The emulated tenant registers the fleet's app certificate, so that the
+                // embedded platform exercises the same certificate sign-in as the real one.
+                let credential = intune_credential(platform)?;
+                let mut options = crate::emulate::EmulatorOptions::default();
+                if let Some((_, cert_der, client_id, _)) = &credential {
+                    options.apps.push(crate::emulate::intune::RegisteredApp {
+                        client_id: client_id.clone(),
+                        certificate_der: cert_der.clone(),
+                    });
+                }
+                let base =
+                    crate::emulate::embedded(&name, PlatformType::Intune, state, options).await.map_err(|e| {
+                        PlatformError::Unavailable {
+                            platform: name.clone(),
+                            reason: format!("cannot start the emulator: {e}"),
+                        }
+                    })?;
+                let client = intune::IntuneClient::new(name.clone(), base.clone())?;
+                Ok(Box::new(match credential {
+                    Some((credential, _, _, tenant)) => {
+                        client.with_auth(intune::auth::TokenSource::new(name, &base, &tenant, credential)?)
                     }
-                })?;
-                Ok(Box::new(intune::IntuneClient::new(name, base)?))
+                    None => client,
+                }))
             }
             ty => Ok(Box::new(embedded::EmbeddedPlatform::new(name, ty, state))),
         };
@@ -370,6 +387,32 @@ pub async fn connect(
         ty: platform.spec.platform_type.as_str(),
         endpoint: platform.spec.endpoint.clone(),
     })
+}
+
+/// The certificate credential of an Intune Platform, read from the file its `auth.certificate`
+/// names: (credential, certificate DER, client id, tenant id). `None` when the Platform has no
+/// certificate.
+type IntuneCredential = (intune::auth::CertificateCredential, Vec<u8>, String, String);
+
+fn intune_credential(platform: &crate::model::Platform) -> Result<Option<IntuneCredential>, PlatformError> {
+    let name = &platform.metadata.name;
+    let Some(auth) = &platform.spec.auth else { return Ok(None) };
+    let Some(reference) = &auth.certificate else { return Ok(None) };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let crate::model::SecretRef::File(path) = reference else {
+        return Err(unavailable(format!(
+            "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
+        )));
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
+    let client_id = auth.client_id.clone().unwrap_or_default();
+    let tenant = auth.tenant_id.clone().unwrap_or_default();
+    let der =
+        intune::auth::certificate_der(&pem).map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
+    let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
+        .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
+    Ok(Some((credential, der, client_id, tenant)))
 }
 
 #[cfg(test)]

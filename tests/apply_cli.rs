@@ -127,9 +127,26 @@ fn an_update_moves_each_ring_and_deletes_the_superseded_app() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / pilot");
     assert_eq!(apps(repo.path()), vec![v("1.0", &["sg-broad"]), v("2.0", &["sg-pilot"])]);
+    // The new app supersedes the old one (an update), as Intune expects.
+    let t = tenant(repo.path());
+    let id_of = |version: &str| {
+        t["apps"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, a)| a["displayVersion"] == version)
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+    let relationships = &t["relationships"][&id_of("2.0")];
+    assert_eq!(relationships.as_array().map(Vec::len), Some(1), "{relationships}");
+    assert_eq!(relationships[0]["@odata.type"], "#microsoft.graph.mobileAppSupersedence");
+    assert_eq!(relationships[0]["supersedenceType"], "update");
+    assert_eq!(relationships[0]["targetId"], id_of("1.0"));
     let run = apply(repo.path(), &[]);
     common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / broad");
     assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "the 1.0 app is gone");
+    assert_eq!(tenant(repo.path())["relationships"][&id_of("2.0")], json!([]), "and its relationship with it");
 }
 
 #[test]

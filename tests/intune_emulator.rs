@@ -437,3 +437,44 @@ async fn the_token_endpoint_refuses_replayed_assertions_and_client_secrets() {
     let secret: Value = secret.json().await.unwrap();
     assert!(secret["error_description"].as_str().unwrap().starts_with("AADSTS7000215:"), "{secret}");
 }
+
+#[tokio::test]
+async fn supersedence_keeps_the_relationships_an_app_already_has() {
+    let (_dir, base) = start(EmulatorOptions::default()).await;
+    let c = client(&base);
+    let content = verified_content();
+    let (runtime, old, new) = (
+        c.create(&object("0.1"), &content.1).await.unwrap(),
+        c.create(&object("1.0"), &content.1).await.unwrap(),
+        c.create(&object("2.0"), &content.1).await.unwrap(),
+    );
+    // Someone made 2.0 depend on a runtime app.
+    let (status, _) = post(
+        &base,
+        &format!("{APPS}/{new}/updateRelationships"),
+        json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppDependency", "targetId": runtime, "dependencyType": "autoInstall"}]}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    c.supersede(&new, &old).await.expect("supersede");
+    let rel: Value =
+        reqwest::get(base.join(&format!("{APPS}/{new}/relationships")).unwrap()).await.unwrap().json().await.unwrap();
+    let mut kinds: Vec<(String, String)> = rel["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["@odata.type"].as_str().unwrap().to_string(), r["targetId"].as_str().unwrap().to_string()))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            ("#microsoft.graph.mobileAppDependency".to_string(), runtime),
+            ("#microsoft.graph.mobileAppSupersedence".to_string(), old),
+        ]
+    );
+    // Bad relationship bodies are refused as Graph does.
+    let (status, body) =
+        post(&base, &format!("{APPS}/{new}/updateRelationships"), json!({"relationships": [{"targetId": new}]})).await;
+    assert_eq!(status, 400, "{body}");
+}

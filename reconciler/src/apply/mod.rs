@@ -303,6 +303,13 @@ impl Engine<'_> {
                         *content_out = Some(content);
                         self.with_db(|db| db.step(journal, "created", &id))?;
                         self.hit(FailPoint::AfterCreate);
+                        // An update: the new object supersedes the one the ring runs now.
+                        if let (ActionKind::Update, Some(old)) = (a.action, a.object_id.as_deref()) {
+                            if old != id {
+                                retry(self.retry, || client.supersede(&id, old)).await?;
+                                self.with_db(|db| db.step(journal, "superseded", old))?;
+                            }
+                        }
                         objects.push(ObservedObject {
                             id,
                             display_name: desired.fields.get("displayName").unwrap_or_default().to_string(),

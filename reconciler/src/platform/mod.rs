@@ -342,6 +342,13 @@ pub trait Platform: Send + Sync {
 
     /// Deletes the object (succeeds when it is already gone).
     async fn delete(&self, id: &str) -> Result<(), PlatformError>;
+
+    /// Records that `new` supersedes `old` (an update), keeping `new`'s other relationships.
+    /// Platforms without such a notion do nothing.
+    async fn supersede(&self, new: &str, old: &str) -> Result<(), PlatformError> {
+        let _ = (new, old);
+        Ok(())
+    }
 }
 
 /// Builds the client for a fleet Platform. `endpoint: embedded` Intune platforms talk to an

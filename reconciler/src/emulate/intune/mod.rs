@@ -51,6 +51,9 @@ struct Store {
     /// Content files by id (mobileAppContentFile, plus the emulator's bookkeeping under `_`).
     #[serde(default)]
     files: BTreeMap<String, Value>,
+    /// Relationships (supersedence, dependency) per source app.
+    #[serde(default)]
+    relationships: BTreeMap<String, Vec<Value>>,
 }
 
 /// The emulator's state and options.
@@ -150,6 +153,8 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{APPS}/{{id}}"), get(get_app).patch(patch_app).delete(delete_app))
         .route(&format!("{APPS}/{{id}}/assign"), post(assign))
         .route(&format!("{APPS}/{{id}}/assignments"), get(list_assignments))
+        .route(&format!("{APPS}/{{id}}/relationships"), get(list_relationships))
+        .route(&format!("{APPS}/{{id}}/updateRelationships"), post(update_relationships))
         .merge(content::graph_routes())
         .route_layer(axum::middleware::from_fn_with_state(emulator.clone(), token::require_bearer));
     graph.merge(content::blob_routes()).merge(token::routes()).with_state(emulator)
@@ -346,6 +351,11 @@ async fn delete_app(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> 
             s.apps.remove(&id).ok_or_else(|| not_found(&id))?;
             s.assignments.remove(&id);
             s.content_versions.remove(&id);
+            // Relationships from and to the app go with it.
+            s.relationships.remove(&id);
+            for list in s.relationships.values_mut() {
+                list.retain(|r| r["targetId"] != id.as_str());
+            }
             s.files.retain(|_, f| f["_"]["app"] != id.as_str());
             Ok(StatusCode::NO_CONTENT)
         },
@@ -414,6 +424,87 @@ async fn list_assignments(State(emu): State<Shared>, UrlPath(id): UrlPath<String
                 return Err(not_found(&id));
             }
             Ok(Json(json!({ "value": s.assignments.get(&id).cloned().unwrap_or_default() })))
+        },
+        false,
+    )
+}
+
+/// Most supersedence relationships an app may have.
+const MAX_SUPERSEDENCES: usize = 10;
+
+async fn update_relationships(
+    State(emu): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<Value>,
+) -> Result<StatusCode, GraphError> {
+    emu.throttle()?;
+    let Some(list) = body.get("relationships").and_then(Value::as_array) else {
+        return Err(bad("The parameter 'relationships' is missing."));
+    };
+    let list = list.clone();
+    emu.with_store(
+        |s| {
+            if !s.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            let mut stored = Vec::new();
+            let mut supersedences = 0;
+            for r in &list {
+                let target = r["targetId"].as_str().unwrap_or_default();
+                let target_app =
+                    s.apps.get(target).ok_or_else(|| bad(format!("The target app '{target}' does not exist.")))?;
+                if target == id {
+                    return Err(bad("An app cannot have a relationship with itself."));
+                }
+                let mut kept = json!({
+                    "@odata.type": r["@odata.type"],
+                    "id": format!("{id}_{target}"),
+                    "sourceId": id,
+                    "targetId": target,
+                    "targetDisplayName": target_app["displayName"],
+                    "targetDisplayVersion": target_app["displayVersion"],
+                    "targetPublisher": target_app["publisher"],
+                    "targetType": "child",
+                });
+                match r["@odata.type"].as_str() {
+                    Some("#microsoft.graph.mobileAppSupersedence") => {
+                        let ty = r["supersedenceType"].as_str().unwrap_or_default();
+                        if !matches!(ty, "update" | "replace") {
+                            return Err(bad(format!("'{ty}' is not a valid mobileAppSupersedenceType.")));
+                        }
+                        kept["supersedenceType"] = json!(ty);
+                        supersedences += 1;
+                    }
+                    Some("#microsoft.graph.mobileAppDependency") => {
+                        kept["dependencyType"] = r["dependencyType"].clone();
+                    }
+                    _ => return Err(bad(
+                        "A relationship needs a concrete @odata.type (mobileAppSupersedence or mobileAppDependency).",
+                    )),
+                }
+                stored.push(kept);
+            }
+            if supersedences > MAX_SUPERSEDENCES {
+                return Err(bad(format!("An app can supersede at most {MAX_SUPERSEDENCES} apps.")));
+            }
+            s.relationships.insert(id.clone(), stored);
+            Ok(StatusCode::NO_CONTENT)
+        },
+        true,
+    )
+}
+
+async fn list_relationships(
+    State(emu): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, GraphError> {
+    emu.throttle()?;
+    emu.with_store(
+        |s| {
+            if !s.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            Ok(Json(json!({ "value": s.relationships.get(&id).cloned().unwrap_or_default() })))
         },
         false,
     )

@@ -664,6 +664,37 @@ impl Platform for IntuneClient {
         Ok(())
     }
 
+    async fn supersede(&self, new: &str, old: &str) -> Result<(), PlatformError> {
+        // updateRelationships replaces the whole set: read it and add to it.
+        let url = self.url(&format!("{APPS}/{new}/relationships"))?;
+        let current =
+            self.send("reading the app's relationships", self.http.get(url), false).await?.unwrap_or_default();
+        let mut relationships: Vec<Value> = current["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["targetId"] != old)
+            .map(|r| {
+                let mut kept = json!({ "@odata.type": r["@odata.type"], "targetId": r["targetId"] });
+                for k in ["supersedenceType", "dependencyType"] {
+                    if !r[k].is_null() {
+                        kept[k] = r[k].clone();
+                    }
+                }
+                kept
+            })
+            .collect();
+        relationships.push(json!({
+            "@odata.type": "#microsoft.graph.mobileAppSupersedence",
+            "supersedenceType": "update",
+            "targetId": old,
+        }));
+        let url = self.url(&format!("{APPS}/{new}/updateRelationships"))?;
+        self.send("setting supersedence", self.http.post(url).json(&json!({ "relationships": relationships })), false)
+            .await?;
+        Ok(())
+    }
+
     async fn delete(&self, id: &str) -> Result<(), PlatformError> {
         let url = self.url(&format!("{APPS}/{id}"))?;
         self.send("deleting the app", self.http.delete(url), true).await?;

@@ -265,16 +265,29 @@ fn credentials_in_a_repository_url_are_never_shown() {
 }
 
 #[test]
-fn a_real_endpoint_validates_but_plan_says_its_client_is_not_in_this_release() {
+fn a_real_endpoint_without_a_client_in_this_release_is_refused_plainly() {
     let (repo, _k) = fleet_repo(1);
     repo.write(
         "fleet/platforms.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: https://graph.microsoft.com\n  auth:\n    tenantId: t\n    clientId: c\n    certificate: { file: /etc/patchops/intune.pem }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: configmgr\n  endpoint: https://cm.example.invalid/AdminService\n  auth:\n    username: svc\n    password: { env: CM_PASSWORD }\n",
     );
-    repo.commit("a real Intune tenant");
+    repo.commit("a real ConfigMgr site");
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    common::assert_contains(&run.stderr, "platform `intune-prod`: talking to a real intune endpoint (https://graph.microsoft.com) is not available in this release; use `endpoint: embedded`");
+    common::assert_contains(&run.stderr, "platform `intune-prod`: talking to a real configmgr endpoint (https://cm.example.invalid/AdminService) is not available in this release; use `endpoint: embedded`");
+}
+
+#[test]
+fn a_real_intune_endpoint_needs_its_certificate_file() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: https://graph.microsoft.com\n  auth:\n    tenantId: t\n    clientId: c\n    certificate: { file: /nonexistent/patchops/intune.pem }\n",
+    );
+    repo.commit("a real Intune tenant");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "platform `intune-prod`: cannot read the certificate file /nonexistent/patchops/intune.pem (auth.certificate): No such file or directory");
 }

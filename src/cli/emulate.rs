@@ -18,6 +18,7 @@ state directory's emulate/ folder.
 
 Example:
   patchops emulate intune --listen 127.0.0.1:8080 --state tenant.json --throttle-every 5
+  patchops emulate intune --app 00000000-0000-0000-0000-0000000000aa=app.pem
   curl 'http://127.0.0.1:8080/beta/deviceAppManagement/mobileApps?$expand=assignments'")]
 pub struct EmulateArgs {
     /// The platform to emulate.
@@ -32,6 +33,11 @@ pub struct EmulateArgs {
     /// Answer every N-th request with 429 Too Many Requests and Retry-After, to test clients.
     #[arg(long)]
     pub throttle_every: Option<u32>,
+    /// Register an app: CLIENT_ID=PEM (its certificate credential). With at least one, Graph
+    /// requires tokens from the emulator's token endpoint (/{tenant}/oauth2/v2.0/token), so use
+    /// the emulator's URL as both the Platform's endpoint and its auth.authority.
+    #[arg(long = "app", value_name = "CLIENT_ID=PEM")]
+    pub apps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -51,7 +57,25 @@ pub async fn run(args: EmulateArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let options = EmulatorOptions { throttle_every: args.throttle_every, ..EmulatorOptions::default() };
+    let mut options = EmulatorOptions { throttle_every: args.throttle_every, ..EmulatorOptions::default() };
+    for app in &args.apps {
+        let Some((client_id, path)) = app.split_once('=') else {
+            print_error(&format!("--app {app}: write it as CLIENT_ID=PATH_TO_CERTIFICATE_PEM"));
+            return EXIT_ERROR;
+        };
+        let der = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reconciler::platform::intune::auth::certificate_der(&pem));
+        match der {
+            Ok(certificate_der) => options
+                .apps
+                .push(reconciler::emulate::intune::RegisteredApp { client_id: client_id.to_string(), certificate_der }),
+            Err(e) => {
+                print_error(&format!("--app {app}: {path}: {e}"));
+                return EXIT_ERROR;
+            }
+        }
+    }
     match emulate::serve(listener, ty, &args.state, options) {
         Ok(url) => {
             eprintln!(

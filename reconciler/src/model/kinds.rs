@@ -333,6 +333,10 @@ pub struct PlatformAuth {
     /// Entra tenant id (Intune).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// The Entra ID authority that issues tokens (Intune); `https://login.microsoftonline.com/`
+    /// when left out. Sovereign clouds use their own, such as `https://login.microsoftonline.us/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
     /// App registration (client) id (Intune).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,

@@ -567,6 +567,14 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     if spec.concurrency == 0 {
         diags.push(p.diag_value("spec.concurrency", "concurrency must be at least 1"));
     }
+    if let Some(authority) = spec.auth.as_ref().and_then(|a| a.authority.as_ref()) {
+        if !url::Url::parse(authority).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
+            diags.push(
+                p.diag_value("spec.auth.authority", format!("authority `{authority}` is not an http(s) URL"))
+                    .help("use the Entra ID host, such as https://login.microsoftonline.com/"),
+            );
+        }
+    }
     if spec.trust.execution_policy == ExecutionPolicy::AllSigned && spec.trust.script_signing_certificate.is_none() {
         diags.push(
             p.diag_value(
@@ -587,6 +595,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     };
     let fields = [
         ("tenantId", auth.tenant_id.is_some(), [PlatformType::Intune].as_slice()),
+        ("authority", auth.authority.is_some(), &[PlatformType::Intune]),
         ("clientId", auth.client_id.is_some(), &[PlatformType::Intune]),
         ("clientSecret", auth.client_secret.is_some(), &[PlatformType::Intune]),
         ("certificate", auth.certificate.is_some(), &[PlatformType::Intune, PlatformType::Configmgr]),

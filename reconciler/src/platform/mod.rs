@@ -389,11 +389,37 @@ pub async fn connect(
             ty => Ok(Box::new(embedded::EmbeddedPlatform::new(name, ty, state))),
         };
     }
+    if platform.spec.platform_type == PlatformType::Intune {
+        return real_intune(platform);
+    }
     Err(PlatformError::Unsupported {
         platform: platform.metadata.name.clone(),
         ty: platform.spec.platform_type.as_str(),
         endpoint: platform.spec.endpoint.clone(),
     })
+}
+
+/// The Intune client for a real Graph endpoint: certificate sign-in at the configured authority.
+fn real_intune(platform: &crate::model::Platform) -> Result<Box<dyn Platform>, PlatformError> {
+    let name = platform.metadata.name.clone();
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let graph = url::Url::parse(&platform.spec.endpoint)
+        .map_err(|e| unavailable(format!("endpoint {}: {e}", platform.spec.endpoint)))?;
+    let authority_text = platform
+        .spec
+        .auth
+        .as_ref()
+        .and_then(|a| a.authority.clone())
+        .unwrap_or_else(|| "https://login.microsoftonline.com/".to_string());
+    let authority =
+        url::Url::parse(&authority_text).map_err(|e| unavailable(format!("authority {authority_text}: {e}")))?;
+    let Some((credential, _, _, tenant)) = intune_credential(platform)? else {
+        return Err(unavailable(
+            "signing in to Graph needs auth.certificate (client secrets are not supported in this release)".into(),
+        ));
+    };
+    let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &tenant, credential)?;
+    Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens)))
 }
 
 /// The certificate credential of an Intune Platform, read from the file its `auth.certificate`

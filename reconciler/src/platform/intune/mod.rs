@@ -44,6 +44,9 @@ const APPS: &str = "beta/deviceAppManagement/mobileApps";
 /// Bytes per uploaded block (Azure Blob allows up to 100 MB; tools commonly use a few MiB).
 const BLOCK_SIZE: usize = 6 * 1024 * 1024;
 
+/// Attempts of one Graph request when it meets throttling or server errors.
+const REQUEST_ATTEMPTS: u32 = 6;
+
 /// Renewals of an expired SAS URI tried for one request before giving up.
 const MAX_RENEWALS: u32 = 3;
 
@@ -94,7 +97,32 @@ impl IntuneClient {
 
     /// Sends a request and maps Graph's answers: 2xx → body, 429/5xx/transport → Transient
     /// (with Retry-After), other 4xx → Rejected with Graph's error message.
+    /// Sends a Graph request, retrying throttling (429), server errors and dropped connections
+    /// with exponential backoff that honours Retry-After, so that one throttled step does not
+    /// undo a multi-step operation such as an upload.
     async fn send(
+        &self,
+        operation: &str,
+        req: reqwest::RequestBuilder,
+        allow_404: bool,
+    ) -> Result<Option<Value>, PlatformError> {
+        let mut wait = Duration::from_millis(200);
+        for _ in 1..REQUEST_ATTEMPTS {
+            let Some(attempt) = req.try_clone() else { break };
+            match self.send_once(operation, attempt, allow_404).await {
+                Err(PlatformError::Transient { retry_after, reason, .. }) => {
+                    let pause = retry_after.unwrap_or(wait).min(Duration::from_secs(60));
+                    tracing::warn!(platform = %self.name, operation, %reason, ?pause, "transient Graph error; retrying");
+                    tokio::time::sleep(pause).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                other => return other,
+            }
+        }
+        self.send_once(operation, req, allow_404).await
+    }
+
+    async fn send_once(
         &self,
         operation: &str,
         req: reqwest::RequestBuilder,

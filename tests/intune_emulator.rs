@@ -485,3 +485,30 @@ async fn supersedence_keeps_the_relationships_an_app_already_has() {
         post(&base, &format!("{APPS}/{new}/updateRelationships"), json!({"relationships": [{"targetId": new}]})).await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn an_installer_larger_than_one_block_uploads_in_full_size_blocks() {
+    // 7 MiB: two blocks of the client's default 6 MiB, each far above axum's default body limit.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("setup.exe");
+    let bytes: Vec<u8> = (0..7u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let sha = Sha256::digest(&bytes);
+    let content = reconciler::content::ContentCache::new(dir.path().join("cache"))
+        .fetch(
+            &url::Url::from_file_path(&file).unwrap(),
+            reconciler::content::Expected { sha256: sha, size: bytes.len() as u64 },
+        )
+        .await
+        .expect("verified");
+    let mut o = object("3.0");
+    o.marker.content_digest = sha;
+    o.installer.installer_type = InstallerType::Exe;
+    o.installer.url = "setup.exe".into();
+    o.installer.sha256 = sha;
+    o.installer.size = bytes.len() as u64;
+    let (state, base) = start(EmulatorOptions::default()).await;
+    let id = client(&base).create(&o, &content).await.expect("published");
+    let tenant: Value = serde_json::from_slice(&std::fs::read(state.path().join("tenant.json")).unwrap()).unwrap();
+    assert_eq!(tenant["apps"][&id]["publishingState"], "published");
+}

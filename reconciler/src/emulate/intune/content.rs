@@ -37,7 +37,9 @@ pub(super) fn graph_routes() -> Router<Shared> {
 
 /// The blob endpoint: authorized by its SAS, not by a Graph token.
 pub(super) fn blob_routes() -> Router<Shared> {
-    Router::new().route("/blob/{f}", put(put_blob))
+    // Azure accepts blocks of up to 100 MiB (4000 MiB in newer service versions); axum's default
+    // body limit is 2 MB.
+    Router::new().route("/blob/{f}", put(put_blob)).layer(axum::extract::DefaultBodyLimit::max(100 << 20))
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use reconciler::apply::{retry, RetryPolicy};
 use reconciler::catalog::{Installer, Sha256};
 use reconciler::emulate::{self, EmulatorOptions};
@@ -511,4 +512,26 @@ async fn an_installer_larger_than_one_block_uploads_in_full_size_blocks() {
     let id = client(&base).create(&o, &content).await.expect("published");
     let tenant: Value = serde_json::from_slice(&std::fs::read(state.path().join("tenant.json")).unwrap()).unwrap();
     assert_eq!(tenant["apps"][&id]["publishingState"], "published");
+}
+
+#[tokio::test]
+async fn the_older_rs256_assertion_with_an_x5t_thumbprint_is_accepted_when_chosen() {
+    use reconciler::model::kinds::AssertionAlgorithm;
+    use reconciler::platform::intune::auth::{CertificateCredential, TokenSource};
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, der) = app_certificate(dir.path(), "app");
+    let base = tenant_with_app(dir.path(), der, None).await;
+    let credential = CertificateCredential::from_pem(CLIENT, &pem).unwrap().with_algorithm(AssertionAlgorithm::Rs256);
+    let token_url = base.join(&format!("{TENANT}/oauth2/v2.0/token")).unwrap();
+    let header = jsonwebtoken_header(&credential.assertion(token_url.as_str()).unwrap());
+    assert_eq!(header["alg"], "RS256");
+    assert!(header["x5t"].is_string() && header.get("x5t#S256").is_none(), "{header}");
+    let tokens = TokenSource::new(ObjectName::new("intune-test").unwrap(), &base, TENANT, credential).unwrap();
+    client(&base).with_auth(tokens).observe().await.expect("signed in with RS256");
+}
+
+/// The decoded header of a JWT.
+fn jsonwebtoken_header(jwt: &str) -> Value {
+    let part = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }

@@ -343,6 +343,11 @@ pub struct PlatformAuth {
     /// Certificate and private key (PEM or PFX) for certificate authentication (recommended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<SecretRef>,
+    /// How the client assertion is signed (Intune): `ps256` (default; header `x5t#S256`) or the
+    /// older `rs256` (header `x5t`, the certificate's SHA-1 thumbprint), for tenants or proxies
+    /// that still need it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion_algorithm: Option<AssertionAlgorithm>,
     /// Client secret (Intune); the default policy flags it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SecretRef>,
@@ -355,6 +360,17 @@ pub struct PlatformAuth {
     /// SSH private key for the WSUS transport.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key: Option<SecretRef>,
+}
+
+/// Signature algorithms of a client assertion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AssertionAlgorithm {
+    /// RSASSA-PSS with SHA-256, header `x5t#S256`.
+    #[default]
+    Ps256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, header `x5t` (SHA-1 thumbprint).
+    Rs256,
 }
 
 /// A platform's own trust settings.

@@ -596,6 +596,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     let fields = [
         ("tenantId", auth.tenant_id.is_some(), [PlatformType::Intune].as_slice()),
         ("authority", auth.authority.is_some(), &[PlatformType::Intune]),
+        ("assertionAlgorithm", auth.assertion_algorithm.is_some(), &[PlatformType::Intune]),
         ("clientId", auth.client_id.is_some(), &[PlatformType::Intune]),
         ("clientSecret", auth.client_secret.is_some(), &[PlatformType::Intune]),
         ("certificate", auth.certificate.is_some(), &[PlatformType::Intune, PlatformType::Configmgr]),

@@ -444,7 +444,8 @@ fn intune_credential(platform: &crate::model::Platform) -> Result<Option<IntuneC
     let der =
         intune::auth::certificate_der(&pem).map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
     let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
-        .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
+        .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?
+        .with_algorithm(auth.assertion_algorithm.unwrap_or_default());
     Ok(Some((credential, der, client_id, tenant)))
 }
 

@@ -85,8 +85,13 @@ async fn token(
             return refuse(StatusCode::BAD_REQUEST, "invalid_client", "AADSTS50027: JWT token is invalid or malformed.")
         }
     };
-    let registered = thumbprint_s256(&app.certificate_der);
-    if header.x5t_s256.as_deref() != Some(registered.as_str()) {
+    // PS256 assertions name the certificate by its SHA-256 thumbprint (x5t#S256); the older
+    // RS256 ones by its SHA-1 thumbprint (x5t).
+    let names_registered = match header.alg {
+        jsonwebtoken::Algorithm::RS256 => header.x5t.as_deref() == Some(thumbprint_sha1(&app.certificate_der).as_str()),
+        _ => header.x5t_s256.as_deref() == Some(thumbprint_s256(&app.certificate_der).as_str()),
+    };
+    if !names_registered {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -162,6 +167,13 @@ fn thumbprint_s256(cert_der: &[u8]) -> String {
     use base64::Engine as _;
     use sha2::Digest;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(cert_der))
+}
+
+/// base64url(SHA-1 of the certificate's DER), as the `x5t` header carries it.
+fn thumbprint_sha1(cert_der: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(cert_der))
 }
 
 fn public_key(cert_der: &[u8]) -> Option<jsonwebtoken::DecodingKey> {

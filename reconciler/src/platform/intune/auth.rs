@@ -18,6 +18,8 @@ pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 pub struct CertificateCredential {
     client_id: String,
     thumbprint_s256: String,
+    thumbprint_sha1: String,
+    algorithm: crate::model::kinds::AssertionAlgorithm,
     key: jsonwebtoken::EncodingKey,
 }
 
@@ -40,6 +42,12 @@ pub fn certificate_der(pem_text: &[u8]) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "no CERTIFICATE block".to_string())
 }
 
+/// base64url(SHA-1 of the certificate's DER): the older `x5t` header.
+pub fn thumbprint_sha1(cert_der: &[u8]) -> String {
+    use sha1::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(cert_der))
+}
+
 /// base64url(SHA-256 of the certificate's DER): the `x5t#S256` header.
 pub fn thumbprint_s256(cert_der: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(cert_der))
@@ -56,13 +64,37 @@ impl CertificateCredential {
             .ok_or_else(|| "no PRIVATE KEY block (the file must hold the certificate and its key)".to_string())?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem::encode(key_block).as_bytes())
             .map_err(|e| format!("the private key is not an RSA key: {e}"))?;
-        Ok(CertificateCredential { client_id: client_id.to_string(), thumbprint_s256: thumbprint_s256(&cert), key })
+        Ok(CertificateCredential {
+            client_id: client_id.to_string(),
+            thumbprint_s256: thumbprint_s256(&cert),
+            thumbprint_sha1: thumbprint_sha1(&cert),
+            algorithm: crate::model::kinds::AssertionAlgorithm::Ps256,
+            key,
+        })
+    }
+
+    /// Signs assertions with `algorithm` instead of PS256.
+    #[must_use]
+    pub fn with_algorithm(mut self, algorithm: crate::model::kinds::AssertionAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
     }
 
     /// A fresh client assertion for `audience` (the token endpoint URL).
     pub fn assertion(&self, audience: &str) -> Result<String, String> {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
-        header.x5t_s256 = Some(self.thumbprint_s256.clone());
+        let mut header = match self.algorithm {
+            crate::model::kinds::AssertionAlgorithm::Ps256 => {
+                let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+                h.x5t_s256 = Some(self.thumbprint_s256.clone());
+                h
+            }
+            crate::model::kinds::AssertionAlgorithm::Rs256 => {
+                let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                h.x5t = Some(self.thumbprint_sha1.clone());
+                h
+            }
+        };
+        header.typ = Some("JWT".into());
         let now = chrono::Utc::now().timestamp();
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).map_err(|e| e.to_string())?;

@@ -460,3 +460,55 @@ fn a_platform_pointed_at_a_graph_endpoint_by_url_publishes_through_it() {
     assert_eq!(remote["apps"].as_object().map(|a| a.len()), Some(1), "the app is in the remote tenant");
     assert!(!repo.path().join(".patchops/emulate").exists(), "no embedded emulator was involved");
 }
+
+#[test]
+fn a_client_secret_is_read_by_reference_flagged_by_policy_and_never_shown() {
+    let secret = "s3cr3t-value-that-must-never-be-printed";
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: 00000000-0000-0000-0000-0000000000aa\n    clientSecret: { env: PATCHOPS_TEST_INTUNE_SECRET }\n",
+    );
+    repo.commit("sign in with a client secret");
+    let run_with = |secret: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchops"));
+        cmd.args(["apply", "--path", "fleet", "--auto-approve"])
+            .current_dir(repo.path())
+            .env("NO_COLOR", "1")
+            .env("XDG_CACHE_HOME", repo.path().join(".test-cache"))
+            .env_remove("PATCHOPS_TEST_INTUNE_SECRET");
+        if let Some(s) = secret {
+            cmd.env("PATCHOPS_TEST_INTUNE_SECRET", s);
+        }
+        let out = cmd.output().expect("run");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    // Not set: the error names the reference.
+    let (code, out) = run_with(None);
+    assert_eq!(code, 1);
+    common::assert_contains(&out, "cannot read the client secret (env:PATCHOPS_TEST_INTUNE_SECRET): the environment variable PATCHOPS_TEST_INTUNE_SECRET is not set");
+
+    // Set: the default policy refuses secret authentication for Intune; nothing is published.
+    let (code, out) = run_with(Some(secret));
+    assert_eq!(code, 0, "{out}");
+    common::assert_contains(&out, "denied by policy intune_certificate_auth: platform intune-prod authenticates with a client secret; give auth.certificate");
+    assert_eq!(apps(repo.path()), vec![]);
+    assert!(!out.contains(secret), "the secret never appears in output");
+
+    // A fleet that chooses to allow it publishes, signing in with the secret.
+    repo.write(
+        "fleet/policies.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: no-cert-rule\nspec:\n  builtin: [scan_detections, vendor_allowlist, script_signing, change_freeze]\n",
+    );
+    repo.commit("allow client secrets");
+    let (code, out) = run_with(Some(secret));
+    assert_eq!(code, 0, "{out}");
+    common::assert_contains(&out, "✓ publish app 2.0 on intune-prod / pilot");
+    assert!(!out.contains(secret), "the secret never appears in output");
+    let state = std::fs::read_to_string(repo.path().join(".patchops/emulate/intune-prod.json")).unwrap();
+    assert!(!state.contains(secret), "nor in the emulated tenant's state");
+}

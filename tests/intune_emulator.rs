@@ -365,7 +365,11 @@ const TENANT: &str = "00000000-0000-0000-0000-000000000001";
 async fn tenant_with_app(dir: &std::path::Path, cert_der: Vec<u8>, lifetime: Option<Duration>) -> url::Url {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
     let options = EmulatorOptions {
-        apps: vec![emulate::intune::RegisteredApp { client_id: CLIENT.into(), certificate_der: cert_der }],
+        apps: vec![emulate::intune::RegisteredApp {
+            client_id: CLIENT.into(),
+            certificate_der: cert_der,
+            secret: None,
+        }],
         token_lifetime: lifetime,
         ..EmulatorOptions::default()
     };
@@ -534,4 +538,31 @@ async fn the_older_rs256_assertion_with_an_x5t_thumbprint_is_accepted_when_chose
 fn jsonwebtoken_header(jwt: &str) -> Value {
     let part = jwt.split('.').next().unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_told_to_refuse_secrets_refuses_even_the_right_one() {
+    use reconciler::platform::intune::auth::{Credential, TokenSource};
+    for (refuse, ok) in [(false, true), (true, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let options = EmulatorOptions {
+            apps: vec![emulate::intune::RegisteredApp {
+                client_id: CLIENT.into(),
+                certificate_der: vec![],
+                secret: Some("right".into()),
+            }],
+            refuse_secrets: refuse,
+            ..EmulatorOptions::default()
+        };
+        let base = emulate::serve(listener, PlatformType::Intune, &dir.path().join("t.json"), options).unwrap();
+        let credential = Credential::Secret { client_id: CLIENT.into(), secret: "right".into() };
+        let tokens = TokenSource::new(ObjectName::new("intune-test").unwrap(), &base, TENANT, credential).unwrap();
+        let result = client(&base).with_auth(tokens).observe().await;
+        assert_eq!(result.is_ok(), ok, "refuse_secrets={refuse}: {result:?}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("AADSTS7000215"), "{e}");
+            assert!(!e.to_string().contains("right"), "the secret is not shown: {e}");
+        }
+    }
 }

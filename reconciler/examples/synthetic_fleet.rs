@@ -1,7 +1,9 @@
 //! Generates a synthetic fleet for benchmarks: N products × 3 platforms × 2 rings, a signed
 //! catalog with two versions of each product, a git repository holding both, and embedded
 //! platform inventories in which a third of the products are up to date, a third outdated and a
-//! third absent (so the plan has publish, update and unchanged units).
+//! third absent (so the plan has publish, update and unchanged units). The platforms are two
+//! ConfigMgr sites and a WSUS server, whose `embedded` endpoints read such inventories; an
+//! embedded Intune platform is a Graph emulator instead, which this generator does not fill.
 //!
 //! Usage: cargo run --release -p reconciler --example synthetic_fleet -- OUT_DIR [PRODUCTS]
 //! Then:  patchops plan --repo OUT_DIR --path fleet --state-dir OUT_DIR/state
@@ -16,7 +18,8 @@ use reconciler::catalog::edit;
 use reconciler::catalog::Sha256;
 use reconciler::platform::{Observed, ObservedAssignment, ObservedObject, TrackingMarker};
 
-const PLATFORMS: [(&str, &str); 3] = [("intune-prod", "intune"), ("configmgr-hq", "configmgr"), ("wsus-hq", "wsus")];
+const PLATFORMS: [(&str, &str); 3] =
+    [("configmgr-east", "configmgr"), ("configmgr-hq", "configmgr"), ("wsus-hq", "wsus")];
 const PER_FILE: usize = 100;
 
 fn main() {
@@ -54,7 +57,7 @@ fn main() {
         for i in chunk * PER_FILE..((chunk + 1) * PER_FILE).min(n) {
             let _ = write!(
                 text,
-                "---\napiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: product-{i}\nspec:\n  product: vendor.product-{i}\n  version: latest\n  targets:\n    - platform: intune-prod\n      install: {{ deadline: 72h }}\n    - platform: configmgr-hq\n    - platform: wsus-hq\n"
+                "---\napiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: product-{i}\nspec:\n  product: vendor.product-{i}\n  version: latest\n  targets:\n    - platform: configmgr-east\n      install: {{ deadline: 72h }}\n    - platform: configmgr-hq\n    - platform: wsus-hq\n"
             );
             let installer = |v: &str| {
                 serde_json::json!({"architecture": "x64", "type": "msi", "url": format!("installers/p{i}-{v}.msi"),
@@ -98,6 +101,7 @@ fn main() {
         },
         state: reconciler::state::StateDir::new(out.join("state")),
         now: chrono::Utc::now(),
+        secrets: reconciler::model::Secrets::default(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let plan = runtime.block_on(reconciler::ops::plan(&opts)).expect("plan").plan;
@@ -127,7 +131,11 @@ fn main() {
                     product: reconciler::model::ProductId::new(a.catalog_product.to_string()).expect("id"),
                     version: fields.get("version").cloned().unwrap_or_default(),
                     commit: None,
-                    content_digest: Sha256::digest(format!("{i}").as_bytes()),
+                    // The catalog's digest of the version published.
+                    content_digest: fields
+                        .get("sha256")
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or_else(|| Sha256::digest(format!("{i}").as_bytes())),
                 }),
                 fields: fields.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
                 assignments: Vec::new(),

@@ -240,7 +240,7 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let observed = match reconciler::ops::observe(&v.fleet, &opts.state).await {
+    let observed = match reconciler::ops::observe(&v.fleet, &opts.state, &opts.secrets).await {
         Ok(o) => o,
         Err(e) => {
             report(&e);

@@ -67,9 +67,11 @@ pub async fn run(args: EmulateArgs) -> u8 {
             .map_err(|e| e.to_string())
             .and_then(|pem| reconciler::platform::intune::auth::certificate_der(&pem));
         match der {
-            Ok(certificate_der) => options
-                .apps
-                .push(reconciler::emulate::intune::RegisteredApp { client_id: client_id.to_string(), certificate_der }),
+            Ok(certificate_der) => options.apps.push(reconciler::emulate::intune::RegisteredApp {
+                client_id: client_id.to_string(),
+                certificate_der,
+                secret: None,
+            }),
             Err(e) => {
                 print_error(&format!("--app {app}: {path}: {e}"));
                 return EXIT_ERROR;

@@ -145,6 +145,8 @@ impl SourceArgs {
             },
             state: StateDir::new(&self.state_dir),
             now: chrono::Utc::now(),
+            // Secrets referenced as `{ env: NAME }` come from this process's environment.
+            secrets: reconciler::model::Secrets::with_env(|name| std::env::var(name).ok()),
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct EmulatorOptions {
     pub apps: Vec<intune::RegisteredApp>,
     /// Lifetime of the access tokens issued (default 3599 s).
     pub token_lifetime: Option<std::time::Duration>,
+    /// Refuse client secrets even where an app registration has one.
+    pub refuse_secrets: bool,
 }
 
 /// Where an emulator keeps its state.

@@ -100,3 +100,42 @@ mod tests {
         assert!(both.is_some_and(|e| e.contains("exactly one")));
     }
 }
+
+/// Reads secrets by reference. The library never reads the environment itself (the command line
+/// hands it a lookup), and a secret read is never logged or shown.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    env: Option<std::sync::Arc<EnvLookup>>,
+}
+
+/// Looks up an environment variable.
+type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets")
+    }
+}
+
+impl Secrets {
+    /// Secrets from files and, through `env`, from environment variables.
+    pub fn with_env(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Secrets {
+        Secrets { env: Some(std::sync::Arc::new(env)) }
+    }
+
+    /// The secret's text (trailing newline removed), or why it cannot be read. The error names
+    /// the reference, never the value.
+    pub fn read(&self, r: &SecretRef) -> Result<String, String> {
+        match r {
+            SecretRef::Env(name) => self
+                .env
+                .as_ref()
+                .and_then(|lookup| lookup(name))
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("the environment variable {name} is not set")),
+            SecretRef::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| format!("cannot read {path}: {e}")),
+        }
+    }
+}

@@ -22,6 +22,8 @@ pub struct Options {
     pub state: StateDir,
     /// The time catalogs are checked against.
     pub now: DateTime<Utc>,
+    /// Where referenced secrets are read from.
+    pub secrets: crate::model::Secrets,
 }
 
 /// Why an operation failed.
@@ -121,7 +123,7 @@ pub async fn validate(opts: &Options) -> Result<Validated, OpsError> {
         catalogs: &v.catalogs,
         observed: &BTreeMap::new(),
     });
-    judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
+    judge(&mut plan, &mut policies, &PolicyContext::new(&v.fleet, &v.catalogs, opts.now))?;
     let denials: Vec<(String, Denial)> = plan
         .actions
         .iter()
@@ -137,10 +139,39 @@ pub async fn validate(opts: &Options) -> Result<Validated, OpsError> {
 }
 
 /// Evaluates the policies on every change of a plan, recording denials on the actions.
+///
+/// Actions are independent: large plans are judged in chunks on every core, each with its own
+/// copy of the compiled policies (the result is the same as judging them one by one).
 pub fn judge(plan: &mut Plan, policies: &mut Policies, ctx: &PolicyContext<'_>) -> Result<(), PolicyError> {
-    for a in plan.actions.iter_mut().filter(|a| a.action != plan::ActionKind::None) {
-        let input = crate::policy::input_for(a, ctx);
-        a.denied = policies.evaluate(&input, &crate::policy::subject(a))?.denials;
+    fn judge_all(
+        actions: &mut [plan::PlannedAction],
+        policies: &mut Policies,
+        ctx: &PolicyContext<'_>,
+    ) -> Result<(), PolicyError> {
+        for a in actions.iter_mut().filter(|a| a.action != plan::ActionKind::None) {
+            let input = crate::policy::input_for(a, ctx);
+            a.denied = policies.evaluate(&input, &crate::policy::subject(a))?.denials;
+        }
+        Ok(())
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = plan.actions.len().div_ceil(threads).max(512);
+    if plan.actions.len() <= chunk {
+        judge_all(&mut plan.actions, policies, ctx)?;
+    } else {
+        let results: Vec<Result<(), PolicyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = plan
+                .actions
+                .chunks_mut(chunk)
+                .map(|part| {
+                    let mut mine = policies.clone();
+                    scope.spawn(move || judge_all(part, &mut mine, ctx))
+                })
+                .collect();
+            // Judging is pure; a panicking chunk is a bug, re-raised rather than hidden.
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        results.into_iter().collect::<Result<(), PolicyError>>()?;
     }
     plan.recount();
     Ok(())
@@ -180,10 +211,16 @@ async fn verify_catalogs(
 
 /// Observes every platform of the fleet, each in its own task (so that slow platforms are
 /// waited for together). Every failure is reported, not only the first.
-pub async fn observe(fleet: &Fleet, state: &StateDir) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
+pub async fn observe(
+    fleet: &Fleet,
+    state: &StateDir,
+    secrets: &crate::model::Secrets,
+) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
     let mut tasks = Vec::new();
     for (name, p) in &fleet.platforms {
-        let task = platform::connect(p, state).await.map(|client| tokio::spawn(async move { client.observe().await }));
+        let task = platform::connect(p, state, secrets)
+            .await
+            .map(|client| tokio::spawn(async move { client.observe().await }));
         tasks.push((name.clone(), task));
     }
     let mut observed = BTreeMap::new();
@@ -222,7 +259,7 @@ pub struct Planned {
 pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
     let t = std::time::Instant::now();
     let v = load_and_verify(opts).await?;
-    let observed = observe(&v.fleet, &opts.state).await?;
+    let observed = observe(&v.fleet, &opts.state, &opts.secrets).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "platforms observed");
     let plan = plan::plan(PlanInput {
         fleet: &v.fleet,
@@ -233,7 +270,7 @@ pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
     let mut plan = plan;
     let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
-    judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
+    judge(&mut plan, &mut policies, &PolicyContext::new(&v.fleet, &v.catalogs, opts.now))?;
     let db = opts.state.db()?;
     let history = |product: &str, platform: &str, ring: &str, version: &str| {
         db.reached_at(product, platform, ring, version).ok().flatten()
@@ -314,7 +351,7 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
     let mut platforms = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, p) in &v.fleet.platforms {
-        match platform::connect(p, &opts.state).await {
+        match platform::connect(p, &opts.state, &opts.secrets).await {
             Ok(c) => {
                 platforms.insert(name.clone(), c);
             }
@@ -353,7 +390,7 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
         }
     }
     let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
-    judge(&mut plan, &mut policies, &PolicyContext { fleet: &v.fleet, catalogs: &v.catalogs, now: opts.now })?;
+    judge(&mut plan, &mut policies, &PolicyContext::new(&v.fleet, &v.catalogs, opts.now))?;
     let history = |product: &str, platform: &str, ring: &str, version: &str| {
         db.reached_at(product, platform, ring, version).ok().flatten()
     };
@@ -466,7 +503,7 @@ pub struct Applied {
 impl ApplyRun {
     /// Applies the plan's applicable actions.
     pub async fn execute(mut self) -> Result<Applied, OpsError> {
-        let ctx = PolicyContext { fleet: &self.validated.fleet, catalogs: &self.validated.catalogs, now: self.now };
+        let ctx = PolicyContext::new(&self.validated.fleet, &self.validated.catalogs, self.now);
         let mut permitted = Vec::new();
         let mut denied = Vec::new();
         for a in self.plan.applicable() {

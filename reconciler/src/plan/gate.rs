@@ -32,11 +32,13 @@ impl<F: Fn(&str, &str, &str, &str) -> Option<DateTime<Utc>>> RingHistory for F {
 pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: DateTime<Utc>) {
     let products: std::collections::HashMap<&str, &crate::model::Product> =
         fleet.products.iter().map(|p| (p.name().as_str(), p)).collect();
-    // Rings first: what ring i-1 does in this very plan decides ring i.
-    let snapshot: Vec<(String, String, Option<String>, ActionKind)> = plan
+    // Rings first: what ring i-1 does in this very plan decides ring i. Only a version change in
+    // the previous ring holds this one back (a settings fix there does not).
+    let changing: std::collections::HashSet<(super::Text, super::Text, super::Text)> = plan
         .actions
         .iter()
-        .map(|a| (a.product.to_string(), a.platform.to_string(), a.ring.as_deref().map(str::to_string), a.action))
+        .filter(|a| matches!(a.action, ActionKind::Publish | ActionKind::Update))
+        .filter_map(|a| Some((a.product.clone(), a.platform.clone(), a.ring.clone()?)))
         .collect();
     let mut budget: std::collections::HashMap<(String, String), u32> = std::collections::HashMap::new();
     for a in plan.actions.iter_mut() {
@@ -52,14 +54,8 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
             if let (Some(ring), Some(version)) = (a.ring.as_deref(), a.version.as_deref()) {
                 if let Some(pos) = target.rings.iter().position(|r| r.as_str() == ring).filter(|p| *p > 0) {
                     let prev = &target.rings[pos - 1];
-                    // Only a version change in the previous ring holds this one back (a settings
-                    // fix there does not).
-                    let prev_changes = snapshot.iter().any(|(p, pl, r, k)| {
-                        p == &*a.product
-                            && pl == &*a.platform
-                            && r.as_deref() == Some(prev.as_str())
-                            && matches!(k, ActionKind::Publish | ActionKind::Update)
-                    });
+                    let prev_changes =
+                        changing.contains(&(a.product.clone(), a.platform.clone(), prev.as_str().into()));
                     let soak = rollout
                         .spec
                         .rings

@@ -356,6 +356,7 @@ pub trait Platform: Send + Sync {
 pub async fn connect(
     platform: &crate::model::Platform,
     state: &crate::state::StateDir,
+    secrets: &crate::model::Secrets,
 ) -> Result<Box<dyn Platform>, PlatformError> {
     let name = platform.metadata.name.clone();
     if platform.spec.endpoint == "embedded" {
@@ -363,12 +364,13 @@ pub async fn connect(
             PlatformType::Intune => {
                 // The emulated tenant registers the fleet's app certificate, so that the
                 // embedded platform exercises the same certificate sign-in as the real one.
-                let credential = intune_credential(platform)?;
+                let credential = intune_sign_in(platform, secrets)?;
                 let mut options = crate::emulate::EmulatorOptions::default();
-                if let Some((_, cert_der, client_id, _)) = &credential {
+                if let Some(s) = &credential {
                     options.apps.push(crate::emulate::intune::RegisteredApp {
-                        client_id: client_id.clone(),
-                        certificate_der: cert_der.clone(),
+                        client_id: s.client_id.clone(),
+                        certificate_der: s.certificate_der.clone(),
+                        secret: s.secret.clone(),
                     });
                 }
                 let base =
@@ -380,9 +382,7 @@ pub async fn connect(
                     })?;
                 let client = intune::IntuneClient::new(name.clone(), base.clone())?;
                 Ok(Box::new(match credential {
-                    Some((credential, _, _, tenant)) => {
-                        client.with_auth(intune::auth::TokenSource::new(name, &base, &tenant, credential)?)
-                    }
+                    Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
                     None => client,
                 }))
             }
@@ -390,7 +390,7 @@ pub async fn connect(
         };
     }
     if platform.spec.platform_type == PlatformType::Intune {
-        return real_intune(platform);
+        return real_intune(platform, secrets);
     }
     Err(PlatformError::Unsupported {
         platform: platform.metadata.name.clone(),
@@ -400,7 +400,10 @@ pub async fn connect(
 }
 
 /// The Intune client for a real Graph endpoint: certificate sign-in at the configured authority.
-fn real_intune(platform: &crate::model::Platform) -> Result<Box<dyn Platform>, PlatformError> {
+fn real_intune(
+    platform: &crate::model::Platform,
+    secrets: &crate::model::Secrets,
+) -> Result<Box<dyn Platform>, PlatformError> {
     let name = platform.metadata.name.clone();
     let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
     let graph = url::Url::parse(&platform.spec.endpoint)
@@ -413,40 +416,71 @@ fn real_intune(platform: &crate::model::Platform) -> Result<Box<dyn Platform>, P
         .unwrap_or_else(|| "https://login.microsoftonline.com/".to_string());
     let authority =
         url::Url::parse(&authority_text).map_err(|e| unavailable(format!("authority {authority_text}: {e}")))?;
-    let Some((credential, _, _, tenant)) = intune_credential(platform)? else {
+    let Some(sign_in) = intune_sign_in(platform, secrets)? else {
         return Err(unavailable(
-            "signing in to Graph needs auth.certificate (client secrets are not supported in this release)".into(),
+            "signing in to Graph needs auth.certificate (recommended) or auth.clientSecret".into(),
         ));
     };
-    let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &tenant, credential)?;
+    let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &sign_in.tenant, sign_in.credential)?;
     Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens)))
 }
 
-/// The certificate credential of an Intune Platform, read from the file its `auth.certificate`
-/// names: (credential, certificate DER, client id, tenant id). `None` when the Platform has no
-/// certificate.
-type IntuneCredential = (intune::auth::CertificateCredential, Vec<u8>, String, String);
+/// How an Intune Platform signs in, read from what its `auth` references.
+struct IntuneSignIn {
+    credential: intune::auth::Credential,
+    client_id: String,
+    tenant: String,
+    /// The certificate's DER (empty for a secret), for the embedded tenant's registration.
+    certificate_der: Vec<u8>,
+    /// The secret, for the embedded tenant's registration; never shown.
+    secret: Option<String>,
+}
 
-fn intune_credential(platform: &crate::model::Platform) -> Result<Option<IntuneCredential>, PlatformError> {
+/// Reads an Intune Platform's credential: its certificate file (preferred) or its client secret.
+/// `None` when `auth` names neither.
+fn intune_sign_in(
+    platform: &crate::model::Platform,
+    secrets: &crate::model::Secrets,
+) -> Result<Option<IntuneSignIn>, PlatformError> {
     let name = &platform.metadata.name;
     let Some(auth) = &platform.spec.auth else { return Ok(None) };
-    let Some(reference) = &auth.certificate else { return Ok(None) };
     let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
-    let crate::model::SecretRef::File(path) = reference else {
-        return Err(unavailable(format!(
-            "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
-        )));
-    };
-    let pem = std::fs::read(path)
-        .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
     let client_id = auth.client_id.clone().unwrap_or_default();
     let tenant = auth.tenant_id.clone().unwrap_or_default();
-    let der =
-        intune::auth::certificate_der(&pem).map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
-    let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
-        .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?
-        .with_algorithm(auth.assertion_algorithm.unwrap_or_default());
-    Ok(Some((credential, der, client_id, tenant)))
+    if let Some(reference) = &auth.certificate {
+        let crate::model::SecretRef::File(path) = reference else {
+            return Err(unavailable(format!(
+                "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
+            )));
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
+        let der = intune::auth::certificate_der(&pem)
+            .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
+        let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
+            .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?
+            .with_algorithm(auth.assertion_algorithm.unwrap_or_default());
+        return Ok(Some(IntuneSignIn {
+            credential: credential.into(),
+            client_id,
+            tenant,
+            certificate_der: der,
+            secret: None,
+        }));
+    }
+    if let Some(reference) = &auth.client_secret {
+        let secret = secrets
+            .read(reference)
+            .map_err(|e| unavailable(format!("cannot read the client secret ({reference}): {e}")))?;
+        return Ok(Some(IntuneSignIn {
+            credential: intune::auth::Credential::Secret { client_id: client_id.clone(), secret: secret.clone() },
+            client_id,
+            tenant,
+            certificate_der: Vec::new(),
+            secret: Some(secret),
+        }));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -16,18 +16,19 @@
 //!
 //! Secrets never enter it: authentication appears only as the *kind* of credential.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::catalog::VerifiedCatalog;
+use crate::catalog::{CatalogProduct, VerifiedCatalog};
 use crate::model::kinds::PlatformAuth;
-use crate::model::{Fleet, ObjectName, Version};
+use crate::model::{Fleet, ObjectName, Product, Version};
 use crate::plan::PlannedAction;
 
-/// What besides the action a policy input is built from.
-#[derive(Debug, Clone, Copy)]
+/// What besides the action a policy input is built from, indexed once so that building the
+/// inputs of tens of thousands of actions stays linear.
+#[derive(Debug, Clone)]
 pub struct PolicyContext<'a> {
     /// The fleet.
     pub fleet: &'a Fleet,
@@ -35,6 +36,26 @@ pub struct PolicyContext<'a> {
     pub catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>,
     /// The time the action would be applied.
     pub now: DateTime<Utc>,
+    products: HashMap<&'a str, &'a Product>,
+    /// (CatalogSource, product id) → entry; and product id → the first catalog listing it.
+    entries: HashMap<(&'a str, &'a str), &'a CatalogProduct>,
+    anywhere: HashMap<&'a str, (&'a VerifiedCatalog, &'a CatalogProduct)>,
+}
+
+impl<'a> PolicyContext<'a> {
+    /// Indexes the fleet's products and the catalogs' entries.
+    pub fn new(fleet: &'a Fleet, catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>, now: DateTime<Utc>) -> Self {
+        let products = fleet.products.iter().map(|p| (p.name().as_str(), p)).collect();
+        let mut entries = HashMap::new();
+        let mut anywhere = HashMap::new();
+        for c in catalogs.values() {
+            for e in &c.catalog().products {
+                entries.insert((c.source_name().as_str(), e.id.as_str()), e);
+                anywhere.entry(e.id.as_str()).or_insert((c, e));
+            }
+        }
+        PolicyContext { fleet, catalogs, now, products, entries, anywhere }
+    }
 }
 
 /// The kind of credential a Platform uses, never the credential.
@@ -50,16 +71,12 @@ pub fn auth_method(auth: Option<&PlatformAuth>) -> &'static str {
 
 /// Builds the input document for one action.
 pub fn input_for(a: &PlannedAction, ctx: &PolicyContext<'_>) -> Value {
-    let fleet_product = ctx.fleet.products.iter().find(|p| p.name().as_str() == &*a.product);
+    let fleet_product = ctx.products.get(&*a.product).copied();
     // The catalog entry: from the Product's own catalog, or (for an object no Product describes
     // any more) from whichever catalog lists the product id.
     let (catalog, entry) = match fleet_product.and_then(|p| ctx.catalogs.get(&p.catalog)) {
-        Some(c) => (Some(c), c.catalog().products.iter().find(|e| e.id.as_str() == &*a.catalog_product)),
-        None => ctx
-            .catalogs
-            .values()
-            .find_map(|c| c.catalog().products.iter().find(|e| e.id.as_str() == &*a.catalog_product).map(|e| (c, e)))
-            .map_or((None, None), |(c, e)| (Some(c), Some(e))),
+        Some(c) => (Some(c), ctx.entries.get(&(c.source_name().as_str(), &*a.catalog_product)).copied()),
+        None => ctx.anywhere.get(&*a.catalog_product).map_or((None, None), |(c, e)| (Some(*c), Some(*e))),
     };
     let installer = match (entry, a.version.as_deref().and_then(|v| v.parse::<Version>().ok()), fleet_product) {
         (Some(entry), Some(version), Some(p)) => entry

@@ -5,8 +5,8 @@
 //! the assertion's `x5t#S256` must name the certificate registered for the client, its
 //! signature (PS256, or RS256) must verify with that certificate's key, `aud` must be this
 //! endpoint's URL, `iss` and `sub` the client id, the time within `nbf`..`exp`, and its `jti`
-//! never seen before. Client secrets are refused: the emulated app registrations only hold
-//! certificates. Errors have the service's shape (`error`, `error_description` with an AADSTS
+//! never seen before. A client secret is accepted only when the app registration has that secret
+//! and the tenant is not told to refuse secrets. Errors have the service's shape (`error`, `error_description` with an AADSTS
 //! code).
 
 use std::collections::HashMap;
@@ -26,8 +26,10 @@ use super::Shared;
 pub struct RegisteredApp {
     /// Its client (application) id.
     pub client_id: String,
-    /// The DER of its certificate credential.
+    /// The DER of its certificate credential (empty when it has none).
     pub certificate_der: Vec<u8>,
+    /// Its client secret, if it has one (and the tenant accepts secrets).
+    pub secret: Option<String>,
 }
 
 pub(super) fn routes() -> Router<Shared> {
@@ -64,12 +66,16 @@ async fn token(
             &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory."),
         );
     };
-    if form.contains_key("client_secret") {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "AADSTS7000215: Invalid client secret provided. This app registration accepts certificate credentials only.",
-        );
+    if let Some(secret) = form.get("client_secret") {
+        let accepted = !emu.options.refuse_secrets && app.secret.as_deref() == Some(secret.as_str());
+        if !accepted {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, and that the app accepts secrets.",
+            );
+        }
+        return issue(&emu, None);
     }
     if get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
         return refuse(
@@ -142,16 +148,23 @@ async fn token(
         }
     };
     let jti = claims["jti"].as_str().unwrap_or_default().to_string();
+    issue(&emu, Some(jti))
+}
+
+/// Issues an access token; with an assertion's `jti`, only if it was never seen.
+fn issue(emu: &Shared, jti: Option<String>) -> Response {
     let mut state = match emu.tokens.lock() {
         Ok(s) => s,
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "state poisoned"),
     };
-    if jti.is_empty() || !state.seen_jti.insert(jti) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "AADSTS700021: Client assertion jti was used before or is missing; each assertion may be used once.",
-        );
+    if let Some(jti) = jti {
+        if jti.is_empty() || !state.seen_jti.insert(jti) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "AADSTS700021: Client assertion jti was used before or is missing; each assertion may be used once.",
+            );
+        }
     }
     let lifetime = emu.options.token_lifetime.unwrap_or(std::time::Duration::from_secs(3599));
     let mut raw = [0u8; 24];

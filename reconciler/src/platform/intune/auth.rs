@@ -111,6 +111,34 @@ impl CertificateCredential {
     }
 }
 
+/// How an app registration proves itself: its certificate (recommended) or a client secret.
+pub enum Credential {
+    /// A client assertion signed with the certificate's key.
+    Certificate(CertificateCredential),
+    /// A client secret (a shared password; the default policy denies it for Intune).
+    Secret {
+        /// The client id.
+        client_id: String,
+        /// The secret; never shown.
+        secret: String,
+    },
+}
+
+impl From<CertificateCredential> for Credential {
+    fn from(c: CertificateCredential) -> Credential {
+        Credential::Certificate(c)
+    }
+}
+
+impl Credential {
+    fn client_id(&self) -> &str {
+        match self {
+            Credential::Certificate(c) => &c.client_id,
+            Credential::Secret { client_id, .. } => client_id,
+        }
+    }
+}
+
 struct Cached {
     token: String,
     renew_at: Instant,
@@ -121,7 +149,7 @@ pub struct TokenSource {
     platform: ObjectName,
     http: reqwest::Client,
     token_url: url::Url,
-    credential: CertificateCredential,
+    credential: Credential,
     cached: tokio::sync::Mutex<Option<Cached>>,
 }
 
@@ -137,8 +165,9 @@ impl TokenSource {
         platform: ObjectName,
         authority: &url::Url,
         tenant: &str,
-        credential: CertificateCredential,
+        credential: impl Into<Credential>,
     ) -> Result<TokenSource, PlatformError> {
+        let credential = credential.into();
         let token_url = authority.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| {
             PlatformError::Unavailable { platform: platform.clone(), reason: format!("bad authority URL: {e}") }
         })?;
@@ -170,14 +199,20 @@ impl TokenSource {
             operation: format!("getting a token from {}", self.token_url),
             message: reason,
         };
-        let assertion = self.credential.assertion(self.token_url.as_str()).map_err(fail)?;
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.credential.client_id.as_str()),
-            ("scope", GRAPH_SCOPE),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-            ("client_assertion", assertion.as_str()),
+        let client_id = self.credential.client_id();
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", client_id.to_string()),
+            ("scope", GRAPH_SCOPE.to_string()),
         ];
+        match &self.credential {
+            Credential::Certificate(c) => {
+                let assertion = c.assertion(self.token_url.as_str()).map_err(fail)?;
+                form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+                form.push(("client_assertion", assertion));
+            }
+            Credential::Secret { secret, .. } => form.push(("client_secret", secret.clone())),
+        }
         let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let resp = self
             .http
@@ -198,7 +233,7 @@ impl TokenSource {
             let description = json["error_description"].as_str().unwrap_or_default();
             return Err(PlatformError::Rejected {
                 platform: self.platform.clone(),
-                operation: format!("getting a token for client {}", self.credential.client_id),
+                operation: format!("getting a token for client {client_id}"),
                 status: status.as_u16(),
                 message: format!("{}: {description}", json["error"].as_str().unwrap_or("error")),
             });

@@ -6,7 +6,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // A benchmark: failing loudly is right.
 
-use std::io::Write;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -16,29 +15,15 @@ use reconciler::catalog::Sha256;
 use reconciler::content::{ContentCache, Expected};
 use sha2::Digest;
 
+mod support;
+
 fn main() {
     let mib: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1024);
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("installer.bin");
 
-    // A file of pseudo-random bytes (xorshift), written in blocks.
-    let mut hasher = sha2::Sha256::new();
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..mib {
-            for chunk in block.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                chunk.copy_from_slice(&x.to_le_bytes());
-            }
-            hasher.update(&block);
-            out.write_all(&block).expect("write");
-        }
-    }
-    let expected = Expected { sha256: Sha256::from_bytes(hasher.finalize().into()), size: mib << 20 };
+    let digest = support::pseudo_random_file(&file, mib);
+    let expected = Expected { sha256: Sha256::from_bytes(digest), size: mib << 20 };
 
     // openssl on the same file (warm page cache).
     let t = Instant::now();

@@ -6,27 +6,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // A benchmark: failing loudly is right.
 
-use std::io::Write;
 use std::time::Instant;
+
+mod support;
 
 fn main() {
     let mib: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1024);
     let dir = tempfile::tempdir_in(".").expect("tmp");
     let source = dir.path().join("setup.exe");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&source).expect("create"));
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..mib {
-            for chunk in block.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                chunk.copy_from_slice(&x.to_le_bytes());
-            }
-            out.write_all(&block).expect("write");
-        }
-    }
+    let digest = support::pseudo_random_file(&source, mib);
     let t = Instant::now();
     let status = std::process::Command::new("openssl")
         .args(["enc", "-aes-256-cbc", "-K"])
@@ -64,12 +52,7 @@ fn main() {
         )
         .expect("emulator");
         let url = url::Url::from_file_path(&source).expect("file url");
-        let sha = {
-            use sha2::Digest;
-            let mut h = sha2::Sha256::new();
-            std::io::copy(&mut std::fs::File::open(&source).expect("open"), &mut h).expect("hash");
-            Sha256::from_bytes(h.finalize().into())
-        };
+        let sha = Sha256::from_bytes(digest);
         let expected = reconciler::content::Expected { sha256: sha, size: mib << 20 };
         let content = reconciler::content::ContentCache::new(dir.path().join("cache"))
             .fetch(&url, expected)

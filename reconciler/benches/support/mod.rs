@@ -1,0 +1,25 @@
+//! What the benchmarks share: a large installer-like file of pseudo-random bytes.
+
+use std::io::Write;
+
+use sha2::Digest;
+
+/// Writes `mib` MiB of xorshift bytes to `path` in 1 MiB blocks; returns their SHA-256.
+pub fn pseudo_random_file(path: &std::path::Path, mib: u64) -> [u8; 32] {
+    let mut hasher = sha2::Sha256::new();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        hasher.update(&block);
+        out.write_all(&block).expect("write");
+    }
+    out.flush().expect("flush");
+    hasher.finalize().into()
+}

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use super::Shared;
 
-/// An app registration of the emulated tenant.
-#[derive(Debug, Clone)]
+/// An app registration of the emulated tenant. `Debug` never shows the secret.
+#[derive(Clone)]
 pub struct RegisteredApp {
     /// Its client (application) id.
     pub client_id: String,
@@ -30,6 +30,16 @@ pub struct RegisteredApp {
     pub certificate_der: Vec<u8>,
     /// Its client secret, if it has one (and the tenant accepts secrets).
     pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for RegisteredApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredApp")
+            .field("client_id", &self.client_id)
+            .field("certificate_der_len", &self.certificate_der.len())
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 pub(super) fn routes() -> Router<Shared> {

@@ -512,3 +512,22 @@ fn a_client_secret_is_read_by_reference_flagged_by_policy_and_never_shown() {
     let state = std::fs::read_to_string(repo.path().join(".patchops/emulate/intune-prod.json")).unwrap();
     assert!(!state.contains(secret), "nor in the emulated tenant's state");
 }
+
+#[test]
+fn a_policy_warning_is_shown_but_does_not_block() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/policies.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: notes\nspec:\n  modules: [rego/notes.rego]\n",
+    );
+    repo.write(
+        "fleet/rego/notes.rego",
+        "package patchops.policy.notes\n\nimport rego.v1\n\nwarn contains \"no scan result in this catalog\" if not input.installer.scan\n",
+    );
+    repo.commit("a warning policy");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "✓ publish app 2.0 on intune-prod / pilot (object ");
+    common::assert_contains(&run.stdout, "      warning from policy notes: no scan result in this catalog");
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
+}

@@ -140,6 +140,9 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
                 s += &format!("  - {head}: skipped ({why})\n");
             }
         }
+        for w in &r.warnings {
+            s += &format!("      warning from policy {}: {}\n", w.policy, w.message);
+        }
     }
     for (a, denials) in &applied.denied {
         for d in denials {

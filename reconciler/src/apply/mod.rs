@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::catalog::VerifiedCatalog;
 use crate::content::{ContentCache, ContentError, Expected, VerifiedContent};
@@ -103,8 +103,6 @@ pub struct Engine<'a> {
     pub retry: RetryPolicy,
     /// A fail point to abort at (tests only).
     pub fail_point: Option<(FailPoint, u32)>,
-    /// The time the run started.
-    pub now: DateTime<Utc>,
 }
 
 /// How one action ended.
@@ -128,6 +126,8 @@ pub struct ActionReport {
     pub action: PlannedAction,
     /// How it ended.
     pub outcome: Outcome,
+    /// What the policies' `warn` rules said about it (it was permitted).
+    pub warnings: Vec<crate::policy::Denial>,
 }
 
 /// Why the engine stopped before running actions.
@@ -199,6 +199,7 @@ impl Engine<'_> {
                 .map(|a| ActionReport {
                     action: a.action().clone(),
                     outcome: Outcome::Failed(format!("no client for platform `{platform}`")),
+                    warnings: a.warnings().to_vec(),
                 })
                 .collect();
         };
@@ -220,7 +221,8 @@ impl Engine<'_> {
         for permitted in actions {
             let action = permitted.action().clone();
             if let Some(why) = &failed {
-                reports.push(ActionReport { action, outcome: Outcome::Skipped(why.clone()) });
+                let warnings = permitted.warnings().to_vec();
+                reports.push(ActionReport { action, outcome: Outcome::Skipped(why.clone()), warnings });
                 continue;
             }
             let journal = self.with_db(|db| {
@@ -255,7 +257,7 @@ impl Engine<'_> {
                         .with_db(|db| db.ring_reached(&action.product, &action.platform, ring, version, Utc::now()));
                 }
             }
-            reports.push(ActionReport { action, outcome });
+            reports.push(ActionReport { action, outcome, warnings: permitted.warnings().to_vec() });
         }
         reports
     }
@@ -335,18 +337,7 @@ impl Engine<'_> {
                     .filter(|&i| i != index && objects[i].assignments.iter().any(|x| x.group == group))
                     .collect();
                 for i in others.into_iter().rev() {
-                    let mut rest = assignments_of(&objects[i]);
-                    rest.retain(|x| x.group != group);
-                    let old_id = objects[i].id.clone();
-                    if rest.is_empty() {
-                        retry(self.retry, || client.delete(&old_id)).await?;
-                        objects.remove(i);
-                        self.with_db(|db| db.step(journal, "deleted-superseded", &old_id))?;
-                    } else {
-                        retry(self.retry, || client.set_assignments(&old_id, &rest)).await?;
-                        set_local(&mut objects[i], &rest);
-                        self.with_db(|db| db.step(journal, "unassigned-old", &old_id))?;
-                    }
+                    self.withdraw(client, objects, i, Some(group), journal).await?;
                 }
                 Ok(Some(target_id))
             }
@@ -384,23 +375,36 @@ impl Engine<'_> {
                     // Already gone (an earlier action of this unit deleted it): nothing to do.
                     return Ok(Some(id.to_string()));
                 };
-                let mut rest = assignments_of(&objects[i]);
-                if let Some(group) = a.group.as_deref() {
-                    rest.retain(|x| x.group != group);
-                }
-                if a.group.is_none() || rest.is_empty() {
-                    retry(self.retry, || client.delete(id)).await?;
-                    objects.remove(i);
-                    self.with_db(|db| db.step(journal, "deleted", id))?;
-                } else {
-                    retry(self.retry, || client.set_assignments(id, &rest)).await?;
-                    set_local(&mut objects[i], &rest);
-                    self.with_db(|db| db.step(journal, "unassigned", id))?;
-                }
+                self.withdraw(client, objects, i, a.group.as_deref(), journal).await?;
                 Ok(Some(id.to_string()))
             }
             ActionKind::None => Ok(a.object_id.as_deref().map(str::to_string)),
         }
+    }
+
+    /// Takes `group` off object `i` (every group when `None`), and deletes the object once no
+    /// assignment is left: a retired ring, or an old version whose last ring moved on.
+    async fn withdraw(
+        &self,
+        client: &dyn Platform,
+        objects: &mut Vec<ObservedObject>,
+        i: usize,
+        group: Option<&str>,
+        journal: i64,
+    ) -> Result<(), StepError> {
+        let mut rest = assignments_of(&objects[i]);
+        rest.retain(|x| group.is_some_and(|g| x.group != g));
+        let id = objects[i].id.clone();
+        if rest.is_empty() {
+            retry(self.retry, || client.delete(&id)).await?;
+            objects.remove(i);
+            self.with_db(|db| db.step(journal, "deleted", &id))?;
+        } else {
+            retry(self.retry, || client.set_assignments(&id, &rest)).await?;
+            set_local(&mut objects[i], &rest);
+            self.with_db(|db| db.step(journal, "unassigned", &id))?;
+        }
+        Ok(())
     }
 
     /// The desired object and assignment of a publish/update/reconfigure, from the fleet and
@@ -408,9 +412,7 @@ impl Engine<'_> {
     fn desired(&self, a: &PlannedAction) -> Result<(DesiredObject, FieldMap, Expected, Location), StepError> {
         let product = self
             .fleet
-            .products
-            .iter()
-            .find(|p| p.name().as_str() == &*a.product)
+            .product(&a.product)
             .ok_or_else(|| StepError::Other(format!("Product `{}` is not in the fleet", a.product)))?;
         let target = product
             .targets
@@ -483,14 +485,17 @@ impl Engine<'_> {
     async fn fetch(&self, location: &Location, expected: Expected) -> Result<VerifiedContent, StepError> {
         let content = match location {
             Location::Url(u) => self.content.fetch(u, expected).await?,
-            Location::Repo(path) => {
-                let bytes = self
-                    .snapshot
-                    .read_repo_file(path)
-                    .map_err(|e| StepError::Other(e.to_string()))?
-                    .ok_or_else(|| StepError::Other(format!("installer {path} is not in the fleet's commit")))?;
-                self.content.admit(path, &bytes, expected)?
-            }
+            // Already verified and cached: no need to read the blob out of git again.
+            Location::Repo(path) => match self.content.cached(expected) {
+                Ok(Some(cached)) => cached,
+                _ => {
+                    let bytes =
+                        self.snapshot.read_repo_file(path).map_err(|e| StepError::Other(e.to_string()))?.ok_or_else(
+                            || StepError::Other(format!("installer {path} is not in the fleet's commit")),
+                        )?;
+                    self.content.admit(path, &bytes, expected)?
+                }
+            },
         };
         let origin = match location {
             Location::Url(u) => crate::http::redact(u),
@@ -507,7 +512,7 @@ impl Engine<'_> {
         content: Option<&VerifiedContent>,
         permitted: &PermittedAction,
     ) -> AuditRecord {
-        let product = self.fleet.products.iter().find(|p| p.name().as_str() == &*a.product);
+        let product = self.fleet.product(&a.product);
         let catalog = product.and_then(|p| self.catalogs.get(&p.catalog));
         let (outcome_text, message, object_id) = match outcome {
             Outcome::Succeeded { object_id } => ("succeeded", a.message.to_string(), object_id.clone()),

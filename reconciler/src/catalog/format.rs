@@ -104,6 +104,15 @@ pub struct Installer {
     pub scan: Option<ScanResult>,
 }
 
+impl Installer {
+    /// The installer's file name: the last segment of its URL or path, without query or
+    /// fragment (`installer` when there is none). Install commands and packages name it so.
+    pub fn file_name(&self) -> &str {
+        let path = self.url.split(['?', '#']).next().unwrap_or(&self.url);
+        path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer")
+    }
+}
+
 /// The result of scanning an installer with a multi-engine scanner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -39,6 +39,13 @@ pub struct Fleet {
     pub policy_sets: BTreeMap<ObjectName, PolicySet>,
 }
 
+impl Fleet {
+    /// The Product called `name` (a binary search: products are sorted by name).
+    pub fn product(&self, name: &str) -> Option<&Product> {
+        self.products.binary_search_by(|p| p.name().as_str().cmp(name)).ok().map(|i| &self.products[i])
+    }
+}
+
 /// A Product with its catalog, rollouts and rings resolved.
 #[derive(Debug, Clone)]
 pub struct Product {

@@ -529,7 +529,6 @@ impl ApplyRun {
             run: run_id,
             retry: self.options.retry.unwrap_or_default(),
             fail_point: self.options.fail_point,
-            now: self.now,
         };
         let reports = engine.run(permitted).await.map_err(|e| match e {
             crate::apply::ApplyError::State(s) => OpsError::State(s),

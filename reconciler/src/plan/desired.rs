@@ -142,11 +142,6 @@ fn describe_wanted(product: &Product) -> String {
     }
 }
 
-fn file_name(url: &str) -> &str {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer")
-}
-
 /// Desired fields by the planner's field names (fixed names, so no allocation per key).
 pub(super) type Fields = BTreeMap<&'static str, String>;
 
@@ -154,7 +149,7 @@ pub(super) type Fields = BTreeMap<&'static str, String>;
 /// same on every platform): computed once per product.
 pub(super) fn product_fields(product: &Product, sel: &Selection<'_>) -> Fields {
     let i = sel.installer;
-    let file = file_name(&i.url);
+    let file = i.file_name();
     let install = match i.installer_type {
         crate::model::InstallerType::Msi => format!("msiexec /i \"{file}\" {}", i.silent_install),
         crate::model::InstallerType::Msp => format!("msiexec /p \"{file}\" {}", i.silent_install),

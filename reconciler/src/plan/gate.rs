@@ -30,8 +30,6 @@ impl<F: Fn(&str, &str, &str, &str) -> Option<DateTime<Utc>>> RingHistory for F {
 
 /// Marks the changes of `plan` that must wait, then recounts its summary.
 pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: DateTime<Utc>) {
-    let products: std::collections::HashMap<&str, &crate::model::Product> =
-        fleet.products.iter().map(|p| (p.name().as_str(), p)).collect();
     // Rings first: what ring i-1 does in this very plan decides ring i. Only a version change in
     // the previous ring holds this one back (a settings fix there does not).
     let changing: std::collections::HashSet<(super::Text, super::Text, super::Text)> = plan
@@ -45,7 +43,7 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
         if a.action == ActionKind::None || !a.denied.is_empty() {
             continue;
         }
-        let Some(product) = products.get(&*a.product) else { continue };
+        let Some(product) = fleet.product(&a.product) else { continue };
         let Some(target) = product.targets.iter().find(|t| t.spec.platform.as_str() == &*a.platform) else {
             continue;
         };

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::{CatalogProduct, VerifiedCatalog};
 use crate::model::kinds::PlatformAuth;
-use crate::model::{Fleet, ObjectName, Product, Version};
+use crate::model::{Fleet, ObjectName, Version};
 use crate::plan::PlannedAction;
 
 /// What besides the action a policy input is built from, indexed once so that building the
@@ -36,16 +36,14 @@ pub struct PolicyContext<'a> {
     pub catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>,
     /// The time the action would be applied.
     pub now: DateTime<Utc>,
-    products: HashMap<&'a str, &'a Product>,
     /// (CatalogSource, product id) → entry; and product id → the first catalog listing it.
     entries: HashMap<(&'a str, &'a str), &'a CatalogProduct>,
     anywhere: HashMap<&'a str, (&'a VerifiedCatalog, &'a CatalogProduct)>,
 }
 
 impl<'a> PolicyContext<'a> {
-    /// Indexes the fleet's products and the catalogs' entries.
+    /// Indexes the catalogs' entries (products are found by binary search in the fleet).
     pub fn new(fleet: &'a Fleet, catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>, now: DateTime<Utc>) -> Self {
-        let products = fleet.products.iter().map(|p| (p.name().as_str(), p)).collect();
         let mut entries = HashMap::new();
         let mut anywhere = HashMap::new();
         for c in catalogs.values() {
@@ -54,7 +52,7 @@ impl<'a> PolicyContext<'a> {
                 anywhere.entry(e.id.as_str()).or_insert((c, e));
             }
         }
-        PolicyContext { fleet, catalogs, now, products, entries, anywhere }
+        PolicyContext { fleet, catalogs, now, entries, anywhere }
     }
 }
 
@@ -71,7 +69,7 @@ pub fn auth_method(auth: Option<&PlatformAuth>) -> &'static str {
 
 /// Builds the input document for one action.
 pub fn input_for(a: &PlannedAction, ctx: &PolicyContext<'_>) -> Value {
-    let fleet_product = ctx.products.get(&*a.product).copied();
+    let fleet_product = ctx.fleet.product(&a.product);
     // The catalog entry: from the Product's own catalog, or (for an object no Product describes
     // any more) from whichever catalog lists the product id.
     let (catalog, entry) = match fleet_product.and_then(|p| ctx.catalogs.get(&p.catalog)) {

@@ -12,8 +12,6 @@
 pub mod input;
 mod rego_test;
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -373,9 +371,6 @@ fn messages(value: &regorus::Value) -> Vec<String> {
         _ => Vec::new(),
     }
 }
-
-/// Denials per action index, for rendering in plans.
-pub type Denials = BTreeMap<usize, Vec<Denial>>;
 
 #[cfg(test)]
 mod tests {

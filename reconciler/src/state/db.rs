@@ -328,13 +328,14 @@ impl StateDb {
         ring: &str,
         version: &str,
     ) -> Result<Option<DateTime<Utc>>, StateError> {
+        // Asked once per gated action of a plan: the statement is prepared once and cached.
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT reached_at FROM ring_reached WHERE product = ?1 AND platform = ?2 AND ring = ?3 AND version = ?4",
-                params![product, platform, ring, version],
-                |r| r.get::<_, String>(0),
             )
-            .optional()
+            .and_then(|mut stmt| {
+                stmt.query_row(params![product, platform, ring, version], |r| r.get::<_, String>(0)).optional()
+            })
             .map(|o| o.map(|s| parse_time(&s)))
             .map_err(|e| self.err(e))
     }

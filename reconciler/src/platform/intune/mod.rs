@@ -197,7 +197,7 @@ impl IntuneClient {
         let f = &o.fields;
         let get = |k: &str| f.get(k).unwrap_or_default().to_string();
         let i = &o.installer;
-        let setup = file_name(&i.url);
+        let setup = i.file_name();
         let arch = match i.architecture {
             crate::model::Architecture::X64 => "x64",
             crate::model::Architecture::X86 => "x86",
@@ -275,7 +275,7 @@ impl IntuneClient {
 
     /// Packs the content and uploads it as the app's first committed content version.
     async fn upload(&self, id: &str, object: &DesiredObject, content: &VerifiedContent) -> Result<(), PlatformError> {
-        let setup = file_name(&object.installer.url);
+        let setup = object.installer.file_name().to_string();
         let dir = tempfile::tempdir().map_err(|e| self.failed("packaging", e.to_string()))?;
         let package = dir.path().join(format!("{setup}.intunewin"));
         let (source, is_msi) = (content.path().to_path_buf(), object.installer.installer_type == InstallerType::Msi);
@@ -475,11 +475,6 @@ enum BlobError {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn file_name(url: &str) -> String {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer").to_string()
 }
 
 /// Reads the marker line of `notes`.

@@ -40,6 +40,9 @@ fn a_package_opens_with_unzip_and_openssl_alone() {
     assert!(!run.stdout.contains("encryptionKey"), "keys are shown only with --show-keys");
 
     // The outer zip, read by unzip.
+    // `unzip -t` checks every entry's CRC-32 (the content's is patched in after the MAC).
+    let tested = String::from_utf8(tool("unzip", &["-t", "ff.intunewin"], d)).unwrap();
+    common::assert_contains(&tested, "No errors detected");
     let listing = String::from_utf8(tool("unzip", &["-l", "ff.intunewin"], d)).unwrap();
     common::assert_contains(&listing, "IntuneWinPackage/Contents/IntunePackage.intunewin");
     common::assert_contains(&listing, "IntuneWinPackage/Metadata/Detection.xml");

@@ -10,8 +10,9 @@
 //!
 //! The inner zip holds the setup file. `HMAC = HMAC-SHA256(macKey, IV ‖ ciphertext)`;
 //! `FileDigest = SHA-256(inner zip)`, before encryption. Key, MAC key and IV are fresh random
-//! bytes per package. Memory stays flat: the inner zip is streamed through the cipher into a
-//! temporary file, which is then copied into the outer zip.
+//! bytes per package. Memory stays flat and the installer is read once: the inner zip is
+//! streamed through the cipher straight into the outer zip, whose first 48 content bytes
+//! (HMAC ‖ IV) are filled in at the end.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -179,29 +180,45 @@ impl Write for ChannelWriter {
 /// Chunks in flight between two stages of the packaging pipeline.
 const STAGE_QUEUE: usize = 4;
 
-/// The three stages after the zip: SHA-256 of the plaintext, AES-256-CBC, HMAC + write. Each on
-/// its own thread, joined by bounded channels, so that on several cores the three digests and
-/// the cipher run side by side while memory stays at a few chunks.
-struct Pipeline {
-    input: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    hashing: std::thread::JoinHandle<([u8; 32], u64)>,
-    encrypting: std::thread::JoinHandle<()>,
-    writing: std::thread::JoinHandle<std::io::Result<([u8; 32], u64)>>,
+/// Length of the header in front of the ciphertext: HMAC (32) ‖ IV (16).
+const HEADER: usize = 48;
+
+/// What the last stage of the pipeline hands back: the outer zip (still open, for
+/// Detection.xml), the MAC, the CRC-32 and length of the ciphertext alone.
+struct Written<W> {
+    outer: W,
+    mac: [u8; 32],
+    cipher_crc: crc32fast::Hasher,
+    cipher_len: u64,
 }
 
-impl Pipeline {
-    fn start(
-        mut file: File,
-        path: PathBuf,
+/// The three stages after the inner zip: SHA-256 of the plaintext, AES-256-CBC, then HMAC and
+/// the write into the outer zip's content entry. Each on its own (scoped) thread, joined by
+/// bounded channels, so that on several cores the digests and the cipher run side by side
+/// while memory stays at a few chunks.
+struct Pipeline<'scope, W> {
+    input: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hashing: std::thread::ScopedJoinHandle<'scope, ([u8; 32], u64)>,
+    encrypting: std::thread::ScopedJoinHandle<'scope, ()>,
+    writing: std::thread::ScopedJoinHandle<'scope, std::io::Result<Written<W>>>,
+}
+
+impl<'scope, W: Write + Send + 'scope> Pipeline<'scope, W> {
+    /// Starts the stages. `outer` is the outer zip with its content entry started; the stage
+    /// writes a 48-byte placeholder for HMAC ‖ IV first (the MAC is known only at the end, and
+    /// [`patch_header`] puts it in place afterwards).
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        mut outer: W,
         key: [u8; 32],
         mac_key: [u8; 32],
         iv: [u8; 16],
-    ) -> Result<Pipeline, String> {
+    ) -> Result<Self, String> {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&mac_key).map_err(|e| e.to_string())?;
         let (input, from_zip) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
         let (to_cipher, from_hash) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
         let (to_disk, from_cipher) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
-        let hashing = std::thread::spawn(move || {
+        let hashing = scope.spawn(move || {
             let mut sha = sha2::Sha256::new();
             let mut len = 0u64;
             for chunk in from_zip {
@@ -213,7 +230,7 @@ impl Pipeline {
             }
             (sha.finalize().into(), len)
         });
-        let encrypting = std::thread::spawn(move || {
+        let encrypting = scope.spawn(move || {
             let mut cipher = Encryptor::new((&key).into(), (&iv).into());
             let mut last: Vec<u8> = Vec::new();
             for mut chunk in from_hash {
@@ -235,24 +252,18 @@ impl Pipeline {
             }
             let _ = to_disk.send(last);
         });
-        let writing = std::thread::spawn(move || {
+        let writing = scope.spawn(move || {
             mac.update(&iv);
-            let mut out = crate::content::direct::DirectWriter::new(&mut file, &path);
-            out.write(&[0u8; 48])?;
-            let mut len = 0u64;
+            outer.write_all(&[0u8; HEADER])?;
+            let mut cipher_crc = crc32fast::Hasher::new();
+            let mut cipher_len = 0u64;
             for chunk in from_cipher {
                 mac.update(&chunk);
-                len += chunk.len() as u64;
-                out.write(&chunk)?;
+                cipher_crc.update(&chunk);
+                cipher_len += chunk.len() as u64;
+                outer.write_all(&chunk)?;
             }
-            out.finish()?;
-            use std::os::unix::fs::FileExt;
-            let tag: [u8; 32] = mac.finalize().into_bytes().into();
-            let mut header = [0u8; 48];
-            header[..32].copy_from_slice(&tag);
-            header[32..].copy_from_slice(&iv);
-            file.write_all_at(&header, 0)?;
-            Ok((tag, len))
+            Ok(Written { outer, mac: mac.finalize().into_bytes().into(), cipher_crc, cipher_len })
         });
         Ok(Pipeline { input: Some(input), hashing, encrypting, writing })
     }
@@ -261,13 +272,13 @@ impl Pipeline {
         self.input.take().map(|tx| ChannelWriter { tx, buf: Vec::with_capacity(WORK + 16) })
     }
 
-    /// Waits for every stage; returns (MAC, ciphertext length, plaintext digest, plaintext length).
-    fn finish(self) -> std::io::Result<([u8; 32], u64, [u8; 32], u64)> {
+    /// Waits for every stage; returns what was written and the plaintext's digest and length.
+    fn finish(self) -> std::io::Result<(Written<W>, [u8; 32], u64)> {
         let failed = || std::io::Error::other("a packaging thread failed");
         let (digest, plain_len) = self.hashing.join().map_err(|_| failed())?;
         self.encrypting.join().map_err(|_| failed())?;
-        let (mac, cipher_len) = self.writing.join().map_err(|_| failed())??;
-        Ok((mac, cipher_len, digest, plain_len))
+        let written = self.writing.join().map_err(|_| failed())??;
+        Ok((written, digest, plain_len))
     }
 }
 
@@ -280,69 +291,118 @@ fn random<const N: usize>() -> Result<[u8; N], PackageError> {
 
 /// Packs `source` (the installer) into `out`, a `.intunewin` file, naming the installer
 /// `setup_file` inside it. `msi` facts, when given, go into Detection.xml's MsiInfo.
+///
+/// One pass: the installer is read once, and the ciphertext goes straight into the outer zip's
+/// content entry (written around the page cache) behind a placeholder for HMAC ‖ IV, which
+/// [`patch_header`] fills in, with the entry's CRC-32, once the MAC is known.
 pub fn pack(source: &Path, setup_file: &str, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, PackageError> {
     let setup_file = setup_file.to_string();
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (key, mac_key, iv) = (random::<32>()?, random::<32>()?, random::<16>()?);
-
-    // 1. The inner zip, streamed through the pipeline into a temporary file behind a 48-byte
-    //    header (HMAC ‖ IV) written once the MAC is known.
-    let encrypted = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    let tmp_path = encrypted.path().to_path_buf();
-    let handle = encrypted.reopen().map_err(io(&tmp_path))?;
-    let mut pipeline = Pipeline::start(handle, tmp_path.clone(), key, mac_key, iv)
-        .map_err(|reason| PackageError::Io { path: tmp_path.display().to_string(), reason })?;
-    let sink = pipeline
-        .writer()
-        .ok_or_else(|| PackageError::Io { path: tmp_path.display().to_string(), reason: "pipeline".into() })?;
-    let mut inner = zip::ZipWriter::new_stream(sink);
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
-    inner.start_file(setup_file.as_str(), options).map_err(zip_err(source))?;
-    let mut input = File::open(source).map_err(io(source))?;
-    let mut buf = vec![0u8; WORK];
-    loop {
-        let n = input.read(&mut buf).map_err(io(source))?;
-        if n == 0 {
-            break;
-        }
-        inner.write_all(&buf[..n]).map_err(io(&tmp_path))?;
-    }
-    inner.finish().map_err(zip_err(&tmp_path))?.into_inner().finish().map_err(io(&tmp_path))?;
-    let (mac, cipher_len, file_digest, unencrypted_size) = pipeline.finish().map_err(io(&tmp_path))?;
-    let mut encrypted = encrypted.into_file();
 
-    let encryption = EncryptionInfo { encryption_key: key, mac_key, iv, mac, file_digest };
-    let packed = Packed {
-        path: out.to_path_buf(),
-        setup_file,
-        unencrypted_size,
-        encrypted_size: 48 + cipher_len,
-        encryption,
-        msi,
-    };
-
-    // 2. The outer zip, streamed (data descriptors) and written around the page cache: the
-    //    encrypted content, then Detection.xml.
     let mut outer_tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     let outer_path = outer_tmp.path().to_path_buf();
-    {
+    let (packed, cipher_crc) = std::thread::scope(|scope| -> Result<_, PackageError> {
         let sink = crate::content::direct::DirectWriter::new(outer_tmp.as_file_mut(), &outer_path);
         let mut outer = zip::ZipWriter::new_stream(sink);
         outer.start_file(CONTENT_ENTRY, options).map_err(zip_err(out))?;
+        let mut pipeline = Pipeline::start(scope, outer, key, mac_key, iv)
+            .map_err(|reason| PackageError::Io { path: out.display().to_string(), reason })?;
+        let sink = pipeline
+            .writer()
+            .ok_or_else(|| PackageError::Io { path: out.display().to_string(), reason: "pipeline".into() })?;
+
+        // The inner zip, streamed through the pipeline.
+        let mut inner = zip::ZipWriter::new_stream(sink);
+        inner.start_file(setup_file.as_str(), options).map_err(zip_err(source))?;
+        let mut input = File::open(source).map_err(io(source))?;
+        let mut buf = vec![0u8; WORK];
         loop {
-            let n = encrypted.read(&mut buf).map_err(io(&tmp_path))?;
+            let n = input.read(&mut buf).map_err(io(source))?;
             if n == 0 {
                 break;
             }
-            outer.write_all(&buf[..n]).map_err(io(out))?;
+            inner.write_all(&buf[..n]).map_err(io(out))?;
         }
+        inner.finish().map_err(zip_err(out))?.into_inner().finish().map_err(io(out))?;
+        let (written, file_digest, unencrypted_size) = pipeline.finish().map_err(io(out))?;
+
+        let encryption = EncryptionInfo { encryption_key: key, mac_key, iv, mac: written.mac, file_digest };
+        let packed = Packed {
+            path: out.to_path_buf(),
+            setup_file: setup_file.clone(),
+            unencrypted_size,
+            encrypted_size: HEADER as u64 + written.cipher_len,
+            encryption,
+            msi,
+        };
+        let mut outer = written.outer;
         outer.start_file(DETECTION_ENTRY, options.large_file(false)).map_err(zip_err(out))?;
         outer.write_all(detection_xml(&packed).as_bytes()).map_err(io(out))?;
         outer.finish().map_err(zip_err(out))?.into_inner().finish().map_err(io(out))?;
-    }
+        Ok((packed, written.cipher_crc))
+    })?;
+    patch_header(outer_tmp.as_file_mut(), out, &packed.encryption, cipher_crc)?;
     outer_tmp.persist(out).map_err(|e| io(out)(e.error))?;
     Ok(packed)
+}
+
+/// Puts HMAC ‖ IV in place of the content entry's placeholder, and the entry's true CRC-32
+/// (the placeholder's CRC combined with the ciphertext's) wherever the zip crate recorded the
+/// placeholder's: the data descriptor, the central directory and, if set, the local header.
+/// Offsets come from reading the archive back with the zip crate; each field is checked to
+/// hold the expected value before it is overwritten.
+fn patch_header(
+    file: &mut File,
+    out: &Path,
+    encryption: &EncryptionInfo,
+    cipher_crc: crc32fast::Hasher,
+) -> Result<(), PackageError> {
+    use std::os::unix::fs::FileExt;
+    let malformed = |reason: &str| PackageError::Malformed { path: out.display().to_string(), reason: reason.into() };
+    file.seek(SeekFrom::Start(0)).map_err(io(out))?;
+    let mut archive = zip::ZipArchive::new(&mut *file).map_err(zip_err(out))?;
+    let entry = archive.by_name(CONTENT_ENTRY).map_err(zip_err(out))?;
+    let data_start = entry.data_start().ok_or_else(|| malformed("the content entry has no data offset"))?;
+    let (size, placeholder_crc) = (entry.compressed_size(), entry.crc32());
+    let (local, central) = (entry.header_start(), entry.central_header_start());
+    drop(entry);
+    drop(archive);
+
+    let mut header = [0u8; HEADER];
+    header[..32].copy_from_slice(&encryption.mac);
+    header[32..].copy_from_slice(&encryption.iv);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    crc.combine(&cipher_crc);
+    let crc = crc.finalize().to_le_bytes();
+
+    let read_u32 = |at: u64| -> Result<u32, PackageError> {
+        let mut b = [0u8; 4];
+        file.read_exact_at(&mut b, at).map_err(io(out))?;
+        Ok(u32::from_le_bytes(b))
+    };
+    // Data descriptor: signature, then CRC-32.
+    let descriptor = data_start + size;
+    if read_u32(descriptor)? != 0x0807_4b50 || read_u32(descriptor + 4)? != placeholder_crc {
+        return Err(malformed("the content entry's data descriptor is not where the zip writer put it"));
+    }
+    if read_u32(central + 16)? != placeholder_crc {
+        return Err(malformed("the content entry's central directory record does not hold its CRC-32"));
+    }
+    let mut places = vec![descriptor + 4, central + 16];
+    match read_u32(local + 14)? {
+        0 => {}
+        c if c == placeholder_crc => places.push(local + 14),
+        _ => return Err(malformed("the content entry's local header holds an unexpected CRC-32")),
+    }
+    file.write_all_at(&header, data_start).map_err(io(out))?;
+    for at in places {
+        file.write_all_at(&crc, at).map_err(io(out))?;
+    }
+    Ok(())
 }
 
 /// Detection.xml for a package.

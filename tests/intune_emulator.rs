@@ -57,6 +57,7 @@ fn object(version: &str) -> DesiredObject {
             silent_install: "/qn".into(),
             silent_uninstall: None,
             msi_product_code: Some("{11111111-2222-3333-4444-555555555555}".into()),
+            detection: None,
             success_codes: vec![],
             scan: None,
         },

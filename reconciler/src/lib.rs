@@ -28,6 +28,7 @@
 //! top-level `tests/` make real git repositories and real minisign signatures).
 
 pub mod apply;
+pub mod authenticode;
 pub mod catalog;
 pub mod content;
 pub mod emulate;
@@ -40,6 +41,7 @@ pub mod plan;
 pub mod platform;
 pub mod policy;
 pub mod schema;
+pub mod script;
 pub mod source;
 pub mod state;
 

@@ -96,6 +96,10 @@ pub struct Installer {
     /// MSI ProductCode (`{GUID}`), for MSI detection and uninstallation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msi_product_code: Option<String>,
+    /// How a device tells that this version is installed, for installers without an MSI
+    /// product code (and, for any installer, to tell that *some* version is installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
     /// Return codes meaning success besides 0, such as 3010 (restart required).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub success_codes: Vec<i32>,
@@ -111,6 +115,33 @@ impl Installer {
         let path = self.url.split(['?', '#']).next().unwrap_or(&self.url);
         path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("installer")
     }
+}
+
+/// Where the installed version shows on a device. The version found is compared numerically
+/// with the catalog version (or `version`, when the product reports another one there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Detection {
+    /// The file version of an installed file.
+    File {
+        /// Full path of the file; environment variables are expanded, such as
+        /// `%ProgramFiles%\7-Zip\7z.exe`.
+        path: String,
+        /// The file version this release installs, when it differs from the catalog version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<Version>,
+    },
+    /// A registry value holding the version.
+    Registry {
+        /// The key, starting with a hive, such as
+        /// `HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\7-Zip`.
+        key: String,
+        /// The value's name, such as `DisplayVersion`.
+        value: String,
+        /// The version this release writes there, when it differs from the catalog version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<Version>,
+    },
 }
 
 /// The result of scanning an installer with a multi-engine scanner.

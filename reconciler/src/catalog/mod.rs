@@ -12,7 +12,7 @@ pub mod location;
 pub mod verify;
 
 pub use fetch::fetch;
-pub use format::{Catalog, CatalogProduct, CatalogVersion, Installer, ScanResult, Sha256};
+pub use format::{Catalog, CatalogProduct, CatalogVersion, Detection, Installer, ScanResult, Sha256};
 pub use keys::TrustedKey;
 pub use location::{join_relative, CatalogLocation};
 pub use verify::{CatalogError, SeenCatalog, UnverifiedCatalog, VerifiedCatalog};

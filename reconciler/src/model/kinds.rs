@@ -217,6 +217,11 @@ pub struct IntuneSettings {
     /// Let users uninstall an `available` app from Company Portal.
     #[serde(default)]
     pub allow_available_uninstall: bool,
+    /// Install only where some version is already installed (a requirement script built from
+    /// the catalog's detection data): keeps a `required` update from spreading the product to
+    /// devices that never had it.
+    #[serde(default)]
+    pub update_only: bool,
 }
 
 /// Security context of an installer.

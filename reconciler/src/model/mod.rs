@@ -14,7 +14,7 @@ pub mod version;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use fleet::{CatalogSource, Fleet, Origin, Platform, Product, Rollout, Target};
-pub use kinds::{Architecture, InstallerType, Kind, PlatformType, API_VERSION};
+pub use kinds::{Architecture, ExecutionPolicy, InstallerType, Kind, PlatformType, API_VERSION};
 pub use load::{load, FleetFile};
 pub use names::{ObjectName, PlatformName, ProductId, RingName};
 pub use secret::{SecretRef, Secrets};

@@ -188,6 +188,7 @@ pub(super) fn platform_fields(ty: PlatformType, target: &Target) -> Fields {
             let s = target.spec.intune.clone().unwrap_or_default();
             f.insert("intune.installExperience", enum_text(&s.install_experience));
             f.insert("intune.allowAvailableUninstall", s.allow_available_uninstall.to_string());
+            f.insert("intune.updateOnly", s.update_only.to_string());
         }
         PlatformType::Configmgr => {
             let s = target.spec.configmgr.clone().unwrap_or_default();

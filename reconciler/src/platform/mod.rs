@@ -380,7 +380,8 @@ pub async fn connect(
                             reason: format!("cannot start the emulator: {e}"),
                         }
                     })?;
-                let client = intune::IntuneClient::new(name.clone(), base.clone())?;
+                let client = intune::IntuneClient::new(name.clone(), base.clone())?
+                    .with_script_signing(script_signing(platform, secrets)?);
                 Ok(Box::new(match credential {
                     Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
                     None => client,
@@ -422,7 +423,30 @@ fn real_intune(
         ));
     };
     let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &sign_in.tenant, sign_in.credential)?;
-    Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens)))
+    let scripts = script_signing(platform, secrets)?;
+    Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens).with_script_signing(scripts)))
+}
+
+/// How a Platform's generated scripts are signed: with `trust.scriptSigningCertificate` when
+/// given (checked now: fit for code signing, key present, osslsigncode available), refused
+/// when the endpoints run AllSigned without one, unsigned otherwise.
+fn script_signing(
+    platform: &crate::model::Platform,
+    secrets: &crate::model::Secrets,
+) -> Result<intune::ScriptSigning, PlatformError> {
+    let trust = &platform.spec.trust;
+    match &trust.script_signing_certificate {
+        Some(reference) => crate::authenticode::CodeSigner::new(reference, secrets, chrono::Utc::now())
+            .map(intune::ScriptSigning::Signed)
+            .map_err(|e| PlatformError::Unavailable {
+                platform: platform.metadata.name.clone(),
+                reason: format!("trust.scriptSigningCertificate: {e}"),
+            }),
+        None if trust.execution_policy == crate::model::ExecutionPolicy::AllSigned => {
+            Ok(intune::ScriptSigning::Required)
+        }
+        None => Ok(intune::ScriptSigning::Unsigned),
+    }
 }
 
 /// How an Intune Platform signs in, read from what its `auth` references.

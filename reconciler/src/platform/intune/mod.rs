@@ -64,14 +64,54 @@ pub struct IntuneClient {
     http: reqwest::Client,
     block_size: usize,
     auth: Option<std::sync::Arc<auth::TokenSource>>,
+    scripts: ScriptSigning,
 }
+
+/// How the PowerShell patchops generates (detection and requirement scripts) reaches devices.
+#[derive(Debug, Clone, Default)]
+pub enum ScriptSigning {
+    /// Unsigned, with `enforceSignatureCheck: false` (endpoints that do not run AllSigned).
+    #[default]
+    Unsigned,
+    /// Authenticode-signed with the customer's certificate, with `enforceSignatureCheck: true`.
+    Signed(crate::authenticode::CodeSigner),
+    /// The endpoints run AllSigned and no certificate was given: an app that needs a script is
+    /// refused rather than published with a script the devices will not run.
+    Required,
+}
+
+/// A generated script ready for a rule: only a signed one may ask devices to check it.
+enum RuleScript {
+    Plain(crate::script::Script<crate::script::Unsigned>),
+    Signed(crate::script::Script<crate::script::Signed>),
+}
+
+impl RuleScript {
+    /// `scriptContent` and `enforceSignatureCheck`.
+    fn content(&self) -> (String, bool) {
+        match self {
+            RuleScript::Plain(s) => (s.to_base64(), false),
+            RuleScript::Signed(s) => (s.to_base64(), true),
+        }
+    }
+}
+
+/// `displayName` of the update-only requirement rule (how observe recognises it).
+const UPDATE_ONLY_RULE: &str = "patchops: update only (a version is installed)";
 
 impl IntuneClient {
     /// A client for the Graph service at `base` (such as `https://graph.microsoft.com/`).
     pub fn new(name: ObjectName, base: url::Url) -> Result<IntuneClient, PlatformError> {
         let http =
             crate::http::client().map_err(|reason| PlatformError::Unavailable { platform: name.clone(), reason })?;
-        Ok(IntuneClient { name, base, http, block_size: BLOCK_SIZE, auth: None })
+        Ok(IntuneClient { name, base, http, block_size: BLOCK_SIZE, auth: None, scripts: ScriptSigning::Unsigned })
+    }
+
+    /// How generated scripts are delivered (unsigned by default).
+    #[must_use]
+    pub fn with_script_signing(mut self, scripts: ScriptSigning) -> Self {
+        self.scripts = scripts;
+        self
     }
 
     /// Authenticates every Graph request with tokens from `tokens`.
@@ -193,6 +233,7 @@ impl IntuneClient {
         }
     }
 
+    /// The app's properties except `rules` (see [`IntuneClient::rules`]).
     fn app_body(&self, o: &DesiredObject) -> Result<Value, PlatformError> {
         let f = &o.fields;
         let get = |k: &str| f.get(k).unwrap_or_default().to_string();
@@ -203,25 +244,6 @@ impl IntuneClient {
             crate::model::Architecture::X86 => "x86",
             crate::model::Architecture::Arm64 => "arm64",
             crate::model::Architecture::Neutral => "x86,x64,arm64",
-        };
-        let detection = match (&i.msi_product_code, i.installer_type) {
-            (Some(code), _) => json!({
-                "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule",
-                "ruleType": "detection",
-                "productCode": code,
-                "productVersionOperator": "greaterThanOrEqual",
-                "productVersion": get("version"),
-            }),
-            _ => {
-                return Err(PlatformError::NotImplemented {
-                    platform: self.name.clone(),
-                    ty: "intune",
-                    what: format!(
-                        "publishing {} without an MSI product code (detection scripts arrive with the Intune issue)",
-                        setup
-                    ),
-                })
-            }
         };
         let marker = serde_json::to_string(&o.marker).unwrap_or_default();
         let mut body = json!({
@@ -251,7 +273,6 @@ impl IntuneClient {
                 { "@odata.type": "#microsoft.graph.win32LobAppReturnCode", "returnCode": 1641, "type": "hardReboot" },
                 { "@odata.type": "#microsoft.graph.win32LobAppReturnCode", "returnCode": 1618, "type": "retry" },
             ],
-            "rules": [detection],
             "notes": format!("Published by patchops; changes made here are reverted on the next apply.\n{MARKER_PREFIX}{marker}"),
         });
         if i.installer_type == InstallerType::Msi {
@@ -265,6 +286,106 @@ impl IntuneClient {
             });
         }
         Ok(body)
+    }
+
+    /// Detection and requirement rules. MSI installers are detected by product code; others
+    /// by a generated detection script from the catalog's detection data. `intune.updateOnly`
+    /// adds a requirement script: only devices with some version installed get the app.
+    /// Scripts are signed when the platform signs ([`ScriptSigning`]); signing runs
+    /// osslsigncode, off the async threads.
+    async fn rules(&self, o: &DesiredObject) -> Result<Vec<Value>, PlatformError> {
+        let i = &o.installer;
+        let product = o.marker.product.as_str();
+        let version: crate::model::Version = o.marker.version.parse().map_err(|_| {
+            self.failed(
+                "building detection rules",
+                format!("the marker's version {:?} is not a version", o.marker.version),
+            )
+        })?;
+        let mut rules = Vec::new();
+        match (&i.msi_product_code, &i.detection) {
+            (Some(code), _) => rules.push(json!({
+                "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule",
+                "ruleType": "detection",
+                "productCode": code,
+                "productVersionOperator": "greaterThanOrEqual",
+                "productVersion": o.fields.get("version").unwrap_or_default(),
+            })),
+            (None, Some(d)) => {
+                let (content, enforce) = self.deliver(crate::script::detection(product, &version, d)).await?.content();
+                rules.push(json!({
+                    "@odata.type": "#microsoft.graph.win32LobAppPowerShellScriptRule",
+                    "ruleType": "detection",
+                    "enforceSignatureCheck": enforce,
+                    "runAs32Bit": false,
+                    "scriptContent": content,
+                    "operationType": "notConfigured",
+                    "operator": "notConfigured",
+                }));
+            }
+            (None, None) => {
+                return Err(self.failed(
+                    "building detection rules",
+                    format!(
+                        "{product} {version} ({}) has neither an MSI product code nor detection data in the catalog, \
+                         so devices could not tell whether it is installed; add `detection` (file or registry) to \
+                         the catalog's installer",
+                        i.file_name()
+                    ),
+                ))
+            }
+        }
+        if o.fields.get("intune.updateOnly") == Some("true") {
+            let Some(d) = &i.detection else {
+                return Err(self.failed(
+                    "building requirement rules",
+                    format!(
+                        "intune.updateOnly needs the catalog's detection data (file or registry) for {product} to tell \
+                         whether some version is installed; add `detection` to the catalog's installer or drop updateOnly"
+                    ),
+                ));
+            };
+            let (content, enforce) = self.deliver(crate::script::presence(product, d)).await?.content();
+            rules.push(json!({
+                "@odata.type": "#microsoft.graph.win32LobAppPowerShellScriptRule",
+                "ruleType": "requirement",
+                "displayName": UPDATE_ONLY_RULE,
+                "enforceSignatureCheck": enforce,
+                "runAs32Bit": false,
+                "runAsAccount": "system",
+                "scriptContent": content,
+                "operationType": "string",
+                "operator": "equal",
+                "comparisonValue": crate::script::PRESENT,
+            }));
+        }
+        Ok(rules)
+    }
+
+    /// Signs a generated script when the platform signs.
+    async fn deliver(
+        &self,
+        script: crate::script::Script<crate::script::Unsigned>,
+    ) -> Result<RuleScript, PlatformError> {
+        match &self.scripts {
+            ScriptSigning::Unsigned => Ok(RuleScript::Plain(script)),
+            ScriptSigning::Required => Err(self.failed(
+                "signing a generated script",
+                format!(
+                    "the platform runs PowerShell as AllSigned but has no trust.scriptSigningCertificate, so the {} \
+                     would not run on devices; add the certificate (PEM with its key, by reference)",
+                    script.name()
+                ),
+            )),
+            ScriptSigning::Signed(signer) => {
+                let signer = signer.clone();
+                let signed = tokio::task::spawn_blocking(move || signer.sign_script(script))
+                    .await
+                    .map_err(|e| self.failed("signing a generated script", e.to_string()))?
+                    .map_err(|e| self.failed("signing a generated script", e.to_string()))?;
+                Ok(RuleScript::Signed(signed))
+            }
+        }
     }
 }
 
@@ -513,6 +634,10 @@ fn observed_of(app: &Value) -> ObservedObject {
         "intune.allowAvailableUninstall",
         app["allowAvailableUninstall"].as_bool().map(|b| crate::intern::shared(&b.to_string())),
     );
+    let update_only = app["rules"]
+        .as_array()
+        .map(|rules| rules.iter().any(|r| r["ruleType"] == "requirement" && r["displayName"] == UPDATE_ONLY_RULE));
+    put("intune.updateOnly", update_only.map(|b| crate::intern::shared(&b.to_string())));
     let restart = s(&app["installExperience"]["deviceRestartBehavior"]);
     let assignments = app["assignments"]
         .as_array()
@@ -594,7 +719,8 @@ impl Platform for IntuneClient {
                 ),
             });
         }
-        let body = self.app_body(object)?;
+        let mut body = self.app_body(object)?;
+        body["rules"] = Value::Array(self.rules(object).await?);
         let created = self
             .send("creating the app", self.http.post(self.url(APPS)?).json(&body), false)
             .await?
@@ -618,7 +744,8 @@ impl Platform for IntuneClient {
     }
 
     async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError> {
-        let body = self.app_body(object)?;
+        let mut body = self.app_body(object)?;
+        body["rules"] = Value::Array(self.rules(object).await?);
         let mut patch = serde_json::Map::new();
         for k in [
             "@odata.type",
@@ -630,6 +757,7 @@ impl Platform for IntuneClient {
             "uninstallCommandLine",
             "allowAvailableUninstall",
             "installExperience",
+            "rules",
             "notes",
         ] {
             patch.insert(k.into(), body[k].clone());

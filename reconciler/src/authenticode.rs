@@ -1,0 +1,333 @@
+//! Authenticode signatures on what patchops hands to Windows: generated PowerShell (and, for
+//! WSUS, CABs), made and checked with `osslsigncode` (≥ 2.8; the tool Linux uses for
+//! Authenticode, which also implements PowerShell's signature format).
+//!
+//! A [`CodeSigner`] is made from the customer's code-signing certificate and key (one PEM, by
+//! reference). Before anything is signed the certificate is judged as Windows will judge it
+//! ([`judge_certificate`]): code-signing usage, an RSA key of at least 2048 bits, inside its
+//! validity. Only a `CodeSigner` turns a [`Script<Unsigned>`](crate::script::Script) into a
+//! `Script<Signed>`, so a rule that tells devices to enforce the signature cannot be built from
+//! an unsigned script.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use x509_cert::der::Decode;
+
+use crate::model::{SecretRef, Secrets};
+use crate::script::{Script, Signed, Unsigned};
+
+/// The oldest osslsigncode that signs PowerShell and CABs correctly (2.7 fixed CAB signing).
+pub const MIN_OSSLSIGNCODE: (u32, u32) = (2, 8);
+
+/// Why signing or verifying failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The certificate cannot be read or is not fit to sign code.
+    #[error("the code-signing certificate {reference}: {reason}")]
+    Certificate {
+        /// Where it was read from (`file:PATH` or `env:NAME`; never the content).
+        reference: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// osslsigncode is missing or too old.
+    #[error("{0}")]
+    Tool(String),
+    /// osslsigncode refused to sign or the signature did not verify.
+    #[error("{what}: {reason}")]
+    Failed {
+        /// What was being signed or verified.
+        what: String,
+        /// osslsigncode's own words.
+        reason: String,
+    },
+}
+
+/// One problem with a code-signing certificate, as Windows would see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// Not yet valid or expired.
+    OutsideValidity {
+        /// Start of validity.
+        not_before: DateTime<Utc>,
+        /// End of validity.
+        not_after: DateTime<Utc>,
+    },
+    /// No code-signing extended key usage (1.3.6.1.5.5.7.3.3).
+    NotForCodeSigning,
+    /// Key usage present without digitalSignature.
+    NoDigitalSignatureUsage,
+    /// Not an RSA key.
+    NotRsa,
+    /// An RSA key shorter than 2048 bits.
+    WeakKey {
+        /// The modulus length.
+        bits: usize,
+    },
+}
+
+impl std::fmt::Display for CertificateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertificateProblem::OutsideValidity { not_before, not_after } => write!(
+                f,
+                "it is valid from {} to {} only; renew it and reference the new one",
+                not_before.format("%Y-%m-%d %H:%M UTC"),
+                not_after.format("%Y-%m-%d %H:%M UTC")
+            ),
+            CertificateProblem::NotForCodeSigning => f.write_str(
+                "it lacks the code-signing extended key usage (1.3.6.1.5.5.7.3.3); issue one from a code-signing template",
+            ),
+            CertificateProblem::NoDigitalSignatureUsage => {
+                f.write_str("its key usage does not include digitalSignature; issue one that does")
+            }
+            CertificateProblem::NotRsa => f.write_str("its key is not RSA; Windows code signing here needs RSA ≥ 2048"),
+            CertificateProblem::WeakKey { bits } => {
+                write!(f, "its RSA key has {bits} bits; Windows needs at least 2048: issue a new one")
+            }
+        }
+    }
+}
+
+/// Facts about a certificate, for reports (`patchops doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// The subject, as an RFC 4514 string.
+    pub subject: String,
+    /// Whether issuer and subject are the same (self-signed).
+    pub self_signed: bool,
+    /// SHA-1 thumbprint in upper-case hex, as Windows shows it.
+    pub thumbprint: String,
+    /// Everything wrong with it; empty when it is fit to sign code.
+    pub problems: Vec<CertificateProblem>,
+}
+
+/// Judges a DER certificate as a code-signing certificate at `now`.
+pub fn judge_certificate(der: &[u8], now: DateTime<Utc>) -> Result<CertificateFacts, String> {
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let tbs = &cert.tbs_certificate;
+    let mut problems = Vec::new();
+    let time = |t: &x509_cert::time::Time| DateTime::<Utc>::from(t.to_system_time());
+    let (not_before, not_after) = (time(&tbs.validity.not_before), time(&tbs.validity.not_after));
+    if now < not_before || now > not_after {
+        problems.push(CertificateProblem::OutsideValidity { not_before, not_after });
+    }
+    const CODE_SIGNING: x509_cert::der::asn1::ObjectIdentifier =
+        x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+    match tbs.get::<ExtendedKeyUsage>() {
+        Ok(Some((_, eku))) if eku.0.contains(&CODE_SIGNING) => {}
+        _ => problems.push(CertificateProblem::NotForCodeSigning),
+    }
+    if let Ok(Some((_, usage))) = tbs.get::<KeyUsage>() {
+        if !usage.0.contains(KeyUsages::DigitalSignature) {
+            problems.push(CertificateProblem::NoDigitalSignatureUsage);
+        }
+    }
+    const RSA: x509_cert::der::asn1::ObjectIdentifier =
+        x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let spki = &tbs.subject_public_key_info;
+    if spki.algorithm.oid != RSA {
+        problems.push(CertificateProblem::NotRsa);
+    } else {
+        let key = pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes())
+            .map_err(|e| format!("its RSA public key cannot be read: {e}"))?;
+        let modulus = key.modulus.as_bytes();
+        let bits = modulus
+            .iter()
+            .position(|b| *b != 0)
+            .map(|i| (modulus.len() - i) * 8 - modulus[i].leading_zeros() as usize)
+            .unwrap_or(0);
+        if bits < 2048 {
+            problems.push(CertificateProblem::WeakKey { bits });
+        }
+    }
+    use sha1::Digest;
+    let thumbprint = hex::encode_upper(sha1::Sha1::digest(der));
+    Ok(CertificateFacts {
+        subject: tbs.subject.to_string(),
+        self_signed: tbs.subject == tbs.issuer,
+        thumbprint,
+        problems,
+    })
+}
+
+/// The certificates (DER) of a PEM text, in order.
+pub fn pem_certificates(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
+    Ok(blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| b.into_contents()).collect())
+}
+
+/// Signs with one code-signing certificate. Cheap to clone.
+#[derive(Clone)]
+pub struct CodeSigner {
+    inner: Arc<SignerInner>,
+}
+
+struct SignerInner {
+    reference: String,
+    /// A file holding the certificate (first) and its unencrypted key, as PEM.
+    pem: PathBuf,
+    /// Keeps a PEM that came from an environment variable on disk (mode 0600) while needed.
+    _private: Option<tempfile::TempDir>,
+    facts: CertificateFacts,
+    tool: PathBuf,
+}
+
+impl std::fmt::Debug for CodeSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeSigner")
+            .field("certificate", &self.inner.reference)
+            .field("subject", &self.inner.facts.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CodeSigner {
+    /// A signer for the certificate and key `reference` names (one PEM holding both). Refuses
+    /// a certificate that is unfit ([`judge_certificate`] at `now`), a PEM without a key, and a
+    /// missing or too old osslsigncode.
+    pub fn new(reference: &SecretRef, secrets: &Secrets, now: DateTime<Utc>) -> Result<CodeSigner, SignError> {
+        let refused = |reason: String| SignError::Certificate { reference: reference.to_string(), reason };
+        let (pem, private) = match reference {
+            SecretRef::File(path) => (PathBuf::from(path), None),
+            SecretRef::Env(_) => {
+                let text = secrets.read(reference).map_err(&refused)?;
+                let dir = tempfile::Builder::new()
+                    .prefix("patchops-signing-")
+                    .tempdir()
+                    .map_err(|e| refused(format!("cannot make a private directory for it: {e}")))?;
+                let path = dir.path().join("signing.pem");
+                write_private(&path, text.as_bytes()).map_err(|e| refused(format!("cannot stage it: {e}")))?;
+                (path, Some(dir))
+            }
+        };
+        let text = std::fs::read(&pem).map_err(|e| refused(format!("cannot read it: {e}")))?;
+        if !text.starts_with(b"-----") && !text.iter().take(64).all(|b| b.is_ascii()) {
+            return Err(refused(
+                "it is not PEM (a PFX?); convert it with `openssl pkcs12 -in FILE.pfx -nodes -out FILE.pem` and \
+                 keep the PEM as private as the PFX"
+                    .into(),
+            ));
+        }
+        let certs = pem_certificates(&text).map_err(&refused)?;
+        let Some(der) = certs.first() else {
+            return Err(refused("it holds no CERTIFICATE block; put the certificate and its key in one PEM".into()));
+        };
+        let has_key = pem::parse_many(&text)
+            .map(|blocks| blocks.iter().any(|b| b.tag().ends_with("PRIVATE KEY")))
+            .unwrap_or(false);
+        if !has_key {
+            return Err(refused("it holds no PRIVATE KEY block; put the certificate and its key in one PEM".into()));
+        }
+        let facts = judge_certificate(der, now).map_err(&refused)?;
+        if let Some(problem) = facts.problems.first() {
+            return Err(refused(format!("{} ({}): {problem}", facts.subject, facts.thumbprint)));
+        }
+        let tool = osslsigncode()?;
+        Ok(CodeSigner {
+            inner: Arc::new(SignerInner { reference: reference.to_string(), pem, _private: private, facts, tool }),
+        })
+    }
+
+    /// The signing certificate's facts.
+    pub fn certificate(&self) -> &CertificateFacts {
+        &self.inner.facts
+    }
+
+    /// Signs a generated script. Blocking (runs osslsigncode).
+    pub fn sign_script(&self, script: Script<Unsigned>) -> Result<Script<Signed>, SignError> {
+        let dir = tempfile::tempdir().map_err(|e| self.failed(script.name(), e.to_string()))?;
+        let (input, output) = (dir.path().join("in.ps1"), dir.path().join("out.ps1"));
+        std::fs::write(&input, script.text()).map_err(|e| self.failed(script.name(), e.to_string()))?;
+        self.sign_file(&input, &output, script.name())?;
+        let signed = std::fs::read_to_string(&output).map_err(|e| self.failed(script.name(), e.to_string()))?;
+        Ok(script.into_signed(signed))
+    }
+
+    /// Signs `input` into `output` (a script, a CAB, an MSI, a PE file). Blocking.
+    pub fn sign_file(&self, input: &Path, output: &Path, what: &str) -> Result<(), SignError> {
+        let out = Command::new(&self.inner.tool)
+            .arg("sign")
+            .arg("-certs")
+            .arg(&self.inner.pem)
+            .arg("-key")
+            .arg(&self.inner.pem)
+            .args(["-h", "sha256", "-in"])
+            .arg(input)
+            .arg("-out")
+            .arg(output)
+            .output()
+            .map_err(|e| self.failed(what, format!("cannot run {}: {e}", self.inner.tool.display())))?;
+        if !out.status.success() {
+            return Err(self.failed(what, tool_words(&out)));
+        }
+        Ok(())
+    }
+
+    fn failed(&self, what: &str, reason: String) -> SignError {
+        SignError::Failed { what: format!("signing {what} with {}", self.inner.reference), reason }
+    }
+}
+
+/// Verifies the Authenticode signature of `file` against the CA certificates in `ca_pem`.
+pub fn verify(file: &Path, ca_pem: &Path) -> Result<(), SignError> {
+    let tool = osslsigncode()?;
+    let out = Command::new(&tool)
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(ca_pem)
+        .arg("-in")
+        .arg(file)
+        .output()
+        .map_err(|e| SignError::Tool(format!("cannot run {}: {e}", tool.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && text.contains("Signature verification: ok") {
+        Ok(())
+    } else {
+        Err(SignError::Failed { what: format!("verifying {}", file.display()), reason: tool_words(&out) })
+    }
+}
+
+/// osslsigncode's last meaningful lines.
+fn tool_words(out: &std::process::Output) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(4)..].join("; ")
+}
+
+/// Finds osslsigncode on PATH and checks its version.
+pub fn osslsigncode() -> Result<PathBuf, SignError> {
+    let tool = PathBuf::from("osslsigncode");
+    let install = "install osslsigncode ≥ 2.8 (Debian 12: `apt-get install -t bookworm-backports osslsigncode`)";
+    let out = Command::new(&tool)
+        .arg("--version")
+        .output()
+        .map_err(|e| SignError::Tool(format!("signing needs osslsigncode, which cannot be run ({e}): {install}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| {
+            let mut p = v.split('.').map(|x| x.trim_end_matches(',').parse::<u32>().ok());
+            Some((p.next()??, p.next().flatten().unwrap_or(0)))
+        })
+        .ok_or_else(|| SignError::Tool(format!("cannot tell osslsigncode's version from {text:?}: {install}")))?;
+    if version < MIN_OSSLSIGNCODE {
+        return Err(SignError::Tool(format!(
+            "osslsigncode {}.{} is too old to sign scripts and CABs correctly: {install}",
+            version.0, version.1
+        )));
+    }
+    Ok(tool)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
+}

@@ -105,6 +105,32 @@ async fn the_emulator_refuses_what_the_live_service_refuses() {
     let (status, _) = post(&base, APPS, untyped).await;
     assert_eq!(status, 400);
 
+    // Property names are exact (Graph's metadata), and enum members too.
+    let mut valid = app.clone();
+    valid["rules"] = json!([{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}]);
+    let mut typo = valid.clone();
+    typo["displayversion"] = json!("1.0");
+    let (status, body) = post(&base, APPS, typo).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The property 'displayversion' does not exist on type 'microsoft.graph.win32LobApp'"),
+        "{body}"
+    );
+    let mut member = valid;
+    member["installExperience"] = json!({"@odata.type": "#microsoft.graph.win32LobAppInstallExperience", "deviceRestartBehavior": "BasedOnReturnCode"});
+    let (status, body) = post(&base, APPS, member).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'BasedOnReturnCode' to the expected type 'microsoft.graph.win32LobAppRestartBehavior'"),
+        "{body}"
+    );
+
     let mut operator = app;
     operator["rules"] = json!([{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}", "operator": "equal"}]);
     let (status, body) = post(&base, APPS, operator).await;
@@ -482,10 +508,17 @@ async fn supersedence_keeps_the_relationships_an_app_already_has() {
     assert_eq!(
         kinds,
         vec![
-            ("#microsoft.graph.mobileAppDependency".to_string(), runtime),
-            ("#microsoft.graph.mobileAppSupersedence".to_string(), old),
+            ("#microsoft.graph.mobileAppDependency".to_string(), runtime.clone()),
+            ("#microsoft.graph.mobileAppSupersedence".to_string(), old.clone()),
         ]
     );
+    // Observe reads them back (with the apps, in one listing).
+    let observed = c.observe().await.expect("observe");
+    let seen = &observed.objects.iter().find(|o| o.id == new).expect("new app").relationships;
+    let seen: Vec<(&str, &str)> = seen.iter().map(|r| (r.kind.as_str(), r.target.as_str())).collect();
+    assert!(seen.contains(&("dependency:autoInstall", runtime.as_str())), "{seen:?}");
+    assert!(seen.contains(&("supersedence:update", old.as_str())), "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
     // Bad relationship bodies are refused as Graph does.
     let (status, body) =
         post(&base, &format!("{APPS}/{new}/updateRelationships"), json!({"relationships": [{"targetId": new}]})).await;

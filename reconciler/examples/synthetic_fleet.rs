@@ -124,6 +124,7 @@ fn main() {
                 fields.insert("sha256".into(), Sha256::digest(format!("{i}-1.0.0").as_bytes()).to_string());
             }
             ObservedObject {
+                relationships: Vec::new(),
                 id: format!("{}-obj-{i}", a.platform),
                 display_name: fields.get("displayName").cloned().unwrap_or_default(),
                 marker: Some(TrackingMarker {

@@ -313,6 +313,7 @@ impl Engine<'_> {
                             }
                         }
                         objects.push(ObservedObject {
+                            relationships: Vec::new(),
                             id,
                             display_name: desired.fields.get("displayName").unwrap_or_default().to_string(),
                             marker: Some(desired.marker.clone()),

@@ -64,6 +64,7 @@ fn managed(
     fields: BTreeMap<String, String>,
 ) -> ObservedObject {
     ObservedObject {
+        relationships: Vec::new(),
         id: id.into(),
         display_name: format!("{product} {version}"),
         marker: Some(TrackingMarker {

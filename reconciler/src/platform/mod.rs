@@ -61,6 +61,21 @@ pub struct ObservedObject {
     /// Deployments to device groups.
     #[serde(default)]
     pub assignments: Vec<ObservedAssignment>,
+    /// Relationships to other objects on the platform (supersedence, dependencies), as the
+    /// platform reports them; empty where the platform has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relationships: Vec<ObservedRelationship>,
+}
+
+/// One relationship of an object to another (Intune: a mobileAppRelationship).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObservedRelationship {
+    /// The kind, such as `supersedence:update`, `supersedence:replace` or
+    /// `dependency:autoInstall`.
+    pub kind: String,
+    /// The other object's id.
+    pub target: String,
 }
 
 impl ObservedObject {
@@ -213,6 +228,13 @@ impl Observed {
             for a in assignments {
                 put(&mut h, &a.group);
                 put_map(&mut h, &a.fields);
+            }
+            let mut relationships: Vec<&ObservedRelationship> = o.relationships.iter().collect();
+            relationships.sort();
+            h.update((relationships.len() as u64).to_le_bytes());
+            for r in relationships {
+                put(&mut h, &r.kind);
+                put(&mut h, &r.target);
             }
         }
         Sha256::from_bytes(h.finalize().into())
@@ -513,6 +535,7 @@ mod tests {
 
     fn object(id: &str, groups: &[&str]) -> ObservedObject {
         ObservedObject {
+            relationships: Vec::new(),
             id: id.into(),
             display_name: id.into(),
             marker: None,

@@ -90,6 +90,7 @@ async fn create_file(
     if body["@odata.type"] != "#microsoft.graph.mobileAppContentFile" {
         return Err(bad("The content file needs @odata.type #microsoft.graph.mobileAppContentFile."));
     }
+    super::metadata::conform(&body, "mobileAppContentFile").map_err(bad)?;
     let name =
         body["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| bad("The property 'name' is required."))?;
     let size = body["size"].as_u64().ok_or_else(|| bad("The property 'size' is required."))?;
@@ -208,6 +209,8 @@ async fn commit_file(
 ) -> Result<StatusCode, GraphError> {
     emu.throttle()?;
     let info = body.get("fileEncryptionInfo").ok_or_else(|| bad("The parameter 'fileEncryptionInfo' is missing."))?;
+    super::only_parameters(&body, &["fileEncryptionInfo"])?;
+    super::metadata::conform(info, "fileEncryptionInfo").map_err(bad)?;
     for k in [
         "encryptionKey",
         "macKey",

@@ -1,5 +1,5 @@
 //! An emulator of the Microsoft Graph (beta) endpoints patchops uses for Intune Win32 apps:
-//! `deviceAppManagement/mobileApps` (list with `$expand=assignments` and paging, create, read,
+//! `deviceAppManagement/mobileApps` (list with `$expand=assignments,relationships` and paging, create, read,
 //! patch, delete), `assign` and `assignments`. It validates request bodies the way the live
 //! service does (see `../shared/reference/intune-graph.md`) and answers errors in Graph's
 //! `{"error": {"code", "message"}}` shape.
@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use super::EmulatorOptions;
 
 mod content;
+pub mod metadata;
 mod token;
 
 pub use token::RegisteredApp;
@@ -84,6 +85,16 @@ impl IntoResponse for GraphError {
 
 fn bad(message: impl Into<String>) -> GraphError {
     GraphError(StatusCode::BAD_REQUEST, "ModelValidationFailure", message.into())
+}
+
+/// An action's body holds its parameters and nothing else.
+fn only_parameters(body: &Value, parameters: &[&str]) -> Result<(), GraphError> {
+    match body.as_object().and_then(|o| o.keys().find(|k| !parameters.contains(&k.as_str()))) {
+        Some(k) => {
+            Err(bad(format!("The parameter '{k}' in the request payload is not a valid parameter for the operation.")))
+        }
+        None => Ok(()),
+    }
 }
 
 fn not_found(id: &str) -> GraphError {
@@ -187,7 +198,18 @@ async fn list_apps(
 ) -> Result<Json<Value>, GraphError> {
     emu.throttle()?;
     let skip = q.skiptoken.unwrap_or(0);
-    let expand = q.expand.as_deref().is_some_and(|e| e.split(',').any(|p| p.trim() == "assignments"));
+    let expanded = |what: &str| q.expand.as_deref().is_some_and(|e| e.split(',').any(|p| p.trim() == what));
+    let (expand, expand_relationships) = (expanded("assignments"), expanded("relationships"));
+    if let Some(unknown) = q
+        .expand
+        .as_deref()
+        .into_iter()
+        .flat_map(|e| e.split(','))
+        .map(str::trim)
+        .find(|p| !matches!(*p, "assignments" | "relationships" | "categories"))
+    {
+        return Err(bad(format!("Could not find a property named '{unknown}' on type 'microsoft.graph.mobileApp'.")));
+    }
     let only_win32 = q.filter.as_deref().is_some_and(|f| f.contains("isof('microsoft.graph.win32LobApp')"));
     emu.with_store(
         |s| {
@@ -202,9 +224,12 @@ async fn list_apps(
                 .take(PAGE)
                 .map(|a| {
                     let mut a = (*a).clone();
+                    let id = a["id"].as_str().unwrap_or_default().to_string();
                     if expand {
-                        let id = a["id"].as_str().unwrap_or_default().to_string();
                         a["assignments"] = Value::Array(s.assignments.get(&id).cloned().unwrap_or_default());
+                    }
+                    if expand_relationships {
+                        a["relationships"] = Value::Array(s.relationships.get(&id).cloned().unwrap_or_default());
                     }
                     a
                 })
@@ -213,8 +238,12 @@ async fn list_apps(
             if skip + PAGE < all.len() {
                 let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
                 let mut next = format!("http://{host}{APPS}?$skiptoken={}", skip + PAGE);
-                if expand {
-                    next += "&$expand=assignments";
+                let expands: Vec<&str> = [(expand, "assignments"), (expand_relationships, "relationships")]
+                    .into_iter()
+                    .filter_map(|(on, name)| on.then_some(name))
+                    .collect();
+                if !expands.is_empty() {
+                    next += &format!("&$expand={}", expands.join(","));
                 }
                 if only_win32 {
                     next += "&$filter=isof('microsoft.graph.win32LobApp')";
@@ -281,6 +310,7 @@ async fn create_app(
 ) -> Result<(StatusCode, Json<Value>), GraphError> {
     emu.throttle()?;
     validate_win32(&app)?;
+    metadata::conform(&app, "mobileApp").map_err(bad)?;
     emu.with_store(
         |s| {
             s.next_id += 1;
@@ -310,6 +340,9 @@ async fn patch_app(
 ) -> Result<StatusCode, GraphError> {
     emu.throttle()?;
     let Value::Object(patch) = patch else { return Err(bad("The request body must be a JSON object.")) };
+    if patch.get("@odata.type").is_some() || !patch.contains_key("committedContentVersion") {
+        metadata::conform_patch(&Value::Object(patch.clone()), "mobileApp").map_err(bad)?;
+    }
     emu.with_store(
         |s| {
             if let Some(v) = patch.get("committedContentVersion") {
@@ -372,6 +405,10 @@ async fn assign(
     let Some(list) = body.get("mobileAppAssignments").and_then(Value::as_array) else {
         return Err(bad("The parameter 'mobileAppAssignments' is missing."));
     };
+    only_parameters(&body, &["mobileAppAssignments"])?;
+    for a in list {
+        metadata::conform(a, "mobileAppAssignment").map_err(bad)?;
+    }
     let mut stored = Vec::new();
     for (i, a) in list.iter().enumerate() {
         if a["@odata.type"] != "#microsoft.graph.mobileAppAssignment" {
@@ -441,6 +478,10 @@ async fn update_relationships(
     let Some(list) = body.get("relationships").and_then(Value::as_array) else {
         return Err(bad("The parameter 'relationships' is missing."));
     };
+    only_parameters(&body, &["relationships"])?;
+    for r in list {
+        metadata::conform(r, "mobileAppRelationship").map_err(bad)?;
+    }
     let list = list.clone();
     emu.with_store(
         |s| {

@@ -14,6 +14,7 @@
 //! | sha256 | the marker's contentDigest |
 //! | intune.installExperience | installExperience.runAsAccount |
 //! | intune.allowAvailableUninstall | allowAvailableUninstall |
+//! | intune.updateOnly | a requirement rule named `patchops: update only …` |
 //! | assignment.intent | assignment intent |
 //! | assignment.restart | installExperience.deviceRestartBehavior (one per app in Intune) |
 //! | assignment.deadline | settings.installTimeSettings deadline − start |
@@ -21,8 +22,10 @@
 //! Publishing uploads the installer as a `.intunewin` ([`intunewin`]): content version, content
 //! file, blocks to the SAS URI (renewed when it expires), block list, commit with the package's
 //! encryption info, then `committedContentVersion`. A half-created app is deleted when any step
-//! fails. Authentication and supersedence arrive later in the Intune issue; until then only the
-//! embedded emulator is reachable.
+//! fails. Detection is by MSI product code, or by a generated PowerShell script
+//! ([`crate::script`]) from the catalog's detection data, signed when the Platform has a
+//! script-signing certificate; `intune.updateOnly` adds a requirement script. Observe lists the
+//! apps with their assignments and relationships in one paged listing.
 
 use std::time::Duration;
 
@@ -33,8 +36,8 @@ pub mod auth;
 pub mod intunewin;
 
 use super::{
-    DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, Platform, PlatformError,
-    TrackingMarker,
+    DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, ObservedRelationship,
+    Platform, PlatformError, TrackingMarker,
 };
 use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
@@ -662,12 +665,33 @@ fn observed_of(app: &Value) -> ObservedObject {
             Some(ObservedAssignment { group, fields })
         })
         .collect();
+    let mut relationships: Vec<ObservedRelationship> = app["relationships"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let target = r["targetId"].as_str()?.to_string();
+            let kind = match r["@odata.type"].as_str()? {
+                "#microsoft.graph.mobileAppSupersedence" => {
+                    format!("supersedence:{}", r["supersedenceType"].as_str().unwrap_or("update"))
+                }
+                "#microsoft.graph.mobileAppDependency" => {
+                    format!("dependency:{}", r["dependencyType"].as_str().unwrap_or("detect"))
+                }
+                other => other.trim_start_matches("#microsoft.graph.").to_string(),
+            };
+            // Graph lists both directions; keep the ones this app points from.
+            (r["targetType"].as_str() != Some("parent")).then_some(ObservedRelationship { kind, target })
+        })
+        .collect();
+    relationships.sort();
     ObservedObject {
         id: app["id"].as_str().unwrap_or_default().to_string(),
         display_name: app["displayName"].as_str().unwrap_or_default().to_string(),
         marker,
         fields,
         assignments,
+        relationships,
     }
 }
 
@@ -685,7 +709,7 @@ impl Platform for IntuneClient {
         let mut url = self.url(APPS)?;
         url.query_pairs_mut()
             .append_pair("$filter", "isof('microsoft.graph.win32LobApp')")
-            .append_pair("$expand", "assignments");
+            .append_pair("$expand", "assignments,relationships");
         let mut objects = Vec::new();
         let mut next = Some(url);
         while let Some(url) = next.take() {

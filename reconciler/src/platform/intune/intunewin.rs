@@ -206,7 +206,7 @@ struct Pipeline<'scope, W> {
 impl<'scope, W: Write + Send + 'scope> Pipeline<'scope, W> {
     /// Starts the stages. `outer` is the outer zip with its content entry started; the stage
     /// writes a 48-byte placeholder for HMAC ‖ IV first (the MAC is known only at the end, and
-    /// [`patch_header`] puts it in place afterwards).
+    /// `patch_header` puts it in place afterwards).
     fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         mut outer: W,
@@ -294,7 +294,7 @@ fn random<const N: usize>() -> Result<[u8; N], PackageError> {
 ///
 /// One pass: the installer is read once, and the ciphertext goes straight into the outer zip's
 /// content entry (written around the page cache) behind a placeholder for HMAC ‖ IV, which
-/// [`patch_header`] fills in, with the entry's CRC-32, once the MAC is known.
+/// `patch_header` fills in, with the entry's CRC-32, once the MAC is known.
 pub fn pack(source: &Path, setup_file: &str, out: &Path, msi: Option<MsiInfo>) -> Result<Packed, PackageError> {
     let setup_file = setup_file.to_string();
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

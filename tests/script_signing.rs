@@ -235,6 +235,23 @@ fn unfit_certificates_are_refused_before_anything_is_signed() {
     let (_, cert_only) = certificate(dir.path(), "nokey", 2048, CODE_SIGNING);
     common::assert_contains(&refuse(&cert_only, Utc::now()), "holds no PRIVATE KEY block");
 
+    // An encrypted key would make osslsigncode prompt; it is refused up front instead.
+    certificate(dir.path(), "locked", 2048, CODE_SIGNING);
+    let locked_key = dir.path().join("locked.enc.key");
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-aes256", "-passout", "pass:secret", "-in"])
+        .arg(dir.path().join("locked.key"))
+        .arg("-out")
+        .arg(&locked_key)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let locked = dir.path().join("locked-both.pem");
+    let mut pem = std::fs::read(&locked_key).unwrap();
+    pem.extend(std::fs::read(dir.path().join("locked.crt")).unwrap());
+    std::fs::write(&locked, pem).unwrap();
+    common::assert_contains(&refuse(&locked, Utc::now()), "its private key is encrypted");
+
     let pfx = dir.path().join("signing.pfx");
     std::fs::write(&pfx, [0x30u8, 0x82, 0x0a, 0x01, 0xff, 0xfe, 0x80, 0x81]).unwrap();
     common::assert_contains(&refuse(&pfx, Utc::now()), "openssl pkcs12 -in FILE.pfx -nodes -out FILE.pem");

@@ -223,6 +223,14 @@ impl CodeSigner {
         if !has_key {
             return Err(refused("it holds no PRIVATE KEY block; put the certificate and its key in one PEM".into()));
         }
+        let text_str = String::from_utf8_lossy(&text);
+        if text_str.contains("ENCRYPTED PRIVATE KEY") || text_str.contains("Proc-Type: 4,ENCRYPTED") {
+            return Err(refused(
+                "its private key is encrypted; patchops signs unattended, so give it the key unencrypted \
+                 (`openssl pkey -in KEY -out KEY.pem`) in a file only patchops's account can read"
+                    .into(),
+            ));
+        }
         let facts = judge_certificate(der, now).map_err(&refused)?;
         if let Some(problem) = facts.problems.first() {
             return Err(refused(format!("{} ({}): {problem}", facts.subject, facts.thumbprint)));
@@ -251,6 +259,7 @@ impl CodeSigner {
     /// Signs `input` into `output` (a script, a CAB, an MSI, a PE file). Blocking.
     pub fn sign_file(&self, input: &Path, output: &Path, what: &str) -> Result<(), SignError> {
         let out = Command::new(&self.inner.tool)
+            .stdin(std::process::Stdio::null())
             .arg("sign")
             .arg("-certs")
             .arg(&self.inner.pem)

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
 
+mod common;
+
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -28,17 +30,14 @@ fn client(base: &url::Url) -> IntuneClient {
 }
 
 fn object(version: &str) -> DesiredObject {
-    let fields: FieldMap = [
+    let fields = common::fields(&[
         ("displayName", "Vendor App (x64)"),
         ("publisher", "Vendor"),
         ("version", version),
         ("installCommand", "msiexec /i \"app.msi\" /qn"),
         ("intune.installExperience", "system"),
         ("intune.allowAvailableUninstall", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.into(), v.into()))
-    .collect();
+    ]);
     DesiredObject {
         marker: TrackingMarker {
             managed_by: "patchops".into(),

@@ -14,7 +14,7 @@ use reconciler::catalog::{Detection, Installer, Sha256};
 use reconciler::emulate::{self, EmulatorOptions};
 use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
 use reconciler::platform::intune::{IntuneClient, ScriptSigning};
-use reconciler::platform::{DesiredObject, FieldMap, Platform, TrackingMarker};
+use reconciler::platform::{DesiredObject, Platform, TrackingMarker};
 use serde_json::Value;
 
 const APPS: &str = "beta/deviceAppManagement/mobileApps";
@@ -64,7 +64,7 @@ fn exe_bytes() -> Vec<u8> {
 /// An EXE installer detected by a registry value, deployed update-only.
 fn exe_object() -> DesiredObject {
     let bytes = exe_bytes();
-    let fields: FieldMap = [
+    let fields = common::fields(&[
         ("displayName", "Vendor Tool (x64)"),
         ("publisher", "Vendor"),
         ("version", "24.08"),
@@ -72,10 +72,7 @@ fn exe_object() -> DesiredObject {
         ("intune.installExperience", "system"),
         ("intune.allowAvailableUninstall", "false"),
         ("intune.updateOnly", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.into(), v.into()))
-    .collect();
+    ]);
     DesiredObject {
         marker: TrackingMarker {
             managed_by: "patchops".into(),

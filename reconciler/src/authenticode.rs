@@ -213,18 +213,15 @@ impl CodeSigner {
                     .into(),
             ));
         }
-        let certs = pem_certificates(&text).map_err(&refused)?;
-        let Some(der) = certs.first() else {
+        let blocks = pem::parse_many(&text).map_err(|e| refused(format!("not PEM: {e}")))?;
+        let Some(der) = blocks.iter().find(|b| b.tag() == "CERTIFICATE").map(|b| b.contents()) else {
             return Err(refused("it holds no CERTIFICATE block; put the certificate and its key in one PEM".into()));
         };
-        let has_key = pem::parse_many(&text)
-            .map(|blocks| blocks.iter().any(|b| b.tag().ends_with("PRIVATE KEY")))
-            .unwrap_or(false);
-        if !has_key {
+        let Some(key) = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")) else {
             return Err(refused("it holds no PRIVATE KEY block; put the certificate and its key in one PEM".into()));
-        }
-        let text_str = String::from_utf8_lossy(&text);
-        if text_str.contains("ENCRYPTED PRIVATE KEY") || text_str.contains("Proc-Type: 4,ENCRYPTED") {
+        };
+        let legacy_encrypted = key.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED"));
+        if key.tag() == "ENCRYPTED PRIVATE KEY" || legacy_encrypted {
             return Err(refused(
                 "its private key is encrypted; patchops signs unattended, so give it the key unencrypted \
                  (`openssl pkey -in KEY -out KEY.pem`) in a file only patchops's account can read"

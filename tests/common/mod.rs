@@ -216,3 +216,8 @@ pub fn assert_contains(haystack: &str, needle: &str) {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A platform field map from name/value pairs.
+pub fn fields(pairs: &[(&str, &str)]) -> reconciler::platform::FieldMap {
+    pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+}

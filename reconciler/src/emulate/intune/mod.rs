@@ -37,7 +37,6 @@ pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
 const PAGE: usize = 50;
 
 /// Assignment intents Graph accepts.
-const INTENTS: &[&str] = &["available", "required", "uninstall", "availableWithoutEnrollment"];
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -95,6 +94,20 @@ fn only_parameters(body: &Value, parameters: &[&str]) -> Result<(), GraphError> 
         }
         None => Ok(()),
     }
+}
+
+/// The one collection parameter of an action (`assign`, `updateRelationships`), present, alone
+/// in the body, and each item conforming to `item_type`.
+fn action_items<'a>(body: &'a Value, parameter: &str, item_type: &str) -> Result<&'a Vec<Value>, GraphError> {
+    let list = body
+        .get(parameter)
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad(format!("The parameter '{parameter}' is missing.")))?;
+    only_parameters(body, &[parameter])?;
+    for item in list {
+        metadata::conform(item, item_type).map_err(bad)?;
+    }
+    Ok(list)
 }
 
 fn not_found(id: &str) -> GraphError {
@@ -402,21 +415,15 @@ async fn assign(
     Json(body): Json<Value>,
 ) -> Result<StatusCode, GraphError> {
     emu.throttle()?;
-    let Some(list) = body.get("mobileAppAssignments").and_then(Value::as_array) else {
-        return Err(bad("The parameter 'mobileAppAssignments' is missing."));
-    };
-    only_parameters(&body, &["mobileAppAssignments"])?;
-    for a in list {
-        metadata::conform(a, "mobileAppAssignment").map_err(bad)?;
-    }
+    let list = action_items(&body, "mobileAppAssignments", "mobileAppAssignment")?;
     let mut stored = Vec::new();
     for (i, a) in list.iter().enumerate() {
         if a["@odata.type"] != "#microsoft.graph.mobileAppAssignment" {
             return Err(bad("Each assignment needs @odata.type #microsoft.graph.mobileAppAssignment."));
         }
-        let intent = a["intent"].as_str().unwrap_or_default();
-        if !INTENTS.contains(&intent) {
-            return Err(bad(format!("'{intent}' is not a valid installIntent.")));
+        // The metadata check has judged the member; Graph also requires one.
+        if a["intent"].as_str().is_none() {
+            return Err(bad("The property 'intent' is required."));
         }
         let target = &a["target"];
         let group = match target["@odata.type"].as_str() {
@@ -475,14 +482,7 @@ async fn update_relationships(
     Json(body): Json<Value>,
 ) -> Result<StatusCode, GraphError> {
     emu.throttle()?;
-    let Some(list) = body.get("relationships").and_then(Value::as_array) else {
-        return Err(bad("The parameter 'relationships' is missing."));
-    };
-    only_parameters(&body, &["relationships"])?;
-    for r in list {
-        metadata::conform(r, "mobileAppRelationship").map_err(bad)?;
-    }
-    let list = list.clone();
+    let list = action_items(&body, "relationships", "mobileAppRelationship")?.clone();
     emu.with_store(
         |s| {
             if !s.apps.contains_key(&id) {
@@ -509,10 +509,10 @@ async fn update_relationships(
                 });
                 match r["@odata.type"].as_str() {
                     Some("#microsoft.graph.mobileAppSupersedence") => {
-                        let ty = r["supersedenceType"].as_str().unwrap_or_default();
-                        if !matches!(ty, "update" | "replace") {
-                            return Err(bad(format!("'{ty}' is not a valid mobileAppSupersedenceType.")));
-                        }
+                        // The metadata check has judged the member; Graph also requires one.
+                        let ty = r["supersedenceType"]
+                            .as_str()
+                            .ok_or_else(|| bad("The property 'supersedenceType' is required."))?;
                         kept["supersedenceType"] = json!(ty);
                         supersedences += 1;
                     }

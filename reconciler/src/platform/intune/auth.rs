@@ -34,11 +34,9 @@ impl std::fmt::Debug for CertificateCredential {
 
 /// The certificate (DER) of a PEM file holding a `CERTIFICATE` block.
 pub fn certificate_der(pem_text: &[u8]) -> Result<Vec<u8>, String> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
-    blocks
-        .iter()
-        .find(|b| b.tag() == "CERTIFICATE")
-        .map(|b| b.contents().to_vec())
+    crate::authenticode::pem_certificates(pem_text)?
+        .into_iter()
+        .next()
         .ok_or_else(|| "no CERTIFICATE block".to_string())
 }
 

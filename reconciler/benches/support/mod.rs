@@ -21,5 +21,8 @@ pub fn pseudo_random_file(path: &std::path::Path, mib: u64) -> [u8; 32] {
         out.write_all(&block).expect("write");
     }
     out.flush().expect("flush");
+    // Written back before anything is measured: otherwise the kernel flushes the source file
+    // during the measurement, competing with the cache writes for the disk.
+    out.get_ref().sync_all().expect("sync");
     hasher.finalize().into()
 }

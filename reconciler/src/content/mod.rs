@@ -163,31 +163,44 @@ pub struct ContentCache {
     progress: std::sync::Arc<dyn Progress>,
 }
 
-/// Chunks in flight between each two stages (receive → hash → write): bounded, so memory stays
-/// flat however fast the network is compared with the disk.
-const IN_FLIGHT: usize = 16;
+/// Blocks of [`direct::BLOCK`] bytes shared by the receiving, hashing and writing stages: the
+/// pipeline's whole buffer, so memory stays flat (16 MiB) however fast the network is compared
+/// with the disk, and the receiving side waits for a free block when both are behind.
+const POOL: usize = 16;
 
 /// The hashing and writing stages behind a download.
 struct Writer {
-    tx: Option<std::sync::mpsc::SyncSender<bytes::Bytes>>,
+    /// The block being filled.
+    block: Option<direct::Block>,
+    /// Full blocks, to the hashing stage.
+    tx: Option<std::sync::mpsc::SyncSender<direct::Block>>,
+    /// Blocks the writing stage is done with.
+    free: std::sync::mpsc::Receiver<direct::Block>,
     hashing: std::thread::JoinHandle<Sha256>,
     writing: std::thread::JoinHandle<std::io::Result<tempfile::NamedTempFile>>,
     path: PathBuf,
 }
 
 impl Writer {
-    /// Three stages on three threads: the caller receives, one thread hashes, one writes. On two
-    /// cores the SHA-256 (the bulk of the work) then overlaps with both the socket copies and
-    /// the disk writes instead of waiting for either.
+    /// Three stages on three threads: the caller copies what it receives into an aligned block,
+    /// one thread hashes full blocks, one writes them to disk (directly, from the block) and
+    /// hands them back. On two cores the SHA-256 (the bulk of the work) then overlaps with both
+    /// the socket copies and the disk writes instead of waiting for either, and the bytes are
+    /// copied once between the network and the disk.
     fn start(mut file: tempfile::NamedTempFile) -> Writer {
         let path = file.path().to_path_buf();
-        let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(IN_FLIGHT);
-        let (to_disk, from_hash) = std::sync::mpsc::sync_channel::<bytes::Bytes>(IN_FLIGHT);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<direct::Block>(POOL);
+        let (to_disk, from_hash) = std::sync::mpsc::sync_channel::<direct::Block>(POOL);
+        let (give_back, free) = std::sync::mpsc::sync_channel::<direct::Block>(POOL);
+        for _ in 1..POOL {
+            // Cannot fail: the channel has room for every block and its receiver is `free`.
+            let _ = give_back.send(direct::Block::new());
+        }
         let hashing = std::thread::spawn(move || {
             let mut hasher = sha2::Sha256::new();
-            for chunk in rx {
-                hasher.update(&chunk);
-                if to_disk.send(chunk).is_err() {
+            for block in rx {
+                hasher.update(block.data());
+                if to_disk.send(block).is_err() {
                     // The writer stopped on an error; `finish` reports it.
                     break;
                 }
@@ -197,29 +210,57 @@ impl Writer {
         let writing = std::thread::spawn(move || {
             let path = file.path().to_path_buf();
             let mut out = direct::DirectWriter::new(file.as_file_mut(), &path);
-            for chunk in from_hash {
-                out.write(&chunk)?;
+            for mut block in from_hash {
+                out.write(&block)?;
+                block.clear();
+                // The receiving side may be gone (a refused download): then the block is freed.
+                let _ = give_back.send(block);
             }
-            out.finish()?;
             Ok(file)
         });
-        Writer { tx: Some(tx), hashing, writing, path }
+        Writer { block: Some(direct::Block::new()), tx: Some(tx), free, hashing, writing, path }
     }
 
-    fn send(&mut self, chunk: bytes::Bytes) -> Result<(), ContentError> {
-        match self.tx.as_ref().map(|tx| tx.send(chunk)) {
-            Some(Ok(())) => Ok(()),
-            // The writer stopped (a disk error); `finish` reports why.
-            _ => Err(cache_err(&self.path, "the cache file could not be written")),
+    fn broken(&self) -> ContentError {
+        // The writer stopped (a disk error); `finish` reports why.
+        cache_err(&self.path, "the cache file could not be written")
+    }
+
+    /// Copies `data` into blocks, passing each full one on.
+    fn send(&mut self, mut data: &[u8]) -> Result<(), ContentError> {
+        while !data.is_empty() {
+            let Some(block) = self.block.as_mut() else { return Err(self.broken()) };
+            let n = block.fill(data);
+            data = &data[n..];
+            if block.is_full() {
+                self.pass_on()?;
+            }
         }
+        Ok(())
     }
 
-    /// Waits for every chunk to be hashed and written; returns the file and its digest.
+    /// Hands the current block to the hashing stage and takes a free one (waiting for it).
+    fn pass_on(&mut self) -> Result<(), ContentError> {
+        let block = self.block.take().ok_or_else(|| self.broken())?;
+        match self.tx.as_ref().map(|tx| tx.send(block)) {
+            Some(Ok(())) => {}
+            _ => return Err(self.broken()),
+        }
+        self.block = Some(self.free.recv().map_err(|_| self.broken())?);
+        Ok(())
+    }
+
+    /// Waits for every block to be hashed and written; returns the file and its digest.
     fn finish(mut self) -> Result<(tempfile::NamedTempFile, Sha256), ContentError> {
-        drop(self.tx.take());
+        let last = self.block.take().filter(|b| !b.is_empty());
+        let sent = match (last, self.tx.take()) {
+            (Some(block), Some(tx)) => tx.send(block).is_ok(),
+            _ => true,
+        };
         let digest = self.hashing.join().map_err(|_| cache_err(&self.path, "the hashing thread failed"))?;
         match self.writing.join() {
-            Ok(Ok(file)) => Ok((file, digest)),
+            Ok(Ok(file)) if sent => Ok((file, digest)),
+            Ok(Ok(_)) => Err(cache_err(&self.path, "the last block could not be written")),
             Ok(Err(e)) => Err(cache_err(&self.path, e)),
             Err(_) => Err(cache_err(&self.path, "the writing thread failed")),
         }
@@ -266,13 +307,19 @@ struct Sink {
 }
 
 impl Sink {
-    fn write(&mut self, chunk: bytes::Bytes) -> Result<(), ContentError> {
-        self.received += chunk.len() as u64;
+    fn write(&mut self, chunk: &[u8]) -> Result<(), ContentError> {
+        self.count(chunk.len())?;
+        self.writer.send(chunk)
+    }
+
+    /// Counts `n` more bytes, refusing more than the catalog's size.
+    fn count(&mut self, n: usize) -> Result<(), ContentError> {
+        self.received += n as u64;
         if self.received > self.expected.size {
             return Err(ContentError::Oversized { url: self.url.clone(), expected: self.expected.size });
         }
-        self.transfer.advance(chunk.len() as u64);
-        self.writer.send(chunk)
+        self.transfer.advance(n as u64);
+        Ok(())
     }
 
     /// Checks size and digest; only then renames the temporary file into the cache. On any
@@ -395,9 +442,9 @@ impl ContentCache {
             url: redact(url),
             transfer: self.progress.start(&redact(url), expected.size),
         };
-        let streamed = match url.scheme() {
-            "file" => read_local(url, &mut sink),
-            _ => self.download(url, &mut sink).await,
+        let (streamed, sink) = match url.scheme() {
+            "file" => (read_local(url, &mut sink), sink),
+            _ => self.download_on_own_thread(url.clone(), sink).await?,
         };
         match streamed {
             Ok(()) => sink.finish(&self.path_of(&expected.sha256)),
@@ -425,12 +472,38 @@ impl ContentCache {
             transfer: self.progress.start(origin, expected.size),
         };
         for chunk in bytes.chunks(BLOCK) {
-            if let Err(e) = sink.write(bytes::Bytes::copy_from_slice(chunk)) {
+            if let Err(e) = sink.write(chunk) {
                 sink.discard();
                 return Err(e);
             }
         }
         sink.finish(&self.path_of(&expected.sha256))
+    }
+
+    /// Runs the download on a thread of its own with a single-threaded runtime: the HTTP
+    /// connection and the copying into blocks then share one thread, instead of waking each
+    /// other across threads for every chunk the socket yields (thousands per GiB, each a
+    /// cross-core wake-up that costs more than the copy on a virtual machine).
+    async fn download_on_own_thread(
+        &self,
+        url: url::Url,
+        mut sink: Sink,
+    ) -> Result<(Result<(), ContentError>, Sink), ContentError> {
+        let this = self.clone();
+        let shown = redact(&url);
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let result = match runtime {
+                Ok(rt) => rt.block_on(this.download(&url, &mut sink)),
+                Err(e) => Err(ContentError::Transport {
+                    url: redact(&url),
+                    reason: format!("cannot start a download thread: {e}"),
+                }),
+            };
+            (result, sink)
+        })
+        .await
+        .map_err(|e| ContentError::Transport { url: shown, reason: format!("the download thread failed: {e}") })
     }
 
     async fn download(&self, url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
@@ -454,7 +527,7 @@ impl ContentCache {
             return Err(ContentError::Oversized { url: shown, expected: sink.expected.size });
         }
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            sink.write(chunk)?;
+            sink.write(&chunk)?;
         }
         Ok(())
     }
@@ -467,14 +540,13 @@ fn read_local(url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
         .map_err(|()| ContentError::Transport { url: shown.clone(), reason: "not a local path".into() })?;
     let mut file = std::fs::File::open(&path)
         .map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
+    let mut buf = vec![0u8; BLOCK];
     loop {
-        let mut buf = bytes::BytesMut::zeroed(BLOCK);
         let n =
             file.read(&mut buf).map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
         if n == 0 {
             return Ok(());
         }
-        buf.truncate(n);
-        sink.write(buf.freeze())?;
+        sink.write(&buf[..n])?;
     }
 }

@@ -305,7 +305,7 @@ pub fn pack(source: &Path, setup_file: &str, out: &Path, msi: Option<MsiInfo>) -
     let mut outer_tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     let outer_path = outer_tmp.path().to_path_buf();
     let (packed, cipher_crc) = std::thread::scope(|scope| -> Result<_, PackageError> {
-        let sink = crate::content::direct::DirectWriter::new(outer_tmp.as_file_mut(), &outer_path);
+        let sink = crate::content::direct::DirectStream::new(outer_tmp.as_file_mut(), &outer_path);
         let mut outer = zip::ZipWriter::new_stream(sink);
         outer.start_file(CONTENT_ENTRY, options).map_err(zip_err(out))?;
         let mut pipeline = Pipeline::start(scope, outer, key, mac_key, iv)

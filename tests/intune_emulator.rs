@@ -61,6 +61,8 @@ fn object(version: &str) -> DesiredObject {
             scan: None,
         },
         description: "Vendor App".into(),
+        product_name: "Vendor App".into(),
+        homepage: None,
     }
 }
 

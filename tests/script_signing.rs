@@ -100,6 +100,8 @@ fn exe_object() -> DesiredObject {
             scan: None,
         },
         description: "Vendor Tool".into(),
+        product_name: "Vendor Tool".into(),
+        homepage: None,
     }
 }
 

@@ -279,6 +279,100 @@ impl CodeSigner {
     }
 }
 
+/// Signs `input` into `output` with the certificate and key in `pem` as they are, without
+/// judging the certificate first. A server signs with what it is configured with (the WSUS
+/// emulator signs CABs so, even with an expired certificate, as the real server would); the
+/// judging belongs to whoever trusts the signature. Blocking.
+pub fn sign_as_configured(pem: &Path, input: &Path, output: &Path) -> Result<(), SignError> {
+    let tool = osslsigncode()?;
+    let out = Command::new(&tool)
+        .stdin(std::process::Stdio::null())
+        .arg("sign")
+        .arg("-certs")
+        .arg(pem)
+        .arg("-key")
+        .arg(pem)
+        .args(["-h", "sha256", "-in"])
+        .arg(input)
+        .arg("-out")
+        .arg(output)
+        .output()
+        .map_err(|e| SignError::Tool(format!("cannot run {}: {e}", tool.display())))?;
+    if !out.status.success() {
+        return Err(SignError::Failed { what: format!("signing {}", input.display()), reason: tool_words(&out) });
+    }
+    Ok(())
+}
+
+/// What checking a file's Authenticode signature found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureCheck {
+    /// Whether the file carries a signature at all.
+    pub signed: bool,
+    /// Whether the signed digest matches the file's bytes (false: altered after signing).
+    pub digest_matches: bool,
+    /// Whether the signer's chain ends in one of the trusted roots given, at the time given.
+    pub chain_trusted: bool,
+    /// The signer's subject and serial, as osslsigncode prints them (`/CN=…`, hex).
+    pub signer: Option<(String, String)>,
+    /// Whether a timestamp countersignature is present.
+    pub timestamped: bool,
+    /// osslsigncode's reason when the chain did not verify (such as `self-signed certificate`
+    /// or `certificate has expired`).
+    pub chain_error: Option<String>,
+}
+
+/// Checks the Authenticode signature of `file` against the trusted roots in `roots_pem` at
+/// `at` (osslsigncode's `-time`), reporting each part separately. Blocking.
+pub fn inspect(file: &Path, roots_pem: &Path, at: DateTime<Utc>) -> Result<SignatureCheck, SignError> {
+    let tool = osslsigncode()?;
+    let out = Command::new(&tool)
+        .stdin(std::process::Stdio::null())
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(roots_pem)
+        .arg("-time")
+        .arg(at.timestamp().to_string())
+        .arg("-in")
+        .arg(file)
+        .output()
+        .map_err(|e| SignError::Tool(format!("cannot run {}: {e}", tool.display())))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let signed = text.contains("Signer's certificate") || text.contains("Message digest");
+    let digest_matches = signed && !text.contains("MISMATCH");
+    let chain_trusted = out.status.success() && text.contains("Signature verification: ok");
+    let field = |name: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim_start_matches([' ', ':']).trim().to_string())
+    };
+    let signer = match (field("Subject"), field("Serial")) {
+        (Some(subject), Some(serial)) => Some((subject, serial)),
+        _ => None,
+    };
+    let timestamped = signed && !text.contains("Timestamp is not available");
+    let chain_error = if chain_trusted {
+        None
+    } else {
+        text.lines().map(str::trim).find_map(|l| l.strip_prefix("Error:")).map(|e| e.trim().to_string())
+    };
+    Ok(SignatureCheck { signed, digest_matches, chain_trusted, signer, timestamped, chain_error })
+}
+
+/// A certificate's subject and serial as osslsigncode prints a signer (`/CN=…/O=…`, upper-case
+/// hex), to find the signer among certificates.
+pub fn signer_identity(der: &[u8]) -> Result<(String, String), String> {
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let tbs = &cert.tbs_certificate;
+    // RFC 4514 lists the most specific name first; OpenSSL's one-line form starts at the root.
+    let mut parts: Vec<String> = tbs.subject.to_string().split(',').map(|p| p.trim().to_string()).collect();
+    parts.reverse();
+    let subject = parts.iter().map(|p| format!("/{p}")).collect::<String>();
+    let serial = hex::encode_upper(tbs.serial_number.as_bytes());
+    Ok((subject, serial.trim_start_matches("00").to_string()))
+}
+
 /// Verifies the Authenticode signature of `file` against the CA certificates in `ca_pem`.
 pub fn verify(file: &Path, ca_pem: &Path) -> Result<(), SignError> {
     let tool = osslsigncode()?;

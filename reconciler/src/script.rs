@@ -50,6 +50,12 @@ impl<S> Script<S> {
 }
 
 impl Script<Unsigned> {
+    /// A generated script: `name` for messages, `text` with CRLF line ends. Generators in this
+    /// crate (here, and the WSUS request scripts) make them; they start unsigned.
+    pub(crate) fn generated(name: String, text: String) -> Script<Unsigned> {
+        Script { name, text, state: PhantomData }
+    }
+
     /// The signed form; only the signer calls this, with the text osslsigncode produced.
     pub(crate) fn into_signed(self, text: String) -> Script<Signed> {
         Script { name: self.name, text, state: PhantomData }
@@ -137,7 +143,7 @@ fn assemble(purpose: &str, detection: &Detection, body: &str) -> String {
 }
 
 /// A single-quoted PowerShell string literal (quotes doubled, as PowerShell reads them).
-fn literal(s: &str) -> String {
+pub(crate) fn literal(s: &str) -> String {
     format!("'{}'", s.replace(['\'', '‘', '’', '‚', '‛'], "''"))
 }
 
@@ -147,7 +153,7 @@ fn literal_inner(s: &str) -> String {
 }
 
 /// Text safe in a `#` comment line.
-fn comment(s: &str) -> String {
+pub(crate) fn comment(s: &str) -> String {
     s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect()
 }
 

@@ -450,6 +450,8 @@ impl Engine<'_> {
             fields,
             installer: selection.installer.clone(),
             description: selection.product.description.clone().unwrap_or_else(|| selection.product.name.clone()),
+            product_name: selection.product.name.clone(),
+            homepage: selection.product.homepage.clone(),
         };
         Ok((object, assignment, expected, location))
     }

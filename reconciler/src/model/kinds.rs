@@ -302,6 +302,109 @@ pub struct PlatformSpec {
     /// Most actions run at once against this platform.
     #[serde(default = "default_concurrency")]
     pub concurrency: u16,
+    /// WSUS-only settings (only on a Platform of type `wsus`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wsus: Option<WsusPlatformSettings>,
+    /// Configuration Manager-only settings (only on a Platform of type `configmgr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configmgr: Option<ConfigMgrPlatformSettings>,
+}
+
+/// How patchops reaches and changes a WSUS server.
+///
+/// WSUS's publishing API exists only on Windows, so patchops generates PowerShell that calls it
+/// on the server and runs it through a transport: by default `scp` copies the script and its
+/// files into a staging folder and `ssh` runs it (`endpoint: ssh://HOST[:PORT]`, as
+/// `auth.username` with `auth.sshKey`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WsusPlatformSettings {
+    /// What retiring an update does: `expire` (default; irreversible, WSUS removes its
+    /// approvals) or `decline` (approvals removed; devices that have it keep it).
+    #[serde(default)]
+    pub retire: WsusRetire,
+    /// The SSH transport's commands, when the defaults do not fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<WsusTransport>,
+}
+
+/// How a WSUS update is retired.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum WsusRetire {
+    /// Expire the package (PublicationState Expired): irreversible; approvals are removed.
+    #[default]
+    Expire,
+    /// Decline the update: approvals are removed; it can be approved again by hand.
+    Decline,
+}
+
+/// The commands of the SSH transport to a WSUS server. Each is a program and its first
+/// arguments; patchops appends the key, port, destination and paths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WsusTransport {
+    /// Runs a command on the server; default `[ssh, -o, BatchMode=yes]`.
+    #[serde(default = "default_ssh")]
+    pub command: Vec<String>,
+    /// Copies files to the server; default `[scp, -q, -o, BatchMode=yes]`.
+    #[serde(default = "default_scp")]
+    pub copy_command: Vec<String>,
+    /// How the server runs a staged script, the script's path appended; default
+    /// `[powershell.exe, -NoProfile, -NonInteractive, -ExecutionPolicy, <trust.executionPolicy>, -File]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
+    /// The server's folder for staged scripts and files (one sub-folder per request).
+    #[serde(default = "default_staging")]
+    pub staging_dir: String,
+}
+
+impl Default for WsusTransport {
+    fn default() -> Self {
+        WsusTransport {
+            command: default_ssh(),
+            copy_command: default_scp(),
+            shell: Vec::new(),
+            staging_dir: default_staging(),
+        }
+    }
+}
+
+fn default_ssh() -> Vec<String> {
+    ["ssh", "-o", "BatchMode=yes"].map(String::from).to_vec()
+}
+
+fn default_scp() -> Vec<String> {
+    ["scp", "-q", "-o", "BatchMode=yes"].map(String::from).to_vec()
+}
+
+fn default_staging() -> String {
+    "C:/ProgramData/patchops/staging".into()
+}
+
+/// How patchops publishes applications to a Configuration Manager site.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigMgrPlatformSettings {
+    /// Where application content goes: the share's UNC path as the site reads it, and where
+    /// that share is mounted on the machine patchops runs on. Required for a real site; an
+    /// embedded site keeps its share under the state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_share: Option<ContentShare>,
+    /// The Platform of type `wsus` that is this site's software update point: targets with
+    /// `configmgr.deliverAs: softwareUpdate` are published there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_update_point: Option<PlatformName>,
+}
+
+/// A content source share, seen from the site and from patchops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContentShare {
+    /// The share as the site reads it, such as `\\cm01\sources\patchops`.
+    pub unc: String,
+    /// The same share mounted here, such as `/mnt/cm-sources/patchops`.
+    pub local_path: String,
 }
 
 fn default_concurrency() -> u16 {
@@ -391,6 +494,27 @@ pub struct PlatformTrust {
     /// The endpoints' PowerShell execution policy; `allSigned` requires script signing.
     #[serde(default)]
     pub execution_policy: ExecutionPolicy,
+    /// What the managed Windows devices trust (as your Group Policy or ConfigMgr client
+    /// settings deploy it), for `patchops doctor` and its emulated client (WSUS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientTrust>,
+}
+
+/// The trust settings of a platform's Windows devices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientTrust {
+    /// Policy "Allow signed updates from an intranet Microsoft update service location"
+    /// (`HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AcceptTrustedPublisherCerts`).
+    #[serde(default)]
+    pub accept_trusted_publisher_certs: bool,
+    /// Certificates (PEM or DER files) in the Local Computer's Trusted Publishers store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_publishers: Vec<SecretRef>,
+    /// Certificates in the Local Computer's Trusted Root Certification Authorities store
+    /// (besides the operating system's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_roots: Vec<SecretRef>,
 }
 
 /// PowerShell execution policy of the managed endpoints.

@@ -15,7 +15,7 @@ use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use super::fleet::{CatalogSource, Fleet, Origin, Platform, PolicySet, Product, Rollout, Target};
 use super::kinds::{
     CatalogSourceSpec, Document, ExecutionPolicy, InstallIntent, Kind, PlatformSpec, PlatformType, PolicySetSpec,
-    ProductSpec, RolloutSpec, API_VERSION,
+    ProductSpec, RestartBehavior, RolloutSpec, API_VERSION,
 };
 use super::names::ObjectName;
 use super::spans::{self, DocIndex, Pos};
@@ -288,6 +288,7 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
     let mut fleet = Fleet::default();
     for p in platforms.values() {
         check_platform(p, &mut diags);
+        check_software_update_point(p, &platforms, &mut diags);
         fleet.platforms.insert(
             p.name().clone(),
             Platform { metadata: p.doc.metadata.clone(), origin: p.origin(), spec: p.doc.spec.clone() },
@@ -540,6 +541,12 @@ fn check_target_settings(
             );
         }
     }
+    if ty == PlatformType::Wsus && t.install.restart == RestartBehavior::Allow {
+        diags.push(
+            p.diag_value(&format!("{at}.install.restart"), "WSUS has no `allow` restart behaviour")
+                .help("on WSUS targets use `basedOnReturnCode` (the update may ask for a restart), `suppress` (never) or `force` (always)"),
+        );
+    }
     if ty == PlatformType::Wsus && t.install.intent == InstallIntent::Available {
         diags.push(
             p.diag_value(&format!("{at}.install.intent"), "WSUS cannot offer updates as `available`")
@@ -551,8 +558,17 @@ fn check_target_settings(
 fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     let spec = &p.doc.spec;
     if spec.endpoint != "embedded" {
+        let wsus = spec.platform_type == PlatformType::Wsus;
         match url::Url::parse(&spec.endpoint) {
             Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            Ok(u) if wsus && u.scheme() == "ssh" && u.host_str().is_some() => {}
+            _ if wsus => diags.push(
+                p.diag_value(
+                    "spec.endpoint",
+                    format!("endpoint `{}` is not `embedded`, an ssh:// URL or an http(s) URL", spec.endpoint),
+                )
+                .help("use `embedded` for the built-in emulator, or the WSUS server as ssh://wsus01.example.com"),
+            ),
             _ => diags.push(
                 p.diag_value(
                     "spec.endpoint",
@@ -563,6 +579,38 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
                 ),
             ),
         }
+    }
+    for (field, set, ty) in [
+        ("wsus", spec.wsus.is_some(), PlatformType::Wsus),
+        ("configmgr", spec.configmgr.is_some(), PlatformType::Configmgr),
+    ] {
+        if set && spec.platform_type != ty {
+            diags.push(
+                p.diag_value(
+                    &format!("spec.{field}"),
+                    format!("`{field}` settings do not apply to a platform of type `{}`", spec.platform_type.as_str()),
+                )
+                .help(format!("remove `{field}:` or change `type:` to `{field}`")),
+            );
+        }
+    }
+    if spec.platform_type == PlatformType::Configmgr
+        && spec.endpoint != "embedded"
+        && spec.configmgr.as_ref().and_then(|c| c.content_share.as_ref()).is_none()
+    {
+        diags.push(
+            p.diag_value("spec.endpoint", "a real Configuration Manager site needs `configmgr.contentShare`")
+                .help("add `configmgr: { contentShare: { unc: '\\\\cm01\\sources\\patchops', localPath: /mnt/cm-sources/patchops } }`: applications reference their content on a share the site can read"),
+        );
+    }
+    if spec.platform_type == PlatformType::Wsus
+        && url::Url::parse(&spec.endpoint).is_ok_and(|u| u.scheme() == "ssh")
+        && spec.auth.as_ref().is_none_or(|a| a.username.is_none())
+    {
+        diags.push(
+            p.diag_value("spec.auth", "the SSH transport to a WSUS server needs `auth.username`")
+                .help("add `auth: { username: patchops, sshKey: { file: /etc/patchops/wsus-ssh.key } }`"),
+        );
     }
     if spec.concurrency == 0 {
         diags.push(p.diag_value("spec.concurrency", "concurrency must be at least 1"));
@@ -626,6 +674,30 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
                 "spec.auth",
                 "Intune authentication needs `auth.certificate` (recommended) or `auth.clientSecret`",
             ));
+        }
+    }
+}
+
+/// `configmgr.softwareUpdatePoint` names a Platform of type `wsus`.
+fn check_software_update_point(
+    p: &Parsed<PlatformSpec>,
+    platforms: &BTreeMap<ObjectName, Parsed<PlatformSpec>>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(sup) = p.doc.spec.configmgr.as_ref().and_then(|c| c.software_update_point.as_ref()) else { return };
+    match platforms.iter().find(|(n, _)| n.as_str() == sup.as_str()) {
+        Some((_, w)) if w.doc.spec.platform_type == PlatformType::Wsus => {}
+        Some((_, w)) => diags.push(p.diag_value(
+            "spec.configmgr.softwareUpdatePoint",
+            format!("Platform `{sup}` is of type `{}`, not `wsus`", w.doc.spec.platform_type.as_str()),
+        )),
+        None => {
+            let names: Vec<String> = platforms.keys().map(ToString::to_string).collect();
+            let mut d = p.diag_value("spec.configmgr.softwareUpdatePoint", format!("Platform `{sup}` is not defined"));
+            if let Some(s) = did_you_mean(sup.as_str(), names.iter().map(String::as_str)) {
+                d = d.help(format!("did you mean `{s}`?"));
+            }
+            diags.push(d);
         }
     }
 }

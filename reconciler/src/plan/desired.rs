@@ -205,6 +205,24 @@ pub(super) fn platform_fields(ty: PlatformType, target: &Target) -> Fields {
     f
 }
 
+/// Whether objects on a platform of type `ty` hold the field at all. A WSUS update has no
+/// uninstall command: it is expired or declined, never uninstalled through WSUS.
+fn holds(ty: PlatformType, field: &str) -> bool {
+    !(ty == PlatformType::Wsus && field == "uninstallCommand")
+}
+
+/// The object's desired fields on a platform of type `ty`: the product's and the platform's,
+/// without those the platform does not hold.
+pub(super) fn object_fields<'x>(
+    ty: PlatformType,
+    base: &'x Fields,
+    platform: &'x Fields,
+) -> Vec<(&'static str, &'x str)> {
+    let mut out = merged(&[base, platform]);
+    out.retain(|(k, _)| holds(ty, k));
+    out
+}
+
 /// Desired fields as one sorted list of borrowed pairs, from disjoint field maps.
 pub(super) fn merged<'x>(maps: &[&'x Fields]) -> Vec<(&'static str, &'x str)> {
     let mut out: Vec<(&'static str, &'x str)> =
@@ -305,7 +323,7 @@ pub fn desired_fields(
 ) -> (crate::platform::FieldMap, crate::platform::FieldMap) {
     let base = product_fields(product, selection);
     let platform = platform_fields(ty, target);
-    let object = merged(&[&base, &platform]).into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let object = object_fields(ty, &base, &platform).into_iter().map(|(k, v)| (k.into(), v.into())).collect();
     let assignment = assignment_fields(target).into_iter().map(|(k, v)| (k.into(), v.as_str().into())).collect();
     (object, assignment)
 }

@@ -445,7 +445,7 @@ fn plan_products<'a>(
                 managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
             wanted_objects.insert((&target.spec.platform, &product.spec.product));
             let platform_fields = desired::platform_fields(platform.spec.platform_type, target);
-            let object_fields = desired::merged(&[&base_fields, &platform_fields]);
+            let object_fields = desired::object_fields(platform.spec.platform_type, &base_fields, &platform_fields);
             let assignment_map = desired::assignment_fields(target);
             let assignment_fields = desired::merged(&[&assignment_map]);
             // The object-level fields change once per platform: the first ring that needs the

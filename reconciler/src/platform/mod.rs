@@ -9,6 +9,7 @@
 
 pub mod embedded;
 pub mod intune;
+pub mod wsus;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -320,6 +321,10 @@ pub struct DesiredObject {
     pub installer: crate::catalog::Installer,
     /// The catalog's description of the product.
     pub description: String,
+    /// The catalog's name of the product (`Mozilla Firefox`), without architecture.
+    pub product_name: String,
+    /// The vendor's page for the product, if the catalog names one.
+    pub homepage: Option<String>,
 }
 
 /// One wanted deployment of an object.
@@ -370,6 +375,70 @@ pub trait Platform: Send + Sync {
     async fn supersede(&self, new: &str, old: &str) -> Result<(), PlatformError> {
         let _ = (new, old);
         Ok(())
+    }
+}
+
+/// How the PowerShell patchops generates (detection and requirement scripts for devices,
+/// request scripts for a WSUS server) reaches the machines that run it.
+#[derive(Debug, Clone, Default)]
+pub enum ScriptSigning {
+    /// Unsigned (machines that do not run AllSigned).
+    #[default]
+    Unsigned,
+    /// Authenticode-signed with the customer's certificate.
+    Signed(crate::authenticode::CodeSigner),
+    /// The machines run AllSigned and no certificate was given: anything that needs a script
+    /// is refused rather than sent with a script that would not run.
+    Required,
+}
+
+/// A generated script ready to hand over: only a signed one may ask for its signature to be
+/// enforced.
+#[derive(Debug, Clone)]
+pub enum Delivered {
+    /// As generated.
+    Plain(crate::script::Script<crate::script::Unsigned>),
+    /// With its Authenticode signature block.
+    Signed(crate::script::Script<crate::script::Signed>),
+}
+
+impl Delivered {
+    /// The script's text.
+    pub fn text(&self) -> &str {
+        match self {
+            Delivered::Plain(s) => s.text(),
+            Delivered::Signed(s) => s.text(),
+        }
+    }
+
+    /// `scriptContent` (base64) and whether the signature may be enforced.
+    pub fn content(&self) -> (String, bool) {
+        match self {
+            Delivered::Plain(s) => (s.to_base64(), false),
+            Delivered::Signed(s) => (s.to_base64(), true),
+        }
+    }
+}
+
+impl ScriptSigning {
+    /// Signs `script` when the platform signs (osslsigncode runs off the async threads).
+    pub async fn deliver(&self, script: crate::script::Script<crate::script::Unsigned>) -> Result<Delivered, String> {
+        match self {
+            ScriptSigning::Unsigned => Ok(Delivered::Plain(script)),
+            ScriptSigning::Required => Err(format!(
+                "the platform runs PowerShell as AllSigned but has no trust.scriptSigningCertificate, so the {} \
+                 would not run; add the certificate (PEM with its key, by reference)",
+                script.name()
+            )),
+            ScriptSigning::Signed(signer) => {
+                let signer = signer.clone();
+                tokio::task::spawn_blocking(move || signer.sign_script(script))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(Delivered::Signed)
+                    .map_err(|e| e.to_string())
+            }
+        }
     }
 }
 
@@ -455,19 +524,17 @@ fn real_intune(
 fn script_signing(
     platform: &crate::model::Platform,
     secrets: &crate::model::Secrets,
-) -> Result<intune::ScriptSigning, PlatformError> {
+) -> Result<ScriptSigning, PlatformError> {
     let trust = &platform.spec.trust;
     match &trust.script_signing_certificate {
         Some(reference) => crate::authenticode::CodeSigner::new(reference, secrets, chrono::Utc::now())
-            .map(intune::ScriptSigning::Signed)
+            .map(ScriptSigning::Signed)
             .map_err(|e| PlatformError::Unavailable {
                 platform: platform.metadata.name.clone(),
                 reason: format!("trust.scriptSigningCertificate: {e}"),
             }),
-        None if trust.execution_policy == crate::model::ExecutionPolicy::AllSigned => {
-            Ok(intune::ScriptSigning::Required)
-        }
-        None => Ok(intune::ScriptSigning::Unsigned),
+        None if trust.execution_policy == crate::model::ExecutionPolicy::AllSigned => Ok(ScriptSigning::Required),
+        None => Ok(ScriptSigning::Unsigned),
     }
 }
 

@@ -70,34 +70,7 @@ pub struct IntuneClient {
     scripts: ScriptSigning,
 }
 
-/// How the PowerShell patchops generates (detection and requirement scripts) reaches devices.
-#[derive(Debug, Clone, Default)]
-pub enum ScriptSigning {
-    /// Unsigned, with `enforceSignatureCheck: false` (endpoints that do not run AllSigned).
-    #[default]
-    Unsigned,
-    /// Authenticode-signed with the customer's certificate, with `enforceSignatureCheck: true`.
-    Signed(crate::authenticode::CodeSigner),
-    /// The endpoints run AllSigned and no certificate was given: an app that needs a script is
-    /// refused rather than published with a script the devices will not run.
-    Required,
-}
-
-/// A generated script ready for a rule: only a signed one may ask devices to check it.
-enum RuleScript {
-    Plain(crate::script::Script<crate::script::Unsigned>),
-    Signed(crate::script::Script<crate::script::Signed>),
-}
-
-impl RuleScript {
-    /// `scriptContent` and `enforceSignatureCheck`.
-    fn content(&self) -> (String, bool) {
-        match self {
-            RuleScript::Plain(s) => (s.to_base64(), false),
-            RuleScript::Signed(s) => (s.to_base64(), true),
-        }
-    }
-}
+pub use super::{Delivered, ScriptSigning};
 
 /// `displayName` of the update-only requirement rule (how observe recognises it).
 const UPDATE_ONLY_RULE: &str = "patchops: update only (a version is installed)";
@@ -369,26 +342,8 @@ impl IntuneClient {
     async fn deliver(
         &self,
         script: crate::script::Script<crate::script::Unsigned>,
-    ) -> Result<RuleScript, PlatformError> {
-        match &self.scripts {
-            ScriptSigning::Unsigned => Ok(RuleScript::Plain(script)),
-            ScriptSigning::Required => Err(self.failed(
-                "signing a generated script",
-                format!(
-                    "the platform runs PowerShell as AllSigned but has no trust.scriptSigningCertificate, so the {} \
-                     would not run on devices; add the certificate (PEM with its key, by reference)",
-                    script.name()
-                ),
-            )),
-            ScriptSigning::Signed(signer) => {
-                let signer = signer.clone();
-                let signed = tokio::task::spawn_blocking(move || signer.sign_script(script))
-                    .await
-                    .map_err(|e| self.failed("signing a generated script", e.to_string()))?
-                    .map_err(|e| self.failed("signing a generated script", e.to_string()))?;
-                Ok(RuleScript::Signed(signed))
-            }
-        }
+    ) -> Result<Delivered, PlatformError> {
+        self.scripts.deliver(script).await.map_err(|e| self.failed("signing a generated script", e))
     }
 }
 

@@ -1,0 +1,601 @@
+//! The WSUS client: third-party updates published with SDP metadata through generated
+//! PowerShell that a [`transport::Transport`] runs on the server.
+//!
+//! One platform object is one update, identified by its SDP `PackageID` (the update id WSUS
+//! gives a locally published package). The PackageID is derived from the Platform, product,
+//! version and content digest, so it is stable for a product version and republishing after a
+//! crash finds the update instead of adding a second one. Field mapping:
+//!
+//! | planner field | SDP / WSUS |
+//! |---|---|
+//! | displayName, version | `Title` (`<displayName> <version>`); the version is the marker's |
+//! | publisher | `Properties/@VendorName` |
+//! | installerType | the installer handler (`msi:`, `msp:` or `cmd:` …InstallerData) |
+//! | installCommand | `msiexec /i "<MsiFile>" <CommandLine>`, `msiexec /p …`, `"<Program>" <Arguments>` |
+//! | msiProductCode | `msi:MsiInstallerData/@ProductCode` |
+//! | size, sha256 | `OriginFile/@Size`, `OriginFile/AdditionalDigest[@Algorithm=SHA256]` |
+//! | wsus.classification | `UpdateSpecificData/@UpdateClassification` (by name) |
+//! | assignment (a ring's group) | an Install approval for the computer target group |
+//! | assignment.deadline | the approval's deadline − its creation time |
+//! | assignment.restart | `InstallProperties/@RebootBehavior` (one per update, like Intune's) |
+//!
+//! patchops's [`TrackingMarker`] is the last line of the SDP `Description`, `patchops:` and the
+//! marker as JSON. A changed binary is never republished in place: an update is a new package
+//! that supersedes the old one (`SupersededPackages`, written by a metadata-only revision).
+//! Retiring expires the package (default) or declines it (`wsus.retire: decline`).
+
+pub mod request;
+pub mod sdp;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::{
+    DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, ObservedRelationship,
+    Platform, PlatformError, ScriptSigning, TrackingMarker,
+};
+use crate::catalog::Detection;
+use crate::content::VerifiedContent;
+use crate::model::kinds::WsusRetire;
+use crate::model::{Architecture, InstallerType, ObjectName, PlatformType};
+use request::{Approval, Request};
+use sdp::{Classification, Handler, InstalledRule, OriginFile, Processor, RebootBehavior, Sdp};
+use transport::{Run, Transport};
+
+/// The prefix of the marker line in the SDP `Description`.
+const MARKER_PREFIX: &str = "patchops:";
+
+/// The namespace of patchops's PackageIDs (UUID v5 names are `wsus/<platform>/<product>/…`).
+const PACKAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2b8e_4d0a_4c55_9a7e_3b52_d1e0_7a41);
+
+/// What the client knows of an update from the last listing or its own changes.
+#[derive(Debug, Clone)]
+struct Known {
+    sdp: Option<Sdp>,
+    expired: bool,
+    declined: bool,
+}
+
+/// A client for one WSUS server.
+#[derive(Debug)]
+pub struct WsusClient {
+    name: ObjectName,
+    transport: Arc<dyn Transport>,
+    scripts: ScriptSigning,
+    retire: WsusRetire,
+    known: Mutex<BTreeMap<String, Known>>,
+}
+
+/// The server's publishing facts (`patchops doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    /// The WSUS version.
+    pub version: String,
+    /// The signing certificate (DER) in the server's `WSUS` store, if one is configured.
+    pub signing_certificate: Option<Vec<u8>>,
+    /// Whether the server holds its private key.
+    pub has_private_key: bool,
+}
+
+/// One published update's content, as the server offers it to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedContent {
+    /// The update.
+    pub package_id: String,
+    /// Its title.
+    pub title: String,
+    /// Its SDP document.
+    pub sdp: String,
+    /// URLs of its files (the signed CAB) on the server.
+    pub files: Vec<String>,
+}
+
+impl WsusClient {
+    /// A client for the WSUS server behind `transport`.
+    pub fn new(name: ObjectName, transport: Arc<dyn Transport>) -> Self {
+        WsusClient {
+            name,
+            transport,
+            scripts: ScriptSigning::Unsigned,
+            retire: WsusRetire::default(),
+            known: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// How request scripts are signed (unsigned by default).
+    #[must_use]
+    pub fn with_script_signing(mut self, scripts: ScriptSigning) -> Self {
+        self.scripts = scripts;
+        self
+    }
+
+    /// What retiring does (expire by default).
+    #[must_use]
+    pub fn with_retire(mut self, retire: WsusRetire) -> Self {
+        self.retire = retire;
+        self
+    }
+
+    fn failed(&self, operation: &str, message: impl Into<String>) -> PlatformError {
+        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), message: message.into() }
+    }
+
+    /// Runs one request on the server with the staged `files`; returns the script's JSON result.
+    async fn call(
+        &self,
+        request: &Request,
+        what: &str,
+        files: Vec<(String, std::path::PathBuf)>,
+    ) -> Result<Value, PlatformError> {
+        let operation = format!("{} ({what})", request.operation());
+        let script = request::script(request, what);
+        let delivered = self.scripts.deliver(script).await.map_err(|e| self.failed(&operation, e))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let script_name = format!("patchops-{}.ps1", request.operation());
+        let output = self.transport.run(Run { id, script_name: &script_name, script: delivered.text(), files }).await?;
+        let result = output
+            .stdout
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('{'))
+            .and_then(|l| serde_json::from_str::<Value>(l).ok());
+        match result {
+            Some(v) if output.exit_code == 0 && v["ok"] == true => Ok(v),
+            Some(v) => {
+                Err(self.failed(&operation, v["error"].as_str().unwrap_or("the script reported a failure").to_string()))
+            }
+            None => {
+                let words: Vec<&str> = output.stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                let mut message = format!(
+                    "the script on {} exited with {} without a result: {}",
+                    self.transport.describe(),
+                    output.exit_code,
+                    words[words.len().saturating_sub(3)..].join("; ")
+                );
+                if output.stderr.contains("is not digitally signed")
+                    || output.stderr.contains("not signed by a trusted publisher")
+                {
+                    message.push_str(
+                        " — the server runs PowerShell as AllSigned: set trust.scriptSigningCertificate (and trust.executionPolicy: allSigned) so patchops signs its scripts, and trust that certificate on the server",
+                    );
+                }
+                Err(self.failed(&operation, message))
+            }
+        }
+    }
+
+    /// The server's signing certificate and version.
+    pub async fn server_facts(&self) -> Result<ServerFacts, PlatformError> {
+        let v = self.call(&Request::Server, "reading the server's publishing settings", Vec::new()).await?;
+        let der = match v["signingCertificate"].as_str() {
+            Some(b) => Some(base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| {
+                self.failed("reading the server's settings", format!("the signing certificate is not base64: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(ServerFacts {
+            version: v["version"].as_str().unwrap_or_default().to_string(),
+            signing_certificate: der,
+            has_private_key: v["hasPrivateKey"] == true,
+        })
+    }
+
+    /// The published (not expired, not declined) updates patchops manages, with their content
+    /// URLs: what a client would install.
+    pub async fn published_content(&self) -> Result<Vec<PublishedContent>, PlatformError> {
+        let v = self.call(&Request::Observe, "listing updates", Vec::new()).await?;
+        let mut out = Vec::new();
+        for u in v["updates"].as_array().into_iter().flatten() {
+            let sdp = u["sdp"].as_str().unwrap_or_default();
+            let managed = Sdp::parse(sdp).ok().and_then(|s| marker_of(&s.description)).is_some();
+            if !managed || u["publicationState"] == "Expired" || u["isDeclined"] == true {
+                continue;
+            }
+            out.push(PublishedContent {
+                package_id: u["packageId"].as_str().unwrap_or_default().to_string(),
+                title: u["title"].as_str().unwrap_or_default().to_string(),
+                sdp: sdp.to_string(),
+                files: u["files"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["url"].as_str().map(str::to_string))
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn remember(&self, id: &str, known: Known) {
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(id.to_string(), known);
+        }
+    }
+
+    fn known(&self, id: &str) -> Option<Known> {
+        self.known.lock().ok().and_then(|k| k.get(id).cloned())
+    }
+
+    /// The PackageID for an object: stable for a Platform, product, version and content; a
+    /// package expired earlier cannot be published again, so its successor takes the next id.
+    fn package_id(&self, o: &DesiredObject) -> uuid::Uuid {
+        let base = format!("wsus/{}/{}/{}/{}", self.name, o.marker.product, o.marker.version, o.marker.content_digest);
+        let mut generation = 1;
+        loop {
+            let name = if generation == 1 { base.clone() } else { format!("{base}/{generation}") };
+            let id = uuid::Uuid::new_v5(&PACKAGE_NAMESPACE, name.as_bytes());
+            match self.known(&id.to_string()) {
+                Some(k) if k.expired => generation += 1,
+                _ => return id,
+            }
+        }
+    }
+
+    /// The SDP for `o`, keeping what an earlier revision fixed (`previous`).
+    fn sdp_for(
+        &self,
+        o: &DesiredObject,
+        package_id: uuid::Uuid,
+        sha1: [u8; 20],
+        previous: Option<&Sdp>,
+    ) -> Result<Sdp, PlatformError> {
+        let building = "building the SDP";
+        let i = &o.installer;
+        let field = |k: &str| o.fields.get(k).unwrap_or_default().to_string();
+        let file_name = i.file_name().to_string();
+        let version = o.marker.version.clone();
+        let installed = match (&i.msi_product_code, &i.detection) {
+            (Some(code), _) => InstalledRule::MsiProduct { product_code: code.clone(), version_min: version.clone() },
+            (None, Some(Detection::File { path, version: v })) => {
+                let (csidl, path) = sdp::csidl_path(path).map_err(|e| self.failed(building, e))?;
+                InstalledRule::FileVersion { csidl, path, version: v.as_ref().map_or(version.clone(), ToString::to_string) }
+            }
+            (None, Some(Detection::Registry { key, value, version: v })) => {
+                let subkey = ["HKLM\\", "HKEY_LOCAL_MACHINE\\"]
+                    .iter()
+                    .find_map(|hive| key.get(..hive.len()).filter(|h| h.eq_ignore_ascii_case(hive)).map(|_| &key[hive.len()..]))
+                    .ok_or_else(|| {
+                        self.failed(building, format!("WSUS registry rules read HKEY_LOCAL_MACHINE only, but the catalog's detection key is {key}"))
+                    })?;
+                InstalledRule::RegistryVersion {
+                    subkey: subkey.to_string(),
+                    value: value.clone(),
+                    version: v.as_ref().map_or(version.clone(), ToString::to_string),
+                }
+            }
+            (None, None) => {
+                return Err(self.failed(
+                    building,
+                    format!(
+                        "{} {version} ({file_name}) has neither an MSI product code nor detection data in the catalog, so \
+                         WSUS clients could not tell whether it is installed; add `detection` (file or registry) to the catalog's installer",
+                        o.marker.product
+                    ),
+                ))
+            }
+        };
+        let handler = match i.installer_type {
+            InstallerType::Msi => Handler::Msi {
+                file: file_name.clone(),
+                product_code: i.msi_product_code.clone().ok_or_else(|| {
+                    self.failed(
+                        building,
+                        format!(
+                            "the MSI {file_name} has no product code in the catalog (msi:MsiInstallerData needs one)"
+                        ),
+                    )
+                })?,
+                command_line: i.silent_install.clone(),
+            },
+            InstallerType::Msp => Handler::Msp { file: file_name.clone(), command_line: i.silent_install.clone() },
+            InstallerType::Exe => {
+                let mut success_codes = vec![(0, false), (3010, true), (1641, true)];
+                for code in &i.success_codes {
+                    if !success_codes.iter().any(|(c, _)| c == code) {
+                        success_codes.push((*code, false));
+                    }
+                }
+                Handler::CommandLine { program: file_name.clone(), arguments: i.silent_install.clone(), success_codes }
+            }
+            InstallerType::Msix => {
+                return Err(self.failed(
+                    building,
+                    format!("WSUS cannot install MSIX packages ({file_name}); target Intune for it"),
+                ))
+            }
+        };
+        let classification =
+            Classification::from_fleet(&field("wsus.classification")).unwrap_or(Classification::Updates);
+        let marker = serde_json::to_string(&o.marker).map_err(|e| self.failed(building, e.to_string()))?;
+        let now = chrono::Utc::now();
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(o.marker.content_digest.to_string(), &mut sha256)
+            .map_err(|e| self.failed(building, e.to_string()))?;
+        let origin_uri = match url::Url::parse(&i.url) {
+            Ok(u) => crate::http::redact(&u),
+            Err(_) => format!("file:///{file_name}"),
+        };
+        Ok(Sdp {
+            package_id,
+            creation_date: previous.map_or(now, |p| p.creation_date),
+            vendor: field("publisher"),
+            product_name: o.product_name.clone(),
+            expired: false,
+            more_info_url: o.homepage.clone(),
+            title: format!("{} {version}", field("displayName")),
+            description: format!(
+                "{}\n\nPublished by patchops; changes made here are reverted on the next apply.\n{MARKER_PREFIX}{marker}",
+                o.description
+            ),
+            classification,
+            processor: match i.architecture {
+                Architecture::X64 => Processor::X64,
+                Architecture::Arm64 => Processor::Arm64,
+                Architecture::X86 | Architecture::Neutral => Processor::Any,
+            },
+            supersedes: previous.map(|p| p.supersedes.clone()).unwrap_or_default(),
+            item_id: previous.map_or_else(|| uuid::Uuid::new_v5(&PACKAGE_NAMESPACE, format!("{package_id}/item").as_bytes()), |p| p.item_id),
+            installed,
+            reboot: previous.map_or(RebootBehavior::CanRequestReboot, |p| p.reboot),
+            handler,
+            origin: OriginFile {
+                file_name,
+                size: i.size,
+                sha1,
+                sha256,
+                modified: previous.map_or(now, |p| p.origin.modified),
+                origin_uri,
+            },
+        })
+    }
+
+    /// A metadata-only revision with `sdp`.
+    async fn revise(&self, id: &str, sdp: Sdp, what: &str) -> Result<(), PlatformError> {
+        let dir = tempfile::tempdir().map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        let file = dir.path().join(format!("{id}.sdp.xml"));
+        std::fs::write(&file, sdp.to_xml()).map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        let name = format!("{id}.sdp.xml");
+        self.call(&Request::Revise { package_id: id.to_string(), sdp: name.clone() }, what, vec![(name, file)]).await?;
+        self.remember(id, Known { sdp: Some(sdp), expired: false, declined: false });
+        Ok(())
+    }
+
+    fn current_sdp(&self, id: &str, operation: &str) -> Result<Sdp, PlatformError> {
+        self.known(id).and_then(|k| k.sdp).ok_or_else(|| {
+            self.failed(operation, format!("update {id} was not in the server's listing; observe the platform again"))
+        })
+    }
+}
+
+/// The marker on the last `patchops:` line of a description.
+fn marker_of(description: &str) -> Option<TrackingMarker> {
+    let line = description.lines().rev().find_map(|l| l.trim().strip_prefix(MARKER_PREFIX))?;
+    serde_json::from_str(line).ok()
+}
+
+/// SHA-1 of verified content, for `OriginFile/@Digest` (streamed: memory stays flat).
+fn sha1_of(content: &VerifiedContent) -> std::io::Result<[u8; 20]> {
+    use sha1::Digest;
+    let mut file = std::fs::File::open(content.path())?;
+    let mut h = sha1::Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// The planner's fields of an update patchops published.
+fn fields_of(s: &Sdp, marker: &TrackingMarker) -> FieldMap {
+    let shared = crate::intern::shared;
+    let mut f = FieldMap::default();
+    let mut put = |k: &str, v: String| f.insert(shared(k), shared(&v));
+    let suffix = format!(" {}", marker.version);
+    put("displayName", s.title.strip_suffix(&suffix).unwrap_or(&s.title).to_string());
+    put("publisher", s.vendor.clone());
+    put("version", marker.version.clone());
+    put("size", s.origin.size.to_string());
+    put("sha256", hex::encode(s.origin.sha256));
+    put("wsus.classification", s.classification.fleet_name().to_string());
+    let join = |a: String, b: &str| if b.is_empty() { a } else { format!("{a} {b}") };
+    match &s.handler {
+        Handler::Msi { file, product_code, command_line } => {
+            put("installerType", "msi".into());
+            put("installCommand", join(format!("msiexec /i \"{file}\""), command_line));
+            put("msiProductCode", product_code.clone());
+        }
+        Handler::Msp { file, command_line } => {
+            put("installerType", "msp".into());
+            put("installCommand", join(format!("msiexec /p \"{file}\""), command_line));
+        }
+        Handler::CommandLine { program, arguments, .. } => {
+            put("installerType", "exe".into());
+            put("installCommand", join(format!("\"{program}\""), arguments));
+        }
+    }
+    f
+}
+
+/// An update of the server's listing as the planner sees it, and what the client keeps of it
+/// (observe leaves expired and declined updates out: they are retired).
+fn observed_of(u: &Value) -> Option<(ObservedObject, Known)> {
+    let id = u["packageId"].as_str()?.to_string();
+    let title = u["title"].as_str().unwrap_or_default().to_string();
+    let sdp = u["sdp"].as_str().and_then(|x| Sdp::parse(x).ok());
+    let known =
+        Known { sdp: sdp.clone(), expired: u["publicationState"] == "Expired", declined: u["isDeclined"] == true };
+    let marker = sdp.as_ref().and_then(|s| marker_of(&s.description));
+    let fields = match (&sdp, &marker) {
+        (Some(s), Some(m)) => fields_of(s, m),
+        _ => FieldMap::default(),
+    };
+    let restart = sdp.as_ref().map(|s| s.reboot.restart());
+    let assignments = u["approvals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["action"] == "Install")
+        .filter_map(|a| {
+            let mut fields = FieldMap::default();
+            fields.insert("intent".into(), "required".into());
+            if let Some(r) = restart {
+                fields.insert("restart".into(), r.into());
+            }
+            let at = |k: &str| a[k].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if let (Some(created), Some(deadline)) = (at("created"), at("deadline")) {
+                if let Ok(d) = (deadline - created).to_std() {
+                    // Approvals are whole seconds; so is the fleet's deadline.
+                    let d = std::time::Duration::from_secs((d.as_millis() as u64).div_ceil(1000));
+                    fields.insert("deadline".into(), crate::intern::shared(&humantime::format_duration(d).to_string()));
+                }
+            }
+            Some(ObservedAssignment { group: a["group"].as_str()?.to_string(), fields })
+        })
+        .collect();
+    let mut relationships: Vec<ObservedRelationship> = sdp
+        .as_ref()
+        .map(|s| {
+            s.supersedes
+                .iter()
+                .map(|p| ObservedRelationship { kind: "supersedence:update".into(), target: p.to_string() })
+                .collect()
+        })
+        .unwrap_or_default();
+    relationships.sort();
+    Some((ObservedObject { id, display_name: title, marker, fields, assignments, relationships }, known))
+}
+
+#[async_trait::async_trait]
+impl Platform for WsusClient {
+    fn name(&self) -> &ObjectName {
+        &self.name
+    }
+
+    fn platform_type(&self) -> PlatformType {
+        PlatformType::Wsus
+    }
+
+    async fn observe(&self) -> Result<Observed, PlatformError> {
+        let v = self.call(&Request::Observe, "listing updates", Vec::new()).await?;
+        let mut objects = Vec::new();
+        let mut known = BTreeMap::new();
+        crate::intern::with_interner(|| {
+            for u in v["updates"].as_array().into_iter().flatten() {
+                let Some(id) = u["packageId"].as_str() else { continue };
+                if let Some((object, k)) = observed_of(u) {
+                    let retired = k.expired || k.declined;
+                    known.insert(id.to_string(), k);
+                    if !retired {
+                        objects.push(object);
+                    }
+                }
+            }
+        });
+        if let Ok(mut k) = self.known.lock() {
+            *k = known;
+        }
+        Ok(Observed { objects })
+    }
+
+    async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
+        // Trust-chain link 2, again at the hand-over: the content is the catalog's.
+        if content.sha256() != object.marker.content_digest {
+            return Err(self.failed(
+                "publishing the update",
+                format!(
+                    "content {} does not match the marker's digest {}",
+                    content.sha256(),
+                    object.marker.content_digest
+                ),
+            ));
+        }
+        let for_hash = content.clone();
+        let sha1 = tokio::task::spawn_blocking(move || sha1_of(&for_hash))
+            .await
+            .map_err(|e| self.failed("hashing the content", e.to_string()))?
+            .map_err(|e| self.failed("hashing the content", format!("{}: {e}", content.path().display())))?;
+        let package_id = self.package_id(object);
+        let id = package_id.to_string();
+        let sdp = self.sdp_for(object, package_id, sha1, None)?;
+        let dir = tempfile::tempdir().map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        let sdp_name = format!("{id}.sdp.xml");
+        let sdp_file = dir.path().join(&sdp_name);
+        std::fs::write(&sdp_file, sdp.to_xml()).map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        let content_name = object.installer.file_name().to_string();
+        let what = format!("publish {} {}", object.marker.product, object.marker.version);
+        let request = Request::Publish { package_id: id.clone(), sdp: sdp_name.clone(), content: content_name.clone() };
+        self.call(&request, &what, vec![(sdp_name, sdp_file), (content_name, content.path().to_path_buf())]).await?;
+        self.remember(&id, Known { sdp: Some(sdp), expired: false, declined: false });
+        Ok(id)
+    }
+
+    async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError> {
+        let current = self.current_sdp(id, "revising the update")?;
+        let package_id = current.package_id;
+        let sdp = self.sdp_for(object, package_id, current.origin.sha1, Some(&current))?;
+        self.revise(id, sdp, &format!("revise {} {}", object.marker.product, object.marker.version)).await
+    }
+
+    async fn set_assignments(&self, id: &str, assignments: &[DesiredAssignment]) -> Result<(), PlatformError> {
+        // WSUS has one reboot behaviour per update: take the assignments' (the fleet sets it
+        // per target, so they agree), revising the update when it differs.
+        if let Some(restart) = assignments.iter().find_map(|a| a.fields.get("restart")) {
+            let mut current = self.current_sdp(id, "approving the update")?;
+            let wanted = RebootBehavior::from_restart(restart);
+            if current.reboot != wanted {
+                current.reboot = wanted;
+                self.revise(id, current, "set the reboot behaviour").await?;
+            }
+        }
+        let now = chrono::Utc::now();
+        let approvals = assignments
+            .iter()
+            .map(|a| {
+                let deadline = a
+                    .fields
+                    .get("deadline")
+                    .and_then(|d| humantime::parse_duration(d).ok())
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .map(|d| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                Approval { group: a.group.clone(), deadline }
+            })
+            .collect();
+        self.call(&Request::Approve { package_id: id.to_string(), approvals }, "approve", Vec::new()).await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), PlatformError> {
+        let request = match self.retire {
+            WsusRetire::Expire => Request::Expire { package_id: id.to_string() },
+            WsusRetire::Decline => Request::Decline { package_id: id.to_string() },
+        };
+        self.call(&request, "retire", Vec::new()).await?;
+        if let Ok(mut k) = self.known.lock() {
+            if let Some(entry) = k.get_mut(id) {
+                entry.expired |= self.retire == WsusRetire::Expire;
+                entry.declined = true;
+            }
+        }
+        Ok(())
+    }
+
+    async fn supersede(&self, new: &str, old: &str) -> Result<(), PlatformError> {
+        let mut current = self.current_sdp(new, "setting supersedence")?;
+        let old_id = uuid::Uuid::parse_str(old)
+            .map_err(|e| self.failed("setting supersedence", format!("{old} is not a PackageID: {e}")))?;
+        if current.supersedes.contains(&old_id) {
+            return Ok(());
+        }
+        current.supersedes.push(old_id);
+        self.revise(new, current, "supersede the previous version").await
+    }
+}

@@ -90,6 +90,8 @@ fn main() {
                 scan: None,
             },
             description: "bench".into(),
+            product_name: "Bench".into(),
+            homepage: None,
         };
         let client = reconciler::platform::intune::IntuneClient::new(
             reconciler::model::ObjectName::new("bench").expect("name"),

@@ -8,6 +8,7 @@
 //! own, for tests and experiments.
 
 pub mod intune;
+pub mod wsus;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub struct EmulatorOptions {
     pub token_lifetime: Option<std::time::Duration>,
     /// Refuse client secrets even where an app registration has one.
     pub refuse_secrets: bool,
+    /// How an emulated WSUS server is set up (signing certificate, groups, AllSigned).
+    pub wsus: wsus::WsusServerOptions,
 }
 
 /// Where an emulator keeps its state.
@@ -71,8 +74,14 @@ pub fn serve(
     options: EmulatorOptions,
 ) -> Result<url::Url, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = url::Url::parse(&format!("http://{addr}/")).map_err(|e| e.to_string())?;
     let router = match ty {
         PlatformType::Intune => intune::router(Arc::new(intune::Emulator::open(state_file, options)?)),
+        PlatformType::Wsus => {
+            let server = Arc::new(wsus::Emulator::open(state_file, options.wsus)?);
+            wsus::set_base(&server, &url);
+            wsus::router(server)
+        }
         other => return Err(format!("no emulator for {} platforms in this release", other.as_str())),
     };
     tokio::spawn(async move {
@@ -80,5 +89,5 @@ pub fn serve(
             tracing::error!(error = %e, "emulator stopped");
         }
     });
-    url::Url::parse(&format!("http://{addr}/")).map_err(|e| e.to_string())
+    Ok(url)
 }

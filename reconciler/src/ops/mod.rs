@@ -218,7 +218,7 @@ pub async fn observe(
 ) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
     let mut tasks = Vec::new();
     for (name, p) in &fleet.platforms {
-        let task = platform::connect(p, state, secrets)
+        let task = platform::connect(fleet, p, state, secrets)
             .await
             .map(|client| tokio::spawn(async move { client.observe().await }));
         tasks.push((name.clone(), task));
@@ -351,7 +351,7 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
     let mut platforms = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, p) in &v.fleet.platforms {
-        match platform::connect(p, &opts.state, &opts.secrets).await {
+        match platform::connect(&v.fleet, p, &opts.state, &opts.secrets).await {
             Ok(c) => {
                 platforms.insert(name.clone(), c);
             }

@@ -7,9 +7,12 @@
 //! Every object patchops publishes carries a [`TrackingMarker`]; objects without one are
 //! *unmanaged* and are never updated or retired.
 
+mod connect;
 pub mod embedded;
 pub mod intune;
 pub mod wsus;
+
+pub use connect::{connect, secret_file};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -440,160 +443,6 @@ impl ScriptSigning {
             }
         }
     }
-}
-
-/// Builds the client for a fleet Platform. `endpoint: embedded` Intune platforms talk to an
-/// emulator started on loopback for this process (see [`crate::emulate`]).
-pub async fn connect(
-    platform: &crate::model::Platform,
-    state: &crate::state::StateDir,
-    secrets: &crate::model::Secrets,
-) -> Result<Box<dyn Platform>, PlatformError> {
-    let name = platform.metadata.name.clone();
-    if platform.spec.endpoint == "embedded" {
-        return match platform.spec.platform_type {
-            PlatformType::Intune => {
-                // The emulated tenant registers the fleet's app certificate, so that the
-                // embedded platform exercises the same certificate sign-in as the real one.
-                let credential = intune_sign_in(platform, secrets)?;
-                let mut options = crate::emulate::EmulatorOptions::default();
-                if let Some(s) = &credential {
-                    options.apps.push(crate::emulate::intune::RegisteredApp {
-                        client_id: s.client_id.clone(),
-                        certificate_der: s.certificate_der.clone(),
-                        secret: s.secret.clone(),
-                    });
-                }
-                let base =
-                    crate::emulate::embedded(&name, PlatformType::Intune, state, options).await.map_err(|e| {
-                        PlatformError::Unavailable {
-                            platform: name.clone(),
-                            reason: format!("cannot start the emulator: {e}"),
-                        }
-                    })?;
-                let client = intune::IntuneClient::new(name.clone(), base.clone())?
-                    .with_script_signing(script_signing(platform, secrets)?);
-                Ok(Box::new(match credential {
-                    Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
-                    None => client,
-                }))
-            }
-            ty => Ok(Box::new(embedded::EmbeddedPlatform::new(name, ty, state))),
-        };
-    }
-    if platform.spec.platform_type == PlatformType::Intune {
-        return real_intune(platform, secrets);
-    }
-    Err(PlatformError::Unsupported {
-        platform: platform.metadata.name.clone(),
-        ty: platform.spec.platform_type.as_str(),
-        endpoint: platform.spec.endpoint.clone(),
-    })
-}
-
-/// The Intune client for a real Graph endpoint: certificate sign-in at the configured authority.
-fn real_intune(
-    platform: &crate::model::Platform,
-    secrets: &crate::model::Secrets,
-) -> Result<Box<dyn Platform>, PlatformError> {
-    let name = platform.metadata.name.clone();
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
-    let graph = url::Url::parse(&platform.spec.endpoint)
-        .map_err(|e| unavailable(format!("endpoint {}: {e}", platform.spec.endpoint)))?;
-    let authority_text = platform
-        .spec
-        .auth
-        .as_ref()
-        .and_then(|a| a.authority.clone())
-        .unwrap_or_else(|| "https://login.microsoftonline.com/".to_string());
-    let authority =
-        url::Url::parse(&authority_text).map_err(|e| unavailable(format!("authority {authority_text}: {e}")))?;
-    let Some(sign_in) = intune_sign_in(platform, secrets)? else {
-        return Err(unavailable(
-            "signing in to Graph needs auth.certificate (recommended) or auth.clientSecret".into(),
-        ));
-    };
-    let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &sign_in.tenant, sign_in.credential)?;
-    let scripts = script_signing(platform, secrets)?;
-    Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens).with_script_signing(scripts)))
-}
-
-/// How a Platform's generated scripts are signed: with `trust.scriptSigningCertificate` when
-/// given (checked now: fit for code signing, key present, osslsigncode available), refused
-/// when the endpoints run AllSigned without one, unsigned otherwise.
-fn script_signing(
-    platform: &crate::model::Platform,
-    secrets: &crate::model::Secrets,
-) -> Result<ScriptSigning, PlatformError> {
-    let trust = &platform.spec.trust;
-    match &trust.script_signing_certificate {
-        Some(reference) => crate::authenticode::CodeSigner::new(reference, secrets, chrono::Utc::now())
-            .map(ScriptSigning::Signed)
-            .map_err(|e| PlatformError::Unavailable {
-                platform: platform.metadata.name.clone(),
-                reason: format!("trust.scriptSigningCertificate: {e}"),
-            }),
-        None if trust.execution_policy == crate::model::ExecutionPolicy::AllSigned => Ok(ScriptSigning::Required),
-        None => Ok(ScriptSigning::Unsigned),
-    }
-}
-
-/// How an Intune Platform signs in, read from what its `auth` references.
-struct IntuneSignIn {
-    credential: intune::auth::Credential,
-    client_id: String,
-    tenant: String,
-    /// The certificate's DER (empty for a secret), for the embedded tenant's registration.
-    certificate_der: Vec<u8>,
-    /// The secret, for the embedded tenant's registration; never shown.
-    secret: Option<String>,
-}
-
-/// Reads an Intune Platform's credential: its certificate file (preferred) or its client secret.
-/// `None` when `auth` names neither.
-fn intune_sign_in(
-    platform: &crate::model::Platform,
-    secrets: &crate::model::Secrets,
-) -> Result<Option<IntuneSignIn>, PlatformError> {
-    let name = &platform.metadata.name;
-    let Some(auth) = &platform.spec.auth else { return Ok(None) };
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
-    let client_id = auth.client_id.clone().unwrap_or_default();
-    let tenant = auth.tenant_id.clone().unwrap_or_default();
-    if let Some(reference) = &auth.certificate {
-        let crate::model::SecretRef::File(path) = reference else {
-            return Err(unavailable(format!(
-                "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
-            )));
-        };
-        let pem = std::fs::read(path)
-            .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
-        let der = intune::auth::certificate_der(&pem)
-            .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
-        let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
-            .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?
-            .with_algorithm(auth.assertion_algorithm.unwrap_or_default());
-        return Ok(Some(IntuneSignIn {
-            credential: credential.into(),
-            client_id,
-            tenant,
-            certificate_der: der,
-            secret: None,
-        }));
-    }
-    if let Some(reference) = &auth.client_secret {
-        let secret = secrets
-            .read(reference)
-            .map_err(|e| unavailable(format!("cannot read the client secret ({reference}): {e}")))?;
-        return Ok(Some(IntuneSignIn {
-            credential: intune::auth::Credential::Secret { client_id: client_id.clone(), secret: secret.clone() },
-            client_id,
-            tenant,
-            certificate_der: Vec::new(),
-            secret: Some(secret),
-        }));
-    }
-    Ok(None)
 }
 
 #[cfg(test)]

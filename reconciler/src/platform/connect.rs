@@ -1,0 +1,322 @@
+//! From a fleet Platform to a client: which emulator to start for `endpoint: embedded`, and
+//! how each real endpoint is reached and signed in to. Secrets are read here, by reference,
+//! and never shown.
+
+use super::{embedded, intune, wsus, Platform, PlatformError, ScriptSigning};
+use crate::model::PlatformType;
+
+/// Builds the client for a fleet Platform. `endpoint: embedded` platforms talk to an emulator
+/// started on loopback for this process (see [`crate::emulate`]).
+pub async fn connect(
+    fleet: &crate::model::Fleet,
+    platform: &crate::model::Platform,
+    state: &crate::state::StateDir,
+    secrets: &crate::model::Secrets,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    let name = platform.metadata.name.clone();
+    if platform.spec.platform_type == PlatformType::Wsus {
+        return Ok(Box::new(connect_wsus(fleet, platform, state, secrets).await?));
+    }
+    if platform.spec.endpoint == "embedded" {
+        return match platform.spec.platform_type {
+            PlatformType::Intune => {
+                // The emulated tenant registers the fleet's app certificate, so that the
+                // embedded platform exercises the same certificate sign-in as the real one.
+                let credential = intune_sign_in(platform, secrets)?;
+                let mut options = crate::emulate::EmulatorOptions::default();
+                if let Some(s) = &credential {
+                    options.apps.push(crate::emulate::intune::RegisteredApp {
+                        client_id: s.client_id.clone(),
+                        certificate_der: s.certificate_der.clone(),
+                        secret: s.secret.clone(),
+                    });
+                }
+                let base =
+                    crate::emulate::embedded(&name, PlatformType::Intune, state, options).await.map_err(|e| {
+                        PlatformError::Unavailable {
+                            platform: name.clone(),
+                            reason: format!("cannot start the emulator: {e}"),
+                        }
+                    })?;
+                let client = intune::IntuneClient::new(name.clone(), base.clone())?
+                    .with_script_signing(script_signing(platform, secrets)?);
+                Ok(Box::new(match credential {
+                    Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
+                    None => client,
+                }))
+            }
+            ty => Ok(Box::new(embedded::EmbeddedPlatform::new(name, ty, state))),
+        };
+    }
+    if platform.spec.platform_type == PlatformType::Intune {
+        return real_intune(platform, secrets);
+    }
+    Err(PlatformError::Unsupported {
+        platform: platform.metadata.name.clone(),
+        ty: platform.spec.platform_type.as_str(),
+        endpoint: platform.spec.endpoint.clone(),
+    })
+}
+
+/// The Intune client for a real Graph endpoint: certificate sign-in at the configured authority.
+fn real_intune(
+    platform: &crate::model::Platform,
+    secrets: &crate::model::Secrets,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    let name = platform.metadata.name.clone();
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let graph = url::Url::parse(&platform.spec.endpoint)
+        .map_err(|e| unavailable(format!("endpoint {}: {e}", platform.spec.endpoint)))?;
+    let authority_text = platform
+        .spec
+        .auth
+        .as_ref()
+        .and_then(|a| a.authority.clone())
+        .unwrap_or_else(|| "https://login.microsoftonline.com/".to_string());
+    let authority =
+        url::Url::parse(&authority_text).map_err(|e| unavailable(format!("authority {authority_text}: {e}")))?;
+    let Some(sign_in) = intune_sign_in(platform, secrets)? else {
+        return Err(unavailable(
+            "signing in to Graph needs auth.certificate (recommended) or auth.clientSecret".into(),
+        ));
+    };
+    let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &sign_in.tenant, sign_in.credential)?;
+    let scripts = script_signing(platform, secrets)?;
+    Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens).with_script_signing(scripts)))
+}
+
+/// How a Platform's generated scripts are signed: with `trust.scriptSigningCertificate` when
+/// given (checked now: fit for code signing, key present, osslsigncode available), refused
+/// when the endpoints run AllSigned without one, unsigned otherwise.
+fn script_signing(
+    platform: &crate::model::Platform,
+    secrets: &crate::model::Secrets,
+) -> Result<ScriptSigning, PlatformError> {
+    let trust = &platform.spec.trust;
+    match &trust.script_signing_certificate {
+        Some(reference) => crate::authenticode::CodeSigner::new(reference, secrets, chrono::Utc::now())
+            .map(ScriptSigning::Signed)
+            .map_err(|e| PlatformError::Unavailable {
+                platform: platform.metadata.name.clone(),
+                reason: format!("trust.scriptSigningCertificate: {e}"),
+            }),
+        None if trust.execution_policy == crate::model::ExecutionPolicy::AllSigned => Ok(ScriptSigning::Required),
+        None => Ok(ScriptSigning::Unsigned),
+    }
+}
+
+/// How an Intune Platform signs in, read from what its `auth` references.
+struct IntuneSignIn {
+    credential: intune::auth::Credential,
+    client_id: String,
+    tenant: String,
+    /// The certificate's DER (empty for a secret), for the embedded tenant's registration.
+    certificate_der: Vec<u8>,
+    /// The secret, for the embedded tenant's registration; never shown.
+    secret: Option<String>,
+}
+
+/// Reads an Intune Platform's credential: its certificate file (preferred) or its client secret.
+/// `None` when `auth` names neither.
+fn intune_sign_in(
+    platform: &crate::model::Platform,
+    secrets: &crate::model::Secrets,
+) -> Result<Option<IntuneSignIn>, PlatformError> {
+    let name = &platform.metadata.name;
+    let Some(auth) = &platform.spec.auth else { return Ok(None) };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let client_id = auth.client_id.clone().unwrap_or_default();
+    let tenant = auth.tenant_id.clone().unwrap_or_default();
+    if let Some(reference) = &auth.certificate {
+        let crate::model::SecretRef::File(path) = reference else {
+            return Err(unavailable(format!(
+                "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
+            )));
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
+        let der = intune::auth::certificate_der(&pem)
+            .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
+        let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
+            .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?
+            .with_algorithm(auth.assertion_algorithm.unwrap_or_default());
+        return Ok(Some(IntuneSignIn {
+            credential: credential.into(),
+            client_id,
+            tenant,
+            certificate_der: der,
+            secret: None,
+        }));
+    }
+    if let Some(reference) = &auth.client_secret {
+        let secret = secrets
+            .read(reference)
+            .map_err(|e| unavailable(format!("cannot read the client secret ({reference}): {e}")))?;
+        return Ok(Some(IntuneSignIn {
+            credential: intune::auth::Credential::Secret { client_id: client_id.clone(), secret: secret.clone() },
+            client_id,
+            tenant,
+            certificate_der: Vec::new(),
+            secret: Some(secret),
+        }));
+    }
+    Ok(None)
+}
+
+/// A file holding the secret `reference` names: its own path for `{ file }`, or a private copy
+/// (mode 0600, in a directory removed with the returned guard) for `{ env }`, for tools that
+/// read keys from files (ssh, osslsigncode, the emulated server).
+pub fn secret_file(
+    reference: &crate::model::SecretRef,
+    secrets: &crate::model::Secrets,
+) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), String> {
+    match reference {
+        crate::model::SecretRef::File(path) => Ok((std::path::PathBuf::from(path), None)),
+        crate::model::SecretRef::Env(_) => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let text = secrets.read(reference)?;
+            let dir = tempfile::Builder::new()
+                .prefix("patchops-secret-")
+                .tempdir()
+                .map_err(|e| format!("cannot make a private directory for {reference}: {e}"))?;
+            let path = dir.path().join("secret");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| format!("cannot stage {reference}: {e}"))?;
+            f.write_all(text.as_bytes()).map_err(|e| format!("cannot stage {reference}: {e}"))?;
+            Ok((path, Some(dir)))
+        }
+    }
+}
+
+/// The computer target groups (WSUS) or collections (ConfigMgr) the fleet's rings use on a
+/// platform.
+fn ring_groups(fleet: &crate::model::Fleet, platform: &crate::model::ObjectName) -> Vec<String> {
+    let mut groups: Vec<String> = fleet
+        .rollouts
+        .values()
+        .flat_map(|r| r.spec.rings.iter())
+        .flat_map(|ring| ring.groups.iter())
+        .filter(|g| g.platform.as_str() == platform.as_str())
+        .map(|g| g.group.clone())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// The certificates (DER) of a PEM file a reference names.
+fn certificates_of(
+    reference: &crate::model::SecretRef,
+    secrets: &crate::model::Secrets,
+) -> Result<Vec<Vec<u8>>, String> {
+    let text = match reference {
+        crate::model::SecretRef::File(path) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        crate::model::SecretRef::Env(_) => secrets.read(reference)?.into_bytes(),
+    };
+    if !text.starts_with(b"-----") && text.first() == Some(&0x30) {
+        return Ok(vec![text]);
+    }
+    crate::authenticode::pem_certificates(&text)
+}
+
+/// The WSUS client: through the embedded emulator, an emulator by URL, or SSH to the server.
+async fn connect_wsus(
+    fleet: &crate::model::Fleet,
+    platform: &crate::model::Platform,
+    state: &crate::state::StateDir,
+    secrets: &crate::model::Secrets,
+) -> Result<wsus::WsusClient, PlatformError> {
+    let name = platform.metadata.name.clone();
+    let spec = &platform.spec;
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let settings = spec.wsus.clone().unwrap_or_default();
+    let transport: std::sync::Arc<dyn wsus::transport::Transport> = if spec.endpoint == "embedded" {
+        // The emulated server is set up as the fleet says the real one is: its WSUS signing
+        // certificate, the ring groups as computer target groups, and PowerShell's policy with
+        // the script-signing certificate trusted.
+        let mut options = crate::emulate::EmulatorOptions::default();
+        if let Some(reference) = &spec.trust.signing_certificate {
+            let (path, guard) =
+                secret_file(reference, secrets).map_err(|e| unavailable(format!("trust.signingCertificate: {e}")))?;
+            // The emulator outlives this call: keep an env-held certificate under the state dir.
+            let path = match guard {
+                None => path,
+                Some(_guard) => {
+                    let kept = crate::emulate::state_file(state, &name).with_extension("signing.pem");
+                    let bytes = std::fs::read(&path).map_err(|e| unavailable(e.to_string()))?;
+                    crate::state::write_atomic(&kept, &bytes).map_err(unavailable)?;
+                    kept
+                }
+            };
+            options.wsus.signing_pem = Some(path);
+        }
+        options.wsus.groups = ring_groups(fleet, &name);
+        options.wsus.all_signed = spec.trust.execution_policy == crate::model::ExecutionPolicy::AllSigned;
+        if let Some(reference) = &spec.trust.script_signing_certificate {
+            options.wsus.trusted_script_signers = certificates_of(reference, secrets)
+                .map_err(|e| unavailable(format!("trust.scriptSigningCertificate: {e}")))?
+                .into_iter()
+                .take(1)
+                .collect();
+        }
+        let base = crate::emulate::embedded(&name, PlatformType::Wsus, state, options)
+            .await
+            .map_err(|e| unavailable(format!("cannot start the emulator: {e}")))?;
+        std::sync::Arc::new(wsus::transport::HttpTransport::new(name.clone(), base)?)
+    } else {
+        let url =
+            url::Url::parse(&spec.endpoint).map_err(|e| unavailable(format!("endpoint {}: {e}", spec.endpoint)))?;
+        match url.scheme() {
+            "http" | "https" => std::sync::Arc::new(wsus::transport::HttpTransport::new(name.clone(), url)?),
+            "ssh" => {
+                let auth = spec.auth.as_ref();
+                let user = auth
+                    .and_then(|a| a.username.clone())
+                    .ok_or_else(|| unavailable("the SSH transport needs auth.username".into()))?;
+                let host =
+                    url.host_str().ok_or_else(|| unavailable(format!("endpoint {} has no host", spec.endpoint)))?;
+                let key = match auth.and_then(|a| a.ssh_key.as_ref()) {
+                    Some(reference) => {
+                        Some(secret_file(reference, secrets).map_err(|e| unavailable(format!("auth.sshKey: {e}")))?)
+                    }
+                    None => None,
+                };
+                let transport = settings.transport.clone().unwrap_or_default();
+                let shell = if transport.shell.is_empty() {
+                    let policy = match spec.trust.execution_policy {
+                        crate::model::ExecutionPolicy::Bypass => "Bypass",
+                        crate::model::ExecutionPolicy::RemoteSigned => "RemoteSigned",
+                        crate::model::ExecutionPolicy::AllSigned => "AllSigned",
+                    };
+                    ["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", policy, "-File"]
+                        .map(String::from)
+                        .to_vec()
+                } else {
+                    transport.shell.clone()
+                };
+                std::sync::Arc::new(wsus::transport::SshTransport::new(
+                    name.clone(),
+                    &user,
+                    host,
+                    url.port(),
+                    key,
+                    transport,
+                    shell,
+                ))
+            }
+            other => {
+                return Err(unavailable(format!(
+                    "endpoint scheme {other}:// is not a WSUS transport (use ssh:// or embedded)"
+                )))
+            }
+        }
+    };
+    Ok(wsus::WsusClient::new(name, transport)
+        .with_script_signing(script_signing(platform, secrets)?)
+        .with_retire(settings.retire))
+}

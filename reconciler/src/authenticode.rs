@@ -155,6 +155,29 @@ pub fn judge_certificate(der: &[u8], now: DateTime<Utc>) -> Result<CertificateFa
     })
 }
 
+/// The end of a certificate's validity.
+pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    Some(DateTime::<Utc>::from(cert.tbs_certificate.validity.not_after.to_system_time()))
+}
+
+/// The certificates (DER) a reference names: a PEM file (or variable) with one or more, or a
+/// DER file with one.
+pub fn certificates_at(reference: &SecretRef, secrets: &Secrets) -> Result<Vec<Vec<u8>>, String> {
+    let text = match reference {
+        SecretRef::File(path) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        SecretRef::Env(_) => secrets.read(reference)?.into_bytes(),
+    };
+    if !text.starts_with(b"-----") && text.first() == Some(&0x30) {
+        return Ok(vec![text]);
+    }
+    let certs = pem_certificates(&text)?;
+    if certs.is_empty() {
+        return Err(format!("{reference} holds no CERTIFICATE"));
+    }
+    Ok(certs)
+}
+
 /// The certificates (DER) of a PEM text, in order.
 pub fn pem_certificates(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;

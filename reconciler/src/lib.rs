@@ -31,6 +31,7 @@ pub mod apply;
 pub mod authenticode;
 pub mod catalog;
 pub mod content;
+pub mod doctor;
 pub mod emulate;
 pub mod http;
 pub mod intern;

@@ -2,6 +2,7 @@
 
 mod apply;
 mod catalog;
+mod doctor;
 mod emulate;
 mod package;
 mod plan;
@@ -39,6 +40,7 @@ Typical use:
   patchops apply                            apply what policies permit (asks first)
   patchops apply plan.json --auto-approve   apply exactly a reviewed plan
   patchops status / history                 what is published; the audit log
+  patchops doctor                           each platform's trust, link by link
   patchops policy test policies/            Rego unit tests
   patchops catalog keygen / sign / verify   curate and sign your own catalog";
 
@@ -84,6 +86,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// What is published per product and platform, and the last result.
     Status(SourceArgs),
+    /// Check each platform's own trust link by link (signing certificates, client trust, roles).
+    Doctor(doctor::DoctorArgs),
     /// The audit log: every action applied, with the chain that admitted it.
     History(apply::HistoryArgs),
     /// Create, sign and verify catalogs; manage the catalog history.
@@ -286,6 +290,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Apply(args) => apply::run(args, color).await,
         Command::Status(args) => apply::status(args, color).await,
         Command::History(args) => apply::history(args, color),
+        Command::Doctor(args) => doctor::run(args, color).await,
         Command::Catalog(cmd) => catalog::run(cmd, color).await,
         Command::Policy(cmd) => policy::run(cmd, color),
         Command::Emulate(args) => emulate::run(args).await,

@@ -53,6 +53,14 @@ pub enum OpsError {
     /// `apply` refused to start.
     #[error(transparent)]
     Refused(ApplyRefusal),
+    /// A command named a Platform the fleet does not have.
+    #[error("the fleet has no Platform `{name}`; it has {known}")]
+    UnknownPlatform {
+        /// The name given.
+        name: String,
+        /// The fleet's Platforms.
+        known: String,
+    },
     /// `validate`: policies refuse what the fleet asks for.
     #[error("{}", .0.iter().map(|(s, d)| format!("{s}: denied by policy {}: {}", d.policy, d.message)).collect::<Vec<_>>().join("\n"))]
     Denied(Vec<(String, Denial)>),
@@ -95,6 +103,20 @@ pub async fn load_and_verify(opts: &Options) -> Result<Validated, OpsError> {
     let catalogs = verify_catalogs(&fleet, &snapshot, opts).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
     Ok(Validated { snapshot, warnings, fleet, catalogs, policies: Vec::new() })
+}
+
+/// `patchops doctor`: each platform's own trust, link by link ([`crate::doctor`]). Reads the
+/// fleet only (no catalog), so a broken catalog does not hide a broken platform.
+pub async fn doctor(opts: &Options, only: Option<&str>) -> Result<Vec<crate::doctor::PlatformReport>, OpsError> {
+    let (snapshot, _) = source::open(&opts.source)?;
+    let fleet = model::load(snapshot.files())?;
+    if let Some(name) = only {
+        if !fleet.platforms.keys().any(|n| n.as_str() == name) {
+            let known: Vec<String> = fleet.platforms.keys().map(ToString::to_string).collect();
+            return Err(OpsError::UnknownPlatform { name: name.to_string(), known: known.join(", ") });
+        }
+    }
+    Ok(crate::doctor::diagnose(&fleet, &opts.state, &opts.secrets, only, opts.now).await)
 }
 
 /// `patchops validate`: the fleet, its catalogs, and that every Product finds an installer.

@@ -209,23 +209,8 @@ fn ring_groups(fleet: &crate::model::Fleet, platform: &crate::model::ObjectName)
     groups
 }
 
-/// The certificates (DER) of a PEM file a reference names.
-fn certificates_of(
-    reference: &crate::model::SecretRef,
-    secrets: &crate::model::Secrets,
-) -> Result<Vec<Vec<u8>>, String> {
-    let text = match reference {
-        crate::model::SecretRef::File(path) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
-        crate::model::SecretRef::Env(_) => secrets.read(reference)?.into_bytes(),
-    };
-    if !text.starts_with(b"-----") && text.first() == Some(&0x30) {
-        return Ok(vec![text]);
-    }
-    crate::authenticode::pem_certificates(&text)
-}
-
 /// The WSUS client: through the embedded emulator, an emulator by URL, or SSH to the server.
-async fn connect_wsus(
+pub async fn connect_wsus(
     fleet: &crate::model::Fleet,
     platform: &crate::model::Platform,
     state: &crate::state::StateDir,
@@ -258,7 +243,7 @@ async fn connect_wsus(
         options.wsus.groups = ring_groups(fleet, &name);
         options.wsus.all_signed = spec.trust.execution_policy == crate::model::ExecutionPolicy::AllSigned;
         if let Some(reference) = &spec.trust.script_signing_certificate {
-            options.wsus.trusted_script_signers = certificates_of(reference, secrets)
+            options.wsus.trusted_script_signers = crate::authenticode::certificates_at(reference, secrets)
                 .map_err(|e| unavailable(format!("trust.scriptSigningCertificate: {e}")))?
                 .into_iter()
                 .take(1)

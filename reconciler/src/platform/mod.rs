@@ -12,7 +12,7 @@ pub mod embedded;
 pub mod intune;
 pub mod wsus;
 
-pub use connect::{connect, secret_file};
+pub use connect::{connect, connect_wsus, secret_file};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

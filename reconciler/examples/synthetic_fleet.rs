@@ -1,9 +1,9 @@
 //! Generates a synthetic fleet for benchmarks: N products × 3 platforms × 2 rings, a signed
-//! catalog with two versions of each product, a git repository holding both, and embedded
+//! catalog with two versions of each product, a git repository holding both, and recorded
 //! platform inventories in which a third of the products are up to date, a third outdated and a
 //! third absent (so the plan has publish, update and unchanged units). The platforms are two
-//! ConfigMgr sites and a WSUS server, whose `embedded` endpoints read such inventories; an
-//! embedded Intune platform is a Graph emulator instead, which this generator does not fill.
+//! ConfigMgr sites and a WSUS server, whose `inventory` endpoints read such recorded inventories
+//! (the `embedded` endpoints are emulators, which this generator does not fill).
 //!
 //! Usage: cargo run --release -p reconciler --example synthetic_fleet -- OUT_DIR [PRODUCTS]
 //! Then:  patchops plan --repo OUT_DIR --path fleet --state-dir OUT_DIR/state
@@ -33,7 +33,7 @@ fn main() {
     let key = edit::keygen().expect("keygen");
     let mut docs = String::new();
     for (name, ty) in PLATFORMS {
-        let _ = write!(docs, "---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: {name}\nspec:\n  type: {ty}\n  endpoint: embedded\n");
+        let _ = write!(docs, "---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: {name}\nspec:\n  type: {ty}\n  endpoint: inventory\n");
     }
     std::fs::write(out.join("fleet/platforms.yaml"), docs).expect("write");
     let mut rollout =
@@ -152,7 +152,7 @@ fn main() {
         });
     }
     for (platform, objects) in inventories {
-        let dir = out.join("state/embedded");
+        let dir = out.join("state/inventory");
         std::fs::create_dir_all(&dir).expect("mkdir");
         let observed = Observed { objects: objects.into_values().collect() };
         std::fs::write(dir.join(format!("{platform}.json")), serde_json::to_vec(&observed).expect("json"))

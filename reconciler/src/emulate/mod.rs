@@ -7,6 +7,7 @@
 //! nothing in them knows they talk to an emulator. `patchops emulate <type>` serves one on its
 //! own, for tests and experiments.
 
+pub mod configmgr;
 pub mod intune;
 pub mod wsus;
 
@@ -34,6 +35,8 @@ pub struct EmulatorOptions {
     pub refuse_secrets: bool,
     /// How an emulated WSUS server is set up (signing certificate, groups, AllSigned).
     pub wsus: wsus::WsusServerOptions,
+    /// How an emulated ConfigMgr site is set up (site id, share, users and roles).
+    pub configmgr: configmgr::SiteOptions,
 }
 
 /// Where an emulator keeps its state.
@@ -82,7 +85,9 @@ pub fn serve(
             wsus::set_base(&server, &url);
             wsus::router(server)
         }
-        other => return Err(format!("no emulator for {} platforms in this release", other.as_str())),
+        PlatformType::Configmgr => {
+            configmgr::router(Arc::new(configmgr::Emulator::open(state_file, options.configmgr)?))
+        }
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

@@ -290,8 +290,10 @@ pub struct PlatformSpec {
     /// The kind of platform.
     #[serde(rename = "type")]
     pub platform_type: PlatformType,
-    /// `embedded` (an emulator patchops runs on loopback, for trials and CI) or the service URL
-    /// (Graph, AdminService, or the WSUS server).
+    /// `embedded` (an emulator of the platform patchops runs on loopback, for trials and CI),
+    /// `inventory` (a recorded, read-only inventory under the state directory, for plans), or
+    /// the service: the Graph URL (Intune), the SMS Provider's URL (ConfigMgr AdminService), or
+    /// `ssh://HOST[:PORT]` for a WSUS server.
     pub endpoint: String,
     /// How patchops authenticates; every secret is a reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -557,7 +557,7 @@ fn check_target_settings(
 
 fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     let spec = &p.doc.spec;
-    if spec.endpoint != "embedded" {
+    if spec.endpoint != "embedded" && spec.endpoint != "inventory" {
         let wsus = spec.platform_type == PlatformType::Wsus;
         match url::Url::parse(&spec.endpoint) {
             Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
@@ -596,6 +596,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     }
     if spec.platform_type == PlatformType::Configmgr
         && spec.endpoint != "embedded"
+        && spec.endpoint != "inventory"
         && spec.configmgr.as_ref().and_then(|c| c.content_share.as_ref()).is_none()
     {
         diags.push(
@@ -633,7 +634,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
         );
     }
     let Some(auth) = &spec.auth else {
-        if spec.endpoint != "embedded" {
+        if spec.endpoint != "embedded" && spec.endpoint != "inventory" {
             diags.push(
                 p.diag_value("spec.endpoint", format!("platform `{}` has a real endpoint but no `auth`", p.name()))
                     .help("add `auth:` with references to its credentials"),

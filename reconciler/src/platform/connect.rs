@@ -2,7 +2,7 @@
 //! how each real endpoint is reached and signed in to. Secrets are read here, by reference,
 //! and never shown.
 
-use super::{embedded, intune, wsus, Platform, PlatformError, ScriptSigning};
+use super::{configmgr, intune, inventory, wsus, Platform, PlatformError, ScriptSigning};
 use crate::model::PlatformType;
 
 /// Builds the client for a fleet Platform. `endpoint: embedded` platforms talk to an emulator
@@ -14,8 +14,13 @@ pub async fn connect(
     secrets: &crate::model::Secrets,
 ) -> Result<Box<dyn Platform>, PlatformError> {
     let name = platform.metadata.name.clone();
-    if platform.spec.platform_type == PlatformType::Wsus {
-        return Ok(Box::new(connect_wsus(fleet, platform, state, secrets).await?));
+    if platform.spec.endpoint == "inventory" {
+        return Ok(Box::new(inventory::InventoryPlatform::new(name, platform.spec.platform_type, state)));
+    }
+    match platform.spec.platform_type {
+        PlatformType::Wsus => return Ok(Box::new(connect_wsus(fleet, platform, state, secrets).await?)),
+        PlatformType::Configmgr => return Ok(Box::new(connect_configmgr(fleet, platform, state, secrets).await?)),
+        PlatformType::Intune => {}
     }
     if platform.spec.endpoint == "embedded" {
         return match platform.spec.platform_type {
@@ -45,7 +50,7 @@ pub async fn connect(
                     None => client,
                 }))
             }
-            ty => Ok(Box::new(embedded::EmbeddedPlatform::new(name, ty, state))),
+            ty => Ok(Box::new(inventory::InventoryPlatform::new(name, ty, state))),
         };
     }
     if platform.spec.platform_type == PlatformType::Intune {
@@ -304,4 +309,73 @@ pub async fn connect_wsus(
     Ok(wsus::WsusClient::new(name, transport)
         .with_script_signing(script_signing(platform, secrets)?)
         .with_retire(settings.retire))
+}
+
+/// The ConfigMgr client: through the embedded emulator (an emulated site whose content share
+/// is under the state directory) or a real AdminService.
+pub async fn connect_configmgr(
+    fleet: &crate::model::Fleet,
+    platform: &crate::model::Platform,
+    state: &crate::state::StateDir,
+    secrets: &crate::model::Secrets,
+) -> Result<configmgr::ConfigMgrClient, PlatformError> {
+    let name = platform.metadata.name.clone();
+    let spec = &platform.spec;
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let auth = spec.auth.as_ref();
+    let user = auth.and_then(|a| a.username.clone());
+    let password = match auth.and_then(|a| a.password.as_ref()) {
+        Some(reference) => Some(
+            secrets.read(reference).map_err(|e| unavailable(format!("cannot read the password ({reference}): {e}")))?,
+        ),
+        None => None,
+    };
+    let scripts = script_signing(platform, secrets)?;
+    let (base, share) = if spec.endpoint == "embedded" {
+        // The emulated site: the fleet's account with the roles a publisher needs, the ring
+        // collections, a content share under the state directory, and the clients' execution
+        // policy with the script-signing certificate trusted.
+        let file = crate::emulate::state_file(state, &name);
+        let share = configmgr::Share { unc: format!("\\\\{name}\\patchops$"), local: file.with_extension("share") };
+        let mut options = crate::emulate::EmulatorOptions::default();
+        let site = &mut options.configmgr;
+        site.site_id =
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("patchops:configmgr:{name}").as_bytes()).to_string();
+        site.share_unc = share.unc.clone();
+        site.share_local = share.local.clone();
+        site.collections = ring_groups(fleet, &name);
+        site.admins.push(crate::emulate::configmgr::Admin {
+            logon: user.clone().unwrap_or_default(),
+            password: password.clone().unwrap_or_default(),
+            roles: vec!["Application Author".into(), "Application Deployment Manager".into()],
+        });
+        if spec.trust.execution_policy == crate::model::ExecutionPolicy::AllSigned {
+            if let Some(reference) = &spec.trust.script_signing_certificate {
+                let certs = crate::authenticode::certificates_at(reference, secrets)
+                    .map_err(|e| unavailable(format!("trust.scriptSigningCertificate: {e}")))?;
+                site.all_signed_by = Some(certs.into_iter().take(1).collect());
+            }
+        }
+        let base = crate::emulate::embedded(&name, PlatformType::Configmgr, state, options)
+            .await
+            .map_err(|e| unavailable(format!("cannot start the emulator: {e}")))?;
+        (base, share)
+    } else {
+        let mut base =
+            url::Url::parse(&spec.endpoint).map_err(|e| unavailable(format!("endpoint {}: {e}", spec.endpoint)))?;
+        // Accept the provider's URL with or without its /AdminService path.
+        let path = base.path().trim_end_matches('/').trim_end_matches("/AdminService").to_string();
+        base.set_path(&format!("{path}/"));
+        let share = spec
+            .configmgr
+            .as_ref()
+            .and_then(|c| c.content_share.as_ref())
+            .ok_or_else(|| unavailable("a real site needs configmgr.contentShare".into()))?;
+        (base, configmgr::Share { unc: share.unc.clone(), local: std::path::PathBuf::from(&share.local_path) })
+    };
+    let client = configmgr::ConfigMgrClient::new(name, base, share)?.with_script_signing(scripts);
+    Ok(match (user, password) {
+        (Some(u), Some(p)) => client.with_account(u, p),
+        _ => client,
+    })
 }

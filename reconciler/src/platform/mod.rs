@@ -7,9 +7,10 @@
 //! Every object patchops publishes carries a [`TrackingMarker`]; objects without one are
 //! *unmanaged* and are never updated or retired.
 
+pub mod configmgr;
 mod connect;
-pub mod embedded;
 pub mod intune;
+pub mod inventory;
 pub mod wsus;
 
 pub use connect::{connect, connect_wsus, secret_file};

@@ -1,7 +1,8 @@
-//! `endpoint: embedded` for ConfigMgr and WSUS until their emulators exist: a read-only
-//! inventory in the JSON file `<state>/embedded/<platform>.json`, holding an [`Observed`] value.
-//! Plans work against it; changes are refused with [`PlatformError::NotImplemented`]. (Intune's
-//! embedded endpoint is a real HTTP emulator: [`crate::emulate`].)
+//! `endpoint: inventory`: a read-only inventory in the JSON file
+//! `<state>/inventory/<platform>.json`, holding an [`Observed`] value — a recorded snapshot of
+//! what a platform holds. Plans work against it (the planning benchmark's 10,000-product fleet
+//! does); changes are refused with [`PlatformError::NotImplemented`]. (`endpoint: embedded` is a
+//! real emulator of the platform's API: [`crate::emulate`].)
 
 use std::path::PathBuf;
 
@@ -11,37 +12,37 @@ use crate::state::StateDir;
 
 /// A platform whose inventory is a file under the state directory.
 #[derive(Debug, Clone)]
-pub struct EmbeddedPlatform {
+pub struct InventoryPlatform {
     name: ObjectName,
     ty: PlatformType,
     inventory: PathBuf,
 }
 
-impl EmbeddedPlatform {
+impl InventoryPlatform {
     /// The embedded platform `name`, stored under `state`.
     pub fn new(name: ObjectName, ty: PlatformType, state: &StateDir) -> Self {
         let inventory = inventory_path(state, &name);
-        EmbeddedPlatform { name, ty, inventory }
+        InventoryPlatform { name, ty, inventory }
     }
 }
 
 /// Where an embedded platform keeps its inventory.
 pub fn inventory_path(state: &StateDir, name: &ObjectName) -> PathBuf {
-    state.path().join("embedded").join(format!("{name}.json"))
+    state.path().join("inventory").join(format!("{name}.json"))
 }
 
-impl EmbeddedPlatform {
+impl InventoryPlatform {
     fn not_yet(&self, what: &str) -> PlatformError {
         PlatformError::NotImplemented {
             platform: self.name.clone(),
             ty: self.ty.as_str(),
-            what: format!("{what} through the embedded endpoint"),
+            what: format!("{what} through a recorded inventory (endpoint: inventory)"),
         }
     }
 }
 
 #[async_trait::async_trait]
-impl Platform for EmbeddedPlatform {
+impl Platform for InventoryPlatform {
     fn name(&self) -> &ObjectName {
         &self.name
     }

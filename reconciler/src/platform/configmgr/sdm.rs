@@ -1,0 +1,497 @@
+//! SDMPackageXML: the `AppMgmtDigest` document a Configuration Manager application is created
+//! from (`../shared/reference/wsus-configmgr.md`, "Configuration Manager").
+//!
+//! [`Application`] is what patchops writes: one application with one deployment type (MSI or
+//! Script technology), its content on the site's content share, a detection method (the MSI
+//! product code, or a generated PowerShell detection script, signed on AllSigned sites), the
+//! install and uninstall actions, and supersedence of the previous version's deployment type.
+//! [`Application::to_xml`] declares `encoding="utf-16"` as the SMS Provider does;
+//! [`Application::parse`] reads back a document patchops wrote.
+//!
+//! Namespaces: the digest's is `…/SystemCenterConfigurationManager/2009/AppMgmtDigest` (no "s"
+//! in SystemCenter); the rules' are spelled `SystemsCenter…`.
+
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+
+/// The AppMgmtDigest namespace.
+pub const DIGEST_NS: &str = "http://schemas.microsoft.com/SystemCenterConfigurationManager/2009/AppMgmtDigest";
+/// The rules namespace (supersedence), with its historical "Systems".
+pub const RULES_NS: &str = "http://schemas.microsoft.com/SystemsCenterConfigurationManager/2009/06/14/Rules";
+
+/// The deployment type's technology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Technology {
+    /// Windows Installer (`GLOBAL/MSIDeploymentTechnology`).
+    Msi,
+    /// A command line (`GLOBAL/ScriptDeploymentTechnology`).
+    Script,
+}
+
+impl Technology {
+    fn name(self) -> &'static str {
+        match self {
+            Technology::Msi => "MSI",
+            Technology::Script => "Script",
+        }
+    }
+    fn global(self) -> &'static str {
+        match self {
+            Technology::Msi => "GLOBAL/MSIDeploymentTechnology",
+            Technology::Script => "GLOBAL/ScriptDeploymentTechnology",
+        }
+    }
+}
+
+/// How the client tells the application is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detection {
+    /// The MSI product code (`Provider` MSI).
+    MsiProductCode(String),
+    /// A PowerShell detection script (`Provider` Script, `ScriptType` 0), signed or not.
+    Script {
+        /// The script's text.
+        body: String,
+    },
+}
+
+/// `PostInstallBehavior`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostInstall {
+    /// Decide from the exit code (the fleet's `basedOnReturnCode`).
+    BasedOnExitCode,
+    /// No action (`suppress`).
+    NoAction,
+    /// The program may restart the device (`allow`).
+    ProgramReboot,
+    /// ConfigMgr restarts the device (`force`).
+    ForceReboot,
+}
+
+impl PostInstall {
+    fn as_str(self) -> &'static str {
+        match self {
+            PostInstall::BasedOnExitCode => "BasedOnExitCode",
+            PostInstall::NoAction => "NoAction",
+            PostInstall::ProgramReboot => "ProgramReboot",
+            PostInstall::ForceReboot => "ForceReboot",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [PostInstall::BasedOnExitCode, PostInstall::NoAction, PostInstall::ProgramReboot, PostInstall::ForceReboot]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    /// From the fleet's `restart`.
+    pub fn from_restart(restart: &str) -> Self {
+        match restart {
+            "suppress" => PostInstall::NoAction,
+            "allow" => PostInstall::ProgramReboot,
+            "force" => PostInstall::ForceReboot,
+            _ => PostInstall::BasedOnExitCode,
+        }
+    }
+
+    /// The fleet's `restart` it stands for.
+    pub fn restart(self) -> &'static str {
+        match self {
+            PostInstall::BasedOnExitCode => "basedOnReturnCode",
+            PostInstall::NoAction => "suppress",
+            PostInstall::ProgramReboot => "allow",
+            PostInstall::ForceReboot => "force",
+        }
+    }
+}
+
+/// A reference to another application's deployment type (supersedence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentTypeRef {
+    /// `ScopeId_…`.
+    pub scope: String,
+    /// `Application_…`.
+    pub application: String,
+    /// `DeploymentType_…`.
+    pub deployment_type: String,
+}
+
+/// An application as patchops writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    /// `ScopeId_<site GUID>`.
+    pub scope: String,
+    /// `Application_<GUID>`.
+    pub application: String,
+    /// `DeploymentType_<GUID>`.
+    pub deployment_type: String,
+    /// `Content_<GUID>`.
+    pub content_id: String,
+    /// The SDM version (the revision), from 1.
+    pub version: u32,
+    /// Title (the planner's displayName).
+    pub title: String,
+    /// Publisher.
+    pub publisher: String,
+    /// Software version.
+    pub software_version: String,
+    /// Administrator comments (patchops's marker is the last line).
+    pub description: String,
+    /// The deployment type's technology.
+    pub technology: Technology,
+    /// The content folder as the site reads it (UNC, ending in `\`).
+    pub location: String,
+    /// The installer's name and size.
+    pub file: (String, u64),
+    /// Install command line.
+    pub install: String,
+    /// Uninstall command line (empty when none).
+    pub uninstall: String,
+    /// Detection method.
+    pub detection: Detection,
+    /// Post-install behaviour.
+    pub post_install: PostInstall,
+    /// Estimated installation time in minutes (0: not set).
+    pub execute_time: u32,
+    /// Exit codes meaning success (besides 0), restart (3010) and the like.
+    pub success_codes: Vec<i32>,
+    /// Deployment types this one supersedes.
+    pub supersedes: Vec<DeploymentTypeRef>,
+}
+
+struct Xml(quick_xml::Writer<Vec<u8>>);
+
+impl Xml {
+    fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        let mut e = BytesStart::new(name);
+        for a in attrs {
+            e.push_attribute(*a);
+        }
+        let _ = self.0.write_event(Event::Start(e));
+    }
+    fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        let mut e = BytesStart::new(name);
+        for a in attrs {
+            e.push_attribute(*a);
+        }
+        let _ = self.0.write_event(Event::Empty(e));
+    }
+    fn close(&mut self, name: &str) {
+        let _ = self.0.write_event(Event::End(BytesEnd::new(name)));
+    }
+    fn text(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
+        self.open(name, attrs);
+        let _ = self.0.write_event(Event::Text(BytesText::new(text)));
+        self.close(name);
+    }
+    fn arg(&mut self, name: &str, ty: &str, value: &str) {
+        self.text("Arg", &[("Name", name), ("Type", ty)], value);
+    }
+    fn codes(&mut self, name: &str, codes: &[i32]) {
+        self.open("Arg", &[("Name", name), ("Type", "Int32[]")]);
+        for c in codes {
+            self.text("Item", &[], &c.to_string());
+        }
+        self.close("Arg");
+    }
+}
+
+impl Application {
+    /// The document (declared utf-16, as the SMS Provider stores it; sent as a JSON string).
+    pub fn to_xml(&self) -> String {
+        let mut x = Xml(quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2));
+        let _ = x.0.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-16"), None)));
+        x.open("AppMgmtDigest", &[("xmlns", DIGEST_NS), ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")]);
+        let v = self.version.to_string();
+        let app_attrs = [
+            ("AuthoringScopeId", self.scope.as_str()),
+            ("LogicalName", self.application.as_str()),
+            ("Version", v.as_str()),
+        ];
+        let dt_attrs = [
+            ("AuthoringScopeId", self.scope.as_str()),
+            ("LogicalName", self.deployment_type.as_str()),
+            ("Version", v.as_str()),
+        ];
+        x.open("Application", &app_attrs);
+        x.open("DisplayInfo", &[("DefaultLanguage", "en-US")]);
+        x.open("Info", &[("Language", "en-US")]);
+        x.text("Title", &[], &self.title);
+        x.text("Publisher", &[], &self.publisher);
+        x.text("Version", &[], &self.software_version);
+        x.close("Info");
+        x.close("DisplayInfo");
+        x.open("DeploymentTypes", &[]);
+        x.empty("DeploymentType", &dt_attrs);
+        x.close("DeploymentTypes");
+        x.text("Title", &[("ResourceId", "Res_1")], &self.title);
+        x.text("Description", &[("ResourceId", "Res_2")], &self.description);
+        x.text("Publisher", &[("ResourceId", "Res_3")], &self.publisher);
+        x.text("SoftwareVersion", &[("ResourceId", "Res_4")], &self.software_version);
+        x.close("Application");
+
+        x.open("DeploymentType", &dt_attrs);
+        x.text("Title", &[("ResourceId", "Res_5")], &format!("{} - {}", self.title, self.technology.name()));
+        x.text("DeploymentTechnology", &[], self.technology.global());
+        x.text("Technology", &[], self.technology.name());
+        x.text("Hosting", &[], "Native");
+        x.open("Installer", &[("Technology", self.technology.name())]);
+        x.text("ExecutionContext", &[], "System");
+        x.open("Contents", &[]);
+        x.open("Content", &[("ContentId", &self.content_id), ("Version", "1")]);
+        let size = self.file.1.to_string();
+        x.empty("File", &[("Name", &self.file.0), ("Size", &size)]);
+        x.text("Location", &[], &self.location);
+        x.text("PeerCache", &[], "true");
+        x.text("OnFastNetwork", &[], "Download");
+        x.text("OnSlowNetwork", &[], "DoNothing");
+        x.close("Content");
+        x.close("Contents");
+        x.open("DetectAction", &[]);
+        match &self.detection {
+            Detection::MsiProductCode(code) => {
+                x.text("Provider", &[], "MSI");
+                x.open("Args", &[]);
+                x.arg("ProductCode", "String", code);
+                x.close("Args");
+            }
+            Detection::Script { body } => {
+                x.text("Provider", &[], "Script");
+                x.open("Args", &[]);
+                x.arg("ExecutionContext", "String", "System");
+                x.arg("ScriptType", "Int32", "0");
+                x.arg("ScriptBody", "String", body);
+                x.arg("RunAs32Bit", "Boolean", "false");
+                x.close("Args");
+            }
+        }
+        x.close("DetectAction");
+        x.open("InstallAction", &[]);
+        x.text("Provider", &[], self.technology.name());
+        x.open("Content", &[]);
+        x.text("ContentId", &[], &self.content_id);
+        x.close("Content");
+        x.open("Args", &[]);
+        x.arg("InstallCommandLine", "String", &self.install);
+        x.arg("ExecutionContext", "String", "System");
+        x.arg("RequiresLogOn", "String", "");
+        x.arg("RequiresElevatedRights", "Boolean", "false");
+        x.arg("RequiresUserInteraction", "Boolean", "false");
+        x.arg("UserInteractionMode", "String", "Hidden");
+        x.arg("PostInstallBehavior", "String", self.post_install.as_str());
+        x.arg("ExecuteTime", "Int32", &self.execute_time.to_string());
+        x.arg("MaxExecuteTime", "Int32", "120");
+        if let Detection::MsiProductCode(code) = &self.detection {
+            x.arg("ProductCode", "String", code);
+        }
+        let mut success = vec![0, 1707];
+        success.extend(self.success_codes.iter().copied().filter(|c| ![0, 1707, 3010, 1641, 1618].contains(c)));
+        x.codes("SuccessExitCodes", &success);
+        x.codes("RebootExitCodes", &[3010]);
+        x.codes("HardRebootExitCodes", &[1641]);
+        x.codes("FastRetryExitCodes", &[1618]);
+        x.close("Args");
+        x.close("InstallAction");
+        if !self.uninstall.is_empty() {
+            x.open("UninstallAction", &[]);
+            x.text("Provider", &[], self.technology.name());
+            x.open("Args", &[]);
+            x.arg("InstallCommandLine", "String", &self.uninstall);
+            x.arg("ExecutionContext", "String", "System");
+            x.close("Args");
+            x.close("UninstallAction");
+        }
+        x.close("Installer");
+        if !self.supersedes.is_empty() {
+            x.open("Supersedes", &[]);
+            for (i, s) in self.supersedes.iter().enumerate() {
+                let id = format!("SupersedenceRule_{}_{i}", self.deployment_type.trim_start_matches("DeploymentType_"));
+                x.open(
+                    "DeploymentTypeRule",
+                    &[
+                        ("xmlns", RULES_NS),
+                        ("Id", &id),
+                        ("Severity", "Critical"),
+                        ("NonCompliantWhenSettingIsNotFound", "false"),
+                    ],
+                );
+                x.open("DeploymentTypeIntentExpression", &[("DesiredState", "Required")]);
+                x.empty(
+                    "DeploymentTypeApplicationReference",
+                    &[
+                        ("AuthoringScopeId", s.scope.as_str()),
+                        ("LogicalName", s.application.as_str()),
+                        ("DeploymentTypeAuthoringScopeId", s.scope.as_str()),
+                        ("DeploymentTypeLogicalName", s.deployment_type.as_str()),
+                        ("Changeable", "true"),
+                    ],
+                );
+                x.close("DeploymentTypeIntentExpression");
+                x.close("DeploymentTypeRule");
+            }
+            x.close("Supersedes");
+        }
+        x.close("DeploymentType");
+        x.close("AppMgmtDigest");
+        String::from_utf8_lossy(&x.0.into_inner()).into_owned()
+    }
+
+    /// Reads back a document patchops wrote.
+    pub fn parse(xml: &str) -> Result<Application, String> {
+        // roxmltree reads UTF-8 text; the declaration's utf-16 names the stored encoding.
+        let text = xml.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
+        let doc = roxmltree::Document::parse(&text).map_err(|e| format!("not XML: {e}"))?;
+        let root = doc.root_element();
+        if root.tag_name().name() != "AppMgmtDigest" || root.tag_name().namespace() != Some(DIGEST_NS) {
+            return Err("the root is not AppMgmtDigest in the AppMgmtDigest namespace".into());
+        }
+        let app = child(root, "Application")?;
+        let dt = child(root, "DeploymentType")?;
+        let installer = child(dt, "Installer")?;
+        let content = child(child(installer, "Contents")?, "Content")?;
+        let file = child(content, "File")?;
+        let install = child(installer, "InstallAction")?;
+        let detect = child(installer, "DetectAction")?;
+        let args = |action: roxmltree::Node<'_, '_>| -> Vec<(String, String)> {
+            action
+                .children()
+                .find(|c| c.has_tag_name((DIGEST_NS, "Args")))
+                .map(|a| {
+                    a.children()
+                        .filter(|c| c.has_tag_name((DIGEST_NS, "Arg")))
+                        .map(|c| {
+                            (
+                                c.attribute("Name").unwrap_or_default().to_string(),
+                                c.text().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let install_args = args(install);
+        let arg = |list: &[(String, String)], name: &str| list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let technology = match text_of(child(dt, "Technology")?).as_str() {
+            "MSI" => Technology::Msi,
+            "Script" => Technology::Script,
+            other => return Err(format!("technology {other} is not one patchops writes")),
+        };
+        let detect_args = args(detect);
+        let detection = match text_of(child(detect, "Provider")?).as_str() {
+            "MSI" => Detection::MsiProductCode(arg(&detect_args, "ProductCode").ok_or("no ProductCode")?),
+            "Script" => Detection::Script { body: arg(&detect_args, "ScriptBody").ok_or("no ScriptBody")? },
+            other => return Err(format!("detection provider {other} is not one patchops writes")),
+        };
+        let success_codes = install
+            .descendants()
+            .find(|n| n.has_tag_name((DIGEST_NS, "Arg")) && n.attribute("Name") == Some("SuccessExitCodes"))
+            .map(|a| a.children().filter_map(|i| i.text()?.parse().ok()).filter(|c| ![0, 1707].contains(c)).collect())
+            .unwrap_or_default();
+        let uninstall = installer
+            .children()
+            .find(|c| c.has_tag_name((DIGEST_NS, "UninstallAction")))
+            .and_then(|u| arg(&args(u), "InstallCommandLine"))
+            .unwrap_or_default();
+        let supersedes = dt
+            .children()
+            .find(|c| c.has_tag_name((DIGEST_NS, "Supersedes")))
+            .map(|s| {
+                s.descendants()
+                    .filter(|n| n.tag_name().name() == "DeploymentTypeApplicationReference")
+                    .map(|r| DeploymentTypeRef {
+                        scope: r.attribute("AuthoringScopeId").unwrap_or_default().to_string(),
+                        application: r.attribute("LogicalName").unwrap_or_default().to_string(),
+                        deployment_type: r.attribute("DeploymentTypeLogicalName").unwrap_or_default().to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Application {
+            scope: attr(app, "AuthoringScopeId")?,
+            application: attr(app, "LogicalName")?,
+            deployment_type: attr(dt, "LogicalName")?,
+            content_id: attr(content, "ContentId")?,
+            version: attr(app, "Version")?.parse().map_err(|e| format!("Version: {e}"))?,
+            title: text_of(child(app, "Title")?),
+            publisher: text_of(child(app, "Publisher")?),
+            software_version: text_of(child(app, "SoftwareVersion")?),
+            description: text_of(child(app, "Description")?),
+            technology,
+            location: text_of(child(content, "Location")?),
+            file: (attr(file, "Name")?, attr(file, "Size")?.parse().map_err(|e| format!("Size: {e}"))?),
+            install: arg(&install_args, "InstallCommandLine").ok_or("no InstallCommandLine")?,
+            uninstall,
+            detection,
+            post_install: arg(&install_args, "PostInstallBehavior")
+                .as_deref()
+                .and_then(PostInstall::parse)
+                .ok_or("no PostInstallBehavior")?,
+            execute_time: arg(&install_args, "ExecuteTime").and_then(|t| t.parse().ok()).unwrap_or(0),
+            success_codes,
+            supersedes,
+        })
+    }
+}
+
+fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Result<roxmltree::Node<'a, 'i>, String> {
+    n.children()
+        .find(|c| c.has_tag_name((DIGEST_NS, name)))
+        .ok_or_else(|| format!("no {name} in {}", n.tag_name().name()))
+}
+
+fn attr(n: roxmltree::Node<'_, '_>, name: &str) -> Result<String, String> {
+    n.attribute(name).map(str::to_string).ok_or_else(|| format!("{} has no {name}", n.tag_name().name()))
+}
+
+fn text_of(n: roxmltree::Node<'_, '_>) -> String {
+    n.text().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Application {
+        Application {
+            scope: "ScopeId_0A1B2C3D-0000-4000-8000-000000000001".into(),
+            application: "Application_5f7d6c1e-0000-4000-8000-000000000002".into(),
+            deployment_type: "DeploymentType_9a8b7c6d-0000-4000-8000-000000000003".into(),
+            content_id: "Content_11111111-0000-4000-8000-000000000004".into(),
+            version: 1,
+            title: "Mozilla Firefox (x64)".into(),
+            publisher: "Mozilla".into(),
+            software_version: "131.0.2".into(),
+            description: "Browser\npatchops:{}".into(),
+            technology: Technology::Msi,
+            location: "\\\\cm01\\sources\\patchops\\mozilla.firefox\\131.0.2\\".into(),
+            file: ("firefox.msi".into(), 9728),
+            install: "msiexec /i \"firefox.msi\" /qn".into(),
+            uninstall: "msiexec /x {X} /qn".into(),
+            detection: Detection::MsiProductCode("{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}".into()),
+            post_install: PostInstall::NoAction,
+            execute_time: 5,
+            success_codes: vec![42],
+            supersedes: vec![DeploymentTypeRef {
+                scope: "ScopeId_0A1B2C3D-0000-4000-8000-000000000001".into(),
+                application: "Application_old".into(),
+                deployment_type: "DeploymentType_old".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_written_digest_reads_back_the_same() {
+        let a = sample();
+        let xml = a.to_xml();
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"utf-16\"?>"), "{xml}");
+        assert!(
+            xml.contains("xmlns=\"http://schemas.microsoft.com/SystemCenterConfigurationManager/2009/AppMgmtDigest\"")
+        );
+        assert_eq!(Application::parse(&xml), Ok(a));
+        let mut s = sample();
+        s.technology = Technology::Script;
+        s.detection = Detection::Script { body: "# SIG # Begin signature block\r\n<&>".into() };
+        s.supersedes.clear();
+        s.uninstall.clear();
+        assert_eq!(Application::parse(&s.to_xml()), Ok(s));
+    }
+}

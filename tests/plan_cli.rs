@@ -265,18 +265,32 @@ fn credentials_in_a_repository_url_are_never_shown() {
 }
 
 #[test]
-fn a_real_endpoint_without_a_client_in_this_release_is_refused_plainly() {
+fn a_real_configmgr_site_needs_a_content_share_and_an_unreachable_one_is_named() {
     let (repo, _k) = fleet_repo(1);
-    repo.write(
-        "fleet/platforms.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: configmgr\n  endpoint: https://cm.example.invalid/AdminService\n  auth:\n    username: svc\n    password: { env: CM_PASSWORD }\n",
-    );
+    let platform = "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: configmgr\n  endpoint: https://127.0.0.1:1/AdminService\n  auth:\n    username: svc\n    password: { file: pw.txt }\n";
+    repo.write("fleet/platforms.yaml", platform);
     repo.commit("a real ConfigMgr site");
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 1);
+    common::assert_contains(
+        &run.stderr,
+        "platforms.yaml:7:13: a real Configuration Manager site needs `configmgr.contentShare`",
+    );
+    let share = tempfile::tempdir().expect("tmp");
+    repo.write(
+        "fleet/platforms.yaml",
+        &format!(
+            "{platform}  configmgr:\n    contentShare: {{ unc: '\\\\cm01\\patchops', localPath: {} }}\n",
+            share.path().display()
+        ),
+    );
+    std::fs::write(repo.path().join("pw.txt"), "secret-password").expect("password");
+    repo.commit("with its share");
     let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
     assert_eq!(run.code, 1);
-    common::assert_contains(&run.stderr, "platform `intune-prod`: talking to a real configmgr endpoint (https://cm.example.invalid/AdminService) is not available in this release; use `endpoint: embedded`");
+    // Nothing listens on port 1 of loopback.
+    common::assert_contains(&run.stderr, "platform `intune-prod`: listing applications: ");
+    assert!(!run.stderr.contains("secret-password"), "{}", run.stderr);
 }
 
 #[test]

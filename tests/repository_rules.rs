@@ -73,16 +73,32 @@ fn the_example_fleet_applies_offline_and_a_second_run_changes_nothing() {
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     common::assert_contains(
         &first.stdout,
-        "Plan: 9 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.",
+        "Plan: 18 to publish, 0 to update, 0 to reconfigure, 0 to retire, 0 unchanged.",
     );
-    common::assert_contains(&first.stdout, "✓ publish firefox 131.0.2 on intune-prod / pilot");
-    common::assert_contains(&first.stdout, "Apply complete: 5 succeeded, 0 failed, 4 waiting for a later run.");
+    for platform in ["intune-prod", "configmgr-hq"] {
+        common::assert_contains(&first.stdout, &format!("✓ publish firefox 131.0.2 on {platform} / pilot"));
+    }
+    common::assert_contains(&first.stdout, "✓ publish chrome 131.0.6778.86 on wsus-hq / pilot");
+    common::assert_contains(&first.stdout, "Apply complete: 10 succeeded, 0 failed, 8 waiting for a later run.");
 
     let second = patchops(&root, &[&["apply", "--auto-approve"][..], &base].concat());
     assert_eq!(second.code, 0, "{}", second.stderr);
-    common::assert_contains(&second.stdout, "5 unchanged. 4 waiting (rings, windows or change budget).");
+    common::assert_contains(&second.stdout, "10 unchanged. 8 waiting (rings, windows or change budget).");
     common::assert_contains(&second.stdout, "waiting: RingSoaking: ring pilot has run 131.0.2 since ");
     common::assert_contains(&second.stdout, "Nothing to apply.");
+
+    // Every platform's trust holds, and the emulated Windows client installs a WSUS update.
+    let doctor = patchops(&root, &[&["doctor"][..], &base].concat());
+    assert_eq!(doctor.code, 0, "{}\n{}", doctor.stdout, doctor.stderr);
+    common::assert_contains(
+        &doctor.stdout,
+        "✓ trial install of Google Chrome (x64) 131.0.6778.86: the emulated client installs it",
+    );
+    common::assert_contains(
+        &doctor.stdout,
+        "✓ role: create and manage applications: Application Author, Application Deployment Manager",
+    );
+    common::assert_contains(&doctor.stdout, "doctor: no link fails on 3 platform(s)");
 }
 
 #[test]

@@ -203,8 +203,49 @@ async fn configmgr(
     secrets: &Secrets,
     now: DateTime<Utc>,
 ) -> Vec<Check> {
-    let _ = (fleet, state);
-    let mut checks = script_signing(platform, secrets, now);
+    let mut checks = Vec::new();
+    match crate::platform::connect_configmgr(fleet, platform, state, secrets).await {
+        Err(e) => checks.push(Check::with(
+            "AdminService",
+            Verdict::Fail,
+            e.to_string(),
+            "fix the Platform's endpoint and auth",
+        )),
+        Ok(client) => match client.account_roles().await {
+            Err(e) => checks.push(Check::with(
+                "AdminService",
+                Verdict::Fail,
+                e.to_string(),
+                "check the SMS Provider's URL, auth.username and auth.password",
+            )),
+            Ok((account, roles)) => {
+                checks.push(Check::pass("AdminService", format!("signed in as {account}")));
+                let has = |wanted: &[&str]| roles.iter().any(|r| wanted.contains(&r.as_str()));
+                let shown = if roles.is_empty() { "no security roles".to_string() } else { roles.join(", ") };
+                checks.push(if has(&["Full Administrator", "Application Administrator", "Application Author"]) {
+                    Check::pass("role: create and manage applications", shown.clone())
+                } else {
+                    Check::with(
+                        "role: create and manage applications",
+                        Verdict::Fail,
+                        format!("{account} has {shown}"),
+                        format!("add the security role Application Author (or Application Administrator) to {account} in Administration > Security > Administrative Users"),
+                    )
+                });
+                checks.push(if has(&["Full Administrator", "Application Administrator", "Application Deployment Manager"]) {
+                    Check::pass("role: deploy applications", shown)
+                } else {
+                    Check::with(
+                        "role: deploy applications",
+                        Verdict::Fail,
+                        format!("{account} has {shown}"),
+                        format!("add the security role Application Deployment Manager (or Application Administrator) to {account}"),
+                    )
+                });
+            }
+        },
+    }
+    checks.extend(script_signing(platform, secrets, now));
     if let Some(sup) = platform.spec.configmgr.as_ref().and_then(|c| c.software_update_point.as_ref()) {
         checks.push(Check::pass(
             "software updates",

@@ -16,10 +16,19 @@ deviceAppManagement/mobileApps, assign, assignments). Its state is a JSON file, 
 runs. `endpoint: embedded` starts the same emulator inside patchops, with its state under the
 state directory's emulate/ folder.
 
-Example:
+For WSUS: the staging and run endpoints a Platform with `endpoint: http://…` uses in place of
+SSH (PUT /patchops/v1/staging/{id}/{file}, POST /patchops/v1/run), running patchops's
+request scripts with the WSUS API's checks, signing published CABs with --signing-certificate
+and serving them under /Content/. For ConfigMgr: the AdminService (/AdminService/wmi/…) with
+role-based access control for --admin.
+
+Examples:
   patchops emulate intune --listen 127.0.0.1:8080 --state tenant.json --throttle-every 5
   patchops emulate intune --app 00000000-0000-0000-0000-0000000000aa=app.pem
-  curl 'http://127.0.0.1:8080/beta/deviceAppManagement/mobileApps?$expand=assignments'")]
+  curl 'http://127.0.0.1:8080/beta/deviceAppManagement/mobileApps?$expand=assignments'
+  patchops emulate wsus --state wsus.json --signing-certificate wsus-signing.pem --group Pilot
+  patchops emulate configmgr --state site.json --share /tmp/share --collection PO100012 \
+      --admin 'CONTOSO\\svc-patchops' --admin-password-file pw.txt --role 'Application Author'")]
 pub struct EmulateArgs {
     /// The platform to emulate.
     #[arg(value_enum)]
@@ -38,17 +47,50 @@ pub struct EmulateArgs {
     /// the emulator's URL as both the Platform's endpoint and its auth.authority.
     #[arg(long = "app", value_name = "CLIENT_ID=PEM")]
     pub apps: Vec<String>,
+    /// WSUS: the server's signing certificate and key (one PEM); without it, publishing fails.
+    #[arg(long, value_name = "PEM")]
+    pub signing_certificate: Option<PathBuf>,
+    /// WSUS: a computer target group (repeatable).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// WSUS: run PowerShell as AllSigned, trusting scripts signed with this certificate (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub all_signed_by: Option<PathBuf>,
+    /// ConfigMgr: a collection id (repeatable).
+    #[arg(long = "collection", value_name = "ID")]
+    pub collections: Vec<String>,
+    /// ConfigMgr: the content share's local directory.
+    #[arg(long, value_name = "DIR", default_value = "emulated-share")]
+    pub share: PathBuf,
+    /// ConfigMgr: the content share's UNC path.
+    #[arg(long, default_value = "\\\\cm01\\patchops$")]
+    pub share_unc: String,
+    /// ConfigMgr: an administrative user's logon name.
+    #[arg(long, value_name = "LOGON", requires = "admin_password_file")]
+    pub admin: Option<String>,
+    /// ConfigMgr: a file holding that user's password.
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// ConfigMgr: a security role of that user (repeatable), such as "Application Author".
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum EmulatedPlatform {
     /// Intune through Microsoft Graph.
     Intune,
+    /// A WSUS server (its request-script runner and content).
+    Wsus,
+    /// A Configuration Manager site's AdminService.
+    Configmgr,
 }
 
 pub async fn run(args: EmulateArgs) -> u8 {
     let ty = match args.platform {
         EmulatedPlatform::Intune => PlatformType::Intune,
+        EmulatedPlatform::Wsus => PlatformType::Wsus,
+        EmulatedPlatform::Configmgr => PlatformType::Configmgr,
     };
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,
@@ -74,6 +116,38 @@ pub async fn run(args: EmulateArgs) -> u8 {
             }),
             Err(e) => {
                 print_error(&format!("--app {app}: {path}: {e}"));
+                return EXIT_ERROR;
+            }
+        }
+    }
+    options.wsus.signing_pem = args.signing_certificate.clone();
+    options.wsus.groups = args.groups.clone();
+    if let Some(pem) = &args.all_signed_by {
+        match std::fs::read(pem).map_err(|e| e.to_string()).and_then(|t| reconciler::authenticode::pem_certificates(&t))
+        {
+            Ok(certs) => {
+                options.wsus.all_signed = true;
+                options.wsus.trusted_script_signers = certs;
+            }
+            Err(e) => {
+                print_error(&format!("--all-signed-by {}: {e}", pem.display()));
+                return EXIT_ERROR;
+            }
+        }
+    }
+    options.configmgr.site_id = "5F3E0A11-7C2B-4D1E-9A8F-0123456789AB".into();
+    options.configmgr.share_unc = args.share_unc.clone();
+    options.configmgr.share_local = args.share.clone();
+    options.configmgr.collections = args.collections.clone();
+    if let (Some(logon), Some(file)) = (&args.admin, &args.admin_password_file) {
+        match std::fs::read_to_string(file) {
+            Ok(password) => options.configmgr.admins.push(reconciler::emulate::configmgr::Admin {
+                logon: logon.clone(),
+                password: password.trim_end().to_string(),
+                roles: args.roles.clone(),
+            }),
+            Err(e) => {
+                print_error(&format!("--admin-password-file {}: {e}", file.display()));
                 return EXIT_ERROR;
             }
         }

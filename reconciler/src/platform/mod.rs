@@ -13,7 +13,7 @@ pub mod intune;
 pub mod inventory;
 pub mod wsus;
 
-pub use connect::{connect, connect_wsus, secret_file};
+pub use connect::{connect, connect_configmgr, connect_wsus, secret_file};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

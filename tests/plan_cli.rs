@@ -279,7 +279,7 @@ fn a_real_configmgr_site_needs_a_content_share_and_an_unreachable_one_is_named()
     let share = tempfile::tempdir().expect("tmp");
     repo.write(
         "fleet/platforms.yaml",
-        &format!(
+        format!(
             "{platform}  configmgr:\n    contentShare: {{ unc: '\\\\cm01\\patchops', localPath: {} }}\n",
             share.path().display()
         ),

@@ -69,6 +69,8 @@ pub struct WsusClient {
     scripts: ScriptSigning,
     retire: WsusRetire,
     known: Mutex<BTreeMap<String, Known>>,
+    /// The server's signing certificate, judged once before the first publish.
+    signing_checked: tokio::sync::OnceCell<()>,
 }
 
 /// The server's publishing facts (`patchops doctor`).
@@ -104,6 +106,7 @@ impl WsusClient {
             scripts: ScriptSigning::Unsigned,
             retire: WsusRetire::default(),
             known: Mutex::new(BTreeMap::new()),
+            signing_checked: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -210,6 +213,33 @@ impl WsusClient {
             });
         }
         Ok(out)
+    }
+
+    /// Refuses to publish when the server signs with a certificate clients would reject (as
+    /// `patchops doctor` explains): nothing is handed over that no client could install.
+    async fn check_signing(&self) -> Result<(), PlatformError> {
+        self.signing_checked
+            .get_or_try_init(|| async {
+                let facts = self.server_facts().await?;
+                let Some(der) = facts.signing_certificate else {
+                    // The server itself refuses to publish without one, with its own words.
+                    return Ok(());
+                };
+                let judged = crate::authenticode::judge_certificate(&der, chrono::Utc::now())
+                    .map_err(|e| self.failed("checking the server's signing certificate", e))?;
+                match judged.problems.first() {
+                    None => Ok(()),
+                    Some(problem) => Err(self.failed(
+                        "checking the server's signing certificate",
+                        format!(
+                            "the WSUS server signs updates with {} ({}), and clients would refuse every update signed with it: {problem}; `patchops doctor` shows the whole chain",
+                            judged.subject, judged.thumbprint
+                        ),
+                    )),
+                }
+            })
+            .await
+            .map(|_| ())
     }
 
     fn remember(&self, id: &str, known: Known) {
@@ -518,6 +548,7 @@ impl Platform for WsusClient {
                 ),
             ));
         }
+        self.check_signing().await?;
         let for_hash = content.clone();
         let sha1 = tokio::task::spawn_blocking(move || sha1_of(&for_hash))
             .await

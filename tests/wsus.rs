@@ -1,0 +1,345 @@
+//! WSUS through the emulated server over loopback, with the real client: SDP documents,
+//! request scripts (signed when the server runs AllSigned), CABs signed with a WSUS signing
+//! certificate made here by `openssl` and checked with `osslsigncode verify` and `cabextract`,
+//! and every refusal with its message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use reconciler::authenticode::CodeSigner;
+use reconciler::catalog::{Installer, Sha256};
+use reconciler::content::{ContentCache, Expected, VerifiedContent};
+use reconciler::emulate::{self, EmulatorOptions};
+use reconciler::model::kinds::WsusRetire;
+use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
+use reconciler::platform::wsus::request::{self, Request};
+use reconciler::platform::wsus::sdp::Sdp;
+use reconciler::platform::wsus::transport::{HttpTransport, Run, Transport};
+use reconciler::platform::wsus::WsusClient;
+use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning, TrackingMarker};
+
+/// A self-signed code-signing certificate and key in one PEM (and the certificate alone).
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
+        .args(["-subj", &format!("/CN=patchops test {name}")])
+        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let both = dir.join(format!("{name}.pem"));
+    let mut pem = std::fs::read(&cert).unwrap();
+    pem.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    (both, cert)
+}
+
+fn der(cert: &std::path::Path) -> Vec<u8> {
+    reconciler::authenticode::pem_certificates(&std::fs::read(cert).unwrap()).unwrap().remove(0)
+}
+
+struct Server {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    base: url::Url,
+    signing_cert: std::path::PathBuf,
+    script_pem: std::path::PathBuf,
+}
+
+/// The emulated server: signing certificate `wsus`, groups Pilot and Broad, AllSigned trusting
+/// the certificate `scripts`.
+async fn server(signing: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let (wsus_pem, wsus_cert) = certificate(&path, "wsus");
+    let (script_pem, script_cert) = certificate(&path, "scripts");
+    let mut options = EmulatorOptions::default();
+    options.wsus.signing_pem = signing.then(|| wsus_pem.clone());
+    options.wsus.groups = vec!["Pilot".into(), "Broad".into()];
+    options.wsus.all_signed = true;
+    options.wsus.trusted_script_signers = vec![der(&script_cert)];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = emulate::serve(listener, PlatformType::Wsus, &path.join("wsus.json"), options).unwrap();
+    Server { _dir: dir, dir: path, base, signing_cert: wsus_cert, script_pem }
+}
+
+fn name() -> ObjectName {
+    ObjectName::new("wsus-test").unwrap()
+}
+
+fn transport(s: &Server) -> Arc<dyn Transport> {
+    Arc::new(HttpTransport::new(name(), s.base.clone()).unwrap())
+}
+
+fn client(s: &Server) -> WsusClient {
+    let signer =
+        CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now())
+            .unwrap();
+    WsusClient::new(name(), transport(s)).with_script_signing(ScriptSigning::Signed(signer))
+}
+
+fn installer_file(version: &str) -> &'static str {
+    match version {
+        "1.0" => "mozilla.firefox-128.0.3-x64.msi",
+        _ => "mozilla.firefox-131.0.2-x64.msi",
+    }
+}
+
+fn bytes(version: &str) -> Vec<u8> {
+    std::fs::read(common::workspace_root().join("examples/catalog/installers").join(installer_file(version))).unwrap()
+}
+
+fn object(version: &str) -> DesiredObject {
+    let b = bytes(version);
+    let code = format!("{{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A0{}}}", if version == "1.0" { 1 } else { 2 });
+    DesiredObject {
+        marker: TrackingMarker {
+            managed_by: "patchops".into(),
+            product: ProductId::new("vendor.app").unwrap(),
+            version: version.into(),
+            commit: Some("0123456789abcdef".into()),
+            content_digest: Sha256::digest(&b),
+        },
+        fields: common::fields(&[
+            ("displayName", "Vendor App (x64)"),
+            ("publisher", "Vendor"),
+            ("version", version),
+            ("installerType", "msi"),
+            ("installCommand", &format!("msiexec /i \"{}\" /qn /norestart", installer_file(version))),
+            ("msiProductCode", &code),
+            ("wsus.classification", "securityUpdates"),
+        ]),
+        installer: Installer {
+            architecture: Architecture::X64,
+            installer_type: InstallerType::Msi,
+            url: format!("https://downloads.example.invalid/{}", installer_file(version)),
+            sha256: Sha256::digest(&b),
+            size: b.len() as u64,
+            silent_install: "/qn /norestart".into(),
+            silent_uninstall: None,
+            msi_product_code: Some(code),
+            detection: None,
+            success_codes: vec![3010],
+            scan: None,
+        },
+        description: "Vendor App, a test product".into(),
+        product_name: "Vendor App".into(),
+        homepage: Some("https://vendor.example.invalid/".into()),
+    }
+}
+
+fn verified(cache: &std::path::Path, version: &str) -> VerifiedContent {
+    let b = bytes(version);
+    ContentCache::new(cache)
+        .admit("test", &b, Expected { sha256: Sha256::digest(&b), size: b.len() as u64 })
+        .unwrap()
+}
+
+fn pilot(deadline: Option<&str>, restart: &str) -> Vec<DesiredAssignment> {
+    let mut f = vec![("intent", "required"), ("restart", restart)];
+    if let Some(d) = deadline {
+        f.push(("deadline", d));
+    }
+    vec![DesiredAssignment { group: "Pilot".into(), fields: common::fields(&f) }]
+}
+
+/// The signed CAB of an update, from the server's content folder.
+fn cab_of(s: &Server, package: &str) -> std::path::PathBuf {
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.dir.join("wsus.json")).unwrap()).unwrap();
+    let rel = state["updates"][package]["cab"].as_str().unwrap();
+    s.dir.join("wsus.content").join(rel)
+}
+
+#[tokio::test]
+async fn publish_update_and_retire_go_through_the_emulated_server() {
+    let s = server(true).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    assert!(c.observe().await.unwrap().objects.is_empty());
+
+    // Publish 1.0 and approve it for Pilot with a deadline.
+    let v1 = c.create(&object("1.0"), &verified(cache.path(), "1.0")).await.unwrap();
+    c.set_assignments(&v1, &pilot(Some("3days"), "suppress")).await.unwrap();
+    let seen = c.observe().await.unwrap();
+    assert_eq!(seen.objects.len(), 1);
+    let o = &seen.objects[0];
+    assert_eq!(o.id, v1);
+    let m = o.managed().expect("the marker reads back");
+    assert_eq!((m.version.as_str(), m.commit.as_deref()), ("1.0", Some("0123456789abcdef")));
+    assert_eq!(o.fields.get("displayName"), Some("Vendor App (x64)"));
+    assert_eq!(o.fields.get("installCommand"), Some("msiexec /i \"mozilla.firefox-128.0.3-x64.msi\" /qn /norestart"));
+    assert_eq!(o.fields.get("wsus.classification"), Some("securityUpdates"));
+    assert_eq!(o.fields.get("sha256").map(str::to_string), Some(Sha256::digest(&bytes("1.0")).to_string()));
+    assert_eq!(o.assignments.len(), 1);
+    assert_eq!(o.assignments[0].group, "Pilot");
+    assert_eq!(o.assignments[0].fields.get("deadline"), Some("3days"));
+    assert_eq!(o.assignments[0].fields.get("restart"), Some("suppress"));
+
+    // The server wrapped the installer in a CAB signed with its WSUS certificate.
+    let cab = cab_of(&s, &v1);
+    reconciler::authenticode::verify(&cab, &s.signing_cert).expect("osslsigncode verifies the CAB");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("cabextract").arg("-q").arg("-d").arg(out_dir.path()).arg(&cab).output().expect("cabextract");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(out_dir.path().join(installer_file("1.0"))).unwrap(), bytes("1.0"));
+
+    // Publishing the same version again finds the update instead of adding one.
+    assert_eq!(c.create(&object("1.0"), &verified(cache.path(), "1.0")).await.unwrap(), v1);
+
+    // An update: 2.0 is a new package superseding 1.0 (a metadata-only revision of 2.0).
+    let v2 = c.create(&object("2.0"), &verified(cache.path(), "2.0")).await.unwrap();
+    assert_ne!(v1, v2);
+    c.supersede(&v2, &v1).await.unwrap();
+    c.set_assignments(&v2, &pilot(None, "basedOnReturnCode")).await.unwrap();
+    c.delete(&v1).await.unwrap();
+    let seen = c.observe().await.unwrap();
+    assert_eq!(seen.objects.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec![v2.as_str()], "1.0 is expired");
+    let rel = &seen.objects[0].relationships;
+    assert_eq!(rel.len(), 1);
+    assert_eq!((rel[0].kind.as_str(), rel[0].target.as_str()), ("supersedence:update", v1.as_str()));
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.dir.join("wsus.json")).unwrap()).unwrap();
+    assert_eq!(state["updates"][&v1]["expired"], true);
+    assert_eq!(state["updates"][&v2]["revision"], 2, "the supersedence was a revision");
+
+    // Retiring by declining keeps the package, without approvals.
+    let declining = client(&s).with_retire(WsusRetire::Decline);
+    declining.observe().await.unwrap();
+    declining.delete(&v2).await.unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.dir.join("wsus.json")).unwrap()).unwrap();
+    assert_eq!((state["updates"][&v2]["declined"].as_bool(), state["updates"][&v2]["expired"].as_bool()), (Some(true), Some(false)));
+    assert!(c.observe().await.unwrap().objects.is_empty());
+}
+
+#[tokio::test]
+async fn content_that_is_not_the_catalogs_never_reaches_the_server() {
+    let s = server(true).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    // The catalog says 1.0's digest; the content handed over is 2.0's.
+    let err = c.create(&object("1.0"), &verified(cache.path(), "2.0")).await.unwrap_err().to_string();
+    common::assert_contains(&err, "publishing the update failed: content ");
+    common::assert_contains(&err, "does not match the marker's digest");
+    assert!(c.observe().await.unwrap().objects.is_empty());
+    // The only requests that reached the server were listings: no content was ever staged.
+    assert!(!s.dir.join("wsus.content").exists(), "no CAB was made");
+    let left = std::fs::read_dir(s.dir.join("wsus.staging")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no staging folder is left");
+}
+
+/// Runs a publish request by hand with `content` staged under the SDP's file name.
+async fn publish_by_hand(s: &Server, sdp: &Sdp, content: &[u8], signed: bool) -> reconciler::platform::wsus::transport::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let id = sdp.package_id.to_string();
+    std::fs::write(dir.path().join("u.sdp.xml"), sdp.to_xml()).unwrap();
+    std::fs::write(dir.path().join(&sdp.origin.file_name), content).unwrap();
+    let req = Request::Publish { package_id: id, sdp: "u.sdp.xml".into(), content: sdp.origin.file_name.clone() };
+    let script = request::script(&req, "by hand");
+    let text = if signed {
+        let signer = CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now()).unwrap();
+        signer.sign_script(script).unwrap().text().to_string()
+    } else {
+        script.text().to_string()
+    };
+    transport(s)
+        .run(Run {
+            id: "by-hand".into(),
+            script_name: "p.ps1",
+            script: &text,
+            files: vec![
+                ("u.sdp.xml".into(), dir.path().join("u.sdp.xml")),
+                (sdp.origin.file_name.clone(), dir.path().join(&sdp.origin.file_name)),
+            ],
+        })
+        .await
+        .unwrap()
+}
+
+/// The SDP the client publishes for 1.0, read back from the server.
+async fn published_sdp(s: &Server) -> (String, Sdp) {
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(s);
+    let id = c.create(&object("1.0"), &verified(cache.path(), "1.0")).await.unwrap();
+    let content = c.published_content().await.unwrap();
+    (id, Sdp::parse(&content[0].sdp).unwrap())
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_binary_that_is_not_the_one_its_sdp_describes() {
+    let s = server(true).await;
+    let (_, mut sdp) = published_sdp(&s).await;
+    sdp.package_id = uuid::Uuid::from_u128(0xabc);
+    let mut tampered = bytes("1.0");
+    tampered[100] ^= 0xff;
+    let out = publish_by_hand(&s, &sdp, &tampered, true).await;
+    assert_eq!(out.exit_code, 1);
+    common::assert_contains(&out.stdout, "the file mozilla.firefox-128.0.3-x64.msi does not match the SDP's OriginFile: 9728 bytes with SHA-1 ");
+    let listed = client(&s).published_content().await.unwrap();
+    assert_eq!(listed.len(), 1, "only the genuine update is published");
+}
+
+#[tokio::test]
+async fn an_allsigned_server_refuses_an_unsigned_request_script() {
+    let s = server(true).await;
+    let c = WsusClient::new(name(), transport(&s));
+    let err = c.observe().await.unwrap_err().to_string();
+    common::assert_contains(&err, "is not digitally signed. You cannot run this script on the current system.");
+    common::assert_contains(&err, "the server runs PowerShell as AllSigned: set trust.scriptSigningCertificate");
+    // A script signed and then altered is refused too.
+    let (_, mut sdp) = published_sdp(&s).await;
+    sdp.package_id = uuid::Uuid::from_u128(0xdef);
+    let script = request::script(&Request::Observe, "observe");
+    let signer = CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now()).unwrap();
+    let altered = signer.sign_script(script).unwrap().text().replace("$Wsus.GetUpdates($scope)", "$Wsus.GetUpdates($scope) ");
+    let out = transport(&s).run(Run { id: "altered".into(), script_name: "o.ps1", script: &altered, files: vec![] }).await.unwrap();
+    assert_eq!(out.exit_code, 1);
+    common::assert_contains(&out.stderr, "might have been changed by an unauthorized user or process");
+}
+
+#[tokio::test]
+async fn publishing_without_a_signing_certificate_fails_and_leaves_nothing() {
+    let s = server(false).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    let err = c.create(&object("1.0"), &verified(cache.path(), "1.0")).await.unwrap_err().to_string();
+    common::assert_contains(&err, "Publishing failed: the server has no signing certificate for locally published updates");
+    assert!(c.observe().await.unwrap().objects.is_empty());
+    assert!(c.server_facts().await.unwrap().signing_certificate.is_none());
+}
+
+#[tokio::test]
+async fn sdp_documents_have_the_required_elements_and_namespaces() {
+    let s = server(true).await;
+    let (id, sdp) = published_sdp(&s).await;
+    let xml = sdp.to_xml();
+    let checked = reconciler::emulate::wsus::sdp_check::check(&xml).unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(checked.package_id, id);
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let sdp_ns = "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/SoftwareDistributionPackage.xsd";
+    let has = |ns: &str, name: &str| doc.descendants().any(|n| n.has_tag_name((ns, name)));
+    for element in ["Properties", "LocalizedProperties", "Title", "Description", "UpdateSpecificData", "IsInstallable", "InstallableItem", "ApplicabilityRules", "IsInstalled", "InstallProperties", "OriginFile", "AdditionalDigest"] {
+        assert!(has(sdp_ns, element), "sdp:{element} is missing:\n{xml}");
+    }
+    assert!(has("http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/MsiApplicabilityRules.xsd", "MsiProductInstalled"));
+    assert!(has("http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MsiInstallation.xsd", "MsiInstallerData"));
+    let origin = doc.descendants().find(|n| n.has_tag_name((sdp_ns, "OriginFile"))).unwrap();
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let sha1 = base64::engine::general_purpose::STANDARD.decode(origin.attribute("Digest").unwrap()).unwrap();
+    assert_eq!(sha1, sha1::Sha1::digest(bytes("1.0")).to_vec(), "Digest is the base64 SHA-1");
+    assert_eq!(origin.attribute("OriginUri"), Some("https://downloads.example.invalid/mozilla.firefox-128.0.3-x64.msi"));
+    // Real vendor SDPs pass the same checks.
+    for sample in ["dell-dsia-msi.xml", "dell-realtek-audio-cmdline.xml"] {
+        let path = common::workspace_root().join("../shared/reference/samples/sdp").join(sample);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        reconciler::emulate::wsus::sdp_check::check(&text).unwrap_or_else(|p| panic!("{sample}: {p:?}"));
+    }
+}

@@ -139,9 +139,7 @@ fn object(version: &str) -> DesiredObject {
 
 fn verified(cache: &std::path::Path, version: &str) -> VerifiedContent {
     let b = bytes(version);
-    ContentCache::new(cache)
-        .admit("test", &b, Expected { sha256: Sha256::digest(&b), size: b.len() as u64 })
-        .unwrap()
+    ContentCache::new(cache).admit("test", &b, Expected { sha256: Sha256::digest(&b), size: b.len() as u64 }).unwrap()
 }
 
 fn pilot(deadline: Option<&str>, restart: &str) -> Vec<DesiredAssignment> {
@@ -188,7 +186,13 @@ async fn publish_update_and_retire_go_through_the_emulated_server() {
     let cab = cab_of(&s, &v1);
     reconciler::authenticode::verify(&cab, &s.signing_cert).expect("osslsigncode verifies the CAB");
     let out_dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("cabextract").arg("-q").arg("-d").arg(out_dir.path()).arg(&cab).output().expect("cabextract");
+    let out = std::process::Command::new("cabextract")
+        .arg("-q")
+        .arg("-d")
+        .arg(out_dir.path())
+        .arg(&cab)
+        .output()
+        .expect("cabextract");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(out_dir.path().join(installer_file("1.0"))).unwrap(), bytes("1.0"));
 
@@ -215,7 +219,10 @@ async fn publish_update_and_retire_go_through_the_emulated_server() {
     declining.observe().await.unwrap();
     declining.delete(&v2).await.unwrap();
     let state: serde_json::Value = serde_json::from_slice(&std::fs::read(s.dir.join("wsus.json")).unwrap()).unwrap();
-    assert_eq!((state["updates"][&v2]["declined"].as_bool(), state["updates"][&v2]["expired"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (state["updates"][&v2]["declined"].as_bool(), state["updates"][&v2]["expired"].as_bool()),
+        (Some(true), Some(false))
+    );
     assert!(c.observe().await.unwrap().objects.is_empty());
 }
 
@@ -236,7 +243,12 @@ async fn content_that_is_not_the_catalogs_never_reaches_the_server() {
 }
 
 /// Runs a publish request by hand with `content` staged under the SDP's file name.
-async fn publish_by_hand(s: &Server, sdp: &Sdp, content: &[u8], signed: bool) -> reconciler::platform::wsus::transport::Output {
+async fn publish_by_hand(
+    s: &Server,
+    sdp: &Sdp,
+    content: &[u8],
+    signed: bool,
+) -> reconciler::platform::wsus::transport::Output {
     let dir = tempfile::tempdir().unwrap();
     let id = sdp.package_id.to_string();
     std::fs::write(dir.path().join("u.sdp.xml"), sdp.to_xml()).unwrap();
@@ -244,7 +256,12 @@ async fn publish_by_hand(s: &Server, sdp: &Sdp, content: &[u8], signed: bool) ->
     let req = Request::Publish { package_id: id, sdp: "u.sdp.xml".into(), content: sdp.origin.file_name.clone() };
     let script = request::script(&req, "by hand");
     let text = if signed {
-        let signer = CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now()).unwrap();
+        let signer = CodeSigner::new(
+            &SecretRef::File(s.script_pem.display().to_string()),
+            &Secrets::with_env(|_| None),
+            Utc::now(),
+        )
+        .unwrap();
         signer.sign_script(script).unwrap().text().to_string()
     } else {
         script.text().to_string()
@@ -281,7 +298,10 @@ async fn the_server_refuses_a_binary_that_is_not_the_one_its_sdp_describes() {
     tampered[100] ^= 0xff;
     let out = publish_by_hand(&s, &sdp, &tampered, true).await;
     assert_eq!(out.exit_code, 1);
-    common::assert_contains(&out.stdout, "the file mozilla.firefox-128.0.3-x64.msi does not match the SDP's OriginFile: 9728 bytes with SHA-1 ");
+    common::assert_contains(
+        &out.stdout,
+        "the file mozilla.firefox-128.0.3-x64.msi does not match the SDP's OriginFile: 9728 bytes with SHA-1 ",
+    );
     let listed = client(&s).published_content().await.unwrap();
     assert_eq!(listed.len(), 1, "only the genuine update is published");
 }
@@ -297,9 +317,15 @@ async fn an_allsigned_server_refuses_an_unsigned_request_script() {
     let (_, mut sdp) = published_sdp(&s).await;
     sdp.package_id = uuid::Uuid::from_u128(0xdef);
     let script = request::script(&Request::Observe, "observe");
-    let signer = CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now()).unwrap();
-    let altered = signer.sign_script(script).unwrap().text().replace("$Wsus.GetUpdates($scope)", "$Wsus.GetUpdates($scope) ");
-    let out = transport(&s).run(Run { id: "altered".into(), script_name: "o.ps1", script: &altered, files: vec![] }).await.unwrap();
+    let signer =
+        CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now())
+            .unwrap();
+    let altered =
+        signer.sign_script(script).unwrap().text().replace("$Wsus.GetUpdates($scope)", "$Wsus.GetUpdates($scope) ");
+    let out = transport(&s)
+        .run(Run { id: "altered".into(), script_name: "o.ps1", script: &altered, files: vec![] })
+        .await
+        .unwrap();
     assert_eq!(out.exit_code, 1);
     common::assert_contains(&out.stderr, "might have been changed by an unauthorized user or process");
 }
@@ -310,7 +336,10 @@ async fn publishing_without_a_signing_certificate_fails_and_leaves_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let c = client(&s);
     let err = c.create(&object("1.0"), &verified(cache.path(), "1.0")).await.unwrap_err().to_string();
-    common::assert_contains(&err, "Publishing failed: the server has no signing certificate for locally published updates");
+    common::assert_contains(
+        &err,
+        "Publishing failed: the server has no signing certificate for locally published updates",
+    );
     assert!(c.observe().await.unwrap().objects.is_empty());
     assert!(c.server_facts().await.unwrap().signing_certificate.is_none());
 }
@@ -325,17 +354,39 @@ async fn sdp_documents_have_the_required_elements_and_namespaces() {
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let sdp_ns = "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/SoftwareDistributionPackage.xsd";
     let has = |ns: &str, name: &str| doc.descendants().any(|n| n.has_tag_name((ns, name)));
-    for element in ["Properties", "LocalizedProperties", "Title", "Description", "UpdateSpecificData", "IsInstallable", "InstallableItem", "ApplicabilityRules", "IsInstalled", "InstallProperties", "OriginFile", "AdditionalDigest"] {
+    for element in [
+        "Properties",
+        "LocalizedProperties",
+        "Title",
+        "Description",
+        "UpdateSpecificData",
+        "IsInstallable",
+        "InstallableItem",
+        "ApplicabilityRules",
+        "IsInstalled",
+        "InstallProperties",
+        "OriginFile",
+        "AdditionalDigest",
+    ] {
         assert!(has(sdp_ns, element), "sdp:{element} is missing:\n{xml}");
     }
-    assert!(has("http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/MsiApplicabilityRules.xsd", "MsiProductInstalled"));
-    assert!(has("http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MsiInstallation.xsd", "MsiInstallerData"));
+    assert!(has(
+        "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/MsiApplicabilityRules.xsd",
+        "MsiProductInstalled"
+    ));
+    assert!(has(
+        "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MsiInstallation.xsd",
+        "MsiInstallerData"
+    ));
     let origin = doc.descendants().find(|n| n.has_tag_name((sdp_ns, "OriginFile"))).unwrap();
     use base64::Engine as _;
     use sha1::Digest as _;
     let sha1 = base64::engine::general_purpose::STANDARD.decode(origin.attribute("Digest").unwrap()).unwrap();
     assert_eq!(sha1, sha1::Sha1::digest(bytes("1.0")).to_vec(), "Digest is the base64 SHA-1");
-    assert_eq!(origin.attribute("OriginUri"), Some("https://downloads.example.invalid/mozilla.firefox-128.0.3-x64.msi"));
+    assert_eq!(
+        origin.attribute("OriginUri"),
+        Some("https://downloads.example.invalid/mozilla.firefox-128.0.3-x64.msi")
+    );
     // Real vendor SDPs pass the same checks.
     for sample in ["dell-dsia-msi.xml", "dell-realtek-audio-cmdline.xml"] {
         let path = common::workspace_root().join("../shared/reference/samples/sdp").join(sample);

@@ -338,6 +338,8 @@ pub struct SignatureCheck {
     pub chain_trusted: bool,
     /// The signer's subject and serial, as osslsigncode prints them (`/CN=…`, hex).
     pub signer: Option<(String, String)>,
+    /// Whether the signer's certificate is self-signed (its issuer is its subject).
+    pub self_signed: bool,
     /// Whether a timestamp countersignature is present.
     pub timestamped: bool,
     /// osslsigncode's reason when the chain did not verify (such as `self-signed certificate`
@@ -374,13 +376,14 @@ pub fn inspect(file: &Path, roots_pem: &Path, at: DateTime<Utc>) -> Result<Signa
         (Some(subject), Some(serial)) => Some((subject, serial)),
         _ => None,
     };
+    let self_signed = matches!((&signer, field("Issuer")), (Some((subject, _)), Some(issuer)) if *subject == issuer);
     let timestamped = signed && !text.contains("Timestamp is not available");
     let chain_error = if chain_trusted {
         None
     } else {
         text.lines().map(str::trim).find_map(|l| l.strip_prefix("Error:")).map(|e| e.trim().to_string())
     };
-    Ok(SignatureCheck { signed, digest_matches, chain_trusted, signer, timestamped, chain_error })
+    Ok(SignatureCheck { signed, digest_matches, chain_trusted, signer, self_signed, timestamped, chain_error })
 }
 
 /// A certificate's subject and serial as osslsigncode prints a signer (`/CN=…/O=…`, upper-case

@@ -99,13 +99,13 @@ impl WindowsClient {
                     result: if c.chain_trusted || expired {
                         Ok(format!("{signer} chains to a trusted root"))
                     } else if c.signed && c.digest_matches {
-                        let reason = c.chain_error.clone().unwrap_or_else(|| "the chain did not verify".into());
-                        let hint = if reason.contains("self-signed") || reason.contains("self signed") {
-                            "; a self-signed WSUS certificate must be in Trusted Root Certification Authorities as well as Trusted Publishers"
+                        let why = if c.self_signed {
+                            format!("{signer} is self-signed and not in Trusted Root Certification Authorities; a self-signed WSUS certificate must be there as well as in Trusted Publishers")
                         } else {
-                            "; put the issuing CA's certificate in Trusted Root Certification Authorities"
+                            let reason = c.chain_error.clone().unwrap_or_else(|| "the chain did not verify".into());
+                            format!("{signer}: {reason}; put the issuing CA's certificate in Trusted Root Certification Authorities")
                         };
-                        Err((format!("{signer}: {reason}{hint}"), "0x800B0109"))
+                        Err((why, "0x800B0109"))
                     } else {
                         Err(("not checked: the signature itself failed".into(), "0x80096010"))
                     },

@@ -226,3 +226,30 @@ fn in_dir<T>(dir: &std::path::Path, f: impl FnOnce() -> T) -> T {
     std::env::set_current_dir(before).unwrap();
     out
 }
+
+#[test]
+fn an_adminservice_account_without_the_roles_it_needs_is_named_by_doctor() {
+    let a = Applied::new();
+    // The site, reached by URL like a real SMS Provider, knows the account with one role only.
+    let mut options = reconciler::emulate::EmulatorOptions::default();
+    options.configmgr.site_id = "5F3E0A11-7C2B-4D1E-9A8F-0123456789AB".into();
+    options.configmgr.admins = vec![reconciler::emulate::configmgr::Admin {
+        logon: "CONTOSO\\svc-patchops".into(),
+        password: "EXAMPLE-ONLY-not-a-secret".into(),
+        roles: vec!["Read-only Analyst".into()],
+    }];
+    let site =
+        reconciler::emulate::configmgr::Emulator::open(&a.dir.path().join("site.json"), options.configmgr).unwrap();
+    let url = common::serve_on_loopback(reconciler::emulate::configmgr::router(std::sync::Arc::new(site)));
+    let share = a.dir.path().join("share").display().to_string();
+    a.edit_platforms(
+        "  endpoint: embedded\n  auth:\n    username: CONTOSO",
+        &format!("  endpoint: {url}/AdminService\n  configmgr:\n    contentShare: {{ unc: '\\\\cm01\\patchops', localPath: {share} }}\n  auth:\n    username: CONTOSO"),
+    );
+    let run = a.run(&["doctor", "--platform", "configmgr-hq"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_contains(&run.stdout, "✓ AdminService: signed in as CONTOSO\\svc-patchops");
+    assert_contains(&run.stdout, "✗ role: create and manage applications: CONTOSO\\svc-patchops has Read-only Analyst");
+    assert_contains(&run.stdout, "fix: add the security role Application Author (or Application Administrator) to CONTOSO\\svc-patchops in Administration > Security > Administrative Users");
+    assert_contains(&run.stdout, "✗ role: deploy applications: CONTOSO\\svc-patchops has Read-only Analyst");
+}

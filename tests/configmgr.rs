@@ -1,0 +1,362 @@
+//! Configuration Manager applications through the emulated AdminService over loopback, with the
+//! real client: content on the site's share, SDMPackageXML, revisions, supersedence,
+//! deployments, retirement, and the role-based access control refusals with their advice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use chrono::Utc;
+use reconciler::authenticode::CodeSigner;
+use reconciler::catalog::{Detection, Installer, Sha256};
+use reconciler::content::{ContentCache, Expected, VerifiedContent};
+use reconciler::emulate::{self, configmgr::Admin, EmulatorOptions};
+use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
+use reconciler::platform::configmgr::{ConfigMgrClient, Share};
+use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning, TrackingMarker};
+use serde_json::Value;
+
+const USER: &str = "CONTOSO\\svc-patchops";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Site {
+    dir: tempfile::TempDir,
+    base: url::Url,
+}
+
+impl Site {
+    fn share(&self) -> Share {
+        Share { unc: "\\\\cm01\\patchops$".into(), local: self.dir.path().join("share") }
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("site.json")).unwrap()).unwrap()
+    }
+}
+
+/// An emulated site with collections PO100012 and PO100013 and the user `USER` holding `roles`;
+/// AllSigned clients trusting `signer` when given.
+async fn site(roles: &[&str], all_signed_by: Option<Vec<u8>>) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = EmulatorOptions::default();
+    let s = &mut options.configmgr;
+    s.site_id = "5F3E0A11-7C2B-4D1E-9A8F-0123456789AB".into();
+    s.share_unc = "\\\\cm01\\patchops$".into();
+    s.share_local = dir.path().join("share");
+    s.collections = vec!["PO100012".into(), "PO100013".into()];
+    s.admins = vec![Admin {
+        logon: USER.into(),
+        password: PASSWORD.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    }];
+    s.all_signed_by = all_signed_by.map(|d| vec![d]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = emulate::serve(listener, PlatformType::Configmgr, &dir.path().join("site.json"), options).unwrap();
+    Site { dir, base }
+}
+
+fn client(s: &Site) -> ConfigMgrClient {
+    ConfigMgrClient::new(ObjectName::new("cm-test").unwrap(), s.base.clone(), s.share())
+        .unwrap()
+        .with_account(USER.into(), PASSWORD.into())
+}
+
+fn msi(version: &str) -> (&'static str, Vec<u8>) {
+    let file = if version == "1.0" { "mozilla.firefox-128.0.3-x64.msi" } else { "mozilla.firefox-131.0.2-x64.msi" };
+    (file, std::fs::read(common::workspace_root().join("examples/catalog/installers").join(file)).unwrap())
+}
+
+fn object(version: &str, title: &str) -> DesiredObject {
+    let (file, b) = msi(version);
+    let code = format!("{{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A0{}}}", if version == "1.0" { 1 } else { 2 });
+    DesiredObject {
+        marker: TrackingMarker {
+            managed_by: "patchops".into(),
+            product: ProductId::new("vendor.app").unwrap(),
+            version: version.into(),
+            commit: None,
+            content_digest: Sha256::digest(&b),
+        },
+        fields: common::fields(&[
+            ("displayName", title),
+            ("publisher", "Vendor"),
+            ("version", version),
+            ("installerType", "msi"),
+            ("installCommand", &format!("msiexec /i \"{file}\" /qn")),
+            ("uninstallCommand", &format!("msiexec /x {code} /qn")),
+            ("msiProductCode", &code),
+            ("configmgr.deliverAs", "application"),
+            ("configmgr.estimatedRuntimeMinutes", "5"),
+        ]),
+        installer: Installer {
+            architecture: Architecture::X64,
+            installer_type: InstallerType::Msi,
+            url: format!("installers/{file}"),
+            sha256: Sha256::digest(&b),
+            size: b.len() as u64,
+            silent_install: "/qn".into(),
+            silent_uninstall: None,
+            msi_product_code: Some(code),
+            detection: None,
+            success_codes: vec![],
+            scan: None,
+        },
+        description: "Vendor App".into(),
+        product_name: "Vendor App".into(),
+        homepage: None,
+    }
+}
+
+fn verified(cache: &std::path::Path, b: &[u8]) -> VerifiedContent {
+    ContentCache::new(cache).admit("test", b, Expected { sha256: Sha256::digest(b), size: b.len() as u64 }).unwrap()
+}
+
+fn deploy(group: &str, intent: &str, deadline: Option<&str>) -> DesiredAssignment {
+    let mut f = vec![("intent", intent), ("restart", "suppress")];
+    if let Some(d) = deadline {
+        f.push(("deadline", d));
+    }
+    DesiredAssignment { group: group.into(), fields: common::fields(&f) }
+}
+
+#[tokio::test]
+async fn publish_revise_supersede_deploy_and_retire_through_the_adminservice() {
+    let s = site(&["Application Author", "Application Deployment Manager"], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    assert!(c.observe().await.unwrap().objects.is_empty());
+
+    let (file, b1) = msi("1.0");
+    let v1 = c.create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b1)).await.unwrap();
+    c.set_assignments(&v1, &[deploy("PO100012", "required", Some("3days"))]).await.unwrap();
+    // The content is on the share, byte for byte, where the deployment type says.
+    let on_share: Vec<_> = walk(&s.dir.path().join("share")).into_iter().filter(|p| p.ends_with(file)).collect();
+    assert_eq!(on_share.len(), 1);
+    assert_eq!(std::fs::read(&on_share[0]).unwrap(), b1);
+
+    let seen = c.observe().await.unwrap();
+    let o = &seen.objects[0];
+    assert_eq!(o.id, v1);
+    assert_eq!(o.managed().map(|m| m.version.as_str()), Some("1.0"));
+    for (k, v) in [
+        ("displayName", "Vendor App (x64)"),
+        ("installerType", "msi"),
+        ("installCommand", "msiexec /i \"mozilla.firefox-128.0.3-x64.msi\" /qn"),
+        ("msiProductCode", "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A01}"),
+        ("configmgr.estimatedRuntimeMinutes", "5"),
+        ("size", "9728"),
+    ] {
+        assert_eq!(o.fields.get(k), Some(v), "{k}");
+    }
+    assert_eq!(o.assignments.len(), 1);
+    assert_eq!(o.assignments[0].group, "PO100012");
+    assert_eq!(o.assignments[0].fields.get("deadline"), Some("3days"));
+    assert_eq!(o.assignments[0].fields.get("restart"), Some("suppress"));
+    let state = s.state();
+    let revision_after_deploy = state["apps"][&v1]["revision"].as_u64().unwrap();
+
+    // A changed setting is a new revision of the same application.
+    c.reconfigure(&v1, &object("1.0", "Vendor App (x64, renamed)")).await.unwrap();
+    assert_eq!(s.state()["apps"][&v1]["revision"].as_u64(), Some(revision_after_deploy + 1));
+    assert_eq!(c.observe().await.unwrap().objects[0].fields.get("displayName"), Some("Vendor App (x64, renamed)"));
+
+    // A new version is a new application whose deployment type supersedes the old one.
+    let (_, b2) = msi("2.0");
+    let v2 = c.create(&object("2.0", "Vendor App (x64)"), &verified(cache.path(), &b2)).await.unwrap();
+    c.supersede(&v2, &v1).await.unwrap();
+    c.set_assignments(&v2, &[deploy("PO100012", "available", None)]).await.unwrap();
+    c.delete(&v1).await.unwrap();
+    let seen = c.observe().await.unwrap();
+    assert_eq!(seen.objects.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec![v2.as_str()], "1.0 is retired");
+    assert_eq!(seen.objects[0].assignments[0].fields.get("intent"), Some("available"));
+    // The superseded application is retired, so the relationship points at no live object.
+    let state = s.state();
+    assert_eq!(state["apps"][&v1]["expired"], true);
+    assert!(state["apps"][&v2]["sdm"].as_str().unwrap().contains("DeploymentTypeApplicationReference"));
+    assert!(state["assignments"].as_object().unwrap().values().all(|d| d["AssignedCIs"][0].to_string() == v2));
+}
+
+#[tokio::test]
+async fn an_account_without_an_authoring_role_is_told_which_role_it_needs() {
+    let s = site(&["Application Deployment Manager"], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    let (_, b) = msi("1.0");
+    let err = c.create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b)).await.unwrap_err().to_string();
+    common::assert_contains(&err, "platform `cm-test`: creating the application was refused (403): Access denied: CONTOSO\\svc-patchops (roles Application Deployment Manager) does not have permission to create applications");
+    common::assert_contains(&err, "the account CONTOSO\\svc-patchops needs the security role Application Author (or Application Administrator) on this site: add it in Administration > Security > Administrative Users");
+    assert!(c.observe().await.unwrap().objects.is_empty(), "nothing was created");
+}
+
+#[tokio::test]
+async fn an_account_without_a_deployment_role_is_told_which_role_it_needs() {
+    let s = site(&["Application Author"], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    let (_, b) = msi("1.0");
+    let id = c.create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b)).await.unwrap();
+    c.observe().await.unwrap();
+    let err = c.set_assignments(&id, &[deploy("PO100012", "required", None)]).await.unwrap_err().to_string();
+    common::assert_contains(&err, "creating a deployment was refused (403)");
+    common::assert_contains(
+        &err,
+        "needs the security role Application Deployment Manager (or Application Administrator)",
+    );
+    assert!(s.state()["assignments"].as_object().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_without_showing_it() {
+    let s = site(&["Full Administrator"], None).await;
+    let c = ConfigMgrClient::new(ObjectName::new("cm-test").unwrap(), s.base.clone(), s.share())
+        .unwrap()
+        .with_account(USER.into(), "wrong-password-123".into());
+    let err = c.observe().await.unwrap_err().to_string();
+    common::assert_contains(&err, "listing applications was refused (401)");
+    common::assert_contains(&err, "check auth.username (CONTOSO\\svc-patchops) and auth.password");
+    assert!(!err.contains("wrong-password-123"), "{err}");
+}
+
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, cert, both) = (dir.join("s.key"), dir.join("s.crt"), dir.join("s.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=patchops test scripts"])
+        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut pem = std::fs::read(&cert).unwrap();
+    pem.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    (both, cert)
+}
+
+fn exe_object(bytes: &[u8]) -> DesiredObject {
+    let mut o = object("1.0", "Vendor Tool (x64)");
+    o.marker.product = ProductId::new("vendor.tool").unwrap();
+    o.marker.content_digest = Sha256::digest(bytes);
+    o.fields = common::fields(&[
+        ("displayName", "Vendor Tool (x64)"),
+        ("publisher", "Vendor"),
+        ("version", "1.0"),
+        ("installerType", "exe"),
+        ("installCommand", "\"tool-setup.exe\" /S"),
+        ("configmgr.deliverAs", "application"),
+    ]);
+    o.installer = Installer {
+        architecture: Architecture::X64,
+        installer_type: InstallerType::Exe,
+        url: "installers/tool-setup.exe".into(),
+        sha256: Sha256::digest(bytes),
+        size: bytes.len() as u64,
+        silent_install: "/S".into(),
+        silent_uninstall: None,
+        msi_product_code: None,
+        detection: Some(Detection::Registry {
+            key: r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\VendorTool".into(),
+            value: "DisplayVersion".into(),
+            version: None,
+        }),
+        success_codes: vec![],
+        scan: None,
+    };
+    o
+}
+
+#[tokio::test]
+async fn an_allsigned_site_takes_only_signed_detection_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, cert) = certificate(dir.path());
+    let der = reconciler::authenticode::pem_certificates(&std::fs::read(&cert).unwrap()).unwrap().remove(0);
+    let s = site(&["Application Administrator"], Some(der)).await;
+    let cache = tempfile::tempdir().unwrap();
+    let bytes = b"MZ patchops test installer, not a real program".repeat(50);
+
+    // Unsigned: the site refuses the application.
+    let err = client(&s).create(&exe_object(&bytes), &verified(cache.path(), &bytes)).await.unwrap_err().to_string();
+    common::assert_contains(&err, "clients run PowerShell as AllSigned, but the detection script is not signed");
+
+    // Signed with the certificate the clients trust: created, and the stored script verifies.
+    let signer =
+        CodeSigner::new(&SecretRef::File(pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now()).unwrap();
+    let c = client(&s).with_script_signing(ScriptSigning::Signed(signer));
+    let id = c.create(&exe_object(&bytes), &verified(cache.path(), &bytes)).await.unwrap();
+    let sdm = s.state()["apps"][&id]["sdm"].as_str().unwrap().to_string();
+    let app = reconciler::platform::configmgr::sdm::Application::parse(&sdm).unwrap();
+    let reconciler::platform::configmgr::sdm::Detection::Script { body } = app.detection else {
+        panic!("a script detection")
+    };
+    assert!(body.contains("# SIG # Begin signature block"));
+    let script = dir.path().join("detect.ps1");
+    std::fs::write(&script, &body).unwrap();
+    reconciler::authenticode::verify(&script, &cert).expect("osslsigncode verifies the stored detection script");
+    assert!(sdm.starts_with("<?xml version=\"1.0\" encoding=\"utf-16\"?>"));
+    assert!(sdm.contains("<Technology>Script</Technology>") && sdm.contains("<Provider>Script</Provider>"));
+}
+
+#[tokio::test]
+async fn the_site_checks_sdmpackagexml_and_names_each_problem() {
+    let s = site(&["Full Administrator"], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    let (_, b) = msi("1.0");
+    let id = c.create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b)).await.unwrap();
+    let good = s.state()["apps"][&id]["sdm"].as_str().unwrap().to_string();
+    let post = |xml: String| {
+        let url = s.base.join("AdminService/wmi/SMS_Application").unwrap();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .basic_auth(USER, Some(PASSWORD))
+                .json(&serde_json::json!({ "SDMPackageXML": xml }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A copy under another logical name, so that it is not refused as an existing application.
+    let app_guid = good.split("LogicalName=\"Application_").nth(1).unwrap()[..36].to_string();
+    let fresh = |xml: &str| xml.replace(&app_guid, "00000000-0000-4000-8000-00000000abcd");
+    let wrong_ns = fresh(&good).replace(
+        "SystemCenterConfigurationManager/2009/AppMgmtDigest",
+        "SystemsCenterConfigurationManager/2009/AppMgmtDigest",
+    );
+    let resp = post(wrong_ns).await;
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    common::assert_contains(
+        body["error"]["message"].as_str().unwrap(),
+        "the AppMgmtDigest namespace is spelled SystemCenter, without the s",
+    );
+
+    let broken = fresh(&good)
+        .replace("encoding=\"utf-16\"", "encoding=\"utf-8\"")
+        .replace("<Provider>MSI</Provider>\n        <Content>", "<Provider>Script</Provider>\n        <Content>")
+        .replace("\\\\cm01\\patchops$", "\\\\elsewhere\\share");
+    let resp = post(broken).await;
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    for expected in [
+        "must start with an XML declaration with encoding=\"utf-16\"",
+        "InstallAction/Provider \"Script\" must equal the installer technology MSI",
+        "is not on the site's content share \\\\cm01\\patchops$",
+    ] {
+        common::assert_contains(message, expected);
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

@@ -173,7 +173,11 @@ async fn publish_revise_supersede_deploy_and_retire_through_the_adminservice() {
     let state = s.state();
     assert_eq!(state["apps"][&v1]["expired"], true);
     assert!(state["apps"][&v2]["sdm"].as_str().unwrap().contains("DeploymentTypeApplicationReference"));
-    assert!(state["assignments"].as_object().unwrap().values().all(|d| d["AssignedCIs"][0].to_string() == v2));
+    assert!(state["assignments"].as_object().unwrap().values().all(|d| d["AssignedCIs"][0]
+        .as_u64()
+        .map(|n| n.to_string())
+        .as_deref()
+        == Some(v2.as_str())));
 }
 
 #[tokio::test]

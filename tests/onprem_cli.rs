@@ -1,0 +1,188 @@
+//! `patchops apply` to embedded WSUS and ConfigMgr platforms from a real git repository: a
+//! product published ring by ring, updated to a new version (a new update or application that
+//! supersedes the old one, which is retired once no ring runs it), and retired — read back from
+//! the emulators' persisted state.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_contains, fleet_repo, patchops, Run};
+use serde_json::Value;
+
+fn apply(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["apply", "--path", "fleet", "--auto-approve"];
+    args.extend_from_slice(extra);
+    let run = patchops(dir, &args);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    run
+}
+
+fn state(dir: &Path, platform: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join(format!(".patchops/emulate/{platform}.json"))).unwrap()).unwrap()
+}
+
+/// (title, expired or declined, sorted approval groups) of every WSUS update.
+fn updates(dir: &Path) -> Vec<(String, bool, Vec<String>)> {
+    let s = state(dir, "wsus-onprem");
+    let mut out: Vec<_> = s["updates"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|u| {
+            let mut groups: Vec<String> =
+                u["approvals"].as_array().unwrap().iter().map(|a| a["group"].as_str().unwrap().to_string()).collect();
+            groups.sort();
+            (u["title"].as_str().unwrap().to_string(), u["expired"].as_bool().unwrap(), groups)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// (software version, retired, sorted collections) of every ConfigMgr application.
+fn applications(dir: &Path) -> Vec<(String, bool, Vec<String>)> {
+    let s = state(dir, "cm-onprem");
+    let mut out: Vec<_> = s["apps"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, a)| {
+            let mut groups: Vec<String> = s["assignments"]
+                .as_object()
+                .unwrap()
+                .values()
+                .filter(|d| d["AssignedCIs"][0].as_u64().map(|n| n.to_string()).as_deref() == Some(id.as_str()))
+                .map(|d| d["TargetCollectionID"].as_str().unwrap().to_string())
+                .collect();
+            groups.sort();
+            (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap(), groups)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// A code-signing certificate and key (one PEM) at `path`.
+fn certificate(path: &Path, name: &str) {
+    let dir = path.parent().unwrap();
+    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN=patchops test {name}"),
+        ])
+        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut pem = std::fs::read(&cert).unwrap();
+    pem.extend(std::fs::read(&key).unwrap());
+    std::fs::write(path, pem).unwrap();
+}
+
+fn product(version: &str) -> String {
+    format!(
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: {version}\n  targets:\n    - platform: wsus-onprem\n    - platform: cm-onprem\n      install: {{ deadline: 3d }}\n"
+    )
+}
+
+#[test]
+fn wsus_and_configmgr_publish_update_and_retire_from_the_fleet() {
+    let (repo, _k) = fleet_repo(1);
+    let secrets = tempfile::tempdir().unwrap();
+    let (signing, scripts) = (secrets.path().join("wsus-signing.pem"), secrets.path().join("scripts.pem"));
+    certificate(&signing, "wsus");
+    certificate(&scripts, "scripts");
+    std::fs::write(secrets.path().join("password"), "cm-password-not-shown").unwrap();
+    repo.write(
+        "fleet/platforms.yaml",
+        format!(
+            "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: wsus-onprem\nspec:\n  type: wsus\n  endpoint: embedded\n  trust:\n    signingCertificate: {{ file: {signing} }}\n    executionPolicy: allSigned\n    scriptSigningCertificate: {{ file: {scripts} }}\n---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: cm-onprem\nspec:\n  type: configmgr\n  endpoint: embedded\n  auth:\n    username: CONTOSO\\svc-patchops\n    password: {{ file: {password} }}\n",
+            signing = signing.display(),
+            scripts = scripts.display(),
+            password = secrets.path().join("password").display()
+        ),
+    );
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: wsus-onprem, group: Pilot }\n        - { platform: cm-onprem, group: PO100012 }\n    - name: broad\n      groups:\n        - { platform: wsus-onprem, group: Broad }\n        - { platform: cm-onprem, group: PO100013 }\n",
+    );
+    repo.write("fleet/products/app.yaml", product("\"1.0\""));
+    repo.commit("vendor.app 1.0 on WSUS and ConfigMgr");
+
+    let run = apply(repo.path(), &[]);
+    assert_contains(&run.stdout, "✓ publish app 1.0 on wsus-onprem / pilot");
+    assert_contains(&run.stdout, "✓ publish app 1.0 on cm-onprem / pilot");
+    let run = apply(repo.path(), &[]);
+    assert_contains(&run.stdout, "✓ publish app 1.0 on wsus-onprem / broad");
+    assert_contains(&run.stdout, "✓ publish app 1.0 on cm-onprem / broad");
+    assert_eq!(updates(repo.path()), vec![("Vendor App (x64) 1.0".into(), false, s(&["Broad", "Pilot"]))]);
+    assert_eq!(applications(repo.path()), vec![("1.0".into(), false, s(&["PO100012", "PO100013"]))]);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "nothing left to do:\n{}", run.stdout);
+
+    // Follow the latest version: pilot first, then broad; the old version goes when no ring runs it.
+    repo.write("fleet/products/app.yaml", product("latest"));
+    repo.commit("follow latest");
+    let run = apply(repo.path(), &[]);
+    assert_contains(&run.stdout, "✓ update app 2.0 on wsus-onprem / pilot");
+    assert_contains(&run.stdout, "✓ update app 2.0 on cm-onprem / pilot");
+    assert_eq!(
+        updates(repo.path()),
+        vec![
+            ("Vendor App (x64) 1.0".into(), false, s(&["Broad"])),
+            ("Vendor App (x64) 2.0".into(), false, s(&["Pilot"]))
+        ]
+    );
+    let run = apply(repo.path(), &[]);
+    assert_contains(&run.stdout, "✓ update app 2.0 on wsus-onprem / broad");
+    assert_eq!(
+        updates(repo.path()),
+        vec![
+            ("Vendor App (x64) 1.0".into(), true, s(&[])),
+            ("Vendor App (x64) 2.0".into(), false, s(&["Broad", "Pilot"]))
+        ],
+        "1.0 is expired"
+    );
+    assert_eq!(
+        applications(repo.path()),
+        vec![("1.0".into(), true, s(&[])), ("2.0".into(), false, s(&["PO100012", "PO100013"]))],
+        "the 1.0 application is retired"
+    );
+    let wsus = state(repo.path(), "wsus-onprem");
+    let new = wsus["updates"].as_object().unwrap().values().find(|u| u["title"] == "Vendor App (x64) 2.0").unwrap();
+    assert!(new["sdp"].as_str().unwrap().contains("<sdp:SupersededPackages>"), "2.0 supersedes 1.0");
+
+    // Retire the product (it is every managed object of both platforms: allowed explicitly).
+    repo.remove("fleet/products/app.yaml");
+    repo.commit("drop vendor.app");
+    let refused = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(refused.code, 1);
+    assert_contains(&refused.stderr, "platform wsus-onprem: 1 of its 1 managed objects would be retired");
+    let run = apply(repo.path(), &["--allow-mass-retire"]);
+    assert_contains(&run.stdout, "✓ retire vendor.app on wsus-onprem / broad");
+    assert_contains(&run.stdout, "✓ retire vendor.app on cm-onprem / broad");
+    assert!(updates(repo.path()).iter().all(|(_, expired, groups)| *expired && groups.is_empty()));
+    assert!(applications(repo.path()).iter().all(|(_, retired, groups)| *retired && groups.is_empty()));
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stdout.contains("cm-password-not-shown") && !run.stderr.contains("cm-password-not-shown"));
+}

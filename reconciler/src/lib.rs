@@ -18,7 +18,10 @@
 //!   [`catalog::UnverifiedCatalog::verify`] makes a [`catalog::VerifiedCatalog`];
 //! - [`content`] downloads installers and verifies SHA-256 and size while streaming: trust-chain
 //!   link 2; only it makes a [`content::VerifiedContent`];
-//! - [`platform`] observes what each platform holds, behind the [`platform::Platform`] trait;
+//! - [`platform`] observes and changes what each platform holds, behind the
+//!   [`platform::Platform`] trait (Intune through Graph, WSUS through generated PowerShell,
+//!   ConfigMgr through the AdminService); [`emulate`] serves emulators of all three;
+//! - [`doctor`] explains each platform's own trust (trust-chain link 4), link by link;
 //! - [`plan`] is pure: desired × verified catalog × observed → [`plan::Plan`], rendered by
 //!   [`plan::render`];
 //! - [`state`] remembers catalog serials (rollback protection) under `.patchops/`;

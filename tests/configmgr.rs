@@ -130,7 +130,8 @@ async fn publish_revise_supersede_deploy_and_retire_through_the_adminservice() {
     let v1 = c.create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b1)).await.unwrap();
     c.set_assignments(&v1, &[deploy("PO100012", "required", Some("3days"))]).await.unwrap();
     // The content is on the share, byte for byte, where the deployment type says.
-    let on_share: Vec<_> = walk(&s.dir.path().join("share")).into_iter().filter(|p| p.ends_with(file)).collect();
+    let on_share: Vec<_> =
+        common::walk(&s.dir.path().join("share")).into_iter().filter(|p| p.ends_with(file)).collect();
     assert_eq!(on_share.len(), 1);
     assert_eq!(std::fs::read(&on_share[0]).unwrap(), b1);
 
@@ -221,24 +222,6 @@ async fn a_wrong_password_is_refused_without_showing_it() {
     assert!(!err.contains("wrong-password-123"), "{err}");
 }
 
-fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (key, cert, both) = (dir.join("s.key"), dir.join("s.crt"), dir.join("s.pem"));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=patchops test scripts"])
-        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let mut pem = std::fs::read(&cert).unwrap();
-    pem.extend(std::fs::read(&key).unwrap());
-    std::fs::write(&both, pem).unwrap();
-    (both, cert)
-}
-
 fn exe_object(bytes: &[u8]) -> DesiredObject {
     let mut o = object("1.0", "Vendor Tool (x64)");
     o.marker.product = ProductId::new("vendor.tool").unwrap();
@@ -274,7 +257,7 @@ fn exe_object(bytes: &[u8]) -> DesiredObject {
 #[tokio::test]
 async fn an_allsigned_site_takes_only_signed_detection_scripts() {
     let dir = tempfile::tempdir().unwrap();
-    let (pem, cert) = certificate(dir.path());
+    let (pem, cert) = common::code_signing_certificate(dir.path(), "scripts");
     let der = reconciler::authenticode::pem_certificates(&std::fs::read(&cert).unwrap()).unwrap().remove(0);
     let s = site(&["Application Administrator"], Some(der)).await;
     let cache = tempfile::tempdir().unwrap();
@@ -351,16 +334,4 @@ async fn the_site_checks_sdmpackagexml_and_names_each_problem() {
     ] {
         common::assert_contains(message, expected);
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }

@@ -123,7 +123,8 @@ fn clients_without_the_intranet_signed_updates_policy_install_nothing() {
 fn a_cab_altered_after_signing_is_refused_by_the_client() {
     let a = Applied::new();
     let content = a.dir.path().join("state/emulate/wsus-hq.content");
-    let cabs: Vec<_> = walk(&content).into_iter().filter(|p| p.extension().is_some_and(|x| x == "cab")).collect();
+    let cabs: Vec<_> =
+        common::walk(&content).into_iter().filter(|p| p.extension().is_some_and(|x| x == "cab")).collect();
     assert!(!cabs.is_empty(), "published CABs");
     for cab in cabs {
         // A byte of the compressed installer, well inside the signed range.
@@ -201,18 +202,6 @@ fn a_server_signing_with_another_certificate_than_the_fleet_expects_is_named() {
     );
     assert_contains(&run.stdout, "not with the certificate in file:examples/secrets/EXAMPLE-ONLY-script-signing.pem");
     assert_contains(&run.stdout, "? trial install: no update published by patchops on this server yet");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 /// Runs `f` with the process's working directory at `dir` (tests in this file that do so are

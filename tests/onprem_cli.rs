@@ -69,35 +69,6 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// A code-signing certificate and key (one PEM) at `path`.
-fn certificate(path: &Path, name: &str) {
-    let dir = path.parent().unwrap();
-    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            &format!("/CN=patchops test {name}"),
-        ])
-        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let mut pem = std::fs::read(&cert).unwrap();
-    pem.extend(std::fs::read(&key).unwrap());
-    std::fs::write(path, pem).unwrap();
-}
-
 fn product(version: &str) -> String {
     format!(
         "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: {version}\n  targets:\n    - platform: wsus-onprem\n    - platform: cm-onprem\n      install: {{ deadline: 3d }}\n"
@@ -108,9 +79,8 @@ fn product(version: &str) -> String {
 fn wsus_and_configmgr_publish_update_and_retire_from_the_fleet() {
     let (repo, _k) = fleet_repo(1);
     let secrets = tempfile::tempdir().unwrap();
-    let (signing, scripts) = (secrets.path().join("wsus-signing.pem"), secrets.path().join("scripts.pem"));
-    certificate(&signing, "wsus");
-    certificate(&scripts, "scripts");
+    let (signing, _) = common::code_signing_certificate(secrets.path(), "wsus");
+    let (scripts, _) = common::code_signing_certificate(secrets.path(), "scripts");
     std::fs::write(secrets.path().join("password"), "cm-password-not-shown").unwrap();
     repo.write(
         "fleet/platforms.yaml",

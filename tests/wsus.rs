@@ -22,27 +22,6 @@ use reconciler::platform::wsus::transport::{HttpTransport, Run, Transport};
 use reconciler::platform::wsus::WsusClient;
 use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning, TrackingMarker};
 
-/// A self-signed code-signing certificate and key in one PEM (and the certificate alone).
-fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
-        .args(["-subj", &format!("/CN=patchops test {name}")])
-        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let both = dir.join(format!("{name}.pem"));
-    let mut pem = std::fs::read(&cert).unwrap();
-    pem.extend(std::fs::read(&key).unwrap());
-    std::fs::write(&both, pem).unwrap();
-    (both, cert)
-}
-
 fn der(cert: &std::path::Path) -> Vec<u8> {
     reconciler::authenticode::pem_certificates(&std::fs::read(cert).unwrap()).unwrap().remove(0)
 }
@@ -60,8 +39,8 @@ struct Server {
 async fn server(signing: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let (wsus_pem, wsus_cert) = certificate(&path, "wsus");
-    let (script_pem, script_cert) = certificate(&path, "scripts");
+    let (wsus_pem, wsus_cert) = common::code_signing_certificate(&path, "wsus");
+    let (script_pem, script_cert) = common::code_signing_certificate(&path, "scripts");
     let mut options = EmulatorOptions::default();
     options.wsus.signing_pem = signing.then(|| wsus_pem.clone());
     options.wsus.groups = vec!["Pilot".into(), "Broad".into()];

@@ -48,6 +48,7 @@ pub mod schema;
 pub mod script;
 pub mod source;
 pub mod state;
+mod xml;
 
 #[cfg(test)]
 mod testutil;

@@ -221,3 +221,38 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn fields(pairs: &[(&str, &str)]) -> reconciler::platform::FieldMap {
     pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
 }
+
+/// A self-signed code-signing certificate (RSA 2048, 30 days) made by `openssl`: returns the
+/// certificate and its key in one PEM, and the certificate alone.
+pub fn code_signing_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (key, cert, both) =
+        (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")), dir.join(format!("{name}.pem")));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
+        .args(["-subj", &format!("/CN=patchops test {name}")])
+        .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut pem = std::fs::read(&cert).expect("certificate");
+    pem.extend(std::fs::read(&key).expect("key"));
+    std::fs::write(&both, pem).expect("write the PEM");
+    (both, cert)
+}
+
+/// Every file below `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

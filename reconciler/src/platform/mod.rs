@@ -42,10 +42,26 @@ pub struct TrackingMarker {
     pub content_digest: Sha256,
 }
 
+/// The prefix of the marker's line in an object's notes or description.
+const MARKER_PREFIX: &str = "patchops:";
+
 impl TrackingMarker {
     /// Whether the marker says patchops manages the object.
     pub fn is_managed(&self) -> bool {
         self.managed_by == MANAGED_BY
+    }
+
+    /// The note patchops leaves on an object (Intune notes, the SDP description, ConfigMgr
+    /// administrator comments): a line for people, then `patchops:` and the marker as JSON.
+    pub fn note(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        format!("Published by patchops; changes made here are reverted on the next apply.\n{MARKER_PREFIX}{json}")
+    }
+
+    /// The marker on the last `patchops:` line of a note.
+    pub fn from_note(text: &str) -> Option<TrackingMarker> {
+        let line = text.lines().rev().find_map(|l| l.trim().strip_prefix(MARKER_PREFIX))?;
+        serde_json::from_str(line).ok()
     }
 }
 
@@ -329,6 +345,22 @@ pub struct DesiredObject {
     pub product_name: String,
     /// The vendor's page for the product, if the catalog names one.
     pub homepage: Option<String>,
+}
+
+impl DesiredObject {
+    /// Trust-chain link 2 again, at the hand-over: the content is the one the catalog (and so
+    /// the marker) describes.
+    pub fn check_content(&self, content: &crate::content::VerifiedContent) -> Result<(), String> {
+        if content.sha256() == self.marker.content_digest {
+            Ok(())
+        } else {
+            Err(format!(
+                "content {} does not match the marker's digest {}",
+                content.sha256(),
+                self.marker.content_digest
+            ))
+        }
+    }
 }
 
 /// One wanted deployment of an object.

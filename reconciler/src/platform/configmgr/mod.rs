@@ -45,9 +45,6 @@ use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
 use sdm::{Application, Detection, PostInstall, Technology};
 
-/// The prefix of the marker line in the administrator comments.
-const MARKER_PREFIX: &str = "patchops:";
-
 /// The namespace of patchops's logical names (UUID v5 of `configmgr/<platform>/…`).
 const NAMES: uuid::Uuid = uuid::Uuid::from_u128(0x2d4e_8a1f_93b7_4f02_b6c1_58e0_aa7d_3c19);
 
@@ -285,7 +282,6 @@ impl ConfigMgrClient {
                 ))
             }
         };
-        let marker = serde_json::to_string(&o.marker).map_err(|e| self.failed(building, e.to_string()))?;
         Ok(Application {
             scope: previous.map_or(scope, |p| p.scope.clone()),
             application: previous.map_or_else(|| logical("Application"), |p| p.application.clone()),
@@ -295,10 +291,7 @@ impl ConfigMgrClient {
             title: field("displayName"),
             publisher: field("publisher"),
             software_version: field("version"),
-            description: format!(
-                "{}\n\nPublished by patchops; changes made here are reverted on the next apply.\n{MARKER_PREFIX}{marker}",
-                o.description
-            ),
+            description: format!("{}\n\n{}", o.description, o.marker.note()),
             technology,
             location,
             file: (i.file_name().to_string(), i.size),
@@ -356,11 +349,6 @@ fn sha256_of(path: &std::path::Path) -> std::io::Result<crate::catalog::Sha256> 
         }
         h.update(&buf[..n]);
     }
-}
-
-fn marker_of(description: &str) -> Option<TrackingMarker> {
-    let line = description.lines().rev().find_map(|l| l.trim().strip_prefix(MARKER_PREFIX))?;
-    serde_json::from_str(line).ok()
 }
 
 /// The planner's fields of an application patchops published.
@@ -433,7 +421,7 @@ impl Platform for ConfigMgrClient {
         crate::intern::with_interner(|| {
             for (ci, entry, app) in &apps {
                 let model = entry["ModelName"].as_str().unwrap_or_default();
-                let marker = app.as_ref().and_then(|a| marker_of(&a.description));
+                let marker = app.as_ref().and_then(|a| TrackingMarker::from_note(&a.description));
                 let fields = match (app, &marker) {
                     (Some(a), Some(m)) => fields_of(a, m),
                     _ => FieldMap::default(),
@@ -497,16 +485,7 @@ impl Platform for ConfigMgrClient {
     }
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
-        if content.sha256() != object.marker.content_digest {
-            return Err(self.failed(
-                "creating the application",
-                format!(
-                    "content {} does not match the marker's digest {}",
-                    content.sha256(),
-                    object.marker.content_digest
-                ),
-            ));
-        }
+        object.check_content(content).map_err(|e| self.failed("creating the application", e))?;
         if object.fields.get("configmgr.deliverAs") == Some("softwareUpdate") {
             return Err(self.failed(
                 "creating the application",

@@ -11,8 +11,6 @@
 //! Namespaces: the digest's is `…/SystemCenterConfigurationManager/2009/AppMgmtDigest` (no "s"
 //! in SystemCenter); the rules' are spelled `SystemsCenter…`.
 
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-
 /// The AppMgmtDigest namespace.
 pub const DIGEST_NS: &str = "http://schemas.microsoft.com/SystemCenterConfigurationManager/2009/AppMgmtDigest";
 /// The rules namespace (supersedence), with its historical "Systems".
@@ -158,31 +156,13 @@ pub struct Application {
     pub supersedes: Vec<DeploymentTypeRef>,
 }
 
-struct Xml(quick_xml::Writer<Vec<u8>>);
+/// SDM `Arg` elements.
+trait Args {
+    fn arg(&mut self, name: &str, ty: &str, value: &str);
+    fn codes(&mut self, name: &str, codes: &[i32]);
+}
 
-impl Xml {
-    fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
-        let mut e = BytesStart::new(name);
-        for a in attrs {
-            e.push_attribute(*a);
-        }
-        let _ = self.0.write_event(Event::Start(e));
-    }
-    fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) {
-        let mut e = BytesStart::new(name);
-        for a in attrs {
-            e.push_attribute(*a);
-        }
-        let _ = self.0.write_event(Event::Empty(e));
-    }
-    fn close(&mut self, name: &str) {
-        let _ = self.0.write_event(Event::End(BytesEnd::new(name)));
-    }
-    fn text(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
-        self.open(name, attrs);
-        let _ = self.0.write_event(Event::Text(BytesText::new(text)));
-        self.close(name);
-    }
+impl Args for crate::xml::XmlWriter {
     fn arg(&mut self, name: &str, ty: &str, value: &str) {
         self.text("Arg", &[("Name", name), ("Type", ty)], value);
     }
@@ -198,8 +178,7 @@ impl Xml {
 impl Application {
     /// The document (declared utf-16, as the SMS Provider stores it; sent as a JSON string).
     pub fn to_xml(&self) -> String {
-        let mut x = Xml(quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2));
-        let _ = x.0.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-16"), None)));
+        let mut x = crate::xml::XmlWriter::new("utf-16");
         x.open("AppMgmtDigest", &[("xmlns", DIGEST_NS), ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")]);
         let v = self.version.to_string();
         let app_attrs = [
@@ -332,7 +311,7 @@ impl Application {
         }
         x.close("DeploymentType");
         x.close("AppMgmtDigest");
-        String::from_utf8_lossy(&x.0.into_inner()).into_owned()
+        x.finish()
     }
 
     /// Reads back a document patchops wrote.

@@ -56,9 +56,6 @@ const MAX_RENEWALS: u32 = 3;
 /// How long to wait for an asynchronous upload or commit state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The prefix of the marker line in `notes`.
-const MARKER_PREFIX: &str = "patchops:";
-
 /// A Graph client for one Intune tenant.
 #[derive(Debug, Clone)]
 pub struct IntuneClient {
@@ -221,7 +218,6 @@ impl IntuneClient {
             crate::model::Architecture::Arm64 => "arm64",
             crate::model::Architecture::Neutral => "x86,x64,arm64",
         };
-        let marker = serde_json::to_string(&o.marker).unwrap_or_default();
         let mut body = json!({
             "@odata.type": "#microsoft.graph.win32LobApp",
             "displayName": get("displayName"),
@@ -249,7 +245,7 @@ impl IntuneClient {
                 { "@odata.type": "#microsoft.graph.win32LobAppReturnCode", "returnCode": 1641, "type": "hardReboot" },
                 { "@odata.type": "#microsoft.graph.win32LobAppReturnCode", "returnCode": 1618, "type": "retry" },
             ],
-            "notes": format!("Published by patchops; changes made here are reverted on the next apply.\n{MARKER_PREFIX}{marker}"),
+            "notes": o.marker.note(),
         });
         if i.installer_type == InstallerType::Msi {
             body["msiInformation"] = json!({
@@ -558,9 +554,7 @@ fn urlencode(s: &str) -> String {
 
 /// Reads the marker line of `notes`.
 fn marker_of(app: &Value) -> Option<TrackingMarker> {
-    let notes = app["notes"].as_str()?;
-    let line = notes.lines().find_map(|l| l.trim().strip_prefix(MARKER_PREFIX))?;
-    serde_json::from_str(line).ok()
+    TrackingMarker::from_note(app["notes"].as_str()?)
 }
 
 fn observed_of(app: &Value) -> ObservedObject {
@@ -687,17 +681,7 @@ impl Platform for IntuneClient {
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
         // The catalog's digest and the verified content must agree; the marker carries it.
-        if content.sha256() != object.marker.content_digest {
-            return Err(PlatformError::Failed {
-                platform: self.name.clone(),
-                operation: "creating the app".into(),
-                message: format!(
-                    "content {} does not match the marker's digest {}",
-                    content.sha256(),
-                    object.marker.content_digest
-                ),
-            });
-        }
+        object.check_content(content).map_err(|e| self.failed("creating the app", e))?;
         let mut body = self.app_body(object)?;
         body["rules"] = Value::Array(self.rules(object).await?);
         let created = self

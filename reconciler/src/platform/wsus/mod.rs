@@ -47,9 +47,6 @@ use request::{Approval, Request};
 use sdp::{Classification, Handler, InstalledRule, OriginFile, Processor, RebootBehavior, Sdp};
 use transport::{Run, Transport};
 
-/// The prefix of the marker line in the SDP `Description`.
-const MARKER_PREFIX: &str = "patchops:";
-
 /// The namespace of patchops's PackageIDs (UUID v5 names are `wsus/<platform>/<product>/…`).
 const PACKAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2b8e_4d0a_4c55_9a7e_3b52_d1e0_7a41);
 
@@ -196,7 +193,7 @@ impl WsusClient {
         let mut out = Vec::new();
         for u in v["updates"].as_array().into_iter().flatten() {
             let sdp = u["sdp"].as_str().unwrap_or_default();
-            let managed = Sdp::parse(sdp).ok().and_then(|s| marker_of(&s.description)).is_some();
+            let managed = Sdp::parse(sdp).ok().and_then(|s| TrackingMarker::from_note(&s.description)).is_some();
             if !managed || u["publicationState"] == "Expired" || u["isDeclined"] == true {
                 continue;
             }
@@ -342,7 +339,6 @@ impl WsusClient {
         };
         let classification =
             Classification::from_fleet(&field("wsus.classification")).unwrap_or(Classification::Updates);
-        let marker = serde_json::to_string(&o.marker).map_err(|e| self.failed(building, e.to_string()))?;
         let now = chrono::Utc::now();
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(o.marker.content_digest.to_string(), &mut sha256)
@@ -359,10 +355,7 @@ impl WsusClient {
             expired: false,
             more_info_url: o.homepage.clone(),
             title: format!("{} {version}", field("displayName")),
-            description: format!(
-                "{}\n\nPublished by patchops; changes made here are reverted on the next apply.\n{MARKER_PREFIX}{marker}",
-                o.description
-            ),
+            description: format!("{}\n\n{}", o.description, o.marker.note()),
             classification,
             processor: match i.architecture {
                 Architecture::X64 => Processor::X64,
@@ -370,7 +363,10 @@ impl WsusClient {
                 Architecture::X86 | Architecture::Neutral => Processor::Any,
             },
             supersedes: previous.map(|p| p.supersedes.clone()).unwrap_or_default(),
-            item_id: previous.map_or_else(|| uuid::Uuid::new_v5(&PACKAGE_NAMESPACE, format!("{package_id}/item").as_bytes()), |p| p.item_id),
+            item_id: previous.map_or_else(
+                || uuid::Uuid::new_v5(&PACKAGE_NAMESPACE, format!("{package_id}/item").as_bytes()),
+                |p| p.item_id,
+            ),
             installed,
             reboot: previous.map_or(RebootBehavior::CanRequestReboot, |p| p.reboot),
             handler,
@@ -401,12 +397,6 @@ impl WsusClient {
             self.failed(operation, format!("update {id} was not in the server's listing; observe the platform again"))
         })
     }
-}
-
-/// The marker on the last `patchops:` line of a description.
-fn marker_of(description: &str) -> Option<TrackingMarker> {
-    let line = description.lines().rev().find_map(|l| l.trim().strip_prefix(MARKER_PREFIX))?;
-    serde_json::from_str(line).ok()
 }
 
 /// SHA-1 of verified content, for `OriginFile/@Digest` (streamed: memory stays flat).
@@ -463,7 +453,7 @@ fn observed_of(u: &Value) -> Option<(ObservedObject, Known)> {
     let sdp = u["sdp"].as_str().and_then(|x| Sdp::parse(x).ok());
     let known =
         Known { sdp: sdp.clone(), expired: u["publicationState"] == "Expired", declined: u["isDeclined"] == true };
-    let marker = sdp.as_ref().and_then(|s| marker_of(&s.description));
+    let marker = sdp.as_ref().and_then(|s| TrackingMarker::from_note(&s.description));
     let fields = match (&sdp, &marker) {
         (Some(s), Some(m)) => fields_of(s, m),
         _ => FieldMap::default(),
@@ -538,16 +528,7 @@ impl Platform for WsusClient {
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
         // Trust-chain link 2, again at the hand-over: the content is the catalog's.
-        if content.sha256() != object.marker.content_digest {
-            return Err(self.failed(
-                "publishing the update",
-                format!(
-                    "content {} does not match the marker's digest {}",
-                    content.sha256(),
-                    object.marker.content_digest
-                ),
-            ));
-        }
+        object.check_content(content).map_err(|e| self.failed("publishing the update", e))?;
         self.check_signing().await?;
         let for_hash = content.clone();
         let sha1 = tokio::task::spawn_blocking(move || sha1_of(&for_hash))

@@ -14,7 +14,6 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 /// The namespace URI of each prefix (the CorporatePublishing namespaces are `http://`).
 pub const NAMESPACES: [(&str, &str); 8] = [
@@ -254,39 +253,10 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A small element writer over quick-xml (indentation, attributes, text).
-struct Xml(quick_xml::Writer<Vec<u8>>);
-
-impl Xml {
-    fn open(&mut self, name: &str, attrs: &[(&str, &str)]) {
-        let mut e = BytesStart::new(name);
-        for a in attrs {
-            e.push_attribute(*a);
-        }
-        let _ = self.0.write_event(Event::Start(e));
-    }
-    fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) {
-        let mut e = BytesStart::new(name);
-        for a in attrs {
-            e.push_attribute(*a);
-        }
-        let _ = self.0.write_event(Event::Empty(e));
-    }
-    fn close(&mut self, name: &str) {
-        let _ = self.0.write_event(Event::End(BytesEnd::new(name)));
-    }
-    fn text(&mut self, name: &str, text: &str) {
-        self.open(name, &[]);
-        let _ = self.0.write_event(Event::Text(BytesText::new(text)));
-        self.close(name);
-    }
-}
-
 impl Sdp {
     /// The document, UTF-8, namespaces declared on the root as in vendor SDPs.
     pub fn to_xml(&self) -> String {
-        let mut x = Xml(quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2));
-        let _ = x.0.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
+        let mut x = crate::xml::XmlWriter::new("utf-8");
         let mut root: Vec<(String, &str)> = vec![("SchemaVersion".into(), "1.2")];
         for (prefix, uri) in NAMESPACES {
             root.push((format!("xmlns:{prefix}"), uri));
@@ -307,15 +277,15 @@ impl Sdp {
             ],
         );
         if let Some(url) = &self.more_info_url {
-            x.text("sdp:MoreInfoUrl", url);
+            x.text("sdp:MoreInfoUrl", &[], url);
         }
-        x.text("sdp:ProductName", &self.product_name);
+        x.text("sdp:ProductName", &[], &self.product_name);
         x.close("sdp:Properties");
 
         x.open("sdp:LocalizedProperties", &[]);
-        x.text("sdp:Language", "en");
-        x.text("sdp:Title", &self.title);
-        x.text("sdp:Description", &self.description);
+        x.text("sdp:Language", &[], "en");
+        x.text("sdp:Title", &[], &self.title);
+        x.text("sdp:Description", &[], &self.description);
         x.close("sdp:LocalizedProperties");
 
         x.empty("sdp:UpdateSpecificData", &[("UpdateClassification", self.classification.sdp_name())]);
@@ -337,7 +307,7 @@ impl Sdp {
         if !self.supersedes.is_empty() {
             x.open("sdp:SupersededPackages", &[]);
             for id in &self.supersedes {
-                x.text("sdp:PackageID", &id.to_string());
+                x.text("sdp:PackageID", &[], &id.to_string());
             }
             x.close("sdp:SupersededPackages");
         }
@@ -422,15 +392,12 @@ impl Sdp {
                 ("OriginUri", &o.origin_uri),
             ],
         );
-        let sha256 = b64(&o.sha256);
-        x.open("sdp:AdditionalDigest", &[("Algorithm", "SHA256")]);
-        let _ = x.0.write_event(Event::Text(BytesText::new(&sha256)));
-        x.close("sdp:AdditionalDigest");
+        x.text("sdp:AdditionalDigest", &[("Algorithm", "SHA256")], &b64(&o.sha256));
         x.close("sdp:OriginFile");
-        x.text("sdp:Language", "en");
+        x.text("sdp:Language", &[], "en");
         x.close("sdp:InstallableItem");
         x.close("sdp:SoftwareDistributionPackage");
-        String::from_utf8_lossy(&x.0.into_inner()).into_owned()
+        x.finish()
     }
 
     /// Reads back a document patchops wrote. Documents other tools wrote are refused with the

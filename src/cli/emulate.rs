@@ -56,6 +56,11 @@ pub struct EmulateArgs {
     /// WSUS: run PowerShell as AllSigned, trusting scripts signed with this certificate (PEM).
     #[arg(long, value_name = "PEM")]
     pub all_signed_by: Option<PathBuf>,
+    /// WSUS: do not serve; run the request script staged at this path as the server's
+    /// PowerShell would (`-File`), print its output and exit with its code. A test server
+    /// reached over SSH uses this as its `powershell.exe`.
+    #[arg(long, value_name = "SCRIPT")]
+    pub run: Option<PathBuf>,
     /// ConfigMgr: a collection id (repeatable).
     #[arg(long = "collection", value_name = "ID")]
     pub collections: Vec<String>,
@@ -91,13 +96,6 @@ pub async fn run(args: EmulateArgs) -> u8 {
         EmulatedPlatform::Intune => PlatformType::Intune,
         EmulatedPlatform::Wsus => PlatformType::Wsus,
         EmulatedPlatform::Configmgr => PlatformType::Configmgr,
-    };
-    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            print_error(&format!("cannot listen on {}: {e}", args.listen));
-            return EXIT_ERROR;
-        }
     };
     let mut options = EmulatorOptions { throttle_every: args.throttle_every, ..EmulatorOptions::default() };
     for app in &args.apps {
@@ -152,6 +150,31 @@ pub async fn run(args: EmulateArgs) -> u8 {
             }
         }
     }
+    if let Some(script) = &args.run {
+        if ty != PlatformType::Wsus {
+            print_error("--run is for the WSUS emulator");
+            return EXIT_ERROR;
+        }
+        return match reconciler::emulate::wsus::Emulator::open(&args.state, options.wsus) {
+            Ok(server) => {
+                let (code, stdout, stderr) = server.run_staged(script);
+                print!("{stdout}");
+                eprint!("{stderr}");
+                u8::try_from(code).unwrap_or(1)
+            }
+            Err(e) => {
+                print_error(&e);
+                EXIT_ERROR
+            }
+        };
+    }
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            print_error(&format!("cannot listen on {}: {e}", args.listen));
+            return EXIT_ERROR;
+        }
+    };
     match emulate::serve(listener, ty, &args.state, options) {
         Ok(url) => {
             eprintln!(

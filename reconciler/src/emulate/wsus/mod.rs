@@ -272,6 +272,16 @@ fn request_of(script: &str) -> Option<Value> {
 }
 
 impl Emulator {
+    /// Runs a script staged in a folder of this machine, as PowerShell on the WSUS server runs
+    /// `-File script.ps1` (for a test server reached over SSH): returns exit code, standard
+    /// output and standard error. The staging folder is removed afterwards, as the script does.
+    pub fn run_staged(&self, script_path: &Path) -> (i32, String, String) {
+        let dir = script_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let r = self.execute(&dir, script_path);
+        let _ = std::fs::remove_dir_all(&dir);
+        (r.exit_code, r.stdout, r.stderr)
+    }
+
     /// Runs a staged script (blocking: signature checks and CAB signing run tools).
     fn execute(&self, dir: &Path, script_path: &Path) -> ScriptResult {
         let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

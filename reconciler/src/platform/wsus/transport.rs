@@ -261,8 +261,9 @@ impl Transport for SshTransport {
         })?;
 
         let mut mkdir = self.base(&self.settings.command, "-p")?;
+        let powershell = self.shell.first().map_or("powershell.exe", String::as_str);
         mkdir.arg(&self.destination).arg(format!(
-            "powershell.exe -NoProfile -NonInteractive -Command \"New-Item -ItemType Directory -Force -Path '{dir}' | Out-Null\""
+            "{powershell} -NoProfile -NonInteractive -Command \"New-Item -ItemType Directory -Force -Path '{dir}' | Out-Null\""
         ));
         let out = self.output("creating the staging folder", mkdir).await?;
         if !out.status.success() {

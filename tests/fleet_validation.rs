@@ -193,3 +193,37 @@ fn validate_prints_every_error_and_exits_1() {
     common::assert_contains(&run.stderr, "error: products/tool.yaml:8:17: Platform `nowhere` is not defined");
     common::assert_contains(&run.stderr, "the fleet has 2 errors; nothing was planned");
 }
+
+const ONPREM: &str = "---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: cm01\nspec:\n  type: configmgr\n  endpoint: embedded\n  configmgr: { softwareUpdatePoint: wsus01 }\n---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: wsus01\nspec:\n  type: wsus\n  endpoint: ssh://wsus01.example.invalid\n  auth: { username: patchops }\n---\napiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: onprem\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: cm01, group: PO100012 }\n        - { platform: wsus01, group: Pilot }\n";
+
+#[test]
+fn a_configmgr_software_update_is_sent_to_the_wsus_platform_of_its_update_point() {
+    let errs = errors(&[
+        ("onprem.yaml", ONPREM),
+        ("app.yaml", &product("  product: vendor.app\n  targets:\n    - platform: cm01\n      rollout: onprem\n      configmgr: { deliverAs: softwareUpdate }\n")),
+    ]);
+    assert_one(&errs, "app.yaml:10:31: third-party software updates reach Configuration Manager through WSUS, not through the AdminService");
+    assert!(errs[0].contains("target the WSUS Platform `wsus01` (this site's software update point)"), "{}", errs[0]);
+}
+
+#[test]
+fn on_premises_platforms_are_checked_for_their_own_settings() {
+    let bad = ONPREM
+        .replace("softwareUpdatePoint: wsus01", "softwareUpdatePoint: wsus02")
+        .replace("  auth: { username: patchops }\n", "")
+        .replace("ssh://wsus01.example.invalid", "ftp://wsus01");
+    let mut errs = errors(&[("onprem.yaml", &bad)]);
+    errs.sort();
+    let all = errs.join("\n");
+    for expected in [
+        "onprem.yaml:9:37: Platform `wsus02` is not defined",
+        "endpoint `ftp://wsus01` is not `embedded`, an ssh:// URL or an http(s) URL",
+    ] {
+        assert!(all.contains(expected), "{expected:?} not in\n{all}");
+    }
+    let no_user = ONPREM.replace("  auth: { username: patchops }\n", "  auth: { sshKey: { file: /etc/patchops/k } }\n");
+    assert_one(&errors(&[("onprem.yaml", &no_user)]), "onprem.yaml:");
+    assert!(
+        errors(&[("onprem.yaml", &no_user)])[0].contains("the SSH transport to a WSUS server needs `auth.username`")
+    );
+}

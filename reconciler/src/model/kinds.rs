@@ -254,7 +254,9 @@ pub enum ConfigMgrDelivery {
     /// An application created through the AdminService.
     #[default]
     Application,
-    /// A third-party software update through the software update point.
+    /// A third-party software update through the software update point: publish it with a
+    /// target on the WSUS Platform that is the site's software update point (validation says
+    /// so when a ConfigMgr target asks for it).
     SoftwareUpdate,
 }
 

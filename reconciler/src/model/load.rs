@@ -459,6 +459,20 @@ fn resolve_product(
         }
         if let Some(platform) = platform {
             check_target_settings(p, &at, t, platform.doc.spec.platform_type, diags);
+            if t.configmgr.as_ref().is_some_and(|c| c.deliver_as == super::kinds::ConfigMgrDelivery::SoftwareUpdate) {
+                let sup = platform.doc.spec.configmgr.as_ref().and_then(|c| c.software_update_point.as_ref());
+                let help = match sup {
+                    Some(sup) => format!("target the WSUS Platform `{sup}` (this site's software update point) with this product instead; the site syncs the update from there"),
+                    None => "target the WSUS Platform that is this site's software update point with this product instead (and name it in the site's configmgr.softwareUpdatePoint)".to_string(),
+                };
+                diags.push(
+                    p.diag_value(
+                        &format!("{at}.configmgr.deliverAs"),
+                        "third-party software updates reach Configuration Manager through WSUS, not through the AdminService",
+                    )
+                    .help(help),
+                );
+            }
         }
         let Some(rollout) = pick(p, &format!("{at}.rollout"), "Rollout", t.rollout.as_ref(), rollouts, diags) else {
             continue;

@@ -13,22 +13,10 @@ struct Applied {
     dir: tempfile::TempDir,
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 impl Applied {
     fn new() -> Applied {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&common::workspace_root().join("examples"), &dir.path().join("examples"));
+        common::copy_dir(&common::workspace_root().join("examples"), &dir.path().join("examples"));
         let a = Applied { dir };
         let run = a.run(&["apply", "--auto-approve"]);
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);

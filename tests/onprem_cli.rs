@@ -156,3 +156,70 @@ fn wsus_and_configmgr_publish_update_and_retire_from_the_fleet() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(!run.stdout.contains("cm-password-not-shown") && !run.stderr.contains("cm-password-not-shown"));
 }
+
+/// README command one's fleet, in a plain-directory copy: Firefox pinned to 128.0.3 on every
+/// platform, then back to `latest` (an update on each), then removed (retired everywhere).
+#[test]
+fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::workspace_root().join("examples"), &dir.path().join("examples"));
+    let state = dir.path().join("state").display().to_string();
+    let run = |extra: &[&str]| {
+        let args =
+            [&["apply", "--auto-approve", "--repo", ".", "--path", "examples/fleet", "--state-dir", &state][..], extra]
+                .concat();
+        let run = patchops(dir.path(), &args);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        run
+    };
+    let browsers = dir.path().join("examples/fleet/products/browsers.yaml");
+    let latest = std::fs::read_to_string(&browsers).unwrap();
+    let with_wsus = latest.replace(
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n",
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n    - platform: wsus-hq\n",
+    );
+    std::fs::write(&browsers, with_wsus.replacen("  version: latest", "  version: \"128.0.3\"", 1)).unwrap();
+    let first = run(&[]);
+    for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
+        assert_contains(&first.stdout, &format!("✓ publish firefox 128.0.3 on {platform} / pilot"));
+    }
+    std::fs::write(&browsers, &with_wsus).unwrap();
+    let second = run(&[]);
+    for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
+        assert_contains(&second.stdout, &format!("✓ update firefox 131.0.2 on {platform} / pilot"));
+    }
+    // 128.0.3 ran in no other ring: it is gone from every platform.
+    let wsus: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/emulate/wsus-hq.json")).unwrap()).unwrap();
+    let titles: Vec<(String, bool)> = wsus["updates"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|u| u["title"].as_str().unwrap().starts_with("Mozilla Firefox"))
+        .map(|u| (u["title"].as_str().unwrap().to_string(), u["expired"].as_bool().unwrap()))
+        .collect();
+    assert!(titles.contains(&("Mozilla Firefox (x64) 128.0.3".into(), true)), "{titles:?}");
+    assert!(titles.contains(&("Mozilla Firefox (x64) 131.0.2".into(), false)), "{titles:?}");
+    let cm: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/emulate/configmgr-hq.json")).unwrap()).unwrap();
+    let firefox: Vec<(String, bool)> = cm["apps"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|a| a["title"].as_str().unwrap().starts_with("Mozilla Firefox"))
+        .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(firefox.len(), 2);
+    assert!(firefox.contains(&("128.0.3".into(), true)) && firefox.contains(&("131.0.2".into(), false)), "{firefox:?}");
+
+    // Drop Firefox from the fleet: retired everywhere (guarded: allowed explicitly).
+    let text = std::fs::read_to_string(&browsers).unwrap();
+    let chrome = &text[text.find("# yaml-language-server").map_or(0, |_| text.rfind("---").unwrap_or(0))..];
+    std::fs::write(&browsers, chrome.trim_start_matches("---\n")).unwrap();
+    let third = run(&["--allow-mass-retire"]);
+    for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
+        assert_contains(&third.stdout, &format!("✓ retire mozilla.firefox on {platform} / pilot"));
+    }
+    let again = run(&[]);
+    assert_contains(&again.stdout, "Nothing to apply.");
+}

@@ -173,7 +173,7 @@ async fn requests_reach_the_server_over_ssh_and_scp() {
         &user(),
         "127.0.0.1",
         Some(server.port),
-        Some((server.client_key.clone(), None)),
+        Some(Secrets::with_env(|_| None).file(&SecretRef::File(server.client_key.display().to_string())).unwrap()),
         settings.clone(),
         settings.shell.clone(),
     );
@@ -216,7 +216,7 @@ async fn requests_reach_the_server_over_ssh_and_scp() {
             &user(),
             "127.0.0.1",
             Some(server.port),
-            Some((server.client_key.clone(), None)),
+            Some(Secrets::with_env(|_| None).file(&SecretRef::File(server.client_key.display().to_string())).unwrap()),
             settings.clone(),
             settings.shell.clone(),
         )),

@@ -192,10 +192,9 @@ pub struct CodeSigner {
 
 struct SignerInner {
     reference: String,
-    /// A file holding the certificate (first) and its unencrypted key, as PEM.
-    pem: PathBuf,
-    /// Keeps a PEM that came from an environment variable on disk (mode 0600) while needed.
-    _private: Option<tempfile::TempDir>,
+    /// A file holding the certificate (first) and its unencrypted key, as PEM (a private copy
+    /// when it came from an environment variable, kept while the signer lives).
+    pem: crate::model::SecretFile,
     facts: CertificateFacts,
     tool: PathBuf,
 }
@@ -215,20 +214,8 @@ impl CodeSigner {
     /// missing or too old osslsigncode.
     pub fn new(reference: &SecretRef, secrets: &Secrets, now: DateTime<Utc>) -> Result<CodeSigner, SignError> {
         let refused = |reason: String| SignError::Certificate { reference: reference.to_string(), reason };
-        let (pem, private) = match reference {
-            SecretRef::File(path) => (PathBuf::from(path), None),
-            SecretRef::Env(_) => {
-                let text = secrets.read(reference).map_err(&refused)?;
-                let dir = tempfile::Builder::new()
-                    .prefix("patchops-signing-")
-                    .tempdir()
-                    .map_err(|e| refused(format!("cannot make a private directory for it: {e}")))?;
-                let path = dir.path().join("signing.pem");
-                write_private(&path, text.as_bytes()).map_err(|e| refused(format!("cannot stage it: {e}")))?;
-                (path, Some(dir))
-            }
-        };
-        let text = std::fs::read(&pem).map_err(|e| refused(format!("cannot read it: {e}")))?;
+        let pem = secrets.file(reference).map_err(&refused)?;
+        let text = std::fs::read(pem.path()).map_err(|e| refused(format!("cannot read it: {e}")))?;
         if !text.starts_with(b"-----") && !text.iter().take(64).all(|b| b.is_ascii()) {
             return Err(refused(
                 "it is not PEM (a PFX?); convert it with `openssl pkcs12 -in FILE.pfx -nodes -out FILE.pem` and \
@@ -256,9 +243,7 @@ impl CodeSigner {
             return Err(refused(format!("{} ({}): {problem}", facts.subject, facts.thumbprint)));
         }
         let tool = osslsigncode()?;
-        Ok(CodeSigner {
-            inner: Arc::new(SignerInner { reference: reference.to_string(), pem, _private: private, facts, tool }),
-        })
+        Ok(CodeSigner { inner: Arc::new(SignerInner { reference: reference.to_string(), pem, facts, tool }) })
     }
 
     /// The signing certificate's facts.
@@ -278,23 +263,7 @@ impl CodeSigner {
 
     /// Signs `input` into `output` (a script, a CAB, an MSI, a PE file). Blocking.
     pub fn sign_file(&self, input: &Path, output: &Path, what: &str) -> Result<(), SignError> {
-        let out = Command::new(&self.inner.tool)
-            .stdin(std::process::Stdio::null())
-            .arg("sign")
-            .arg("-certs")
-            .arg(&self.inner.pem)
-            .arg("-key")
-            .arg(&self.inner.pem)
-            .args(["-h", "sha256", "-in"])
-            .arg(input)
-            .arg("-out")
-            .arg(output)
-            .output()
-            .map_err(|e| self.failed(what, format!("cannot run {}: {e}", self.inner.tool.display())))?;
-        if !out.status.success() {
-            return Err(self.failed(what, tool_words(&out)));
-        }
-        Ok(())
+        run_sign(&self.inner.tool, self.inner.pem.path(), input, output).map_err(|reason| self.failed(what, reason))
     }
 
     fn failed(&self, what: &str, reason: String) -> SignError {
@@ -308,7 +277,14 @@ impl CodeSigner {
 /// judging belongs to whoever trusts the signature. Blocking.
 pub fn sign_as_configured(pem: &Path, input: &Path, output: &Path) -> Result<(), SignError> {
     let tool = osslsigncode()?;
-    let out = Command::new(&tool)
+    run_sign(&tool, pem, input, output)
+        .map_err(|reason| SignError::Failed { what: format!("signing {}", input.display()), reason })
+}
+
+/// `osslsigncode sign` with the certificate and key in one PEM, SHA-256; the tool's own words
+/// when it fails. Never given a terminal (it would prompt for an encrypted key).
+fn run_sign(tool: &Path, pem: &Path, input: &Path, output: &Path) -> Result<(), String> {
+    let out = Command::new(tool)
         .stdin(std::process::Stdio::null())
         .arg("sign")
         .arg("-certs")
@@ -320,11 +296,12 @@ pub fn sign_as_configured(pem: &Path, input: &Path, output: &Path) -> Result<(),
         .arg("-out")
         .arg(output)
         .output()
-        .map_err(|e| SignError::Tool(format!("cannot run {}: {e}", tool.display())))?;
-    if !out.status.success() {
-        return Err(SignError::Failed { what: format!("signing {}", input.display()), reason: tool_words(&out) });
+        .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(tool_words(&out))
     }
-    Ok(())
 }
 
 /// What checking a file's Authenticode signature found.
@@ -449,11 +426,4 @@ pub fn osslsigncode() -> Result<PathBuf, SignError> {
         )));
     }
     Ok(tool)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(bytes)
 }

@@ -17,5 +17,5 @@ pub use fleet::{CatalogSource, Fleet, Origin, Platform, Product, Rollout, Target
 pub use kinds::{Architecture, ExecutionPolicy, InstallerType, Kind, PlatformType, API_VERSION};
 pub use load::{load, FleetFile};
 pub use names::{ObjectName, PlatformName, ProductId, RingName};
-pub use secret::{SecretRef, Secrets};
+pub use secret::{write_private, SecretFile, SecretRef, Secrets};
 pub use version::{Version, VersionSelector};

@@ -139,3 +139,52 @@ impl Secrets {
         }
     }
 }
+
+/// A secret as a file, for tools that read keys from files (osslsigncode, ssh, an emulated
+/// server): a `{ file }` reference is its own path; an `{ env }` one is copied into a private
+/// file (mode 0600, in a directory removed when this is dropped).
+#[derive(Debug)]
+pub struct SecretFile {
+    path: std::path::PathBuf,
+    _private: Option<tempfile::TempDir>,
+}
+
+impl SecretFile {
+    /// The file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Secrets {
+    /// The secret as a file; the error names the reference, never the value.
+    pub fn file(&self, r: &SecretRef) -> Result<SecretFile, String> {
+        match r {
+            SecretRef::File(path) => Ok(SecretFile { path: path.into(), _private: None }),
+            SecretRef::Env(_) => {
+                let text = self.read(r)?;
+                let dir = tempfile::Builder::new()
+                    .prefix("patchops-secret-")
+                    .tempdir()
+                    .map_err(|e| format!("cannot make a private directory for {r}: {e}"))?;
+                let path = dir.path().join("secret");
+                write_private(&path, text.as_bytes()).map_err(|e| format!("cannot stage {r}: {e}"))?;
+                Ok(SecretFile { path, _private: Some(dir) })
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path`, a new file only its owner can read (mode 0600), replacing any
+/// file there.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
+}

@@ -13,54 +13,47 @@ pub async fn connect(
     state: &crate::state::StateDir,
     secrets: &crate::model::Secrets,
 ) -> Result<Box<dyn Platform>, PlatformError> {
-    let name = platform.metadata.name.clone();
     if platform.spec.endpoint == "inventory" {
+        let name = platform.metadata.name.clone();
         return Ok(Box::new(inventory::InventoryPlatform::new(name, platform.spec.platform_type, state)));
     }
-    match platform.spec.platform_type {
-        PlatformType::Wsus => return Ok(Box::new(connect_wsus(fleet, platform, state, secrets).await?)),
-        PlatformType::Configmgr => return Ok(Box::new(connect_configmgr(fleet, platform, state, secrets).await?)),
-        PlatformType::Intune => {}
-    }
-    if platform.spec.endpoint == "embedded" {
-        return match platform.spec.platform_type {
-            PlatformType::Intune => {
-                // The emulated tenant registers the fleet's app certificate, so that the
-                // embedded platform exercises the same certificate sign-in as the real one.
-                let credential = intune_sign_in(platform, secrets)?;
-                let mut options = crate::emulate::EmulatorOptions::default();
-                if let Some(s) = &credential {
-                    options.apps.push(crate::emulate::intune::RegisteredApp {
-                        client_id: s.client_id.clone(),
-                        certificate_der: s.certificate_der.clone(),
-                        secret: s.secret.clone(),
-                    });
-                }
-                let base =
-                    crate::emulate::embedded(&name, PlatformType::Intune, state, options).await.map_err(|e| {
-                        PlatformError::Unavailable {
-                            platform: name.clone(),
-                            reason: format!("cannot start the emulator: {e}"),
-                        }
-                    })?;
-                let client = intune::IntuneClient::new(name.clone(), base.clone())?
-                    .with_script_signing(script_signing(platform, secrets)?);
-                Ok(Box::new(match credential {
-                    Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
-                    None => client,
-                }))
-            }
-            ty => Ok(Box::new(inventory::InventoryPlatform::new(name, ty, state))),
-        };
-    }
-    if platform.spec.platform_type == PlatformType::Intune {
-        return real_intune(platform, secrets);
-    }
-    Err(PlatformError::Unsupported {
-        platform: platform.metadata.name.clone(),
-        ty: platform.spec.platform_type.as_str(),
-        endpoint: platform.spec.endpoint.clone(),
+    Ok(match platform.spec.platform_type {
+        PlatformType::Intune if platform.spec.endpoint == "embedded" => {
+            embedded_intune(platform, state, secrets).await?
+        }
+        PlatformType::Intune => real_intune(platform, secrets)?,
+        PlatformType::Wsus => Box::new(connect_wsus(fleet, platform, state, secrets).await?),
+        PlatformType::Configmgr => Box::new(connect_configmgr(fleet, platform, state, secrets).await?),
     })
+}
+
+/// The Intune client for the embedded Graph emulator. The emulated tenant registers the
+/// fleet's app certificate, so that the embedded platform exercises the same certificate
+/// sign-in as the real one.
+async fn embedded_intune(
+    platform: &crate::model::Platform,
+    state: &crate::state::StateDir,
+    secrets: &crate::model::Secrets,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    let name = platform.metadata.name.clone();
+    let credential = intune_sign_in(platform, secrets)?;
+    let mut options = crate::emulate::EmulatorOptions::default();
+    if let Some(s) = &credential {
+        options.apps.push(crate::emulate::intune::RegisteredApp {
+            client_id: s.client_id.clone(),
+            certificate_der: s.certificate_der.clone(),
+            secret: s.secret.clone(),
+        });
+    }
+    let base = crate::emulate::embedded(&name, PlatformType::Intune, state, options).await.map_err(|e| {
+        PlatformError::Unavailable { platform: name.clone(), reason: format!("cannot start the emulator: {e}") }
+    })?;
+    let client =
+        intune::IntuneClient::new(name.clone(), base.clone())?.with_script_signing(script_signing(platform, secrets)?);
+    Ok(Box::new(match credential {
+        Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
+        None => client,
+    }))
 }
 
 /// The Intune client for a real Graph endpoint: certificate sign-in at the configured authority.
@@ -168,36 +161,6 @@ fn intune_sign_in(
     Ok(None)
 }
 
-/// A file holding the secret `reference` names: its own path for `{ file }`, or a private copy
-/// (mode 0600, in a directory removed with the returned guard) for `{ env }`, for tools that
-/// read keys from files (ssh, osslsigncode, the emulated server).
-pub fn secret_file(
-    reference: &crate::model::SecretRef,
-    secrets: &crate::model::Secrets,
-) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), String> {
-    match reference {
-        crate::model::SecretRef::File(path) => Ok((std::path::PathBuf::from(path), None)),
-        crate::model::SecretRef::Env(_) => {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let text = secrets.read(reference)?;
-            let dir = tempfile::Builder::new()
-                .prefix("patchops-secret-")
-                .tempdir()
-                .map_err(|e| format!("cannot make a private directory for {reference}: {e}"))?;
-            let path = dir.path().join("secret");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| format!("cannot stage {reference}: {e}"))?;
-            f.write_all(text.as_bytes()).map_err(|e| format!("cannot stage {reference}: {e}"))?;
-            Ok((path, Some(dir)))
-        }
-    }
-}
-
 /// The computer target groups (WSUS) or collections (ConfigMgr) the fleet's rings use on a
 /// platform.
 fn ring_groups(fleet: &crate::model::Fleet, platform: &crate::model::ObjectName) -> Vec<String> {
@@ -231,15 +194,20 @@ pub async fn connect_wsus(
         // the script-signing certificate trusted.
         let mut options = crate::emulate::EmulatorOptions::default();
         if let Some(reference) = &spec.trust.signing_certificate {
-            let (path, guard) =
-                secret_file(reference, secrets).map_err(|e| unavailable(format!("trust.signingCertificate: {e}")))?;
-            // The emulator outlives this call: keep an env-held certificate under the state dir.
-            let path = match guard {
-                None => path,
-                Some(_guard) => {
+            let path = match reference {
+                crate::model::SecretRef::File(path) => std::path::PathBuf::from(path),
+                // The emulated server outlives this call: it keeps an env-held certificate and
+                // key in a private file (0600) under the state directory.
+                crate::model::SecretRef::Env(_) => {
+                    let text =
+                        secrets.read(reference).map_err(|e| unavailable(format!("trust.signingCertificate: {e}")))?;
                     let kept = crate::emulate::state_file(state, &name).with_extension("signing.pem");
-                    let bytes = std::fs::read(&path).map_err(|e| unavailable(e.to_string()))?;
-                    crate::state::write_atomic(&kept, &bytes).map_err(unavailable)?;
+                    if let Some(dir) = kept.parent() {
+                        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+                    }
+                    crate::model::write_private(&kept, text.as_bytes()).map_err(|e| {
+                        unavailable(format!("cannot keep trust.signingCertificate for the emulator: {e}"))
+                    })?;
                     kept
                 }
             };
@@ -272,7 +240,7 @@ pub async fn connect_wsus(
                     url.host_str().ok_or_else(|| unavailable(format!("endpoint {} has no host", spec.endpoint)))?;
                 let key = match auth.and_then(|a| a.ssh_key.as_ref()) {
                     Some(reference) => {
-                        Some(secret_file(reference, secrets).map_err(|e| unavailable(format!("auth.sshKey: {e}")))?)
+                        Some(secrets.file(reference).map_err(|e| unavailable(format!("auth.sshKey: {e}")))?)
                     }
                     None => None,
                 };

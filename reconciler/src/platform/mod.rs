@@ -13,7 +13,7 @@ pub mod intune;
 pub mod inventory;
 pub mod wsus;
 
-pub use connect::{connect, connect_configmgr, connect_wsus, secret_file};
+pub use connect::{connect, connect_configmgr, connect_wsus};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -316,16 +316,6 @@ pub enum PlatformError {
         platform: ObjectName,
         /// Why.
         reason: String,
-    },
-    /// No client for this kind of endpoint exists in this release.
-    #[error("platform `{platform}`: talking to a real {ty} endpoint ({endpoint}) is not available in this release; use `endpoint: embedded` to try the fleet against the built-in emulator")]
-    Unsupported {
-        /// Platform name.
-        platform: ObjectName,
-        /// Platform type.
-        ty: &'static str,
-        /// The endpoint.
-        endpoint: String,
     },
 }
 

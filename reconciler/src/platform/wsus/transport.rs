@@ -159,9 +159,8 @@ pub struct SshTransport {
     platform: ObjectName,
     destination: String,
     port: Option<u16>,
-    key: Option<PathBuf>,
-    /// Keeps a key read from an environment variable on disk (mode 0600) while needed.
-    _private: Option<tempfile::TempDir>,
+    /// The private key (a private copy when it came from an environment variable).
+    key: Option<crate::model::SecretFile>,
     settings: crate::model::kinds::WsusTransport,
     shell: Vec<String>,
 }
@@ -174,15 +173,11 @@ impl SshTransport {
         user: &str,
         host: &str,
         port: Option<u16>,
-        key: Option<(PathBuf, Option<tempfile::TempDir>)>,
+        key: Option<crate::model::SecretFile>,
         settings: crate::model::kinds::WsusTransport,
         shell: Vec<String>,
     ) -> Self {
-        let (key, private) = match key {
-            Some((k, p)) => (Some(k), p),
-            None => (None, None),
-        };
-        SshTransport { platform, destination: format!("{user}@{host}"), port, key, _private: private, settings, shell }
+        SshTransport { platform, destination: format!("{user}@{host}"), port, key, settings, shell }
     }
 
     fn base(&self, program: &[String], port_flag: &str) -> Result<tokio::process::Command, PlatformError> {
@@ -195,7 +190,7 @@ impl SshTransport {
         let mut c = tokio::process::Command::new(first);
         c.args(rest).stdin(std::process::Stdio::null()).kill_on_drop(true);
         if let Some(key) = &self.key {
-            c.arg("-i").arg(key);
+            c.arg("-i").arg(key.path());
         }
         if let Some(port) = self.port {
             c.arg(port_flag).arg(port.to_string());

@@ -314,6 +314,14 @@ async fn wsus(
         "server: signing certificate",
         format!("{who}{}", if judged.self_signed { ", self-signed" } else { "" }),
     ));
+    if !facts.has_private_key {
+        checks.push(Check::with(
+            "server: signing key",
+            Verdict::Fail,
+            format!("the server holds {who} without its private key: it cannot sign the CABs it publishes"),
+            "import the certificate with its private key into the server's WSUS certificate store",
+        ));
+    }
     if judged.problems.is_empty() {
         checks.push(Check::pass(
             "server: certificate fit to sign code",

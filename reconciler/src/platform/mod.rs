@@ -338,6 +338,18 @@ pub struct DesiredObject {
 }
 
 impl DesiredObject {
+    /// Why the object cannot be published when the catalog gives no way to detect it: `who`
+    /// (devices, WSUS clients) could not tell whether it is installed.
+    pub fn undetectable(&self, who: &str) -> String {
+        format!(
+            "{} {} ({}) has neither an MSI product code nor detection data in the catalog, so {who} could not \
+             tell whether it is installed; add `detection` (file or registry) to the catalog's installer",
+            self.marker.product,
+            self.marker.version,
+            self.installer.file_name()
+        )
+    }
+
     /// Trust-chain link 2 again, at the hand-over: the content is the one the catalog (and so
     /// the marker) describes.
     pub fn check_content(&self, content: &crate::content::VerifiedContent) -> Result<(), String> {

@@ -266,28 +266,20 @@ impl ConfigMgrClient {
                     self.failed(building, format!("the marker's version {:?} is not a version", o.marker.version))
                 })?;
                 let script = crate::script::detection(o.marker.product.as_str(), &version, d);
-                let delivered = self.scripts.deliver(script).await.map_err(|e| self.failed("signing the detection script", e))?;
+                let delivered =
+                    self.scripts.deliver(script).await.map_err(|e| self.failed("signing the detection script", e))?;
                 Detection::Script { body: delivered.text().to_string() }
             }
             (Some(code), None) => Detection::MsiProductCode(code.clone()),
-            (None, None) => {
-                return Err(self.failed(
-                    building,
-                    format!(
-                        "{} {} ({}) has neither an MSI product code nor detection data in the catalog, so clients could not tell whether it is installed; add `detection` to the catalog's installer",
-                        o.marker.product,
-                        o.marker.version,
-                        i.file_name()
-                    ),
-                ))
-            }
+            (None, None) => return Err(self.failed(building, o.undetectable("clients"))),
         };
         Ok(Application {
             scope: previous.map_or(scope, |p| p.scope.clone()),
             application: previous.map_or_else(|| logical("Application"), |p| p.application.clone()),
             deployment_type: previous.map_or_else(|| logical("DeploymentType"), |p| p.deployment_type.clone()),
             content_id: previous.map_or_else(|| logical("Content"), |p| p.content_id.clone()),
-            version: previous.map_or(1, |p| p.version + 1),
+            // A revision's version is set by `revise`.
+            version: previous.map_or(1, |p| p.version),
             title: field("displayName"),
             publisher: field("publisher"),
             software_version: field("version"),
@@ -305,8 +297,9 @@ impl ConfigMgrClient {
         })
     }
 
-    /// A new revision of application `id` from `app`.
-    async fn revise(&self, id: &str, app: Application, operation: &str) -> Result<(), PlatformError> {
+    /// A new revision of application `id` from `app` (its SDM version the next one).
+    async fn revise(&self, id: &str, mut app: Application, operation: &str) -> Result<(), PlatformError> {
+        app.version = self.known(id, operation)?.version + 1;
         let url = self.url(&format!("SMS_Application({id})"))?;
         self.send(operation, self.http.patch(url).json(&json!({ "SDMPackageXML": app.to_xml() }))).await?;
         self.remember(id, app);
@@ -521,7 +514,6 @@ impl Platform for ConfigMgrClient {
             let wanted = PostInstall::from_restart(restart);
             if app.post_install != wanted {
                 app.post_install = wanted;
-                app.version += 1;
                 self.revise(id, app.clone(), "revising the application's restart behaviour").await?;
             }
         }
@@ -617,7 +609,6 @@ impl Platform for ConfigMgrClient {
             return Ok(());
         }
         app.supersedes.push(reference);
-        app.version += 1;
         self.revise(new, app, "setting supersedence").await
     }
 }

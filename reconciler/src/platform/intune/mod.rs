@@ -295,17 +295,7 @@ impl IntuneClient {
                     "operator": "notConfigured",
                 }));
             }
-            (None, None) => {
-                return Err(self.failed(
-                    "building detection rules",
-                    format!(
-                        "{product} {version} ({}) has neither an MSI product code nor detection data in the catalog, \
-                         so devices could not tell whether it is installed; add `detection` (file or registry) to \
-                         the catalog's installer",
-                        i.file_name()
-                    ),
-                ))
-            }
+            (None, None) => return Err(self.failed("building detection rules", o.undetectable("devices"))),
         }
         if o.fields.get("intune.updateOnly") == Some("true") {
             let Some(d) = &i.detection else {

@@ -54,8 +54,19 @@ const PACKAGE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2b8e_4d0a_4c5
 #[derive(Debug, Clone)]
 struct Known {
     sdp: Option<Sdp>,
+    /// Expired packages cannot be published again (see [`WsusClient::package_id`]).
     expired: bool,
-    declined: bool,
+}
+
+/// One update of the server's listing, read.
+struct Listed {
+    object: ObservedObject,
+    known: Known,
+    /// Expired or declined: retired, so not published any more.
+    retired: bool,
+    /// Its SDP as the server exported it, and its content URLs.
+    sdp_text: String,
+    files: Vec<String>,
 }
 
 /// A client for one WSUS server.
@@ -189,27 +200,18 @@ impl WsusClient {
     /// The published (not expired, not declined) updates patchops manages, with their content
     /// URLs: what a client would install.
     pub async fn published_content(&self) -> Result<Vec<PublishedContent>, PlatformError> {
-        let v = self.call(&Request::Observe, "listing updates", Vec::new()).await?;
-        let mut out = Vec::new();
-        for u in v["updates"].as_array().into_iter().flatten() {
-            let sdp = u["sdp"].as_str().unwrap_or_default();
-            let managed = Sdp::parse(sdp).ok().and_then(|s| TrackingMarker::from_note(&s.description)).is_some();
-            if !managed || u["publicationState"] == "Expired" || u["isDeclined"] == true {
-                continue;
-            }
-            out.push(PublishedContent {
-                package_id: u["packageId"].as_str().unwrap_or_default().to_string(),
-                title: u["title"].as_str().unwrap_or_default().to_string(),
-                sdp: sdp.to_string(),
-                files: u["files"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f["url"].as_str().map(str::to_string))
-                    .collect(),
-            });
-        }
-        Ok(out)
+        Ok(self
+            .listing()
+            .await?
+            .into_iter()
+            .filter(|l| !l.retired && l.object.managed().is_some())
+            .map(|l| PublishedContent {
+                package_id: l.object.id,
+                title: l.object.display_name,
+                sdp: l.sdp_text,
+                files: l.files,
+            })
+            .collect())
     }
 
     /// Refuses to publish when the server signs with a certificate clients would reject (as
@@ -281,7 +283,11 @@ impl WsusClient {
             (Some(code), _) => InstalledRule::MsiProduct { product_code: code.clone(), version_min: version.clone() },
             (None, Some(Detection::File { path, version: v })) => {
                 let (csidl, path) = sdp::csidl_path(path).map_err(|e| self.failed(building, e))?;
-                InstalledRule::FileVersion { csidl, path, version: v.as_ref().map_or(version.clone(), ToString::to_string) }
+                InstalledRule::FileVersion {
+                    csidl,
+                    path,
+                    version: v.as_ref().map_or(version.clone(), ToString::to_string),
+                }
             }
             (None, Some(Detection::Registry { key, value, version: v })) => {
                 let subkey = ["HKLM\\", "HKEY_LOCAL_MACHINE\\"]
@@ -296,16 +302,7 @@ impl WsusClient {
                     version: v.as_ref().map_or(version.clone(), ToString::to_string),
                 }
             }
-            (None, None) => {
-                return Err(self.failed(
-                    building,
-                    format!(
-                        "{} {version} ({file_name}) has neither an MSI product code nor detection data in the catalog, so \
-                         WSUS clients could not tell whether it is installed; add `detection` (file or registry) to the catalog's installer",
-                        o.marker.product
-                    ),
-                ))
-            }
+            (None, None) => return Err(self.failed(building, o.undetectable("WSUS clients"))),
         };
         let handler = match i.installer_type {
             InstallerType::Msi => Handler::Msi {
@@ -383,13 +380,26 @@ impl WsusClient {
 
     /// A metadata-only revision with `sdp`.
     async fn revise(&self, id: &str, sdp: Sdp, what: &str) -> Result<(), PlatformError> {
-        let dir = tempfile::tempdir().map_err(|e| self.failed("staging the SDP", e.to_string()))?;
-        let file = dir.path().join(format!("{id}.sdp.xml"));
-        std::fs::write(&file, sdp.to_xml()).map_err(|e| self.failed("staging the SDP", e.to_string()))?;
-        let name = format!("{id}.sdp.xml");
+        let (_dir, name, file) = self.stage_sdp(id, &sdp)?;
         self.call(&Request::Revise { package_id: id.to_string(), sdp: name.clone() }, what, vec![(name, file)]).await?;
-        self.remember(id, Known { sdp: Some(sdp), expired: false, declined: false });
+        self.remember(id, Known { sdp: Some(sdp), expired: false });
         Ok(())
+    }
+
+    /// Writes the SDP of update `id` into a temporary folder for the transport: (the folder,
+    /// the file's name on the server, the file).
+    fn stage_sdp(&self, id: &str, sdp: &Sdp) -> Result<(tempfile::TempDir, String, std::path::PathBuf), PlatformError> {
+        let dir = tempfile::tempdir().map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        let name = format!("{id}.sdp.xml");
+        let file = dir.path().join(&name);
+        std::fs::write(&file, sdp.to_xml()).map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        Ok((dir, name, file))
+    }
+
+    /// Every locally published update of the server, read.
+    async fn listing(&self) -> Result<Vec<Listed>, PlatformError> {
+        let v = self.call(&Request::Observe, "listing updates", Vec::new()).await?;
+        Ok(crate::intern::with_interner(|| v["updates"].as_array().into_iter().flatten().filter_map(listed).collect()))
     }
 
     fn current_sdp(&self, id: &str, operation: &str) -> Result<Sdp, PlatformError> {
@@ -445,14 +455,17 @@ fn fields_of(s: &Sdp, marker: &TrackingMarker) -> FieldMap {
     f
 }
 
-/// An update of the server's listing as the planner sees it, and what the client keeps of it
-/// (observe leaves expired and declined updates out: they are retired).
-fn observed_of(u: &Value) -> Option<(ObservedObject, Known)> {
+/// An update of the server's listing: as the planner sees it, what the client keeps of it, and
+/// whether it is retired (observe leaves expired and declined updates out).
+fn listed(u: &Value) -> Option<Listed> {
     let id = u["packageId"].as_str()?.to_string();
     let title = u["title"].as_str().unwrap_or_default().to_string();
-    let sdp = u["sdp"].as_str().and_then(|x| Sdp::parse(x).ok());
-    let known =
-        Known { sdp: sdp.clone(), expired: u["publicationState"] == "Expired", declined: u["isDeclined"] == true };
+    let sdp_text = u["sdp"].as_str().unwrap_or_default().to_string();
+    let sdp = Sdp::parse(&sdp_text).ok();
+    let expired = u["publicationState"] == "Expired";
+    let retired = expired || u["isDeclined"] == true;
+    let files =
+        u["files"].as_array().into_iter().flatten().filter_map(|f| f["url"].as_str().map(str::to_string)).collect();
     let marker = sdp.as_ref().and_then(|s| TrackingMarker::from_note(&s.description));
     let fields = match (&sdp, &marker) {
         (Some(s), Some(m)) => fields_of(s, m),
@@ -491,7 +504,13 @@ fn observed_of(u: &Value) -> Option<(ObservedObject, Known)> {
         })
         .unwrap_or_default();
     relationships.sort();
-    Some((ObservedObject { id, display_name: title, marker, fields, assignments, relationships }, known))
+    Some(Listed {
+        object: ObservedObject { id, display_name: title, marker, fields, assignments, relationships },
+        known: Known { sdp, expired },
+        retired,
+        sdp_text,
+        files,
+    })
 }
 
 #[async_trait::async_trait]
@@ -505,21 +524,14 @@ impl Platform for WsusClient {
     }
 
     async fn observe(&self) -> Result<Observed, PlatformError> {
-        let v = self.call(&Request::Observe, "listing updates", Vec::new()).await?;
         let mut objects = Vec::new();
         let mut known = BTreeMap::new();
-        crate::intern::with_interner(|| {
-            for u in v["updates"].as_array().into_iter().flatten() {
-                let Some(id) = u["packageId"].as_str() else { continue };
-                if let Some((object, k)) = observed_of(u) {
-                    let retired = k.expired || k.declined;
-                    known.insert(id.to_string(), k);
-                    if !retired {
-                        objects.push(object);
-                    }
-                }
+        for l in self.listing().await? {
+            known.insert(l.object.id.clone(), l.known);
+            if !l.retired {
+                objects.push(l.object);
             }
-        });
+        }
         if let Ok(mut k) = self.known.lock() {
             *k = known;
         }
@@ -538,15 +550,12 @@ impl Platform for WsusClient {
         let package_id = self.package_id(object);
         let id = package_id.to_string();
         let sdp = self.sdp_for(object, package_id, sha1, None)?;
-        let dir = tempfile::tempdir().map_err(|e| self.failed("staging the SDP", e.to_string()))?;
-        let sdp_name = format!("{id}.sdp.xml");
-        let sdp_file = dir.path().join(&sdp_name);
-        std::fs::write(&sdp_file, sdp.to_xml()).map_err(|e| self.failed("staging the SDP", e.to_string()))?;
+        let (_dir, sdp_name, sdp_file) = self.stage_sdp(&id, &sdp)?;
         let content_name = object.installer.file_name().to_string();
         let what = format!("publish {} {}", object.marker.product, object.marker.version);
         let request = Request::Publish { package_id: id.clone(), sdp: sdp_name.clone(), content: content_name.clone() };
         self.call(&request, &what, vec![(sdp_name, sdp_file), (content_name, content.path().to_path_buf())]).await?;
-        self.remember(&id, Known { sdp: Some(sdp), expired: false, declined: false });
+        self.remember(&id, Known { sdp: Some(sdp), expired: false });
         Ok(id)
     }
 
@@ -594,7 +603,6 @@ impl Platform for WsusClient {
         if let Ok(mut k) = self.known.lock() {
             if let Some(entry) = k.get_mut(id) {
                 entry.expired |= self.retire == WsusRetire::Expire;
-                entry.declined = true;
             }
         }
         Ok(())

@@ -18,10 +18,11 @@ use sha2::Digest;
 use crate::catalog::Sha256;
 use crate::http::{redact, Timeouts};
 
-/// Block size for reading local files.
 pub(crate) mod direct;
 
-const BLOCK: usize = 256 * 1024;
+/// How much of a local file (or of bytes from the fleet's commit) is read at a time: a whole
+/// pipeline block, so each read fills one.
+const READ: usize = direct::BLOCK;
 
 /// What the catalog says a file must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,7 +398,7 @@ impl ContentCache {
         };
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
-        let mut buf = vec![0u8; BLOCK];
+        let mut buf = vec![0u8; READ];
         loop {
             let n = file.read(&mut buf).map_err(|e| cache_err(&path, e))?;
             if n == 0 {
@@ -471,7 +472,7 @@ impl ContentCache {
             url: origin.to_string(),
             transfer: self.progress.start(origin, expected.size),
         };
-        for chunk in bytes.chunks(BLOCK) {
+        for chunk in bytes.chunks(READ) {
             if let Err(e) = sink.write(chunk) {
                 sink.discard();
                 return Err(e);
@@ -540,7 +541,7 @@ fn read_local(url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
         .map_err(|()| ContentError::Transport { url: shown.clone(), reason: "not a local path".into() })?;
     let mut file = std::fs::File::open(&path)
         .map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
-    let mut buf = vec![0u8; BLOCK];
+    let mut buf = vec![0u8; READ];
     loop {
         let n =
             file.read(&mut buf).map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;

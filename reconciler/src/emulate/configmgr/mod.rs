@@ -71,6 +71,8 @@ pub struct SiteOptions {
 #[serde(rename_all = "camelCase")]
 struct AppRecord {
     model_name: String,
+    /// Its deployment type's logical name (what supersedence refers to).
+    deployment_type: String,
     revision: u32,
     expired: bool,
     sdm: String,
@@ -213,11 +215,8 @@ impl Emulator {
     }
 
     fn check_sdm(&self, store: &Store, xml: &str, keep: Option<&AppRecord>) -> Result<sdm_check::Checked, ODataError> {
-        let existing: Vec<(String, String)> = store
-            .apps
-            .values()
-            .filter_map(|a| sdm_check::deployment_type_of(&a.sdm).map(|dt| (a.model_name.clone(), dt)))
-            .collect();
+        let existing: Vec<(String, String)> =
+            store.apps.values().map(|a| (a.model_name.clone(), a.deployment_type.clone())).collect();
         let site = sdm_check::Site {
             scope: self.scope(),
             share_unc: self.options.share_unc.clone(),
@@ -376,6 +375,7 @@ async fn create(
                     s.next_ci += 1;
                     let record = AppRecord {
                         model_name: checked.model_name,
+                        deployment_type: checked.deployment_type,
                         revision: 1,
                         expired: false,
                         sdm: xml,
@@ -463,6 +463,7 @@ async fn revise(
             let checked = emu.check_sdm(s, &xml, Some(&current))?;
             let record = AppRecord {
                 revision: current.revision + 1,
+                deployment_type: checked.deployment_type,
                 sdm: xml,
                 title: checked.title,
                 version: checked.version,

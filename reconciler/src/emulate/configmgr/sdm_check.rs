@@ -26,6 +26,8 @@ pub struct Site {
 pub struct Checked {
     /// `ScopeId_…/Application_…`.
     pub model_name: String,
+    /// The deployment type's logical name (`DeploymentType_…`).
+    pub deployment_type: String,
     /// The title.
     pub title: String,
     /// The software version.
@@ -40,17 +42,6 @@ fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::No
 
 fn guid_name(s: &str, prefix: &str) -> bool {
     s.strip_prefix(prefix).is_some_and(|g| uuid::Uuid::parse_str(g).is_ok())
-}
-
-/// The logical name of a stored document's deployment type.
-pub fn deployment_type_of(xml: &str) -> Option<String> {
-    let text = xml.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
-    let doc = roxmltree::Document::parse(&text).ok()?;
-    doc.root_element()
-        .children()
-        .find(|c| c.has_tag_name((DIGEST_NS, "DeploymentType")))
-        .and_then(|d| d.attribute("LogicalName"))
-        .map(str::to_string)
 }
 
 /// Checks a document; returns its facts or every problem.
@@ -252,6 +243,7 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
     }
     Ok(Checked {
         model_name: format!("{scope}/{logical}"),
+        deployment_type: dts.first().and_then(|d| d.attribute("LogicalName")).unwrap_or_default().to_string(),
         title,
         version: text_of(child(app, "SoftwareVersion")),
         publisher: text_of(child(app, "Publisher")),

@@ -11,8 +11,8 @@
 //! 5. the certificate was valid when checked (or the signature is timestamped);
 //! 6. the file inside is the one the update's metadata describes (size and SHA-1).
 //!
-//! [`WindowsClient::evaluate`] reports every link; [`WindowsClient::install`] stops at the first
-//! that fails, with the error code Windows reports.
+//! [`WindowsClient::evaluate`] reports every link, each failure with the error code Windows
+//! reports; the update installs only when all of them hold.
 
 use std::io::Read;
 use std::path::Path;
@@ -38,15 +38,6 @@ pub struct WindowsClient {
     pub trusted_publishers: Vec<Vec<u8>>,
     /// DER certificates in Local Computer\Trusted Root Certification Authorities.
     pub trusted_roots: Vec<Vec<u8>>,
-}
-
-/// An installed update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
-    /// The installer that ran.
-    pub file: String,
-    /// Its size.
-    pub size: u64,
 }
 
 impl WindowsClient {
@@ -144,17 +135,6 @@ impl WindowsClient {
         }
         links.push(Link { name: "content matches the update's metadata", result: content_matches(sdp_xml, cab) });
         links
-    }
-
-    /// Installs the update: the first failing link refuses it.
-    pub fn install(&self, sdp_xml: &str, cab: &Path, at: DateTime<Utc>) -> Result<Installed, Link> {
-        let links = self.evaluate(sdp_xml, cab, at);
-        if let Some(failed) = links.into_iter().find(|l| l.result.is_err()) {
-            return Err(failed);
-        }
-        let (file, size, _) = origin(sdp_xml)
-            .map_err(|e| Link { name: "content matches the update's metadata", result: Err((e, "0x80246007")) })?;
-        Ok(Installed { file, size })
     }
 
     fn pem_bundle(&self, certs: &[Vec<u8>]) -> Result<tempfile::NamedTempFile, String> {

@@ -9,11 +9,11 @@ mod common;
 use chrono::Utc;
 use reconciler::authenticode::CodeSigner;
 use reconciler::catalog::{Detection, Installer, Sha256};
-use reconciler::content::{ContentCache, Expected, VerifiedContent};
+use reconciler::content::VerifiedContent;
 use reconciler::emulate::{self, configmgr::Admin, EmulatorOptions};
 use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
 use reconciler::platform::configmgr::{ConfigMgrClient, Share};
-use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning, TrackingMarker};
+use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning};
 use serde_json::Value;
 
 const USER: &str = "CONTOSO\\svc-patchops";
@@ -62,53 +62,33 @@ fn client(s: &Site) -> ConfigMgrClient {
 }
 
 fn msi(version: &str) -> (&'static str, Vec<u8>) {
-    let file = if version == "1.0" { "mozilla.firefox-128.0.3-x64.msi" } else { "mozilla.firefox-131.0.2-x64.msi" };
-    (file, std::fs::read(common::workspace_root().join("examples/catalog/installers").join(file)).unwrap())
+    let (file, bytes, _) = common::example_msi(version);
+    (file, bytes)
 }
 
 fn object(version: &str, title: &str) -> DesiredObject {
-    let (file, b) = msi(version);
-    let code = format!("{{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A0{}}}", if version == "1.0" { 1 } else { 2 });
-    DesiredObject {
-        marker: TrackingMarker {
-            managed_by: "patchops".into(),
-            product: ProductId::new("vendor.app").unwrap(),
-            version: version.into(),
-            commit: None,
-            content_digest: Sha256::digest(&b),
-        },
-        fields: common::fields(&[
+    let (file, _, code) = common::example_msi(version);
+    let mut o = common::msi_object(
+        "vendor.app",
+        version,
+        &[
             ("displayName", title),
             ("publisher", "Vendor"),
             ("version", version),
             ("installerType", "msi"),
             ("installCommand", &format!("msiexec /i \"{file}\" /qn")),
             ("uninstallCommand", &format!("msiexec /x {code} /qn")),
-            ("msiProductCode", &code),
+            ("msiProductCode", code),
             ("configmgr.deliverAs", "application"),
             ("configmgr.estimatedRuntimeMinutes", "5"),
-        ]),
-        installer: Installer {
-            architecture: Architecture::X64,
-            installer_type: InstallerType::Msi,
-            url: format!("installers/{file}"),
-            sha256: Sha256::digest(&b),
-            size: b.len() as u64,
-            silent_install: "/qn".into(),
-            silent_uninstall: None,
-            msi_product_code: Some(code),
-            detection: None,
-            success_codes: vec![],
-            scan: None,
-        },
-        description: "Vendor App".into(),
-        product_name: "Vendor App".into(),
-        homepage: None,
-    }
+        ],
+    );
+    o.description = "Vendor App".into();
+    o
 }
 
 fn verified(cache: &std::path::Path, b: &[u8]) -> VerifiedContent {
-    ContentCache::new(cache).admit("test", b, Expected { sha256: Sha256::digest(b), size: b.len() as u64 }).unwrap()
+    common::verified(cache, b)
 }
 
 fn deploy(group: &str, intent: &str, deadline: Option<&str>) -> DesiredAssignment {

@@ -11,16 +11,16 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use reconciler::authenticode::CodeSigner;
-use reconciler::catalog::{Installer, Sha256};
-use reconciler::content::{ContentCache, Expected, VerifiedContent};
+use reconciler::catalog::Sha256;
+use reconciler::content::VerifiedContent;
 use reconciler::emulate::{self, EmulatorOptions};
 use reconciler::model::kinds::WsusRetire;
-use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
+use reconciler::model::{ObjectName, PlatformType, SecretRef, Secrets};
 use reconciler::platform::wsus::request::{self, Request};
 use reconciler::platform::wsus::sdp::Sdp;
 use reconciler::platform::wsus::transport::{HttpTransport, Run, Transport};
 use reconciler::platform::wsus::WsusClient;
-use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning, TrackingMarker};
+use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning};
 
 fn der(cert: &std::path::Path) -> Vec<u8> {
     reconciler::authenticode::pem_certificates(&std::fs::read(cert).unwrap()).unwrap().remove(0)
@@ -67,58 +67,39 @@ fn client(s: &Server) -> WsusClient {
 }
 
 fn installer_file(version: &str) -> &'static str {
-    match version {
-        "1.0" => "mozilla.firefox-128.0.3-x64.msi",
-        _ => "mozilla.firefox-131.0.2-x64.msi",
-    }
+    common::example_msi(version).0
 }
 
 fn bytes(version: &str) -> Vec<u8> {
-    std::fs::read(common::workspace_root().join("examples/catalog/installers").join(installer_file(version))).unwrap()
+    common::example_msi(version).1
 }
 
 fn object(version: &str) -> DesiredObject {
-    let b = bytes(version);
-    let code = format!("{{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A0{}}}", if version == "1.0" { 1 } else { 2 });
-    DesiredObject {
-        marker: TrackingMarker {
-            managed_by: "patchops".into(),
-            product: ProductId::new("vendor.app").unwrap(),
-            version: version.into(),
-            commit: Some("0123456789abcdef".into()),
-            content_digest: Sha256::digest(&b),
-        },
-        fields: common::fields(&[
+    let code = common::example_msi(version).2;
+    let mut o = common::msi_object(
+        "vendor.app",
+        version,
+        &[
             ("displayName", "Vendor App (x64)"),
             ("publisher", "Vendor"),
             ("version", version),
             ("installerType", "msi"),
             ("installCommand", &format!("msiexec /i \"{}\" /qn /norestart", installer_file(version))),
-            ("msiProductCode", &code),
+            ("msiProductCode", code),
             ("wsus.classification", "securityUpdates"),
-        ]),
-        installer: Installer {
-            architecture: Architecture::X64,
-            installer_type: InstallerType::Msi,
-            url: format!("https://downloads.example.invalid/{}", installer_file(version)),
-            sha256: Sha256::digest(&b),
-            size: b.len() as u64,
-            silent_install: "/qn /norestart".into(),
-            silent_uninstall: None,
-            msi_product_code: Some(code),
-            detection: None,
-            success_codes: vec![3010],
-            scan: None,
-        },
-        description: "Vendor App, a test product".into(),
-        product_name: "Vendor App".into(),
-        homepage: Some("https://vendor.example.invalid/".into()),
-    }
+        ],
+    );
+    o.marker.commit = Some("0123456789abcdef".into());
+    o.installer.url = format!("https://downloads.example.invalid/{}", installer_file(version));
+    o.installer.silent_install = "/qn /norestart".into();
+    o.installer.success_codes = vec![3010];
+    o.description = "Vendor App, a test product".into();
+    o.homepage = Some("https://vendor.example.invalid/".into());
+    o
 }
 
 fn verified(cache: &std::path::Path, version: &str) -> VerifiedContent {
-    let b = bytes(version);
-    ContentCache::new(cache).admit("test", &b, Expected { sha256: Sha256::digest(&b), size: b.len() as u64 }).unwrap()
+    common::verified(cache, &bytes(version))
 }
 
 fn pilot(deadline: Option<&str>, restart: &str) -> Vec<DesiredAssignment> {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use reconciler::authenticode::CodeSigner;
-use reconciler::catalog::{Installer, Sha256};
+use reconciler::catalog::Sha256;
 use reconciler::content::{ContentCache, Expected};
 use reconciler::model::kinds::WsusTransport;
-use reconciler::model::{Architecture, InstallerType, ObjectName, ProductId, SecretRef, Secrets};
+use reconciler::model::{ObjectName, SecretRef, Secrets};
 use reconciler::platform::wsus::transport::SshTransport;
 use reconciler::platform::wsus::WsusClient;
-use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning, TrackingMarker};
+use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning};
 
 /// sshd on 127.0.0.1, killed when dropped.
 struct Sshd {
@@ -88,40 +88,19 @@ fn user() -> String {
 }
 
 fn object() -> DesiredObject {
-    let file = "mozilla.firefox-131.0.2-x64.msi";
-    let b = std::fs::read(common::workspace_root().join("examples/catalog/installers").join(file)).unwrap();
-    let code = "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}";
-    DesiredObject {
-        marker: TrackingMarker {
-            managed_by: "patchops".into(),
-            product: ProductId::new("mozilla.firefox").unwrap(),
-            version: "131.0.2".into(),
-            commit: None,
-            content_digest: Sha256::digest(&b),
-        },
-        fields: common::fields(&[
+    let mut o = common::msi_object(
+        "mozilla.firefox",
+        "131.0.2",
+        &[
             ("displayName", "Mozilla Firefox (x64)"),
             ("publisher", "Mozilla"),
             ("version", "131.0.2"),
             ("wsus.classification", "updates"),
-        ]),
-        installer: Installer {
-            architecture: Architecture::X64,
-            installer_type: InstallerType::Msi,
-            url: format!("installers/{file}"),
-            sha256: Sha256::digest(&b),
-            size: b.len() as u64,
-            silent_install: "/qn".into(),
-            silent_uninstall: None,
-            msi_product_code: Some(code.into()),
-            detection: None,
-            success_codes: vec![],
-            scan: None,
-        },
-        description: "Firefox".into(),
-        product_name: "Mozilla Firefox".into(),
-        homepage: None,
-    }
+        ],
+    );
+    o.description = "Firefox".into();
+    o.product_name = "Mozilla Firefox".into();
+    o
 }
 
 #[tokio::test]

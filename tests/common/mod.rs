@@ -269,3 +269,55 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// One of the example catalog's Firefox MSIs ("1.0" is 128.0.3, anything else 131.0.2), by
+/// file name, with its bytes and product code.
+pub fn example_msi(version: &str) -> (&'static str, Vec<u8>, &'static str) {
+    let (file, code) = if version == "1.0" {
+        ("mozilla.firefox-128.0.3-x64.msi", "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A01}")
+    } else {
+        ("mozilla.firefox-131.0.2-x64.msi", "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}")
+    };
+    let bytes = std::fs::read(workspace_root().join("examples/catalog/installers").join(file)).expect("example MSI");
+    (file, bytes, code)
+}
+
+/// A platform object for an example MSI: `product` at `version`, with `fields`; installed
+/// silently with `/qn` from `installers/<file>`.
+pub fn msi_object(product: &str, version: &str, fields: &[(&str, &str)]) -> reconciler::platform::DesiredObject {
+    use reconciler::catalog::{Installer, Sha256};
+    let (file, bytes, code) = example_msi(version);
+    reconciler::platform::DesiredObject {
+        marker: reconciler::platform::TrackingMarker {
+            managed_by: "patchops".into(),
+            product: reconciler::model::ProductId::new(product).expect("product id"),
+            version: version.into(),
+            commit: None,
+            content_digest: Sha256::digest(&bytes),
+        },
+        fields: self::fields(fields),
+        installer: Installer {
+            architecture: reconciler::model::Architecture::X64,
+            installer_type: reconciler::model::InstallerType::Msi,
+            url: format!("installers/{file}"),
+            sha256: Sha256::digest(&bytes),
+            size: bytes.len() as u64,
+            silent_install: "/qn".into(),
+            silent_uninstall: None,
+            msi_product_code: Some(code.into()),
+            detection: None,
+            success_codes: vec![],
+            scan: None,
+        },
+        description: "a test product".into(),
+        product_name: "Vendor App".into(),
+        homepage: None,
+    }
+}
+
+/// `bytes` admitted into a content cache under `cache`: verified content to hand a platform.
+pub fn verified(cache: &Path, bytes: &[u8]) -> reconciler::content::VerifiedContent {
+    let expected =
+        reconciler::content::Expected { sha256: reconciler::catalog::Sha256::digest(bytes), size: bytes.len() as u64 };
+    reconciler::content::ContentCache::new(cache).admit("test", bytes, expected).expect("verified")
+}

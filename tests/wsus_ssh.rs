@@ -14,8 +14,6 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use reconciler::authenticode::CodeSigner;
-use reconciler::catalog::Sha256;
-use reconciler::content::{ContentCache, Expected};
 use reconciler::model::kinds::WsusTransport;
 use reconciler::model::{ObjectName, SecretRef, Secrets};
 use reconciler::platform::wsus::transport::SshTransport;
@@ -147,27 +145,27 @@ async fn requests_reach_the_server_over_ssh_and_scp() {
         staging_dir: staging.display().to_string(),
     };
     let name = ObjectName::new("wsus-ssh").unwrap();
-    let transport = SshTransport::new(
-        name.clone(),
-        &user(),
-        "127.0.0.1",
-        Some(server.port),
-        Some(Secrets::with_env(|_| None).file(&SecretRef::File(server.client_key.display().to_string())).unwrap()),
-        settings.clone(),
-        settings.shell.clone(),
-    );
+    let transport = || {
+        let key = Secrets::with_env(|_| None).file(&SecretRef::File(server.client_key.display().to_string())).unwrap();
+        let shell = settings.shell.clone();
+        Arc::new(SshTransport::new(
+            name.clone(),
+            &user(),
+            "127.0.0.1",
+            Some(server.port),
+            Some(key),
+            settings.clone(),
+            shell,
+        ))
+    };
     let signer =
         CodeSigner::new(&SecretRef::File(script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now())
             .unwrap();
-    let client = WsusClient::new(name.clone(), Arc::new(transport)).with_script_signing(ScriptSigning::Signed(signer));
+    let client = WsusClient::new(name.clone(), transport()).with_script_signing(ScriptSigning::Signed(signer));
 
     let o = object();
     let cache = tempfile::tempdir().unwrap();
-    let b = std::fs::read(common::workspace_root().join("examples/catalog/installers/mozilla.firefox-131.0.2-x64.msi"))
-        .unwrap();
-    let content = ContentCache::new(cache.path())
-        .admit("test", &b, Expected { sha256: Sha256::digest(&b), size: b.len() as u64 })
-        .unwrap();
+    let content = common::verified(cache.path(), &common::example_msi("131.0.2").1);
     let id = client.create(&o, &content).await.unwrap();
     client.observe().await.unwrap();
     client
@@ -188,18 +186,7 @@ async fn requests_reach_the_server_over_ssh_and_scp() {
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "each request removed its staging folder");
 
     // An unsigned script is refused by the server's AllSigned policy, and said so.
-    let unsigned = WsusClient::new(
-        name.clone(),
-        Arc::new(SshTransport::new(
-            name.clone(),
-            &user(),
-            "127.0.0.1",
-            Some(server.port),
-            Some(Secrets::with_env(|_| None).file(&SecretRef::File(server.client_key.display().to_string())).unwrap()),
-            settings.clone(),
-            settings.shell.clone(),
-        )),
-    );
+    let unsigned = WsusClient::new(name.clone(), transport());
     let err = unsigned.observe().await.unwrap_err().to_string();
     common::assert_contains(&err, "is not digitally signed");
 

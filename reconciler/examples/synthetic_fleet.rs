@@ -125,6 +125,7 @@ fn main() {
             }
             ObservedObject {
                 relationships: Vec::new(),
+                incomplete: None,
                 id: format!("{}-obj-{i}", a.platform),
                 display_name: fields.get("displayName").cloned().unwrap_or_default(),
                 marker: Some(TrackingMarker {

@@ -36,6 +36,7 @@ pub mod catalog;
 pub mod content;
 pub mod doctor;
 pub mod emulate;
+pub mod failpoint;
 pub mod http;
 pub mod intern;
 pub mod model;

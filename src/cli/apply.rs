@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
-use reconciler::apply::{FailPoint, Outcome};
+use reconciler::apply::Outcome;
 use reconciler::ops::ApplyOptions;
 use reconciler::plan::{render, Plan};
 
@@ -61,13 +61,18 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
             }
         },
     };
-    let fail_point = std::env::var("PATCHOPS_FAILPOINT").ok().and_then(|v| FailPoint::parse(&v));
+    // Crash tests: abort at a named point (see reconciler::failpoint).
+    if let Ok(spec) = std::env::var("PATCHOPS_FAILPOINT") {
+        if let Err(e) = reconciler::failpoint::arm(&spec) {
+            print_error(&format!("PATCHOPS_FAILPOINT: {e}"));
+            return EXIT_ERROR;
+        }
+    }
     let options = ApplyOptions {
         saved_plan,
         allow_mass_retire: args.allow_mass_retire,
         max_retire_share: Some(args.max_retire_share),
         retry: None,
-        fail_point,
         progress: Some(super::progress::for_stderr()),
     };
     let prepared = match reconciler::ops::prepare_apply(&opts, options).await {

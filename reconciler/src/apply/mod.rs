@@ -49,38 +49,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A point where a test may make apply abort the process, to prove crash safety.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailPoint {
-    /// After content was verified, before anything reached the platform.
-    AfterContent,
-    /// After the platform object was created, before it was assigned.
-    AfterCreate,
-    /// After the new assignment, before the old object lost its assignment (updates).
-    AfterAssign,
-    /// After the platform changes, before the audit record was written.
-    BeforeAudit,
-}
-
-impl FailPoint {
-    /// Every fail point, by name.
-    pub const ALL: [(&'static str, FailPoint); 4] = [
-        ("after-content", FailPoint::AfterContent),
-        ("after-create", FailPoint::AfterCreate),
-        ("after-assign", FailPoint::AfterAssign),
-        ("before-audit", FailPoint::BeforeAudit),
-    ];
-
-    /// Parses `name` or `name:N` (abort at the N-th time the point is reached, default 1).
-    pub fn parse(text: &str) -> Option<(FailPoint, u32)> {
-        let (name, n) = match text.split_once(':') {
-            Some((name, n)) => (name, n.parse().ok()?),
-            None => (text, 1),
-        };
-        FailPoint::ALL.iter().find(|(n2, _)| *n2 == name).map(|(_, p)| (*p, n))
-    }
-}
-
 /// What the engine needs besides the actions.
 pub struct Engine<'a> {
     /// The fleet.
@@ -101,8 +69,6 @@ pub struct Engine<'a> {
     pub run: String,
     /// Retries.
     pub retry: RetryPolicy,
-    /// A fail point to abort at (tests only).
-    pub fail_point: Option<(FailPoint, u32)>,
 }
 
 /// How one action ended.
@@ -228,34 +194,32 @@ impl Engine<'_> {
             let journal = self.with_db(|db| {
                 db.begin(&self.run, &action.product, &action.platform, action.ring.as_deref(), action.action.as_str())
             });
-            let (outcome, content) = match journal {
-                Err(e) => (Err(StepError::State(e)), None),
+            let (journal_id, outcome, content) = match journal {
+                Err(e) => (None, Err(StepError::State(e)), None),
                 Ok(id) => {
                     let mut content = None;
                     let r = self.run_action(client.as_ref(), &action, &mut objects, id, &mut content).await;
-                    (r.map(|object_id| (id, object_id)), content)
+                    (Some(id), r, content)
                 }
             };
-            let (journal_id, outcome) = match outcome {
-                Ok((id, object_id)) => (Some(id), Outcome::Succeeded { object_id }),
+            // A failed action is finished too (outcome `failed`): only a run that died leaves
+            // a journal entry open, and only that is reported as interrupted next time.
+            let outcome = match outcome {
+                Ok(object_id) => Outcome::Succeeded { object_id },
                 Err(e) => {
                     let message = e.to_string();
                     failed = Some(format!("an earlier action of {} on {platform} failed", action.product));
-                    (None, Outcome::Failed(message))
+                    Outcome::Failed(message)
                 }
             };
-            self.hit(FailPoint::BeforeAudit);
+            crate::failpoint::hit("before-audit");
             let record = self.audit_record(&action, &outcome, content.as_ref(), &permitted);
+            // The journal step that finishes the action, its audit record and (for a publish or
+            // update that succeeded) the ring history are one transaction. Should it fail, the
+            // next apply finds the ring running the version without a record and lets its soak
+            // count from then (fail closed).
             if let Err(e) = self.with_db(|db| db.finish(journal_id, &record)) {
                 tracing::error!(error = %e, "could not write the audit record");
-            }
-            if let (Outcome::Succeeded { .. }, Some(ring), Some(version)) =
-                (&outcome, action.ring.as_deref(), action.version.as_deref())
-            {
-                if matches!(action.action, ActionKind::Publish | ActionKind::Update) {
-                    let _ = self
-                        .with_db(|db| db.ring_reached(&action.product, &action.platform, ring, version, Utc::now()));
-                }
             }
             reports.push(ActionReport { action, outcome, warnings: permitted.warnings().to_vec() });
         }
@@ -267,14 +231,11 @@ impl Engine<'_> {
         f(&mut db)
     }
 
-    fn hit(&self, point: FailPoint) {
-        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        if let Some((p, n)) = self.fail_point {
-            if p == point && COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n {
-                eprintln!("patchops: fail point {point:?} reached; aborting (test hook)");
-                std::process::abort();
-            }
-        }
+    /// Records a journal step of an action (a crash test may stop the process right after).
+    fn step(&self, journal: i64, step: &str, detail: &str) -> Result<(), StateError> {
+        self.with_db(|db| db.step(journal, step, detail))?;
+        crate::failpoint::hit("step");
+        Ok(())
     }
 
     async fn run_action(
@@ -293,27 +254,28 @@ impl Engine<'_> {
                 let (desired, assignment, expected, location) = self.desired(a)?;
                 // Reuse an object only when it holds exactly this content.
                 let existing = objects.iter().position(|o| {
-                    o.managed().is_some_and(|m| m.version == version && m.content_digest == expected.sha256)
+                    o.managed_complete().is_some_and(|m| m.version == version && m.content_digest == expected.sha256)
                 });
                 let index = match existing {
                     Some(i) => i,
                     None => {
                         let content = self.fetch(&location, expected).await?;
-                        self.with_db(|db| db.step(journal, "content-verified", &content.sha256().to_string()))?;
-                        self.hit(FailPoint::AfterContent);
+                        self.step(journal, "content-verified", &content.sha256().to_string())?;
+                        crate::failpoint::hit("after-content");
                         let id = retry(self.retry, || client.create(&desired, &content)).await?;
                         *content_out = Some(content);
-                        self.with_db(|db| db.step(journal, "created", &id))?;
-                        self.hit(FailPoint::AfterCreate);
+                        self.step(journal, "created", &id)?;
+                        crate::failpoint::hit("after-create");
                         // An update: the new object supersedes the one the ring runs now.
                         if let (ActionKind::Update, Some(old)) = (a.action, a.object_id.as_deref()) {
                             if old != id {
                                 retry(self.retry, || client.supersede(&id, old)).await?;
-                                self.with_db(|db| db.step(journal, "superseded", old))?;
+                                self.step(journal, "superseded", old)?;
                             }
                         }
                         objects.push(ObservedObject {
                             relationships: Vec::new(),
+                            incomplete: None,
                             id,
                             display_name: desired.fields.get("displayName").unwrap_or_default().to_string(),
                             marker: Some(desired.marker.clone()),
@@ -330,8 +292,8 @@ impl Engine<'_> {
                 let target_id = target.id.clone();
                 retry(self.retry, || client.set_assignments(&target_id, &list)).await?;
                 set_local(target, &list);
-                self.with_db(|db| db.step(journal, "assigned", &format!("{target_id} → {group}")))?;
-                self.hit(FailPoint::AfterAssign);
+                self.step(journal, "assigned", &format!("{target_id} → {group}"))?;
+                crate::failpoint::hit("after-assign");
                 // Every other version of the product leaves this group; an object left with no
                 // assignment is deleted (the new version superseded it).
                 let others: Vec<usize> = (0..objects.len())
@@ -357,7 +319,7 @@ impl Engine<'_> {
                         desired.marker = m.clone();
                     }
                     retry(self.retry, || client.reconfigure(id, &desired)).await?;
-                    self.with_db(|db| db.step(journal, "reconfigured", id))?;
+                    self.step(journal, "reconfigured", id)?;
                 }
                 if a.changes.iter().any(|c| c.field.starts_with("assignment.")) {
                     let mut list = assignments_of(object);
@@ -366,7 +328,7 @@ impl Engine<'_> {
                     }
                     retry(self.retry, || client.set_assignments(id, &list)).await?;
                     set_local(object, &list);
-                    self.with_db(|db| db.step(journal, "assignment-updated", id))?;
+                    self.step(journal, "assignment-updated", id)?;
                 }
                 Ok(Some(id.to_string()))
             }
@@ -399,11 +361,11 @@ impl Engine<'_> {
         if rest.is_empty() {
             retry(self.retry, || client.delete(&id)).await?;
             objects.remove(i);
-            self.with_db(|db| db.step(journal, "deleted", &id))?;
+            self.step(journal, "deleted", &id)?;
         } else {
             retry(self.retry, || client.set_assignments(&id, &rest)).await?;
             set_local(&mut objects[i], &rest);
-            self.with_db(|db| db.step(journal, "unassigned", &id))?;
+            self.step(journal, "unassigned", &id)?;
         }
         Ok(())
     }

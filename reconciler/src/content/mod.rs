@@ -383,6 +383,24 @@ impl ContentCache {
         self
     }
 
+    /// Removes the temporary files of downloads that a killed run left behind (`.partial-*`);
+    /// returns how many bytes that freed. Call it only while holding the apply lock, when no
+    /// download of this cache can be under way.
+    pub fn sweep_partials(&self) -> u64 {
+        let dir = self.root.join("sha256");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return 0 };
+        let mut freed = 0;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".partial-") {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    freed += size;
+                }
+            }
+        }
+        freed
+    }
+
     fn path_of(&self, sha256: &Sha256) -> PathBuf {
         self.root.join("sha256").join(sha256.to_string())
     }

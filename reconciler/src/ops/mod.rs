@@ -313,8 +313,6 @@ pub struct ApplyOptions {
     pub max_retire_share: Option<f64>,
     /// Retry policy for transient platform errors.
     pub retry: Option<crate::apply::RetryPolicy>,
-    /// Abort at this point (crash tests).
-    pub fail_point: Option<(crate::apply::FailPoint, u32)>,
     /// Shows downloads.
     pub progress: Option<std::sync::Arc<dyn crate::content::Progress>>,
 }
@@ -356,6 +354,9 @@ pub enum ApplyRefusal {
     /// The saved plan no longer matches its inputs.
     #[error("the saved plan is stale and was not applied:\n{}\nhelp: make a new plan with `patchops plan --out FILE`, review it, and apply that", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
     Stale(Vec<String>),
+    /// The saved plan's actions are not those its recorded inputs give: it was edited.
+    #[error("the saved plan does not match what its own inputs give, so it was edited after it was made; nothing was applied:\n{}\nhelp: a plan file is applied only as `patchops plan --out FILE` wrote it; make a new plan and review that", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    Tampered(Vec<String>),
     /// The plan would retire too much of a platform.
     #[error("refusing to retire so much at once:\n{}\nhelp: an empty or broken fleet looks exactly like this; if the retirement is intended, run again with --allow-mass-retire", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
     MassRetire(Vec<String>),
@@ -366,6 +367,11 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
     let lock = opts.state.lock("apply").map_err(|e| OpsError::Refused(e.into()))?;
     let db = opts.state.db()?;
     let interrupted = db.recover()?;
+    // Holding the lock, no download can be under way: what a killed run was downloading goes.
+    let freed = opts.state.content().sweep_partials();
+    if freed > 0 {
+        tracing::info!(bytes = freed, "removed the partial downloads of an earlier run");
+    }
     for i in &interrupted {
         tracing::warn!(run = %i.run, action = %i.subject, step = %i.step, detail = %i.detail, "an earlier apply was interrupted; re-planning from the platforms' current state");
     }
@@ -405,14 +411,24 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
         if !stale.is_empty() {
             return Err(OpsError::Refused(ApplyRefusal::Stale(stale)));
         }
-        plan.actions.clone_from(&saved.actions);
-        for a in &mut plan.actions {
-            a.denied.clear();
-            a.waiting = None;
+        // The saved plan is what was reviewed, but its action list is only a file: what is
+        // applied is the plan recomputed from the same inputs, and only when it is the same.
+        let tampered = tampering(&saved.actions, &plan.actions);
+        if !tampered.is_empty() {
+            return Err(OpsError::Refused(ApplyRefusal::Tampered(tampered)));
         }
     }
     let mut policies = Policies::for_fleet(&v.fleet, &v.snapshot)?;
     judge(&mut plan, &mut policies, &PolicyContext::new(&v.fleet, &v.catalogs, opts.now))?;
+    // What the platforms show each ring running, where the ring history has no record of it (a
+    // crash before the record was written, a lost state directory): the soak of that ring counts
+    // from now, never from an unknown time in the past.
+    for (product, platform, ring, version) in plan::observed_ring_versions(&v.fleet, &observed) {
+        if db.reached_at(&product, &platform, &ring, &version)?.is_none() {
+            tracing::warn!(%product, %platform, %ring, %version, "no record of when this ring got this version; its soak counts from now");
+            db.ring_reached(&product, &platform, &ring, &version, opts.now)?;
+        }
+    }
     let history = |product: &str, platform: &str, ring: &str, version: &str| {
         db.reached_at(product, platform, ring, version).ok().flatten()
     };
@@ -438,6 +454,46 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
         options,
         _lock: lock,
     })
+}
+
+/// Where a saved plan's actions differ from those its recorded inputs give (policy denials and
+/// waiting are judged again at apply time and are not compared).
+fn tampering(saved: &[plan::PlannedAction], now: &[plan::PlannedAction]) -> Vec<String> {
+    let judged_apart = |a: &plan::PlannedAction| plan::PlannedAction { denied: Vec::new(), waiting: None, ..a.clone() };
+    let describe = |a: &plan::PlannedAction| {
+        format!(
+            "{} {} {}on {}{}{}",
+            a.action.as_str(),
+            a.product,
+            a.version.as_deref().map(|v| format!("{v} ")).unwrap_or_default(),
+            a.platform,
+            a.ring.as_deref().map(|r| format!(" / {r}")).unwrap_or_default(),
+            a.group.as_deref().map(|g| format!(" (group {g})")).unwrap_or_default(),
+        )
+    };
+    // Both lists are in the planner's stable order: compared pairwise, and only when they
+    // differ is it worked out which actions (by their JSON form) the other side lacks.
+    if saved.len() == now.len() && saved.iter().zip(now).all(|(a, b)| judged_apart(a) == judged_apart(b)) {
+        return Vec::new();
+    }
+    let key = |a: &plan::PlannedAction| serde_json::to_string(&judged_apart(a)).unwrap_or_default();
+    let saved_keys: std::collections::HashSet<String> = saved.iter().map(key).collect();
+    let now_keys: std::collections::HashSet<String> = now.iter().map(key).collect();
+    let mut out: Vec<String> = saved
+        .iter()
+        .filter(|a| !now_keys.contains(&key(a)))
+        .map(|a| format!("the plan file has `{}`, which its inputs do not give", describe(a)))
+        .chain(
+            now.iter()
+                .filter(|a| !saved_keys.contains(&key(a)))
+                .map(|a| format!("its inputs give `{}`, which the plan file lacks", describe(a))),
+        )
+        .take(20)
+        .collect();
+    if out.is_empty() {
+        out.push("the plan file lists its actions in another order or more than once".into());
+    }
+    out
 }
 
 /// What changed between a saved plan's inputs and today's.
@@ -481,7 +537,9 @@ fn describe_source(v: &serde_json::Value) -> String {
 fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<String> {
     let mut out = Vec::new();
     for (name, o) in observed {
-        let managed: Vec<&platform::ObservedObject> = o.objects.iter().filter(|x| x.managed().is_some()).collect();
+        // Half-made objects are replaced, not retired from devices: they do not count.
+        let managed: Vec<&platform::ObservedObject> =
+            o.objects.iter().filter(|x| x.managed_complete().is_some()).collect();
         if managed.is_empty() {
             continue;
         }
@@ -550,7 +608,6 @@ impl ApplyRun {
             db: self.db.clone(),
             run: run_id,
             retry: self.options.retry.unwrap_or_default(),
-            fail_point: self.options.fail_point,
         };
         let reports = engine.run(permitted).await.map_err(|e| match e {
             crate::apply::ApplyError::State(s) => OpsError::State(s),

@@ -28,6 +28,36 @@ impl<F: Fn(&str, &str, &str, &str) -> Option<DateTime<Utc>>> RingHistory for F {
     }
 }
 
+/// What each ring runs, as the platforms show it: (fleet product, platform, ring, version) for
+/// every managed object assigned to a ring's group. `apply` records the first time it sees each
+/// of these when the ring history has no record of it, so that a lost record delays the next
+/// ring by one soak instead of releasing it at once.
+pub fn observed_ring_versions(
+    fleet: &Fleet,
+    observed: &std::collections::BTreeMap<crate::model::ObjectName, crate::platform::Observed>,
+) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for product in &fleet.products {
+        for target in &product.targets {
+            let (Some(rollout), Some(o)) = (fleet.rollouts.get(&target.rollout), observed.get(&target.spec.platform))
+            else {
+                continue;
+            };
+            for ring in &target.rings {
+                let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
+                let running = o.objects.iter().find_map(|obj| {
+                    let m = obj.managed_complete().filter(|m| m.product == product.spec.product)?;
+                    obj.assignments.iter().any(|x| x.group == group).then(|| m.version.clone())
+                });
+                if let Some(version) = running {
+                    out.push((product.name().to_string(), target.spec.platform.to_string(), ring.to_string(), version));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Marks the changes of `plan` that must wait, then recounts its summary.
 pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: DateTime<Utc>) {
     // Rings first: what ring i-1 does in this very plan decides ring i. Only a version change in
@@ -80,17 +110,27 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
                         });
                         continue;
                     }
-                    if let Some(reached) = history.reached_at(&a.product, &a.platform, prev.as_str(), version) {
-                        let opens = reached + soak;
-                        if opens > now {
-                            a.waiting = Some(Waiting {
-                                reason: "RingSoaking".into(),
-                                message: format!(
-                                    "ring {prev} has run {version} since {}",
-                                    reached.format("%Y-%m-%d %H:%M UTC")
+                    // Fail closed: without a record of when the previous ring got this version
+                    // (a crash before the history write, a lost or fresh state directory), the
+                    // soak counts from now. `apply` records the first time it observes a ring
+                    // running a version (`observed_ring_versions`), so the wait then ends.
+                    let reached = history.reached_at(&a.product, &a.platform, prev.as_str(), version);
+                    if soak > Duration::zero() {
+                        let (opens, message) = match reached {
+                            Some(reached) => (
+                                reached.checked_add_signed(soak),
+                                format!("ring {prev} has run {version} since {}", reached.format("%Y-%m-%d %H:%M UTC")),
+                            ),
+                            None => (
+                                now.checked_add_signed(soak),
+                                format!(
+                                    "there is no record of when ring {prev} got {version}; its soak counts from now"
                                 ),
-                                until: Some(opens),
-                            });
+                            ),
+                        };
+                        // A soak too long to be a date (validation bounds it) never opens.
+                        if opens.is_none_or(|opens| opens > now) {
+                            a.waiting = Some(Waiting { reason: "RingSoaking".into(), message, until: opens });
                             continue;
                         }
                     }

@@ -31,7 +31,7 @@ use crate::platform::{Observed, ObservedObject};
 use crate::source::Provenance;
 
 pub use desired::{desired_fields, select_installer, Selection, SelectionError};
-pub use gate::{gate, next_window, RingHistory};
+pub use gate::{gate, next_window, observed_ring_versions, RingHistory};
 
 pub(crate) use crate::intern::Interner;
 pub use crate::intern::Text;
@@ -275,7 +275,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let mut managed_index: ManagedIndex<'_> = HashMap::new();
     for (platform, observed) in input.observed {
         for o in &observed.objects {
-            if let Some(m) = o.managed() {
+            // A half-made object is no ring's current object and never reused: it is retired
+            // (`retire_unwanted`) and the ring is published afresh.
+            if let Some(m) = o.managed_complete() {
                 managed_index.entry((platform, &m.product)).or_default().push(o);
             }
         }
@@ -634,6 +636,16 @@ fn retire_unwanted(
                 denied: Vec::new(),
                 waiting: None,
             };
+            if let Some(missing) = &object.incomplete {
+                let message = format!(
+                    "object {} of {product_id} {} was left half-made by an earlier run ({missing}); it is deleted and published afresh",
+                    object.id, marker.version
+                );
+                let mut retire = retire(None, None, message);
+                retire.reason = "Incomplete".into();
+                actions.push(retire);
+                continue;
+            }
             for assignment in &object.assignments {
                 if wanted.contains(&(platform_name, &marker.product, assignment.group.as_str())) {
                     continue;

@@ -65,6 +65,7 @@ fn managed(
 ) -> ObservedObject {
     ObservedObject {
         relationships: Vec::new(),
+        incomplete: None,
         id: id.into(),
         display_name: format!("{product} {version}"),
         marker: Some(TrackingMarker {

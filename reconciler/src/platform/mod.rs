@@ -86,6 +86,11 @@ pub struct ObservedObject {
     /// platform reports them; empty where the platform has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relationships: Vec<ObservedRelationship>,
+    /// Set when the object was left half-made (a run died between creating it and committing
+    /// its content): what is missing. Such an object is never assigned or reused; the planner
+    /// retires it and publishes afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// One relationship of an object to another (Intune: a mobileAppRelationship).
@@ -103,6 +108,12 @@ impl ObservedObject {
     /// The marker, if patchops manages this object.
     pub fn managed(&self) -> Option<&TrackingMarker> {
         self.marker.as_ref().filter(|m| m.is_managed())
+    }
+
+    /// The marker, if patchops manages this object and it is whole (not left half-made by a
+    /// run that died): the objects a ring can run and a publish can reuse.
+    pub fn managed_complete(&self) -> Option<&TrackingMarker> {
+        self.managed().filter(|_| self.incomplete.is_none())
     }
 }
 
@@ -250,6 +261,7 @@ impl Observed {
                 put(&mut h, &a.group);
                 put_map(&mut h, &a.fields);
             }
+            put(&mut h, o.incomplete.as_deref().unwrap_or("\u{0}complete"));
             let mut relationships: Vec<&ObservedRelationship> = o.relationships.iter().collect();
             relationships.sort();
             h.update((relationships.len() as u64).to_le_bytes());
@@ -487,6 +499,7 @@ mod tests {
     fn object(id: &str, groups: &[&str]) -> ObservedObject {
         ObservedObject {
             relationships: Vec::new(),
+            incomplete: None,
             id: id.into(),
             display_name: id.into(),
             marker: None,

@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS content (
 );
 ";
 
+/// Records that a ring runs a version from a time (kept if it already ran that version).
+const RING_REACHED: &str =
+    "INSERT INTO ring_reached (product, platform, ring, version, reached_at) VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT (product, platform, ring) DO UPDATE SET version = excluded.version, reached_at = excluded.reached_at
+    WHERE ring_reached.version != excluded.version";
+
 /// The open state database.
 #[derive(Debug)]
 pub struct StateDb {
@@ -253,6 +259,14 @@ impl StateDb {
             ],
         )
         .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        if let (true, Some(ring), Some(version)) = (
+            record.outcome == "succeeded" && matches!(record.action.as_str(), "publish" | "update"),
+            record.ring.as_deref(),
+            record.version.as_deref(),
+        ) {
+            tx.execute(RING_REACHED, params![record.product, record.platform, ring, version, now_text(record.at)])
+                .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        }
         tx.commit().map_err(|e| StateError::new(&self.path, e.to_string()))
     }
 
@@ -310,12 +324,7 @@ impl StateDb {
         at: DateTime<Utc>,
     ) -> Result<(), StateError> {
         self.conn
-            .execute(
-                "INSERT INTO ring_reached (product, platform, ring, version, reached_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (product, platform, ring) DO UPDATE SET version = excluded.version, reached_at = excluded.reached_at
-                 WHERE ring_reached.version != excluded.version",
-                params![product, platform, ring, version, now_text(at)],
-            )
+            .execute(RING_REACHED, params![product, platform, ring, version, now_text(at)])
             .map_err(|e| self.err(e))?;
         Ok(())
     }

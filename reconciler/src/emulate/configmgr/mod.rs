@@ -317,9 +317,15 @@ async fn read(
             }
             ("SMS_Application", None) => {
                 let live_only = filter.contains("IsExpired eq false");
+                let model = filter_value(&filter, "ModelName");
                 Ok(collection(
                     class,
-                    s.apps.iter().filter(|(_, a)| !live_only || !a.expired).map(|(id, a)| app_json(*id, a, false)).collect(),
+                    s.apps
+                        .iter()
+                        .filter(|(_, a)| !live_only || !a.expired)
+                        .filter(|(_, a)| model.as_deref().is_none_or(|m| a.model_name == m))
+                        .map(|(id, a)| app_json(*id, a, false))
+                        .collect(),
                 ))
             }
             ("SMS_ApplicationAssignment", None) => {

@@ -141,7 +141,36 @@ impl Emulator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
         };
-        Ok(Emulator { store: Mutex::new(store), file: file.to_path_buf(), options, base: OnceLock::new() })
+        let emulator = Emulator { store: Mutex::new(store), file: file.to_path_buf(), options, base: OnceLock::new() };
+        emulator.sweep_leftovers();
+        Ok(emulator)
+    }
+
+    /// Removes what a server process killed mid-request leaves (nothing is in flight when the
+    /// emulator opens its state): staging folders, and half-made CABs in the content folder.
+    fn sweep_leftovers(&self) {
+        let _ = std::fs::remove_dir_all(self.file.with_extension("staging"));
+        let Ok(entries) = std::fs::read_dir(self.content_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                let path = entry.path();
+                let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            }
+        }
+    }
+
+    /// What each request script does first (see the client's script prelude): staging folders
+    /// of requests that never ran are removed once they are a day old.
+    fn sweep_stale_staging(&self, current: &str) {
+        let Ok(entries) = std::fs::read_dir(self.file.with_extension("staging")) else { return };
+        let day_ago = std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs(24 * 3600));
+        for entry in entries.flatten() {
+            let old = entry.metadata().and_then(|m| m.modified()).ok().zip(day_ago).is_some_and(|(m, d)| m < d);
+            if entry.file_name() != current && old {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Where the server's content (signed CABs) is kept.
@@ -218,6 +247,7 @@ struct RunRequest {
 async fn run(State(emu): State<Shared>, Json(req): Json<RunRequest>) -> Result<Json<ScriptResult>, Refused> {
     let dir = emu.staging_dir(segment(&req.id)?);
     let script_path = dir.join(segment(&req.script)?);
+    emu.sweep_stale_staging(&req.id);
     let emu2 = emu.clone();
     let result = tokio::task::spawn_blocking(move || emu2.execute(&dir, &script_path))
         .await
@@ -455,10 +485,14 @@ impl Emulator {
         // CreateCab → SignCab, as WSUS does when it publishes.
         let content = self.content_dir();
         std::fs::create_dir_all(&content).map_err(|e| e.to_string())?;
-        let unsigned = tempfile::NamedTempFile::new_in(&content).map_err(|e| e.to_string())?;
-        make_cab(&staged, file_name, unsigned.path()).map_err(|e| format!("making the CAB: {e}"))?;
-        let signed = content.join(format!(".signing-{id}.cab"));
-        crate::authenticode::sign_as_configured(signing, unsigned.path(), &signed)
+        // Half-made CABs live in a dot-folder of their own, removed when this ends (and by the
+        // next start if the process is killed): a crash never blocks a package.
+        let work = tempfile::Builder::new().prefix(".signing-").tempdir_in(&content).map_err(|e| e.to_string())?;
+        let unsigned = work.path().join("unsigned.cab");
+        make_cab(&staged, file_name, &unsigned).map_err(|e| format!("making the CAB: {e}"))?;
+        crate::failpoint::hit("wsus-server-signing");
+        let signed = work.path().join(format!("{id}.cab"));
+        crate::authenticode::sign_as_configured(signing, &unsigned, &signed)
             .map_err(|e| format!("signing the CAB with the WSUS signing certificate: {e}"))?;
         let (_, cab_sha1, _) = digests(&signed).map_err(|e| e.to_string())?;
         let hex_sha1 = hex::encode_upper(cab_sha1);

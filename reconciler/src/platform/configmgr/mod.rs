@@ -297,6 +297,34 @@ impl ConfigMgrClient {
         })
     }
 
+    /// Finds the application with `app`'s logical name, retired or not; when there is one,
+    /// reinstates it if it was retired, makes `app` its next revision and returns its id.
+    async fn reinstate(&self, app: &Application) -> Result<Option<String>, PlatformError> {
+        let operation = "reinstating the application";
+        let model = format!("{}/{}", app.scope, app.application);
+        let mut url = self.url("SMS_Application")?;
+        url.query_pairs_mut()
+            .append_pair("$filter", &format!("ModelName eq '{}' and IsLatest eq true", model.replace('\'', "''")))
+            .append_pair("$select", "CI_ID,ModelName,IsExpired");
+        let found = self.send(operation, self.http.get(url)).await?;
+        let Some(entry) = found["value"].as_array().and_then(|l| l.first()) else { return Ok(None) };
+        let id = entry["CI_ID"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .ok_or_else(|| self.failed(operation, format!("the application {model} has no CI_ID")))?;
+        if entry["IsExpired"].as_bool() == Some(true) {
+            let url = self.url(&format!("SMS_Application({id})/AdminService.SetIsExpired"))?;
+            self.send(operation, self.http.post(url).json(&json!({ "Expired": false }))).await?;
+        }
+        let one = self.send(operation, self.http.get(self.url(&format!("SMS_Application({id})"))?)).await?;
+        let current = Application::parse(one["value"][0]["SDMPackageXML"].as_str().unwrap_or_default())
+            .map_err(|e| self.failed(operation, format!("application {id}'s SDMPackageXML: {e}")))?;
+        self.remember(&id, current);
+        self.revise(&id, app.clone(), operation).await?;
+        tracing::info!(platform = %self.name, application = %id, %model, "reinstated and revised an existing application instead of creating a second one");
+        Ok(Some(id))
+    }
+
     /// A new revision of application `id` from `app` (its SDM version the next one).
     async fn revise(&self, id: &str, mut app: Application, operation: &str) -> Result<(), PlatformError> {
         app.version = self.known(id, operation)?.version + 1;
@@ -468,6 +496,7 @@ impl Platform for ConfigMgrClient {
                     fields,
                     assignments: object_assignments,
                     relationships,
+                    incomplete: None,
                 });
             }
         });
@@ -486,7 +515,15 @@ impl Platform for ConfigMgrClient {
             ));
         }
         let location = self.upload_content(object, content).await?;
+        crate::failpoint::hit("configmgr-after-copy");
         let app = self.application_for(object, location, None).await?;
+        // The logical name is fixed per (platform, product, version, content): an application
+        // with it exists when a version comes back (A → B → A: A was retired) or when a run died
+        // after the site created it. The site refuses a second one, so that one is reinstated
+        // (SetIsExpired false, as the console's Reinstate does) and revised instead.
+        if let Some(id) = self.reinstate(&app).await? {
+            return Ok(id);
+        }
         let created = self
             .send(
                 "creating the application",

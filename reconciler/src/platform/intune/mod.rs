@@ -443,6 +443,7 @@ impl IntuneClient {
             }
         }
 
+        crate::failpoint::hit("intune-before-commit");
         let commit = json!({ "fileEncryptionInfo": packed.encryption.to_graph() });
         self.send(
             "committing the content file",
@@ -451,6 +452,7 @@ impl IntuneClient {
         )
         .await?;
         self.wait_for(&file_url, "commitFileSuccess", "commitFile").await?;
+        crate::failpoint::hit("intune-before-content-version");
         let patch = json!({ "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": v });
         self.send(
             "setting the committed content version",
@@ -624,7 +626,15 @@ fn observed_of(app: &Value) -> ObservedObject {
         })
         .collect();
     relationships.sort();
+    // An app whose content was never committed (a run died between creating the app and
+    // committing its file) stays `notPublished` and cannot be assigned: mobileApp's
+    // publishingState, https://learn.microsoft.com/graph/api/resources/intune-apps-mobileapp
+    let incomplete = match app["publishingState"].as_str() {
+        None | Some("published") => None,
+        Some(state) => Some(format!("its content was never committed (publishingState {state})")),
+    };
     ObservedObject {
+        incomplete,
         id: app["id"].as_str().unwrap_or_default().to_string(),
         display_name: app["displayName"].as_str().unwrap_or_default().to_string(),
         marker,

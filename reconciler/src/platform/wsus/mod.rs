@@ -505,7 +505,15 @@ fn listed(u: &Value) -> Option<Listed> {
         .unwrap_or_default();
     relationships.sort();
     Some(Listed {
-        object: ObservedObject { id, display_name: title, marker, fields, assignments, relationships },
+        object: ObservedObject {
+            id,
+            display_name: title,
+            marker,
+            fields,
+            assignments,
+            relationships,
+            incomplete: None,
+        },
         known: Known { sdp, expired },
         retired,
         sdp_text,

@@ -122,6 +122,11 @@ pub fn script(request: &Request, what: &str) -> Script<Unsigned> {
 
 /// Loads the API, finds the staging folder, and defines the output helpers.
 const PRELUDE: &str = r#"$Staging = Split-Path -Parent $MyInvocation.MyCommand.Path
+# Staging folders of requests that never ran (the publisher was killed after staging) are
+# removed once they are a day old; a request's own folder goes when it ends (finally, below).
+Get-ChildItem -LiteralPath (Split-Path -Parent $Staging) -Directory -ErrorAction SilentlyContinue |
+    Where-Object { $_.FullName -ne $Staging -and $_.LastWriteTimeUtc -lt [DateTime]::UtcNow.AddDays(-1) } |
+    Remove-Item -Recurse -Force -ErrorAction SilentlyContinue
 function Write-PatchopsResult($Value) { $Value | ConvertTo-Json -Compress -Depth 8 | Write-Output }
 function Get-PatchopsUpdate($Server, [string]$PackageId) {
     $id = New-Object Microsoft.UpdateServices.Administration.UpdateRevisionId ([Guid]$PackageId)

@@ -124,6 +124,7 @@ impl Transport for HttpTransport {
             self.put(&run.id, name, reqwest::Body::from(file)).await?;
         }
         self.put(&run.id, run.script_name, reqwest::Body::from(run.script.to_string())).await?;
+        crate::failpoint::hit("wsus-after-stage");
         let body = serde_json::json!({ "id": run.id, "script": run.script_name });
         let resp = self
             .http
@@ -283,6 +284,7 @@ impl Transport for SshTransport {
         if !out.status.success() {
             return Err(self.failed("copying the request files", &out));
         }
+        crate::failpoint::hit("wsus-after-stage");
 
         let mut exec = self.base(&self.settings.command, "-p")?;
         exec.arg(&self.destination);

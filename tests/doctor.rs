@@ -138,6 +138,7 @@ fn an_expired_signing_certificate_fails_at_the_server_and_on_the_client() {
             path: "examples/fleet".into(),
             worktree: false,
             cache_dir: a.dir.path().join("cache"),
+            limits: Default::default(),
         },
         state: reconciler::state::StateDir::new(a.dir.path().join("state")),
         now: later,

@@ -98,6 +98,7 @@ fn main() {
             path: "fleet".into(),
             worktree: false,
             cache_dir: out.join("cache"),
+            limits: Default::default(),
         },
         state: reconciler::state::StateDir::new(out.join("state")),
         now: chrono::Utc::now(),

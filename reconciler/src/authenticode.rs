@@ -165,7 +165,8 @@ pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
 /// DER file with one.
 pub fn certificates_at(reference: &SecretRef, secrets: &Secrets) -> Result<Vec<Vec<u8>>, String> {
     let text = match reference {
-        SecretRef::File(path) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        SecretRef::File(path) => crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
+            .map_err(|e| format!("cannot read {path}: {e}"))?,
         SecretRef::Env(_) => secrets.read(reference)?.into_bytes(),
     };
     if !text.starts_with(b"-----") && text.first() == Some(&0x30) {

@@ -32,6 +32,7 @@
 
 pub mod apply;
 pub mod authenticode;
+pub mod bounded;
 pub mod catalog;
 pub mod content;
 pub mod doctor;

@@ -135,6 +135,12 @@ pub struct SourceArgs {
     /// Where fetched repositories are cached [default: $XDG_CACHE_HOME/patchops or ~/.cache/patchops].
     #[arg(long, env = "PATCHOPS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Refuse a fleet document file larger than this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 8, env = "PATCHOPS_MAX_FILE_MIB")]
+    pub max_file_mib: u64,
+    /// Refuse a fleet whose document files together exceed this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256, env = "PATCHOPS_MAX_FLEET_MIB")]
+    pub max_fleet_mib: u64,
 }
 
 impl SourceArgs {
@@ -146,6 +152,10 @@ impl SourceArgs {
                 path: self.path.clone(),
                 worktree: self.worktree,
                 cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+                limits: reconciler::source::Limits {
+                    file_bytes: self.max_file_mib.saturating_mul(1 << 20),
+                    fleet_bytes: self.max_fleet_mib.saturating_mul(1 << 20),
+                },
             },
             state: StateDir::new(&self.state_dir),
             now: chrono::Utc::now(),

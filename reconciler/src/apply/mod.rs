@@ -454,10 +454,11 @@ impl Engine<'_> {
             Location::Repo(path) => match self.content.cached(expected) {
                 Ok(Some(cached)) => cached,
                 _ => {
-                    let bytes =
-                        self.snapshot.read_repo_file(path).map_err(|e| StepError::Other(e.to_string()))?.ok_or_else(
-                            || StepError::Other(format!("installer {path} is not in the fleet's commit")),
-                        )?;
+                    let bytes = self
+                        .snapshot
+                        .read_repo_file(path, expected.size)
+                        .map_err(|e| StepError::Other(e.to_string()))?
+                        .ok_or_else(|| StepError::Other(format!("installer {path} is not in the fleet's commit")))?;
                     self.content.admit(path, &bytes, expected)?
                 }
             },

@@ -32,8 +32,9 @@ pub async fn fetch(source: &CatalogSource, snapshot: &SourceSnapshot) -> Result<
                 let path = join_relative(&snapshot.repo_path(&source.origin.file), rel).ok_or_else(|| {
                     (loc.clone(), format!("`{rel}` leaves the repository; keep the catalog inside it or use a URL"))
                 })?;
+                // The signature shares the catalog's cap (it is a few hundred bytes).
                 snapshot
-                    .read_repo_file(&path)
+                    .read_repo_file(&path, MAX_CATALOG_BYTES)
                     .map_err(|e| (loc.clone(), e.to_string()))
                     .map(|found| (found, format!("{path} at {}", snapshot.provenance())))
             }
@@ -61,13 +62,13 @@ async fn read_url(url: &url::Url) -> Result<Option<Vec<u8>>, String> {
     match url.scheme() {
         "file" => {
             let path = url.to_file_path().map_err(|()| "not a local file path".to_string())?;
-            match std::fs::metadata(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e.to_string()),
-                Ok(m) if m.len() > MAX_CATALOG_BYTES => return Err(too_large()),
-                Ok(_) => {}
+            // A regular file only (`file:///dev/zero` or a FIFO would never end), capped.
+            match crate::bounded::read(&path, MAX_CATALOG_BYTES) {
+                Ok(b) => Ok(Some(b)),
+                Err(crate::bounded::ReadError::NotFound) => Ok(None),
+                Err(crate::bounded::ReadError::TooLarge { .. }) => Err(too_large()),
+                Err(e) => Err(e.to_string()),
             }
-            std::fs::read(&path).map(Some).map_err(|e| e.to_string())
         }
         _ => crate::http::get_capped(url, MAX_CATALOG_BYTES).await,
     }

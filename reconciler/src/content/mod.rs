@@ -557,7 +557,9 @@ fn read_local(url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
     let path = url
         .to_file_path()
         .map_err(|()| ContentError::Transport { url: shown.clone(), reason: "not a local path".into() })?;
-    let mut file = std::fs::File::open(&path)
+    // A regular file only: `file:///dev/zero` or a FIFO would never end (the sink refuses
+    // bytes beyond the catalog's size either way).
+    let mut file = crate::bounded::open_regular(&path)
         .map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
     let mut buf = vec![0u8; READ];
     loop {

@@ -665,12 +665,21 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+impl Duration {
+    /// The longest duration a fleet may write (ten years): longer ones are mistakes, and every
+    /// date computed from a fleet duration stays far inside the range of a date.
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(10 * 366 * 24 * 3600);
+}
+
 impl std::str::FromStr for Duration {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(text)
-            .map(Duration)
-            .map_err(|e| format!("invalid duration {text:?} ({e}); write it like 48h, 3d or 1h 30m"))
+        let d = humantime::parse_duration(text)
+            .map_err(|e| format!("invalid duration {text:?} ({e}); write it like 48h, 3d or 1h 30m"))?;
+        if d > Duration::MAX {
+            return Err(format!("duration {text:?} is longer than ten years; write it like 48h, 3d or 1h 30m"));
+        }
+        Ok(Duration(d))
     }
 }
 
@@ -681,7 +690,7 @@ impl JsonSchema for Duration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A duration such as 48h, 3d or 1h 30m.",
+            "description": "A duration such as 48h, 3d or 1h 30m (at most ten years).",
             "pattern": "^\\s*[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*\\s*$",
         })
     }

@@ -133,9 +133,10 @@ impl Secrets {
                 .and_then(|lookup| lookup(name))
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| format!("the environment variable {name} is not set")),
-            SecretRef::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| format!("cannot read {path}: {e}")),
+            SecretRef::File(path) => crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
+                .map_err(|e| format!("cannot read {path}: {e}"))
+                .and_then(|b| String::from_utf8(b).map_err(|_| format!("{path} is not UTF-8 text")))
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string()),
         }
     }
 }

@@ -192,14 +192,55 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// How deeply mappings and sequences may nest in a fleet document. Fleet kinds are a few
+/// levels deep; the bound keeps a hostile file (`[[[[…`, `- - - …` thousands deep) from
+/// exhausting the stack of any parser that reads it after this one (serde_yaml's own limit is
+/// 128).
+pub const MAX_DEPTH: usize = 64;
+
+/// How many documents one fleet file may hold. A product per document, a large fleet splits
+/// its products over files; the bound keeps a file of nothing but `---` from costing memory
+/// out of proportion to its size.
+pub const MAX_DOCUMENTS: usize = 20_000;
+
 /// Indexes the documents of `text`: with `full`, the position of every node; without, only
 /// each document's start, emptiness and `kind` (cheap enough for every load).
+///
+/// Events are pulled one at a time (yaml-rust2's `load` recurses once per nesting level), so
+/// that nesting beyond [`MAX_DEPTH`] and more than [`MAX_DOCUMENTS`] documents are refused as
+/// syntax errors before anything deeper is built.
 pub fn index(text: &str, full: bool) -> Result<Vec<DocIndex>, SyntaxError> {
     let mut indexer = Indexer { full, ..Indexer::default() };
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut indexer, true)
-        .map_err(|e| SyntaxError { pos: (*e.marker()).into(), message: e.info().to_string() })?;
+    let mut depth = 0usize;
+    loop {
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| SyntaxError { pos: (*e.marker()).into(), message: e.info().to_string() })?;
+        match &event {
+            Event::StreamEnd => break,
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(SyntaxError {
+                        pos: mark.into(),
+                        message: format!(
+                            "mappings and sequences nest deeper than {MAX_DEPTH} levels here; fleet documents are only a few levels deep"
+                        ),
+                    });
+                }
+            }
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            Event::DocumentStart if indexer.docs.len() >= MAX_DOCUMENTS => {
+                return Err(SyntaxError {
+                    pos: mark.into(),
+                    message: format!("the file holds more than {MAX_DOCUMENTS} documents; split it into several files"),
+                });
+            }
+            _ => {}
+        }
+        indexer.on_event(event, mark);
+    }
     Ok(indexer.docs)
 }
 

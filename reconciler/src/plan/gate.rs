@@ -176,7 +176,8 @@ pub fn next_window(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Option<
             }
             let Ok(start) = NaiveTime::parse_from_str(&w.start, "%H:%M") else { continue };
             let start = Utc.from_utc_datetime(&date.and_time(start));
-            let end = start + Duration::from_std(w.duration.0).unwrap_or_else(|_| Duration::zero());
+            let length = Duration::from_std(w.duration.0).unwrap_or_else(|_| Duration::zero());
+            let end = start.checked_add_signed(length).unwrap_or(start);
             if start <= now && now < end {
                 return None;
             }

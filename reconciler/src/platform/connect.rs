@@ -131,7 +131,7 @@ fn intune_sign_in(
                 "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
             )));
         };
-        let pem = std::fs::read(path)
+        let pem = crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
             .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
         let der = intune::auth::certificate_der(&pem)
             .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;

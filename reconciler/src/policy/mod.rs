@@ -218,7 +218,7 @@ impl Policies {
                 let path = crate::catalog::join_relative(&snapshot.repo_path(&set.origin.file), module)
                     .ok_or_else(|| missing("a path outside the repository".into()))?;
                 let bytes = snapshot
-                    .read_repo_file(&path)
+                    .read_repo_file(&path, crate::source::MAX_REFERENCED_BYTES)
                     .map_err(|e| PolicyError::Read {
                         set: set.metadata.name.to_string(),
                         module: module.clone(),

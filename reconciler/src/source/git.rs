@@ -35,8 +35,8 @@ pub(super) fn open_local(
         Some(w) => normalize_subpath(&format!("{}/{subpath}", prefix_in_repo(w, given))),
         None => subpath,
     };
-    let mut warnings = Vec::new();
-    let (snapshot, _) = snapshot_at(&repo, repo.path(), &opts.repo, opts.rev.as_deref(), subpath)?;
+    let (snapshot, mut warnings) =
+        snapshot_at(&repo, repo.path(), &opts.repo, opts.rev.as_deref(), subpath, opts.limits)?;
     if repo.workdir().is_some() && opts.rev.is_none() && has_changes(&repo, snapshot.subpath()) {
         warnings.push(SourceWarning(format!(
             "the work tree has uncommitted changes under `{}`; they are ignored: this run reads {}. Commit them, or pass --worktree to try them out",
@@ -104,8 +104,7 @@ pub(super) fn open_remote(
         }
     }
     drop(remote);
-    let (snapshot, _) = snapshot_at(&repo, &dir, &shown, opts.rev.as_deref(), subpath)?;
-    Ok((snapshot, Vec::new()))
+    snapshot_at(&repo, &dir, &shown, opts.rev.as_deref(), subpath, opts.limits)
 }
 
 /// Resolves `rev` and reads the fleet files under `subpath` from that commit's tree.
@@ -115,7 +114,8 @@ fn snapshot_at(
     shown: &str,
     rev: Option<&str>,
     subpath: String,
-) -> Result<(SourceSnapshot, ()), SourceError> {
+    limits: super::Limits,
+) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
     let reference = rev.unwrap_or("HEAD").to_string();
     let commit = repo.revparse_single(&reference).and_then(|o| o.peel_to_commit()).map_err(|_| {
         SourceError::BadRevision { repo: shown.to_string(), rev: reference.clone(), known: known_refs(repo) }
@@ -133,24 +133,39 @@ fn snapshot_at(
             .ok_or_else(|| SourceError::PathNotFound { at: at.clone(), path: subpath.clone() })?
     };
     let mut files = Vec::new();
+    let mut warnings = Vec::new();
     let mut failure = None;
+    let mut budget = super::Budget::new(limits, at.clone());
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         let name = entry.name().unwrap_or_default();
         let path = format!("{dir}{name}");
         if name.starts_with('.') {
             return git2::TreeWalkResult::Skip;
         }
-        if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 || !is_fleet_file(&path) {
+        if !is_fleet_file(&path) {
             return git2::TreeWalkResult::Ok;
         }
-        let text = entry
-            .to_object(repo)
-            .ok()
-            .and_then(|o| o.into_blob().ok())
-            .map(|b| String::from_utf8(b.content().to_vec()));
-        match text {
-            Some(Ok(text)) => files.push(FleetFile { path, text: text.into() }),
-            _ => {
+        // One rule in every mode: fleet documents are regular files. A link or a submodule
+        // is not read, and the user is told (the work tree reader does the same).
+        if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
+            let what = if entry.filemode() == 0o120000 { "a symbolic link" } else { "not a regular file" };
+            warnings.push(SourceWarning(format!(
+                "{at}: {path} is {what}; it is not read as a fleet document (commit the file itself)"
+            )));
+            return git2::TreeWalkResult::Ok;
+        }
+        let blob = entry.to_object(repo).ok().and_then(|o| o.into_blob().ok());
+        let Some(blob) = blob else {
+            failure = Some(SourceError::File { at: at.clone(), path, reason: "the blob cannot be read".into() });
+            return git2::TreeWalkResult::Abort;
+        };
+        if let Err(e) = budget.admit(&path, blob.size() as u64) {
+            failure = Some(e);
+            return git2::TreeWalkResult::Abort;
+        }
+        match std::str::from_utf8(blob.content()) {
+            Ok(text) => files.push(FleetFile { path, text: text.into() }),
+            Err(_) => {
                 failure = Some(SourceError::File { at: at.clone(), path, reason: "not UTF-8 text".into() });
                 return git2::TreeWalkResult::Abort;
             }
@@ -162,7 +177,7 @@ fn snapshot_at(
         return Err(f);
     }
     let reader = Reader::Git { repo_dir: repo_dir.to_path_buf(), commit: commit.id() };
-    Ok((SourceSnapshot::new(provenance, subpath, files, reader), ()))
+    Ok((SourceSnapshot::new(provenance, subpath, files, reader), warnings))
 }
 
 fn known_refs(repo: &git2::Repository) -> String {
@@ -194,6 +209,7 @@ pub(super) fn read_file(
     commit: git2::Oid,
     path: &str,
     provenance: &Provenance,
+    max: u64,
 ) -> Result<Option<Vec<u8>>, SourceError> {
     let fail = |reason: String| SourceError::File { at: provenance.to_string(), path: path.to_string(), reason };
     let repo = git2::Repository::open(repo_dir).map_err(|e| fail(e.message().into()))?;
@@ -201,6 +217,21 @@ pub(super) fn read_file(
     let Ok(entry) = tree.get_path(Path::new(path)) else {
         return Ok(None);
     };
+    if entry.filemode() == 0o120000 {
+        return Err(fail("it is a symbolic link; patchops reads only regular files of the commit".into()));
+    }
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Err(fail("it is not a regular file (a directory or a submodule)".into()));
+    }
     let blob = entry.to_object(&repo).and_then(|o| o.peel_to_blob()).map_err(|e| fail(e.message().into()))?;
+    if blob.size() as u64 > max {
+        return Err(SourceError::TooLarge {
+            at: provenance.to_string(),
+            path: path.to_string(),
+            size: blob.size() as u64,
+            limit: max,
+            knob: None,
+        });
+    }
     Ok(Some(blob.content().to_vec()))
 }

@@ -70,7 +70,29 @@ pub struct SourceOptions {
     pub worktree: bool,
     /// Where fetched repositories are kept.
     pub cache_dir: PathBuf,
+    /// Size caps on what is read.
+    pub limits: Limits,
 }
+
+/// How much of a fleet is read before it is refused: memory stays proportional to these, not
+/// to whatever a commit holds. The command line sets them with `--max-file-mib` and
+/// `--max-fleet-mib`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// One fleet document file (default 8 MiB).
+    pub file_bytes: u64,
+    /// All fleet document files together (default 256 MiB).
+    pub fleet_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { file_bytes: 8 << 20, fleet_bytes: 256 << 20 }
+    }
+}
+
+/// Files a fleet refers to (policy modules) are read up to this size.
+pub const MAX_REFERENCED_BYTES: u64 = 16 << 20;
 
 /// Why the source could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +132,26 @@ pub enum SourceError {
         path: String,
         /// The revision.
         rev: String,
+    },
+    /// A file, or the fleet, is larger than its cap.
+    #[error("{at}: {path} is larger than {limit} bytes ({size} bytes){}", knob.map(|k| format!("; if it really must be, raise {k}")).unwrap_or_default())]
+    TooLarge {
+        /// Commit or directory.
+        at: String,
+        /// The file (or `the fleet`).
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        limit: u64,
+        /// The flag that sets the cap, if there is one.
+        knob: Option<&'static str>,
+    },
+    /// The fleet path leaves the repository.
+    #[error("fleet path `{path}` leaves the repository; give a path inside it")]
+    PathOutside {
+        /// The path given.
+        path: String,
     },
     /// A file could not be read.
     #[error("{at}: cannot read {path}: {reason}")]
@@ -201,18 +243,24 @@ impl SourceSnapshot {
         }
     }
 
-    /// Reads any file of the same commit (or directory), by its path from the repository root.
-    /// `Ok(None)` when it does not exist.
-    pub fn read_repo_file(&self, path: &str) -> Result<Option<Vec<u8>>, SourceError> {
+    /// Reads any file of the same commit (or directory), by its path from the repository root,
+    /// refusing it when it holds more than `max` bytes. `Ok(None)` when it does not exist.
+    ///
+    /// One rule in every mode: only regular files inside the repository are read. A symbolic
+    /// link, a submodule, a device or a FIFO is refused with an error naming it.
+    pub fn read_repo_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, SourceError> {
         match &self.reader {
-            Reader::Git { repo_dir, commit } => git::read_file(repo_dir, *commit, path, &self.provenance),
-            Reader::Dir { root } => dir::read_file(root, path),
+            Reader::Git { repo_dir, commit } => git::read_file(repo_dir, *commit, path, &self.provenance, max),
+            Reader::Dir { root } => dir::read_file(root, path, max),
         }
     }
 }
 
 /// Opens the fleet source: a commit of a local or remote repository, or a plain directory.
 pub fn open(opts: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
+    if opts.path.split(['/', '\\']).any(|c| c == "..") {
+        return Err(SourceError::PathOutside { path: opts.path.clone() });
+    }
     let subpath = normalize_subpath(&opts.path);
     if git::is_url(&opts.repo) {
         return git::open_remote(opts, subpath);
@@ -225,8 +273,45 @@ pub fn open(opts: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>)
             if let Some(rev) = &opts.rev {
                 return Err(SourceError::RevWithoutGit { path: opts.repo.clone(), rev: rev.clone() });
             }
-            dir::open_plain(&root, subpath)
+            dir::open_plain(&root, subpath, opts.limits)
         }
+    }
+}
+
+/// Counts the fleet's bytes against the limits as its files are found.
+struct Budget {
+    limits: Limits,
+    used: u64,
+    at: String,
+}
+
+impl Budget {
+    fn new(limits: Limits, at: String) -> Self {
+        Budget { limits, used: 0, at }
+    }
+
+    /// Admits a file of `size` bytes, or says which cap it breaks.
+    fn admit(&mut self, path: &str, size: u64) -> Result<(), SourceError> {
+        if size > self.limits.file_bytes {
+            return Err(SourceError::TooLarge {
+                at: self.at.clone(),
+                path: path.to_string(),
+                size,
+                limit: self.limits.file_bytes,
+                knob: Some("--max-file-mib"),
+            });
+        }
+        self.used = self.used.saturating_add(size);
+        if self.used > self.limits.fleet_bytes {
+            return Err(SourceError::TooLarge {
+                at: self.at.clone(),
+                path: "the fleet's documents together".into(),
+                size: self.used,
+                limit: self.limits.fleet_bytes,
+                knob: Some("--max-fleet-mib"),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -575,8 +575,8 @@ impl Platform for ConfigMgrClient {
                 "DesiredConfigType": 1,
                 "StartTime": fmt(now),
             });
-            if let Some(d) = deadline {
-                body["EnforcementDeadline"] = json!(fmt(now + d));
+            if let Some(due) = deadline.and_then(|d| now.checked_add_signed(d)) {
+                body["EnforcementDeadline"] = json!(fmt(due));
             }
             wanted.push(body);
         }

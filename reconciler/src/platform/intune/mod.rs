@@ -736,13 +736,15 @@ impl Platform for IntuneClient {
             .iter()
             .map(|a| {
                 let deadline = a.fields.get("deadline").and_then(|d| humantime::parse_duration(d).ok());
-                let install_time = deadline.and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| {
+                let due =
+                    deadline.and_then(|d| chrono::Duration::from_std(d).ok()).and_then(|d| now.checked_add_signed(d));
+                let install_time = due.map(|due| {
                     let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                     json!({
                         "@odata.type": "#microsoft.graph.mobileAppInstallTimeSettings",
                         "useLocalTime": false,
                         "startDateTime": fmt(now),
-                        "deadlineDateTime": fmt(now + d),
+                        "deadlineDateTime": fmt(due),
                     })
                 });
                 json!({

@@ -594,7 +594,8 @@ impl Platform for WsusClient {
                     .get("deadline")
                     .and_then(|d| humantime::parse_duration(d).ok())
                     .and_then(|d| chrono::Duration::from_std(d).ok())
-                    .map(|d| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    .and_then(|d| now.checked_add_signed(d))
+                    .map(|due| due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
                 Approval { group: a.group.clone(), deadline }
             })
             .collect();

@@ -1,0 +1,269 @@
+//! Issue 14, "bound every input": a table of hostile inputs, each run through the real binary
+//! under a 1 GB address-space limit (`ulimit -v`), asserting a clear error that names the file
+//! and the bound, an exit code of 1 (never a crash, a hang or an abort), and that nothing was
+//! written to the state directory or any platform.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{fleet_repo, Repo};
+
+/// What a row does to a fresh test fleet (committed as `fleet_repo` makes it) before running.
+type Setup = fn(&Repo);
+
+struct Row {
+    name: &'static str,
+    setup: Setup,
+    args: &'static [&'static str],
+    /// Every one of these must appear in stderr.
+    expect: &'static [&'static str],
+}
+
+const CATALOG_SOURCE: &str = "apiVersion: patchops.io/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: vendor\nspec:\n  url: URL\n  trustedKeys:\n    - RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n";
+
+fn catalog_source_at(repo: &Repo, url: &str) {
+    repo.write("fleet/catalog.yaml", CATALOG_SOURCE.replace("URL", url));
+    repo.commit("catalog elsewhere");
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            name: "sequences nested 40,000 deep (80 KB)",
+            setup: |r| {
+                r.write("fleet/deep.yaml", "- ".repeat(40_000) + "x\n");
+                r.commit("deep");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["deep.yaml:1:", "nest deeper than 64 levels"],
+        },
+        Row {
+            name: "flow sequences nested 40,000 deep",
+            setup: |r| {
+                r.write(
+                    "fleet/deep.yaml",
+                    format!("kind: Product\nspec: {}{}\n", "[".repeat(40_000), "]".repeat(40_000)),
+                );
+                r.commit("deep");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["deep.yaml:", "YAML syntax error"],
+        },
+        Row {
+            name: "a soak of 500000 years",
+            setup: |r| {
+                r.write(
+                    "fleet/rollout.yaml",
+                    "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 500000years\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+                );
+                r.commit("long soak");
+            },
+            args: &["plan", "--path", "fleet"],
+            expect: &["rollout.yaml:", "longer than ten years"],
+        },
+        Row {
+            name: "a maintenance window of 500000 years",
+            setup: |r| {
+                r.write(
+                    "fleet/rollout.yaml",
+                    "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  maintenanceWindows:\n    - { start: \"20:00\", duration: 500000years }\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n",
+                );
+                r.commit("long window");
+            },
+            args: &["plan", "--path", "fleet"],
+            expect: &["rollout.yaml:", "longer than ten years"],
+        },
+        Row {
+            name: "a 9 MiB fleet file",
+            setup: |r| {
+                r.write("fleet/huge.yaml", "---\n".repeat(9 << 18));
+                r.commit("huge");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["huge.yaml is larger than 8388608 bytes", "raise --max-file-mib"],
+        },
+        Row {
+            name: "a fleet over --max-fleet-mib",
+            setup: |r| {
+                for i in 0..3 {
+                    r.write(&format!("fleet/big-{i}.yaml"), format!("# {}\n", "x".repeat(600 << 10)));
+                }
+                r.commit("big");
+            },
+            args: &["validate", "--path", "fleet", "--max-fleet-mib", "1"],
+            expect: &["the fleet's documents together is larger than 1048576 bytes", "raise --max-fleet-mib"],
+        },
+        Row {
+            name: "a file of 500,000 empty documents (2 MB of ---)",
+            setup: |r| {
+                r.write("fleet/empty.yaml", "---\n".repeat(500_000));
+                r.commit("empty documents");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["empty.yaml:", "more than 20000 documents"],
+        },
+        Row {
+            name: "a fleet file that is not UTF-8",
+            setup: |r| {
+                r.write("fleet/latin1.yaml", b"kind: Product\n# caf\xe9\n".as_slice());
+                r.commit("latin-1");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["latin1.yaml", "not UTF-8 text"],
+        },
+        Row {
+            name: "a YAML alias bomb",
+            setup: |r| {
+                let mut s = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+                for (i, c) in ('b'..='j').enumerate() {
+                    let prev = (b'a' + i as u8) as char;
+                    s += &format!("{c}: &{c} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n");
+                }
+                // Policy parameters are free-form: the one place a bomb could be expanded.
+                r.write("fleet/bomb.yaml", format!("apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: bomb\nspec:\n  parameters:\n    bomb:\n      {}", s.trim_end().replace('\n', "\n      ")));
+                r.commit("bomb");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["bomb.yaml:", "repetition limit exceeded"],
+        },
+        Row {
+            name: "catalog file:///dev/zero",
+            setup: |r| catalog_source_at(r, "file:///dev/zero"),
+            args: &["validate", "--path", "fleet"],
+            expect: &["file:///dev/zero", "not a regular file (a device)"],
+        },
+        Row {
+            name: "catalog a FIFO (URL)",
+            setup: |r| {
+                mkfifo(&r.path().join("catalog.fifo"));
+                let url = format!("file://{}", r.path().join("catalog.fifo").display());
+                catalog_source_at(r, &url);
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["catalog.fifo", "not a regular file (a FIFO)"],
+        },
+        Row {
+            name: "catalog a FIFO in the work tree (--worktree)",
+            setup: |r| {
+                std::fs::remove_file(r.path().join("catalog/catalog.json")).unwrap();
+                mkfifo(&r.path().join("catalog/catalog.json"));
+            },
+            args: &["validate", "--path", "fleet", "--worktree"],
+            expect: &["catalog/catalog.json", "not a regular file (a FIFO)"],
+        },
+        Row {
+            name: "catalog a symbolic link to /dev/zero in the work tree",
+            setup: |r| {
+                std::fs::remove_file(r.path().join("catalog/catalog.json")).unwrap();
+                std::os::unix::fs::symlink("/dev/zero", r.path().join("catalog/catalog.json")).unwrap();
+            },
+            args: &["validate", "--path", "fleet", "--worktree"],
+            expect: &["catalog/catalog.json", "is a symbolic link"],
+        },
+        Row {
+            name: "catalog a committed symbolic link",
+            setup: |r| {
+                std::fs::rename(r.path().join("catalog/catalog.json"), r.path().join("catalog/real.json")).unwrap();
+                std::os::unix::fs::symlink("real.json", r.path().join("catalog/catalog.json")).unwrap();
+                r.commit("a link");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["catalog/catalog.json", "is a symbolic link"],
+        },
+        Row {
+            name: "--worktree --path leaving the repository",
+            setup: |_| {},
+            args: &["validate", "--path", "../../etc", "--worktree"],
+            expect: &["fleet path `../../etc` leaves the repository"],
+        },
+        Row {
+            name: "--path leaving the repository (git mode)",
+            setup: |_| {},
+            args: &["validate", "--path", "fleet/../../x"],
+            expect: &["leaves the repository"],
+        },
+        Row {
+            name: "a secret file that is a FIFO",
+            setup: |r| {
+                mkfifo(&r.path().join("secret.fifo"));
+                r.write(
+                    "fleet/platforms.yaml",
+                    format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: 00000000-0000-0000-0000-000000000002\n    clientSecret: {{ file: {} }}\n", r.path().join("secret.fifo").display()),
+                );
+                r.commit("secret from a FIFO");
+            },
+            args: &["plan", "--path", "fleet"],
+            expect: &["secret.fifo", "not a regular file (a FIFO)"],
+        },
+    ]
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().is_ok_and(|s| s.success());
+    assert!(ok, "mkfifo (coreutils) is needed for this test");
+}
+
+/// Runs the binary under a 1 GB address-space limit with a 60 s deadline.
+fn run_bounded(dir: &Path, args: &[&str]) -> (Option<i32>, String, Duration) {
+    let mut line = format!("ulimit -v 1000000; exec {}", env!("CARGO_BIN_EXE_patchops"));
+    for a in args {
+        line += &format!(" '{a}'");
+    }
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .args(["-c", &line])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env("XDG_CACHE_HOME", dir.join(".test-cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), reader.join().unwrap(), started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, format!("hung: still running after 60 s\n{}", reader.join().unwrap()), started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_hostile_input_is_refused_clearly_within_bounds_and_writes_nothing() {
+    let mut failures = Vec::new();
+    for row in rows() {
+        let (repo, _k) = fleet_repo(1);
+        (row.setup)(&repo);
+        let (code, stderr, took) = run_bounded(repo.path(), row.args);
+        let missing: Vec<&&str> = row.expect.iter().filter(|e| !stderr.contains(**e)).collect();
+        if code != Some(1) || !missing.is_empty() {
+            failures
+                .push(format!("{}: exit {code:?} after {took:?}, missing {missing:?} in stderr:\n{stderr}", row.name));
+        }
+        for crash in ["panicked", "overflowed its stack", "memory allocation", "fatal runtime error"] {
+            if stderr.contains(crash) {
+                failures.push(format!("{}: crashed ({crash})", row.name));
+            }
+        }
+        // Nothing recorded, nothing published.
+        let state = repo.path().join(".patchops");
+        for written in ["emulate", "content"] {
+            if state.join(written).exists() {
+                failures.push(format!("{}: wrote {}", row.name, state.join(written).display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

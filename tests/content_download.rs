@@ -33,6 +33,17 @@ fn serve() -> String {
         .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
         .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response() }))
         .route(
+            "/trickle",
+            get(|| async {
+                // A byte every 100 ms: never silent for the read timeout, never done.
+                let bytes = futures::stream::unfold(0usize, |i| async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    (i < GOOD.len()).then(|| (Ok::<_, std::io::Error>(vec![GOOD[i]]), i + 1))
+                });
+                axum::body::Body::from_stream(bytes)
+            }),
+        )
+        .route(
             "/stalled",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -116,6 +127,23 @@ async fn an_oversized_download_is_refused() {
         err.to_string(),
         format!("{base}/oversized: more than the 64 bytes the catalog says; the download was stopped and discarded")
     );
+}
+
+#[tokio::test]
+async fn a_trickling_transfer_is_abandoned_by_the_stall_rule_and_leaves_nothing() {
+    let base = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let cache =
+        cache(&dir).with_min_rate(reconciler::content::MinRate { bytes_per_sec: 1024, window: Duration::from_secs(1) });
+    let started = std::time::Instant::now();
+    let err = cache.fetch(&url::Url::parse(&format!("{base}/trickle")).unwrap(), expected()).await.unwrap_err();
+    assert!(matches!(err, ContentError::TooSlow { min_rate: 1024, .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "abandoned after one window, not at the end");
+    common::assert_contains(
+        &err.to_string(),
+        "slower than the minimum of 1024 bytes/s; the transfer was abandoned and discarded",
+    );
+    assert_eq!(files_in(dir.path()), Vec::<String>::new(), "nothing left in the cache");
 }
 
 #[tokio::test]

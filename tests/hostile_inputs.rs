@@ -188,6 +188,35 @@ fn rows() -> Vec<Row> {
             expect: &["leaves the repository"],
         },
         Row {
+            name: "a fleet policy that iterates 400 million times",
+            setup: |r| {
+                r.write(
+                    "fleet/slow.rego",
+                    "package patchops.policy.slow\n\nimport rego.v1\n\ndeny contains msg if {\n    n := count([1 | some x in numbers.range(1, 20000); some y in numbers.range(1, 20000); x > y])\n    n < 0\n    msg := \"never\"\n}\n",
+                );
+                r.write(
+                    "fleet/policies.yaml",
+                    "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: slow\nspec:\n  modules: [slow.rego]\n",
+                );
+                r.commit("a slow policy");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["policy `slow` failed on publish app to intune-prod (ring pilot): rule `deny` ran longer than 2s and was stopped"],
+        },
+        Row {
+            name: "an allow-list of 20,000 vendors quoted in every denial",
+            setup: |r| {
+                let vendors: Vec<String> = (0..20_000).map(|i| format!("vendor-{i}")).collect();
+                r.write(
+                    "fleet/policies.yaml",
+                    format!("apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: strict\nspec:\n  parameters:\n    vendor_allowlist:\n      vendors: [{}]\n", vendors.join(", ")),
+                );
+                r.commit("a long allow-list");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["denied by policy vendor_allowlist: vendor \"Vendor\" of vendor.app is not on the allow-list (vendor-0, ", "more characters)"],
+        },
+        Row {
             name: "a secret file that is a FIFO",
             setup: |r| {
                 mkfifo(&r.path().join("secret.fifo"));

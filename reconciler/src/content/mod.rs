@@ -80,6 +80,18 @@ pub enum ContentError {
         /// The read timeout.
         after: std::time::Duration,
     },
+    /// The transfer kept trickling, slower than the minimum rate over a whole window.
+    #[error("{url}: {received} bytes in the last {}, slower than the minimum of {min_rate} bytes/s; the transfer was abandoned and discarded (a stalled or hostile server)", humantime::format_duration(*.window))]
+    TooSlow {
+        /// Where it came from.
+        url: String,
+        /// Bytes received in the window.
+        received: u64,
+        /// The window.
+        window: std::time::Duration,
+        /// The minimum rate, bytes per second.
+        min_rate: u64,
+    },
     /// Too many redirects (a redirect loop).
     #[error("{url}: more than {limit} redirects (a redirect loop?); nothing was downloaded")]
     RedirectLoop {
@@ -120,6 +132,7 @@ impl ContentError {
             ContentError::Oversized { .. } | ContentError::Truncated { .. } => "SizeMismatch",
             ContentError::Status { .. }
             | ContentError::Stalled { .. }
+            | ContentError::TooSlow { .. }
             | ContentError::RedirectLoop { .. }
             | ContentError::Transport { .. }
             | ContentError::Scheme { .. } => "DownloadFailed",
@@ -156,11 +169,30 @@ impl VerifiedContent {
     }
 }
 
+/// The stall rule of downloads: a transfer that receives fewer than `bytes_per_sec` on average
+/// over any whole `window` is abandoned, so a server sending a byte now and then (never long
+/// enough apart to trip the read timeout) cannot hold apply and its lock for hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// The minimum average rate.
+    pub bytes_per_sec: u64,
+    /// Over how long it is measured.
+    pub window: std::time::Duration,
+}
+
+impl Default for MinRate {
+    /// 16 KiB/s over a minute: a dial-up modem passes, a trickle does not.
+    fn default() -> Self {
+        MinRate { bytes_per_sec: 16 << 10, window: std::time::Duration::from_secs(60) }
+    }
+}
+
 /// A content-addressed cache of verified installers: `<root>/sha256/<hex>`.
 #[derive(Debug, Clone)]
 pub struct ContentCache {
     root: PathBuf,
     timeouts: Timeouts,
+    min_rate: MinRate,
     progress: std::sync::Arc<dyn Progress>,
 }
 
@@ -366,13 +398,25 @@ fn cache_err(path: &Path, e: impl std::fmt::Display) -> ContentError {
 impl ContentCache {
     /// A cache under `root` (created on first use), with the default timeouts.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ContentCache { root: root.into(), timeouts: Timeouts::default(), progress: std::sync::Arc::new(NoProgress) }
+        ContentCache {
+            root: root.into(),
+            timeouts: Timeouts::default(),
+            min_rate: MinRate::default(),
+            progress: std::sync::Arc::new(NoProgress),
+        }
     }
 
     /// Shows transfers through `progress`.
     #[must_use]
     pub fn with_progress(mut self, progress: std::sync::Arc<dyn Progress>) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Uses another stall rule (a trickling transfer fails after one window below the rate).
+    #[must_use]
+    pub fn with_min_rate(mut self, min_rate: MinRate) -> Self {
+        self.min_rate = min_rate;
         self
     }
 
@@ -545,8 +589,25 @@ impl ContentCache {
         if resp.content_length().is_some_and(|n| n > sink.expected.size) {
             return Err(ContentError::Oversized { url: shown, expected: sink.expected.size });
         }
+        // The stall rule, measured in consecutive windows: a window that ends with fewer bytes
+        // than the rate asks for ends the transfer.
+        let rule = self.min_rate;
+        let (mut window_start, mut in_window) = (std::time::Instant::now(), 0u64);
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            in_window += chunk.len() as u64;
             sink.write(&chunk)?;
+            let took = window_start.elapsed();
+            if took >= rule.window {
+                if (in_window as f64) < rule.bytes_per_sec as f64 * took.as_secs_f64() {
+                    return Err(ContentError::TooSlow {
+                        url: shown,
+                        received: in_window,
+                        window: took,
+                        min_rate: rule.bytes_per_sec,
+                    });
+                }
+                (window_start, in_window) = (std::time::Instant::now(), 0);
+            }
         }
         Ok(())
     }

@@ -282,13 +282,29 @@ impl Policies {
         self.engine.set_input(regorus::Value::from(input.clone()));
         let mut verdict = Verdict::default();
         for (name, rule, path) in &self.rules {
-            let value = self.engine.eval_rule(path.clone()).map_err(|e| PolicyError::Evaluation {
-                policy: name.clone(),
-                subject: subject.to_string(),
-                reason: e.to_string(),
+            let value = self.engine.eval_rule(path.clone()).map_err(|e| {
+                let limit = e.downcast_ref::<regorus::utils::limits::LimitError>().is_some();
+                PolicyError::Evaluation {
+                    policy: name.clone(),
+                    subject: subject.to_string(),
+                    reason: if limit {
+                        format!(
+                            "rule `{rule}` ran longer than {} and was stopped ({e}); make it iterate less (a comprehension over a huge range, say)",
+                            humantime::format_duration(EVALUATION_TIME_LIMIT)
+                        )
+                    } else {
+                        e.to_string()
+                    },
+                }
             })?;
             let out = if *rule == "deny" { &mut verdict.denials } else { &mut verdict.warnings };
-            out.extend(messages(&value).into_iter().map(|message| Denial { policy: name.clone(), message }));
+            // A message is kept to a bounded size (a large allow-list interpolated into every
+            // denial would otherwise be copied into every action of a plan).
+            out.extend(
+                messages(&value)
+                    .into_iter()
+                    .map(|message| Denial { policy: name.clone(), message: bounded_message(message) }),
+            );
         }
         verdict.denials.sort();
         verdict.warnings.sort();
@@ -345,12 +361,34 @@ fn declared_rules(engine: &mut regorus::Engine) -> Vec<(String, String, String)>
     found
 }
 
+/// How long one rule of one policy may evaluate on one input before it is stopped with an error
+/// naming the policy (a comprehension over `numbers.range(1, 1e9)` would otherwise hang
+/// `validate` in CI). Every built-in rule takes well under a millisecond.
+pub const EVALUATION_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn new_engine() -> regorus::Engine {
     let mut engine = regorus::Engine::new();
+    engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: EVALUATION_TIME_LIMIT,
+        check_interval: std::num::NonZeroU32::MIN,
+    });
     // A builtin that fails (a bad time string, say) is an error, not a silently undefined rule
     // that would let an action through.
     engine.set_strict_builtin_errors(true);
     engine
+}
+
+/// Longest policy message kept, in characters; the rest is cut and counted.
+pub const MAX_MESSAGE_CHARS: usize = 500;
+
+fn bounded_message(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => message,
+        Some((cut, _)) => {
+            let rest = message[cut..].chars().count();
+            format!("{}… ({rest} more characters)", &message[..cut])
+        }
+    }
 }
 
 /// The messages of a `deny`/`warn` set: strings, or objects with a `msg` field (conftest style).

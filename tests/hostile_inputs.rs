@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{fleet_repo, Repo};
 
 /// What a row does to a fresh test fleet (committed as `fleet_repo` makes it) before running.
-type Setup = fn(&Repo);
+type Setup = fn(&Repo, &common::Key);
 
 struct Row {
     name: &'static str,
@@ -31,11 +31,19 @@ fn catalog_source_at(repo: &Repo, url: &str) {
     repo.commit("catalog elsewhere");
 }
 
+/// Re-signs the test catalog with the installer of vendor.app 2.0 at `location`.
+fn installer_at(repo: &Repo, key: &common::Key, location: &str) {
+    let catalog = common::catalog(1).replace("installers/vendor.app-2.0.msi", location);
+    repo.write("catalog/catalog.json", &catalog);
+    repo.write("catalog/catalog.json.minisig", common::sign(key, catalog.as_bytes()));
+    repo.commit("installer elsewhere");
+}
+
 fn rows() -> Vec<Row> {
     vec![
         Row {
             name: "sequences nested 40,000 deep (80 KB)",
-            setup: |r| {
+            setup: |r, _| {
                 r.write("fleet/deep.yaml", "- ".repeat(40_000) + "x\n");
                 r.commit("deep");
             },
@@ -44,7 +52,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "flow sequences nested 40,000 deep",
-            setup: |r| {
+            setup: |r, _| {
                 r.write(
                     "fleet/deep.yaml",
                     format!("kind: Product\nspec: {}{}\n", "[".repeat(40_000), "]".repeat(40_000)),
@@ -56,7 +64,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a soak of 500000 years",
-            setup: |r| {
+            setup: |r, _| {
                 r.write(
                     "fleet/rollout.yaml",
                     "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 500000years\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
@@ -68,7 +76,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a maintenance window of 500000 years",
-            setup: |r| {
+            setup: |r, _| {
                 r.write(
                     "fleet/rollout.yaml",
                     "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  maintenanceWindows:\n    - { start: \"20:00\", duration: 500000years }\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n",
@@ -80,7 +88,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a 9 MiB fleet file",
-            setup: |r| {
+            setup: |r, _| {
                 r.write("fleet/huge.yaml", "---\n".repeat(9 << 18));
                 r.commit("huge");
             },
@@ -89,7 +97,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a fleet over --max-fleet-mib",
-            setup: |r| {
+            setup: |r, _| {
                 for i in 0..3 {
                     r.write(&format!("fleet/big-{i}.yaml"), format!("# {}\n", "x".repeat(600 << 10)));
                 }
@@ -100,7 +108,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a file of 500,000 empty documents (2 MB of ---)",
-            setup: |r| {
+            setup: |r, _| {
                 r.write("fleet/empty.yaml", "---\n".repeat(500_000));
                 r.commit("empty documents");
             },
@@ -109,7 +117,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a fleet file that is not UTF-8",
-            setup: |r| {
+            setup: |r, _| {
                 r.write("fleet/latin1.yaml", b"kind: Product\n# caf\xe9\n".as_slice());
                 r.commit("latin-1");
             },
@@ -118,7 +126,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a YAML alias bomb",
-            setup: |r| {
+            setup: |r, _| {
                 let mut s = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
                 for (i, c) in ('b'..='j').enumerate() {
                     let prev = (b'a' + i as u8) as char;
@@ -133,13 +141,13 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog file:///dev/zero",
-            setup: |r| catalog_source_at(r, "file:///dev/zero"),
+            setup: |r, _| catalog_source_at(r, "file:///dev/zero"),
             args: &["validate", "--path", "fleet"],
             expect: &["file:///dev/zero", "not a regular file (a device)"],
         },
         Row {
             name: "catalog a FIFO (URL)",
-            setup: |r| {
+            setup: |r, _| {
                 mkfifo(&r.path().join("catalog.fifo"));
                 let url = format!("file://{}", r.path().join("catalog.fifo").display());
                 catalog_source_at(r, &url);
@@ -149,7 +157,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog a FIFO in the work tree (--worktree)",
-            setup: |r| {
+            setup: |r, _| {
                 std::fs::remove_file(r.path().join("catalog/catalog.json")).unwrap();
                 mkfifo(&r.path().join("catalog/catalog.json"));
             },
@@ -158,7 +166,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog a symbolic link to /dev/zero in the work tree",
-            setup: |r| {
+            setup: |r, _| {
                 std::fs::remove_file(r.path().join("catalog/catalog.json")).unwrap();
                 std::os::unix::fs::symlink("/dev/zero", r.path().join("catalog/catalog.json")).unwrap();
             },
@@ -167,7 +175,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog a committed symbolic link",
-            setup: |r| {
+            setup: |r, _| {
                 std::fs::rename(r.path().join("catalog/catalog.json"), r.path().join("catalog/real.json")).unwrap();
                 std::os::unix::fs::symlink("real.json", r.path().join("catalog/catalog.json")).unwrap();
                 r.commit("a link");
@@ -177,19 +185,19 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "--worktree --path leaving the repository",
-            setup: |_| {},
+            setup: |_, _| {},
             args: &["validate", "--path", "../../etc", "--worktree"],
             expect: &["fleet path `../../etc` leaves the repository"],
         },
         Row {
             name: "--path leaving the repository (git mode)",
-            setup: |_| {},
+            setup: |_, _| {},
             args: &["validate", "--path", "fleet/../../x"],
             expect: &["leaves the repository"],
         },
         Row {
             name: "a fleet policy that iterates 400 million times",
-            setup: |r| {
+            setup: |r, _| {
                 r.write(
                     "fleet/slow.rego",
                     "package patchops.policy.slow\n\nimport rego.v1\n\ndeny contains msg if {\n    n := count([1 | some x in numbers.range(1, 20000); some y in numbers.range(1, 20000); x > y])\n    n < 0\n    msg := \"never\"\n}\n",
@@ -205,7 +213,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "an allow-list of 20,000 vendors quoted in every denial",
-            setup: |r| {
+            setup: |r, _| {
                 let vendors: Vec<String> = (0..20_000).map(|i| format!("vendor-{i}")).collect();
                 r.write(
                     "fleet/policies.yaml",
@@ -217,8 +225,26 @@ fn rows() -> Vec<Row> {
             expect: &["denied by policy vendor_allowlist: vendor \"Vendor\" of vendor.app is not on the allow-list (vendor-0, ", "more characters)"],
         },
         Row {
+            name: "an installer on ftp://",
+            setup: |r, k| installer_at(r, k, "ftp://downloads.example.invalid/app.msi"),
+            args: &["validate", "--path", "fleet"],
+            expect: &["`vendor.app` 2.0: the catalog's installer location ftp://downloads.example.invalid/app.msi uses the unsupported scheme `ftp:`"],
+        },
+        Row {
+            name: "an installer at an absolute path",
+            setup: |r, k| installer_at(r, k, "/etc/passwd"),
+            args: &["validate", "--path", "fleet"],
+            expect: &["the catalog's installer location /etc/passwd is an absolute path"],
+        },
+        Row {
+            name: "an installer that is /dev/zero",
+            setup: |r, k| installer_at(r, k, "file:///dev/zero"),
+            args: &["apply", "--path", "fleet", "--auto-approve"],
+            expect: &["refused file:///dev/zero after 0 of 9728 bytes", "file:///dev/zero: it is not a regular file (a device)"],
+        },
+        Row {
             name: "a secret file that is a FIFO",
-            setup: |r| {
+            setup: |r, _| {
                 mkfifo(&r.path().join("secret.fifo"));
                 r.write(
                     "fleet/platforms.yaml",
@@ -237,7 +263,8 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo (coreutils) is needed for this test");
 }
 
-/// Runs the binary under a 1 GB address-space limit with a 60 s deadline.
+/// Runs the binary under a 1 GB address-space limit with a 60 s deadline; returns its exit
+/// code and what it printed (stderr, then stdout).
 fn run_bounded(dir: &Path, args: &[&str]) -> (Option<i32>, String, Duration) {
     let mut line = format!("ulimit -v 1000000; exec {}", env!("CARGO_BIN_EXE_patchops"));
     for a in args {
@@ -250,12 +277,17 @@ fn run_bounded(dir: &Path, args: &[&str]) -> (Option<i32>, String, Duration) {
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .env("XDG_CACHE_HOME", dir.join(".test-cache"))
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let reader = std::thread::spawn(move || {
+        let err = err.join().unwrap_or_default();
+        err + &out.join().unwrap_or_default()
+    });
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return (status.code(), reader.join().unwrap(), started.elapsed());
@@ -273,10 +305,11 @@ fn run_bounded(dir: &Path, args: &[&str]) -> (Option<i32>, String, Duration) {
 fn every_hostile_input_is_refused_clearly_within_bounds_and_writes_nothing() {
     let mut failures = Vec::new();
     for row in rows() {
-        let (repo, _k) = fleet_repo(1);
-        (row.setup)(&repo);
+        let (repo, key) = fleet_repo(1);
+        (row.setup)(&repo, &key);
         let (code, stderr, took) = run_bounded(repo.path(), row.args);
         let missing: Vec<&&str> = row.expect.iter().filter(|e| !stderr.contains(**e)).collect();
+        // An apply whose one action fails exits 1 as well; the rows expect that failure.
         if code != Some(1) || !missing.is_empty() {
             failures
                 .push(format!("{}: exit {code:?} after {took:?}, missing {missing:?} in stderr:\n{stderr}", row.name));
@@ -289,8 +322,11 @@ fn every_hostile_input_is_refused_clearly_within_bounds_and_writes_nothing() {
         // Nothing recorded, nothing published.
         let state = repo.path().join(".patchops");
         for written in ["emulate", "content"] {
-            if state.join(written).exists() {
-                failures.push(format!("{}: wrote {}", row.name, state.join(written).display()));
+            let files = common::walk(&state.join(written));
+            let platform_objects =
+                written == "content" || files.iter().any(|f| f.extension().is_some_and(|e| e == "json"));
+            if !files.is_empty() && platform_objects {
+                failures.push(format!("{}: wrote {files:?}", row.name));
             }
         }
     }

@@ -355,3 +355,27 @@ fn leftovers_of_killed_runs_are_cleaned_up_and_block_nothing() {
     let wsus = emulated(repo.path(), "wsus-onprem");
     assert_eq!(wsus["updates"].as_object().unwrap().len(), 1, "one update, published once");
 }
+
+// Item 12: `package unpack` never writes through a link already in `--out`.
+#[test]
+fn package_unpack_replaces_a_link_in_out_instead_of_writing_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let msi = common::workspace_root().join("examples/catalog/installers/igorpavlov.7zip-24.08-x64.msi");
+    assert_eq!(patchops(d, &["package", "intunewin", msi.to_str().unwrap(), "--out", "p.intunewin"]).code, 0);
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::write(d.join("outside.txt"), "keep me").unwrap();
+    std::os::unix::fs::symlink("../outside.txt", d.join("out/igorpavlov.7zip-24.08-x64.msi")).unwrap();
+
+    let run = patchops(d, &["package", "unpack", "p.intunewin", "--out", "out"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(d.join("outside.txt")).unwrap(), "keep me", "the link's target is untouched");
+    let written = d.join("out/igorpavlov.7zip-24.08-x64.msi");
+    assert!(std::fs::symlink_metadata(&written).unwrap().file_type().is_file(), "the link was replaced by the file");
+    assert_eq!(std::fs::read(&written).unwrap(), std::fs::read(&msi).unwrap());
+    let names: Vec<String> = std::fs::read_dir(d.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["igorpavlov.7zip-24.08-x64.msi".to_string()], "no temporary file is left");
+}

@@ -55,6 +55,37 @@ pub enum SelectionError {
         /// What exists.
         available: String,
     },
+    /// The chosen installer's location cannot be downloaded from.
+    #[error("`{product}` {version}: the catalog's installer location {location} {reason}")]
+    InstallerLocation {
+        /// The product id.
+        product: String,
+        /// The version.
+        version: String,
+        /// The location (credentials and query removed).
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Whether an installer location of a catalog can be read: an `https`, `http` or `file` URL, or
+/// a path relative to the catalog. Checked when the installer is selected, so `validate`,
+/// `plan` and `apply` refuse the same locations.
+pub fn check_installer_location(location: &str) -> Result<(), (String, String)> {
+    match url::Url::parse(location) {
+        Ok(u) if matches!(u.scheme(), "https" | "http" | "file") => Ok(()),
+        Ok(u) => Err((
+            crate::http::redact(&u),
+            format!("uses the unsupported scheme `{}:`; installers are read from https://, http:// or file:// URLs, or a path relative to the catalog", u.scheme()),
+        )),
+        Err(_) if location.starts_with(['/', '\\']) || location.get(1..3).is_some_and(|s| s.starts_with(':')) => Err((
+            location.to_string(),
+            "is an absolute path; write it as a file:// URL or as a path relative to the catalog".into(),
+        )),
+        Err(_) if location.is_empty() => Err(("\"\"".into(), "is empty".into())),
+        Err(_) => Ok(()),
+    }
 }
 
 impl SelectionError {
@@ -64,6 +95,7 @@ impl SelectionError {
             SelectionError::ProductNotInCatalog { .. } => "ProductNotInCatalog",
             SelectionError::NoMatchingVersion { .. } => "NoMatchingVersion",
             SelectionError::NoInstaller { .. } => "NoInstaller",
+            SelectionError::InstallerLocation { .. } => "InstallerLocation",
         }
     }
 }
@@ -131,6 +163,12 @@ pub fn select_installer<'a>(product: &Product, catalog: &'a VerifiedCatalog) -> 
             wanted: describe_wanted(product),
             available: String::new(),
         })?;
+    check_installer_location(&installer.url).map_err(|(location, reason)| SelectionError::InstallerLocation {
+        product: spec.product.to_string(),
+        version: version.to_string(),
+        location,
+        reason,
+    })?;
     Ok(Selection { product: entry, version: version.clone(), installer })
 }
 

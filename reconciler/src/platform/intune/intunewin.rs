@@ -469,18 +469,27 @@ pub struct Unpacked {
     pub detection_xml: String,
 }
 
+/// The largest Detection.xml `unpack` reads.
+pub const MAX_DETECTION_XML: u64 = 1 << 20;
+
 /// Opens a `.intunewin`: reads Detection.xml, checks the MAC, decrypts, checks the digest, and
-/// writes the setup file into `out_dir`. Nothing is written unless every check passes.
+/// writes the setup file into `out_dir`. Nothing is written unless every check passes, and a
+/// link already in `out_dir` is replaced, never followed.
 pub fn unpack(package: &Path, out_dir: &Path) -> Result<Unpacked, PackageError> {
     let bad = |reason: String| PackageError::Malformed { path: package.display().to_string(), reason };
     let file = File::open(package).map_err(io(package))?;
     let mut outer = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
     let mut xml = String::new();
+    // Detection.xml is a few KiB; a compressed entry that inflates without end is refused.
     outer
         .by_name(DETECTION_ENTRY)
         .map_err(|_| bad(format!("no {DETECTION_ENTRY}")))?
+        .take(MAX_DETECTION_XML + 1)
         .read_to_string(&mut xml)
         .map_err(|e| bad(e.to_string()))?;
+    if xml.len() as u64 > MAX_DETECTION_XML {
+        return Err(bad(format!("{DETECTION_ENTRY} is larger than {MAX_DETECTION_XML} bytes")));
+    }
     let field = |name: &str| -> Result<Vec<u8>, PackageError> {
         let text = xml_text(&xml, name).ok_or_else(|| bad(format!("Detection.xml has no {name}")))?;
         base64::engine::general_purpose::STANDARD
@@ -566,8 +575,18 @@ pub fn unpack(package: &Path, out_dir: &Path) -> Result<Unpacked, PackageError> 
     let name =
         Path::new(setup_name.trim()).file_name().ok_or_else(|| bad("SetupFile is not a file name".into()))?.to_owned();
     let dest = out_dir.join(name);
-    let mut out = File::create(&dest).map_err(io(&dest))?;
-    let size = std::io::copy(&mut entry, &mut out).map_err(io(&dest))?;
+    // Written to a temporary file beside it and renamed into place only once the whole entry
+    // was read (its CRC checked): a refusal leaves nothing, and a link already at `dest` is
+    // replaced, never followed (rename does not follow it).
+    let mut out = tempfile::Builder::new().prefix(".patchops-unpack-").tempfile_in(out_dir).map_err(io(out_dir))?;
+    let size = std::io::copy(&mut entry, out.as_file_mut()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => bad(format!("{setup_name} fails its zip checksum ({e})")),
+        _ => io(&dest)(e),
+    })?;
+    if size != entry.size() {
+        return Err(bad(format!("{setup_name} holds {size} bytes, its zip entry says {}", entry.size())));
+    }
+    out.persist(&dest).map_err(|e| io(&dest)(e.error))?;
     Ok(Unpacked { setup_file: dest, size, detection_xml: xml })
 }
 

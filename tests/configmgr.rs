@@ -315,3 +315,32 @@ async fn the_site_checks_sdmpackagexml_and_names_each_problem() {
         common::assert_contains(message, expected);
     }
 }
+
+// Issue 14, item 14: a content location that climbs out of the share is refused before the
+// site looks at anything outside it (not even a file's size is revealed).
+#[tokio::test]
+async fn a_content_location_outside_the_share_is_refused_without_revealing_anything() {
+    let s = site(&["Full Administrator"], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (_, b) = msi("1.0");
+    let id = client(&s).create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b)).await.unwrap();
+    let good = s.state()["apps"][&id]["sdm"].as_str().unwrap().to_string();
+    let app_guid = good.split("LogicalName=\"Application_").nth(1).unwrap()[..36].to_string();
+    let location = good.split("<Location>").nth(1).unwrap().split("</Location>").next().unwrap().to_string();
+    let escaping = good
+        .replace(&app_guid, "00000000-0000-4000-8000-00000000abce")
+        .replace(&location, &format!("{location}..\\..\\..\\..\\..\\..\\etc\\"))
+        .replace("Name=\"mozilla.firefox-128.0.3-x64.msi\"", "Name=\"passwd\"");
+    let resp = reqwest::Client::new()
+        .post(s.base.join("AdminService/wmi/SMS_Application").unwrap())
+        .basic_auth(USER, Some(PASSWORD))
+        .json(&serde_json::json!({ "SDMPackageXML": escaping }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    common::assert_contains(message, "leaves the site's content share");
+    assert!(!message.contains("bytes, the document says"), "no size of a file outside the share: {message}");
+}

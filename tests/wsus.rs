@@ -354,3 +354,51 @@ async fn sdp_documents_have_the_required_elements_and_namespaces() {
         reconciler::emulate::wsus::sdp_check::check(&text).unwrap_or_else(|p| panic!("{sample}: {p:?}"));
     }
 }
+
+/// Runs a signed publish request with only the SDP staged, naming `sdp_name` and `content`.
+async fn publish_naming(
+    s: &Server,
+    sdp: &Sdp,
+    sdp_name: &str,
+    content: &str,
+) -> reconciler::platform::wsus::transport::Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("u.sdp.xml"), sdp.to_xml()).unwrap();
+    let req =
+        Request::Publish { package_id: sdp.package_id.to_string(), sdp: sdp_name.into(), content: content.into() };
+    let signer =
+        CodeSigner::new(&SecretRef::File(s.script_pem.display().to_string()), &Secrets::with_env(|_| None), Utc::now())
+            .unwrap();
+    let text = signer.sign_script(request::script(&req, "by hand")).unwrap().text().to_string();
+    transport(s)
+        .run(Run {
+            id: "by-hand".into(),
+            script_name: "p.ps1",
+            script: &text,
+            files: vec![("u.sdp.xml".into(), dir.path().join("u.sdp.xml"))],
+        })
+        .await
+        .unwrap()
+}
+
+// Issue 14, item 14: the emulated server reads only what was staged for the request.
+#[tokio::test]
+async fn the_emulated_server_reads_only_files_staged_for_the_request() {
+    let s = server(true).await;
+    let (_, mut sdp) = published_sdp(&s).await;
+    sdp.package_id = uuid::Uuid::from_u128(0xdef);
+    let cabs_before = common::walk(&s.dir.join("wsus.content")).len();
+
+    // The SDP's OriginFile names a file outside the staging folder that matches it exactly.
+    std::fs::write(s.dir.join("outside.msi"), bytes("1.0")).unwrap();
+    sdp.origin.file_name = "../../outside.msi".into();
+    let out = publish_naming(&s, &sdp, "u.sdp.xml", "../../outside.msi").await;
+    assert_eq!(out.exit_code, 1, "{}", out.stdout);
+    common::assert_contains(&out.stdout, "not a plain file name; the server reads only files staged for the request");
+
+    // The request names the server's own state file as its SDP.
+    let out = publish_naming(&s, &sdp, "../../wsus.json", "x.msi").await;
+    assert_eq!(out.exit_code, 1, "{}", out.stdout);
+    common::assert_contains(&out.stdout, r#"\"../../wsus.json\" is not a plain file name"#);
+    assert_eq!(common::walk(&s.dir.join("wsus.content")).len(), cabs_before, "no CAB was made of either");
+}

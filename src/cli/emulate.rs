@@ -36,6 +36,10 @@ pub struct EmulateArgs {
     /// Address to listen on (loopback by default: the emulator has no authentication).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Allow --listen on an address other than loopback. The emulator has no authentication of
+    /// its own and serves what it stores: expose it only on a network you trust.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// The emulator's state file (created when missing).
     #[arg(long, default_value = "emulated-tenant.json")]
     pub state: PathBuf,
@@ -168,7 +172,21 @@ pub async fn run(args: EmulateArgs) -> u8 {
             }
         };
     }
-    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+    let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host(&args.listen).await {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            print_error(&format!("cannot listen on {}: {e}", args.listen));
+            return EXIT_ERROR;
+        }
+    };
+    if !args.allow_remote && addrs.iter().any(|a| !a.ip().is_loopback()) {
+        print_error(&format!(
+            "--listen {} is not a loopback address; the emulator has no authentication of its own, so pass --allow-remote to serve it beyond this machine",
+            args.listen
+        ));
+        return EXIT_ERROR;
+    }
+    let listener = match tokio::net::TcpListener::bind(addrs.as_slice()).await {
         Ok(l) => l,
         Err(e) => {
             print_error(&format!("cannot listen on {}: {e}", args.listen));

@@ -139,9 +139,17 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                     "content location {location:?} is not on the site's content share {}",
                     site.share_unc
                 )),
+                // The site reads only its share: a location or file name with `..` is refused
+                // before anything outside it is looked at (not even its size is told).
+                Some(rel) if rel.split('/').any(|c| c == "..") => problems
+                    .push(format!("content location {location:?} leaves the site's content share {}", site.share_unc)),
                 Some(rel) => {
                     for f in content.children().filter(|n| n.has_tag_name((DIGEST_NS, "File"))) {
                         let file = f.attribute("Name").unwrap_or_default();
+                        if file.is_empty() || file == ".." || file.contains(['/', '\\']) {
+                            problems.push(format!("content file name {file:?} is not a plain file name"));
+                            continue;
+                        }
                         let size = f.attribute("Size").and_then(|s| s.parse::<u64>().ok());
                         let path = site.share_local.join(&rel).join(file);
                         match std::fs::metadata(&path) {

@@ -210,13 +210,23 @@ pub fn set_base(emulator: &Emulator, base: &url::Url) {
 
 /// A staging id or file name: one plain path segment.
 fn segment(s: &str) -> Result<&str, Refused> {
+    plain_name(s).map_err(|e| Refused(StatusCode::BAD_REQUEST, e))
+}
+
+/// A name that stays inside the folder it is joined to: no separators, no `..`, no drive. A
+/// request's SDP and an SDP's `OriginFile/@FileName` are both held to it, so the server reads
+/// only what was staged for the request.
+fn plain_name(s: &str) -> Result<&str, String> {
     let ok = !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0', ':']);
     if ok {
         Ok(s)
     } else {
-        Err(Refused(StatusCode::BAD_REQUEST, format!("{s:?} is not a plain file name")))
+        Err(format!("{s:?} is not a plain file name; the server reads only files staged for the request"))
     }
 }
+
+/// The most one staged file may hold (8 GiB: larger than any installer WSUS takes).
+pub const MAX_STAGED_BYTES: u64 = 8 << 30;
 
 async fn stage(
     State(emu): State<Shared>,
@@ -228,10 +238,21 @@ async fn stage(
     let dir = emu.staging_dir(segment(&id)?);
     let internal = |e: std::io::Error| Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
-    let mut file = tokio::fs::File::create(dir.join(segment(&name)?)).await.map_err(internal)?;
+    let path = dir.join(segment(&name)?);
+    let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
     let mut stream = body.into_data_stream();
+    let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Refused(StatusCode::BAD_REQUEST, e.to_string()))?;
+        written += chunk.len() as u64;
+        if written > MAX_STAGED_BYTES {
+            drop(file);
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(Refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{name} is larger than the {MAX_STAGED_BYTES} bytes a staged file may hold"),
+            ));
+        }
         file.write_all(&chunk).await.map_err(internal)?;
     }
     file.flush().await.map_err(internal)?;
@@ -436,8 +457,11 @@ impl Emulator {
     }
 
     fn staged_sdp(&self, dir: &Path, request: &Value) -> Result<(String, sdp_check::Checked), String> {
-        let name = request["sdp"].as_str().ok_or("the request names no SDP")?;
-        let xml = std::fs::read_to_string(dir.join(name)).map_err(|_| format!("the SDP {name} was not staged"))?;
+        let name = plain_name(request["sdp"].as_str().ok_or("the request names no SDP")?)?;
+        let xml = crate::bounded::read(&dir.join(name), 16 << 20)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| format!("the SDP {name} was not staged"))?;
         let checked =
             sdp_check::check(&xml).map_err(|problems| format!("the SDP is not valid: {}", problems.join("; ")))?;
         let wanted = request["packageId"].as_str().unwrap_or_default().to_ascii_lowercase();
@@ -467,7 +491,7 @@ impl Emulator {
         if request["content"].as_str() != Some(file_name.as_str()) {
             return Err(format!("the request's content is not the SDP's OriginFile {file_name}"));
         }
-        let staged = dir.join(file_name);
+        let staged = dir.join(plain_name(file_name)?);
         let (actual_size, actual_sha1, actual_sha256) =
             digests(&staged).map_err(|e| format!("the content {file_name} was not staged: {e}"))?;
         if actual_size != *size || actual_sha1.as_slice() != sha1.as_slice() {

@@ -379,3 +379,31 @@ fn package_unpack_replaces_a_link_in_out_instead_of_writing_through_it() {
         .collect();
     assert_eq!(names, vec!["igorpavlov.7zip-24.08-x64.msi".to_string()], "no temporary file is left");
 }
+
+// Item 15: one bad field in a Platform or Rollout is one error, not a cascade.
+#[test]
+fn one_bad_field_in_a_platform_or_rollout_is_reported_once_without_its_consequences() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  concurrency: many\n",
+    );
+    repo.commit("a bad field");
+    let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "platforms.yaml:8:");
+    common::assert_contains(&run.stderr, "concurrency");
+    assert!(!run.stderr.contains("is not defined"), "no consequence is reported:\n{}", run.stderr);
+    common::assert_contains(&run.stderr, "the fleet has 1 error");
+
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: forever\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n",
+    );
+    repo.commit("and a bad rollout");
+    let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "invalid duration \"forever\"");
+    assert!(!run.stderr.contains("is not defined") && !run.stderr.contains("is needed because"), "{}", run.stderr);
+    common::assert_contains(&run.stderr, "the fleet has 2 errors");
+}

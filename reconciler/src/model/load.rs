@@ -90,16 +90,29 @@ pub struct FleetDocs {
     pub catalog_sources: Vec<Parsed<CatalogSourceSpec>>,
     /// PolicySet documents.
     pub policy_sets: Vec<Parsed<PolicySetSpec>>,
+    /// (kind, name) of documents that did not parse: their own error is reported, and what
+    /// refers to them is not reported again as "not defined".
+    pub broken: Vec<(Kind, String)>,
 }
 
 /// Parses and resolves a fleet, reporting every problem found.
 pub fn load(files: &[FleetFile]) -> Result<Fleet, Diagnostics> {
-    let (docs, mut diags) = parse(files);
+    let (mut docs, mut diags) = parse(files);
+    let broken = std::mem::take(&mut docs.broken);
     match resolve(docs) {
         Ok(fleet) if diags.is_empty() => Ok(fleet),
         Ok(_) => Err(finish(diags)),
         Err(Diagnostics(more)) => {
-            diags.extend(more);
+            // One cause, one error: a reference to a document that failed to parse is that
+            // document's error, already reported, not a missing definition.
+            let consequence = |d: &Diagnostic| {
+                broken.iter().any(|(kind, name)| {
+                    d.message == format!("{} `{name}` is not defined", kind.as_str())
+                        || d.message.ends_with(&format!(" {}s", kind.as_str()))
+                            && d.message.contains("is needed because the fleet defines")
+                })
+            };
+            diags.extend(more.into_iter().filter(|d| !consequence(d)));
             Err(finish(diags))
         }
     }
@@ -146,6 +159,7 @@ pub fn parse(files: &[FleetFile]) -> (FleetDocs, Vec<Diagnostic>) {
         docs.rollouts.extend(d.rollouts);
         docs.catalog_sources.extend(d.catalog_sources);
         docs.policy_sets.extend(d.policy_sets);
+        docs.broken.extend(d.broken);
         diags.extend(e);
     }
     (docs, diags)
@@ -187,12 +201,17 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
             diags.push(d);
             continue;
         };
-        match kind {
+        let parsed = match kind {
             Kind::Product => typed(&at, de, &mut docs.products, diags),
             Kind::Platform => typed(&at, de, &mut docs.platforms, diags),
             Kind::Rollout => typed(&at, de, &mut docs.rollouts, diags),
             Kind::CatalogSource => typed(&at, de, &mut docs.catalog_sources, diags),
             Kind::PolicySet => typed(&at, de, &mut docs.policy_sets, diags),
+        };
+        if !parsed {
+            if let Some(name) = loose_name(&file.text, number) {
+                docs.broken.push((kind, name));
+            }
         }
     }
 }
@@ -215,12 +234,28 @@ impl Located<'_> {
     }
 }
 
+/// The `metadata.name` of document `number` of `text`, read loosely (every other field
+/// ignored): what a document that failed to parse was called.
+fn loose_name(text: &str, number: usize) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Loose {
+        metadata: LooseMeta,
+    }
+    #[derive(Deserialize)]
+    struct LooseMeta {
+        name: String,
+    }
+    let de = serde_yaml::Deserializer::from_str(text).nth(number)?;
+    Loose::deserialize(de).ok().map(|l| l.metadata.name)
+}
+
+/// Parses one document into `out`; whether it parsed.
 fn typed<S: DeserializeOwned>(
     at: &Located<'_>,
     de: serde_yaml::Deserializer<'_>,
     out: &mut Vec<Parsed<S>>,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> bool {
     let file = at.file;
     match Document::<S>::deserialize(de) {
         Ok(doc) => {
@@ -233,7 +268,7 @@ fn typed<S: DeserializeOwned>(
                     )
                     .help(format!("this release reads `apiVersion: {API_VERSION}`")),
                 );
-                return;
+                return false;
             }
             out.push(Parsed {
                 file: file.path.clone(),
@@ -242,8 +277,12 @@ fn typed<S: DeserializeOwned>(
                 number: at.number,
                 positions: Arc::clone(at.positions),
             });
+            true
         }
-        Err(e) => diags.push(serde_diagnostic(at, &e)),
+        Err(e) => {
+            diags.push(serde_diagnostic(at, &e));
+            false
+        }
     }
 }
 

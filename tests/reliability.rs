@@ -204,18 +204,7 @@ fn after_a_run_with_failed_actions_the_next_run_does_not_call_it_interrupted() {
 fn onprem_fleet(version: &str) -> (common::Repo, common::Key, tempfile::TempDir) {
     let (repo, key) = fleet_repo(1);
     let secrets = tempfile::tempdir().unwrap();
-    let (signing, _) = common::code_signing_certificate(secrets.path(), "wsus");
-    let (scripts, _) = common::code_signing_certificate(secrets.path(), "scripts");
-    std::fs::write(secrets.path().join("password"), "cm-password-not-shown").unwrap();
-    repo.write(
-        "fleet/platforms.yaml",
-        format!(
-            "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: wsus-onprem\nspec:\n  type: wsus\n  endpoint: embedded\n  trust:\n    signingCertificate: {{ file: {signing} }}\n    executionPolicy: allSigned\n    scriptSigningCertificate: {{ file: {scripts} }}\n---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: cm-onprem\nspec:\n  type: configmgr\n  endpoint: embedded\n  auth:\n    username: CONTOSO\\svc-patchops\n    password: {{ file: {password} }}\n",
-            signing = signing.display(),
-            scripts = scripts.display(),
-            password = secrets.path().join("password").display()
-        ),
-    );
+    repo.write("fleet/platforms.yaml", common::onprem_platforms(secrets.path()));
     repo.write(
         "fleet/rollout.yaml",
         "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: wsus-onprem, group: Pilot }\n        - { platform: cm-onprem, group: PO100012 }\n",

@@ -349,7 +349,7 @@ async fn sdp_documents_have_the_required_elements_and_namespaces() {
     );
     // Real vendor SDPs pass the same checks.
     for sample in ["dell-dsia-msi.xml", "dell-realtek-audio-cmdline.xml"] {
-        let path = common::workspace_root().join("../shared/reference/samples/sdp").join(sample);
+        let path = common::workspace_root().join("tests/data/sdp").join(sample);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         reconciler::emulate::wsus::sdp_check::check(&text).unwrap_or_else(|p| panic!("{sample}: {p:?}"));
     }

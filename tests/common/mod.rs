@@ -321,3 +321,18 @@ pub fn verified(cache: &Path, bytes: &[u8]) -> reconciler::content::VerifiedCont
         reconciler::content::Expected { sha256: reconciler::catalog::Sha256::digest(bytes), size: bytes.len() as u64 };
     reconciler::content::ContentCache::new(cache).admit("test", bytes, expected).expect("verified")
 }
+
+/// Platform documents for an embedded WSUS server (`wsus-onprem`: signing certificate, AllSigned
+/// with a script-signing certificate) and an embedded ConfigMgr site (`cm-onprem`: Basic auth),
+/// with their certificates and password made in `secrets`.
+pub fn onprem_platforms(secrets: &Path) -> String {
+    let (signing, _) = code_signing_certificate(secrets, "wsus");
+    let (scripts, _) = code_signing_certificate(secrets, "scripts");
+    std::fs::write(secrets.join("password"), "cm-password-not-shown").expect("write the password");
+    format!(
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: wsus-onprem\nspec:\n  type: wsus\n  endpoint: embedded\n  trust:\n    signingCertificate: {{ file: {signing} }}\n    executionPolicy: allSigned\n    scriptSigningCertificate: {{ file: {scripts} }}\n---\napiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: cm-onprem\nspec:\n  type: configmgr\n  endpoint: embedded\n  auth:\n    username: CONTOSO\\svc-patchops\n    password: {{ file: {password} }}\n",
+        signing = signing.display(),
+        scripts = scripts.display(),
+        password = secrets.join("password").display()
+    )
+}

@@ -545,7 +545,11 @@ fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f6
         }
         let retires: Vec<&plan::PlannedAction> = plan
             .applicable()
-            .filter(|a| a.action == plan::ActionKind::Retire && &*a.platform == name.as_str())
+            // A version withdrawn from a group that already runs the selected one (a crash
+            // mid-update) is the end of an update, not a fleet emptying itself.
+            .filter(|a| {
+                a.action == plan::ActionKind::Retire && &*a.platform == name.as_str() && &*a.reason != "AlsoAssigned"
+            })
             .collect();
         let gone = managed
             .iter()

@@ -459,8 +459,45 @@ fn plan_products<'a>(
             for ring in &target.rings {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
                 wanted.insert((&target.spec.platform, &product.spec.product, group));
-                let current =
-                    managed.iter().find_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)));
+                // Normally one object is assigned to a ring's group. A run that died in the middle
+                // of an update leaves two (the new version assigned, the old one not yet
+                // withdrawn): the one holding the selected version and content is the ring's,
+                // and the others leave the group.
+                let assigned: Vec<(&ObservedObject, &crate::platform::ObservedAssignment)> = managed
+                    .iter()
+                    .filter_map(|o| o.assignments.iter().find(|a| a.group == group).map(|a| (*o, a)))
+                    .collect();
+                let is_selected = |o: &ObservedObject| {
+                    o.managed()
+                        .is_some_and(|m| m.version == version_text && m.content_digest == selection.installer.sha256)
+                };
+                let current = assigned.iter().find(|(o, _)| is_selected(o)).or(assigned.first()).copied();
+                if let Some((chosen, _)) = current.filter(|(o, _)| is_selected(o)) {
+                    for (other, _) in assigned.iter().filter(|(o, _)| o.id != chosen.id) {
+                        let from = other.managed().map(|m| m.version.clone()).unwrap_or_default();
+                        actions.push(PlannedAction {
+                            action: ActionKind::Retire,
+                            reason: text.get("AlsoAssigned"),
+                            message: format!(
+                                "{} {from} (object {}) is still assigned to ring {ring} (group {group}), which runs {} (object {}); it leaves the group",
+                                product.spec.product, other.id, selection.version, chosen.id
+                            )
+                            .into(),
+                            product: Arc::clone(&product_name),
+                            catalog_product: Arc::clone(&catalog_product),
+                            platform: text.get(target.spec.platform.as_str()),
+                            platform_type: platform.spec.platform_type,
+                            ring: Some(text.get(ring.as_str())),
+                            group: Some(text.get(group)),
+                            version: None,
+                            object_id: Some(other.id.as_str().into()),
+                            changes: vec![FieldChange { field: text.get("version"), from: Some(from.as_str().into()), to: None }],
+                            origin: Some(Arc::clone(&origin)),
+                            denied: Vec::new(),
+                            waiting: None,
+                        });
+                    }
+                }
                 let base = PlannedAction {
                     action: ActionKind::None,
                     reason: text.get(""),

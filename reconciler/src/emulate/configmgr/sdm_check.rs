@@ -1,5 +1,5 @@
 //! The emulated SMS Provider's check of an application's SDMPackageXML (from the
-//! AppMgmtDigest facts in `../shared/reference/wsus-configmgr.md`), written apart from
+//! AppMgmtDigest facts in the reference notes `wsus-configmgr.md` of the steering repository), written apart from
 //! patchops's writer. Every problem is reported.
 
 use std::path::PathBuf;

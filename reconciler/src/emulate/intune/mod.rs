@@ -1,7 +1,7 @@
 //! An emulator of the Microsoft Graph (beta) endpoints patchops uses for Intune Win32 apps:
 //! `deviceAppManagement/mobileApps` (list with `$expand=assignments,relationships` and paging, create, read,
 //! patch, delete), `assign` and `assignments`. It validates request bodies the way the live
-//! service does (see `../shared/reference/intune-graph.md`) and answers errors in Graph's
+//! service does (see the reference notes `intune-graph.md` of the steering repository) and answers errors in Graph's
 //! `{"error": {"code", "message"}}` shape.
 //!
 //! Content (`content.rs`): content versions and files with their asynchronous upload and commit

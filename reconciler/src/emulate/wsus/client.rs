@@ -1,6 +1,6 @@
 //! An emulated Windows client of a WSUS server: it installs a locally published update only if
 //! every link of the trust chain holds, as the Windows Update agent does (see the seeds' WSUS
-//! trust model and `../shared/reference/wsus-configmgr.md`, "What a Windows client checks"):
+//! trust model and the reference notes `wsus-configmgr.md` of the steering repository, "What a Windows client checks"):
 //!
 //! 1. the policy "Allow signed updates from an intranet Microsoft update service location" is on
 //!    (`AcceptTrustedPublisherCerts = 1`), otherwise only Microsoft-signed updates install;

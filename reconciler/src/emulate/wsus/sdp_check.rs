@@ -1,7 +1,7 @@
 //! The emulated WSUS server's check of an SDP document, written from Microsoft's WSUS schemas
 //! (`SoftwareDistributionPackage.xsd` and the rule and installer schemas, as summarised in
-//! `../shared/reference/wsus-configmgr.md`), not from patchops's writer. Every problem is
-//! reported, each naming the element; real vendor SDPs (`../shared/reference/samples/sdp/`) pass.
+//! the reference notes `wsus-configmgr.md` of the steering repository), not from patchops's writer. Every problem is
+//! reported, each naming the element; real vendor SDPs (`tests/data/sdp/`) pass.
 
 use base64::Engine as _;
 

@@ -1,5 +1,5 @@
 //! SDMPackageXML: the `AppMgmtDigest` document a Configuration Manager application is created
-//! from (`../shared/reference/wsus-configmgr.md`, "Configuration Manager").
+//! from (the reference notes `wsus-configmgr.md` of the steering repository, "Configuration Manager").
 //!
 //! [`Application`] is what patchops writes: one application with one deployment type (MSI or
 //! Script technology), its content on the site's content share, a detection method (the MSI

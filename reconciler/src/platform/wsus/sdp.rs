@@ -2,7 +2,7 @@
 //!
 //! [`Sdp`] is the slice of Microsoft's SDP schema patchops writes (`SoftwareDistributionPackage.xsd`
 //! with the base, logical and MSI applicability rules and the MSI, MSP and command-line installer
-//! handlers; see `../shared/reference/wsus-configmgr.md`): [`Sdp::to_xml`] writes it in the shape
+//! handlers; see the reference notes `wsus-configmgr.md` of the steering repository): [`Sdp::to_xml`] writes it in the shape
 //! of real vendor SDPs (namespaces declared on the root, prefixes `sdp`, `bar`, `lar`, `msiar`,
 //! `cmd`, `msi`, `msp`), and [`Sdp::parse`] reads back a document patchops wrote (WSUS exports it
 //! with `ExportPackageMetadata`), so observe sees exactly what was published.

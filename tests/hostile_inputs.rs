@@ -243,6 +243,12 @@ fn rows() -> Vec<Row> {
             expect: &["refused file:///dev/zero after 0 of 9728 bytes", "file:///dev/zero: it is not a regular file (a device)"],
         },
         Row {
+            name: "an emulator asked to listen beyond loopback",
+            setup: |_, _| {},
+            args: &["emulate", "intune", "--listen", "0.0.0.0:0", "--state", "tenant.json"],
+            expect: &["--listen 0.0.0.0:0 is not a loopback address", "pass --allow-remote"],
+        },
+        Row {
             name: "a secret file that is a FIFO",
             setup: |r, _| {
                 mkfifo(&r.path().join("secret.fifo"));

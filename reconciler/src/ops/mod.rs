@@ -367,10 +367,11 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
     let lock = opts.state.lock("apply").map_err(|e| OpsError::Refused(e.into()))?;
     let db = opts.state.db()?;
     let interrupted = db.recover()?;
-    // Holding the lock, no download can be under way: what a killed run was downloading goes.
-    let freed = opts.state.content().sweep_partials();
+    // Holding the lock, nothing of the state directory is being written: what a killed run
+    // left half-written (downloads, emulator state) goes.
+    let freed = opts.state.sweep_leftovers();
     if freed > 0 {
-        tracing::info!(bytes = freed, "removed the partial downloads of an earlier run");
+        tracing::info!(bytes = freed, "removed the partial files of an earlier run");
     }
     for i in &interrupted {
         tracing::warn!(run = %i.run, action = %i.subject, step = %i.step, detail = %i.detail, "an earlier apply was interrupted; re-planning from the platforms' current state");

@@ -382,3 +382,39 @@ fn new_bytes_under_the_same_version_are_an_update() {
     assert_eq!((a.action, &*a.reason), (ActionKind::Update, "ContentChanged"));
     assert!(a.message.starts_with("the catalog's installer for vendor.app 2.0 is now "), "{}", a.message);
 }
+
+#[test]
+fn a_group_left_with_two_versions_keeps_the_selected_one_and_withdraws_the_other() {
+    // A run died between assigning 2.0 to the pilot group and withdrawing 1.10 from it.
+    let new = managed("obj-new", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
+    let old = managed("obj-old", "vendor.app", "1.10", &["g-pilot"], desired_fields("1.10"));
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![old, new] });
+    let changes: Vec<(ActionKind, &str, Option<&str>)> = p
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::None)
+        .map(|a| (a.action, &*a.reason, a.object_id.as_deref()))
+        .collect();
+    assert_eq!(changes, vec![(ActionKind::Retire, "AlsoAssigned", Some("obj-old"))]);
+    let retire = p.actions.iter().find(|a| a.action == ActionKind::Retire).unwrap_or_else(|| unreachable!());
+    assert_eq!(retire.group.as_deref(), Some("g-pilot"));
+    assert!(p.actions.iter().any(|a| a.action == ActionKind::None && a.object_id.as_deref() == Some("obj-new")));
+}
+
+#[test]
+fn a_half_made_object_is_retired_and_its_ring_published_afresh() {
+    let mut half = managed("obj-half", "vendor.app", "2.0", &[], desired_fields("latest"));
+    half.incomplete = Some("its content was never committed".into());
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![half] });
+    let changes: Vec<(ActionKind, &str, Option<&str>)> =
+        p.actions.iter().map(|a| (a.action, &*a.reason, a.object_id.as_deref())).collect();
+    assert_eq!(
+        changes,
+        vec![
+            (ActionKind::Publish, "NotPublished", None),
+            (ActionKind::Publish, "NotPublished", None),
+            (ActionKind::Retire, "Incomplete", Some("obj-half")),
+        ],
+        "never reused: published anew, and the half-made object goes"
+    );
+}

@@ -69,6 +69,27 @@ impl StateDir {
         ApplyLock::acquire(&self.root, what)
     }
 
+    /// Removes what a killed run left under the state directory: partial downloads and the
+    /// temporary files of state written atomically (the embedded emulators' among them).
+    /// Returns the bytes freed. Call it only while holding the apply lock, when nothing of
+    /// this state directory is being written.
+    pub fn sweep_leftovers(&self) -> u64 {
+        let mut freed = self.content().sweep_partials();
+        for dir in [self.root.clone(), self.root.join("emulate")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+                if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+                    let size = entry.metadata().map_or(0, |m| m.len());
+                    if std::fs::remove_file(entry.path()).is_ok() {
+                        freed += size;
+                    }
+                }
+            }
+        }
+        freed
+    }
+
     /// The content cache.
     pub fn content(&self) -> crate::content::ContentCache {
         crate::content::ContentCache::new(self.root.join("content"))
@@ -136,12 +157,15 @@ impl CatalogHistory {
     }
 }
 
+/// The name prefix of the temporary files [`write_atomic`] renames into place.
+const TEMP_PREFIX: &str = ".patchops-tmp-";
+
 /// Writes a file by renaming a fully written temporary file over it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(|e| e.to_string())?;
     tmp.write_all(bytes).map_err(|e| e.to_string())?;
     // Temporary files are created private (0600); what is written here is not secret.
     #[cfg(unix)]

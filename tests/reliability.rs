@@ -400,3 +400,51 @@ fn one_bad_field_in_a_platform_or_rollout_is_reported_once_without_its_consequen
     assert!(!run.stderr.contains("is not defined") && !run.stderr.contains("is needed because"), "{}", run.stderr);
     common::assert_contains(&run.stderr, "the fleet has 2 errors");
 }
+
+// Item 1, what the platforms themselves record: WSUS approvals and ConfigMgr deployments carry
+// when they were made, and that time stands in for a lost ring history record.
+#[test]
+fn a_lost_ring_history_record_is_derived_from_the_platforms_own_records_where_they_keep_them() {
+    let (repo, _k, _secrets) = onprem_fleet("1.0");
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: wsus-onprem, group: Pilot }\n        - { platform: cm-onprem, group: PO100012 }\n    - name: broad\n      groups:\n        - { platform: wsus-onprem, group: Broad }\n        - { platform: cm-onprem, group: PO100013 }\n",
+    );
+    repo.commit("two rings, two days apart");
+    let first = apply(repo.path(), &[]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    common::assert_contains(&first.stdout, "✓ publish app 1.0 on wsus-onprem / pilot");
+
+    // Recent platform records, no history: the broad ring waits the soak from then.
+    sql(repo.path(), "DELETE FROM ring_reached");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "Nothing to apply.");
+
+    // The platforms say the pilot ring got 1.0 three days ago: the soak is over.
+    sql(repo.path(), "DELETE FROM ring_reached");
+    let three_days_ago =
+        (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let edit = |platform: &str, f: &dyn Fn(&mut Value)| {
+        let path = repo.path().join(format!(".patchops/emulate/{platform}.json"));
+        let mut state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut state);
+        std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    };
+    edit("wsus-onprem", &|s| {
+        for u in s["updates"].as_object_mut().unwrap().values_mut() {
+            for a in u["approvals"].as_array_mut().unwrap() {
+                a["created"] = three_days_ago.clone().into();
+            }
+        }
+    });
+    edit("cm-onprem", &|s| {
+        for d in s["assignments"].as_object_mut().unwrap().values_mut() {
+            d["StartTime"] = three_days_ago.clone().into();
+        }
+    });
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ publish app 1.0 on wsus-onprem / broad");
+    common::assert_contains(&run.stdout, "✓ publish app 1.0 on cm-onprem / broad");
+}

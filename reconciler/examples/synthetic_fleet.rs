@@ -145,6 +145,7 @@ fn main() {
             }
         });
         object.assignments.push(ObservedAssignment {
+            since: None,
             group: a.group.as_deref().unwrap_or_default().to_string(),
             fields: a
                 .changes

@@ -530,7 +530,7 @@ fn assignments_of(o: &ObservedObject) -> Vec<DesiredAssignment> {
 fn set_local(o: &mut ObservedObject, list: &[DesiredAssignment]) {
     o.assignments = list
         .iter()
-        .map(|a| crate::platform::ObservedAssignment { group: a.group.clone(), fields: a.fields.clone() })
+        .map(|a| crate::platform::ObservedAssignment { group: a.group.clone(), fields: a.fields.clone(), since: None })
         .collect();
 }
 

@@ -423,11 +423,13 @@ pub async fn prepare_apply(opts: &Options, options: ApplyOptions) -> Result<Appl
     judge(&mut plan, &mut policies, &PolicyContext::new(&v.fleet, &v.catalogs, opts.now))?;
     // What the platforms show each ring running, where the ring history has no record of it (a
     // crash before the record was written, a lost state directory): the soak of that ring counts
-    // from now, never from an unknown time in the past.
-    for (product, platform, ring, version) in plan::observed_ring_versions(&v.fleet, &observed) {
-        if db.reached_at(&product, &platform, &ring, &version)?.is_none() {
-            tracing::warn!(%product, %platform, %ring, %version, "no record of when this ring got this version; its soak counts from now");
-            db.ring_reached(&product, &platform, &ring, &version, opts.now)?;
+    // from when the platform says the ring got it (a WSUS approval, a ConfigMgr deployment), or
+    // else from now — never from an unknown time in the past.
+    for r in plan::observed_ring_versions(&v.fleet, &observed) {
+        if db.reached_at(&r.product, &r.platform, &r.ring, &r.version)?.is_none() {
+            let at = r.since.filter(|t| *t <= opts.now).unwrap_or(opts.now);
+            tracing::warn!(product = %r.product, platform = %r.platform, ring = %r.ring, version = %r.version, since = %at, "no record of when this ring got this version; taking the platform's time, or now");
+            db.ring_reached(&r.product, &r.platform, &r.ring, &r.version, at)?;
         }
     }
     let history = |product: &str, platform: &str, ring: &str, version: &str| {

@@ -28,14 +28,15 @@ impl<F: Fn(&str, &str, &str, &str) -> Option<DateTime<Utc>>> RingHistory for F {
     }
 }
 
-/// What each ring runs, as the platforms show it: (fleet product, platform, ring, version) for
-/// every managed object assigned to a ring's group. `apply` records the first time it sees each
-/// of these when the ring history has no record of it, so that a lost record delays the next
-/// ring by one soak instead of releasing it at once.
+/// What each ring runs, as the platforms show it: (fleet product, platform, ring, version, and
+/// since when, where the platform records it) for every managed object assigned to a ring's
+/// group. When the ring history has no record of one, `apply` records the platform's time, or
+/// else the first time it sees it, so that a lost record delays the next ring by at most one
+/// soak instead of releasing it at once.
 pub fn observed_ring_versions(
     fleet: &Fleet,
     observed: &std::collections::BTreeMap<crate::model::ObjectName, crate::platform::Observed>,
-) -> Vec<(String, String, String, String)> {
+) -> Vec<ObservedRing> {
     let mut out = Vec::new();
     for product in &fleet.products {
         for target in &product.targets {
@@ -47,15 +48,37 @@ pub fn observed_ring_versions(
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
                 let running = o.objects.iter().find_map(|obj| {
                     let m = obj.managed_complete().filter(|m| m.product == product.spec.product)?;
-                    obj.assignments.iter().any(|x| x.group == group).then(|| m.version.clone())
+                    let a = obj.assignments.iter().find(|x| x.group == group)?;
+                    Some((m.version.clone(), a.since))
                 });
-                if let Some(version) = running {
-                    out.push((product.name().to_string(), target.spec.platform.to_string(), ring.to_string(), version));
+                if let Some((version, since)) = running {
+                    out.push(ObservedRing {
+                        product: product.name().to_string(),
+                        platform: target.spec.platform.to_string(),
+                        ring: ring.to_string(),
+                        version,
+                        since,
+                    });
                 }
             }
         }
     }
     out
+}
+
+/// A ring running a version, as a platform shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRing {
+    /// The fleet Product.
+    pub product: String,
+    /// The Platform.
+    pub platform: String,
+    /// The ring.
+    pub ring: String,
+    /// The version it runs.
+    pub version: String,
+    /// Since when, where the platform records it.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// Marks the changes of `plan` that must wait, then recounts its summary.

@@ -80,6 +80,7 @@ fn managed(
         assignments: groups
             .iter()
             .map(|g| ObservedAssignment {
+                since: None,
                 group: (*g).into(),
                 fields: [("intent".into(), "required".into()), ("restart".into(), "basedOnReturnCode".into())]
                     .into_iter()

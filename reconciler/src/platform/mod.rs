@@ -126,6 +126,11 @@ pub struct ObservedAssignment {
     /// Settings of the assignment, by the planner's field names.
     #[serde(default)]
     pub fields: FieldMap,
+    /// When the platform says the assignment was made, where it records that (a WSUS
+    /// approval's creation date, a ConfigMgr deployment's start time; Graph's app assignments
+    /// carry none). Evidence for the rollout gate when patchops's own ring history is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Settings by the planner's field names, sorted by name. A compact list rather than a tree:
@@ -506,7 +511,7 @@ mod tests {
             fields: [("version".into(), "1.0".into())].into_iter().collect(),
             assignments: groups
                 .iter()
-                .map(|g| ObservedAssignment { group: (*g).into(), fields: FieldMap::default() })
+                .map(|g| ObservedAssignment { group: (*g).into(), fields: FieldMap::default(), since: None })
                 .collect(),
         }
     }

@@ -467,7 +467,8 @@ impl Platform for ConfigMgrClient {
                                 );
                             }
                         }
-                        Some(ObservedAssignment { group: d["TargetCollectionID"].as_str()?.to_string(), fields })
+                        let since = at("StartTime").map(|t| t.with_timezone(&chrono::Utc));
+                        Some(ObservedAssignment { group: d["TargetCollectionID"].as_str()?.to_string(), fields, since })
                     })
                     .collect();
                 let mut relationships: Vec<ObservedRelationship> = app

@@ -603,7 +603,7 @@ fn observed_of(app: &Value) -> ObservedObject {
                     fields.insert("deadline".into(), crate::intern::shared(&humantime::format_duration(d).to_string()));
                 }
             }
-            Some(ObservedAssignment { group, fields })
+            Some(ObservedAssignment { group, fields, since: None })
         })
         .collect();
     let mut relationships: Vec<ObservedRelationship> = app["relationships"]

@@ -491,7 +491,8 @@ fn listed(u: &Value) -> Option<Listed> {
                     fields.insert("deadline".into(), crate::intern::shared(&humantime::format_duration(d).to_string()));
                 }
             }
-            Some(ObservedAssignment { group: a["group"].as_str()?.to_string(), fields })
+            let since = at("created").map(|t| t.with_timezone(&chrono::Utc));
+            Some(ObservedAssignment { group: a["group"].as_str()?.to_string(), fields, since })
         })
         .collect();
     let mut relationships: Vec<ObservedRelationship> = sdp

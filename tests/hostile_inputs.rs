@@ -1,5 +1,5 @@
 //! Issue 14, "bound every input": a table of hostile inputs, each run through the real binary
-//! under a 1 GB address-space limit (`ulimit -v`), asserting a clear error that names the file
+//! under an address-space limit (`ulimit -v`, 1 GB for all but one row), asserting a clear error that names the file
 //! and the bound, an exit code of 1 (never a crash, a hang or an abort), and that nothing was
 //! written to the state directory or any platform.
 
@@ -18,6 +18,8 @@ type Setup = fn(&Repo, &common::Key);
 
 struct Row {
     name: &'static str,
+    /// The address-space limit it runs under, in KiB (`ulimit -v`).
+    limit_kb: u64,
     setup: Setup,
     args: &'static [&'static str],
     /// Every one of these must appear in stderr.
@@ -43,6 +45,7 @@ fn rows() -> Vec<Row> {
     vec![
         Row {
             name: "sequences nested 40,000 deep (80 KB)",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write("fleet/deep.yaml", "- ".repeat(40_000) + "x\n");
                 r.commit("deep");
@@ -52,6 +55,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "flow sequences nested 40,000 deep",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write(
                     "fleet/deep.yaml",
@@ -64,6 +68,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a soak of 500000 years",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write(
                     "fleet/rollout.yaml",
@@ -76,6 +81,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a maintenance window of 500000 years",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write(
                     "fleet/rollout.yaml",
@@ -88,6 +94,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a 9 MiB fleet file",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write("fleet/huge.yaml", "---\n".repeat(9 << 18));
                 r.commit("huge");
@@ -97,6 +104,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a fleet over --max-fleet-mib",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 for i in 0..3 {
                     r.write(&format!("fleet/big-{i}.yaml"), format!("# {}\n", "x".repeat(600 << 10)));
@@ -108,6 +116,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a file of 500,000 empty documents (2 MB of ---)",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write("fleet/empty.yaml", "---\n".repeat(500_000));
                 r.commit("empty documents");
@@ -117,6 +126,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a fleet file that is not UTF-8",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write("fleet/latin1.yaml", b"kind: Product\n# caf\xe9\n".as_slice());
                 r.commit("latin-1");
@@ -126,6 +136,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "a YAML alias bomb",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 let mut s = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
                 for (i, c) in ('b'..='j').enumerate() {
@@ -141,12 +152,14 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog file:///dev/zero",
+            limit_kb: 1_000_000,
             setup: |r, _| catalog_source_at(r, "file:///dev/zero"),
             args: &["validate", "--path", "fleet"],
             expect: &["file:///dev/zero", "not a regular file (a device)"],
         },
         Row {
             name: "catalog a FIFO (URL)",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 mkfifo(&r.path().join("catalog.fifo"));
                 let url = format!("file://{}", r.path().join("catalog.fifo").display());
@@ -157,6 +170,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog a FIFO in the work tree (--worktree)",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 std::fs::remove_file(r.path().join("catalog/catalog.json")).unwrap();
                 mkfifo(&r.path().join("catalog/catalog.json"));
@@ -166,6 +180,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog a symbolic link to /dev/zero in the work tree",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 std::fs::remove_file(r.path().join("catalog/catalog.json")).unwrap();
                 std::os::unix::fs::symlink("/dev/zero", r.path().join("catalog/catalog.json")).unwrap();
@@ -175,6 +190,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "catalog a committed symbolic link",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 std::fs::rename(r.path().join("catalog/catalog.json"), r.path().join("catalog/real.json")).unwrap();
                 std::os::unix::fs::symlink("real.json", r.path().join("catalog/catalog.json")).unwrap();
@@ -185,18 +201,21 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "--worktree --path leaving the repository",
+            limit_kb: 1_000_000,
             setup: |_, _| {},
             args: &["validate", "--path", "../../etc", "--worktree"],
             expect: &["fleet path `../../etc` leaves the repository"],
         },
         Row {
             name: "--path leaving the repository (git mode)",
+            limit_kb: 1_000_000,
             setup: |_, _| {},
             args: &["validate", "--path", "fleet/../../x"],
             expect: &["leaves the repository"],
         },
         Row {
             name: "a fleet policy that iterates 400 million times",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 r.write(
                     "fleet/slow.rego",
@@ -212,7 +231,27 @@ fn rows() -> Vec<Row> {
             expect: &["policy `slow` failed on publish app to intune-prod (ring pilot): rule `deny` ran longer than 2s and was stopped"],
         },
         Row {
+            name: "a fleet policy that builds an array of 300 million numbers",
+            // regorus reserves the whole 7.2 GB array at once: the address space must allow it
+            // for the memory guard, not the allocator, to be what stops it.
+            limit_kb: 16_000_000,
+            setup: |r, _| {
+                r.write(
+                    "fleet/big.rego",
+                    "package patchops.policy.big\n\nimport rego.v1\n\ndeny contains msg if {\n    n := count(numbers.range(1, 300000000))\n    n < 0\n    msg := \"never\"\n}\n",
+                );
+                r.write(
+                    "fleet/policies.yaml",
+                    "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: big\nspec:\n  modules: [big.rego]\n",
+                );
+                r.commit("a policy that allocates without end");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["policy `big` used more than 1024 MiB of memory while evaluating, and patchops stopped"],
+        },
+        Row {
             name: "an allow-list of 20,000 vendors quoted in every denial",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 let vendors: Vec<String> = (0..20_000).map(|i| format!("vendor-{i}")).collect();
                 r.write(
@@ -226,30 +265,35 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "an installer on ftp://",
+            limit_kb: 1_000_000,
             setup: |r, k| installer_at(r, k, "ftp://downloads.example.invalid/app.msi"),
             args: &["validate", "--path", "fleet"],
             expect: &["`vendor.app` 2.0: the catalog's installer location ftp://downloads.example.invalid/app.msi uses the unsupported scheme `ftp:`"],
         },
         Row {
             name: "an installer at an absolute path",
+            limit_kb: 1_000_000,
             setup: |r, k| installer_at(r, k, "/etc/passwd"),
             args: &["validate", "--path", "fleet"],
             expect: &["the catalog's installer location /etc/passwd is an absolute path"],
         },
         Row {
             name: "an installer that is /dev/zero",
+            limit_kb: 1_000_000,
             setup: |r, k| installer_at(r, k, "file:///dev/zero"),
             args: &["apply", "--path", "fleet", "--auto-approve"],
             expect: &["refused file:///dev/zero after 0 of 9728 bytes", "file:///dev/zero: it is not a regular file (a device)"],
         },
         Row {
             name: "an emulator asked to listen beyond loopback",
+            limit_kb: 1_000_000,
             setup: |_, _| {},
             args: &["emulate", "intune", "--listen", "0.0.0.0:0", "--state", "tenant.json"],
             expect: &["--listen 0.0.0.0:0 is not a loopback address", "pass --allow-remote"],
         },
         Row {
             name: "a secret file that is a FIFO",
+            limit_kb: 1_000_000,
             setup: |r, _| {
                 mkfifo(&r.path().join("secret.fifo"));
                 r.write(
@@ -269,10 +313,10 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo (coreutils) is needed for this test");
 }
 
-/// Runs the binary under a 1 GB address-space limit with a 60 s deadline; returns its exit
+/// Runs the binary under an address-space limit (KiB) with a 60 s deadline; returns its exit
 /// code and what it printed (stderr, then stdout).
-fn run_bounded(dir: &Path, args: &[&str]) -> (Option<i32>, String, Duration) {
-    let mut line = format!("ulimit -v 1000000; exec {}", env!("CARGO_BIN_EXE_patchops"));
+fn run_bounded(dir: &Path, args: &[&str], limit_kb: u64) -> (Option<i32>, String, Duration) {
+    let mut line = format!("ulimit -v {limit_kb}; exec {}", env!("CARGO_BIN_EXE_patchops"));
     for a in args {
         line += &format!(" '{a}'");
     }
@@ -313,7 +357,7 @@ fn every_hostile_input_is_refused_clearly_within_bounds_and_writes_nothing() {
     for row in rows() {
         let (repo, key) = fleet_repo(1);
         (row.setup)(&repo, &key);
-        let (code, stderr, took) = run_bounded(repo.path(), row.args);
+        let (code, stderr, took) = run_bounded(repo.path(), row.args, row.limit_kb);
         let missing: Vec<&&str> = row.expect.iter().filter(|e| !stderr.contains(**e)).collect();
         // An apply whose one action fails exits 1 as well; the rows expect that failure.
         if code != Some(1) || !missing.is_empty() {

@@ -9,6 +9,8 @@
 //! itself: the apply engine accepts nothing else, so an unpermitted action cannot reach a
 //! platform by mistake.
 
+mod guard;
+pub use guard::EVALUATION_MEMORY_LIMIT;
 pub mod input;
 mod rego_test;
 
@@ -174,8 +176,9 @@ pub struct Policies {
     engine: regorus::Engine,
     /// Policy names (package last components), sorted.
     names: Vec<String>,
-    /// The `deny`/`warn` rules declared, as `data.patchops.policy.<name>.<rule>`.
-    rules: Vec<(String, &'static str, String)>,
+    /// The `deny`/`warn` rules declared, as `data.patchops.policy.<name>.<rule>`, with the
+    /// policy's name for the memory guard when the policy comes from the fleet.
+    rules: Vec<(String, &'static str, String, Option<std::sync::Arc<str>>)>,
 }
 
 impl std::fmt::Debug for Policies {
@@ -243,13 +246,21 @@ impl Policies {
     pub fn compile(modules: Vec<PolicyModule>, parameters: serde_json::Value) -> Result<Policies, PolicyError> {
         let mut engine = new_engine();
         let mut names = Vec::new();
+        // The fleet's own modules are guarded (memory); the built-in ones are patchops's code.
+        let mut from_fleet = std::collections::BTreeSet::new();
         for m in modules {
+            let builtin = m.origin.starts_with("builtin:");
             let package = engine
                 .add_policy(m.origin.clone(), m.source)
                 .map_err(|e| PolicyError::Module { origin: m.origin.clone(), reason: e.to_string() })?;
             let package = package.strip_prefix("data.").unwrap_or(&package).to_string();
             match package.strip_prefix(PACKAGE_PREFIX) {
-                Some(name) if !name.is_empty() && !name.contains('.') => names.push(name.to_string()),
+                Some(name) if !name.is_empty() && !name.contains('.') => {
+                    names.push(name.to_string());
+                    if !builtin {
+                        from_fleet.insert(name.to_string());
+                    }
+                }
                 _ => return Err(PolicyError::Package { origin: m.origin, package }),
             }
         }
@@ -261,7 +272,8 @@ impl Policies {
             for rule in ["deny", "warn"] {
                 let package = format!("{PACKAGE_PREFIX}{name}");
                 if declared.iter().any(|(p, r, _)| *p == package && r == rule) {
-                    rules.push((name.clone(), rule, format!("data.{package}.{rule}")));
+                    let guarded = from_fleet.contains(name).then(|| std::sync::Arc::from(name.as_str()));
+                    rules.push((name.clone(), rule, format!("data.{package}.{rule}"), guarded));
                 }
             }
         }
@@ -281,7 +293,8 @@ impl Policies {
     pub fn evaluate(&mut self, input: &serde_json::Value, subject: &str) -> Result<Verdict, PolicyError> {
         self.engine.set_input(regorus::Value::from(input.clone()));
         let mut verdict = Verdict::default();
-        for (name, rule, path) in &self.rules {
+        for (name, rule, path, guarded) in &self.rules {
+            let _evaluating = guarded.as_ref().map(guard::Evaluating::start);
             let value = self.engine.eval_rule(path.clone()).map_err(|e| {
                 let limit = e.downcast_ref::<regorus::utils::limits::LimitError>().is_some();
                 PolicyError::Evaluation {

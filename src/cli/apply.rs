@@ -98,6 +98,11 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
     let applicable = plan.applicable().count();
     let waiting = plan.summary.waiting;
     if applicable == 0 {
+        // The platforms already hold what this catalog asks: it is in effect.
+        if let Err(e) = prepared.record_catalogs() {
+            report(&e);
+            return EXIT_ERROR;
+        }
         out(color, "\nNothing to apply.\n");
         return EXIT_OK;
     }

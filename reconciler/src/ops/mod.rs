@@ -93,7 +93,8 @@ pub struct Validated {
     pub policies: Vec<String>,
 }
 
-/// Reads the source, loads the fleet, and verifies every catalog (recording accepted serials).
+/// Reads the source, loads the fleet, and verifies every catalog against the recorded history
+/// (recording nothing: only [`ApplyRun`] records the serials it acted on).
 pub async fn load_and_verify(opts: &Options) -> Result<Validated, OpsError> {
     let t = std::time::Instant::now();
     let (snapshot, warnings) = source::open(&opts.source)?;
@@ -204,7 +205,10 @@ async fn verify_catalogs(
     snapshot: &SourceSnapshot,
     opts: &Options,
 ) -> Result<BTreeMap<ObjectName, VerifiedCatalog>, OpsError> {
-    let mut history = opts.state.catalogs()?;
+    // Read-only: the history is consulted (rollback, equivocation) but never written here.
+    // Only apply records a serial, once it acted on the catalog (`ApplyRun::record_catalogs`),
+    // so planning a branch with a newer catalog does not make main's look like a rollback.
+    let history = opts.state.catalogs()?;
     let mut verified = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, source) in &fleet.catalog_sources {
@@ -216,8 +220,6 @@ async fn verify_catalogs(
         };
         match result {
             Ok(c) => {
-                // Trust-chain link 1 passed: only now is the serial recorded.
-                history.record(&c)?;
                 tracing::info!(source = %name, serial = c.serial(), key = c.key_id(), "catalog verified");
                 verified.insert(name.clone(), c);
             }
@@ -588,7 +590,19 @@ pub struct Applied {
 }
 
 impl ApplyRun {
-    /// Applies the plan's applicable actions.
+    /// Records the serials of the catalogs this apply acted on (trust-chain link 1's history):
+    /// from now on a lower serial of the same source is refused as a rollback. `execute` does
+    /// it after applying; call it when there was nothing to apply (the platforms already match
+    /// this catalog).
+    pub fn record_catalogs(&self) -> Result<(), OpsError> {
+        let mut history = self.state.catalogs()?;
+        for c in self.validated.catalogs.values() {
+            history.record(c)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the plan's applicable actions, then records the catalogs' serials.
     pub async fn execute(mut self) -> Result<Applied, OpsError> {
         let ctx = PolicyContext::new(&self.validated.fleet, &self.validated.catalogs, self.now);
         let mut permitted = Vec::new();
@@ -619,6 +633,7 @@ impl ApplyRun {
         let reports = engine.run(permitted).await.map_err(|e| match e {
             crate::apply::ApplyError::State(s) => OpsError::State(s),
         })?;
+        self.record_catalogs()?;
         Ok(Applied { reports, denied })
     }
 }

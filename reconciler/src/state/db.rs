@@ -12,7 +12,13 @@ use serde::Serialize;
 
 use super::StateError;
 
-const SCHEMA: &str = "
+/// The schema's migrations, in order: migration `i` takes `PRAGMA user_version` from `i` to
+/// `i + 1`. Append to this list, never edit an entry: a state directory written by an older
+/// patchops is brought up to date on open, one transaction per migration. Version 1 is the
+/// schema of the first releases, which set no version (so it is written idempotently).
+const MIGRATIONS: &[&str] = &[V1];
+
+const V1: &str = "
 CREATE TABLE IF NOT EXISTS journal (
     id          INTEGER PRIMARY KEY,
     run         TEXT NOT NULL,
@@ -153,10 +159,39 @@ impl StateDb {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(e.to_string()))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(e.to_string()))?;
-        conn.execute_batch(SCHEMA).map_err(|e| {
-            err(format!("{e}; if the file is damaged, move it away (the audit log is in it) and run again"))
-        })?;
-        Ok(StateDb { conn, path })
+        let mut db = StateDb { conn, path };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// Brings the schema up to [`MIGRATIONS`]`.len()`; refuses a file a newer patchops wrote.
+    fn migrate(&mut self) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let err = |reason: String| StateError::new(&path, reason);
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map_err(|e| err(e.to_string()))?
+            .try_into()
+            .unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(err(format!(
+                "it has schema version {version}, written by a newer patchops; this one knows versions up to {}: run the newer patchops, or move the file away (the audit log is in it)",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction().map_err(|e| err(e.to_string()))?;
+            tx.execute_batch(migration).map_err(|e| {
+                err(format!(
+                    "migrating the schema to version {}: {e}; if the file is damaged, move it away (the audit log is in it) and run again",
+                    i + 1
+                ))
+            })?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| err(e.to_string()))?;
+            tx.commit().map_err(|e| err(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn err(&self, e: rusqlite::Error) -> StateError {
@@ -272,15 +307,18 @@ impl StateDb {
 
     /// The audit log, newest first, optionally for one product; at most `limit` records.
     pub fn history(&self, product: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>, StateError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message
-                 FROM audit WHERE (?1 IS NULL OR product = ?1 OR catalog_product = ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
+        self.records(
+            "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message
+             FROM audit WHERE (?1 IS NULL OR product = ?1 OR catalog_product = ?1) ORDER BY id DESC LIMIT ?2",
+            params![product, limit as i64],
+        )
+    }
+
+    /// Audit records a query selects (its columns in the order of [`AuditRecord`]).
+    fn records(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AuditRecord>, StateError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![product, limit as i64], |r| {
+            .query_map(args, |r| {
                 Ok(AuditRecord {
                     at: parse_time(&r.get::<_, String>(0)?),
                     run: r.get(1)?,
@@ -309,9 +347,12 @@ impl StateDb {
 
     /// The latest audit record per (product, platform): what `status` shows.
     pub fn latest_per_target(&self) -> Result<Vec<AuditRecord>, StateError> {
-        let all = self.history(None, usize::MAX >> 1)?;
-        let mut seen = std::collections::HashSet::new();
-        Ok(all.into_iter().filter(|r| seen.insert((r.product.clone(), r.platform.clone()))).collect())
+        // In SQL, with the (product, platform) index: the audit log is not read whole.
+        self.records(
+            "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message
+             FROM audit WHERE id IN (SELECT MAX(id) FROM audit GROUP BY product, platform) ORDER BY id DESC",
+            params![],
+        )
     }
 
     /// Records that a ring runs a version from now (kept if it already did).
@@ -393,5 +434,91 @@ impl StateDb {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_state_database_gets_the_latest_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let v: i64 = db.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        drop(db);
+        // Opening again migrates nothing and keeps the data.
+        StateDb::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_database_of_the_first_releases_is_migrated_and_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As the first releases wrote it: the tables, no user_version.
+            let conn = Connection::open(dir.path().join("state.db")).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.execute(
+                "INSERT INTO ring_reached (product, platform, ring, version, reached_at) VALUES ('p', 'x', 'pilot', '1.0', '2026-01-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+        }
+        let db = StateDb::open(dir.path()).unwrap();
+        assert!(db.reached_at("p", "x", "pilot", "1.0").unwrap().is_some());
+        let v: i64 = db.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_database_written_by_a_newer_patchops_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("state.db")).unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = StateDb::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("schema version 99, written by a newer patchops"), "{err}");
+        assert!(err.contains("run the newer patchops"), "{err}");
+    }
+
+    #[test]
+    fn the_latest_record_per_target_comes_from_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(dir.path()).unwrap();
+        let record = |product: &str, platform: &str, outcome: &str| AuditRecord {
+            at: Utc::now(),
+            run: "r".into(),
+            source: "s".into(),
+            catalog: None,
+            catalog_serial: None,
+            content_sha256: None,
+            product: product.into(),
+            catalog_product: product.into(),
+            platform: platform.into(),
+            ring: None,
+            group: None,
+            action: "publish".into(),
+            version: None,
+            object_id: None,
+            policy: "p".into(),
+            outcome: outcome.into(),
+            message: String::new(),
+        };
+        for (p, x, o) in [("a", "i", "failed"), ("a", "i", "succeeded"), ("a", "w", "failed"), ("b", "i", "succeeded")]
+        {
+            db.finish(None, &record(p, x, o)).unwrap();
+        }
+        let latest: Vec<(String, String, String)> =
+            db.latest_per_target().unwrap().into_iter().map(|r| (r.product, r.platform, r.outcome)).collect();
+        assert_eq!(
+            latest,
+            vec![
+                ("b".into(), "i".into(), "succeeded".into()),
+                ("a".into(), "w".into(), "failed".into()),
+                ("a".into(), "i".into(), "succeeded".into()),
+            ]
+        );
     }
 }

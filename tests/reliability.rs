@@ -448,3 +448,19 @@ fn a_lost_ring_history_record_is_derived_from_the_platforms_own_records_where_th
     common::assert_contains(&run.stdout, "✓ publish app 1.0 on wsus-onprem / broad");
     common::assert_contains(&run.stdout, "✓ publish app 1.0 on cm-onprem / broad");
 }
+
+// Item 13: one rule for links in every mode: a fleet document that is a symbolic link is not
+// read, and the user is told, whether the fleet comes from a commit or from the work tree.
+#[test]
+fn a_fleet_document_that_is_a_link_is_skipped_with_a_warning_in_git_and_worktree_modes() {
+    let (repo, _k) = fleet_repo(1);
+    std::os::unix::fs::symlink("app.yaml", repo.path().join("fleet/products/link.yaml")).unwrap();
+    repo.commit("a link to a product");
+    for extra in [&[][..], &["--worktree"]] {
+        let mut args = vec!["validate", "--path", "fleet"];
+        args.extend_from_slice(extra);
+        let run = patchops(repo.path(), &args);
+        assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
+        common::assert_contains(&run.stderr, "products/link.yaml is a symbolic link; it is not read as a fleet document");
+    }
+}

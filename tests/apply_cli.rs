@@ -9,47 +9,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{fleet_repo, patchops, Run};
+use common::{fleet_repo, patchops, tenant, tenant_apps as apps, v, Run};
 use serde_json::{json, Value};
 
 fn apply(dir: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["apply", "--path", "fleet", "--auto-approve"];
     args.extend_from_slice(extra);
     patchops(dir, &args)
-}
-
-/// The emulated tenant as the emulator persisted it.
-fn tenant(dir: &Path) -> Value {
-    match std::fs::read(dir.join(".patchops/emulate/intune-prod.json")) {
-        Ok(b) => serde_json::from_slice(&b).expect("emulator state is JSON"),
-        Err(_) => json!({ "apps": {}, "assignments": {} }),
-    }
-}
-
-/// (displayVersion, sorted groups) of every app in the tenant, sorted.
-fn apps(dir: &Path) -> Vec<(String, Vec<String>)> {
-    let t = tenant(dir);
-    let mut out: Vec<(String, Vec<String>)> = t["apps"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(id, app)| {
-            let mut groups: Vec<String> = t["assignments"][id]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|a| a["target"]["groupId"].as_str().unwrap_or_default().to_string())
-                .collect();
-            groups.sort();
-            (app["displayVersion"].as_str().unwrap_or_default().to_string(), groups)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn v(version: &str, groups: &[&str]) -> (String, Vec<String>) {
-    (version.to_string(), groups.iter().map(|g| g.to_string()).collect())
 }
 
 #[test]

@@ -8,42 +8,13 @@ mod common;
 
 use std::path::Path;
 
-use common::{fleet_repo, patchops, Run};
+use common::{fleet_repo, patchops, tenant_apps as apps, v, Run};
 use serde_json::Value;
 
 fn apply(dir: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["apply", "--path", "fleet", "--auto-approve"];
     args.extend_from_slice(extra);
     patchops(dir, &args)
-}
-
-/// (displayVersion, sorted groups) of every app in the emulated tenant, sorted.
-fn apps(dir: &Path) -> Vec<(String, Vec<String>)> {
-    let t: Value = match std::fs::read(dir.join(".patchops/emulate/intune-prod.json")) {
-        Ok(b) => serde_json::from_slice(&b).unwrap(),
-        Err(_) => return Vec::new(),
-    };
-    let mut out: Vec<(String, Vec<String>)> = t["apps"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(id, app)| {
-            let mut groups: Vec<String> = t["assignments"][id]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|a| a["target"]["groupId"].as_str().unwrap_or_default().to_string())
-                .collect();
-            groups.sort();
-            (app["displayVersion"].as_str().unwrap_or_default().to_string(), groups)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn v(version: &str, groups: &[&str]) -> (String, Vec<String>) {
-    (version.to_string(), groups.iter().map(|g| g.to_string()).collect())
 }
 
 /// The test fleet with a 48-hour soak after the pilot ring.
@@ -461,6 +432,9 @@ fn a_fleet_document_that_is_a_link_is_skipped_with_a_warning_in_git_and_worktree
         args.extend_from_slice(extra);
         let run = patchops(repo.path(), &args);
         assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
-        common::assert_contains(&run.stderr, "products/link.yaml is a symbolic link; it is not read as a fleet document");
+        common::assert_contains(
+            &run.stderr,
+            "products/link.yaml is a symbolic link; it is not read as a fleet document",
+        );
     }
 }

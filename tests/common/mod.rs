@@ -336,3 +336,37 @@ pub fn onprem_platforms(secrets: &Path) -> String {
         password = secrets.join("password").display()
     )
 }
+
+/// The embedded Intune platform `intune-prod` as its emulator persisted it.
+pub fn tenant(dir: &Path) -> serde_json::Value {
+    match std::fs::read(dir.join(".patchops/emulate/intune-prod.json")) {
+        Ok(b) => serde_json::from_slice(&b).expect("emulator state is JSON"),
+        Err(_) => serde_json::json!({ "apps": {}, "assignments": {} }),
+    }
+}
+
+/// (displayVersion, sorted groups) of every app in the tenant, sorted.
+pub fn tenant_apps(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let t = tenant(dir);
+    let mut out: Vec<(String, Vec<String>)> = t["apps"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(id, app)| {
+            let mut groups: Vec<String> = t["assignments"][id]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| a["target"]["groupId"].as_str().unwrap_or_default().to_string())
+                .collect();
+            groups.sort();
+            (app["displayVersion"].as_str().unwrap_or_default().to_string(), groups)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn v(version: &str, groups: &[&str]) -> (String, Vec<String>) {
+    (version.to_string(), groups.iter().map(|g| g.to_string()).collect())
+}

@@ -167,7 +167,8 @@ impl Emulator {
         let day_ago = std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs(24 * 3600));
         for entry in entries.flatten() {
             let old = entry.metadata().and_then(|m| m.modified()).ok().zip(day_ago).is_some_and(|(m, d)| m < d);
-            if entry.file_name() != current && old {
+            let ours = uuid::Uuid::parse_str(&entry.file_name().to_string_lossy()).is_ok();
+            if entry.file_name() != current && old && ours {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

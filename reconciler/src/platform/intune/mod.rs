@@ -629,10 +629,9 @@ fn observed_of(app: &Value) -> ObservedObject {
     // An app whose content was never committed (a run died between creating the app and
     // committing its file) stays `notPublished` and cannot be assigned: mobileApp's
     // publishingState, https://learn.microsoft.com/graph/api/resources/intune-apps-mobileapp
-    let incomplete = match app["publishingState"].as_str() {
-        None | Some("published") => None,
-        Some(state) => Some(format!("its content was never committed (publishingState {state})")),
-    };
+    // (`processing` is the service finishing a commit: not half-made, and never deleted).
+    let incomplete = (app["publishingState"].as_str() == Some("notPublished"))
+        .then(|| "its content was never committed (publishingState notPublished)".to_string());
     ObservedObject {
         incomplete,
         id: app["id"].as_str().unwrap_or_default().to_string(),

@@ -124,8 +124,9 @@ pub fn script(request: &Request, what: &str) -> Script<Unsigned> {
 const PRELUDE: &str = r#"$Staging = Split-Path -Parent $MyInvocation.MyCommand.Path
 # Staging folders of requests that never ran (the publisher was killed after staging) are
 # removed once they are a day old; a request's own folder goes when it ends (finally, below).
+# Only folders named as patchops names them (a GUID) are touched.
 Get-ChildItem -LiteralPath (Split-Path -Parent $Staging) -Directory -ErrorAction SilentlyContinue |
-    Where-Object { $_.FullName -ne $Staging -and $_.LastWriteTimeUtc -lt [DateTime]::UtcNow.AddDays(-1) } |
+    Where-Object { $_.Name -match '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$' -and $_.FullName -ne $Staging -and $_.LastWriteTimeUtc -lt [DateTime]::UtcNow.AddDays(-1) } |
     Remove-Item -Recurse -Force -ErrorAction SilentlyContinue
 function Write-PatchopsResult($Value) { $Value | ConvertTo-Json -Compress -Depth 8 | Write-Output }
 function Get-PatchopsUpdate($Server, [string]$PackageId) {

@@ -209,7 +209,7 @@ fn a_denied_action_never_reaches_the_platform() {
         "publish app to intune-prod (ring pilot): denied by policy vendor_allowlist: vendor \"Vendor\" of vendor.app is not on the allow-list (Mozilla)",
     );
     let run = apply(repo.path(), &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 1, "a denial means the desired state is not reached (issue 12, item 4): {}", run.stderr);
     common::assert_contains(
         &run.stdout,
         "denied by policy vendor_allowlist: vendor \"Vendor\" of vendor.app is not on the allow-list (Mozilla)",
@@ -458,9 +458,10 @@ fn a_client_secret_is_read_by_reference_flagged_by_policy_and_never_shown() {
     assert_eq!(code, 1);
     common::assert_contains(&out, "cannot read the client secret (env:PATCHOPS_TEST_INTUNE_SECRET): the environment variable PATCHOPS_TEST_INTUNE_SECRET is not set");
 
-    // Set: the default policy refuses secret authentication for Intune; nothing is published.
+    // Set: the default policy refuses secret authentication for Intune; nothing is published,
+    // and apply says so by its exit code (issue 12, item 4).
     let (code, out) = run_with(Some(secret));
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
     common::assert_contains(&out, "denied by policy intune_certificate_auth: platform intune-prod authenticates with a client secret; give auth.certificate");
     assert_eq!(apps(repo.path()), vec![]);
     assert!(!out.contains(secret), "the secret never appears in output");

@@ -33,3 +33,70 @@ fn planning_a_branch_with_a_newer_catalog_does_not_make_mains_a_rollback() {
     assert_eq!(run.code, 1);
     common::assert_contains(&run.stderr, "catalog serial 2 is lower than 9, already seen in the state directory");
 }
+
+fn soaking(repo: &common::Repo) {
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+    );
+    repo.commit("pilot soaks for two days");
+}
+
+// Item 4: plans tell the truth about apply.
+#[test]
+fn a_plan_whose_only_changes_are_waiting_exits_3_and_one_with_changes_to_apply_exits_2() {
+    let (repo, _k) = fleet_repo(1);
+    soaking(&repo);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "the pilot ring can be published now: {}", run.stdout);
+    let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(run.code, 3, "only the broad ring is left, and it waits: {}", run.stdout);
+    common::assert_contains(&run.stdout, "waiting: RingSoaking: ring pilot has run 2.0 since ");
+    let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(run.code, 0, "waiting is the rollout at work, not a failure: {}", run.stderr);
+}
+
+#[test]
+fn the_mass_retire_guard_is_found_by_plan_and_shown_in_the_pull_request_comment() {
+    let (repo, _k) = fleet_repo(1);
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    repo.remove("fleet/products/app.yaml");
+    repo.commit("remove every product");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(
+        &run.stderr,
+        "it would retire too much at once: platform intune-prod: 1 of its 1 managed objects would be retired (100 %, more than the 30 % allowed); apply refuses this unless given --allow-mass-retire",
+    );
+    let md = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "markdown"]);
+    common::assert_contains(&md.stdout, "⛔ **apply would refuse this plan**: it would retire too much at once");
+    let json = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["guards"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn one_retire_on_a_small_platform_does_not_trip_the_mass_retire_guard() {
+    let (repo, _k) = fleet_repo(1);
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("two products");
+    for _ in 0..2 {
+        assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    }
+    repo.remove("fleet/products/tool.yaml");
+    repo.commit("retire one of two");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(
+        run.code, 2,
+        "one of two is 50 %, but a single retire is a change, not an emptied fleet: {}",
+        run.stderr
+    );
+    let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ retire vendor.tool on intune-prod");
+}

@@ -22,7 +22,10 @@ a maintenance window or the change budget are left for a later run. One product 
 not stop the others. Every action is journaled and audited under the state directory
 (`patchops history`); a run that crashed is recovered by the next one.
 
-Exit codes: 0 every change applied (or nothing to do); 1 an error, or an action failed.")]
+Exit codes: 0 the fleet's desired state is reached, or everything left is waiting (a ring's
+soak, a window, the change budget); 1 it is not: an error, a failed action, a change denied by
+policy, a product that cannot be planned, or a refusal (a stale or edited plan file, the
+mass-retire guard, a held lock).")]
 pub struct ApplyArgs {
     /// A saved plan to apply exactly (JSON from `patchops plan --out`).
     pub planfile: Option<PathBuf>,
@@ -97,6 +100,9 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
     let _ = std::io::stdout().write_all(&text);
     let applicable = plan.applicable().count();
     let waiting = plan.summary.waiting;
+    // The desired state is not reached when a change is denied or a product cannot be planned,
+    // even if everything else is applied.
+    let unreachable = plan.summary.denied > 0 || !plan.errors.is_empty();
     if applicable == 0 {
         // The platforms already hold what this catalog asks: it is in effect.
         if let Err(e) = prepared.record_catalogs() {
@@ -104,7 +110,7 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
         out(color, "\nNothing to apply.\n");
-        return EXIT_OK;
+        return if unreachable { EXIT_ERROR } else { EXIT_OK };
     }
     if !args.auto_approve {
         if !std::io::stdin().is_terminal() {
@@ -172,7 +178,7 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
         if waiting > 0 { format!(", {waiting} waiting for a later run") } else { String::new() }
     );
     out(color, &s);
-    if failed > 0 {
+    if failed > 0 || unreachable || !applied.denied.is_empty() {
         EXIT_ERROR
     } else {
         EXIT_OK

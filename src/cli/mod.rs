@@ -23,6 +23,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code: the plan has changes (with --detailed-exitcode).
 pub const EXIT_CHANGES: u8 = 2;
+/// Exit code: the plan's only changes are waiting (with --detailed-exitcode).
+pub const EXIT_ONLY_WAITING: u8 = 3;
 
 const ABOUT: &str = "GitOps reconciler for third-party software publishing to WSUS, Configuration Manager and Intune.";
 

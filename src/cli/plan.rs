@@ -7,13 +7,17 @@ use reconciler::plan::render;
 
 use super::{
     print_error, print_warning, report, stdout_color, ColorChoice, SourceArgs, EXIT_CHANGES, EXIT_ERROR, EXIT_OK,
+    EXIT_ONLY_WAITING,
 };
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Exit codes: 0 success; 1 error; with --detailed-exitcode, 2 when the plan has changes
-(as `terraform plan -detailed-exitcode`). A product that cannot be planned (for example
-missing from the catalog) is reported and the others are still planned; the exit code is 1.
+Exit codes: 0 success; 1 error, or a plan that apply could not carry out as the fleet asks (a
+product that cannot be planned, a change denied by policy, a guard such as the mass-retire
+guard — each is shown, and the rest is still planned); with --detailed-exitcode, 2 when the
+plan has changes this run of apply would make (as `terraform plan -detailed-exitcode`), and 3
+when its only changes are waiting (for a ring's soak, a maintenance window or the change
+budget).
 
 A saved plan (--out) is the JSON plan: it records the fleet commit, the catalog serial and
 digest, and a fingerprint of each platform's observed state, so that applying it later can
@@ -87,10 +91,15 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     }
-    if !plan.errors.is_empty() {
+    for g in &plan.guards {
+        print_error(g);
+    }
+    if !plan.errors.is_empty() || !plan.guards.is_empty() || plan.summary.denied > 0 {
         EXIT_ERROR
-    } else if args.detailed_exitcode && plan.has_changes() {
+    } else if args.detailed_exitcode && plan.applicable().next().is_some() {
         EXIT_CHANGES
+    } else if args.detailed_exitcode && plan.has_changes() {
+        EXIT_ONLY_WAITING
     } else {
         EXIT_OK
     }

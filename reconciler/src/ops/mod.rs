@@ -300,6 +300,11 @@ pub async fn plan(opts: &Options) -> Result<Planned, OpsError> {
         db.reached_at(product, platform, ring, version).ok().flatten()
     };
     plan::gate(&mut plan, &v.fleet, &history, opts.now);
+    // What apply would refuse, found now (with apply's default share).
+    plan.guards = mass_retire(&plan, &observed, DEFAULT_MAX_RETIRE_SHARE)
+        .into_iter()
+        .map(|p| format!("it would retire too much at once: {p}; apply refuses this unless given --allow-mass-retire"))
+        .collect();
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "policies evaluated, rollout gated");
     Ok(Planned { plan, warnings: v.warnings })
 }
@@ -538,7 +543,13 @@ fn describe_source(v: &serde_json::Value) -> String {
     }
 }
 
-/// Platforms where the plan would retire more than `share` of the managed objects.
+/// The fewest objects a run must retire from a platform for the mass-retire guard to refuse it
+/// (unless it retires every managed object there): one retire on a small platform is a
+/// change, not an emptied fleet.
+pub const MIN_MASS_RETIRE_COUNT: usize = 3;
+
+/// Platforms where the plan would retire more than `share` of the managed objects: at least
+/// [`MIN_MASS_RETIRE_COUNT`] of them, or all of them.
 fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<String> {
     let mut out = Vec::new();
     for (name, o) in observed {
@@ -568,7 +579,8 @@ fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f6
                             .all(|g| retires.iter().filter(mine).any(|a| a.group.as_deref() == Some(g.group.as_str()))))
             })
             .count();
-        if gone > 0 && (gone as f64) > share * managed.len() as f64 {
+        let enough = gone >= MIN_MASS_RETIRE_COUNT || gone == managed.len();
+        if gone > 0 && enough && (gone as f64) > share * managed.len() as f64 {
             out.push(format!(
                 "platform {name}: {gone} of its {} managed objects would be retired ({:.0} %, more than the {:.0} % allowed)",
                 managed.len(),

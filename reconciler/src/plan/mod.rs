@@ -245,6 +245,10 @@ pub struct Plan {
     /// Objects without patchops's marker, per platform: never touched.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unmanaged: BTreeMap<String, usize>,
+    /// What `apply` would refuse this plan for, such as the mass-retire guard: found when
+    /// planning, so that a pull request shows it before anyone applies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<String>,
     /// Counts.
     pub summary: Summary,
 }
@@ -372,6 +376,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         actions,
         errors,
         unmanaged,
+        guards: Vec::new(),
         summary,
     }
 }

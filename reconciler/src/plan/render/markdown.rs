@@ -28,6 +28,9 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
     let mut head = String::new();
     let _ =
         writeln!(head, "### patchops plan\n\n**{}**\n\n<sub>{}</sub>\n", summary_line(plan), cell(&inputs_line(plan)));
+    for g in &plan.guards {
+        let _ = writeln!(head, "⛔ **apply would refuse this plan**: {}\n", cell(g));
+    }
     let mut tail = String::new();
     if !plan.errors.is_empty() {
         let _ = writeln!(tail, "\n#### Errors\n");

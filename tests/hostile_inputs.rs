@@ -292,6 +292,33 @@ fn rows() -> Vec<Row> {
             expect: &["--listen 0.0.0.0:0 is not a loopback address", "pass --allow-remote"],
         },
         Row {
+            name: "a catalog path that climbs out of the repository",
+            limit_kb: 1_000_000,
+            setup: |r, _| catalog_source_at(r, "../../../../../../etc/passwd"),
+            args: &["validate", "--path", "fleet"],
+            expect: &["`../../../../../../etc/passwd` leaves the repository"],
+        },
+        Row {
+            name: "a policy module path that climbs out of the repository",
+            limit_kb: 1_000_000,
+            setup: |r, _| {
+                r.write(
+                    "fleet/policies.yaml",
+                    "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: outside\nspec:\n  modules: [../../../../../../etc/x.rego]\n",
+                );
+                r.commit("a module outside");
+            },
+            args: &["validate", "--path", "fleet"],
+            expect: &["module `../../../../../../etc/x.rego` is not in the fleet's commit (looked for a path outside the repository)"],
+        },
+        Row {
+            name: "an installer path that climbs out of the repository",
+            limit_kb: 1_000_000,
+            setup: |r, k| installer_at(r, k, "../../../../../../etc/passwd"),
+            args: &["apply", "--path", "fleet", "--auto-approve"],
+            expect: &["installer path ../../../../../../etc/passwd leaves the repository"],
+        },
+        Row {
             name: "a secret file that is a FIFO",
             limit_kb: 1_000_000,
             setup: |r, _| {

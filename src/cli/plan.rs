@@ -12,12 +12,12 @@ use super::{
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Exit codes: 0 success; 1 error, or a plan that apply could not carry out as the fleet asks (a
-product that cannot be planned, a change denied by policy, a guard such as the mass-retire
-guard — each is shown, and the rest is still planned); with --detailed-exitcode, 2 when the
-plan has changes this run of apply would make (as `terraform plan -detailed-exitcode`), and 3
-when its only changes are waiting (for a ring's soak, a maintenance window or the change
-budget).
+Exit codes: 0 success; 1 error, or a plan apply would refuse or could not carry out (a product
+that cannot be planned, a guard such as the mass-retire guard — each is shown, and the rest is
+still planned); with --detailed-exitcode, 2 when the plan has changes (as `terraform plan
+-detailed-exitcode`), and 3 when its only changes are waiting (for a ring's soak, a
+maintenance window or the change budget). Changes denied by policy are shown and counted; they
+make `apply` exit 1.
 
 A saved plan (--out) is the JSON plan: it records the fleet commit, the catalog serial and
 digest, and a fingerprint of each platform's observed state, so that applying it later can
@@ -94,12 +94,14 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     for g in &plan.guards {
         print_error(g);
     }
-    if !plan.errors.is_empty() || !plan.guards.is_empty() || plan.summary.denied > 0 {
+    // Denials are shown (and make `apply` exit 1) but are not errors of the plan.
+    let only_waiting = plan.has_changes() && plan.summary.denied == 0 && plan.applicable().next().is_none();
+    if !plan.errors.is_empty() || !plan.guards.is_empty() {
         EXIT_ERROR
-    } else if args.detailed_exitcode && plan.applicable().next().is_some() {
-        EXIT_CHANGES
-    } else if args.detailed_exitcode && plan.has_changes() {
+    } else if args.detailed_exitcode && only_waiting {
         EXIT_ONLY_WAITING
+    } else if args.detailed_exitcode && plan.has_changes() {
+        EXIT_CHANGES
     } else {
         EXIT_OK
     }

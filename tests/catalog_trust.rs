@@ -192,6 +192,22 @@ fn signatures_made_by_the_minisign_command_verify_in_patchops() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+// Issue 13, item 9: a legacy signature is named as such, not as an altered catalog.
+#[test]
+fn a_legacy_minisign_signature_is_refused_as_legacy_with_how_to_re_sign() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = minisign(&["-G", "-W", "-p", "m.pub", "-s", "m.key"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = catalog(9);
+    std::fs::write(dir.path().join("catalog.json"), &c).expect("write");
+    let out = minisign(&["-S", "-l", "-s", "m.key", "-m", "catalog.json"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = patchops(dir.path(), &["catalog", "verify", "catalog.json", "--public-key", "m.pub"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "is a legacy minisign signature (made with `minisign -S -l` or a minisign before 0.8), which patchops does not accept; re-sign the catalog with `minisign -S` (without `-l`) or `patchops catalog sign`");
+    assert!(!run.stderr.contains("altered"), "{}", run.stderr);
+}
+
 #[test]
 fn catalogs_signed_by_patchops_verify_with_the_minisign_command() {
     let dir = tempfile::tempdir().expect("tmp");

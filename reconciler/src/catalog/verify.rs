@@ -70,6 +70,14 @@ pub enum CatalogError {
         /// The trusted key ids.
         trusted: String,
     },
+    /// A legacy (not prehashed) minisign signature: patchops verifies only the current format.
+    #[error("catalog source `{source_name}`: the signature by key {key_id} is a legacy minisign signature (made with `minisign -S -l` or a minisign before 0.8), which patchops does not accept; re-sign the catalog with `minisign -S` (without `-l`) or `patchops catalog sign`")]
+    LegacySignature {
+        /// CatalogSource name.
+        source_name: ObjectName,
+        /// The signing key's id.
+        key_id: String,
+    },
     /// The signature does not match the bytes.
     #[error("catalog source `{source_name}`: the signature by key {key_id} does not verify: {reason}; the catalog was altered after signing or the signature belongs to another file")]
     BadSignature {
@@ -143,6 +151,7 @@ impl CatalogError {
             CatalogError::Fetch { .. } => "CatalogUnavailable",
             CatalogError::MissingSignature { .. } => "CatalogUnsigned",
             CatalogError::MalformedSignature { .. } | CatalogError::BadSignature { .. } => "CatalogSignatureInvalid",
+            CatalogError::LegacySignature { .. } => "CatalogSignatureLegacy",
             CatalogError::UntrustedKey { .. } => "CatalogKeyUntrusted",
             CatalogError::Malformed { .. } => "CatalogInvalid",
             CatalogError::Expired { .. } | CatalogError::TooOld { .. } => "CatalogExpired",
@@ -211,6 +220,10 @@ impl UnverifiedCatalog {
             key_id: signer.clone(),
             trusted: trusted.iter().map(TrustedKey::key_id).collect::<Vec<_>>().join(", "),
         })?;
+        // A legacy signature would fail below as if the catalog were altered: say what it is.
+        if !sig.is_prehashed() {
+            return Err(CatalogError::LegacySignature { source_name, key_id: signer });
+        }
         minisign::verify(key.public_key(), &sig, Cursor::new(&self.bytes), true, false, false).map_err(|e| {
             CatalogError::BadSignature {
                 source_name: source_name.clone(),

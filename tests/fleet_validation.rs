@@ -227,3 +227,16 @@ fn on_premises_platforms_are_checked_for_their_own_settings() {
         errors(&[("onprem.yaml", &no_user)])[0].contains("the SSH transport to a WSUS server needs `auth.username`")
     );
 }
+
+// Issue 13, item 9: a WSUS platform over http(s) sends no credentials, so it needs no `auth`;
+// one over SSH does.
+#[test]
+fn a_wsus_platform_over_http_needs_no_auth_block_and_one_over_ssh_does() {
+    let wsus = |endpoint: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: wsus\nspec:\n  type: wsus\n  endpoint: {endpoint}\n")
+    };
+    assert_eq!(errors(&[("wsus.yaml", &wsus("http://127.0.0.1:8530"))]), Vec::<String>::new());
+    assert_eq!(errors(&[("wsus.yaml", &wsus("https://wsus01.example.invalid"))]), Vec::<String>::new());
+    let errs = errors(&[("wsus.yaml", &wsus("ssh://wsus01.example.invalid"))]);
+    assert!(errs.iter().any(|e| e.contains("has a real endpoint but no `auth`")), "{errs:#?}");
+}

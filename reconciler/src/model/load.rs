@@ -687,7 +687,11 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
         );
     }
     let Some(auth) = &spec.auth else {
-        if spec.endpoint != "embedded" && spec.endpoint != "inventory" {
+        // A WSUS server reached over http(s) is a request runner with no sign-in of its own
+        // (the transport sends no credentials): only the SSH transport needs `auth`.
+        let wsus_over_http = spec.platform_type == PlatformType::Wsus
+            && url::Url::parse(&spec.endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if spec.endpoint != "embedded" && spec.endpoint != "inventory" && !wsus_over_http {
             diags.push(
                 p.diag_value("spec.endpoint", format!("platform `{}` has a real endpoint but no `auth`", p.name()))
                     .help("add `auth:` with references to its credentials"),

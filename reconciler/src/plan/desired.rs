@@ -180,6 +180,32 @@ fn describe_wanted(product: &Product) -> String {
     }
 }
 
+/// The uninstall command line. The catalog's `silentUninstall` is either a whole command line
+/// (it names a program: `"C:\\Program Files\\App\\uninst.exe" /S`, `msiexec /x …`) or only the
+/// arguments (`/S /uninstall`); arguments alone are given to `msiexec /x` for an MSI's product
+/// code, and to the installer itself otherwise — never sent without a program to run.
+fn uninstall_command(i: &crate::catalog::Installer, file: &str) -> Option<String> {
+    let names_a_program = |s: &str| {
+        let s = s.trim_start();
+        let first = match s.strip_prefix('"') {
+            Some(rest) => rest.split('"').next().unwrap_or(""),
+            None => s.split_whitespace().next().unwrap_or(""),
+        }
+        .to_ascii_lowercase();
+        let name = first.rsplit(['\\', '/']).next().unwrap_or(&first);
+        [".exe", ".cmd", ".bat", ".ps1", ".com"].iter().any(|ext| name.ends_with(ext))
+            || matches!(name, "msiexec" | "powershell" | "pwsh" | "cmd")
+    };
+    let msi = matches!(i.installer_type, crate::model::InstallerType::Msi | crate::model::InstallerType::Msp);
+    match (&i.msi_product_code, &i.silent_uninstall) {
+        (_, Some(u)) if names_a_program(u) => Some(u.trim().to_string()),
+        (Some(code), Some(args)) if msi => Some(format!("msiexec /x {code} {}", args.trim())),
+        (_, Some(args)) => Some(format!("\"{file}\" {}", args.trim())),
+        (Some(code), None) => Some(format!("msiexec /x {code} /qn")),
+        (None, None) => None,
+    }
+}
+
 /// Desired fields by the planner's field names (fixed names, so no allocation per key).
 pub(super) type Fields = BTreeMap<&'static str, String>;
 
@@ -193,11 +219,7 @@ pub(super) fn product_fields(product: &Product, sel: &Selection<'_>) -> Fields {
         crate::model::InstallerType::Msp => format!("msiexec /p \"{file}\" {}", i.silent_install),
         _ => format!("\"{file}\" {}", i.silent_install),
     };
-    let uninstall = match (&i.msi_product_code, &i.silent_uninstall) {
-        (_, Some(u)) => Some(u.clone()),
-        (Some(code), None) => Some(format!("msiexec /x {code} /qn")),
-        (None, None) => None,
-    };
+    let uninstall = uninstall_command(i, file);
     let mut f = BTreeMap::new();
     let mut put = |k: &'static str, v: String| {
         f.insert(k, v);
@@ -383,5 +405,31 @@ mod tests {
         );
         let got: Vec<_> = d.iter().map(|c| (&*c.field, c.from.as_deref(), c.to.as_deref())).collect();
         assert_eq!(got, vec![("p.a", Some("1"), None), ("p.b", Some("2"), Some("3")), ("p.c", None, Some("x"))]);
+    }
+
+    // Issue 13, item 9: an uninstall command always names a program.
+    #[test]
+    fn an_uninstall_given_as_arguments_alone_runs_the_installer_or_msiexec() {
+        let installer = |ty: &str, code: Option<&str>, uninstall: Option<&str>| {
+            let json = serde_json::json!({
+                "architecture": "x64", "type": ty, "url": "https://x.invalid/setup.exe",
+                "sha256": "00".repeat(32), "size": 1, "silentInstall": "/S",
+                "silentUninstall": uninstall, "msiProductCode": code,
+            });
+            serde_json::from_value::<crate::catalog::Installer>(json).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let cmd = |i: &crate::catalog::Installer| uninstall_command(i, "setup.exe");
+        assert_eq!(cmd(&installer("exe", None, Some("/S /uninstall"))).as_deref(), Some("\"setup.exe\" /S /uninstall"));
+        assert_eq!(
+            cmd(&installer("exe", None, Some("\"C:\\Program Files\\App\\uninst.exe\" /S"))).as_deref(),
+            Some("\"C:\\Program Files\\App\\uninst.exe\" /S"),
+            "a whole command line is kept"
+        );
+        assert_eq!(
+            cmd(&installer("msi", Some("{1}"), Some("/qn REBOOT=ReallySuppress"))).as_deref(),
+            Some("msiexec /x {1} /qn REBOOT=ReallySuppress")
+        );
+        assert_eq!(cmd(&installer("msi", Some("{1}"), None)).as_deref(), Some("msiexec /x {1} /qn"));
+        assert_eq!(cmd(&installer("exe", None, None)), None);
     }
 }

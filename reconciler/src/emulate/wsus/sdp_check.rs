@@ -355,6 +355,27 @@ pub fn check(xml: &str) -> Result<Checked, Vec<String>> {
             }
         }
     }
+    // Every version attribute of the applicability rules is a `bt:Version`: four dot-separated
+    // numbers of at most 65535 (BaseTypes.xsd), not a marketing version such as 24.08.
+    let versions: [(&str, &[&str]); 5] = [
+        ("FileVersion", &["Version"]),
+        ("FileVersionPrependRegSz", &["Version"]),
+        ("RegSzToVersion", &["Data"]),
+        ("MsiProductInstalled", &["VersionMin", "VersionMax"]),
+        ("MsiPatchInstalledForProduct", &["VersionMin", "VersionMax"]),
+    ];
+    for n in root.descendants().filter(|n| n.is_element()) {
+        let Some((element, attributes)) = versions.iter().find(|(e, _)| *e == n.tag_name().name()) else { continue };
+        for a in *attributes {
+            if let Some(v) = n.attribute(*a) {
+                if !is_four_part_version(v) {
+                    problems.push(format!(
+                        "{element}/@{a} {v:?} is not a bt:Version: WSUS takes four numbers n.n.n.n (each at most 65535)"
+                    ));
+                }
+            }
+        }
+    }
     for n in root.descendants().filter(|n| n.is_element() && n.tag_name().name() == "MsiProductInstalled") {
         if let Some(code) = n.attribute("ProductCode") {
             if !braced_guid(code) {
@@ -367,6 +388,12 @@ pub fn check(xml: &str) -> Result<Checked, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+fn is_four_part_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u32>().is_ok_and(|n| n <= 65535))
 }
 
 #[cfg(test)]
@@ -430,5 +457,21 @@ mod tests {
             "https://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers",
         );
         assert!(check(&https).expect_err("refused").join("\n").contains("are http://, not https://"));
+    }
+
+    // Issue 13, item 1: WSUS refuses a version that is not four-part.
+    #[test]
+    fn a_version_that_is_not_four_part_is_refused() {
+        let with = |v: &str| {
+            VALID.replace(
+                r#"<msiar:MsiProductInstalled ProductCode="{FB2B7CC0-8307-47e6-A065-11015CC96B99}"/>"#,
+                &format!(r#"<msiar:MsiProductInstalled ProductCode="{{FB2B7CC0-8307-47e6-A065-11015CC96B99}}" VersionMin="{v}"/>"#),
+            )
+        };
+        assert!(check(&with("24.8.0.0")).is_ok());
+        for bad in ["24.08", "1.0.0", "1.2.3.4.5", "1.2.3.70000", "1.2.3.x"] {
+            let all = check(&with(bad)).expect_err(bad).join("\n");
+            assert!(all.contains(&format!("MsiProductInstalled/@VersionMin {bad:?} is not a bt:Version")), "{all}");
+        }
     }
 }

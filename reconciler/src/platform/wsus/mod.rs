@@ -278,15 +278,20 @@ impl WsusClient {
         let i = &o.installer;
         let field = |k: &str| o.fields.get(k).unwrap_or_default().to_string();
         let file_name = i.file_name().to_string();
+        // Every version in the applicability rules is a four-part bt:Version.
+        let four = |v: &str| sdp::four_part_version(v).map_err(|e| self.failed(building, e));
         let version = o.marker.version.clone();
+        let rule_version = four(&version)?;
         let installed = match (&i.msi_product_code, &i.detection) {
-            (Some(code), _) => InstalledRule::MsiProduct { product_code: code.clone(), version_min: version.clone() },
+            (Some(code), _) => {
+                InstalledRule::MsiProduct { product_code: code.clone(), version_min: rule_version.clone() }
+            }
             (None, Some(Detection::File { path, version: v })) => {
                 let (csidl, path) = sdp::csidl_path(path).map_err(|e| self.failed(building, e))?;
                 InstalledRule::FileVersion {
                     csidl,
                     path,
-                    version: v.as_ref().map_or(version.clone(), ToString::to_string),
+                    version: v.as_ref().map_or(Ok(rule_version.clone()), |v| four(&v.to_string()))?,
                 }
             }
             (None, Some(Detection::Registry { key, value, version: v })) => {
@@ -299,7 +304,7 @@ impl WsusClient {
                 InstalledRule::RegistryVersion {
                     subkey: subkey.to_string(),
                     value: value.clone(),
-                    version: v.as_ref().map_or(version.clone(), ToString::to_string),
+                    version: v.as_ref().map_or(Ok(rule_version.clone()), |v| four(&v.to_string()))?,
                 }
             }
             (None, None) => return Err(self.failed(building, o.undetectable("WSUS clients"))),

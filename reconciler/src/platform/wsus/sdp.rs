@@ -580,9 +580,40 @@ pub fn csidl_path(path: &str) -> Result<(Option<u32>, String), String> {
     Ok((None, path.to_string()))
 }
 
+/// A version as the four-part `n.n.n.n` every `bt:Version` attribute of an SDP is
+/// (BaseTypes.xsd): missing parts are zeros and leading zeros go, as Windows compares
+/// versions (`24.08` is `24.8.0.0`). More than four parts, a part that is not a number or one
+/// above 65535 cannot be written, and is refused with what to do.
+pub fn four_part_version(version: &str) -> Result<String, String> {
+    let parts: Vec<&str> = version.trim().split('.').collect();
+    let numbers: Option<Vec<u16>> = parts.iter().map(|p| p.parse::<u16>().ok()).collect();
+    match numbers {
+        Some(mut n) if (1..=4).contains(&n.len()) => {
+            n.resize(4, 0);
+            Ok(n.iter().map(u16::to_string).collect::<Vec<_>>().join("."))
+        }
+        _ => Err(format!(
+            "version {version:?} cannot be written as the four-part n.n.n.n (each part at most 65535) WSUS compares; give the catalog installer's detection a four-part version"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_are_written_four_part_the_way_windows_compares_them() {
+        let four = |v: &str| four_part_version(v);
+        assert_eq!(four("24.08").as_deref(), Ok("24.8.0.0"));
+        assert_eq!(four("1.0.0").as_deref(), Ok("1.0.0.0"));
+        assert_eq!(four("131.0.6778.86").as_deref(), Ok("131.0.6778.86"));
+        assert_eq!(four("7").as_deref(), Ok("7.0.0.0"));
+        for bad in ["1.2.3.4.5", "24.08b", "1.70000", "", "1..2"] {
+            let err = four(bad).expect_err(bad);
+            assert!(err.contains("cannot be written as the four-part n.n.n.n"), "{err}");
+        }
+    }
 
     pub(crate) fn sample() -> Sdp {
         Sdp {

@@ -100,3 +100,22 @@ fn one_retire_on_a_small_platform_does_not_trip_the_mass_retire_guard() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     common::assert_contains(&run.stdout, "✓ retire vendor.tool on intune-prod");
 }
+
+// Item 8, in part: the audit stays true later.
+#[test]
+fn the_audit_names_the_version_a_retire_took_away_and_never_calls_an_old_commit_head() {
+    let (repo, _k) = fleet_repo(1);
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    let first = git(repo.path(), &["rev-parse", "HEAD"]);
+    repo.write(
+        "fleet/products/app.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  retire: true\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("retire the app");
+    let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve", "--allow-mass-retire"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let history = patchops(repo.path(), &["history"]);
+    common::assert_contains(&history.stdout, "succeeded retire app 2.0 on intune-prod / pilot");
+    common::assert_contains(&history.stdout, &format!("from commit {}", &first[..12]));
+    assert!(!history.stdout.contains("(HEAD)"), "{}", history.stdout);
+}

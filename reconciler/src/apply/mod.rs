@@ -493,10 +493,24 @@ impl Engine<'_> {
         if !permitted.policies().is_empty() {
             policy += &format!(" ({})", permitted.policies().join(", "));
         }
+        // What the record names stays true later: a commit is not called `(HEAD)` once HEAD has
+        // moved on, and a retire names the version it took away.
+        let source = match self.snapshot.provenance() {
+            Provenance::Commit { reference, commit, .. } if reference == "HEAD" => {
+                format!("commit {}", commit.get(..12).unwrap_or(commit))
+            }
+            other => other.to_string(),
+        };
+        let version = a.version.as_deref().map(str::to_string).or_else(|| {
+            (a.action == ActionKind::Retire)
+                .then(|| a.changes.iter().find(|c| &*c.field == "version").and_then(|c| c.from.as_deref()))
+                .flatten()
+                .map(str::to_string)
+        });
         AuditRecord {
             at: Utc::now(),
             run: self.run.clone(),
-            source: self.snapshot.provenance().to_string(),
+            source,
             catalog: catalog.map(|c| c.source_name().to_string()),
             catalog_serial: catalog.map(VerifiedCatalog::serial),
             content_sha256: content.map(|c| c.sha256().to_string()),
@@ -506,7 +520,7 @@ impl Engine<'_> {
             ring: a.ring.as_deref().map(str::to_string),
             group: a.group.as_deref().map(str::to_string),
             action: a.action.as_str().to_string(),
-            version: a.version.as_deref().map(str::to_string),
+            version,
             object_id,
             policy,
             outcome: outcome_text.into(),

@@ -96,14 +96,6 @@ pub struct ActionReport {
     pub warnings: Vec<crate::policy::Denial>,
 }
 
-/// Why the engine stopped before running actions.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The state database failed.
-    #[error(transparent)]
-    State(#[from] StateError),
-}
-
 /// A unit of work failed at a step.
 #[derive(Debug, thiserror::Error)]
 enum StepError {
@@ -118,8 +110,9 @@ enum StepError {
 }
 
 impl Engine<'_> {
-    /// Runs permitted actions; returns every action's outcome, in the order given.
-    pub async fn run(&self, actions: Vec<PermittedAction>) -> Result<Vec<ActionReport>, ApplyError> {
+    /// Runs permitted actions; returns every action's outcome, in the order given. A failure
+    /// (the state database's included) is that action's outcome, never the end of the run.
+    pub async fn run(&self, actions: Vec<PermittedAction>) -> Vec<ActionReport> {
         // Units: (product, platform) → actions in plan (ring) order.
         let mut units: BTreeMap<(String, String), Vec<PermittedAction>> = BTreeMap::new();
         let mut order = Vec::new();
@@ -155,7 +148,7 @@ impl Engine<'_> {
                 out.push(r.clone());
             }
         }
-        Ok(out)
+        out
     }
 
     async fn run_unit(&self, platform: &str, actions: Vec<PermittedAction>) -> Vec<ActionReport> {

@@ -642,9 +642,7 @@ impl ApplyRun {
             run: run_id,
             retry: self.options.retry.unwrap_or_default(),
         };
-        let reports = engine.run(permitted).await.map_err(|e| match e {
-            crate::apply::ApplyError::State(s) => OpsError::State(s),
-        })?;
+        let reports = engine.run(permitted).await;
         self.record_catalogs()?;
         Ok(Applied { reports, denied })
     }

@@ -196,15 +196,7 @@ fn prepared(s: &Scenario) -> Fleet {
 
 /// Runs apply with `point` armed; whether the process aborted there.
 fn crashed_at(dir: &Path, point: &str) -> bool {
-    let out = Command::new(env!("CARGO_BIN_EXE_patchops"))
-        .args(APPLY)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env("PATCHOPS_FAILPOINT", point)
-        .env("XDG_CACHE_HOME", dir.join(".test-cache"))
-        .output()
-        .unwrap();
+    let out = common::patchops_at_failpoint(dir, &APPLY, point);
     let aborted = String::from_utf8_lossy(&out.stderr).contains("reached; aborting (test hook)");
     assert!(
         aborted || out.status.success(),

@@ -225,14 +225,7 @@ fn rolling_back_a_to_b_to_a_converges_on_configmgr_and_wsus() {
 
 /// Runs apply with the fail point `point` armed; the process must abort there.
 fn crash_at(dir: &Path, point: &str) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
-        .args(["apply", "--path", "fleet", "--auto-approve"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("PATCHOPS_FAILPOINT", point)
-        .env("XDG_CACHE_HOME", dir.join(".test-cache"))
-        .output()
-        .unwrap();
+    let out = common::patchops_at_failpoint(dir, &["apply", "--path", "fleet", "--auto-approve"], point);
     assert!(!out.status.success(), "{point}: the process was aborted");
     common::assert_contains(&String::from_utf8_lossy(&out.stderr), &format!("fail point {point}"));
 }

@@ -370,3 +370,17 @@ pub fn tenant_apps(dir: &Path) -> Vec<(String, Vec<String>)> {
 pub fn v(version: &str, groups: &[&str]) -> (String, Vec<String>) {
     (version.to_string(), groups.iter().map(|g| g.to_string()).collect())
 }
+
+/// Runs the real binary in `cwd` with the fail point `point` armed (`PATCHOPS_FAILPOINT`), as
+/// the crash tests do; the process aborts there if it reaches it.
+pub fn patchops_at_failpoint(cwd: &Path, args: &[&str], point: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env("PATCHOPS_FAILPOINT", point)
+        .env("XDG_CACHE_HOME", cwd.join(".test-cache"))
+        .output()
+        .expect("run patchops")
+}

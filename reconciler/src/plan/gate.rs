@@ -37,17 +37,26 @@ pub fn observed_ring_versions(
     fleet: &Fleet,
     observed: &std::collections::BTreeMap<crate::model::ObjectName, crate::platform::Observed>,
 ) -> Vec<ObservedRing> {
+    // Managed, whole objects by (platform, catalog product): one pass over what was observed,
+    // so this stays linear in fleet and platform size (as the planner's index does).
+    let mut index: std::collections::HashMap<(&crate::model::ObjectName, &crate::model::ProductId), Vec<_>> =
+        std::collections::HashMap::new();
+    for (platform, o) in observed {
+        for obj in &o.objects {
+            if let Some(m) = obj.managed_complete() {
+                index.entry((platform, &m.product)).or_default().push(obj);
+            }
+        }
+    }
     let mut out = Vec::new();
     for product in &fleet.products {
         for target in &product.targets {
-            let (Some(rollout), Some(o)) = (fleet.rollouts.get(&target.rollout), observed.get(&target.spec.platform))
-            else {
-                continue;
-            };
+            let Some(rollout) = fleet.rollouts.get(&target.rollout) else { continue };
+            let Some(objects) = index.get(&(&target.spec.platform, &product.spec.product)) else { continue };
             for ring in &target.rings {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
-                let running = o.objects.iter().find_map(|obj| {
-                    let m = obj.managed_complete().filter(|m| m.product == product.spec.product)?;
+                let running = objects.iter().find_map(|obj| {
+                    let m = obj.managed_complete()?;
                     let a = obj.assignments.iter().find(|x| x.group == group)?;
                     Some((m.version.clone(), a.since))
                 });

@@ -131,22 +131,23 @@ fn an_expired_signing_certificate_fails_at_the_server_and_on_the_client() {
     let a = Applied::new();
     // Eleven years on, the example's ten-year certificate has expired.
     let later = chrono::Utc::now() + chrono::Duration::days(11 * 366);
-    let opts = reconciler::ops::Options {
-        source: reconciler::source::SourceOptions {
-            repo: a.dir.path().display().to_string(),
-            rev: None,
-            path: "examples/fleet".into(),
-            worktree: false,
-            cache_dir: a.dir.path().join("cache"),
-            limits: Default::default(),
-        },
-        state: reconciler::state::StateDir::new(a.dir.path().join("state")),
-        now: later,
-        secrets: reconciler::model::Secrets::with_env(|_| None),
+    let source = reconciler::source::SourceOptions {
+        repo: a.dir.path().display().to_string(),
+        rev: None,
+        path: "examples/fleet".into(),
+        worktree: false,
+        cache_dir: a.dir.path().join("cache"),
+        limits: Default::default(),
     };
+    let ctx = reconciler::context::Context::new(
+        reconciler::state::StateDir::new(a.dir.path().join("state")),
+        reconciler::model::Secrets::with_env(|_| None),
+    );
+    // Certificates judged as of eleven years on.
+    let options = reconciler::ops::DoctorOptions { platform: Some("wsus-hq".into()), at: Some(later) };
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Secrets are referenced relative to where patchops runs: the copy's root.
-    let reports = in_dir(a.dir.path(), || rt.block_on(reconciler::ops::doctor(&opts, Some("wsus-hq")))).unwrap();
+    let reports = in_dir(a.dir.path(), || rt.block_on(reconciler::ops::doctor(&ctx, &source, &options))).unwrap();
     let checks = &reports[0].checks;
     let find =
         |link: &str| checks.iter().find(|c| c.link == link).unwrap_or_else(|| panic!("no {link} in {checks:#?}"));

@@ -91,21 +91,20 @@ fn main() {
 
     // Inventories, from what the fleet asks for: product i is absent (i % 3 == 0), published at
     // the previous version (== 1) or exactly as desired (== 2).
-    let opts = reconciler::ops::Options {
-        source: reconciler::source::SourceOptions {
-            repo: out.display().to_string(),
-            rev: None,
-            path: "fleet".into(),
-            worktree: false,
-            cache_dir: out.join("cache"),
-            limits: Default::default(),
-        },
-        state: reconciler::state::StateDir::new(out.join("state")),
-        now: chrono::Utc::now(),
-        secrets: reconciler::model::Secrets::default(),
+    let source = reconciler::source::SourceOptions {
+        repo: out.display().to_string(),
+        rev: None,
+        path: "fleet".into(),
+        worktree: false,
+        cache_dir: out.join("cache"),
+        limits: Default::default(),
     };
+    let ctx = reconciler::context::Context::new(
+        reconciler::state::StateDir::new(out.join("state")),
+        reconciler::model::Secrets::default(),
+    );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let plan = runtime.block_on(reconciler::ops::plan(&opts)).expect("plan").plan;
+    let plan = runtime.block_on(reconciler::ops::plan(&ctx, &source)).expect("plan").plan;
     let mut inventories: BTreeMap<String, BTreeMap<String, ObservedObject>> = BTreeMap::new();
     for a in &plan.actions {
         let i: usize = a.catalog_product.trim_start_matches("vendor.product-").parse().expect("index");

@@ -71,28 +71,29 @@ impl PlatformReport {
     }
 }
 
-/// Checks every platform of the fleet (or only `only`).
+/// Checks every platform of the fleet (or only `only`), judging certificates as of `now`
+/// (the clients themselves run on the context's clock).
 pub async fn diagnose(
     fleet: &Fleet,
-    state: &crate::state::StateDir,
-    secrets: &Secrets,
+    ctx: &crate::context::Context,
     only: Option<&str>,
     now: DateTime<Utc>,
 ) -> Vec<PlatformReport> {
+    let secrets = ctx.secrets();
     let mut reports = Vec::new();
     for (name, platform) in &fleet.platforms {
         if only.is_some_and(|o| o != name.as_str()) {
             continue;
         }
         let checks = match platform.spec.platform_type {
-            PlatformType::Wsus => wsus(fleet, platform, state, secrets, now).await,
+            PlatformType::Wsus => wsus(fleet, platform, ctx, now).await,
             PlatformType::Intune => intune(platform, secrets, now),
-            PlatformType::Configmgr => configmgr(fleet, platform, state, secrets, now).await,
+            PlatformType::Configmgr => configmgr(fleet, platform, ctx, now).await,
         };
         reports.push(PlatformReport {
             platform: name.clone(),
             ty: platform.spec.platform_type,
-            endpoint: platform.spec.endpoint.clone(),
+            endpoint: platform.endpoint.to_string(),
             checks,
         });
     }
@@ -168,7 +169,7 @@ fn intune(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) -> Vec<Che
             "the platform signs in with a client secret",
             "register a certificate on the app and use auth.certificate: a secret is a shared password",
         )),
-        (None, None) if platform.spec.endpoint == "embedded" => {
+        (None, None) if platform.endpoint == crate::model::Endpoint::Embedded => {
             checks.push(Check::pass("app registration", "the embedded tenant needs no sign-in"))
         }
         (None, None) => checks.push(Check::with(
@@ -199,12 +200,16 @@ fn script_signing(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) ->
 async fn configmgr(
     fleet: &Fleet,
     platform: &Platform,
-    state: &crate::state::StateDir,
-    secrets: &Secrets,
+    ctx: &crate::context::Context,
     now: DateTime<Utc>,
 ) -> Vec<Check> {
+    let secrets = ctx.secrets();
     let mut checks = Vec::new();
-    match crate::platform::connect_configmgr(fleet, platform, state, secrets).await {
+    let client = match ctx.embedded_endpoint(fleet, platform).await {
+        Ok(embedded) => crate::platform::connect_configmgr(platform, ctx.client_env(), embedded.as_ref()),
+        Err(e) => Err(e),
+    };
+    match client {
         Err(e) => checks.push(Check::with(
             "AdminService",
             Verdict::Fail,
@@ -257,15 +262,14 @@ async fn configmgr(
     checks
 }
 
-async fn wsus(
-    fleet: &Fleet,
-    platform: &Platform,
-    state: &crate::state::StateDir,
-    secrets: &Secrets,
-    now: DateTime<Utc>,
-) -> Vec<Check> {
+async fn wsus(fleet: &Fleet, platform: &Platform, ctx: &crate::context::Context, now: DateTime<Utc>) -> Vec<Check> {
+    let secrets = ctx.secrets();
     let mut checks = Vec::new();
-    let client = match crate::platform::connect_wsus(fleet, platform, state, secrets).await {
+    let connected = match ctx.embedded_endpoint(fleet, platform).await {
+        Ok(embedded) => crate::platform::connect_wsus(platform, ctx.client_env(), embedded.as_ref()),
+        Err(e) => Err(e),
+    };
+    let client = match connected {
         Ok(c) => c,
         Err(e) => {
             checks.push(Check::with("transport", Verdict::Fail, e.to_string(), "fix the Platform's endpoint and auth"));
@@ -331,7 +335,7 @@ async fn wsus(
     for p in &judged.problems {
         checks.push(Check::with("server: certificate fit to sign code", Verdict::Fail, who.clone(), p.to_string()));
     }
-    if platform.spec.endpoint != "embedded" {
+    if platform.endpoint != crate::model::Endpoint::Embedded {
         if let Some(reference) = &platform.spec.trust.signing_certificate {
             if let Ok(expected) = crate::authenticode::certificates_at(reference, secrets) {
                 if expected.first() != Some(&der) {

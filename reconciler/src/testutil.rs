@@ -1,7 +1,7 @@
 //! Builders shared by unit tests: a fleet from YAML text and a catalog really signed and
 //! verified (there is no other way to get a `VerifiedCatalog`).
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 
 use crate::catalog::edit;
 use crate::catalog::{TrustedKey, UnverifiedCatalog, VerifiedCatalog};
@@ -17,7 +17,7 @@ pub fn fleet(files: &[(&str, &str)]) -> Fleet {
 
 /// A catalog JSON with the given (product id, [versions]) entries.
 pub fn catalog_json(serial: u64, products: &[(&str, &[&str])]) -> String {
-    let now = Utc::now();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let products: Vec<serde_json::Value> = products
         .iter()
         .map(|(id, versions)| {
@@ -50,7 +50,7 @@ pub fn verified(json: &str) -> VerifiedCatalog {
         let trusted = TrustedKey::parse(&k.public_base64).ok()?;
         let name = ObjectName::new("example").ok()?;
         UnverifiedCatalog::new(name, "test", signed.bytes, "test.minisig", Some(signed.signature))
-            .verify(&[trusted], None, None, Utc::now())
+            .verify(&[trusted], None, None, crate::clock::Clock::now(&crate::clock::SystemClock))
             .ok()
     });
     match result {

@@ -50,7 +50,7 @@ fn share(s: &str) -> Result<f64, String> {
 }
 
 pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
-    let opts = args.source.options();
+    let ctx = args.source.context().with_progress(super::progress::for_stderr());
     let saved_plan = match &args.planfile {
         None => None,
         Some(path) => match std::fs::read(path)
@@ -76,9 +76,8 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
         allow_mass_retire: args.allow_mass_retire,
         max_retire_share: Some(args.max_retire_share),
         retry: None,
-        progress: Some(super::progress::for_stderr()),
     };
-    let prepared = match reconciler::ops::prepare_apply(&opts, options).await {
+    let prepared = match reconciler::ops::prepare_apply(&ctx, &args.source.source(), options).await {
         Ok(p) => p,
         Err(e) => {
             report(&e);
@@ -251,59 +250,32 @@ pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
 }
 
 pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
-    let opts = args.options();
-    let v = match reconciler::ops::load_and_verify(&opts).await {
-        Ok(v) => v,
+    let ctx = args.context();
+    let status = match reconciler::ops::status(&ctx, &args.source()).await {
+        Ok(s) => s,
         Err(e) => {
             report(&e);
             return EXIT_ERROR;
         }
     };
-    let observed = match reconciler::ops::observe(&v.fleet, &opts.state, &opts.secrets).await {
-        Ok(o) => o,
-        Err(e) => {
-            report(&e);
-            return EXIT_ERROR;
-        }
-    };
-    let latest = opts.state.db().and_then(|db| db.latest_per_target()).unwrap_or_default();
     let mut s =
         format!("{:<20} {:<16} {:<16} {:<26} {}\n", "PRODUCT", "PLATFORM", "VERSION", "RINGS (GROUPS)", "LAST RESULT");
-    for p in &v.fleet.products {
-        for t in &p.targets {
-            let objects: Vec<_> = observed
-                .get(&t.spec.platform)
-                .map(|o| {
-                    o.objects.iter().filter(|x| x.managed().is_some_and(|m| m.product == p.spec.product)).collect()
-                })
-                .unwrap_or_default();
-            let versions: Vec<String> =
-                objects.iter().filter_map(|o| o.managed().map(|m| m.version.clone())).collect::<Vec<_>>();
-            let mut commits: Vec<String> = objects
-                .iter()
-                .filter_map(|o| {
-                    o.managed().and_then(|m| m.commit.as_deref()).map(|c| c.get(..12).unwrap_or(c).to_string())
-                })
-                .collect();
-            commits.dedup();
-            let mut groups: Vec<String> =
-                objects.iter().flat_map(|o| o.assignments.iter().map(|a| a.group.clone())).collect();
-            groups.sort();
-            let last = latest
-                .iter()
-                .find(|r| r.product == p.name().as_str() && r.platform == t.spec.platform.as_str())
-                .map(|r| format!("{} {} {} ({})", r.action, r.outcome, r.at.format("%Y-%m-%d %H:%M"), r.source))
-                .unwrap_or_else(|| "never applied".into());
-            s += &format!(
-                "{:<20} {:<16} {:<16} {:<26} {:<13} {}\n",
-                p.name().as_str(),
-                t.spec.platform.as_str(),
-                if versions.is_empty() { "-".into() } else { versions.join(",") },
-                if groups.is_empty() { "-".into() } else { groups.join(",") },
-                if commits.is_empty() { "-".into() } else { commits.join(",") },
-                last
-            );
-        }
+    let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
+    for t in &status.targets {
+        let last = t
+            .last
+            .as_ref()
+            .map(|r| format!("{} {} {} ({})", r.action, r.outcome, r.at.format("%Y-%m-%d %H:%M"), r.source))
+            .unwrap_or_else(|| "never applied".into());
+        s += &format!(
+            "{:<20} {:<16} {:<16} {:<26} {:<13} {}\n",
+            t.product,
+            t.platform,
+            list(&t.versions),
+            list(&t.groups),
+            list(&t.commits),
+            last
+        );
     }
     out(color, &s);
     EXIT_OK

@@ -220,7 +220,7 @@ fn verify(args: VerifyArgs, color: ColorChoice) -> u8 {
         sig.display().to_string(),
         signature,
     );
-    match unverified.verify(&keys, None, seen, chrono::Utc::now()) {
+    match unverified.verify(&keys, None, seen, reconciler::clock::Clock::now(&reconciler::clock::SystemClock)) {
         Ok(c) => {
             out(
                 color,

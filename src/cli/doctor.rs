@@ -38,8 +38,14 @@ const BAD: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
 const MEH: anstyle::Style = anstyle::AnsiColor::Yellow.on_default();
 
 pub async fn run(args: DoctorArgs, color: ColorChoice) -> u8 {
-    let opts = args.source.options();
-    let reports = match reconciler::ops::doctor(&opts, args.platform.as_deref()).await {
+    let ctx = args.source.context();
+    let reports = match reconciler::ops::doctor(
+        &ctx,
+        &args.source.source(),
+        &reconciler::ops::DoctorOptions { platform: args.platform.clone(), at: None },
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             report(&e);

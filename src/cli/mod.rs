@@ -13,7 +13,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use reconciler::ops::{OpsError, Options};
+use reconciler::context::Context;
+use reconciler::ops::OpsError;
 use reconciler::source::SourceOptions;
 use reconciler::state::StateDir;
 
@@ -146,24 +147,28 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn options(&self) -> Options {
-        Options {
-            source: SourceOptions {
-                repo: self.repo.clone(),
-                rev: self.rev.clone(),
-                path: self.path.clone(),
-                worktree: self.worktree,
-                cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
-                limits: reconciler::source::Limits {
-                    file_bytes: self.max_file_mib.saturating_mul(1 << 20),
-                    fleet_bytes: self.max_fleet_mib.saturating_mul(1 << 20),
-                },
+    /// Where the fleet is.
+    pub fn source(&self) -> SourceOptions {
+        SourceOptions {
+            repo: self.repo.clone(),
+            rev: self.rev.clone(),
+            path: self.path.clone(),
+            worktree: self.worktree,
+            cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+            limits: reconciler::source::Limits {
+                file_bytes: self.max_file_mib.saturating_mul(1 << 20),
+                fleet_bytes: self.max_fleet_mib.saturating_mul(1 << 20),
             },
-            state: StateDir::new(&self.state_dir),
-            now: chrono::Utc::now(),
-            // Secrets referenced as `{ env: NAME }` come from this process's environment.
-            secrets: reconciler::model::Secrets::with_env(|name| std::env::var(name).ok()),
         }
+    }
+
+    /// The context this process runs in: the state directory, secrets from this process's
+    /// environment (`{ env: NAME }`), the system clock.
+    pub fn context(&self) -> Context {
+        Context::new(
+            StateDir::new(&self.state_dir),
+            reconciler::model::Secrets::with_env(|name| std::env::var(name).ok()),
+        )
     }
 }
 
@@ -266,9 +271,10 @@ pub async fn run(cli: Cli) -> u8 {
     let color = cli.global.color;
     match cli.command {
         Command::Validate(args) => {
-            let opts = args.options();
-            match reconciler::ops::validate(&opts).await {
-                Ok(v) => {
+            let ctx = args.context();
+            match reconciler::ops::validate(&ctx, &args.source()).await {
+                Ok(validated) => {
+                    let v = &validated.loaded;
                     for w in &v.warnings {
                         print_warning(&w.to_string());
                     }
@@ -287,7 +293,7 @@ pub async fn run(cli: Cli) -> u8 {
                             v.fleet.catalog_sources.len(),
                             v.snapshot.provenance(),
                             catalogs.join(", "),
-                            v.policies.join(", ")
+                            validated.policies.join(", ")
                         ),
                     );
                     EXIT_OK

@@ -50,8 +50,8 @@ pub enum Format {
 }
 
 pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
-    let opts = args.source.options();
-    let planned = match reconciler::ops::plan(&opts).await {
+    let ctx = args.source.context();
+    let planned = match reconciler::ops::plan(&ctx, &args.source.source()).await {
         Ok(p) => p,
         Err(e) => {
             report(&e);

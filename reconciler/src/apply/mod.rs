@@ -18,8 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
-
 use crate::catalog::VerifiedCatalog;
 use crate::content::{ContentCache, ContentError, Expected, VerifiedContent};
 use crate::model::{Fleet, ObjectName};
@@ -69,6 +67,8 @@ pub struct Engine<'a> {
     pub run: String,
     /// Retries.
     pub retry: RetryPolicy,
+    /// What audit records are time-stamped with.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// How one action ended.
@@ -501,7 +501,7 @@ impl Engine<'_> {
                 .map(str::to_string)
         });
         AuditRecord {
-            at: Utc::now(),
+            at: self.clock.now(),
             run: self.run.clone(),
             source,
             catalog: catalog.map(|c| c.source_name().to_string()),

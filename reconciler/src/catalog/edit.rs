@@ -141,7 +141,7 @@ pub fn sign(bytes: Vec<u8>, key: &SigningKey) -> Result<SignedCatalog, EditError
     catalog.check().map_err(EditError::InvalidCatalog)?;
     let comment = format!(
         "timestamp:{}\tpatchops catalog serial:{} publisher:{}",
-        chrono::Utc::now().timestamp(),
+        crate::clock::Clock::now(&crate::clock::SystemClock).timestamp(),
         catalog.serial,
         catalog.publisher.replace(['\n', '\r'], " ")
     );

@@ -88,6 +88,54 @@ pub struct Platform {
     pub origin: Origin,
     /// The spec as written.
     pub spec: PlatformSpec,
+    /// `spec.endpoint`, parsed once at load.
+    pub endpoint: Endpoint,
+}
+
+/// Where a Platform is reached: `spec.endpoint`, parsed and checked at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `embedded`: an emulator started on loopback for this process.
+    Embedded,
+    /// `inventory`: a recorded, read-only inventory under the state directory.
+    Inventory,
+    /// The service at an http(s) URL (Graph, the SMS Provider, a WSUS request runner).
+    Http(url::Url),
+    /// A WSUS server reached over SSH (`ssh://HOST[:PORT]`).
+    Ssh(url::Url),
+}
+
+impl Endpoint {
+    /// Parses `spec.endpoint` for a platform of type `ty`; the error says what is accepted.
+    pub fn parse(text: &str, ty: super::PlatformType) -> Result<Endpoint, String> {
+        match text {
+            "embedded" => return Ok(Endpoint::Embedded),
+            "inventory" => return Ok(Endpoint::Inventory),
+            _ => {}
+        }
+        let wsus = ty == super::PlatformType::Wsus;
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") => Ok(Endpoint::Http(u)),
+            Ok(u) if wsus && u.scheme() == "ssh" && u.host_str().is_some() => Ok(Endpoint::Ssh(u)),
+            _ if wsus => Err(format!("endpoint `{text}` is not `embedded`, an ssh:// URL or an http(s) URL")),
+            _ => Err(format!("endpoint `{text}` is not `embedded` or an http(s) URL")),
+        }
+    }
+
+    /// A real service (neither `embedded` nor `inventory`).
+    pub fn is_real(&self) -> bool {
+        matches!(self, Endpoint::Http(_) | Endpoint::Ssh(_))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Embedded => f.write_str("embedded"),
+            Endpoint::Inventory => f.write_str("inventory"),
+            Endpoint::Http(u) | Endpoint::Ssh(u) => write!(f, "{u}"),
+        }
+    }
 }
 
 /// A Rollout.

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
-use super::fleet::{CatalogSource, Fleet, Origin, Platform, PolicySet, Product, Rollout, Target};
+use super::fleet::{CatalogSource, Endpoint, Fleet, Origin, Platform, PolicySet, Product, Rollout, Target};
 use super::kinds::{
     CatalogSourceSpec, Document, ExecutionPolicy, InstallIntent, Kind, PlatformSpec, PlatformType, PolicySetSpec,
     ProductSpec, RestartBehavior, RolloutSpec, API_VERSION,
@@ -326,12 +326,15 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
 
     let mut fleet = Fleet::default();
     for p in platforms.values() {
-        check_platform(p, &mut diags);
+        let endpoint = check_platform(p, &mut diags);
         check_software_update_point(p, &platforms, &mut diags);
-        fleet.platforms.insert(
-            p.name().clone(),
-            Platform { metadata: p.doc.metadata.clone(), origin: p.origin(), spec: p.doc.spec.clone() },
-        );
+        // A Platform whose endpoint is refused is reported, not loaded.
+        if let Some(endpoint) = endpoint {
+            fleet.platforms.insert(
+                p.name().clone(),
+                Platform { metadata: p.doc.metadata.clone(), origin: p.origin(), spec: p.doc.spec.clone(), endpoint },
+            );
+        }
     }
     for r in rollouts.values() {
         check_rollout(r, &platforms, &mut diags);
@@ -608,31 +611,19 @@ fn check_target_settings(
     }
 }
 
-fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
+/// Checks a Platform; returns its endpoint when that parses (the other checks report on).
+fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) -> Option<Endpoint> {
     let spec = &p.doc.spec;
-    if spec.endpoint != "embedded" && spec.endpoint != "inventory" {
-        let wsus = spec.platform_type == PlatformType::Wsus;
-        match url::Url::parse(&spec.endpoint) {
-            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-            Ok(u) if wsus && u.scheme() == "ssh" && u.host_str().is_some() => {}
-            _ if wsus => diags.push(
-                p.diag_value(
-                    "spec.endpoint",
-                    format!("endpoint `{}` is not `embedded`, an ssh:// URL or an http(s) URL", spec.endpoint),
-                )
-                .help("use `embedded` for the built-in emulator, or the WSUS server as ssh://wsus01.example.com"),
-            ),
-            _ => diags.push(
-                p.diag_value(
-                    "spec.endpoint",
-                    format!("endpoint `{}` is not `embedded` or an http(s) URL", spec.endpoint),
-                )
-                .help(
-                    "use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com",
-                ),
-            ),
-        }
+    let parsed = Endpoint::parse(&spec.endpoint, spec.platform_type);
+    if let Err(message) = &parsed {
+        diags.push(p.diag_value("spec.endpoint", message.clone()).help(if spec.platform_type == PlatformType::Wsus {
+            "use `embedded` for the built-in emulator, or the WSUS server as ssh://wsus01.example.com"
+        } else {
+            "use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com"
+        }));
     }
+    let endpoint = parsed.ok();
+    let real = endpoint.as_ref().is_some_and(Endpoint::is_real);
     for (field, set, ty) in [
         ("wsus", spec.wsus.is_some(), PlatformType::Wsus),
         ("configmgr", spec.configmgr.is_some(), PlatformType::Configmgr),
@@ -648,8 +639,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
         }
     }
     if spec.platform_type == PlatformType::Configmgr
-        && spec.endpoint != "embedded"
-        && spec.endpoint != "inventory"
+        && real
         && spec.configmgr.as_ref().and_then(|c| c.content_share.as_ref()).is_none()
     {
         diags.push(
@@ -657,10 +647,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
                 .help("add `configmgr: { contentShare: { unc: '\\\\cm01\\sources\\patchops', localPath: /mnt/cm-sources/patchops } }`: applications reference their content on a share the site can read"),
         );
     }
-    if spec.platform_type == PlatformType::Wsus
-        && url::Url::parse(&spec.endpoint).is_ok_and(|u| u.scheme() == "ssh")
-        && spec.auth.as_ref().is_none_or(|a| a.username.is_none())
-    {
+    if matches!(endpoint, Some(Endpoint::Ssh(_))) && spec.auth.as_ref().is_none_or(|a| a.username.is_none()) {
         diags.push(
             p.diag_value("spec.auth", "the SSH transport to a WSUS server needs `auth.username`")
                 .help("add `auth: { username: patchops, sshKey: { file: /etc/patchops/wsus-ssh.key } }`"),
@@ -689,15 +676,14 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
     let Some(auth) = &spec.auth else {
         // A WSUS server reached over http(s) is a request runner with no sign-in of its own
         // (the transport sends no credentials): only the SSH transport needs `auth`.
-        let wsus_over_http = spec.platform_type == PlatformType::Wsus
-            && url::Url::parse(&spec.endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-        if spec.endpoint != "embedded" && spec.endpoint != "inventory" && !wsus_over_http {
+        let wsus_over_http = spec.platform_type == PlatformType::Wsus && matches!(endpoint, Some(Endpoint::Http(_)));
+        if real && !wsus_over_http {
             diags.push(
                 p.diag_value("spec.endpoint", format!("platform `{}` has a real endpoint but no `auth`", p.name()))
                     .help("add `auth:` with references to its credentials"),
             );
         }
-        return;
+        return endpoint;
     };
     let fields = [
         ("tenantId", auth.tenant_id.is_some(), [PlatformType::Intune].as_slice()),
@@ -734,6 +720,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) {
             ));
         }
     }
+    endpoint
 }
 
 /// `configmgr.softwareUpdatePoint` names a Platform of type `wsus`.

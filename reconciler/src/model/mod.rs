@@ -13,7 +13,7 @@ pub(crate) mod text;
 pub mod version;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use fleet::{CatalogSource, Fleet, Origin, Platform, Product, Rollout, Target};
+pub use fleet::{CatalogSource, Endpoint, Fleet, Origin, Platform, Product, Rollout, Target};
 pub use kinds::{Architecture, ExecutionPolicy, InstallerType, Kind, PlatformType, API_VERSION};
 pub use load::{load, FleetFile};
 pub use names::{ObjectName, PlatformName, ProductId, RingName};

@@ -1,98 +1,104 @@
-//! From a fleet Platform to a client: which emulator to start for `endpoint: embedded`, and
-//! how each real endpoint is reached and signed in to. Secrets are read here, by reference,
-//! and never shown.
+//! From a fleet Platform to a client: how each endpoint is reached and signed in to. Secrets
+//! are read here, by reference, and never shown. `endpoint: embedded` Platforms are reached at
+//! the base URL the [`crate::harness`] hands over: nothing here starts or knows an emulator.
 
 use super::{configmgr, intune, inventory, wsus, Platform, PlatformError, ScriptSigning};
-use crate::model::PlatformType;
+use crate::model::{Endpoint, PlatformType};
 
-/// Builds the client for a fleet Platform. `endpoint: embedded` platforms talk to an emulator
-/// started on loopback for this process (see [`crate::emulate`]).
-pub async fn connect(
-    fleet: &crate::model::Fleet,
+/// What every client is built with: where secrets come from, the clock, the state directory
+/// (recorded inventories).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientEnv<'a> {
+    /// Where referenced secrets are read from.
+    pub secrets: &'a crate::model::Secrets,
+    /// The time deadlines, creation times and certificate checks use.
+    pub clock: &'a crate::clock::SharedClock,
+    /// The state directory.
+    pub state: &'a crate::state::StateDir,
+}
+
+/// Where an `endpoint: embedded` Platform's service answers: a base URL on loopback (and, for
+/// ConfigMgr, the content share the emulated site reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedEndpoint {
+    /// The service's base URL.
+    pub base: url::Url,
+    /// The emulated site's content share (ConfigMgr).
+    pub share: Option<configmgr::Share>,
+}
+
+fn no_harness(platform: &crate::model::Platform) -> PlatformError {
+    PlatformError::Unavailable {
+        platform: platform.metadata.name.clone(),
+        reason: "an embedded platform is reached through the harness, which gave no address".into(),
+    }
+}
+
+/// Builds the client for a fleet Platform; `embedded` is where an `endpoint: embedded` one
+/// answers (from [`crate::harness::Harness::endpoint`]).
+pub fn connect(
     platform: &crate::model::Platform,
-    state: &crate::state::StateDir,
-    secrets: &crate::model::Secrets,
+    env: ClientEnv<'_>,
+    embedded: Option<&EmbeddedEndpoint>,
 ) -> Result<Box<dyn Platform>, PlatformError> {
-    if platform.spec.endpoint == "inventory" {
+    if platform.endpoint == Endpoint::Inventory {
         let name = platform.metadata.name.clone();
-        return Ok(Box::new(inventory::InventoryPlatform::new(name, platform.spec.platform_type, state)));
+        return Ok(Box::new(inventory::InventoryPlatform::new(name, platform.spec.platform_type, env.state)));
     }
     Ok(match platform.spec.platform_type {
-        PlatformType::Intune if platform.spec.endpoint == "embedded" => {
-            embedded_intune(platform, state, secrets).await?
-        }
-        PlatformType::Intune => real_intune(platform, secrets)?,
-        PlatformType::Wsus => Box::new(connect_wsus(fleet, platform, state, secrets).await?),
-        PlatformType::Configmgr => Box::new(connect_configmgr(fleet, platform, state, secrets).await?),
+        PlatformType::Intune => connect_intune(platform, env, embedded)?,
+        PlatformType::Wsus => Box::new(connect_wsus(platform, env, embedded)?),
+        PlatformType::Configmgr => Box::new(connect_configmgr(platform, env, embedded)?),
     })
 }
 
-/// The Intune client for the embedded Graph emulator. The emulated tenant registers the
-/// fleet's app certificate, so that the embedded platform exercises the same certificate
-/// sign-in as the real one.
-async fn embedded_intune(
+/// The Intune client: Graph at the endpoint URL with certificate (or secret) sign-in at the
+/// configured authority, or the embedded tenant, which is its own authority.
+fn connect_intune(
     platform: &crate::model::Platform,
-    state: &crate::state::StateDir,
-    secrets: &crate::model::Secrets,
-) -> Result<Box<dyn Platform>, PlatformError> {
-    let name = platform.metadata.name.clone();
-    let credential = intune_sign_in(platform, secrets)?;
-    let mut options = crate::emulate::EmulatorOptions::default();
-    if let Some(s) = &credential {
-        options.apps.push(crate::emulate::intune::RegisteredApp {
-            client_id: s.client_id.clone(),
-            certificate_der: s.certificate_der.clone(),
-            secret: s.secret.clone(),
-        });
-    }
-    let base = crate::emulate::embedded(&name, PlatformType::Intune, state, options).await.map_err(|e| {
-        PlatformError::Unavailable { platform: name.clone(), reason: format!("cannot start the emulator: {e}") }
-    })?;
-    let client =
-        intune::IntuneClient::new(name.clone(), base.clone())?.with_script_signing(script_signing(platform, secrets)?);
-    Ok(Box::new(match credential {
-        Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &base, &s.tenant, s.credential)?),
-        None => client,
-    }))
-}
-
-/// The Intune client for a real Graph endpoint: certificate sign-in at the configured authority.
-fn real_intune(
-    platform: &crate::model::Platform,
-    secrets: &crate::model::Secrets,
+    env: ClientEnv<'_>,
+    embedded: Option<&EmbeddedEndpoint>,
 ) -> Result<Box<dyn Platform>, PlatformError> {
     let name = platform.metadata.name.clone();
     let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
-    let graph = url::Url::parse(&platform.spec.endpoint)
-        .map_err(|e| unavailable(format!("endpoint {}: {e}", platform.spec.endpoint)))?;
-    let authority_text = platform
-        .spec
-        .auth
-        .as_ref()
-        .and_then(|a| a.authority.clone())
-        .unwrap_or_else(|| "https://login.microsoftonline.com/".to_string());
-    let authority =
-        url::Url::parse(&authority_text).map_err(|e| unavailable(format!("authority {authority_text}: {e}")))?;
-    let Some(sign_in) = intune_sign_in(platform, secrets)? else {
-        return Err(unavailable(
-            "signing in to Graph needs auth.certificate (recommended) or auth.clientSecret".into(),
-        ));
+    let scripts = script_signing(platform, env)?;
+    let sign_in = intune_sign_in(platform, env.secrets)?;
+    let (graph, authority) = match (&platform.endpoint, embedded) {
+        (Endpoint::Embedded, Some(e)) => (e.base.clone(), e.base.clone()),
+        (Endpoint::Embedded, None) => return Err(no_harness(platform)),
+        (Endpoint::Http(url), _) => {
+            let text = platform
+                .spec
+                .auth
+                .as_ref()
+                .and_then(|a| a.authority.clone())
+                .unwrap_or_else(|| "https://login.microsoftonline.com/".to_string());
+            let authority = url::Url::parse(&text).map_err(|e| unavailable(format!("authority {text}: {e}")))?;
+            (url.clone(), authority)
+        }
+        (other, _) => return Err(unavailable(format!("endpoint {other} is not a Graph URL"))),
     };
-    let tokens = intune::auth::TokenSource::new(name.clone(), &authority, &sign_in.tenant, sign_in.credential)?;
-    let scripts = script_signing(platform, secrets)?;
-    Ok(Box::new(intune::IntuneClient::new(name, graph)?.with_auth(tokens).with_script_signing(scripts)))
+    let client =
+        intune::IntuneClient::new(name.clone(), graph)?.with_script_signing(scripts).with_clock(env.clock.clone());
+    Ok(Box::new(match sign_in {
+        Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &authority, &s.tenant, s.credential)?),
+        // The embedded tenant without app registrations needs no token; a real one does.
+        None if platform.endpoint == Endpoint::Embedded => client,
+        None => {
+            return Err(unavailable(
+                "signing in to Graph needs auth.certificate (recommended) or auth.clientSecret".into(),
+            ))
+        }
+    }))
 }
 
 /// How a Platform's generated scripts are signed: with `trust.scriptSigningCertificate` when
 /// given (checked now: fit for code signing, key present, osslsigncode available), refused
 /// when the endpoints run AllSigned without one, unsigned otherwise.
-fn script_signing(
-    platform: &crate::model::Platform,
-    secrets: &crate::model::Secrets,
-) -> Result<ScriptSigning, PlatformError> {
+fn script_signing(platform: &crate::model::Platform, env: ClientEnv<'_>) -> Result<ScriptSigning, PlatformError> {
     let trust = &platform.spec.trust;
     match &trust.script_signing_certificate {
-        Some(reference) => crate::authenticode::CodeSigner::new(reference, secrets, chrono::Utc::now())
+        Some(reference) => crate::authenticode::CodeSigner::new(reference, env.secrets, env.clock.now())
             .map(ScriptSigning::Signed)
             .map_err(|e| PlatformError::Unavailable {
                 platform: platform.metadata.name.clone(),
@@ -104,19 +110,28 @@ fn script_signing(
 }
 
 /// How an Intune Platform signs in, read from what its `auth` references.
-struct IntuneSignIn {
-    credential: intune::auth::Credential,
-    client_id: String,
-    tenant: String,
+pub struct IntuneSignIn {
+    /// The credential the token source presents.
+    pub credential: intune::auth::Credential,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// The tenant.
+    pub tenant: String,
     /// The certificate's DER (empty for a secret), for the embedded tenant's registration.
-    certificate_der: Vec<u8>,
+    pub certificate_der: Vec<u8>,
     /// The secret, for the embedded tenant's registration; never shown.
-    secret: Option<String>,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for IntuneSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntuneSignIn").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
 }
 
 /// Reads an Intune Platform's credential: its certificate file (preferred) or its client secret.
 /// `None` when `auth` names neither.
-fn intune_sign_in(
+pub fn intune_sign_in(
     platform: &crate::model::Platform,
     secrets: &crate::model::Secrets,
 ) -> Result<Option<IntuneSignIn>, PlatformError> {
@@ -161,131 +176,74 @@ fn intune_sign_in(
     Ok(None)
 }
 
-/// The computer target groups (WSUS) or collections (ConfigMgr) the fleet's rings use on a
-/// platform.
-fn ring_groups(fleet: &crate::model::Fleet, platform: &crate::model::ObjectName) -> Vec<String> {
-    let mut groups: Vec<String> = fleet
-        .rollouts
-        .values()
-        .flat_map(|r| r.spec.rings.iter())
-        .flat_map(|ring| ring.groups.iter())
-        .filter(|g| g.platform.as_str() == platform.as_str())
-        .map(|g| g.group.clone())
-        .collect();
-    groups.sort();
-    groups.dedup();
-    groups
-}
-
-/// The WSUS client: through the embedded emulator, an emulator by URL, or SSH to the server.
-pub async fn connect_wsus(
-    fleet: &crate::model::Fleet,
+/// The WSUS client: a request runner at an http(s) URL (the embedded server among them), or
+/// SSH to the server.
+pub fn connect_wsus(
     platform: &crate::model::Platform,
-    state: &crate::state::StateDir,
-    secrets: &crate::model::Secrets,
+    env: ClientEnv<'_>,
+    embedded: Option<&EmbeddedEndpoint>,
 ) -> Result<wsus::WsusClient, PlatformError> {
     let name = platform.metadata.name.clone();
     let spec = &platform.spec;
     let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
     let settings = spec.wsus.clone().unwrap_or_default();
-    let transport: std::sync::Arc<dyn wsus::transport::Transport> = if spec.endpoint == "embedded" {
-        // The emulated server is set up as the fleet says the real one is: its WSUS signing
-        // certificate, the ring groups as computer target groups, and PowerShell's policy with
-        // the script-signing certificate trusted.
-        let mut options = crate::emulate::EmulatorOptions::default();
-        if let Some(reference) = &spec.trust.signing_certificate {
-            let path = match reference {
-                crate::model::SecretRef::File(path) => std::path::PathBuf::from(path),
-                // The emulated server outlives this call: it keeps an env-held certificate and
-                // key in a private file (0600) under the state directory.
-                crate::model::SecretRef::Env(_) => {
-                    let text =
-                        secrets.read(reference).map_err(|e| unavailable(format!("trust.signingCertificate: {e}")))?;
-                    let kept = crate::emulate::state_file(state, &name).with_extension("signing.pem");
-                    if let Some(dir) = kept.parent() {
-                        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
-                    }
-                    crate::model::write_private(&kept, text.as_bytes()).map_err(|e| {
-                        unavailable(format!("cannot keep trust.signingCertificate for the emulator: {e}"))
-                    })?;
-                    kept
+    let transport: std::sync::Arc<dyn wsus::transport::Transport> = match (&platform.endpoint, embedded) {
+        (Endpoint::Embedded, Some(e)) => {
+            std::sync::Arc::new(wsus::transport::HttpTransport::new(name.clone(), e.base.clone())?)
+        }
+        (Endpoint::Embedded, None) => return Err(no_harness(platform)),
+        (Endpoint::Http(url), _) => {
+            std::sync::Arc::new(wsus::transport::HttpTransport::new(name.clone(), url.clone())?)
+        }
+        (Endpoint::Ssh(url), _) => {
+            let auth = spec.auth.as_ref();
+            let user = auth
+                .and_then(|a| a.username.clone())
+                .ok_or_else(|| unavailable("the SSH transport needs auth.username".into()))?;
+            let host = url.host_str().ok_or_else(|| unavailable(format!("endpoint {url} has no host")))?;
+            let key = match auth.and_then(|a| a.ssh_key.as_ref()) {
+                Some(reference) => {
+                    Some(env.secrets.file(reference).map_err(|e| unavailable(format!("auth.sshKey: {e}")))?)
                 }
+                None => None,
             };
-            options.wsus.signing_pem = Some(path);
-        }
-        options.wsus.groups = ring_groups(fleet, &name);
-        options.wsus.all_signed = spec.trust.execution_policy == crate::model::ExecutionPolicy::AllSigned;
-        if let Some(reference) = &spec.trust.script_signing_certificate {
-            options.wsus.trusted_script_signers = crate::authenticode::certificates_at(reference, secrets)
-                .map_err(|e| unavailable(format!("trust.scriptSigningCertificate: {e}")))?
-                .into_iter()
-                .take(1)
-                .collect();
-        }
-        let base = crate::emulate::embedded(&name, PlatformType::Wsus, state, options)
-            .await
-            .map_err(|e| unavailable(format!("cannot start the emulator: {e}")))?;
-        std::sync::Arc::new(wsus::transport::HttpTransport::new(name.clone(), base)?)
-    } else {
-        let url =
-            url::Url::parse(&spec.endpoint).map_err(|e| unavailable(format!("endpoint {}: {e}", spec.endpoint)))?;
-        match url.scheme() {
-            "http" | "https" => std::sync::Arc::new(wsus::transport::HttpTransport::new(name.clone(), url)?),
-            "ssh" => {
-                let auth = spec.auth.as_ref();
-                let user = auth
-                    .and_then(|a| a.username.clone())
-                    .ok_or_else(|| unavailable("the SSH transport needs auth.username".into()))?;
-                let host =
-                    url.host_str().ok_or_else(|| unavailable(format!("endpoint {} has no host", spec.endpoint)))?;
-                let key = match auth.and_then(|a| a.ssh_key.as_ref()) {
-                    Some(reference) => {
-                        Some(secrets.file(reference).map_err(|e| unavailable(format!("auth.sshKey: {e}")))?)
-                    }
-                    None => None,
+            let transport = settings.transport.clone().unwrap_or_default();
+            let shell = if transport.shell.is_empty() {
+                let policy = match spec.trust.execution_policy {
+                    crate::model::ExecutionPolicy::Bypass => "Bypass",
+                    crate::model::ExecutionPolicy::RemoteSigned => "RemoteSigned",
+                    crate::model::ExecutionPolicy::AllSigned => "AllSigned",
                 };
-                let transport = settings.transport.clone().unwrap_or_default();
-                let shell = if transport.shell.is_empty() {
-                    let policy = match spec.trust.execution_policy {
-                        crate::model::ExecutionPolicy::Bypass => "Bypass",
-                        crate::model::ExecutionPolicy::RemoteSigned => "RemoteSigned",
-                        crate::model::ExecutionPolicy::AllSigned => "AllSigned",
-                    };
-                    ["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", policy, "-File"]
-                        .map(String::from)
-                        .to_vec()
-                } else {
-                    transport.shell.clone()
-                };
-                std::sync::Arc::new(wsus::transport::SshTransport::new(
-                    name.clone(),
-                    &user,
-                    host,
-                    url.port(),
-                    key,
-                    transport,
-                    shell,
-                ))
-            }
-            other => {
-                return Err(unavailable(format!(
-                    "endpoint scheme {other}:// is not a WSUS transport (use ssh:// or embedded)"
-                )))
-            }
+                ["powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", policy, "-File"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                transport.shell.clone()
+            };
+            std::sync::Arc::new(wsus::transport::SshTransport::new(
+                name.clone(),
+                &user,
+                host,
+                url.port(),
+                key,
+                transport,
+                shell,
+            ))
         }
+        (Endpoint::Inventory, _) => return Err(unavailable("a recorded inventory is not a WSUS transport".into())),
     };
     Ok(wsus::WsusClient::new(name, transport)
-        .with_script_signing(script_signing(platform, secrets)?)
-        .with_retire(settings.retire))
+        .with_script_signing(script_signing(platform, env)?)
+        .with_retire(settings.retire)
+        .with_clock(env.clock.clone()))
 }
 
-/// The ConfigMgr client: through the embedded emulator (an emulated site whose content share
-/// is under the state directory) or a real AdminService.
-pub async fn connect_configmgr(
-    fleet: &crate::model::Fleet,
+/// The ConfigMgr client: the AdminService at the endpoint URL (or the embedded site) and the
+/// content share it reads.
+pub fn connect_configmgr(
     platform: &crate::model::Platform,
-    state: &crate::state::StateDir,
-    secrets: &crate::model::Secrets,
+    env: ClientEnv<'_>,
+    embedded: Option<&EmbeddedEndpoint>,
 ) -> Result<configmgr::ConfigMgrClient, PlatformError> {
     let name = platform.metadata.name.clone();
     let spec = &platform.spec;
@@ -294,54 +252,32 @@ pub async fn connect_configmgr(
     let user = auth.and_then(|a| a.username.clone());
     let password = match auth.and_then(|a| a.password.as_ref()) {
         Some(reference) => Some(
-            secrets.read(reference).map_err(|e| unavailable(format!("cannot read the password ({reference}): {e}")))?,
+            env.secrets
+                .read(reference)
+                .map_err(|e| unavailable(format!("cannot read the password ({reference}): {e}")))?,
         ),
         None => None,
     };
-    let scripts = script_signing(platform, secrets)?;
-    let (base, share) = if spec.endpoint == "embedded" {
-        // The emulated site: the fleet's account with the roles a publisher needs, the ring
-        // collections, a content share under the state directory, and the clients' execution
-        // policy with the script-signing certificate trusted.
-        let file = crate::emulate::state_file(state, &name);
-        let share = configmgr::Share { unc: format!("\\\\{name}\\patchops$"), local: file.with_extension("share") };
-        let mut options = crate::emulate::EmulatorOptions::default();
-        let site = &mut options.configmgr;
-        site.site_id =
-            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("patchops:configmgr:{name}").as_bytes()).to_string();
-        site.share_unc = share.unc.clone();
-        site.share_local = share.local.clone();
-        site.collections = ring_groups(fleet, &name);
-        site.admins.push(crate::emulate::configmgr::Admin {
-            logon: user.clone().unwrap_or_default(),
-            password: password.clone().unwrap_or_default(),
-            roles: vec!["Application Author".into(), "Application Deployment Manager".into()],
-        });
-        if spec.trust.execution_policy == crate::model::ExecutionPolicy::AllSigned {
-            if let Some(reference) = &spec.trust.script_signing_certificate {
-                let certs = crate::authenticode::certificates_at(reference, secrets)
-                    .map_err(|e| unavailable(format!("trust.scriptSigningCertificate: {e}")))?;
-                site.all_signed_by = Some(certs.into_iter().take(1).collect());
-            }
+    let scripts = script_signing(platform, env)?;
+    let (base, share) = match (&platform.endpoint, embedded) {
+        (Endpoint::Embedded, Some(EmbeddedEndpoint { base, share: Some(share) })) => (base.clone(), share.clone()),
+        (Endpoint::Embedded, _) => return Err(no_harness(platform)),
+        (Endpoint::Http(url), _) => {
+            let mut base = url.clone();
+            // Accept the provider's URL with or without its /AdminService path.
+            let path = base.path().trim_end_matches('/').trim_end_matches("/AdminService").to_string();
+            base.set_path(&format!("{path}/"));
+            let share = spec
+                .configmgr
+                .as_ref()
+                .and_then(|c| c.content_share.as_ref())
+                .ok_or_else(|| unavailable("a real site needs configmgr.contentShare".into()))?;
+            (base, configmgr::Share { unc: share.unc.clone(), local: std::path::PathBuf::from(&share.local_path) })
         }
-        let base = crate::emulate::embedded(&name, PlatformType::Configmgr, state, options)
-            .await
-            .map_err(|e| unavailable(format!("cannot start the emulator: {e}")))?;
-        (base, share)
-    } else {
-        let mut base =
-            url::Url::parse(&spec.endpoint).map_err(|e| unavailable(format!("endpoint {}: {e}", spec.endpoint)))?;
-        // Accept the provider's URL with or without its /AdminService path.
-        let path = base.path().trim_end_matches('/').trim_end_matches("/AdminService").to_string();
-        base.set_path(&format!("{path}/"));
-        let share = spec
-            .configmgr
-            .as_ref()
-            .and_then(|c| c.content_share.as_ref())
-            .ok_or_else(|| unavailable("a real site needs configmgr.contentShare".into()))?;
-        (base, configmgr::Share { unc: share.unc.clone(), local: std::path::PathBuf::from(&share.local_path) })
+        (other, _) => return Err(unavailable(format!("endpoint {other} is not an AdminService URL"))),
     };
-    let client = configmgr::ConfigMgrClient::new(name, base, share)?.with_script_signing(scripts);
+    let client =
+        configmgr::ConfigMgrClient::new(name, base, share)?.with_script_signing(scripts).with_clock(env.clock.clone());
     Ok(match (user, password) {
         (Some(u), Some(p)) => client.with_account(u, p),
         _ => client,

@@ -13,7 +13,9 @@ pub mod intune;
 pub mod inventory;
 pub mod wsus;
 
-pub use connect::{connect, connect_configmgr, connect_wsus};
+pub use connect::{
+    connect, connect_configmgr, connect_wsus, intune_sign_in, ClientEnv, EmbeddedEndpoint, IntuneSignIn,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

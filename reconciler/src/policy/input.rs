@@ -118,7 +118,7 @@ pub fn input_for(a: &PlannedAction, ctx: &PolicyContext<'_>) -> Value {
         "platform": platform.map(|p| json!({
             "name": p.metadata.name.as_str(),
             "type": p.spec.platform_type.as_str(),
-            "embedded": p.spec.endpoint == "embedded",
+            "embedded": p.endpoint == crate::model::Endpoint::Embedded,
             "labels": p.metadata.labels,
             "auth": { "method": auth_method(p.spec.auth.as_ref()) },
             "trust": {

@@ -12,6 +12,7 @@
 mod guard;
 pub use guard::EVALUATION_MEMORY_LIMIT;
 pub mod input;
+mod judge;
 mod rego_test;
 
 use schemars::JsonSchema;
@@ -22,6 +23,7 @@ use crate::plan::PlannedAction;
 use crate::source::SourceSnapshot;
 
 pub use input::{input_for, PolicyContext};
+pub use judge::judge;
 pub use rego_test::{run_tests, TestOutcome, TestResult};
 
 /// A policy shipped with patchops (the files in `policies/`, compiled into the binary).

@@ -86,6 +86,7 @@ const RING_REACHED: &str =
 pub struct StateDb {
     conn: Connection,
     path: PathBuf,
+    clock: crate::clock::SharedClock,
 }
 
 /// One audit record: what an action did and the chain that admitted it.
@@ -150,8 +151,13 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 }
 
 impl StateDb {
-    /// Opens (creating) `<dir>/state.db`.
+    /// Opens (creating) `<dir>/state.db`, time-stamping with the system clock.
     pub fn open(dir: &Path) -> Result<StateDb, StateError> {
+        StateDb::open_with_clock(dir, crate::clock::system())
+    }
+
+    /// Opens (creating) `<dir>/state.db`, time-stamping records with `clock`.
+    pub fn open_with_clock(dir: &Path, clock: crate::clock::SharedClock) -> Result<StateDb, StateError> {
         let path = dir.join("state.db");
         let err = |reason: String| StateError::new(&path, reason);
         std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create the directory: {e}")))?;
@@ -159,7 +165,7 @@ impl StateDb {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(e.to_string()))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(e.to_string()))?;
-        let mut db = StateDb { conn, path };
+        let mut db = StateDb { conn, path, clock };
         db.migrate()?;
         Ok(db)
     }
@@ -228,7 +234,7 @@ impl StateDb {
         self.conn
             .execute(
                 "UPDATE journal SET finished_at = ?1, outcome = 'interrupted' WHERE finished_at IS NULL",
-                params![now_text(Utc::now())],
+                params![now_text(self.clock.now())],
             )
             .map_err(|e| self.err(e))?;
         Ok(rows)
@@ -246,7 +252,7 @@ impl StateDb {
         self.conn
             .execute(
                 "INSERT INTO journal (run, started_at, product, platform, ring, action, step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'started')",
-                params![run, now_text(Utc::now()), product, platform, ring, action],
+                params![run, now_text(self.clock.now()), product, platform, ring, action],
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -411,7 +417,7 @@ impl StateDb {
                 "INSERT INTO catalogs (source, serial, sha256, accepted_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (source) DO UPDATE SET serial = excluded.serial, sha256 = excluded.sha256, accepted_at = excluded.accepted_at
                  WHERE excluded.serial > catalogs.serial",
-                params![source, serial as i64, sha256, now_text(Utc::now())],
+                params![source, serial as i64, sha256, now_text(self.clock.now())],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -430,7 +436,7 @@ impl StateDb {
             .execute(
                 "INSERT INTO content (sha256, size, origin, verified_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (sha256) DO UPDATE SET verified_at = excluded.verified_at, origin = excluded.origin",
-                params![sha256, size as i64, origin, now_text(Utc::now())],
+                params![sha256, size as i64, origin, now_text(self.clock.now())],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -488,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = StateDb::open(dir.path()).unwrap();
         let record = |product: &str, platform: &str, outcome: &str| AuditRecord {
-            at: Utc::now(),
+            at: crate::clock::Clock::now(&crate::clock::SystemClock),
             run: "r".into(),
             source: "s".into(),
             catalog: None,

@@ -34,7 +34,7 @@ pub enum LockError {
 
 impl ApplyLock {
     /// Takes the lock without waiting.
-    pub fn acquire(dir: &Path, what: &str) -> Result<ApplyLock, LockError> {
+    pub fn acquire(dir: &Path, what: &str, at: chrono::DateTime<chrono::Utc>) -> Result<ApplyLock, LockError> {
         let path = dir.join("apply.lock");
         let err = |e: std::io::Error| StateError::new(&path, e.to_string());
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -53,8 +53,7 @@ impl ApplyLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(err(e).into()),
         }
-        let note =
-            format!("pid {} since {} ({what})", std::process::id(), chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"));
+        let note = format!("pid {} since {} ({what})", std::process::id(), at.format("%Y-%m-%d %H:%M:%S UTC"));
         file.set_len(0).map_err(err)?;
         file.rewind().map_err(err)?;
         file.write_all(note.as_bytes()).map_err(err)?;

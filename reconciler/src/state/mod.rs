@@ -46,12 +46,25 @@ impl StateError {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    /// What the records written here are time-stamped with.
+    clock: crate::clock::SharedClock,
 }
 
 impl StateDir {
     /// Uses `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        StateDir { root: root.into() }
+        StateDir { root: root.into(), clock: crate::clock::system() }
+    }
+
+    /// Time-stamps what is written here (journal, audit, ring history, lock) with `clock`.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock records are time-stamped with.
+    pub fn clock(&self) -> &crate::clock::SharedClock {
+        &self.clock
     }
 
     /// The directory.
@@ -61,12 +74,12 @@ impl StateDir {
 
     /// Opens the state database.
     pub fn db(&self) -> Result<StateDb, StateError> {
-        StateDb::open(&self.root)
+        StateDb::open_with_clock(&self.root, self.clock.clone())
     }
 
     /// Takes the apply lock.
     pub fn lock(&self, what: &str) -> Result<ApplyLock, LockError> {
-        ApplyLock::acquire(&self.root, what)
+        ApplyLock::acquire(&self.root, what, self.clock.now())
     }
 
     /// Removes what a killed run left under the state directory: partial downloads and the

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// An administrative user of the emulated site.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Admin {
     /// Logon name, such as `CONTOSO\svc-patchops`.
     pub logon: String,
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Admin {
 }
 
 /// How the emulated site is set up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SiteOptions {
     /// `SMS_Identification.ThisSiteID` (a GUID); the authoring scope is `ScopeId_<it>`.
     pub site_id: String,
@@ -65,6 +65,8 @@ pub struct SiteOptions {
     /// Clients run PowerShell as AllSigned: detection scripts must be signed by one of these
     /// certificates (DER).
     pub all_signed_by: Option<Vec<Vec<u8>>>,
+    /// The site's clock (certificate checks of signed detection scripts).
+    pub clock: crate::clock::SharedClock,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,6 +225,7 @@ impl Emulator {
             share_local: self.options.share_local.clone(),
             existing,
             all_signed_by: self.options.all_signed_by.clone(),
+            now: self.options.clock.now(),
         };
         let checked =
             sdm_check::check(xml, &site).map_err(|p| bad(format!("SDMPackageXML is not valid: {}", p.join("; "))))?;

@@ -19,6 +19,8 @@ pub struct Site {
     pub existing: Vec<(String, String)>,
     /// Detection scripts must be Authenticode-signed by one of these certificates.
     pub all_signed_by: Option<Vec<Vec<u8>>>,
+    /// The site's time, for the signing certificate's validity.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The facts the site keeps of a valid document.
@@ -213,7 +215,7 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                         if body.trim().is_empty() {
                             problems.push(format!("DeploymentType {name}: the detection script is empty"));
                         } else if let Some(signers) = &site.all_signed_by {
-                            if let Err(why) = script_signed(&body, signers) {
+                            if let Err(why) = script_signed(&body, signers, site.now) {
                                 problems.push(format!("DeploymentType {name}: clients run PowerShell as AllSigned, but the detection script {why}"));
                             }
                         }
@@ -259,14 +261,14 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
 }
 
 /// Whether a script carries a valid Authenticode signature by one of `signers`.
-fn script_signed(body: &str, signers: &[Vec<u8>]) -> Result<(), String> {
+fn script_signed(body: &str, signers: &[Vec<u8>], now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let script = dir.path().join("detect.ps1");
     std::fs::write(&script, body).map_err(|e| e.to_string())?;
     let roots = dir.path().join("roots.pem");
     let text: String = signers.iter().map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.clone()))).collect();
     std::fs::write(&roots, text).map_err(|e| e.to_string())?;
-    let check = crate::authenticode::inspect(&script, &roots, chrono::Utc::now()).map_err(|e| e.to_string())?;
+    let check = crate::authenticode::inspect(&script, &roots, now).map_err(|e| e.to_string())?;
     match (check.signed, check.digest_matches, check.chain_trusted) {
         (false, _, _) => Err("is not signed".into()),
         (true, false, _) => Err("was changed after it was signed".into()),

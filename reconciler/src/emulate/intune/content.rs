@@ -42,12 +42,8 @@ pub(super) fn blob_routes() -> Router<Shared> {
     Router::new().route("/blob/{f}", put(put_blob)).layer(axum::extract::DefaultBodyLimit::max(100 << 20))
 }
 
-fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
-}
-
-fn sas(host: &str, file: &str) -> (String, String) {
-    let expiry = now() + SAS_LIFETIME;
+fn sas(now: chrono::DateTime<chrono::Utc>, host: &str, file: &str) -> (String, String) {
+    let expiry = now + SAS_LIFETIME;
     let sig = hex::encode(
         &sha2::Sha256::digest(format!("{file}{}{}", expiry.timestamp(), expiry.timestamp_subsec_nanos()))[..16],
     );
@@ -108,7 +104,7 @@ async fn create_file(
             }
             s.next_id += 1;
             let fid = super::guid(s.next_id);
-            let (uri, expiry) = sas(&host(&headers), &fid);
+            let (uri, expiry) = sas(emu.options.clock.now(), &host(&headers), &fid);
             let file = json!({
                 "@odata.type": "#microsoft.graph.mobileAppContentFile",
                 "id": fid,
@@ -191,7 +187,7 @@ async fn renew_upload(
     emu.with_store(
         |s| {
             let file = s.files.get_mut(&f).ok_or_else(|| not_found(&f))?;
-            let (uri, expiry) = sas(&host(&headers), &f);
+            let (uri, expiry) = sas(emu.options.clock.now(), &host(&headers), &f);
             file["_"]["uri"] = json!(uri);
             file["_"]["expiry"] = json!(expiry);
             file["_"]["blocksWithThisSas"] = json!(0);
@@ -264,7 +260,7 @@ async fn put_blob(
     if !uri.contains(&format!("se={se}&")) || !uri.ends_with(&format!("sig={sig}")) {
         return Err(denied("Signature did not match."));
     }
-    if se <= now().timestamp() {
+    if se <= emu.options.clock.now().timestamp() {
         return Err(denied("Signed expiry time has to be after signed start time: the SAS has expired."));
     }
     if q.comp.as_deref() == Some("block") {

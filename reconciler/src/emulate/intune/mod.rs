@@ -186,10 +186,10 @@ pub fn router(emulator: Shared) -> Router {
 
 fn guid(seed: u64) -> String {
     use sha2::Digest;
-    let h = sha2::Sha256::digest(format!(
-        "patchops-emulated-app-{seed}-{}",
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    ));
+    // Unique across restarts of the emulator: the counter, and randomness.
+    let mut salt = [0u8; 16];
+    let _ = getrandom::fill(&mut salt);
+    let h = sha2::Sha256::digest(format!("patchops-emulated-app-{seed}-{}", hex::encode(salt)));
     let x = hex::encode(&h[..16]);
     format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
 }
@@ -328,7 +328,7 @@ async fn create_app(
         |s| {
             s.next_id += 1;
             let id = guid(s.next_id);
-            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let now = emu.options.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             app["id"] = Value::String(id.clone());
             app["createdDateTime"] = Value::String(now.clone());
             app["lastModifiedDateTime"] = Value::String(now);
@@ -383,7 +383,7 @@ async fn patch_app(
                 }
             }
             app["lastModifiedDateTime"] =
-                Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                Value::String(emu.options.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             Ok(StatusCode::NO_CONTENT)
         },
         true,

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::Shared;
 
 /// An app registration of the emulated tenant. `Debug` never shows the secret.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RegisteredApp {
     /// Its client (application) id.
     pub client_id: String,

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// How the emulated server is set up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WsusServerOptions {
     /// The WSUS signing certificate and its key (one PEM): CABs are signed with it. None: the
     /// server has no signing certificate and refuses to publish.
@@ -47,6 +47,8 @@ pub struct WsusServerOptions {
     pub all_signed: bool,
     /// Certificates (DER) the server trusts to sign scripts (Trusted Publishers, and roots).
     pub trusted_script_signers: Vec<Vec<u8>>,
+    /// The server's clock (approval times, certificate checks).
+    pub clock: crate::clock::SharedClock,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -394,7 +396,7 @@ impl Emulator {
             .collect();
         std::io::Write::write_all(&mut roots, text.as_bytes()).map_err(|e| e.to_string())?;
         let check =
-            crate::authenticode::inspect(script, roots.path(), chrono::Utc::now()).map_err(|e| e.to_string())?;
+            crate::authenticode::inspect(script, roots.path(), self.options.clock.now()).map_err(|e| e.to_string())?;
         if !check.signed {
             return Err(format!(
                 "File {shown} cannot be loaded. The file {shown} is not digitally signed. You cannot run this script on the current system. {policy}"
@@ -570,7 +572,7 @@ impl Emulator {
         if u.expired {
             return Err(format!("update {id} is expired and cannot be approved"));
         }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = self.options.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut approvals = Vec::new();
         for a in request["approvals"].as_array().into_iter().flatten() {
             let group = a["group"].as_str().unwrap_or_default();

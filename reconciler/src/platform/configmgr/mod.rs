@@ -49,7 +49,7 @@ use sdm::{Application, Detection, PostInstall, Technology};
 const NAMES: uuid::Uuid = uuid::Uuid::from_u128(0x2d4e_8a1f_93b7_4f02_b6c1_58e0_aa7d_3c19);
 
 /// The content share: how the site reads it and where it is mounted here.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     /// UNC path, such as `\\cm01\sources\patchops`.
     pub unc: String,
@@ -79,6 +79,7 @@ pub struct ConfigMgrClient {
     scope: tokio::sync::OnceCell<String>,
     /// Applications by CI_ID from the last listing or this client's own changes.
     known: Mutex<BTreeMap<String, Application>>,
+    clock: crate::clock::SharedClock,
 }
 
 impl ConfigMgrClient {
@@ -96,6 +97,7 @@ impl ConfigMgrClient {
             scripts: ScriptSigning::Unsigned,
             scope: tokio::sync::OnceCell::new(),
             known: Mutex::new(BTreeMap::new()),
+            clock: crate::clock::SharedClock::default(),
         })
     }
 
@@ -103,6 +105,13 @@ impl ConfigMgrClient {
     #[must_use]
     pub fn with_account(mut self, user: String, password: String) -> Self {
         self.account = Some((user, password));
+        self
+    }
+
+    /// Takes the time (deadlines, creation times, certificate checks) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -557,7 +566,7 @@ impl Platform for ConfigMgrClient {
         }
         let model = format!("{}/{}", app.scope, app.application);
         let current = self.deployments(&model).await?;
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut wanted: Vec<Value> = Vec::new();
         for a in assignments {

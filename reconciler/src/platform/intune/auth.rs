@@ -93,7 +93,9 @@ impl CertificateCredential {
             }
         };
         header.typ = Some("JWT".into());
-        let now = chrono::Utc::now().timestamp();
+        // Entra checks the assertion against its own (real) time, whatever clock drives the
+        // reconciler: the system clock, always.
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock).timestamp();
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).map_err(|e| e.to_string())?;
         let claims = serde_json::json!({

@@ -65,6 +65,7 @@ pub struct IntuneClient {
     block_size: usize,
     auth: Option<std::sync::Arc<auth::TokenSource>>,
     scripts: ScriptSigning,
+    clock: crate::clock::SharedClock,
 }
 
 pub use super::{Delivered, ScriptSigning};
@@ -77,7 +78,22 @@ impl IntuneClient {
     pub fn new(name: ObjectName, base: url::Url) -> Result<IntuneClient, PlatformError> {
         let http =
             crate::http::client().map_err(|reason| PlatformError::Unavailable { platform: name.clone(), reason })?;
-        Ok(IntuneClient { name, base, http, block_size: BLOCK_SIZE, auth: None, scripts: ScriptSigning::Unsigned })
+        Ok(IntuneClient {
+            name,
+            base,
+            http,
+            block_size: BLOCK_SIZE,
+            auth: None,
+            scripts: ScriptSigning::Unsigned,
+            clock: crate::clock::SharedClock::default(),
+        })
+    }
+
+    /// Takes the time (deadlines, creation times, certificate checks) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// How generated scripts are delivered (unsigned by default).
@@ -730,7 +746,7 @@ impl Platform for IntuneClient {
     }
 
     async fn set_assignments(&self, id: &str, assignments: &[DesiredAssignment]) -> Result<(), PlatformError> {
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let list: Vec<Value> = assignments
             .iter()
             .map(|a| {

@@ -79,6 +79,7 @@ pub struct WsusClient {
     known: Mutex<BTreeMap<String, Known>>,
     /// The server's signing certificate, judged once before the first publish.
     signing_checked: tokio::sync::OnceCell<()>,
+    clock: crate::clock::SharedClock,
 }
 
 /// The server's publishing facts (`patchops doctor`).
@@ -115,6 +116,7 @@ impl WsusClient {
             retire: WsusRetire::default(),
             known: Mutex::new(BTreeMap::new()),
             signing_checked: tokio::sync::OnceCell::new(),
+            clock: crate::clock::SharedClock::default(),
         }
     }
 
@@ -122,6 +124,13 @@ impl WsusClient {
     #[must_use]
     pub fn with_script_signing(mut self, scripts: ScriptSigning) -> Self {
         self.scripts = scripts;
+        self
+    }
+
+    /// Takes the time (deadlines, creation times, certificate checks) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -224,7 +233,7 @@ impl WsusClient {
                     // The server itself refuses to publish without one, with its own words.
                     return Ok(());
                 };
-                let judged = crate::authenticode::judge_certificate(&der, chrono::Utc::now())
+                let judged = crate::authenticode::judge_certificate(&der, self.clock.now())
                     .map_err(|e| self.failed("checking the server's signing certificate", e))?;
                 match judged.problems.first() {
                     None => Ok(()),
@@ -341,7 +350,7 @@ impl WsusClient {
         };
         let classification =
             Classification::from_fleet(&field("wsus.classification")).unwrap_or(Classification::Updates);
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(o.marker.content_digest.to_string(), &mut sha256)
             .map_err(|e| self.failed(building, e.to_string()))?;
@@ -591,7 +600,7 @@ impl Platform for WsusClient {
                 self.revise(id, current, "set the reboot behaviour").await?;
             }
         }
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let approvals = assignments
             .iter()
             .map(|a| {

@@ -1,0 +1,123 @@
+//! The long-lived context every operation runs in (kube-runtime's `Arc<Ctx>`, cargo's
+//! `GlobalContext`): the state directory, where secrets come from, the clock, the harness of
+//! embedded emulators, and how progress is shown. One is made per process (the command line)
+//! or per daemon, and shared by every cycle; what varies per call (where the fleet is, a saved
+//! plan, the mass-retire share) is an option struct of that operation.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::SharedClock;
+use crate::harness::Harness;
+use crate::model::{Fleet, Platform as FleetPlatform, Secrets};
+use crate::platform::{self, ClientEnv, PlatformError};
+use crate::state::StateDir;
+
+/// What every operation shares.
+pub struct Context {
+    state: StateDir,
+    secrets: Secrets,
+    clock: SharedClock,
+    harness: Harness,
+    progress: Option<Arc<dyn crate::content::Progress>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("state", &self.state.path()).finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context on `state`, reading secrets through `secrets`, on the system clock.
+    pub fn new(state: StateDir, secrets: Secrets) -> Context {
+        let clock = state.clock().clone();
+        Context { state, secrets, clock, harness: Harness::new(), progress: None }
+    }
+
+    /// Runs on `clock` (the state directory's records are time-stamped with it too).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Context {
+        self.state = self.state.with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// Shows downloads through `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn crate::content::Progress>) -> Context {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Where referenced secrets are read from.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The current time, from the clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The embedded emulators.
+    pub fn harness(&self) -> &Harness {
+        &self.harness
+    }
+
+    /// How downloads are shown, if at all.
+    pub fn progress(&self) -> Option<&Arc<dyn crate::content::Progress>> {
+        self.progress.as_ref()
+    }
+
+    /// The content cache under the state directory, showing progress where asked to.
+    pub fn content(&self) -> crate::content::ContentCache {
+        match &self.progress {
+            Some(p) => self.state.content().with_progress(p.clone()),
+            None => self.state.content(),
+        }
+    }
+
+    /// What clients are built with.
+    pub fn client_env(&self) -> ClientEnv<'_> {
+        ClientEnv { secrets: &self.secrets, clock: &self.clock, state: &self.state }
+    }
+
+    /// The client of a fleet Platform; an embedded one is reached through the harness.
+    pub async fn connect(
+        &self,
+        fleet: &Fleet,
+        platform: &FleetPlatform,
+    ) -> Result<Box<dyn platform::Platform>, PlatformError> {
+        let embedded = if crate::harness::is_embedded(platform) {
+            Some(self.harness.endpoint(fleet, platform, &self.state, &self.secrets, &self.clock).await?)
+        } else {
+            None
+        };
+        platform::connect(platform, self.client_env(), embedded.as_ref())
+    }
+
+    /// Where an embedded Platform answers (started by the harness), `None` for real ones.
+    pub async fn embedded_endpoint(
+        &self,
+        fleet: &Fleet,
+        platform: &FleetPlatform,
+    ) -> Result<Option<platform::EmbeddedEndpoint>, PlatformError> {
+        if crate::harness::is_embedded(platform) {
+            Ok(Some(self.harness.endpoint(fleet, platform, &self.state, &self.secrets, &self.clock).await?))
+        } else {
+            Ok(None)
+        }
+    }
+}

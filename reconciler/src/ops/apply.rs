@@ -1,0 +1,161 @@
+//! `patchops apply`: the pipeline with the ring history recorded and the mass-retire guard
+//! enforced, under the apply lock; then permit → apply ([`ApplyRun::execute`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::pipeline::{self, Clients, Decide, Loaded, RingEvidence};
+use super::{ApplyRefusal, OpsError, DEFAULT_MAX_RETIRE_SHARE};
+use crate::context::Context;
+use crate::model::ObjectName;
+use crate::plan::{self, Plan};
+use crate::platform::Observed;
+use crate::policy::{Denial, Policies, PolicyContext};
+use crate::source::{SourceOptions, SourceWarning};
+use crate::state::{ApplyLock, Interrupted, StateDb};
+
+/// What `apply` is asked to do besides the fleet.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Apply exactly this saved plan (refused when stale).
+    pub saved_plan: Option<Plan>,
+    /// Allow retiring more than `max_retire_share` of a platform's managed objects.
+    pub allow_mass_retire: bool,
+    /// The share of a platform's managed objects one run may retire (default 0.3).
+    pub max_retire_share: Option<f64>,
+    /// Retry policy for transient platform errors.
+    pub retry: Option<crate::apply::RetryPolicy>,
+}
+
+/// An apply that has planned and holds the lock; [`ApplyRun::execute`] changes the platforms.
+pub struct ApplyRun<'c> {
+    /// The plan it will apply (denied and waiting actions are not applied).
+    pub plan: Plan,
+    /// Warnings about the source.
+    pub warnings: Vec<SourceWarning>,
+    /// Actions an earlier run left unfinished (it crashed or was killed).
+    pub interrupted: Vec<Interrupted>,
+    /// When to run again: the earliest time a waiting change opens.
+    pub requeue_at: Option<chrono::DateTime<chrono::Utc>>,
+    ctx: &'c Context,
+    loaded: Loaded,
+    observed: BTreeMap<ObjectName, Observed>,
+    clients: Clients,
+    policies: Policies,
+    db: Arc<Mutex<StateDb>>,
+    options: ApplyOptions,
+    _lock: ApplyLock,
+}
+
+impl std::fmt::Debug for ApplyRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyRun").field("plan", &self.plan.summary).finish_non_exhaustive()
+    }
+}
+
+/// The result of an apply.
+#[derive(Debug)]
+pub struct Applied {
+    /// Every applied action and how it ended.
+    pub reports: Vec<crate::apply::ActionReport>,
+    /// Actions policy refused at apply time.
+    pub denied: Vec<(plan::PlannedAction, Vec<Denial>)>,
+}
+
+/// `patchops apply`, first half: lock, recover, load, verify, observe, plan, judge and gate.
+pub async fn prepare_apply<'c>(
+    ctx: &'c Context,
+    source: &SourceOptions,
+    options: ApplyOptions,
+) -> Result<ApplyRun<'c>, OpsError> {
+    let state = ctx.state();
+    let lock = state.lock("apply").map_err(|e| OpsError::Refused(e.into()))?;
+    let db = state.db()?;
+    let interrupted = db.recover()?;
+    // Holding the lock, nothing of the state directory is being written: what a killed run
+    // left half-written (downloads, emulator state) goes.
+    let freed = state.sweep_leftovers();
+    if freed > 0 {
+        tracing::info!(bytes = freed, "removed the partial files of an earlier run");
+    }
+    for i in &interrupted {
+        tracing::warn!(run = %i.run, action = %i.subject, step = %i.step, detail = %i.detail, "an earlier apply was interrupted; re-planning from the platforms' current state");
+    }
+    let loaded = pipeline::load(ctx, source).await?;
+    let clients = pipeline::connect(ctx, &loaded.fleet).await?;
+    let observed = pipeline::observe(&clients).await?;
+    let share = options.max_retire_share.unwrap_or(DEFAULT_MAX_RETIRE_SHARE);
+    let decision = pipeline::decide(
+        ctx,
+        &loaded,
+        &observed,
+        Decide {
+            saved: options.saved_plan.as_ref(),
+            ring_evidence: Some(RingEvidence::Record),
+            max_retire_share: share,
+        },
+    )?;
+    if !options.allow_mass_retire && !decision.mass_retire.is_empty() {
+        return Err(OpsError::Refused(ApplyRefusal::MassRetire(decision.mass_retire)));
+    }
+    Ok(ApplyRun {
+        plan: decision.plan,
+        warnings: loaded.warnings.clone(),
+        interrupted,
+        requeue_at: decision.requeue_at,
+        ctx,
+        loaded,
+        observed,
+        clients,
+        policies: decision.policies,
+        db: Arc::new(Mutex::new(db)),
+        options,
+        _lock: lock,
+    })
+}
+
+impl ApplyRun<'_> {
+    /// Records the serials of the catalogs this apply acted on (trust-chain link 1's history):
+    /// from now on a lower serial of the same source is refused as a rollback. `execute` does
+    /// it after applying; call it when there was nothing to apply (the platforms already match
+    /// this catalog).
+    pub fn record_catalogs(&self) -> Result<(), OpsError> {
+        let mut history = self.ctx.state().catalogs()?;
+        for c in self.loaded.catalogs.values() {
+            history.record(c)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the plan's applicable actions, then records the catalogs' serials.
+    pub async fn execute(mut self) -> Result<Applied, OpsError> {
+        let now = self.ctx.now();
+        let ctx = PolicyContext::new(&self.loaded.fleet, &self.loaded.catalogs, now);
+        let mut permitted = Vec::new();
+        let mut denied = Vec::new();
+        for a in self.plan.applicable() {
+            // Policies are evaluated again here: the PermittedAction type is the engine's only
+            // input, and only `permit` makes one.
+            match self.policies.permit(a.clone(), &ctx)? {
+                Ok(p) => permitted.push(p),
+                Err(d) => denied.push((a.clone(), d)),
+            }
+        }
+        let run_id = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), std::process::id());
+        let engine = crate::apply::Engine {
+            fleet: &self.loaded.fleet,
+            snapshot: &self.loaded.snapshot,
+            catalogs: &self.loaded.catalogs,
+            observed: &self.observed,
+            platforms: &self.clients,
+            content: self.ctx.content(),
+            db: self.db.clone(),
+            run: run_id,
+            retry: self.options.retry.unwrap_or_default(),
+            clock: self.ctx.clock().clone(),
+        };
+        let reports = engine.run(permitted).await;
+        self.record_catalogs()?;
+        Ok(Applied { reports, denied })
+    }
+}

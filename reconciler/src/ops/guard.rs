@@ -1,0 +1,57 @@
+//! The mass-retire guard: an empty or broken fleet looks exactly like a fleet that retires
+//! everything, so one run may retire only a share of a platform's managed objects.
+
+use std::collections::BTreeMap;
+
+use crate::model::ObjectName;
+use crate::plan::{self, Plan};
+use crate::platform::{self, Observed};
+
+/// The fewest objects a run must retire from a platform for the mass-retire guard to refuse it
+/// (unless it retires every managed object there): one retire on a small platform is a
+/// change, not an emptied fleet.
+pub const MIN_MASS_RETIRE_COUNT: usize = 3;
+
+/// Platforms where the plan would retire more than `share` of the managed objects: at least
+/// [`MIN_MASS_RETIRE_COUNT`] of them, or all of them.
+pub(super) fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, o) in observed {
+        // Half-made objects are replaced, not retired from devices: they do not count.
+        let managed: Vec<&platform::ObservedObject> =
+            o.objects.iter().filter(|x| x.managed_complete().is_some()).collect();
+        if managed.is_empty() {
+            continue;
+        }
+        let retires: Vec<&plan::PlannedAction> = plan
+            .applicable()
+            // A version withdrawn from a group that already runs the selected one (a crash
+            // mid-update) is the end of an update, not a fleet emptying itself.
+            .filter(|a| {
+                a.action == plan::ActionKind::Retire && &*a.platform == name.as_str() && &*a.reason != "AlsoAssigned"
+            })
+            .collect();
+        let gone = managed
+            .iter()
+            .filter(|obj| {
+                let mine = |a: &&&plan::PlannedAction| a.object_id.as_deref() == Some(obj.id.as_str());
+                retires.iter().filter(mine).any(|a| a.group.is_none())
+                    || (!obj.assignments.is_empty()
+                        && obj
+                            .assignments
+                            .iter()
+                            .all(|g| retires.iter().filter(mine).any(|a| a.group.as_deref() == Some(g.group.as_str()))))
+            })
+            .count();
+        let enough = gone >= MIN_MASS_RETIRE_COUNT || gone == managed.len();
+        if gone > 0 && enough && (gone as f64) > share * managed.len() as f64 {
+            out.push(format!(
+                "platform {name}: {gone} of its {} managed objects would be retired ({:.0} %, more than the {:.0} % allowed)",
+                managed.len(),
+                100.0 * gone as f64 / managed.len() as f64,
+                100.0 * share
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,219 @@
+//! The one pipeline every operation runs, in stages: **load** (source → fleet → verified
+//! catalogs) → **connect** and **observe** the platforms → **decide** (plan, judge, gate and
+//! guard). `validate` stops after load and decides against empty platforms; `doctor` loads the
+//! fleet only; `status` loads and observes; `plan` and `apply` (and the daemon's cycle) run it
+//! whole. The decision says when to run again: the earliest time a waiting change opens
+//! ([`Decision::requeue_at`], as kube-runtime's `Action::requeue`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{rss_mib, OpsError};
+use crate::catalog::{self, VerifiedCatalog};
+use crate::context::Context;
+use crate::model::{self, Fleet, ObjectName};
+use crate::plan::{self, Plan, PlanInput};
+use crate::platform::{self, Observed, PlatformError};
+use crate::policy::{Policies, PolicyContext};
+use crate::source::{self, SourceOptions, SourceSnapshot, SourceWarning};
+
+/// A fleet that parsed and resolved, with its verified catalogs.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The source read.
+    pub snapshot: SourceSnapshot,
+    /// Warnings about the source.
+    pub warnings: Vec<SourceWarning>,
+    /// The fleet.
+    pub fleet: Fleet,
+    /// One verified catalog per CatalogSource.
+    pub catalogs: BTreeMap<ObjectName, VerifiedCatalog>,
+}
+
+/// The fleet alone, without its catalogs (`doctor`: a broken catalog must not hide a broken
+/// platform).
+pub fn load_fleet(source: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>, Fleet), OpsError> {
+    let (snapshot, warnings) = source::open(source)?;
+    let fleet = model::load(snapshot.files())?;
+    Ok((snapshot, warnings, fleet))
+}
+
+/// Reads the source, loads the fleet, and verifies every catalog against the recorded history
+/// (recording nothing: only an apply records the serials it acted on).
+pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsError> {
+    let t = std::time::Instant::now();
+    let (snapshot, warnings) = source::open(source)?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), files = snapshot.files().len(), "source read");
+    let fleet = model::load(snapshot.files())?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
+    let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
+    Ok(Loaded { snapshot, warnings, fleet, catalogs })
+}
+
+async fn verify_catalogs(
+    ctx: &Context,
+    fleet: &Fleet,
+    snapshot: &SourceSnapshot,
+) -> Result<BTreeMap<ObjectName, VerifiedCatalog>, OpsError> {
+    // Read-only: the history is consulted (rollback, equivocation) but never written here.
+    // Only apply records a serial, once it acted on the catalog (`ApplyRun::record_catalogs`),
+    // so planning a branch with a newer catalog does not make main's look like a rollback.
+    let history = ctx.state().catalogs()?;
+    let mut verified = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (name, source) in &fleet.catalog_sources {
+        let result = match catalog::fetch(source, snapshot).await {
+            Ok(unverified) => {
+                unverified.verify(&source.trusted_keys, source.spec.max_age.map(|d| d.0), history.seen(name), ctx.now())
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(c) => {
+                tracing::info!(source = %name, serial = c.serial(), key = c.key_id(), "catalog verified");
+                verified.insert(name.clone(), c);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        Ok(verified)
+    } else {
+        Err(OpsError::Catalogs(failures))
+    }
+}
+
+/// A client per platform of the fleet.
+pub type Clients = BTreeMap<ObjectName, Box<dyn platform::Platform>>;
+
+/// Builds the client of every platform (embedded ones through the context's harness). Every
+/// failure is reported, not only the first.
+pub async fn connect(ctx: &Context, fleet: &Fleet) -> Result<Clients, OpsError> {
+    let mut clients = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (name, p) in &fleet.platforms {
+        match ctx.connect(fleet, p).await {
+            Ok(c) => {
+                clients.insert(name.clone(), c);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        Ok(clients)
+    } else {
+        Err(OpsError::Platforms(failures))
+    }
+}
+
+/// Observes every platform at once (slow platforms are waited for together). Every failure is
+/// reported, not only the first.
+pub async fn observe(clients: &Clients) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
+    let results =
+        futures::future::join_all(clients.iter().map(|(n, c)| async move { (n.clone(), c.observe().await) })).await;
+    let mut observed = BTreeMap::new();
+    let mut failures: Vec<PlatformError> = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(o) => {
+                observed.insert(name, o);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        Ok(observed)
+    } else {
+        Err(OpsError::Platforms(failures))
+    }
+}
+
+/// What a decision may do with the ring history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingEvidence {
+    /// Read it only (`plan`: a read-only command changes no state).
+    Read,
+    /// Record first what the platforms show each ring running where the history has no record
+    /// (`apply`): the soak of that ring counts from when the platform says the ring got it, or
+    /// else from now — never from an unknown time in the past.
+    Record,
+}
+
+/// How to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Decide<'a> {
+    /// Check the plan against this saved one (stale or edited is refused).
+    pub saved: Option<&'a Plan>,
+    /// Gate the rollout with the ring history (`None`: no gating, as `validate`).
+    pub ring_evidence: Option<RingEvidence>,
+    /// The share of a platform's managed objects one run may retire.
+    pub max_retire_share: f64,
+}
+
+/// What the pipeline decided.
+#[derive(Debug)]
+pub struct Decision {
+    /// The plan, judged and gated.
+    pub plan: Plan,
+    /// The fleet's compiled policies (apply permits with them again).
+    pub policies: Policies,
+    /// Platforms where the plan would retire more than the share allowed.
+    pub mass_retire: Vec<String>,
+    /// When to run again: the earliest time a waiting change opens.
+    pub requeue_at: Option<DateTime<Utc>>,
+}
+
+/// Plans, checks a saved plan, judges, gates and guards: desired × verified catalogs ×
+/// observed platforms.
+pub fn decide(
+    ctx: &Context,
+    loaded: &Loaded,
+    observed: &BTreeMap<ObjectName, Observed>,
+    how: Decide<'_>,
+) -> Result<Decision, OpsError> {
+    let t = std::time::Instant::now();
+    let mut plan = plan::plan(PlanInput {
+        fleet: &loaded.fleet,
+        source: (loaded.snapshot.provenance(), loaded.snapshot.digest()),
+        catalogs: &loaded.catalogs,
+        observed,
+    });
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
+    if let Some(saved) = how.saved {
+        let stale = super::saved::staleness(&saved.fingerprints, &plan.fingerprints);
+        if !stale.is_empty() {
+            return Err(OpsError::Refused(super::ApplyRefusal::Stale(stale)));
+        }
+        // The saved plan is what was reviewed, but its action list is only a file: what is
+        // applied is the plan recomputed from the same inputs, and only when it is the same.
+        let tampered = super::saved::tampering(&saved.actions, &plan.actions);
+        if !tampered.is_empty() {
+            return Err(OpsError::Refused(super::ApplyRefusal::Tampered(tampered)));
+        }
+    }
+    let now = ctx.now();
+    let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
+    crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(&loaded.fleet, &loaded.catalogs, now))?;
+    if let Some(evidence) = how.ring_evidence {
+        let db = ctx.state().db()?;
+        if evidence == RingEvidence::Record {
+            for r in plan::observed_ring_versions(&loaded.fleet, observed) {
+                if db.reached_at(&r.product, &r.platform, &r.ring, &r.version)?.is_none() {
+                    let at = r.since.filter(|t| *t <= now).unwrap_or(now);
+                    tracing::warn!(product = %r.product, platform = %r.platform, ring = %r.ring, version = %r.version, since = %at, "no record of when this ring got this version; taking the platform's time, or now");
+                    db.ring_reached(&r.product, &r.platform, &r.ring, &r.version, at)?;
+                }
+            }
+        }
+        let history = |product: &str, platform: &str, ring: &str, version: &str| {
+            db.reached_at(product, platform, ring, version).ok().flatten()
+        };
+        plan::gate(&mut plan, &loaded.fleet, &history, now);
+    }
+    let mass_retire = super::guard::mass_retire(&plan, observed, how.max_retire_share);
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "policies evaluated, rollout gated");
+    let requeue_at = plan.actions.iter().filter_map(|a| a.waiting.as_ref()?.until).min();
+    Ok(Decision { plan, policies, mass_retire, requeue_at })
+}

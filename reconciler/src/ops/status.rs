@@ -1,0 +1,78 @@
+//! `patchops status`: what each platform holds per Product, joined with the last result the
+//! audit log has for it.
+
+use super::pipeline;
+use super::OpsError;
+use crate::context::Context;
+use crate::source::{SourceOptions, SourceWarning};
+use crate::state::AuditRecord;
+
+/// One (Product, Platform) target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetStatus {
+    /// The fleet Product.
+    pub product: String,
+    /// The Platform.
+    pub platform: String,
+    /// The versions the platform holds for it (managed objects).
+    pub versions: Vec<String>,
+    /// The groups they are assigned to, sorted.
+    pub groups: Vec<String>,
+    /// The fleet commits (short) the objects were published from.
+    pub commits: Vec<String>,
+    /// The last audit record for the target, if any.
+    pub last: Option<AuditRecord>,
+}
+
+/// The status of a fleet.
+#[derive(Debug)]
+pub struct Status {
+    /// One row per (Product, Platform), in fleet order.
+    pub targets: Vec<TargetStatus>,
+    /// Warnings about the source.
+    pub warnings: Vec<SourceWarning>,
+}
+
+/// Loads and observes the fleet at `source`, and joins what the platforms hold with the audit
+/// log.
+pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, OpsError> {
+    let loaded = pipeline::load(ctx, source).await?;
+    let clients = pipeline::connect(ctx, &loaded.fleet).await?;
+    let observed = pipeline::observe(&clients).await?;
+    let latest = ctx.state().db().and_then(|db| db.latest_per_target()).unwrap_or_default();
+    let mut targets = Vec::new();
+    for p in &loaded.fleet.products {
+        for t in &p.targets {
+            let objects: Vec<_> = observed
+                .get(&t.spec.platform)
+                .map(|o| {
+                    o.objects.iter().filter(|x| x.managed().is_some_and(|m| m.product == p.spec.product)).collect()
+                })
+                .unwrap_or_default();
+            let versions: Vec<String> = objects.iter().filter_map(|o| o.managed().map(|m| m.version.clone())).collect();
+            let mut commits: Vec<String> = objects
+                .iter()
+                .filter_map(|o| {
+                    o.managed().and_then(|m| m.commit.as_deref()).map(|c| c.get(..12).unwrap_or(c).to_string())
+                })
+                .collect();
+            commits.dedup();
+            let mut groups: Vec<String> =
+                objects.iter().flat_map(|o| o.assignments.iter().map(|a| a.group.clone())).collect();
+            groups.sort();
+            let last = latest
+                .iter()
+                .find(|r| r.product == p.name().as_str() && r.platform == t.spec.platform.as_str())
+                .cloned();
+            targets.push(TargetStatus {
+                product: p.name().to_string(),
+                platform: t.spec.platform.to_string(),
+                versions,
+                groups,
+                commits,
+                last,
+            });
+        }
+    }
+    Ok(Status { targets, warnings: loaded.warnings })
+}

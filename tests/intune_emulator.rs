@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use reconciler::apply::{retry, RetryPolicy};
 use reconciler::catalog::{Installer, Sha256};
 use reconciler::emulate::{self, EmulatorOptions};
 use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId};
 use reconciler::platform::intune::IntuneClient;
+use reconciler::platform::retry::{retry, RetryPolicy};
 use reconciler::platform::{DesiredAssignment, DesiredObject, FieldMap, Platform, PlatformError, TrackingMarker};
 use serde_json::{json, Value};
 

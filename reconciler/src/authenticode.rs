@@ -164,11 +164,10 @@ pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
 /// The certificates (DER) a reference names: a PEM file (or variable) with one or more, or a
 /// DER file with one.
 pub fn certificates_at(reference: &SecretRef, secrets: &Secrets) -> Result<Vec<Vec<u8>>, String> {
-    let text = match reference {
-        SecretRef::File(path) => crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
-            .map_err(|e| format!("cannot read {path}: {e}"))?,
-        SecretRef::Env(_) => secrets.read(reference)?.into_bytes(),
-    };
+    let text = secrets.read_bytes(reference).map_err(|e| match reference {
+        SecretRef::File(path) => format!("cannot read {path}: {e}"),
+        SecretRef::Env(_) => e,
+    })?;
     if !text.starts_with(b"-----") && text.first() == Some(&0x30) {
         return Ok(vec![text]);
     }

@@ -21,6 +21,7 @@ pub struct Context {
     clock: SharedClock,
     harness: Harness,
     progress: Option<Arc<dyn crate::content::Progress>>,
+    retry: platform::retry::RetryPolicy,
 }
 
 impl std::fmt::Debug for Context {
@@ -33,7 +34,7 @@ impl Context {
     /// A context on `state`, reading secrets through `secrets`, on the system clock.
     pub fn new(state: StateDir, secrets: Secrets) -> Context {
         let clock = state.clock().clone();
-        Context { state, secrets, clock, harness: Harness::new(), progress: None }
+        Context { state, secrets, clock, harness: Harness::new(), progress: None, retry: Default::default() }
     }
 
     /// Runs on `clock` (the state directory's records are time-stamped with it too).
@@ -41,6 +42,14 @@ impl Context {
     pub fn with_clock(mut self, clock: SharedClock) -> Context {
         self.state = self.state.with_clock(clock.clone());
         self.clock = clock;
+        self
+    }
+
+    /// Retries transient platform failures with `policy` (the one retry layer,
+    /// [`platform::retry`]).
+    #[must_use]
+    pub fn with_retry(mut self, policy: platform::retry::RetryPolicy) -> Context {
+        self.retry = policy;
         self
     }
 
@@ -91,7 +100,7 @@ impl Context {
 
     /// What clients are built with.
     pub fn client_env(&self) -> ClientEnv<'_> {
-        ClientEnv { secrets: &self.secrets, clock: &self.clock, state: &self.state }
+        ClientEnv { secrets: &self.secrets, clock: &self.clock, state: &self.state, retry: self.retry }
     }
 
     /// The client of a fleet Platform; an embedded one is reached through the harness.

@@ -75,7 +75,6 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
         saved_plan,
         allow_mass_retire: args.allow_mass_retire,
         max_retire_share: Some(args.max_retire_share),
-        retry: None,
     };
     let prepared = match reconciler::ops::prepare_apply(&ctx, &args.source.source(), options).await {
         Ok(p) => p,

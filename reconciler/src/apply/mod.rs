@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::catalog::VerifiedCatalog;
 use crate::content::{ContentCache, ContentError, Expected, VerifiedContent};
@@ -29,23 +28,6 @@ use crate::platform::{
 use crate::policy::PermittedAction;
 use crate::source::{Provenance, SourceSnapshot};
 use crate::state::{AuditRecord, StateDb, StateError};
-
-/// How transient failures are retried.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all (the first one included).
-    pub attempts: u32,
-    /// Wait before the first retry; doubled for each further one.
-    pub base: Duration,
-    /// Longest wait (also caps Retry-After).
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { attempts: 6, base: Duration::from_millis(250), max: Duration::from_secs(30) }
-    }
-}
 
 /// What the engine needs besides the actions.
 pub struct Engine<'a> {
@@ -65,8 +47,6 @@ pub struct Engine<'a> {
     pub db: Arc<Mutex<StateDb>>,
     /// This run's id.
     pub run: String,
-    /// Retries.
-    pub retry: RetryPolicy,
     /// What audit records are time-stamped with.
     pub clock: crate::clock::SharedClock,
 }
@@ -93,7 +73,7 @@ pub struct ActionReport {
     /// How it ended.
     pub outcome: Outcome,
     /// What the policies' `warn` rules said about it (it was permitted).
-    pub warnings: Vec<crate::policy::Denial>,
+    pub warnings: Vec<crate::policy::PolicyFinding>,
 }
 
 /// A unit of work failed at a step.
@@ -255,14 +235,14 @@ impl Engine<'_> {
                         let content = self.fetch(&location, expected).await?;
                         self.step(journal, "content-verified", &content.sha256().to_string())?;
                         crate::failpoint::hit("after-content");
-                        let id = retry(self.retry, || client.create(&desired, &content)).await?;
+                        let id = client.create(&desired, &content).await?;
                         *content_out = Some(content);
                         self.step(journal, "created", &id)?;
                         crate::failpoint::hit("after-create");
                         // An update: the new object supersedes the one the ring runs now.
                         if let (ActionKind::Update, Some(old)) = (a.action, a.object_id.as_deref()) {
                             if old != id {
-                                retry(self.retry, || client.supersede(&id, old)).await?;
+                                client.supersede(&id, old).await?;
                                 self.step(journal, "superseded", old)?;
                             }
                         }
@@ -283,7 +263,7 @@ impl Engine<'_> {
                 list.retain(|x| x.group != group);
                 list.push(DesiredAssignment { group: group.to_string(), fields: assignment });
                 let target_id = target.id.clone();
-                retry(self.retry, || client.set_assignments(&target_id, &list)).await?;
+                client.set_assignments(&target_id, &list).await?;
                 set_local(target, &list);
                 self.step(journal, "assigned", &format!("{target_id} → {group}"))?;
                 crate::failpoint::hit("after-assign");
@@ -311,7 +291,7 @@ impl Engine<'_> {
                     if let Some(m) = object.managed() {
                         desired.marker = m.clone();
                     }
-                    retry(self.retry, || client.reconfigure(id, &desired)).await?;
+                    client.reconfigure(id, &desired).await?;
                     self.step(journal, "reconfigured", id)?;
                 }
                 if a.changes.iter().any(|c| c.field.starts_with("assignment.")) {
@@ -319,7 +299,7 @@ impl Engine<'_> {
                     for x in list.iter_mut().filter(|x| x.group == group) {
                         x.fields = assignment.clone();
                     }
-                    retry(self.retry, || client.set_assignments(id, &list)).await?;
+                    client.set_assignments(id, &list).await?;
                     set_local(object, &list);
                     self.step(journal, "assignment-updated", id)?;
                 }
@@ -352,11 +332,11 @@ impl Engine<'_> {
         rest.retain(|x| group.is_some_and(|g| x.group != g));
         let id = objects[i].id.clone();
         if rest.is_empty() {
-            retry(self.retry, || client.delete(&id)).await?;
+            client.delete(&id).await?;
             objects.remove(i);
             self.step(journal, "deleted", &id)?;
         } else {
-            retry(self.retry, || client.set_assignments(&id, &rest)).await?;
+            client.set_assignments(&id, &rest).await?;
             set_local(&mut objects[i], &rest);
             self.step(journal, "unassigned", &id)?;
         }
@@ -428,12 +408,10 @@ impl Engine<'_> {
                 .map(Location::Url)
                 .map_err(|e| StepError::Other(format!("installer URL {url} relative to {catalog_url}: {e}"))),
             Err(_) => {
-                let catalog_path =
-                    crate::catalog::join_relative(&self.snapshot.repo_path(&source.origin.file), &source.spec.url)
-                        .ok_or_else(|| {
-                            StepError::Other(format!("catalog path {} leaves the repository", source.spec.url))
-                        })?;
-                crate::catalog::join_relative(&catalog_path, url)
+                let catalog_path = self.snapshot.resolve(&source.origin.file, &source.spec.url).ok_or_else(|| {
+                    StepError::Other(format!("catalog path {} leaves the repository", source.spec.url))
+                })?;
+                crate::source::join_relative(&catalog_path, url)
                     .map(Location::Repo)
                     .ok_or_else(|| StepError::Other(format!("installer path {url} leaves the repository")))
             }
@@ -539,26 +517,4 @@ fn set_local(o: &mut ObservedObject, list: &[DesiredAssignment]) {
         .iter()
         .map(|a| crate::platform::ObservedAssignment { group: a.group.clone(), fields: a.fields.clone(), since: None })
         .collect();
-}
-
-/// Runs `op`, retrying transient platform errors with exponential backoff (honouring the
-/// platform's Retry-After, capped at `policy.max`).
-pub async fn retry<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, PlatformError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, PlatformError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Err(PlatformError::Transient { platform, operation, reason, retry_after }) if attempt < policy.attempts => {
-                let backoff = policy.base.saturating_mul(1 << (attempt - 1).min(16)).min(policy.max);
-                let wait = retry_after.map_or(backoff, |r| r.min(policy.max));
-                tracing::warn!(%platform, %operation, %reason, attempt, wait = ?wait, "transient platform error; retrying");
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }

@@ -1,35 +1,48 @@
 //! Reading a catalog and its signature from where its CatalogSource says.
 
-use super::location::{join_relative, CatalogLocation};
+use super::location::CatalogLocation;
 use super::verify::{CatalogError, UnverifiedCatalog};
-use crate::model::CatalogSource;
 use crate::source::SourceSnapshot;
+use crate::vocab::ObjectName;
+
+/// Where a fleet's CatalogSource says its catalog is.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogRef<'a> {
+    /// The CatalogSource's name.
+    pub name: &'a ObjectName,
+    /// `spec.url`.
+    pub url: &'a str,
+    /// `spec.signatureUrl`, when given.
+    pub signature_url: Option<&'a str>,
+    /// The fleet file it is declared in (relative locations are resolved against it).
+    pub declared_in: &'a str,
+}
 
 /// Catalogs larger than this are refused before they fill memory.
 pub const MAX_CATALOG_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads the catalog and its signature. A relative location is read from the same snapshot as
 /// the fleet (so it is pinned to the same commit); URLs are fetched.
-pub async fn fetch(source: &CatalogSource, snapshot: &SourceSnapshot) -> Result<UnverifiedCatalog, CatalogError> {
-    let name = source.metadata.name.clone();
+pub async fn fetch(source: CatalogRef<'_>, snapshot: &SourceSnapshot) -> Result<UnverifiedCatalog, CatalogError> {
+    let name = source.name.clone();
     let fail = |location: &CatalogLocation, reason: String| CatalogError::Fetch {
         source_name: name.clone(),
         location: location.to_string(),
         reason,
     };
-    let location = CatalogLocation::parse(&source.spec.url).map_err(|e| CatalogError::Fetch {
+    let location = CatalogLocation::parse(source.url).map_err(|e| CatalogError::Fetch {
         source_name: name.clone(),
-        location: source.spec.url.clone(),
+        location: source.url.to_string(),
         reason: e.to_string(),
     })?;
-    let sig_location = match &source.spec.signature_url {
+    let sig_location = match source.signature_url {
         Some(s) => CatalogLocation::parse(s).map_err(|e| fail(&location, e.to_string()))?,
         None => location.signature(),
     };
     let read = |loc: CatalogLocation| async move {
         match &loc {
             CatalogLocation::InSource(rel) => {
-                let path = join_relative(&snapshot.repo_path(&source.origin.file), rel).ok_or_else(|| {
+                let path = snapshot.resolve(source.declared_in, rel).ok_or_else(|| {
                     (loc.clone(), format!("`{rel}` leaves the repository; keep the catalog inside it or use a URL"))
                 })?;
                 // The signature shares the catalog's cap (it is a few hundred bytes).

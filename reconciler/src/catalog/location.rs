@@ -62,36 +62,9 @@ impl fmt::Display for CatalogLocation {
     }
 }
 
-/// Joins a relative path to the directory of `base_file` (both `/`-separated, relative to a
-/// repository root), resolving `.` and `..`. `None` if the result leaves the root.
-pub fn join_relative(base_file: &str, rel: &str) -> Option<String> {
-    let mut parts: Vec<&str> = base_file.split('/').filter(|s| !s.is_empty()).collect();
-    parts.pop();
-    for piece in rel.split('/') {
-        match piece {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_paths_resolve_against_the_document_directory() {
-        assert_eq!(
-            join_relative("examples/fleet/catalog.yaml", "../catalog/c.json").as_deref(),
-            Some("examples/catalog/c.json")
-        );
-        assert_eq!(join_relative("a.yaml", "c.json").as_deref(), Some("c.json"));
-        assert_eq!(join_relative("a.yaml", "../c.json"), None);
-    }
 
     #[test]
     fn locations_accept_urls_and_relative_paths_only() {

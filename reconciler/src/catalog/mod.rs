@@ -11,8 +11,8 @@ pub mod keys;
 pub mod location;
 pub mod verify;
 
-pub use fetch::fetch;
+pub use fetch::{fetch, CatalogRef};
 pub use format::{Catalog, CatalogProduct, CatalogVersion, Detection, Installer, ScanResult, Sha256};
 pub use keys::TrustedKey;
-pub use location::{join_relative, CatalogLocation};
+pub use location::CatalogLocation;
 pub use verify::{CatalogError, SeenCatalog, UnverifiedCatalog, VerifiedCatalog};

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::format::{Catalog, CatalogProduct, Sha256};
 use super::keys::{key_id, TrustedKey};
-use crate::model::{ObjectName, ProductId};
+use crate::vocab::{ObjectName, ProductId};
 
 /// The highest serial already accepted for a source, and the digest it had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

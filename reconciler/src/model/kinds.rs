@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::names::{ObjectName, PlatformName, ProductId, RingName};
 use super::secret::SecretRef;
 use super::version::VersionSelector;
-
-/// The only `apiVersion` this release reads.
-pub const API_VERSION: &str = "patchops.io/v1alpha1";
+pub use crate::vocab::types::{Architecture, InstallerType, PlatformType, API_VERSION};
 
 /// The kinds a fleet repository may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -109,35 +107,6 @@ pub struct ProductSpec {
 
 fn latest() -> VersionSelector {
     VersionSelector::Latest
-}
-
-/// Installer architectures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Architecture {
-    /// 64-bit x86.
-    #[default]
-    X64,
-    /// 32-bit x86.
-    X86,
-    /// 64-bit ARM.
-    Arm64,
-    /// Architecture-neutral installers.
-    Neutral,
-}
-
-/// Installer technologies a catalog may offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InstallerType {
-    /// Windows Installer package.
-    Msi,
-    /// Executable installer with silent switches.
-    Exe,
-    /// Windows Installer patch.
-    Msp,
-    /// MSIX package.
-    Msix,
 }
 
 /// One platform a product is published to.
@@ -415,29 +384,6 @@ fn default_concurrency() -> u16 {
     4
 }
 
-/// Platform types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PlatformType {
-    /// Microsoft Intune through Microsoft Graph.
-    Intune,
-    /// Configuration Manager through the AdminService.
-    Configmgr,
-    /// Windows Server Update Services.
-    Wsus,
-}
-
-impl PlatformType {
-    /// The type as written in YAML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlatformType::Intune => "intune",
-            PlatformType::Configmgr => "configmgr",
-            PlatformType::Wsus => "wsus",
-        }
-    }
-}
-
 /// Credentials, by reference. Which fields apply depends on the platform type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -626,6 +572,111 @@ pub struct CatalogSourceSpec {
 // ---------------------------------------------------------------------------------------------
 // PolicySet
 
+/// A policy shipped with patchops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BuiltinPolicy {
+    /// `scan_detections`.
+    ScanDetections,
+    /// `vendor_allowlist`.
+    VendorAllowlist,
+    /// `intune_certificate_auth`.
+    IntuneCertificateAuth,
+    /// `script_signing`.
+    ScriptSigning,
+    /// `change_freeze`.
+    ChangeFreeze,
+}
+
+impl BuiltinPolicy {
+    /// Every built-in policy, in the order `patchops policy list` shows them.
+    pub const ALL: [BuiltinPolicy; 5] = [
+        BuiltinPolicy::ScanDetections,
+        BuiltinPolicy::VendorAllowlist,
+        BuiltinPolicy::IntuneCertificateAuth,
+        BuiltinPolicy::ScriptSigning,
+        BuiltinPolicy::ChangeFreeze,
+    ];
+
+    /// Their names, in the same order.
+    pub const NAMES: [&'static str; 5] =
+        ["scan_detections", "vendor_allowlist", "intune_certificate_auth", "script_signing", "change_freeze"];
+
+    /// The name (the last component of its Rego package).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuiltinPolicy::ScanDetections => "scan_detections",
+            BuiltinPolicy::VendorAllowlist => "vendor_allowlist",
+            BuiltinPolicy::IntuneCertificateAuth => "intune_certificate_auth",
+            BuiltinPolicy::ScriptSigning => "script_signing",
+            BuiltinPolicy::ChangeFreeze => "change_freeze",
+        }
+    }
+
+    /// The built-in policy called `name`.
+    pub fn from_name(name: &str) -> Option<BuiltinPolicy> {
+        BuiltinPolicy::ALL.into_iter().find(|b| b.as_str() == name)
+    }
+}
+
+/// A name in `spec.builtin`: a built-in policy, or a name that is none. An unknown name is kept
+/// (not refused by serde) so that loading reports it with its position and the nearest name,
+/// together with every other problem of the fleet; the schema lists the names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuiltinName {
+    /// A built-in policy.
+    Known(BuiltinPolicy),
+    /// A name no built-in policy has.
+    Unknown(String),
+}
+
+impl BuiltinName {
+    /// The policy, when the name is one.
+    pub fn known(&self) -> Option<BuiltinPolicy> {
+        match self {
+            BuiltinName::Known(b) => Some(*b),
+            BuiltinName::Unknown(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for BuiltinName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuiltinName::Known(b) => f.write_str(b.as_str()),
+            BuiltinName::Unknown(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Serialize for BuiltinName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BuiltinName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(match BuiltinPolicy::from_name(&name) {
+            Some(b) => BuiltinName::Known(b),
+            None => BuiltinName::Unknown(name),
+        })
+    }
+}
+
+impl JsonSchema for BuiltinName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BuiltinPolicy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A built-in policy (`patchops policy list` describes them).",
+            "type": "string",
+            "enum": BuiltinPolicy::NAMES,
+        })
+    }
+}
+
 /// The policies every planned action must pass before it is applied (trust-chain link 3).
 ///
 /// A fleet without a PolicySet gets every built-in policy with its default parameters. With one
@@ -637,7 +688,7 @@ pub struct PolicySetSpec {
     /// `intune_certificate_auth`, `script_signing`, `change_freeze`); every one when left out.
     /// `patchops policy list` describes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub builtin: Option<Vec<String>>,
+    pub builtin: Option<Vec<BuiltinName>>,
     /// The fleet's own Rego modules: paths relative to this document, read from the same commit.
     /// Each declares `package patchops.policy.<name>` and a `deny` set of messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -20,20 +20,8 @@ use super::kinds::{
 use super::names::ObjectName;
 use super::spans::{self, DocIndex, Pos};
 use crate::catalog::TrustedKey;
-
-/// One file of the fleet: its path relative to the fleet root, and its text.
-#[derive(Debug, Clone)]
-pub struct FleetFile {
-    /// Path relative to the fleet root, with `/` separators.
-    pub path: String,
-    /// The file's content (shared: diagnostics re-read it without copying it).
-    pub text: Arc<str>,
-}
-
-/// Whether a path is a fleet document (`.yaml` or `.yml`).
-pub fn is_fleet_file(path: &str) -> bool {
-    path.ends_with(".yaml") || path.ends_with(".yml")
-}
+use crate::source::is_fleet_file;
+pub use crate::source::FleetFile;
 
 /// A file's text, and the full index of its node positions, built only when a diagnostic
 /// needs it (most loads have none, and indexing every node of a large fleet is not free).
@@ -829,9 +817,9 @@ fn check_catalog_source(c: &Parsed<CatalogSourceSpec>, diags: &mut Vec<Diagnosti
 
 fn check_policy_set(ps: &Parsed<PolicySetSpec>, diags: &mut Vec<Diagnostic>) {
     let spec = &ps.doc.spec;
-    let known = crate::policy::BUILTIN_NAMES;
+    let known = super::kinds::BuiltinPolicy::NAMES;
     for (i, name) in spec.builtin.iter().flatten().enumerate() {
-        if !known.contains(&name.as_str()) {
+        if let super::kinds::BuiltinName::Unknown(name) = name {
             let mut d = ps.diag_value(&format!("spec.builtin[{i}]"), format!("no built-in policy is called `{name}`"));
             d = match did_you_mean(name, known.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`? (`patchops policy list` shows them all)")),

@@ -6,11 +6,11 @@ pub mod diagnostic;
 pub mod fleet;
 pub mod kinds;
 pub mod load;
-pub mod names;
 pub mod secret;
 pub mod spans;
-pub(crate) mod text;
-pub mod version;
+
+pub(crate) use crate::vocab::text;
+pub use crate::vocab::{names, version};
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use fleet::{CatalogSource, Endpoint, Fleet, Origin, Platform, Product, Rollout, Target};

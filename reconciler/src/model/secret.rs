@@ -139,6 +139,17 @@ impl Secrets {
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_string()),
         }
     }
+
+    /// The secret's bytes as stored (a DER certificate, a PEM bundle), or why it cannot be
+    /// read: for a file, the bare cause (such as `No such file or directory`), for the caller
+    /// to say which file it was for; never the value.
+    pub fn read_bytes(&self, r: &SecretRef) -> Result<Vec<u8>, String> {
+        match r {
+            SecretRef::Env(_) => self.read(r).map(String::into_bytes),
+            SecretRef::File(path) => crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
+                .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// A secret as a file, for tools that read keys from files (osslsigncode, ssh, an emulated

@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::model::ObjectName;
 use crate::plan::{self, Plan};
 use crate::platform::Observed;
-use crate::policy::{Denial, Policies, PolicyContext};
+use crate::policy::{Policies, PolicyContext, PolicyFinding};
 use crate::source::{SourceOptions, SourceWarning};
 use crate::state::{ApplyLock, Interrupted, StateDb};
 
@@ -23,8 +23,6 @@ pub struct ApplyOptions {
     pub allow_mass_retire: bool,
     /// The share of a platform's managed objects one run may retire (default 0.3).
     pub max_retire_share: Option<f64>,
-    /// Retry policy for transient platform errors.
-    pub retry: Option<crate::apply::RetryPolicy>,
 }
 
 /// An apply that has planned and holds the lock; [`ApplyRun::execute`] changes the platforms.
@@ -43,7 +41,6 @@ pub struct ApplyRun<'c> {
     clients: Clients,
     policies: Policies,
     db: Arc<Mutex<StateDb>>,
-    options: ApplyOptions,
     _lock: ApplyLock,
 }
 
@@ -59,7 +56,7 @@ pub struct Applied {
     /// Every applied action and how it ended.
     pub reports: Vec<crate::apply::ActionReport>,
     /// Actions policy refused at apply time.
-    pub denied: Vec<(plan::PlannedAction, Vec<Denial>)>,
+    pub denied: Vec<(plan::PlannedAction, Vec<PolicyFinding>)>,
 }
 
 /// `patchops apply`, first half: lock, recover, load, verify, observe, plan, judge and gate.
@@ -109,7 +106,6 @@ pub async fn prepare_apply<'c>(
         clients,
         policies: decision.policies,
         db: Arc::new(Mutex::new(db)),
-        options,
         _lock: lock,
     })
 }
@@ -151,7 +147,6 @@ impl ApplyRun<'_> {
             content: self.ctx.content(),
             db: self.db.clone(),
             run: run_id,
-            retry: self.options.retry.unwrap_or_default(),
             clock: self.ctx.clock().clone(),
         };
         let reports = engine.run(permitted).await;

@@ -27,7 +27,7 @@ use crate::catalog::CatalogError;
 use crate::model::{self, Diagnostics, ObjectName};
 use crate::plan::SelectionError;
 use crate::platform::PlatformError;
-use crate::policy::{Denial, PolicyError};
+use crate::policy::{PolicyError, PolicyFinding};
 use crate::source;
 use crate::state::StateError;
 
@@ -68,7 +68,7 @@ pub enum OpsError {
     },
     /// `validate`: policies refuse what the fleet asks for.
     #[error("{}", .0.iter().map(|(s, d)| format!("{s}: denied by policy {}: {}", d.policy, d.message)).collect::<Vec<_>>().join("\n"))]
-    Denied(Vec<(String, Denial)>),
+    Denied(Vec<(String, PolicyFinding)>),
 }
 
 /// Resident memory in MiB, for the `-vv` phase timings (Linux; 0 elsewhere).

@@ -64,7 +64,13 @@ async fn verify_catalogs(
     let mut verified = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, source) in &fleet.catalog_sources {
-        let result = match catalog::fetch(source, snapshot).await {
+        let at = catalog::CatalogRef {
+            name,
+            url: &source.spec.url,
+            signature_url: source.spec.signature_url.as_deref(),
+            declared_in: &source.origin.file,
+        };
+        let result = match catalog::fetch(at, snapshot).await {
             Ok(unverified) => {
                 unverified.verify(&source.trusted_keys, source.spec.max_age.map(|d| d.0), history.seen(name), ctx.now())
             }

@@ -7,7 +7,7 @@ use super::pipeline::{self, Decide, Loaded};
 use super::OpsError;
 use crate::context::Context;
 use crate::plan;
-use crate::policy::Denial;
+use crate::policy::PolicyFinding;
 use crate::source::SourceOptions;
 
 /// A valid fleet.
@@ -44,7 +44,7 @@ pub async fn validate(ctx: &Context, source: &SourceOptions) -> Result<Validated
         &BTreeMap::new(),
         Decide { saved: None, ring_evidence: None, max_retire_share: 1.0 },
     )?;
-    let denials: Vec<(String, Denial)> = decision
+    let denials: Vec<(String, PolicyFinding)> = decision
         .plan
         .actions
         .iter()

@@ -134,11 +134,22 @@ pub struct PlannedAction {
     pub origin: Option<Text>,
     /// The policies that refuse this action; a denied action is never applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub denied: Vec<crate::policy::Denial>,
+    pub denied: Vec<PolicyFinding>,
     /// Set when the action must wait (ring soak, maintenance window, change budget): it is not
     /// applied by this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+}
+
+/// What one policy said about an action: a refusal (`deny`) or a remark (`warn`), with the
+/// policy's own words. Plans carry them; the policy engine makes them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyFinding {
+    /// The policy (its package's last component).
+    pub policy: String,
+    /// Why, as the policy says it.
+    pub message: String,
 }
 
 /// Why an action waits, and until when.

@@ -15,6 +15,8 @@ pub struct ClientEnv<'a> {
     pub clock: &'a crate::clock::SharedClock,
     /// The state directory.
     pub state: &'a crate::state::StateDir,
+    /// How transient request failures are retried.
+    pub retry: super::retry::RetryPolicy,
 }
 
 /// Where an `endpoint: embedded` Platform's service answers: a base URL on loopback (and, for
@@ -78,8 +80,10 @@ fn connect_intune(
         }
         (other, _) => return Err(unavailable(format!("endpoint {other} is not a Graph URL"))),
     };
-    let client =
-        intune::IntuneClient::new(name.clone(), graph)?.with_script_signing(scripts).with_clock(env.clock.clone());
+    let client = intune::IntuneClient::new(name.clone(), graph)?
+        .with_script_signing(scripts)
+        .with_clock(env.clock.clone())
+        .with_retry(env.retry);
     Ok(Box::new(match sign_in {
         Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &authority, &s.tenant, s.credential)?),
         // The embedded tenant without app registrations needs no token; a real one does.
@@ -146,7 +150,8 @@ pub fn intune_sign_in(
                 "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
             )));
         };
-        let pem = crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
+        let pem = secrets
+            .read_bytes(reference)
             .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
         let der = intune::auth::certificate_der(&pem)
             .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
@@ -235,7 +240,8 @@ pub fn connect_wsus(
     Ok(wsus::WsusClient::new(name, transport)
         .with_script_signing(script_signing(platform, env)?)
         .with_retire(settings.retire)
-        .with_clock(env.clock.clone()))
+        .with_clock(env.clock.clone())
+        .with_retry(env.retry))
 }
 
 /// The ConfigMgr client: the AdminService at the endpoint URL (or the embedded site) and the
@@ -276,8 +282,10 @@ pub fn connect_configmgr(
         }
         (other, _) => return Err(unavailable(format!("endpoint {other} is not an AdminService URL"))),
     };
-    let client =
-        configmgr::ConfigMgrClient::new(name, base, share)?.with_script_signing(scripts).with_clock(env.clock.clone());
+    let client = configmgr::ConfigMgrClient::new(name, base, share)?
+        .with_script_signing(scripts)
+        .with_clock(env.clock.clone())
+        .with_retry(env.retry);
     Ok(match (user, password) {
         (Some(u), Some(p)) => client.with_account(u, p),
         _ => client,

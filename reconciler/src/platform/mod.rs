@@ -11,6 +11,7 @@ pub mod configmgr;
 mod connect;
 pub mod intune;
 pub mod inventory;
+pub mod retry;
 pub mod wsus;
 
 pub use connect::{

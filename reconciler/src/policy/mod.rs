@@ -15,11 +15,9 @@ pub mod input;
 mod judge;
 mod rego_test;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::model::{Fleet, Origin};
 use crate::plan::PlannedAction;
+pub use crate::plan::PolicyFinding;
 use crate::source::SourceSnapshot;
 
 pub use input::{input_for, PolicyContext};
@@ -59,37 +57,26 @@ pub const BUILTIN: &[Builtin] = &[
     builtin!("change_freeze", "any change inside a configured freeze window"),
 ];
 
-/// The names of [`BUILTIN`].
-pub const BUILTIN_NAMES: &[&str] =
-    &["scan_detections", "vendor_allowlist", "intune_certificate_auth", "script_signing", "change_freeze"];
+/// The names of [`BUILTIN`] (the fleet kinds' [`crate::model::kinds::BuiltinPolicy`]).
+pub const BUILTIN_NAMES: &[&str] = &crate::model::kinds::BuiltinPolicy::NAMES;
 
 /// The package every policy module lives under.
 pub const PACKAGE_PREFIX: &str = "patchops.policy.";
-
-/// One policy's refusal of an action.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Denial {
-    /// The policy (its package's last component).
-    pub policy: String,
-    /// Why, as the policy says it.
-    pub message: String,
-}
 
 /// What the policies say about one action.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verdict {
     /// Refusals; the action is permitted when there are none.
-    pub denials: Vec<Denial>,
+    pub denials: Vec<PolicyFinding>,
     /// Remarks that do not block the action (`warn` rules).
-    pub warnings: Vec<Denial>,
+    pub warnings: Vec<PolicyFinding>,
 }
 
 /// An action the fleet's policies permit. Only [`Policies::permit`] makes one.
 #[derive(Debug, Clone)]
 pub struct PermittedAction {
     action: PlannedAction,
-    warnings: Vec<Denial>,
+    warnings: Vec<PolicyFinding>,
     policies: Vec<String>,
 }
 
@@ -100,7 +87,7 @@ impl PermittedAction {
     }
 
     /// Non-blocking remarks of the policies.
-    pub fn warnings(&self) -> &[Denial] {
+    pub fn warnings(&self) -> &[PolicyFinding] {
         &self.warnings
     }
 
@@ -202,7 +189,7 @@ impl Policies {
             for set in fleet.policy_sets.values() {
                 match &set.spec.builtin {
                     None => names.extend(BUILTIN_NAMES),
-                    Some(list) => names.extend(list.iter().map(String::as_str)),
+                    Some(list) => names.extend(list.iter().filter_map(|n| n.known()).map(|b| b.as_str())),
                 }
             }
             names.sort_unstable();
@@ -220,7 +207,8 @@ impl Policies {
                     module: module.clone(),
                     path,
                 };
-                let path = crate::catalog::join_relative(&snapshot.repo_path(&set.origin.file), module)
+                let path = snapshot
+                    .resolve(&set.origin.file, module)
                     .ok_or_else(|| missing("a path outside the repository".into()))?;
                 let bytes = snapshot
                     .read_repo_file(&path, crate::source::MAX_REFERENCED_BYTES)
@@ -318,7 +306,7 @@ impl Policies {
             out.extend(
                 messages(&value)
                     .into_iter()
-                    .map(|message| Denial { policy: name.clone(), message: bounded_message(message) }),
+                    .map(|message| PolicyFinding { policy: name.clone(), message: bounded_message(message) }),
             );
         }
         verdict.denials.sort();
@@ -331,7 +319,7 @@ impl Policies {
         &mut self,
         action: PlannedAction,
         ctx: &PolicyContext<'_>,
-    ) -> Result<Result<PermittedAction, Vec<Denial>>, PolicyError> {
+    ) -> Result<Result<PermittedAction, Vec<PolicyFinding>>, PolicyError> {
         let input = input_for(&action, ctx);
         let verdict = self.evaluate(&input, &subject(&action))?;
         if verdict.denials.is_empty() {
@@ -465,6 +453,8 @@ mod tests {
     #[test]
     fn names_and_packages_are_checked() {
         assert_eq!(BUILTIN.iter().map(|b| b.name).collect::<Vec<_>>(), BUILTIN_NAMES);
+        let names = crate::model::kinds::BuiltinPolicy::ALL.map(|b| b.as_str());
+        assert_eq!(names, crate::model::kinds::BuiltinPolicy::NAMES);
         let bad = PolicyModule { origin: "x.rego".into(), source: "package other.x\ndeny := set()\n".into() };
         let err = Policies::compile(vec![bad], serde_json::json!({})).unwrap_err();
         assert_eq!(
@@ -481,8 +471,8 @@ mod tests {
         ];
         let mut p = Policies::compile(modules, serde_json::json!({ "a": { "limit": 1 } })).unwrap();
         let v = p.evaluate(&serde_json::json!({ "x": 2 }), "test").unwrap();
-        assert_eq!(v.denials, vec![Denial { policy: "a".into(), message: "no".into() }]);
-        assert_eq!(v.warnings, vec![Denial { policy: "b".into(), message: "hmm".into() }]);
+        assert_eq!(v.denials, vec![PolicyFinding { policy: "a".into(), message: "no".into() }]);
+        assert_eq!(v.warnings, vec![PolicyFinding { policy: "b".into(), message: "hmm".into() }]);
         let v = p.evaluate(&serde_json::json!({ "x": 1 }), "test").unwrap();
         assert!(v.denials.is_empty());
     }

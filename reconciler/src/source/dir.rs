@@ -4,9 +4,8 @@ use std::path::Path;
 
 use walkdir::WalkDir;
 
+use super::{is_fleet_file, FleetFile};
 use super::{normalize_subpath, Provenance, Reader, SourceError, SourceSnapshot, SourceWarning};
-use crate::model::load::is_fleet_file;
-use crate::model::FleetFile;
 
 /// Reads a file of the directory with the same rule as a commit: a regular file inside the
 /// directory, not a link to one (a link could point anywhere), at most `max` bytes.

@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{is_fleet_file, FleetFile};
 use super::{normalize_subpath, Provenance, Reader, SourceError, SourceOptions, SourceSnapshot, SourceWarning};
-use crate::model::load::is_fleet_file;
-use crate::model::FleetFile;
 
 pub(super) fn is_url(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())

@@ -12,8 +12,38 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::catalog::Sha256;
-use crate::model::FleetFile;
+use crate::vocab::Sha256;
+
+/// One file of the fleet: its path relative to the fleet root, and its text.
+#[derive(Debug, Clone)]
+pub struct FleetFile {
+    /// Path relative to the fleet root, with `/` separators.
+    pub path: String,
+    /// The file's content (shared: diagnostics re-read it without copying it).
+    pub text: std::sync::Arc<str>,
+}
+
+/// Whether a path is a fleet document (`.yaml` or `.yml`).
+pub fn is_fleet_file(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// Joins a relative path to the directory of `base_file` (both `/`-separated, relative to a
+/// repository root), resolving `.` and `..`. `None` if the result leaves the root.
+pub fn join_relative(base_file: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = base_file.split('/').filter(|s| !s.is_empty()).collect();
+    parts.pop();
+    for piece in rel.split('/') {
+        match piece {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
 
 /// Where the fleet came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -243,6 +273,13 @@ impl SourceSnapshot {
         }
     }
 
+    /// The repository path of `rel`, written in the fleet file `fleet_file` (a path relative
+    /// to the fleet root) and relative to that file's directory; `None` when it leaves the
+    /// repository. The one way a fleet reference to another file is resolved.
+    pub fn resolve(&self, fleet_file: &str, rel: &str) -> Option<String> {
+        join_relative(&self.repo_path(fleet_file), rel)
+    }
+
     /// Reads any file of the same commit (or directory), by its path from the repository root,
     /// refusing it when it holds more than `max` bytes. `Ok(None)` when it does not exist.
     ///
@@ -317,4 +354,19 @@ impl Budget {
 
 fn normalize_subpath(path: &str) -> String {
     path.split('/').filter(|p| !p.is_empty() && *p != ".").collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_document_directory() {
+        assert_eq!(
+            join_relative("examples/fleet/catalog.yaml", "../catalog/c.json").as_deref(),
+            Some("examples/catalog/c.json")
+        );
+        assert_eq!(join_relative("a.yaml", "c.json").as_deref(), Some("c.json"));
+        assert_eq!(join_relative("a.yaml", "../c.json"), None);
+    }
 }

@@ -166,7 +166,8 @@ impl Emulator {
     /// of requests that never ran are removed once they are a day old.
     fn sweep_stale_staging(&self, current: &str) {
         let Ok(entries) = std::fs::read_dir(self.file.with_extension("staging")) else { return };
-        let day_ago = std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs(24 * 3600));
+        let day_ago = std::time::SystemTime::from(self.options.clock.now())
+            .checked_sub(std::time::Duration::from_secs(24 * 3600));
         for entry in entries.flatten() {
             let old = entry.metadata().and_then(|m| m.modified()).ok().zip(day_ago).is_some_and(|(m, d)| m < d);
             let ours = uuid::Uuid::parse_str(&entry.file_name().to_string_lossy()).is_ok();

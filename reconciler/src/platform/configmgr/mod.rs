@@ -80,6 +80,7 @@ pub struct ConfigMgrClient {
     /// Applications by CI_ID from the last listing or this client's own changes.
     known: Mutex<BTreeMap<String, Application>>,
     clock: crate::clock::SharedClock,
+    retry: super::retry::RetryPolicy,
 }
 
 impl ConfigMgrClient {
@@ -98,6 +99,7 @@ impl ConfigMgrClient {
             scope: tokio::sync::OnceCell::new(),
             known: Mutex::new(BTreeMap::new()),
             clock: crate::clock::SharedClock::default(),
+            retry: super::retry::RetryPolicy::default(),
         })
     }
 
@@ -105,6 +107,13 @@ impl ConfigMgrClient {
     #[must_use]
     pub fn with_account(mut self, user: String, password: String) -> Self {
         self.account = Some((user, password));
+        self
+    }
+
+    /// Retries transient failures of each request with `policy` (the one retry layer).
+    #[must_use]
+    pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -137,6 +146,20 @@ impl ConfigMgrClient {
     /// Rejected naming the account and the role it needs; other 4xx → Rejected with the
     /// provider's OData message.
     async fn send(&self, operation: &str, req: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
+        if req.try_clone().is_none() {
+            return self.send_once(operation, req).await;
+        }
+        super::retry::retry(self.retry, || async {
+            match req.try_clone() {
+                Some(attempt) => self.send_once(operation, attempt).await,
+                None => Err(self.failed(operation, "the request cannot be sent again")),
+            }
+        })
+        .await
+    }
+
+    /// One AdminService request (see [`ConfigMgrClient::send`], which retries it).
+    async fn send_once(&self, operation: &str, req: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
         let req = match &self.account {
             Some((user, password)) => req.basic_auth(user, Some(password)),
             None => req,

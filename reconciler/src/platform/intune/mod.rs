@@ -47,9 +47,6 @@ const APPS: &str = "beta/deviceAppManagement/mobileApps";
 /// Bytes per uploaded block (Azure Blob allows up to 100 MB; tools commonly use a few MiB).
 const BLOCK_SIZE: usize = 6 * 1024 * 1024;
 
-/// Attempts of one Graph request when it meets throttling or server errors.
-const REQUEST_ATTEMPTS: u32 = 6;
-
 /// Renewals of an expired SAS URI tried for one request before giving up.
 const MAX_RENEWALS: u32 = 3;
 
@@ -66,6 +63,7 @@ pub struct IntuneClient {
     auth: Option<std::sync::Arc<auth::TokenSource>>,
     scripts: ScriptSigning,
     clock: crate::clock::SharedClock,
+    retry: super::retry::RetryPolicy,
 }
 
 pub use super::{Delivered, ScriptSigning};
@@ -86,6 +84,7 @@ impl IntuneClient {
             auth: None,
             scripts: ScriptSigning::Unsigned,
             clock: crate::clock::SharedClock::default(),
+            retry: super::retry::RetryPolicy::default(),
         })
     }
 
@@ -93,6 +92,13 @@ impl IntuneClient {
     #[must_use]
     pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Retries transient failures of each request with `policy` (the one retry layer).
+    #[must_use]
+    pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -124,33 +130,30 @@ impl IntuneClient {
         })
     }
 
-    /// Sends a request and maps Graph's answers: 2xx → body, 429/5xx/transport → Transient
-    /// (with Retry-After), other 4xx → Rejected with Graph's error message.
-    /// Sends a Graph request, retrying throttling (429), server errors and dropped connections
-    /// with exponential backoff that honours Retry-After, so that one throttled step does not
-    /// undo a multi-step operation such as an upload.
+    /// Sends a Graph request through the retry layer ([`super::retry`]): throttling (429),
+    /// server errors and dropped connections are retried with backoff that honours
+    /// Retry-After, so that one throttled step does not undo a multi-step operation such as an
+    /// upload. A request whose body cannot be replayed is sent once.
     async fn send(
         &self,
         operation: &str,
         req: reqwest::RequestBuilder,
         allow_404: bool,
     ) -> Result<Option<Value>, PlatformError> {
-        let mut wait = Duration::from_millis(200);
-        for _ in 1..REQUEST_ATTEMPTS {
-            let Some(attempt) = req.try_clone() else { break };
-            match self.send_once(operation, attempt, allow_404).await {
-                Err(PlatformError::Transient { retry_after, reason, .. }) => {
-                    let pause = retry_after.unwrap_or(wait).min(Duration::from_secs(60));
-                    tracing::warn!(platform = %self.name, operation, %reason, ?pause, "transient Graph error; retrying");
-                    tokio::time::sleep(pause).await;
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-                other => return other,
-            }
+        if req.try_clone().is_none() {
+            return self.send_once(operation, req, allow_404).await;
         }
-        self.send_once(operation, req, allow_404).await
+        super::retry::retry(self.retry, || async {
+            match req.try_clone() {
+                Some(attempt) => self.send_once(operation, attempt, allow_404).await,
+                None => Err(self.failed(operation, "the request cannot be sent again")),
+            }
+        })
+        .await
     }
 
+    /// Sends a request once and maps Graph's answers: 2xx → body, 429/5xx/transport →
+    /// Transient (with Retry-After), other 4xx → Rejected with Graph's error message.
     async fn send_once(
         &self,
         operation: &str,
@@ -515,7 +518,29 @@ impl IntuneClient {
         Ok(file["azureStorageUri"].as_str().unwrap_or_default().to_string())
     }
 
+    /// Sends a blob request through the retry layer (an expired SAS is not retried here: the
+    /// caller renews it).
     async fn send_blob(&self, operation: &str, req: reqwest::RequestBuilder) -> Result<(), BlobError> {
+        if req.try_clone().is_none() {
+            return self.send_blob_once(operation, req).await;
+        }
+        super::retry::retry_when(
+            self.retry,
+            || async {
+                match req.try_clone() {
+                    Some(attempt) => self.send_blob_once(operation, attempt).await,
+                    None => Err(BlobError::Platform(self.failed(operation, "the request cannot be sent again"))),
+                }
+            },
+            |e| match e {
+                BlobError::Platform(PlatformError::Transient { retry_after, .. }) => Some(*retry_after),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn send_blob_once(&self, operation: &str, req: reqwest::RequestBuilder) -> Result<(), BlobError> {
         let resp = req.send().await.map_err(|e| {
             BlobError::Platform(PlatformError::Transient {
                 platform: self.name.clone(),
@@ -554,6 +579,15 @@ impl IntuneClient {
 enum BlobError {
     Expired,
     Platform(PlatformError),
+}
+
+impl std::fmt::Display for BlobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobError::Expired => f.write_str("the upload SAS expired"),
+            BlobError::Platform(e) => e.fmt(f),
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {

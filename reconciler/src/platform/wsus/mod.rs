@@ -80,6 +80,7 @@ pub struct WsusClient {
     /// The server's signing certificate, judged once before the first publish.
     signing_checked: tokio::sync::OnceCell<()>,
     clock: crate::clock::SharedClock,
+    retry: super::retry::RetryPolicy,
 }
 
 /// The server's publishing facts (`patchops doctor`).
@@ -117,6 +118,7 @@ impl WsusClient {
             known: Mutex::new(BTreeMap::new()),
             signing_checked: tokio::sync::OnceCell::new(),
             clock: crate::clock::SharedClock::default(),
+            retry: super::retry::RetryPolicy::default(),
         }
     }
 
@@ -124,6 +126,13 @@ impl WsusClient {
     #[must_use]
     pub fn with_script_signing(mut self, scripts: ScriptSigning) -> Self {
         self.scripts = scripts;
+        self
+    }
+
+    /// Retries transient failures of each request with `policy` (the one retry layer).
+    #[must_use]
+    pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -155,9 +164,13 @@ impl WsusClient {
         let operation = format!("{} ({what})", request.operation());
         let script = request::script(request, what);
         let delivered = self.scripts.deliver(script).await.map_err(|e| self.failed(&operation, e))?;
-        let id = uuid::Uuid::new_v4().to_string();
         let script_name = format!("patchops-{}.ps1", request.operation());
-        let output = self.transport.run(Run { id, script_name: &script_name, script: delivered.text(), files }).await?;
+        // A transport that could not reach the server is retried (each attempt stages afresh).
+        let output = super::retry::retry(self.retry, || {
+            let id = uuid::Uuid::new_v4().to_string();
+            self.transport.run(Run { id, script_name: &script_name, script: delivered.text(), files: files.clone() })
+        })
+        .await?;
         let result = output
             .stdout
             .lines()

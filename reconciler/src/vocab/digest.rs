@@ -1,0 +1,73 @@
+//! Content digests.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A SHA-256 digest, 64 lowercase hexadecimal characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sha256([u8; 32]);
+
+impl Sha256 {
+    /// Hashes `bytes`.
+    pub fn digest(bytes: &[u8]) -> Self {
+        use sha2::Digest;
+        Sha256(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// Wraps a finished digest.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Sha256(bytes)
+    }
+
+    /// Parses 64 hexadecimal characters.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 32];
+        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(format!("{s:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)"));
+        }
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| format!("{s:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)"))?;
+        Ok(Sha256(out))
+    }
+
+    /// The first 12 hex characters, for display.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..6])
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::text::deserialize_str(d, "a SHA-256 digest")
+    }
+}
+
+impl std::str::FromStr for Sha256 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Sha256::parse(s)
+    }
+}
+
+impl JsonSchema for Sha256 {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Sha256".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9a-f]{64}$" })
+    }
+}

@@ -13,7 +13,7 @@ use reconciler::content::VerifiedContent;
 use reconciler::emulate::{self, configmgr::Admin, EmulatorOptions};
 use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
 use reconciler::platform::configmgr::{ConfigMgrClient, Share};
-use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning};
+use reconciler::platform::{DesiredAssignment, DesiredObject, PlatformClient, ScriptSigning};
 use serde_json::Value;
 
 const USER: &str = "CONTOSO\\svc-patchops";

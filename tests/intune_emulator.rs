@@ -13,7 +13,7 @@ use reconciler::emulate::{self, EmulatorOptions};
 use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId};
 use reconciler::platform::intune::IntuneClient;
 use reconciler::platform::retry::{retry, RetryPolicy};
-use reconciler::platform::{DesiredAssignment, DesiredObject, FieldMap, Platform, PlatformError, TrackingMarker};
+use reconciler::platform::{DesiredAssignment, DesiredObject, FieldMap, PlatformClient, PlatformError, TrackingMarker};
 use serde_json::{json, Value};
 
 const APPS: &str = "beta/deviceAppManagement/mobileApps";

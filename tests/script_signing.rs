@@ -14,7 +14,7 @@ use reconciler::catalog::{Detection, Installer, Sha256};
 use reconciler::emulate::{self, EmulatorOptions};
 use reconciler::model::{Architecture, InstallerType, ObjectName, PlatformType, ProductId, SecretRef, Secrets};
 use reconciler::platform::intune::{IntuneClient, ScriptSigning};
-use reconciler::platform::{DesiredObject, Platform, TrackingMarker};
+use reconciler::platform::{DesiredObject, PlatformClient, TrackingMarker};
 use serde_json::Value;
 
 const APPS: &str = "beta/deviceAppManagement/mobileApps";

@@ -20,7 +20,7 @@ use reconciler::platform::wsus::request::{self, Request};
 use reconciler::platform::wsus::sdp::Sdp;
 use reconciler::platform::wsus::transport::{HttpTransport, Run, Transport};
 use reconciler::platform::wsus::WsusClient;
-use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning};
+use reconciler::platform::{DesiredAssignment, DesiredObject, PlatformClient, ScriptSigning};
 
 fn der(cert: &std::path::Path) -> Vec<u8> {
     reconciler::authenticode::pem_certificates(&std::fs::read(cert).unwrap()).unwrap().remove(0)

@@ -18,7 +18,7 @@ use reconciler::model::kinds::WsusTransport;
 use reconciler::model::{ObjectName, SecretRef, Secrets};
 use reconciler::platform::wsus::transport::SshTransport;
 use reconciler::platform::wsus::WsusClient;
-use reconciler::platform::{DesiredAssignment, DesiredObject, Platform, ScriptSigning};
+use reconciler::platform::{DesiredAssignment, DesiredObject, PlatformClient, ScriptSigning};
 
 /// sshd on 127.0.0.1, killed when dropped.
 struct Sshd {

@@ -42,7 +42,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let publish = rt.block_on(async {
         use reconciler::catalog::{Installer, Sha256};
-        use reconciler::platform::{DesiredObject, FieldMap, Platform, TrackingMarker};
+        use reconciler::platform::{DesiredObject, FieldMap, PlatformClient, TrackingMarker};
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
         let base = reconciler::emulate::serve(
             listener,

@@ -108,7 +108,7 @@ impl Context {
         &self,
         fleet: &Fleet,
         platform: &FleetPlatform,
-    ) -> Result<Box<dyn platform::Platform>, PlatformError> {
+    ) -> Result<Box<dyn platform::PlatformClient>, PlatformError> {
         let embedded = if crate::harness::is_embedded(platform) {
             Some(self.harness.endpoint(fleet, platform, &self.state, &self.secrets, &self.clock).await?)
         } else {

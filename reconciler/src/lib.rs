@@ -21,7 +21,7 @@
 //! - [`plan`] is pure: desired × verified catalog × observed → [`plan::Plan`], rendered by
 //!   [`plan::render`]; [`policy`] judges it and is the only maker of a
 //!   [`policy::PermittedAction`] (trust-chain link 3); [`apply`] sends only those;
-//! - [`platform`] holds the real clients behind the [`platform::Platform`] trait (Intune through
+//! - [`platform`] holds the real clients behind the [`platform::PlatformClient`] trait (Intune through
 //!   Graph, WSUS through generated PowerShell, ConfigMgr through the AdminService);
 //!   [`emulate`] serves emulators of all three, which the [`harness`] starts for
 //!   `endpoint: embedded`;

@@ -22,8 +22,8 @@ use crate::content::{ContentCache, ContentError, Expected, VerifiedContent};
 use crate::model::{Fleet, ObjectName};
 use crate::plan::{ActionKind, PlannedAction};
 use crate::platform::{
-    DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedObject, Platform, PlatformError, TrackingMarker,
-    MANAGED_BY,
+    DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedObject, PlatformClient, PlatformError,
+    TrackingMarker, MANAGED_BY,
 };
 use crate::policy::PermittedAction;
 use crate::source::{Provenance, SourceSnapshot};
@@ -40,7 +40,7 @@ pub struct Engine<'a> {
     /// What each platform held when the plan was made.
     pub observed: &'a BTreeMap<ObjectName, Observed>,
     /// A client per platform.
-    pub platforms: &'a BTreeMap<ObjectName, Box<dyn Platform>>,
+    pub platforms: &'a BTreeMap<ObjectName, Box<dyn PlatformClient>>,
     /// The content cache.
     pub content: ContentCache,
     /// The state database.
@@ -164,9 +164,14 @@ impl Engine<'_> {
                 reports.push(ActionReport { action, outcome: Outcome::Skipped(why.clone()), warnings });
                 continue;
             }
-            let journal = self.with_db(|db| {
-                db.begin(&self.run, &action.product, &action.platform, action.ring.as_deref(), action.action.as_str())
-            });
+            let (run, product, platform_name, ring, kind) = (
+                self.run.clone(),
+                action.product.to_string(),
+                action.platform.to_string(),
+                action.ring.as_deref().map(str::to_string),
+                action.action.as_str(),
+            );
+            let journal = self.with_db(move |db| db.begin(&run, &product, &platform_name, ring.as_deref(), kind)).await;
             let (journal_id, outcome, content) = match journal {
                 Err(e) => (None, Err(StepError::State(e)), None),
                 Ok(id) => {
@@ -191,7 +196,7 @@ impl Engine<'_> {
             // update that succeeded) the ring history are one transaction. Should it fail, the
             // next apply finds the ring running the version without a record and lets its soak
             // count from then (fail closed).
-            if let Err(e) = self.with_db(|db| db.finish(journal_id, &record)) {
+            if let Err(e) = self.with_db(move |db| db.finish(journal_id, &record)).await {
                 tracing::error!(error = %e, "could not write the audit record");
             }
             reports.push(ActionReport { action, outcome, warnings: permitted.warnings().to_vec() });
@@ -199,21 +204,32 @@ impl Engine<'_> {
         reports
     }
 
-    fn with_db<T>(&self, f: impl FnOnce(&mut StateDb) -> Result<T, StateError>) -> Result<T, StateError> {
-        let mut db = self.db.lock().map_err(|_| StateError::new(std::path::Path::new("state.db"), "lock poisoned"))?;
-        f(&mut db)
+    /// Runs `f` on the state database off the async threads (SQLite blocks).
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut StateDb) -> Result<T, StateError> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let db = self.db.clone();
+        let poisoned = || StateError::new(std::path::Path::new("state.db"), "lock poisoned");
+        tokio::task::spawn_blocking(move || {
+            let mut db = db.lock().map_err(|_| poisoned())?;
+            f(&mut db)
+        })
+        .await
+        .map_err(|e| StateError::new(std::path::Path::new("state.db"), format!("the database task failed: {e}")))?
     }
 
     /// Records a journal step of an action (a crash test may stop the process right after).
-    fn step(&self, journal: i64, step: &str, detail: &str) -> Result<(), StateError> {
-        self.with_db(|db| db.step(journal, step, detail))?;
+    async fn step(&self, journal: i64, step: &str, detail: &str) -> Result<(), StateError> {
+        let (step, detail) = (step.to_string(), detail.to_string());
+        self.with_db(move |db| db.step(journal, &step, &detail)).await?;
         crate::failpoint::hit("step");
         Ok(())
     }
 
     async fn run_action(
         &self,
-        client: &dyn Platform,
+        client: &dyn PlatformClient,
         a: &PlannedAction,
         objects: &mut Vec<ObservedObject>,
         journal: i64,
@@ -233,17 +249,17 @@ impl Engine<'_> {
                     Some(i) => i,
                     None => {
                         let content = self.fetch(&location, expected).await?;
-                        self.step(journal, "content-verified", &content.sha256().to_string())?;
+                        self.step(journal, "content-verified", &content.sha256().to_string()).await?;
                         crate::failpoint::hit("after-content");
                         let id = client.create(&desired, &content).await?;
                         *content_out = Some(content);
-                        self.step(journal, "created", &id)?;
+                        self.step(journal, "created", &id).await?;
                         crate::failpoint::hit("after-create");
                         // An update: the new object supersedes the one the ring runs now.
                         if let (ActionKind::Update, Some(old)) = (a.action, a.object_id.as_deref()) {
                             if old != id {
                                 client.supersede(&id, old).await?;
-                                self.step(journal, "superseded", old)?;
+                                self.step(journal, "superseded", old).await?;
                             }
                         }
                         objects.push(ObservedObject {
@@ -265,7 +281,7 @@ impl Engine<'_> {
                 let target_id = target.id.clone();
                 client.set_assignments(&target_id, &list).await?;
                 set_local(target, &list);
-                self.step(journal, "assigned", &format!("{target_id} → {group}"))?;
+                self.step(journal, "assigned", &format!("{target_id} → {group}")).await?;
                 crate::failpoint::hit("after-assign");
                 // Every other version of the product leaves this group; an object left with no
                 // assignment is deleted (the new version superseded it).
@@ -292,7 +308,7 @@ impl Engine<'_> {
                         desired.marker = m.clone();
                     }
                     client.reconfigure(id, &desired).await?;
-                    self.step(journal, "reconfigured", id)?;
+                    self.step(journal, "reconfigured", id).await?;
                 }
                 if a.changes.iter().any(|c| c.field.starts_with("assignment.")) {
                     let mut list = assignments_of(object);
@@ -301,7 +317,7 @@ impl Engine<'_> {
                     }
                     client.set_assignments(id, &list).await?;
                     set_local(object, &list);
-                    self.step(journal, "assignment-updated", id)?;
+                    self.step(journal, "assignment-updated", id).await?;
                 }
                 Ok(Some(id.to_string()))
             }
@@ -322,7 +338,7 @@ impl Engine<'_> {
     /// assignment is left: a retired ring, or an old version whose last ring moved on.
     async fn withdraw(
         &self,
-        client: &dyn Platform,
+        client: &dyn PlatformClient,
         objects: &mut Vec<ObservedObject>,
         i: usize,
         group: Option<&str>,
@@ -334,11 +350,11 @@ impl Engine<'_> {
         if rest.is_empty() {
             client.delete(&id).await?;
             objects.remove(i);
-            self.step(journal, "deleted", &id)?;
+            self.step(journal, "deleted", &id).await?;
         } else {
             client.set_assignments(&id, &rest).await?;
             set_local(&mut objects[i], &rest);
-            self.step(journal, "unassigned", &id)?;
+            self.step(journal, "unassigned", &id).await?;
         }
         Ok(())
     }
@@ -421,24 +437,34 @@ impl Engine<'_> {
     async fn fetch(&self, location: &Location, expected: Expected) -> Result<VerifiedContent, StepError> {
         let content = match location {
             Location::Url(u) => self.content.fetch(u, expected).await?,
-            // Already verified and cached: no need to read the blob out of git again.
-            Location::Repo(path) => match self.content.cached(expected) {
-                Ok(Some(cached)) => cached,
-                _ => {
-                    let bytes = self
-                        .snapshot
-                        .read_repo_file(path, expected.size)
-                        .map_err(|e| StepError::Other(e.to_string()))?
-                        .ok_or_else(|| StepError::Other(format!("installer {path} is not in the fleet's commit")))?;
-                    self.content.admit(path, &bytes, expected)?
-                }
-            },
+            // Already verified and cached: no need to read the blob out of git again. Reading git
+            // and hashing run off the async threads.
+            Location::Repo(path) => {
+                let (cache, snapshot, path) = (self.content.clone(), self.snapshot.clone(), path.clone());
+                tokio::task::spawn_blocking(move || -> Result<VerifiedContent, StepError> {
+                    match cache.cached(expected) {
+                        Ok(Some(cached)) => Ok(cached),
+                        _ => {
+                            let bytes = snapshot
+                                .read_repo_file(&path, expected.size)
+                                .map_err(|e| StepError::Other(e.to_string()))?
+                                .ok_or_else(|| {
+                                    StepError::Other(format!("installer {path} is not in the fleet's commit"))
+                                })?;
+                            Ok(cache.admit(&path, &bytes, expected)?)
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| StepError::Other(format!("reading the installer failed: {e}")))??
+            }
         };
         let origin = match location {
             Location::Url(u) => crate::http::redact(u),
             Location::Repo(p) => p.clone(),
         };
-        self.with_db(|db| db.content_verified(&content.sha256().to_string(), content.size(), &origin))?;
+        let (sha256, size) = (content.sha256().to_string(), content.size());
+        self.with_db(move |db| db.content_verified(&sha256, size, &origin)).await?;
         Ok(content)
     }
 

@@ -484,7 +484,12 @@ impl ContentCache {
 
     /// Returns the verified content for `expected`, from the cache or downloaded from `url`.
     pub async fn fetch(&self, url: &url::Url, expected: Expected) -> Result<VerifiedContent, ContentError> {
-        match self.cached(expected) {
+        // Hashing a cached installer again blocks: off the async threads.
+        let this = self.clone();
+        let cached = tokio::task::spawn_blocking(move || this.cached(expected)).await.map_err(|e| {
+            ContentError::Transport { url: redact(url), reason: format!("the cache check failed: {e}") }
+        })?;
+        match cached {
             Ok(Some(v)) => return Ok(v),
             Ok(None) => {}
             Err(ContentError::DigestMismatch { .. }) => {

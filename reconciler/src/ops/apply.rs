@@ -1,15 +1,12 @@
 //! `patchops apply`: the pipeline with the ring history recorded and the mass-retire guard
 //! enforced, under the apply lock; then permit → apply ([`ApplyRun::execute`]).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::pipeline::{self, Clients, Decide, Loaded, RingEvidence};
 use super::{ApplyRefusal, OpsError, DEFAULT_MAX_RETIRE_SHARE};
 use crate::context::Context;
-use crate::model::ObjectName;
 use crate::plan::{self, Plan};
-use crate::platform::Observed;
 use crate::policy::{Policies, PolicyContext, PolicyFinding};
 use crate::source::{SourceOptions, SourceWarning};
 use crate::state::{ApplyLock, Interrupted, StateDb};
@@ -36,8 +33,8 @@ pub struct ApplyRun<'c> {
     /// When to run again: the earliest time a waiting change opens.
     pub requeue_at: Option<chrono::DateTime<chrono::Utc>>,
     ctx: &'c Context,
-    loaded: Loaded,
-    observed: BTreeMap<ObjectName, Observed>,
+    loaded: Arc<Loaded>,
+    observed: pipeline::ObservedAll,
     clients: Clients,
     policies: Policies,
     db: Arc<Mutex<StateDb>>,
@@ -65,33 +62,34 @@ pub async fn prepare_apply<'c>(
     source: &SourceOptions,
     options: ApplyOptions,
 ) -> Result<ApplyRun<'c>, OpsError> {
-    let state = ctx.state();
-    let lock = state.lock("apply").map_err(|e| OpsError::Refused(e.into()))?;
-    let db = state.db()?;
-    let interrupted = db.recover()?;
-    // Holding the lock, nothing of the state directory is being written: what a killed run
-    // left half-written (downloads, emulator state) goes.
-    let freed = state.sweep_leftovers();
-    if freed > 0 {
-        tracing::info!(bytes = freed, "removed the partial files of an earlier run");
-    }
+    let state = ctx.state().clone();
+    let (lock, db, interrupted) = pipeline::blocking(move || {
+        let lock = state.lock("apply").map_err(|e| OpsError::Refused(e.into()))?;
+        let db = state.db()?;
+        let interrupted = db.recover()?;
+        // Holding the lock, nothing of the state directory is being written: what a killed run
+        // left half-written (downloads, emulator state) goes.
+        let freed = state.sweep_leftovers();
+        if freed > 0 {
+            tracing::info!(bytes = freed, "removed the partial files of an earlier run");
+        }
+        Ok((lock, db, interrupted))
+    })
+    .await?;
     for i in &interrupted {
         tracing::warn!(run = %i.run, action = %i.subject, step = %i.step, detail = %i.detail, "an earlier apply was interrupted; re-planning from the platforms' current state");
     }
-    let loaded = pipeline::load(ctx, source).await?;
+    let loaded = Arc::new(pipeline::load(ctx, source).await?);
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = pipeline::observe(&clients).await?;
+    let observed = Arc::new(pipeline::observe(&clients).await?);
     let share = options.max_retire_share.unwrap_or(DEFAULT_MAX_RETIRE_SHARE);
     let decision = pipeline::decide(
         ctx,
         &loaded,
         &observed,
-        Decide {
-            saved: options.saved_plan.as_ref(),
-            ring_evidence: Some(RingEvidence::Record),
-            max_retire_share: share,
-        },
-    )?;
+        Decide { saved: options.saved_plan, ring_evidence: Some(RingEvidence::Record), max_retire_share: share },
+    )
+    .await?;
     if !options.allow_mass_retire && !decision.mass_retire.is_empty() {
         return Err(OpsError::Refused(ApplyRefusal::MassRetire(decision.mass_retire)));
     }
@@ -124,19 +122,25 @@ impl ApplyRun<'_> {
     }
 
     /// Applies the plan's applicable actions, then records the catalogs' serials.
-    pub async fn execute(mut self) -> Result<Applied, OpsError> {
+    pub async fn execute(self) -> Result<Applied, OpsError> {
         let now = self.ctx.now();
-        let ctx = PolicyContext::new(&self.loaded.fleet, &self.loaded.catalogs, now);
-        let mut permitted = Vec::new();
-        let mut denied = Vec::new();
-        for a in self.plan.applicable() {
-            // Policies are evaluated again here: the PermittedAction type is the engine's only
-            // input, and only `permit` makes one.
-            match self.policies.permit(a.clone(), &ctx)? {
-                Ok(p) => permitted.push(p),
-                Err(d) => denied.push((a.clone(), d)),
+        // Policies are evaluated again here: the PermittedAction type is the engine's only
+        // input, and only `permit` makes one. Evaluating takes CPU: off the async threads.
+        let mut policies = self.policies.clone();
+        let (loaded, applicable) = (self.loaded.clone(), self.plan.applicable().cloned().collect::<Vec<_>>());
+        let (permitted, denied) = pipeline::blocking(move || {
+            let ctx = PolicyContext::new(&loaded.fleet, &loaded.catalogs, now);
+            let mut permitted = Vec::new();
+            let mut denied = Vec::new();
+            for a in applicable {
+                match policies.permit(a.clone(), &ctx)? {
+                    Ok(p) => permitted.push(p),
+                    Err(d) => denied.push((a, d)),
+                }
             }
-        }
+            Ok((permitted, denied))
+        })
+        .await?;
         let run_id = format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), std::process::id());
         let engine = crate::apply::Engine {
             fleet: &self.loaded.fleet,

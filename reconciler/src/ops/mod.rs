@@ -66,6 +66,9 @@ pub enum OpsError {
         /// The fleet's Platforms.
         known: String,
     },
+    /// A task the operation ran off the async threads failed (a bug: it panicked).
+    #[error("an internal task failed: {0}")]
+    Task(String),
     /// `validate`: policies refuse what the fleet asks for.
     #[error("{}", .0.iter().map(|(s, d)| format!("{s}: denied by policy {}: {}", d.policy, d.message)).collect::<Vec<_>>().join("\n"))]
     Denied(Vec<(String, PolicyFinding)>),

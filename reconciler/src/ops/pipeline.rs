@@ -6,6 +6,7 @@
 //! ([`Decision::requeue_at`], as kube-runtime's `Action::requeue`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -33,19 +34,29 @@ pub struct Loaded {
 
 /// The fleet alone, without its catalogs (`doctor`: a broken catalog must not hide a broken
 /// platform).
-pub fn load_fleet(source: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>, Fleet), OpsError> {
-    let (snapshot, warnings) = source::open(source)?;
-    let fleet = model::load(snapshot.files())?;
-    Ok((snapshot, warnings, fleet))
+pub async fn load_fleet(source: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>, Fleet), OpsError> {
+    let source = source.clone();
+    blocking(move || {
+        let (snapshot, warnings) = source::open(&source)?;
+        let fleet = model::load(snapshot.files())?;
+        Ok((snapshot, warnings, fleet))
+    })
+    .await
 }
 
 /// Reads the source, loads the fleet, and verifies every catalog against the recorded history
 /// (recording nothing: only an apply records the serials it acted on).
 pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsError> {
     let t = std::time::Instant::now();
-    let (snapshot, warnings) = source::open(source)?;
-    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), files = snapshot.files().len(), "source read");
-    let fleet = model::load(snapshot.files())?;
+    // git2 and parsing block: off the async threads.
+    let source = source.clone();
+    let (snapshot, warnings, fleet) = blocking(move || {
+        let (snapshot, warnings) = source::open(&source)?;
+        tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), files = snapshot.files().len(), "source read");
+        let fleet = model::load(snapshot.files())?;
+        Ok((snapshot, warnings, fleet))
+    })
+    .await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
     let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
@@ -60,7 +71,8 @@ async fn verify_catalogs(
     // Read-only: the history is consulted (rollback, equivocation) but never written here.
     // Only apply records a serial, once it acted on the catalog (`ApplyRun::record_catalogs`),
     // so planning a branch with a newer catalog does not make main's look like a rollback.
-    let history = ctx.state().catalogs()?;
+    let state = ctx.state().clone();
+    let history = blocking(move || Ok(state.catalogs()?)).await?;
     let mut verified = BTreeMap::new();
     let mut failures = Vec::new();
     for (name, source) in &fleet.catalog_sources {
@@ -72,7 +84,11 @@ async fn verify_catalogs(
         };
         let result = match catalog::fetch(at, snapshot).await {
             Ok(unverified) => {
-                unverified.verify(&source.trusted_keys, source.spec.max_age.map(|d| d.0), history.seen(name), ctx.now())
+                // Checking the signature and parsing a large catalog take CPU: off the async
+                // threads.
+                let (keys, max_age, seen, now) =
+                    (source.trusted_keys.clone(), source.spec.max_age.map(|d| d.0), history.seen(name), ctx.now());
+                blocking(move || Ok(unverified.verify(&keys, max_age, seen, now))).await?
             }
             Err(e) => Err(e),
         };
@@ -91,8 +107,16 @@ async fn verify_catalogs(
     }
 }
 
+/// Runs blocking work (git, SQLite, parsing, planning) on tokio's blocking threads, so that
+/// the async threads — and an HTTP endpoint sharing them — never stall.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OpsError> + Send + 'static,
+) -> Result<T, OpsError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| OpsError::Task(e.to_string()))?
+}
+
 /// A client per platform of the fleet.
-pub type Clients = BTreeMap<ObjectName, Box<dyn platform::Platform>>;
+pub type Clients = BTreeMap<ObjectName, Box<dyn platform::PlatformClient>>;
 
 /// Builds the client of every platform (embedded ones through the context's harness). Every
 /// failure is reported, not only the first.
@@ -148,10 +172,10 @@ pub enum RingEvidence {
 }
 
 /// How to decide.
-#[derive(Debug, Clone, Copy)]
-pub struct Decide<'a> {
+#[derive(Debug, Clone)]
+pub struct Decide {
     /// Check the plan against this saved one (stale or edited is refused).
-    pub saved: Option<&'a Plan>,
+    pub saved: Option<Plan>,
     /// Gate the rollout with the ring history (`None`: no gating, as `validate`).
     pub ring_evidence: Option<RingEvidence>,
     /// The share of a platform's managed objects one run may retire.
@@ -171,13 +195,28 @@ pub struct Decision {
     pub requeue_at: Option<DateTime<Utc>>,
 }
 
-/// Plans, checks a saved plan, judges, gates and guards: desired × verified catalogs ×
-/// observed platforms.
-pub fn decide(
+/// What each platform holds, shared between the decision and the apply that follows it.
+pub type ObservedAll = Arc<BTreeMap<ObjectName, Observed>>;
+
+/// [`decide_with`] on tokio's blocking threads (planning, policies and SQLite take CPU and block).
+pub async fn decide(
     ctx: &Context,
+    loaded: &Arc<Loaded>,
+    observed: &ObservedAll,
+    how: Decide,
+) -> Result<Decision, OpsError> {
+    let (state, now, loaded, observed) = (ctx.state().clone(), ctx.now(), loaded.clone(), observed.clone());
+    blocking(move || decide_with(&state, now, &loaded, &observed, how)).await
+}
+
+/// Plans, checks a saved plan, judges, gates and guards: desired × verified catalogs ×
+/// observed platforms, at `now`, with the ring history in `state`.
+pub fn decide_with(
+    state: &crate::state::StateDir,
+    now: DateTime<Utc>,
     loaded: &Loaded,
     observed: &BTreeMap<ObjectName, Observed>,
-    how: Decide<'_>,
+    how: Decide,
 ) -> Result<Decision, OpsError> {
     let t = std::time::Instant::now();
     let mut plan = plan::plan(PlanInput {
@@ -187,7 +226,7 @@ pub fn decide(
         observed,
     });
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
-    if let Some(saved) = how.saved {
+    if let Some(saved) = &how.saved {
         let stale = super::saved::staleness(&saved.fingerprints, &plan.fingerprints);
         if !stale.is_empty() {
             return Err(OpsError::Refused(super::ApplyRefusal::Stale(stale)));
@@ -199,11 +238,10 @@ pub fn decide(
             return Err(OpsError::Refused(super::ApplyRefusal::Tampered(tampered)));
         }
     }
-    let now = ctx.now();
     let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
     crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(&loaded.fleet, &loaded.catalogs, now))?;
     if let Some(evidence) = how.ring_evidence {
-        let db = ctx.state().db()?;
+        let db = state.db()?;
         if evidence == RingEvidence::Record {
             for r in plan::observed_ring_versions(&loaded.fleet, observed) {
                 if db.reached_at(&r.product, &r.platform, &r.ring, &r.version)?.is_none() {

@@ -20,15 +20,16 @@ pub struct Planned {
 
 /// Plans the fleet at `source`. Read-only: records nothing.
 pub async fn plan(ctx: &Context, source: &SourceOptions) -> Result<Planned, OpsError> {
-    let loaded = pipeline::load(ctx, source).await?;
+    let loaded = std::sync::Arc::new(pipeline::load(ctx, source).await?);
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = pipeline::observe(&clients).await?;
+    let observed = std::sync::Arc::new(pipeline::observe(&clients).await?);
     let decision = pipeline::decide(
         ctx,
         &loaded,
         &observed,
         Decide { saved: None, ring_evidence: Some(RingEvidence::Read), max_retire_share: DEFAULT_MAX_RETIRE_SHARE },
-    )?;
+    )
+    .await?;
     let mut plan = decision.plan;
     // What apply would refuse, found now (with apply's default share).
     plan.guards = decision
@@ -36,5 +37,5 @@ pub async fn plan(ctx: &Context, source: &SourceOptions) -> Result<Planned, OpsE
         .into_iter()
         .map(|p| format!("it would retire too much at once: {p}; apply refuses this unless given --allow-mass-retire"))
         .collect();
-    Ok(Planned { plan, warnings: loaded.warnings, requeue_at: decision.requeue_at })
+    Ok(Planned { plan, warnings: loaded.warnings.clone(), requeue_at: decision.requeue_at })
 }

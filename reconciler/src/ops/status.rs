@@ -39,7 +39,9 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
     let loaded = pipeline::load(ctx, source).await?;
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
     let observed = pipeline::observe(&clients).await?;
-    let latest = ctx.state().db().and_then(|db| db.latest_per_target()).unwrap_or_default();
+    let state = ctx.state().clone();
+    let latest =
+        pipeline::blocking(move || Ok(state.db().and_then(|db| db.latest_per_target()).unwrap_or_default())).await?;
     let mut targets = Vec::new();
     for p in &loaded.fleet.products {
         for t in &p.targets {

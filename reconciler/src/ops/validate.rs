@@ -14,14 +14,14 @@ use crate::source::SourceOptions;
 #[derive(Debug)]
 pub struct Validated {
     /// The fleet and its verified catalogs.
-    pub loaded: Loaded,
+    pub loaded: std::sync::Arc<Loaded>,
     /// The policies applied.
     pub policies: Vec<String>,
 }
 
 /// Validates the fleet at `source`.
 pub async fn validate(ctx: &Context, source: &SourceOptions) -> Result<Validated, OpsError> {
-    let loaded = pipeline::load(ctx, source).await?;
+    let loaded = std::sync::Arc::new(pipeline::load(ctx, source).await?);
     let mut failures = Vec::new();
     for p in &loaded.fleet.products {
         if p.spec.retire {
@@ -41,9 +41,10 @@ pub async fn validate(ctx: &Context, source: &SourceOptions) -> Result<Validated
     let decision = pipeline::decide(
         ctx,
         &loaded,
-        &BTreeMap::new(),
+        &std::sync::Arc::new(BTreeMap::new()),
         Decide { saved: None, ring_evidence: None, max_retire_share: 1.0 },
-    )?;
+    )
+    .await?;
     let denials: Vec<(String, PolicyFinding)> = decision
         .plan
         .actions

@@ -2,7 +2,7 @@
 //! are read here, by reference, and never shown. `endpoint: embedded` Platforms are reached at
 //! the base URL the [`crate::harness`] hands over: nothing here starts or knows an emulator.
 
-use super::{configmgr, intune, inventory, wsus, Platform, PlatformError, ScriptSigning};
+use super::{configmgr, intune, inventory, wsus, PlatformClient, PlatformError, ScriptSigning};
 use crate::model::{Endpoint, PlatformType};
 
 /// What every client is built with: where secrets come from, the clock, the state directory
@@ -42,7 +42,7 @@ pub fn connect(
     platform: &crate::model::Platform,
     env: ClientEnv<'_>,
     embedded: Option<&EmbeddedEndpoint>,
-) -> Result<Box<dyn Platform>, PlatformError> {
+) -> Result<Box<dyn PlatformClient>, PlatformError> {
     if platform.endpoint == Endpoint::Inventory {
         let name = platform.metadata.name.clone();
         return Ok(Box::new(inventory::InventoryPlatform::new(name, platform.spec.platform_type, env.state)));
@@ -60,7 +60,7 @@ fn connect_intune(
     platform: &crate::model::Platform,
     env: ClientEnv<'_>,
     embedded: Option<&EmbeddedEndpoint>,
-) -> Result<Box<dyn Platform>, PlatformError> {
+) -> Result<Box<dyn PlatformClient>, PlatformError> {
     let name = platform.metadata.name.clone();
     let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
     let scripts = script_signing(platform, env)?;

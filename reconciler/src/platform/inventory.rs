@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use super::{DesiredAssignment, DesiredObject, Observed, Platform, PlatformError};
+use super::{DesiredAssignment, DesiredObject, Observed, PlatformClient, PlatformError};
 use crate::model::{ObjectName, PlatformType};
 use crate::state::StateDir;
 
@@ -42,7 +42,7 @@ impl InventoryPlatform {
 }
 
 #[async_trait::async_trait]
-impl Platform for InventoryPlatform {
+impl PlatformClient for InventoryPlatform {
     fn name(&self) -> &ObjectName {
         &self.name
     }

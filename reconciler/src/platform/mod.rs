@@ -1,6 +1,6 @@
 //! The platforms patchops publishes to, behind one trait.
 //!
-//! A [`Platform`] observes what is published (this release) and, from the apply issue on,
+//! A [`PlatformClient`] observes what is published (this release) and, from the apply issue on,
 //! changes it. Only the modules below this one know a platform's wire format; the planner sees
 //! [`Observed`] values only.
 //!
@@ -399,7 +399,7 @@ pub struct DesiredAssignment {
 /// Every change is idempotent in effect: assigning sets the whole assignment list, deleting an
 /// object that is gone succeeds. The apply engine relies on this to converge after a crash.
 #[async_trait::async_trait]
-pub trait Platform: Send + Sync {
+pub trait PlatformClient: Send + Sync {
     /// The Platform's name in the fleet.
     fn name(&self) -> &ObjectName;
 

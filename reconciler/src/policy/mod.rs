@@ -65,7 +65,7 @@ pub const PACKAGE_PREFIX: &str = "patchops.policy.";
 
 /// What the policies say about one action.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Judgement {
     /// Refusals; the action is permitted when there are none.
     pub denials: Vec<PolicyFinding>,
     /// Remarks that do not block the action (`warn` rules).
@@ -280,9 +280,9 @@ impl Policies {
     }
 
     /// Evaluates every policy on one input document.
-    pub fn evaluate(&mut self, input: &serde_json::Value, subject: &str) -> Result<Verdict, PolicyError> {
+    pub fn evaluate(&mut self, input: &serde_json::Value, subject: &str) -> Result<Judgement, PolicyError> {
         self.engine.set_input(regorus::Value::from(input.clone()));
-        let mut verdict = Verdict::default();
+        let mut verdict = Judgement::default();
         for (name, rule, path, guarded) in &self.rules {
             let _evaluating = guarded.as_ref().map(guard::Evaluating::start);
             let value = self.engine.eval_rule(path.clone()).map_err(|e| {

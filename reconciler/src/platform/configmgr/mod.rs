@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 
 use super::{
     DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, ObservedRelationship,
-    Platform, PlatformError, ScriptSigning, TrackingMarker,
+    PlatformClient, PlatformError, ScriptSigning, TrackingMarker,
 };
 use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
@@ -437,7 +437,7 @@ fn fields_of(a: &Application, marker: &TrackingMarker) -> FieldMap {
 }
 
 #[async_trait::async_trait]
-impl Platform for ConfigMgrClient {
+impl PlatformClient for ConfigMgrClient {
     fn name(&self) -> &ObjectName {
         &self.name
     }

@@ -37,7 +37,7 @@ pub mod intunewin;
 
 use super::{
     DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, ObservedRelationship,
-    Platform, PlatformError, TrackingMarker,
+    PlatformClient, PlatformError, TrackingMarker,
 };
 use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
@@ -694,7 +694,7 @@ fn observed_of(app: &Value) -> ObservedObject {
 }
 
 #[async_trait::async_trait]
-impl Platform for IntuneClient {
+impl PlatformClient for IntuneClient {
     fn name(&self) -> &ObjectName {
         &self.name
     }

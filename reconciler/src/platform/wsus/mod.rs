@@ -37,7 +37,7 @@ use serde_json::Value;
 
 use super::{
     DesiredAssignment, DesiredObject, FieldMap, Observed, ObservedAssignment, ObservedObject, ObservedRelationship,
-    Platform, PlatformError, ScriptSigning, TrackingMarker,
+    PlatformClient, PlatformError, ScriptSigning, TrackingMarker,
 };
 use crate::catalog::Detection;
 use crate::content::VerifiedContent;
@@ -550,7 +550,7 @@ fn listed(u: &Value) -> Option<Listed> {
 }
 
 #[async_trait::async_trait]
-impl Platform for WsusClient {
+impl PlatformClient for WsusClient {
     fn name(&self) -> &ObjectName {
         &self.name
     }

@@ -1,8 +1,10 @@
-//! The platforms patchops publishes to, behind one trait.
+//! The real clients of the platforms patchops publishes to, behind one trait.
 //!
-//! A [`PlatformClient`] observes what is published (this release) and, from the apply issue on,
-//! changes it. Only the modules below this one know a platform's wire format; the planner sees
-//! [`Observed`] values only.
+//! A [`PlatformClient`] observes what is published and changes it (create, reconfigure,
+//! assign, supersede, delete). Only the modules below this one know a platform's wire format;
+//! the planner sees [`Observed`] values only. [`connect()`] builds a client from a fleet
+//! Platform; [`retry`] is the one retry layer. Nothing here knows an emulator: an embedded
+//! Platform is reached at the base URL the [`crate::harness`] hands over.
 //!
 //! Every object patchops publishes carries a [`TrackingMarker`]; objects without one are
 //! *unmanaged* and are never updated or retired.

@@ -46,6 +46,17 @@ pub enum SignError {
     },
 }
 
+impl SignError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SignError::Certificate { .. } => "SigningCertificateUnfit",
+            SignError::Tool { .. } => "SigningToolMissing",
+            SignError::Failed { .. } => "SigningFailed",
+        }
+    }
+}
+
 /// One problem with a code-signing certificate, as Windows would see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertificateProblem {

@@ -31,6 +31,18 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
 }
 
+impl ReadError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReadError::NotFound => "FileNotFound",
+            ReadError::NotRegular { .. } => "NotARegularFile",
+            ReadError::TooLarge { .. } => "FileTooLarge",
+            ReadError::Io { .. } => "ReadFailed",
+        }
+    }
+}
+
 /// What a file that is not regular is, for messages.
 pub fn kind_of(t: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt as _;

@@ -64,6 +64,13 @@ pub struct MsiError {
     reason: String,
 }
 
+impl MsiError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        "MsiUnreadable"
+    }
+}
+
 /// Reads the facts of the MSI at `path`.
 pub fn read(path: &Path) -> Result<MsiInfo, MsiError> {
     let err = |reason: String| MsiError { path: path.display().to_string(), reason };

@@ -23,6 +23,17 @@ pub enum EditError {
     InvalidCatalog(String),
 }
 
+impl EditError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EditError::Minisign { .. } => "SigningFailed",
+            EditError::PasswordNeeded => "KeyPasswordNeeded",
+            EditError::InvalidCatalog { .. } => "InvalidCatalog",
+        }
+    }
+}
+
 fn ms(e: minisign::PError) -> EditError {
     EditError::Minisign(e.to_string())
 }

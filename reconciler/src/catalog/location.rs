@@ -19,6 +19,13 @@ pub struct LocationError {
     reason: &'static str,
 }
 
+impl LocationError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        "CatalogLocationInvalid"
+    }
+}
+
 impl CatalogLocation {
     /// Parses a URL or a relative path.
     pub fn parse(text: &str) -> Result<Self, LocationError> {

@@ -58,6 +58,13 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+impl Diagnostics {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        "FleetInvalid"
+    }
+}
+
 /// The closest of `candidates` to `wanted`, for "did you mean" hints.
 pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates

@@ -14,7 +14,7 @@ pub const MIN_MASS_RETIRE_COUNT: usize = 3;
 
 /// Platforms where the plan would retire more than `share` of the managed objects: at least
 /// [`MIN_MASS_RETIRE_COUNT`] of them, or all of them.
-pub(super) fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<String> {
+pub(super) fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<MassRetire> {
     let mut out = Vec::new();
     for (name, o) in observed {
         // Half-made objects are replaced, not retired from devices: they do not count.
@@ -45,13 +45,40 @@ pub(super) fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>
             .count();
         let enough = gone >= MIN_MASS_RETIRE_COUNT || gone == managed.len();
         if gone > 0 && enough && (gone as f64) > share * managed.len() as f64 {
-            out.push(format!(
-                "platform {name}: {gone} of its {} managed objects would be retired ({:.0} %, more than the {:.0} % allowed)",
-                managed.len(),
-                100.0 * gone as f64 / managed.len() as f64,
-                100.0 * share
-            ));
+            out.push(MassRetire {
+                platform: name.clone(),
+                retired: gone,
+                managed: managed.len(),
+                allowed_share: share,
+            });
         }
     }
     out
+}
+
+/// A platform where one run would retire too much.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MassRetire {
+    /// The Platform.
+    pub platform: ObjectName,
+    /// The managed objects the run would retire.
+    pub retired: usize,
+    /// The platform's managed objects.
+    pub managed: usize,
+    /// The share one run may retire.
+    pub allowed_share: f64,
+}
+
+impl std::fmt::Display for MassRetire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "platform {}: {} of its {} managed objects would be retired ({:.0} %, more than the {:.0} % allowed)",
+            self.platform,
+            self.retired,
+            self.managed,
+            100.0 * self.retired as f64 / self.managed as f64,
+            100.0 * self.allowed_share
+        )
+    }
 }

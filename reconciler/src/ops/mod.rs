@@ -17,7 +17,7 @@ mod validate;
 
 pub use apply::{prepare_apply, Applied, ApplyOptions, ApplyRun};
 pub use doctor::{doctor, DoctorOptions};
-pub use guard::MIN_MASS_RETIRE_COUNT;
+pub use guard::{MassRetire, MIN_MASS_RETIRE_COUNT};
 pub use pipeline::Loaded;
 pub use plan::{plan, Planned};
 pub use status::{status, Status, TargetStatus};
@@ -103,5 +103,82 @@ pub enum ApplyRefusal {
     Tampered(Vec<String>),
     /// The plan would retire too much of a platform.
     #[error("refusing to retire so much at once:\n{}\nhelp: an empty or broken fleet looks exactly like this; if the retirement is intended, run again with --allow-mass-retire", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
-    MassRetire(Vec<String>),
+    MassRetire(Vec<MassRetire>),
+}
+
+impl ApplyRefusal {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApplyRefusal::Locked(e) => e.reason(),
+            ApplyRefusal::Stale(_) => "StalePlan",
+            ApplyRefusal::Tampered(_) => "EditedPlan",
+            ApplyRefusal::MassRetire(_) => "MassRetire",
+        }
+    }
+}
+
+impl OpsError {
+    /// A stable CamelCase reason, for machines (the daemon's conditions, metrics and
+    /// notifications): the cause's own reason where it has one.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OpsError::Source(e) => e.reason(),
+            OpsError::Fleet(d) => d.reason(),
+            OpsError::Catalogs(list) => list.first().map_or("CatalogRefused", CatalogError::reason),
+            OpsError::Selection(list) => list.first().map_or("InstallerNotSelected", |(_, _, e)| e.reason()),
+            OpsError::State(e) => e.reason(),
+            OpsError::Platforms(list) => list.first().map_or("PlatformUnavailable", PlatformError::reason),
+            OpsError::Policy(e) => e.reason(),
+            OpsError::Refused(r) => r.reason(),
+            OpsError::UnknownPlatform { .. } => "UnknownPlatform",
+            OpsError::Task(_) => "InternalTaskFailed",
+            OpsError::Denied(_) => "PolicyDenied",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn camel(s: &str) -> bool {
+        s.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric())
+    }
+
+    #[test]
+    fn every_operation_error_has_a_camel_case_reason_from_its_cause() {
+        let platform = crate::model::ObjectName::new("wsus-hq").unwrap();
+        let cases = [
+            OpsError::Platforms(vec![PlatformError::Transient {
+                platform: platform.clone(),
+                operation: "observe".into(),
+                reason: "503".into(),
+                retry_after: None,
+            }]),
+            OpsError::Refused(ApplyRefusal::MassRetire(vec![MassRetire {
+                platform,
+                retired: 3,
+                managed: 3,
+                allowed_share: 0.3,
+            }])),
+            OpsError::Refused(ApplyRefusal::Stale(vec!["the fleet changed".into()])),
+            OpsError::State(crate::state::StateError::new(std::path::Path::new("x"), "y")),
+            OpsError::Task("panicked".into()),
+            OpsError::UnknownPlatform { name: "x".into(), known: "y".into() },
+        ];
+        let reasons: Vec<&str> = cases.iter().map(OpsError::reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                "PlatformTransient",
+                "MassRetire",
+                "StalePlan",
+                "StateUnavailable",
+                "InternalTaskFailed",
+                "UnknownPlatform"
+            ]
+        );
+        assert!(reasons.iter().all(|r| camel(r)), "{reasons:?}");
+    }
 }

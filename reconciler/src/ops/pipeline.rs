@@ -190,7 +190,7 @@ pub struct Decision {
     /// The fleet's compiled policies (apply permits with them again).
     pub policies: Policies,
     /// Platforms where the plan would retire more than the share allowed.
-    pub mass_retire: Vec<String>,
+    pub mass_retire: Vec<super::MassRetire>,
     /// When to run again: the earliest time a waiting change opens.
     pub requeue_at: Option<DateTime<Utc>>,
 }

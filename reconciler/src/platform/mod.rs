@@ -341,6 +341,19 @@ pub enum PlatformError {
     },
 }
 
+impl PlatformError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PlatformError::Transient { .. } => "PlatformTransient",
+            PlatformError::Rejected { .. } => "PlatformRejected",
+            PlatformError::Failed { .. } => "PlatformFailed",
+            PlatformError::NotImplemented { .. } => "NotImplemented",
+            PlatformError::Unavailable { .. } => "PlatformUnavailable",
+        }
+    }
+}
+
 /// What patchops wants a platform object to be: built by the apply engine from the fleet and
 /// the verified catalog entry.
 #[derive(Debug, Clone)]

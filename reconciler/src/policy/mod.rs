@@ -150,6 +150,19 @@ pub enum PolicyError {
     },
 }
 
+impl PolicyError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PolicyError::Module { .. } => "PolicyModuleInvalid",
+            PolicyError::Package { .. } => "PolicyPackageInvalid",
+            PolicyError::MissingModule { .. } => "PolicyModuleMissing",
+            PolicyError::Read { .. } => "PolicyModuleUnreadable",
+            PolicyError::Evaluation { .. } => "PolicyEvaluationFailed",
+        }
+    }
+}
+
 /// A Rego module and where it came from.
 #[derive(Debug, Clone)]
 pub struct PolicyModule {

@@ -195,6 +195,21 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SourceError::Repo { .. } => "RepositoryUnavailable",
+            SourceError::BadRevision { .. } => "RevisionNotFound",
+            SourceError::PathNotFound { .. } => "FleetPathNotFound",
+            SourceError::RevWithoutGit { .. } => "RevisionWithoutGit",
+            SourceError::TooLarge { .. } => "FleetTooLarge",
+            SourceError::PathOutside { .. } => "PathOutsideRepository",
+            SourceError::File { .. } => "FleetFileUnreadable",
+        }
+    }
+}
+
 /// Something the user should know that does not stop the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceWarning(pub String);

@@ -32,6 +32,16 @@ pub enum LockError {
     State(#[from] StateError),
 }
 
+impl LockError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LockError::Held { .. } => "ApplyLockHeld",
+            LockError::State { .. } => "StateUnavailable",
+        }
+    }
+}
+
 impl ApplyLock {
     /// Takes the lock without waiting.
     pub fn acquire(dir: &Path, what: &str, at: chrono::DateTime<chrono::Utc>) -> Result<ApplyLock, LockError> {

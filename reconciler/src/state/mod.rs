@@ -36,6 +36,13 @@ pub struct StateError {
 }
 
 impl StateError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        "StateUnavailable"
+    }
+}
+
+impl StateError {
     /// An error about `path`.
     pub fn new(path: &Path, reason: impl Into<String>) -> StateError {
         StateError { path: path.display().to_string(), reason: reason.into() }

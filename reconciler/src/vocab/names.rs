@@ -15,6 +15,13 @@ pub struct InvalidName {
     rule: &'static str,
 }
 
+impl InvalidName {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        "InvalidName"
+    }
+}
+
 macro_rules! validated_name {
     ($(#[$doc:meta])* $name:ident, $what:literal, $pattern:literal, $max:literal, $check:expr, $rule:literal) => {
         $(#[$doc])*

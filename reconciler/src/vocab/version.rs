@@ -19,6 +19,16 @@ pub enum VersionError {
     Range(String),
 }
 
+impl VersionError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VersionError::Version { .. } => "InvalidVersion",
+            VersionError::Range { .. } => "InvalidVersionRange",
+        }
+    }
+}
+
 /// A version as Windows orders them: up to four numeric parts, missing parts count as zero.
 ///
 /// Equality and ordering use the numbers; `Display` keeps the text as written (`24.08` stays

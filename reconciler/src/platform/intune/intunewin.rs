@@ -131,6 +131,18 @@ pub enum PackageError {
     },
 }
 
+impl PackageError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PackageError::Io { .. } => "PackageIo",
+            PackageError::Malformed { .. } => "PackageMalformed",
+            PackageError::MacMismatch { .. } => "PackageMacMismatch",
+            PackageError::DigestMismatch { .. } => "PackageDigestMismatch",
+        }
+    }
+}
+
 fn io(path: &Path) -> impl Fn(std::io::Error) -> PackageError + '_ {
     move |e| PackageError::Io { path: path.display().to_string(), reason: e.to_string() }
 }

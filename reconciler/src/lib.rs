@@ -75,6 +75,7 @@ pub mod harness;
 pub mod context;
 pub mod doctor;
 pub mod ops;
+pub mod daemon;
 pub mod schema;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod package;
 mod plan;
 mod policy;
 mod progress;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ Typical use:
   patchops plan --out plan.json --detailed-exitcode
   patchops apply                            apply what policies permit (asks first)
   patchops apply plan.json --auto-approve   apply exactly a reviewed plan
+  patchops run --listen 127.0.0.1:9474      reconcile continuously (webhooks, /metrics)
   patchops status / history                 what is published; the audit log
   patchops doctor                           each platform's trust, link by link
   patchops policy test policies/            Rego unit tests
@@ -87,6 +89,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Apply the plan: publish, update, reconfigure and retire what policies permit.
     Apply(apply::ApplyArgs),
+    /// Reconcile continuously: watch the fleet and the platforms, apply what policies permit.
+    Run(run::RunArgs),
     /// What is published per product and platform, and the last result.
     Status(SourceArgs),
     /// Check each platform's own trust link by link (signing certificates, client trust, roles).
@@ -306,6 +310,7 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Plan(args) => plan::run(args, color).await,
         Command::Apply(args) => apply::run(args, color).await,
+        Command::Run(args) => run::run(args).await,
         Command::Status(args) => apply::status(args, color).await,
         Command::History(args) => apply::history(args, color),
         Command::Doctor(args) => doctor::run(args, color).await,

@@ -1,0 +1,200 @@
+//! One reconcile cycle: the core `patchops run` repeats. It is exactly `apply --auto-approve`
+//! (the merged commit is the approval): [`crate::ops::prepare_apply`] — lock, recover, load,
+//! observe, plan, judge, gate, guard — then [`crate::ops::ApplyRun::execute`] — permit, apply,
+//! record. `--plan-only` stops after the plan ([`crate::ops::plan`]). Nothing here is the
+//! daemon's own logic: the triggers, the scheduler, the error policy and the endpoint are
+//! around it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::trigger::Trigger;
+use crate::apply::Outcome;
+use crate::context::Context;
+use crate::ops::{self, ApplyOptions};
+use crate::plan::Plan;
+use crate::source::SourceOptions;
+
+/// How a cycle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CycleResult {
+    /// The fleet's desired state holds (nothing left, or only waiting changes).
+    Synced,
+    /// Changes were applied and all succeeded.
+    Applied,
+    /// `--plan-only`: changes are pending.
+    Pending,
+    /// An action failed, a change was denied, or a product could not be planned.
+    Degraded,
+    /// The cycle could not run (source, catalog, platform or a refusal).
+    Failed,
+}
+
+impl CycleResult {
+    /// As written in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CycleResult::Synced => "synced",
+            CycleResult::Applied => "applied",
+            CycleResult::Pending => "pending",
+            CycleResult::Degraded => "degraded",
+            CycleResult::Failed => "failed",
+        }
+    }
+}
+
+/// One action a cycle applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedAction {
+    /// publish, update, reconfigure or retire.
+    pub action: String,
+    /// The fleet Product.
+    pub product: String,
+    /// The Platform.
+    pub platform: String,
+    /// The ring, if any.
+    pub ring: Option<String>,
+    /// `succeeded`, `failed` or `skipped`.
+    pub result: String,
+    /// The error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What one cycle did: the daemon's history entry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleReport {
+    /// What woke the loop.
+    pub trigger: Trigger,
+    /// When the cycle started.
+    pub started: DateTime<Utc>,
+    /// How long it took, in seconds.
+    pub duration_seconds: f64,
+    /// The fleet commit, when read from git.
+    pub commit: Option<String>,
+    /// Each catalog's source and serial.
+    pub catalogs: Vec<(String, u64)>,
+    /// How it ended.
+    pub result: CycleResult,
+    /// The actions applied.
+    pub actions: Vec<AppliedAction>,
+    /// Changes waiting for a ring's soak, a window or the change budget.
+    pub waiting: usize,
+    /// Changes policies denied.
+    pub denied: usize,
+    /// Changes pending (`--plan-only`).
+    pub pending: usize,
+    /// The machine reason of the error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The earliest time a waiting change opens: when the scheduler wakes next for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requeue_at: Option<DateTime<Utc>>,
+    /// The plan the cycle made (not serialised in the history: `/status` shows its results).
+    #[serde(skip)]
+    pub plan: Option<Plan>,
+}
+
+/// Runs one cycle.
+pub async fn run(ctx: &Context, source: &SourceOptions, plan_only: bool, trigger: Trigger) -> CycleReport {
+    let started = ctx.now();
+    let timer = std::time::Instant::now();
+    let mut report = CycleReport {
+        trigger,
+        started,
+        duration_seconds: 0.0,
+        commit: None,
+        catalogs: Vec::new(),
+        result: CycleResult::Synced,
+        actions: Vec::new(),
+        waiting: 0,
+        denied: 0,
+        pending: 0,
+        reason: None,
+        error: None,
+        requeue_at: None,
+        plan: None,
+    };
+    let outcome = if plan_only {
+        plan_only_cycle(ctx, source, &mut report).await
+    } else {
+        apply_cycle(ctx, source, &mut report).await
+    };
+    if let Err(e) = outcome {
+        report.result = CycleResult::Failed;
+        report.reason = Some(e.reason().to_string());
+        report.error = Some(e.to_string());
+    }
+    report.duration_seconds = timer.elapsed().as_secs_f64();
+    report
+}
+
+fn note_plan(report: &mut CycleReport, plan: &Plan, requeue_at: Option<DateTime<Utc>>) {
+    report.commit = plan.fingerprints.source.get("commit").and_then(|c| c.as_str()).map(str::to_string);
+    report.catalogs = plan.fingerprints.catalogs.iter().map(|c| (c.source.clone(), c.serial)).collect();
+    report.waiting = plan.summary.waiting;
+    report.denied = plan.summary.denied;
+    report.requeue_at = requeue_at;
+}
+
+async fn plan_only_cycle(ctx: &Context, source: &SourceOptions, report: &mut CycleReport) -> Result<(), ops::OpsError> {
+    let planned = ops::plan(ctx, source).await?;
+    note_plan(report, &planned.plan, planned.requeue_at);
+    report.pending = planned.plan.applicable().count();
+    report.result = if report.pending > 0 {
+        CycleResult::Pending
+    } else if report.denied > 0 || !planned.plan.errors.is_empty() {
+        CycleResult::Degraded
+    } else {
+        CycleResult::Synced
+    };
+    report.plan = Some(planned.plan);
+    Ok(())
+}
+
+async fn apply_cycle(ctx: &Context, source: &SourceOptions, report: &mut CycleReport) -> Result<(), ops::OpsError> {
+    let prepared = ops::prepare_apply(ctx, source, ApplyOptions::default()).await?;
+    note_plan(report, &prepared.plan, prepared.requeue_at);
+    let unreachable = prepared.plan.summary.denied > 0 || !prepared.plan.errors.is_empty();
+    let plan = prepared.plan.clone();
+    if prepared.plan.applicable().count() == 0 {
+        prepared.record_catalogs()?;
+        report.result = if unreachable { CycleResult::Degraded } else { CycleResult::Synced };
+        report.plan = Some(plan);
+        return Ok(());
+    }
+    let applied = prepared.execute().await?;
+    let mut failed = false;
+    for r in &applied.reports {
+        let (result, message) = match &r.outcome {
+            Outcome::Succeeded { .. } => ("succeeded", None),
+            Outcome::Failed(e) => {
+                failed = true;
+                ("failed", Some(e.clone()))
+            }
+            Outcome::Skipped(why) => {
+                failed = true;
+                ("skipped", Some(why.clone()))
+            }
+        };
+        report.actions.push(AppliedAction {
+            action: r.action.action.as_str().to_string(),
+            product: r.action.product.to_string(),
+            platform: r.action.platform.to_string(),
+            ring: r.action.ring.as_deref().map(str::to_string),
+            result: result.into(),
+            message,
+        });
+    }
+    report.denied += applied.denied.len();
+    report.result =
+        if failed || unreachable || !applied.denied.is_empty() { CycleResult::Degraded } else { CycleResult::Applied };
+    report.plan = Some(plan);
+    Ok(())
+}

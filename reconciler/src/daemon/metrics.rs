@@ -1,0 +1,150 @@
+//! `/metrics`: the daemon's figures in Prometheus's text format, with `prometheus-client`.
+//!
+//! - `patchops_cycle_duration_seconds{trigger,result}` (histogram) and
+//!   `patchops_cycles_total{trigger,result}`;
+//! - `patchops_actions_total{platform,action,result}`;
+//! - `patchops_waiting_changes`, `patchops_denied_changes`;
+//! - `patchops_catalog_serial{source}`;
+//! - `patchops_consecutive_failures`, `patchops_stalled` (0 or 1), `patchops_ready` (0 or 1);
+//! - `patchops_webhook_deliveries_total{provider,result}`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::cycle::CycleReport;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CycleLabels {
+    trigger: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    platform: String,
+    action: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    provider: String,
+    result: String,
+}
+
+type HistogramFamily = Family<CycleLabels, Histogram, fn() -> Histogram>;
+
+/// The daemon's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    cycle_duration: HistogramFamily,
+    cycles: Family<CycleLabels, Counter>,
+    actions: Family<ActionLabels, Counter>,
+    waiting: Gauge,
+    denied: Gauge,
+    catalog_serial: Family<SourceLabels, Gauge>,
+    failures: Gauge,
+    stalled: Gauge,
+    ready: Gauge,
+    deliveries: Family<DeliveryLabels, Counter>,
+}
+
+fn cycle_histogram() -> Histogram {
+    // 10 ms … about 80 s.
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("patchops");
+        let cycle_duration: HistogramFamily = Family::new_with_constructor(cycle_histogram);
+        let cycles = Family::<CycleLabels, Counter>::default();
+        let actions = Family::<ActionLabels, Counter>::default();
+        let (waiting, denied, failures, stalled, ready) =
+            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        let catalog_serial = Family::<SourceLabels, Gauge>::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register("cycle_duration_seconds", "Duration of reconcile cycles", cycle_duration.clone());
+        registry.register("cycles", "Reconcile cycles run", cycles.clone());
+        registry.register("actions", "Actions applied, by platform, action and result", actions.clone());
+        registry.register(
+            "waiting_changes",
+            "Changes waiting for a ring's soak, a window or the budget",
+            waiting.clone(),
+        );
+        registry.register("denied_changes", "Changes the fleet's policies deny", denied.clone());
+        registry.register("catalog_serial", "Serial of the catalog last verified, per source", catalog_serial.clone());
+        registry.register("consecutive_failures", "Reconcile cycles failed in a row", failures.clone());
+        registry.register("stalled", "1 when the fleet failed too often in a row", stalled.clone());
+        registry.register("ready", "1 when the last cycle reached the desired state", ready.clone());
+        registry.register("webhook_deliveries", "Webhook deliveries, by provider and result", deliveries.clone());
+        Metrics {
+            registry,
+            cycle_duration,
+            cycles,
+            actions,
+            waiting,
+            denied,
+            catalog_serial,
+            failures,
+            stalled,
+            ready,
+            deliveries,
+        }
+    }
+
+    /// Records a cycle.
+    pub fn cycle(&self, report: &CycleReport, consecutive_failures: u32, stalled: bool, ready: bool) {
+        let labels = CycleLabels { trigger: report.trigger.as_str().into(), result: report.result.as_str().into() };
+        self.cycle_duration.get_or_create(&labels).observe(report.duration_seconds);
+        self.cycles.get_or_create(&labels).inc();
+        for a in &report.actions {
+            let labels =
+                ActionLabels { platform: a.platform.clone(), action: a.action.clone(), result: a.result.clone() };
+            self.actions.get_or_create(&labels).inc();
+        }
+        for (source, serial) in &report.catalogs {
+            self.catalog_serial
+                .get_or_create(&SourceLabels { source: source.clone() })
+                .set(i64::try_from(*serial).unwrap_or(i64::MAX));
+        }
+        if report.result != super::cycle::CycleResult::Failed {
+            self.waiting.set(report.waiting as i64);
+            self.denied.set(report.denied as i64);
+        }
+        self.failures.set(i64::from(consecutive_failures));
+        self.stalled.set(i64::from(stalled));
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Records a webhook delivery (`accepted`, `refused`, `duplicate`, `ignored`).
+    pub fn delivery(&self, provider: &str, result: &str) {
+        self.deliveries.get_or_create(&DeliveryLabels { provider: provider.into(), result: result.into() }).inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -235,6 +235,10 @@ impl Daemon {
                 }
             };
             let (failed, requeue) = (report.result == CycleResult::Failed, report.requeue_at);
+            // What this cycle changed is observed again at once: a later ring may wait only for
+            // the change this cycle made (kube-runtime requeues after a change the same way).
+            let changed = report.actions.iter().any(|a| a.result == "succeeded");
+            let action_failed = report.actions.iter().any(|a| a.result != "succeeded");
             self.record(&mut policy, report).await;
             cycles += 1;
             timer = None;
@@ -243,6 +247,10 @@ impl Daemon {
                 let wait = policy.backoff.wait(policy.failures());
                 held_until = Some(tokio::time::Instant::now() + wait);
                 timer = Some((tokio::time::Instant::now() + wait, Trigger::Retry));
+            } else if changed {
+                timer = Some((tokio::time::Instant::now(), Trigger::Requeue));
+            } else if action_failed {
+                timer = Some((tokio::time::Instant::now() + policy.backoff.wait(1), Trigger::Retry));
             } else if let Some(at) = requeue {
                 let wait = (at - self.ctx.now()).to_std().unwrap_or(Duration::ZERO);
                 timer = Some((tokio::time::Instant::now() + wait, Trigger::Requeue));

@@ -98,6 +98,10 @@ pub fn watch_refs(git_dir: &Path, tx: mpsc::Sender<Trigger>) -> Result<notify::R
     let watched = git_dir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
+        // Reading refs (every cycle does) is not news: only writes count.
+        if matches!(event.kind, notify::EventKind::Access(_) | notify::EventKind::Other) {
+            return;
+        }
         // Only what moves a ref: HEAD, anything under refs/, packed-refs (not objects/, index,
         // or lock files being written).
         let relevant = event.paths.iter().any(|p| {

@@ -1,0 +1,286 @@
+//! `patchops run` (issue 11), through the real binary on real git repositories, with the
+//! embedded Intune emulator and real HTTP over loopback: a commit is applied as soon as the
+//! refs move, webhooks are verified before anything is fetched, `/reconcile` needs its token,
+//! `/metrics` parses with Prometheus's own client library, and SIGTERM stops the daemon
+//! cleanly. Every wait is bounded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fleet_repo, tenant_apps, v};
+use serde_json::Value;
+
+/// A running `patchops run`, stopped (SIGTERM, then kill) when dropped.
+struct Daemon {
+    child: Option<Child>,
+    base: String,
+    rt: tokio::runtime::Runtime,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchops"));
+        cmd.arg("run")
+            .args(["--path", "fleet", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .env("XDG_CACHE_HOME", dir.join(".test-cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, val) in env {
+            cmd.env(k, val);
+        }
+        let mut child = cmd.spawn().expect("start patchops run");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("patchops run did not start listening:\n{}", log.lock().unwrap()));
+        Daemon { child: Some(child), base, rt: tokio::runtime::Runtime::new().unwrap(), stderr: log }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        self.rt.block_on(async {
+            let r = reqwest::get(&url).await.expect("GET");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        self.rt.block_on(async {
+            let mut req = reqwest::Client::new().post(&url).body(body.to_vec());
+            for (k, val) in headers {
+                req = req.header(*k, *val);
+            }
+            let r = req.send().await.expect("POST");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+    }
+
+    fn history(&self) -> Vec<Value> {
+        serde_json::from_str::<Value>(&self.get("/history").1).unwrap().as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits (bounded) until `done` holds for the history.
+    fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let h = self.history();
+            if done(&h) {
+                return h;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}; history: {h:#?}\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit code.
+    fn terminate(&mut self) -> i32 {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                panic!("patchops run did not stop within 40 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn triggers(history: &[Value]) -> Vec<String> {
+    history.iter().map(|c| c["trigger"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn a_commit_to_a_local_repository_is_applied_as_soon_as_its_refs_move() {
+    let (repo, _key) = fleet_repo(1);
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h"], &[]);
+    let first = daemon.wait_for("the startup cycle", |h| !h.is_empty());
+    assert_eq!(first[0]["trigger"], "startup");
+    assert_eq!(first[0]["result"], "applied", "{:#?}", first[0]);
+    // The broad ring follows the pilot's publish in the cycle the scheduler requeues.
+    let h = daemon.wait_for("both rings", |h| h.iter().filter(|c| c["result"] == "applied").count() == 2);
+    assert_eq!(triggers(&h)[..2], ["startup", "requeue"]);
+    assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
+    let (code, ready) = daemon.get("/readyz");
+    assert_eq!((code, ready.trim()), (200, "ready"));
+
+    // A new product, committed: the hour-long poll interval cannot be what finds it.
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  version: latest\n  targets:\n    - platform: intune-prod\n",
+    );
+    let head = repo.commit("add the tool");
+    let h = daemon.wait_for("the commit to be applied", |h| h.iter().any(|c| c["commit"] == head.as_str()));
+    let cycle = h.iter().find(|c| c["commit"] == head.as_str()).unwrap();
+    assert_eq!(cycle["trigger"], "watch", "{cycle:#?}");
+    assert_eq!(cycle["result"], "applied", "{cycle:#?}");
+    let published: Vec<String> = cycle["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} / {}",
+                a["action"].as_str().unwrap(),
+                a["product"].as_str().unwrap(),
+                a["ring"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(published, vec!["publish tool / pilot"]);
+    let status: Value = serde_json::from_str(&daemon.get("/status").1).unwrap();
+    assert_eq!(status["commit"], head.as_str());
+    assert_eq!(status["fleet"]["type"], "Ready");
+    assert!(status["targets"].as_array().unwrap().iter().any(|t| t["product"] == "tool"), "{status:#}");
+}
+
+#[test]
+fn webhooks_are_verified_before_anything_is_fetched() {
+    let (repo, _key) = fleet_repo(1);
+    let secret = "It's a Secret to Everybody";
+    let daemon = Daemon::start(
+        repo.path(),
+        &["--interval", "1h", "--no-watch", "--github-secret", "env:GH_SECRET", "--token", "env:RECONCILE_TOKEN"],
+        &[("GH_SECRET", secret), ("RECONCILE_TOKEN", "let-me-in")],
+    );
+    let settled =
+        daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced")).len();
+    let branch = common::git(repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let push = format!("{{\"ref\":\"refs/heads/{}\"}}", branch.trim());
+
+    // A forged signature: 401, and no cycle.
+    let (code, body) = daemon.post(
+        "/hooks/github",
+        &[
+            ("x-hub-signature-256", &reconciler::daemon::webhook::sign("guess", push.as_bytes())),
+            ("x-github-event", "push"),
+        ],
+        push.as_bytes(),
+    );
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = daemon.post("/hooks/github", &[("x-github-event", "push")], push.as_bytes());
+    assert_eq!(code, 401, "an unsigned delivery");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(daemon.history().len(), settled, "a refused delivery fetched nothing");
+
+    // Signed: accepted, and it wakes the loop.
+    let signed = reconciler::daemon::webhook::sign(secret, push.as_bytes());
+    let headers = [("x-hub-signature-256", signed.as_str()), ("x-github-event", "push"), ("x-github-delivery", "d-1")];
+    let (code, body) = daemon.post("/hooks/github", &headers, push.as_bytes());
+    assert_eq!(code, 202, "{body}");
+    let h = daemon.wait_for("the webhook's cycle", |h| h.len() == settled + 1);
+    assert_eq!(triggers(&h)[settled], "webhook");
+    // The same delivery again, and a push to another branch: acknowledged, ignored.
+    let (code, body) = daemon.post("/hooks/github", &headers, push.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    common::assert_contains(&body, "seen already");
+    let other = b"{\"ref\":\"refs/heads/some-feature\"}";
+    let signed_other = reconciler::daemon::webhook::sign(secret, other);
+    let (code, body) = daemon.post(
+        "/hooks/github",
+        &[("x-hub-signature-256", &signed_other), ("x-github-event", "push"), ("x-github-delivery", "d-2")],
+        other,
+    );
+    assert_eq!(code, 202, "{body}");
+    common::assert_contains(&body, "ignored");
+    // A body over the cap is refused.
+    let big = vec![b' '; reconciler::daemon::webhook::MAX_BODY_BYTES + 1];
+    assert_eq!(daemon.post("/hooks/github", &[], &big).0, 413);
+    // GitLab is not configured on this daemon.
+    assert_eq!(daemon.post("/hooks/gitlab", &[("x-gitlab-token", secret)], b"{}").0, 404);
+
+    // POST /reconcile needs the bearer token.
+    assert_eq!(daemon.post("/reconcile", &[], b"").0, 401);
+    assert_eq!(daemon.post("/reconcile", &[("authorization", "Bearer let-me-out")], b"").0, 401);
+    assert_eq!(daemon.post("/reconcile", &[("authorization", "Bearer let-me-in")], b"").0, 202);
+    let h = daemon.wait_for("the manual cycle", |h| h.len() == settled + 2);
+    assert_eq!(triggers(&h)[settled..], ["webhook", "manual"]);
+    assert!(!daemon.log().contains(secret) && !daemon.log().contains("let-me-in"), "secrets stay out of the log");
+}
+
+#[test]
+fn metrics_parse_with_the_prometheus_client_library_and_sigterm_stops_cleanly() {
+    let (repo, _key) = fleet_repo(1);
+    let mut daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch"], &[]);
+    daemon.wait_for("the startup cycle", |h| !h.is_empty());
+    let (code, text) = daemon.get("/metrics");
+    assert_eq!(code, 200);
+    common::assert_contains(&text, "patchops_cycles_total{trigger=\"startup\",result=\"applied\"} 1");
+    common::assert_contains(
+        &text,
+        "patchops_actions_total{platform=\"intune-prod\",action=\"publish\",result=\"succeeded\"} ",
+    );
+    common::assert_contains(&text, "patchops_catalog_serial{source=\"vendor\"} 1");
+    // An independent parser: Prometheus's Python client (PyPI `prometheus-client`).
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nnames = sorted(f.name for f in p(sys.stdin.read()))\nprint(' '.join(names))\n";
+    let mut py = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed");
+    std::io::Write::write_all(py.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = py.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("No module named"),
+        "the independent check needs the PyPI package prometheus-client (pip install prometheus-client): {err}"
+    );
+    assert!(out.status.success(), "the exposition does not parse: {err}\n{text}");
+    let names = String::from_utf8_lossy(&out.stdout);
+    for family in ["patchops_cycle_duration_seconds", "patchops_cycles", "patchops_actions", "patchops_ready"] {
+        assert!(names.split_whitespace().any(|n| n == family), "{family} missing from {names}");
+    }
+
+    let code = daemon.terminate();
+    assert_eq!(code, 0, "{}", daemon.log());
+    common::assert_contains(&daemon.log(), "patchops run: stopped");
+}

@@ -257,8 +257,16 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let mut s =
-        format!("{:<20} {:<16} {:<16} {:<26} {}\n", "PRODUCT", "PLATFORM", "VERSION", "RINGS (GROUPS)", "LAST RESULT");
+    let mut s = String::new();
+    for x in &status.suspended {
+        let why = if x.reason.is_empty() { String::new() } else { format!(": {}", x.reason) };
+        s += &format!("suspended: {} since {}{why}\n", x.scope, x.since.format("%Y-%m-%d %H:%M UTC"));
+    }
+    if !status.suspended.is_empty() {
+        s.push('\n');
+    }
+    s +=
+        &format!("{:<20} {:<16} {:<16} {:<26} {}\n", "PRODUCT", "PLATFORM", "VERSION", "RINGS (GROUPS)", "LAST RESULT");
     let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
     for t in &status.targets {
         let last = t

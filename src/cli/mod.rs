@@ -9,6 +9,7 @@ mod plan;
 mod policy;
 mod progress;
 mod run;
+mod suspend;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -93,6 +94,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// What is published per product and platform, and the last result.
     Status(SourceArgs),
+    /// Hold back changes to the fleet, a product or a platform (still observed and planned).
+    Suspend(suspend::SuspendArgs),
+    /// Let a suspended fleet, product or platform change again.
+    Resume(suspend::ResumeArgs),
     /// Check each platform's own trust link by link (signing certificates, client trust, roles).
     Doctor(doctor::DoctorArgs),
     /// The audit log: every action applied, with the chain that admitted it.
@@ -312,6 +317,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Apply(args) => apply::run(args, color).await,
         Command::Run(args) => run::run(args).await,
         Command::Status(args) => apply::status(args, color).await,
+        Command::Suspend(args) => suspend::suspend(args, color),
+        Command::Resume(args) => suspend::resume(args, color),
         Command::History(args) => apply::history(args, color),
         Command::Doctor(args) => doctor::run(args, color).await,
         Command::Catalog(cmd) => catalog::run(cmd, color).await,

@@ -176,7 +176,8 @@ impl DaemonStatus {
                 let d = &a.denied[0];
                 ("Ready", false, "PolicyDenied".to_string(), format!("denied by policy {}: {}", d.policy, d.message))
             } else if let Some(w) = &a.waiting {
-                ("Waiting", true, w.reason.clone(), w.message.clone())
+                let kind = if w.reason == "Suspended" { "Suspended" } else { "Waiting" };
+                (kind, true, w.reason.clone(), w.message.clone())
             } else if a.action == ActionKind::None {
                 ("Ready", true, "UpToDate".to_string(), "as desired".to_string())
             } else {

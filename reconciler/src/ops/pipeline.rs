@@ -255,6 +255,21 @@ pub fn decide_with(
             db.reached_at(product, platform, ring, version).ok().flatten()
         };
         plan::gate(&mut plan, &loaded.fleet, &history, now);
+        // What `patchops suspend` holds back waits, whatever the gate said.
+        let suspended = db.suspensions()?;
+        if !suspended.is_empty() {
+            let held = |product: &str, platform: &str| {
+                suspended.iter().find(|s| s.scope.covers(product, platform)).map(|s| {
+                    let why = if s.reason.is_empty() { String::new() } else { format!(" ({})", s.reason) };
+                    format!(
+                        "{} is suspended since {}{why}; `patchops resume` lets it change again",
+                        s.scope,
+                        s.since.format("%Y-%m-%d %H:%M UTC")
+                    )
+                })
+            };
+            plan::hold(&mut plan, &held);
+        }
     }
     let mass_retire = super::guard::mass_retire(&plan, observed, how.max_retire_share);
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "policies evaluated, rollout gated");

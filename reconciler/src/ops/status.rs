@@ -31,6 +31,8 @@ pub struct Status {
     pub targets: Vec<TargetStatus>,
     /// Warnings about the source.
     pub warnings: Vec<SourceWarning>,
+    /// What `patchops suspend` holds back.
+    pub suspended: Vec<crate::state::Suspension>,
 }
 
 /// Loads and observes the fleet at `source`, and joins what the platforms hold with the audit
@@ -40,8 +42,11 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
     let observed = pipeline::observe(&clients).await?;
     let state = ctx.state().clone();
-    let latest =
-        pipeline::blocking(move || Ok(state.db().and_then(|db| db.latest_per_target()).unwrap_or_default())).await?;
+    let (latest, suspended) = pipeline::blocking(move || {
+        let db = state.db()?;
+        Ok((db.latest_per_target().unwrap_or_default(), db.suspensions()?))
+    })
+    .await?;
     let mut targets = Vec::new();
     for p in &loaded.fleet.products {
         for t in &p.targets {
@@ -76,5 +81,5 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
             });
         }
     }
-    Ok(Status { targets, warnings: loaded.warnings })
+    Ok(Status { targets, warnings: loaded.warnings.clone(), suspended })
 }

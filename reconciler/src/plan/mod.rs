@@ -31,7 +31,7 @@ use crate::platform::{Observed, ObservedObject};
 use crate::source::Provenance;
 
 pub use desired::{desired_fields, select_installer, Selection, SelectionError};
-pub use gate::{gate, next_window, observed_ring_versions, ObservedRing, RingHistory};
+pub use gate::{gate, hold, next_window, observed_ring_versions, ObservedRing, RingHistory};
 
 pub(crate) use crate::intern::Interner;
 pub use crate::intern::Text;

@@ -16,7 +16,7 @@ use super::StateError;
 /// `i + 1`. Append to this list, never edit an entry: a state directory written by an older
 /// patchops is brought up to date on open, one transaction per migration. Version 1 is the
 /// schema of the first releases, which set no version (so it is written idempotently).
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS journal (
@@ -72,6 +72,17 @@ CREATE TABLE IF NOT EXISTS content (
     size        INTEGER NOT NULL,
     origin      TEXT NOT NULL,
     verified_at TEXT NOT NULL
+);
+";
+
+/// Version 2: suspensions (`patchops suspend`).
+const V2: &str = "
+CREATE TABLE suspended (
+    scope  TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    since  TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (scope, name)
 );
 ";
 
@@ -431,6 +442,50 @@ impl StateDb {
     }
 
     /// Records verified content in the cache index.
+    /// Suspends `scope`: kept (with its first time) when it already is.
+    pub fn suspend(&self, scope: &super::SuspendScope, reason: &str) -> Result<(), StateError> {
+        let (kind, name) = scope.key();
+        self.conn
+            .execute(
+                "INSERT INTO suspended (scope, name, since, reason) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (scope, name) DO UPDATE SET reason = excluded.reason",
+                params![kind, name, now_text(self.clock.now()), reason],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Resumes `scope`; false when it was not suspended.
+    pub fn resume(&self, scope: &super::SuspendScope) -> Result<bool, StateError> {
+        let (kind, name) = scope.key();
+        let n = self
+            .conn
+            .execute("DELETE FROM suspended WHERE scope = ?1 AND name = ?2", params![kind, name])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Every suspension, fleet first.
+    pub fn suspensions(&self) -> Result<Vec<super::Suspension>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT scope, name, since, reason FROM suspended ORDER BY scope, name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, name, since, reason) = row.map_err(|e| self.err(e))?;
+            if let Some(scope) = super::SuspendScope::from_key(&kind, &name) {
+                out.push(super::Suspension { scope, since: parse_time(&since), reason });
+            }
+        }
+        Ok(out)
+    }
+
     pub fn content_verified(&self, sha256: &str, size: u64, origin: &str) -> Result<(), StateError> {
         self.conn
             .execute(

@@ -49,6 +49,69 @@ impl StateError {
     }
 }
 
+/// What `patchops suspend` holds back: the whole fleet, one Product, or one Platform.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase", tag = "scope", content = "name")]
+pub enum SuspendScope {
+    /// Every Product on every Platform.
+    Fleet,
+    /// One fleet Product.
+    Product(String),
+    /// One Platform.
+    Platform(String),
+}
+
+impl SuspendScope {
+    fn key(&self) -> (&'static str, &str) {
+        match self {
+            SuspendScope::Fleet => ("fleet", "*"),
+            SuspendScope::Product(p) => ("product", p),
+            SuspendScope::Platform(p) => ("platform", p),
+        }
+    }
+
+    fn from_key(kind: &str, name: &str) -> Option<SuspendScope> {
+        match kind {
+            "fleet" => Some(SuspendScope::Fleet),
+            "product" => Some(SuspendScope::Product(name.to_string())),
+            "platform" => Some(SuspendScope::Platform(name.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Whether an action on `product` and `platform` falls under it.
+    pub fn covers(&self, product: &str, platform: &str) -> bool {
+        match self {
+            SuspendScope::Fleet => true,
+            SuspendScope::Product(p) => p == product,
+            SuspendScope::Platform(p) => p == platform,
+        }
+    }
+}
+
+impl std::fmt::Display for SuspendScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SuspendScope::Fleet => f.write_str("the fleet"),
+            SuspendScope::Product(p) => write!(f, "product {p}"),
+            SuspendScope::Platform(p) => write!(f, "platform {p}"),
+        }
+    }
+}
+
+/// One suspension.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    /// What is suspended.
+    #[serde(flatten)]
+    pub scope: SuspendScope,
+    /// Since when.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// Why, as given.
+    pub reason: String,
+}
+
 /// The state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {

@@ -284,3 +284,123 @@ fn metrics_parse_with_the_prometheus_client_library_and_sigterm_stops_cleanly() 
     assert_eq!(code, 0, "{}", daemon.log());
     common::assert_contains(&daemon.log(), "patchops run: stopped");
 }
+
+/// The embedded Intune emulator's base URL, from the daemon's log.
+fn emulator_url(daemon: &Daemon) -> String {
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("embedded emulator listening") && l.contains("intune-prod"))
+        .unwrap_or_else(|| panic!("no emulator URL in the log:\n{log}"));
+    line.split("url=").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+/// Changes the app's fields on the emulated tenant, as an administrator would in the portal.
+fn edit_app_by_hand(daemon: &Daemon, fields: Value) -> String {
+    let base = emulator_url(daemon);
+    daemon.rt.block_on(async {
+        let list: Value =
+            reqwest::get(format!("{base}beta/deviceAppManagement/mobileApps")).await.unwrap().json().await.unwrap();
+        let id = list["value"][0]["id"].as_str().unwrap().to_string();
+        let mut patch = fields;
+        patch["@odata.type"] = "#microsoft.graph.win32LobApp".into();
+        let r = reqwest::Client::new()
+            .patch(format!("{base}beta/deviceAppManagement/mobileApps/{id}"))
+            .json(&patch)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        id
+    })
+}
+
+fn app_field(daemon: &Daemon, id: &str, field: &str) -> String {
+    let base = emulator_url(daemon);
+    daemon.rt.block_on(async {
+        let app: Value = reqwest::get(format!("{base}beta/deviceAppManagement/mobileApps/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        app[field].as_str().unwrap_or_default().to_string()
+    })
+}
+
+fn drift_fleet(drift: &str) -> (common::Repo, common::Key) {
+    let (repo, key) = fleet_repo(1);
+    repo.write(
+        "fleet/platforms.yaml",
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  drift: {drift}\n"),
+    );
+    repo.commit("drift settings");
+    (repo, key)
+}
+
+fn reconcile_and_wait(daemon: &Daemon) -> Value {
+    let before = daemon.history().len();
+    assert_eq!(daemon.post("/reconcile", &[("authorization", "Bearer t")], b"").0, 202);
+    let h = daemon.wait_for("the manual cycle", |h| h.iter().skip(before).any(|c| c["trigger"] == "manual"));
+    h.iter().skip(before).find(|c| c["trigger"] == "manual").unwrap().clone()
+}
+
+#[test]
+fn drift_is_reported_under_warn_with_expected_and_actual_and_ignore_rules_hold() {
+    let (repo, _key) = drift_fleet("{ mode: warn, ignore: [publisher] }");
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch", "--token", "env:T"], &[("T", "t")]);
+    daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    let id = edit_app_by_hand(&daemon, serde_json::json!({ "displayName": "Renamed by hand", "publisher": "Someone" }));
+
+    let cycle = reconcile_and_wait(&daemon);
+    assert_eq!(cycle["result"], "drifted", "{cycle:#}");
+    let drift = cycle["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{cycle:#}");
+    assert_eq!(drift[0]["mode"], "warn");
+    assert_eq!(drift[0]["objectId"], id.as_str());
+    let fields: Vec<(String, String, String)> = drift[0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap().into(),
+                f["expected"].as_str().unwrap_or("").into(),
+                f["actual"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    // `publisher` is ignored: only the display name is drift.
+    assert_eq!(
+        fields,
+        vec![("displayName".to_string(), "Vendor App (x64)".to_string(), "Renamed by hand".to_string())]
+    );
+    assert!(cycle["actions"].as_array().unwrap().is_empty(), "warn changes nothing");
+    assert_eq!(app_field(&daemon, &id, "displayName"), "Renamed by hand");
+    let status: Value = serde_json::from_str(&daemon.get("/status").1).unwrap();
+    let drifted: Vec<&Value> =
+        status["targets"].as_array().unwrap().iter().filter(|t| t["condition"]["type"] == "Drifted").collect();
+    assert!(!drifted.is_empty(), "{status:#}");
+    common::assert_contains(
+        drifted[0]["condition"]["message"].as_str().unwrap(),
+        "displayName: expected \"Vendor App (x64)\", actual \"Renamed by hand\"",
+    );
+    common::assert_contains(&daemon.get("/metrics").1, "patchops_drifted_objects 1");
+}
+
+#[test]
+fn drift_is_corrected_under_correct() {
+    let (repo, _key) = drift_fleet("{ mode: correct }");
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch", "--token", "env:T"], &[("T", "t")]);
+    daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    let id = edit_app_by_hand(&daemon, serde_json::json!({ "displayName": "Renamed by hand" }));
+    let cycle = reconcile_and_wait(&daemon);
+    assert_eq!(cycle["result"], "applied", "{cycle:#}");
+    assert_eq!(cycle["drift"][0]["mode"], "correct", "{cycle:#}");
+    assert_eq!(cycle["actions"][0]["action"], "reconfigure", "{cycle:#}");
+    assert_eq!(app_field(&daemon, &id, "displayName"), "Vendor App (x64)", "the desired state is back");
+    // The correction is observed: the next cycle finds nothing.
+    let h =
+        daemon.wait_for("a synced cycle after the correction", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    assert!(h.last().unwrap().get("drift").is_none());
+}

@@ -104,6 +104,7 @@ impl Harness {
             let _ = stop_rx.await;
         })
         .map_err(|e| unavailable(format!("cannot start the emulator: {e}")))?;
+        tracing::info!(platform = %name, url = %base, "embedded emulator listening");
         let endpoint = EmbeddedEndpoint { base, share };
         running.insert(file, Running { endpoint: endpoint.clone(), options, stop: Some(stop_tx), task });
         Ok(endpoint)

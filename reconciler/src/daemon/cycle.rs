@@ -27,6 +27,8 @@ pub enum CycleResult {
     Pending,
     /// An action failed, a change was denied, or a product could not be planned.
     Degraded,
+    /// Objects changed outside git and the fleet's drift mode left them so (`warn`).
+    Drifted,
     /// The cycle could not run (source, catalog, platform or a refusal).
     Failed,
 }
@@ -39,6 +41,7 @@ impl CycleResult {
             CycleResult::Applied => "applied",
             CycleResult::Pending => "pending",
             CycleResult::Degraded => "degraded",
+            CycleResult::Drifted => "drifted",
             CycleResult::Failed => "failed",
         }
     }
@@ -93,6 +96,9 @@ pub struct CycleReport {
     /// The error, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Objects changed outside git since the last cycle found them as desired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<super::drift::Drift>,
     /// The earliest time a waiting change opens: when the scheduler wakes next for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requeue_at: Option<DateTime<Utc>>,
@@ -101,8 +107,14 @@ pub struct CycleReport {
     pub plan: Option<Plan>,
 }
 
-/// Runs one cycle.
-pub async fn run(ctx: &Context, source: &SourceOptions, plan_only: bool, trigger: Trigger) -> CycleReport {
+/// Runs one cycle; `baseline` is what the last cycle found as desired (for drift).
+pub async fn run(
+    ctx: &Context,
+    source: &SourceOptions,
+    plan_only: bool,
+    trigger: Trigger,
+    baseline: &super::drift::Baseline,
+) -> CycleReport {
     let started = ctx.now();
     let timer = std::time::Instant::now();
     let mut report = CycleReport {
@@ -119,12 +131,13 @@ pub async fn run(ctx: &Context, source: &SourceOptions, plan_only: bool, trigger
         reason: None,
         error: None,
         requeue_at: None,
+        drift: Vec::new(),
         plan: None,
     };
     let outcome = if plan_only {
-        plan_only_cycle(ctx, source, &mut report).await
+        plan_only_cycle(ctx, source, &mut report, baseline).await
     } else {
-        apply_cycle(ctx, source, &mut report).await
+        apply_cycle(ctx, source, &mut report, baseline).await
     };
     if let Err(e) = outcome {
         report.result = CycleResult::Failed;
@@ -143,8 +156,14 @@ fn note_plan(report: &mut CycleReport, plan: &Plan, requeue_at: Option<DateTime<
     report.requeue_at = requeue_at;
 }
 
-async fn plan_only_cycle(ctx: &Context, source: &SourceOptions, report: &mut CycleReport) -> Result<(), ops::OpsError> {
-    let planned = ops::plan(ctx, source).await?;
+async fn plan_only_cycle(
+    ctx: &Context,
+    source: &SourceOptions,
+    report: &mut CycleReport,
+    baseline: &super::drift::Baseline,
+) -> Result<(), ops::OpsError> {
+    let mut planned = ops::plan(ctx, source).await?;
+    report.drift = super::drift::classify(&mut planned.plan, &planned.loaded.fleet, baseline);
     note_plan(report, &planned.plan, planned.requeue_at);
     report.pending = planned.plan.applicable().count();
     report.result = if report.pending > 0 {
@@ -158,14 +177,31 @@ async fn plan_only_cycle(ctx: &Context, source: &SourceOptions, report: &mut Cyc
     Ok(())
 }
 
-async fn apply_cycle(ctx: &Context, source: &SourceOptions, report: &mut CycleReport) -> Result<(), ops::OpsError> {
-    let prepared = ops::prepare_apply(ctx, source, ApplyOptions::default()).await?;
+async fn apply_cycle(
+    ctx: &Context,
+    source: &SourceOptions,
+    report: &mut CycleReport,
+    baseline: &super::drift::Baseline,
+) -> Result<(), ops::OpsError> {
+    let mut prepared = ops::prepare_apply(ctx, source, ApplyOptions::default()).await?;
+    let loaded = prepared.loaded().clone();
+    report.drift = super::drift::classify(&mut prepared.plan, &loaded.fleet, baseline);
+    for d in &report.drift {
+        tracing::warn!(product = %d.product, platform = %d.platform, ring = d.ring.as_deref().unwrap_or("-"), fields = d.fields.len(), mode = ?d.mode, "drift: changed outside git");
+    }
     note_plan(report, &prepared.plan, prepared.requeue_at);
     let unreachable = prepared.plan.summary.denied > 0 || !prepared.plan.errors.is_empty();
     let plan = prepared.plan.clone();
     if prepared.plan.applicable().count() == 0 {
         prepared.record_catalogs()?;
-        report.result = if unreachable { CycleResult::Degraded } else { CycleResult::Synced };
+        let left_drifted = report.drift.iter().any(|d| d.mode != crate::model::kinds::DriftMode::Correct);
+        report.result = if unreachable {
+            CycleResult::Degraded
+        } else if left_drifted {
+            CycleResult::Drifted
+        } else {
+            CycleResult::Synced
+        };
         report.plan = Some(plan);
         return Ok(());
     }

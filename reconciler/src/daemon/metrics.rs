@@ -3,7 +3,7 @@
 //! - `patchops_cycle_duration_seconds{trigger,result}` (histogram) and
 //!   `patchops_cycles_total{trigger,result}`;
 //! - `patchops_actions_total{platform,action,result}`;
-//! - `patchops_waiting_changes`, `patchops_denied_changes`;
+//! - `patchops_waiting_changes`, `patchops_denied_changes`, `patchops_drifted_objects`;
 //! - `patchops_catalog_serial{source}`;
 //! - `patchops_consecutive_failures`, `patchops_stalled` (0 or 1), `patchops_ready` (0 or 1);
 //! - `patchops_webhook_deliveries_total{provider,result}`.
@@ -52,6 +52,7 @@ pub struct Metrics {
     actions: Family<ActionLabels, Counter>,
     waiting: Gauge,
     denied: Gauge,
+    drifted: Gauge,
     catalog_serial: Family<SourceLabels, Gauge>,
     failures: Gauge,
     stalled: Gauge,
@@ -79,6 +80,7 @@ impl Metrics {
         let actions = Family::<ActionLabels, Counter>::default();
         let (waiting, denied, failures, stalled, ready) =
             (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        let drifted = Gauge::default();
         let catalog_serial = Family::<SourceLabels, Gauge>::default();
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register("cycle_duration_seconds", "Duration of reconcile cycles", cycle_duration.clone());
@@ -90,6 +92,7 @@ impl Metrics {
             waiting.clone(),
         );
         registry.register("denied_changes", "Changes the fleet's policies deny", denied.clone());
+        registry.register("drifted_objects", "Objects the last cycle found changed outside git", drifted.clone());
         registry.register("catalog_serial", "Serial of the catalog last verified, per source", catalog_serial.clone());
         registry.register("consecutive_failures", "Reconcile cycles failed in a row", failures.clone());
         registry.register("stalled", "1 when the fleet failed too often in a row", stalled.clone());
@@ -102,6 +105,7 @@ impl Metrics {
             actions,
             waiting,
             denied,
+            drifted,
             catalog_serial,
             failures,
             stalled,
@@ -128,6 +132,7 @@ impl Metrics {
         if report.result != super::cycle::CycleResult::Failed {
             self.waiting.set(report.waiting as i64);
             self.denied.set(report.denied as i64);
+            self.drifted.set(report.drift.len() as i64);
         }
         self.failures.set(i64::from(consecutive_failures));
         self.stalled.set(i64::from(stalled));

@@ -16,6 +16,7 @@
 //! the embedded emulators and returns; a kill is recovered by the journal at the next start.
 
 pub mod cycle;
+pub mod drift;
 pub mod error_policy;
 pub mod http;
 pub mod metrics;
@@ -199,6 +200,7 @@ impl Daemon {
         // The scheduler's own wake-up: a waiting change's opening, or a retry.
         let mut timer: Option<(tokio::time::Instant, Trigger)> = None;
         let mut held_until: Option<tokio::time::Instant> = None;
+        let mut baseline = drift::Baseline::default();
         loop {
             let sleep = async {
                 match timer {
@@ -221,20 +223,25 @@ impl Daemon {
             // Wake-ups that arrived meanwhile are this cycle's too.
             while self.wake.try_recv().is_ok() {}
             tracing::info!(trigger = trigger.as_str(), "reconciling");
-            let run = cycle::run(&self.ctx, &self.options.source, self.options.plan_only, trigger);
-            tokio::pin!(run);
-            let report = tokio::select! {
-                r = &mut run => r,
-                () = &mut shutdown => {
-                    tracing::info!(deadline = ?self.options.shutdown_deadline, "stopping: letting the cycle in flight finish");
-                    match tokio::time::timeout(self.options.shutdown_deadline, &mut run).await {
-                        Ok(r) => self.record(&mut policy, r).await,
-                        Err(_) => tracing::warn!("the cycle did not finish in time; the journal recovers it at the next start"),
+            let report = {
+                let run = cycle::run(&self.ctx, &self.options.source, self.options.plan_only, trigger, &baseline);
+                tokio::pin!(run);
+                tokio::select! {
+                    r = &mut run => r,
+                    () = &mut shutdown => {
+                        tracing::info!(deadline = ?self.options.shutdown_deadline, "stopping: letting the cycle in flight finish");
+                        match tokio::time::timeout(self.options.shutdown_deadline, &mut run).await {
+                            Ok(r) => self.record(&mut policy, r).await,
+                            Err(_) => tracing::warn!("the cycle did not finish in time; the journal recovers it at the next start"),
+                        }
+                        break;
                     }
-                    break;
                 }
             };
             let (failed, requeue) = (report.result == CycleResult::Failed, report.requeue_at);
+            if let Some(plan) = &report.plan {
+                baseline = drift::Baseline::of(plan);
+            }
             // What this cycle changed is observed again at once: a later ring may wait only for
             // the change this cycle made (kube-runtime requeues after a change the same way).
             let changed = report.actions.iter().any(|a| a.result == "succeeded");

@@ -127,6 +127,7 @@ impl DaemonStatus {
                     CycleResult::Applied => "Applied",
                     CycleResult::Pending => "ChangesPending",
                     CycleResult::Degraded => "Degraded",
+                    CycleResult::Drifted => "Drifted",
                     CycleResult::Failed => "Failed",
                 }
                 .into(),
@@ -166,7 +167,25 @@ impl DaemonStatus {
             let applied = report.actions.iter().find(|x| {
                 x.product == key.0 && x.platform == key.1 && x.ring == key.2 && x.action == a.action.as_str()
             });
-            let (kind, status, reason, message) = if let Some(x) = applied {
+            let drifted = report.drift.iter().find(|d| d.product == key.0 && d.platform == key.1 && d.ring == key.2);
+            let (kind, status, reason, message) = if let Some(d) = drifted {
+                let fields: Vec<String> = d
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}: expected {:?}, actual {:?}",
+                            f.field,
+                            f.expected.as_deref().unwrap_or("(none)"),
+                            f.actual.as_deref().unwrap_or("(none)")
+                        )
+                    })
+                    .collect();
+                let corrected = d.mode == crate::model::kinds::DriftMode::Correct
+                    && applied.is_some_and(|x| x.result == "succeeded");
+                let reason = if corrected { "DriftCorrected" } else { "DriftNotCorrected" };
+                ("Drifted", true, reason.to_string(), format!("changed outside git: {}", fields.join("; ")))
+            } else if let Some(x) = applied {
                 if x.result == "succeeded" {
                     ("Ready", true, "Applied".to_string(), format!("{} applied", x.action))
                 } else {

@@ -101,6 +101,10 @@ pub struct ProductSpec {
     /// Retire the product everywhere it is published (as if the document were removed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retire: bool,
+    /// Overrides the Platforms' drift settings for this Product (the mode replaces theirs; the
+    /// ignored fields add to theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSettings>,
     /// Where the product goes: platforms and the rings on each.
     pub targets: Vec<ProductTarget>,
 }
@@ -275,6 +279,10 @@ pub struct PlatformSpec {
     /// Most actions run at once against this platform.
     #[serde(default = "default_concurrency")]
     pub concurrency: u16,
+    /// What `patchops run` does when a managed object changed outside git, and which fields
+    /// are never compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSettings>,
     /// WSUS-only settings (only on a Platform of type `wsus`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wsus: Option<WsusPlatformSettings>,
@@ -571,6 +579,42 @@ pub struct CatalogSourceSpec {
 
 // ---------------------------------------------------------------------------------------------
 // PolicySet
+
+/// What the daemon does with drift: a managed object changed outside git between commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DriftMode {
+    /// Not checked: differences found between commits are neither reported nor corrected.
+    Off,
+    /// Reported (per object, field by field, expected against actual), not corrected.
+    Warn,
+    /// Reported and corrected: the desired state is applied again.
+    #[default]
+    Correct,
+}
+
+/// Drift settings of a Platform (or a Product's override).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DriftSettings {
+    /// `off`, `warn` or `correct` (default `correct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<DriftMode>,
+    /// Fields never compared, as `plan` names them (`displayName`, `assignment.deadline`); a
+    /// trailing `*` matches a prefix (`intune.*`). For values the platform changes by itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+impl DriftSettings {
+    /// Whether `field` is ignored.
+    pub fn ignores(&self, field: &str) -> bool {
+        self.ignore.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => field.starts_with(prefix),
+            None => p == field,
+        })
+    }
+}
 
 /// A policy shipped with patchops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -109,6 +109,11 @@ pub async fn prepare_apply<'c>(
 }
 
 impl ApplyRun<'_> {
+    /// The fleet and catalogs this apply planned from.
+    pub fn loaded(&self) -> &Arc<Loaded> {
+        &self.loaded
+    }
+
     /// Records the serials of the catalogs this apply acted on (trust-chain link 1's history):
     /// from now on a lower serial of the same source is refused as a rollback. `execute` does
     /// it after applying; call it when there was nothing to apply (the platforms already match

@@ -16,6 +16,8 @@ pub struct Planned {
     pub warnings: Vec<SourceWarning>,
     /// When to plan again: the earliest time a waiting change opens.
     pub requeue_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The fleet and catalogs it planned from.
+    pub loaded: std::sync::Arc<super::Loaded>,
 }
 
 /// Plans the fleet at `source`. Read-only: records nothing.
@@ -37,5 +39,5 @@ pub async fn plan(ctx: &Context, source: &SourceOptions) -> Result<Planned, OpsE
         .into_iter()
         .map(|p| format!("it would retire too much at once: {p}; apply refuses this unless given --allow-mass-retire"))
         .collect();
-    Ok(Planned { plan, warnings: loaded.warnings.clone(), requeue_at: decision.requeue_at })
+    Ok(Planned { plan, warnings: loaded.warnings.clone(), requeue_at: decision.requeue_at, loaded })
 }

@@ -472,6 +472,12 @@ fn plan_products<'a>(
             let version_text = selection.version.to_string();
             let version_shared = text.get(&version_text);
             let platform_name = text.get(target.spec.platform.as_str());
+            // Fields the fleet says never to compare (values the platform changes by itself):
+            // the Platform's and the Product's drift.ignore.
+            let ignored = |field: &str| {
+                platform.spec.drift.as_ref().is_some_and(|d| d.ignores(field))
+                    || product.spec.drift.as_ref().is_some_and(|d| d.ignores(field))
+            };
             for ring in &target.rings {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
                 wanted.insert((&target.spec.platform, &product.spec.product, group));
@@ -575,6 +581,7 @@ fn plan_products<'a>(
                             "assignment.",
                             &mut text,
                         ));
+                        changes.retain(|c| !ignored(&c.field));
                         let from = object.managed().map(|m| m.version.clone()).unwrap_or_default();
                         let version_changes = from != version_text;
                         // Same version, other bytes (a vendor re-release, or a catalog fix): the

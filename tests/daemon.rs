@@ -386,6 +386,32 @@ fn drift_is_reported_under_warn_with_expected_and_actual_and_ignore_rules_hold()
         "displayName: expected \"Vendor App (x64)\", actual \"Renamed by hand\"",
     );
     common::assert_contains(&daemon.get("/metrics").1, "patchops_drifted_objects 1");
+    // Still drift at the next cycle, still left alone.
+    let again = reconcile_and_wait(&daemon);
+    assert_eq!(again["result"], "drifted", "{again:#}");
+    assert_eq!(app_field(&daemon, &id, "displayName"), "Renamed by hand");
+}
+
+#[test]
+fn a_fleet_has_at_most_one_reconciler_and_its_fields_are_checked() {
+    let (repo, _key) = fleet_repo(1);
+    repo.write(
+        "fleet/reconciler.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: a\nspec:\n  interval: 5m\n---\napiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: b\nspec:\n  notifications:\n    - { name: x, type: pager, url: { env: U } }\n",
+    );
+    repo.commit("two reconcilers");
+    let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(&run.stderr, "reconciler.yaml:");
+    common::assert_contains(&run.stderr, "unknown variant `pager`, expected one of `generic`, `slack`, `teams`");
+    repo.write(
+        "fleet/reconciler.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: a\nspec:\n  interval: 5m\n---\napiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: b\nspec: {}\n",
+    );
+    repo.commit("still two");
+    let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(&run.stderr, "a second Reconciler: `a` is already defined");
 }
 
 #[test]
@@ -403,4 +429,98 @@ fn drift_is_corrected_under_correct() {
     let h =
         daemon.wait_for("a synced cycle after the correction", |h| h.last().is_some_and(|c| c["result"] == "synced"));
     assert!(h.last().unwrap().get("drift").is_none());
+}
+
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, axum::http::HeaderMap, Vec<u8>)>>>;
+
+/// A loopback receiver of notifications; `/flaky` answers 500 to its first delivery.
+fn receiver() -> (String, Received) {
+    use axum::extract::{Path as UrlPath, State};
+    let got: Received = Default::default();
+    let flaky_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = axum::Router::new()
+        .route(
+            "/{path}",
+            axum::routing::post(
+                |State((got, flaky)): State<(Received, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+                 UrlPath(path): UrlPath<String>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    if path == "flaky" && !flaky.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    got.lock().unwrap().push((path, headers, body.to_vec()));
+                    axum::http::StatusCode::OK
+                },
+            ),
+        )
+        .with_state((got.clone(), flaky_failed));
+    (common::serve_on_loopback(app), got)
+}
+
+#[test]
+fn applied_changes_and_drift_are_notified_once_signed_and_in_each_format() {
+    let (base, got) = receiver();
+    let (repo, _key) = drift_fleet("{ mode: warn }");
+    repo.write(
+        "fleet/reconciler.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: default\nspec:\n  notifications:\n    - { name: ops, type: generic, url: { env: HOOK_GENERIC }, secret: { env: HOOK_KEY } }\n    - { name: chat, type: slack, url: { env: HOOK_SLACK }, events: [drift] }\n    - { name: teams, type: teams, url: { env: HOOK_TEAMS }, events: [applied] }\n",
+    );
+    repo.commit("notify the team");
+    let (generic, slack, teams) = (format!("{base}/generic"), format!("{base}/slack"), format!("{base}/flaky"));
+    let daemon = Daemon::start(
+        repo.path(),
+        &["--interval", "1h", "--no-watch", "--token", "env:T"],
+        &[
+            ("T", "t"),
+            ("HOOK_GENERIC", &generic),
+            ("HOOK_KEY", "notify-key"),
+            ("HOOK_SLACK", &slack),
+            ("HOOK_TEAMS", &teams),
+        ],
+    );
+    daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    edit_app_by_hand(&daemon, serde_json::json!({ "displayName": "Renamed by hand" }));
+    reconcile_and_wait(&daemon);
+    reconcile_and_wait(&daemon); // the same drift again: not notified again
+
+    let started = Instant::now();
+    let deliveries = loop {
+        let d = got.lock().unwrap().clone();
+        let generic_events = d.iter().filter(|(p, _, _)| p == "generic").count();
+        if (generic_events >= 3 && d.iter().any(|(p, _, _)| p == "flaky"))
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let of = |path: &str| -> Vec<(axum::http::HeaderMap, Value)> {
+        deliveries
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, h, b)| (h.clone(), serde_json::from_slice(b).unwrap()))
+            .collect()
+    };
+    // Generic: every event, each signed with the target's key over the exact body.
+    let generic = of("generic");
+    let kinds: Vec<&str> = generic.iter().map(|(_, b)| b["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "applied").count(), 2, "pilot, then broad: {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "drift").count(), 1, "drift notified once: {kinds:?}");
+    for (path, headers, body) in deliveries.iter().filter(|(p, _, _)| p == "generic") {
+        let sig = headers.get("x-patchops-signature-256").and_then(|v| v.to_str().ok());
+        assert!(reconciler::daemon::webhook::hmac_matches("notify-key", body, sig), "{path}: bad signature");
+    }
+    let drift = generic.iter().find(|(_, b)| b["event"] == "drift").unwrap();
+    assert_eq!(drift.1["details"]["fields"][0]["actual"], "Renamed by hand");
+    // Slack: only drift, as a message with text.
+    let slack = of("slack");
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    common::assert_contains(slack[0].1["text"].as_str().unwrap(), "changed outside git");
+    // Teams: the applied events as Adaptive Cards, delivered although the first attempt got 500.
+    let teams = of("flaky");
+    assert!(!teams.is_empty(), "retried after a 500");
+    assert_eq!(teams[0].1["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(teams[0].1["attachments"][0]["content"]["type"], "AdaptiveCard");
+    assert!(!daemon.log().contains("notify-key"), "the key stays out of the log");
 }

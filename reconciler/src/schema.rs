@@ -38,6 +38,7 @@ pub fn all() -> Vec<(String, String)> {
         ("rollout", kind_schema::<RolloutSpec>(Kind::Rollout)),
         ("catalogsource", kind_schema::<CatalogSourceSpec>(Kind::CatalogSource)),
         ("policyset", kind_schema::<PolicySetSpec>(Kind::PolicySet)),
+        ("reconciler", kind_schema::<crate::model::kinds::ReconcilerSpec>(Kind::Reconciler)),
         ("catalog", schema_of::<Catalog>()),
         ("plan", schema_of::<Plan>()),
     ];

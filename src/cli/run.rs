@@ -41,9 +41,10 @@ pub struct RunArgs {
     /// Report what would change, never apply.
     #[arg(long)]
     pub plan_only: bool,
-    /// How often the branch is fetched (a duration such as 30s, 1m, 5m).
-    #[arg(long, default_value = "1m", value_parser = duration, env = "PATCHOPS_INTERVAL")]
-    pub interval: Duration,
+    /// How often the branch is fetched (a duration such as 30s, 1m, 5m) [default: the fleet's
+    /// Reconciler `interval`, else 1m].
+    #[arg(long, value_parser = duration, env = "PATCHOPS_INTERVAL")]
+    pub interval: Option<Duration>,
     /// Do not watch a local repository's refs (rely on polling and webhooks).
     #[arg(long)]
     pub no_watch: bool,
@@ -164,7 +165,8 @@ pub async fn run(args: RunArgs) -> u8 {
         "patchops run: reconciling {} ({}) every {}{}{endpoint}",
         args.source.repo,
         args.source.path,
-        humantime::format_duration(args.interval),
+        args.interval
+            .map_or("the fleet's interval (1m by default)".to_string(), |i| humantime::format_duration(i).to_string()),
         if args.plan_only { ", plan only" } else { "" }
     );
     daemon.run(shutdown_signal()).await;

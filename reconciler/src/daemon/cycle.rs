@@ -102,9 +102,16 @@ pub struct CycleReport {
     /// The earliest time a waiting change opens: when the scheduler wakes next for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requeue_at: Option<DateTime<Utc>>,
+    /// The cycle failed because a catalog or the commit was refused (signature, rollback,
+    /// expiry) or apply refused to start.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
     /// The plan the cycle made (not serialised in the history: `/status` shows its results).
     #[serde(skip)]
     pub plan: Option<Plan>,
+    /// The fleet's Reconciler settings, as read this cycle.
+    #[serde(skip)]
+    pub reconciler: Option<crate::model::kinds::ReconcilerSpec>,
 }
 
 /// Runs one cycle; `baseline` is what the last cycle found as desired (for drift).
@@ -132,7 +139,9 @@ pub async fn run(
         error: None,
         requeue_at: None,
         drift: Vec::new(),
+        refused: false,
         plan: None,
+        reconciler: None,
     };
     let outcome = if plan_only {
         plan_only_cycle(ctx, source, &mut report, baseline).await
@@ -140,6 +149,7 @@ pub async fn run(
         apply_cycle(ctx, source, &mut report, baseline).await
     };
     if let Err(e) = outcome {
+        report.refused = matches!(e, ops::OpsError::Catalogs(_) | ops::OpsError::Source(_) | ops::OpsError::Refused(_));
         report.result = CycleResult::Failed;
         report.reason = Some(e.reason().to_string());
         report.error = Some(e.to_string());
@@ -164,6 +174,7 @@ async fn plan_only_cycle(
 ) -> Result<(), ops::OpsError> {
     let mut planned = ops::plan(ctx, source).await?;
     report.drift = super::drift::classify(&mut planned.plan, &planned.loaded.fleet, baseline);
+    report.reconciler = planned.loaded.fleet.reconciler.clone();
     note_plan(report, &planned.plan, planned.requeue_at);
     report.pending = planned.plan.applicable().count();
     report.result = if report.pending > 0 {
@@ -186,6 +197,7 @@ async fn apply_cycle(
     let mut prepared = ops::prepare_apply(ctx, source, ApplyOptions::default()).await?;
     let loaded = prepared.loaded().clone();
     report.drift = super::drift::classify(&mut prepared.plan, &loaded.fleet, baseline);
+    report.reconciler = loaded.fleet.reconciler.clone();
     for d in &report.drift {
         tracing::warn!(product = %d.product, platform = %d.platform, ring = d.ring.as_deref().unwrap_or("-"), fields = d.fields.len(), mode = ?d.mode, "drift: changed outside git");
     }

@@ -87,7 +87,12 @@ impl Baseline {
             in_sync: plan
                 .actions
                 .iter()
-                .filter(|a| a.action == crate::plan::ActionKind::None)
+                // As desired, or drifted and left so by `warn`/`off`: the next cycle at the
+                // same inputs still sees the difference as drift, not as a change to make.
+                .filter(|a| {
+                    a.action == crate::plan::ActionKind::None
+                        || a.waiting.as_ref().is_some_and(|w| w.reason == "DriftNotCorrected")
+                })
                 .map(|a| (a.product.to_string(), a.platform.to_string(), a.ring.as_deref().map(str::to_string)))
                 .collect(),
         }

@@ -20,6 +20,7 @@ pub mod drift;
 pub mod error_policy;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod status;
 pub mod trigger;
 pub mod webhook;
@@ -36,6 +37,9 @@ use cycle::CycleResult;
 use error_policy::{Backoff, ErrorPolicy};
 use trigger::Trigger;
 
+/// The poll interval when neither the host nor the fleet sets one (Flux's default).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -43,8 +47,9 @@ pub struct DaemonOptions {
     pub source: SourceOptions,
     /// Report without applying.
     pub plan_only: bool,
-    /// How often the branch is fetched (±`jitter`).
-    pub interval: Duration,
+    /// How often the branch is fetched (±`jitter`); `None`: the fleet's Reconciler says, else
+    /// one minute.
+    pub interval: Option<Duration>,
     /// The poll interval's jitter, a share (0.075: ±7.5 %).
     pub jitter: f64,
     /// Watch a local repository's refs and reconcile as soon as they move.
@@ -72,7 +77,7 @@ impl DaemonOptions {
         DaemonOptions {
             source,
             plan_only: false,
-            interval: Duration::from_secs(60),
+            interval: None,
             jitter: 0.075,
             watch: true,
             listen: None,
@@ -126,8 +131,10 @@ pub struct Daemon {
     addr: Option<SocketAddr>,
     server: Option<tokio::task::JoinHandle<()>>,
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
-    _watcher: Option<notify::RecommendedWatcher>,
+    _watcher: Option<::notify::RecommendedWatcher>,
     poller: Option<tokio::task::JoinHandle<()>>,
+    interval: Arc<std::sync::atomic::AtomicU64>,
+    sent: std::sync::Mutex<notify::Sent>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -181,10 +188,25 @@ impl Daemon {
             ),
             _ => None,
         };
-        let poller = Some(tokio::spawn(trigger::poll(tx.clone(), options.interval, options.jitter)));
+        let interval = Arc::new(std::sync::atomic::AtomicU64::new(
+            options.interval.unwrap_or(DEFAULT_INTERVAL).as_millis().try_into().unwrap_or(u64::MAX),
+        ));
+        let poller = Some(tokio::spawn(trigger::poll(tx.clone(), interval.clone(), options.jitter)));
         // The first cycle runs at once.
         let _ = tx.try_send(Trigger::Startup);
-        Ok(Daemon { ctx, options, shared, wake: rx, addr, server, stop_server, _watcher: watcher, poller })
+        Ok(Daemon {
+            ctx,
+            options,
+            shared,
+            wake: rx,
+            addr,
+            server,
+            stop_server,
+            _watcher: watcher,
+            poller,
+            interval,
+            sent: std::sync::Mutex::new(notify::Sent::default()),
+        })
     }
 
     /// Where the endpoint listens.
@@ -293,6 +315,21 @@ impl Daemon {
             }
         }
         let stalled = policy.stalled().map(str::to_string);
+        if let Some(spec) = &report.reconciler {
+            // The fleet's interval, unless the host fixed one.
+            if let (None, Some(i)) = (self.options.interval, spec.interval) {
+                let ms = i.0.max(Duration::from_secs(1)).as_millis().try_into().unwrap_or(u64::MAX);
+                self.interval.store(ms, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !spec.notifications.is_empty() {
+                for event in notify::events(&report, stalled.as_deref()) {
+                    let first = self.sent.lock().map(|mut s| s.first_time(&event.key)).unwrap_or(false);
+                    if first {
+                        notify::dispatch(&spec.notifications, self.ctx.secrets(), &event);
+                    }
+                }
+            }
+        }
         let ready = matches!(report.result, CycleResult::Synced | CycleResult::Applied);
         self.shared.metrics.cycle(&report, policy.failures(), stalled.is_some(), ready);
         tracing::info!(

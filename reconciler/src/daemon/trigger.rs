@@ -67,10 +67,12 @@ pub fn jittered(interval: Duration, jitter: f64) -> Duration {
     interval.mul_f64((1.0 + unit * jitter).max(0.0))
 }
 
-/// Sends [`Trigger::Poll`] every `interval` (± `jitter`) until the channel closes.
-pub async fn poll(tx: mpsc::Sender<Trigger>, interval: Duration, jitter: f64) {
+/// Sends [`Trigger::Poll`] every `interval` milliseconds (± `jitter`; read anew each time, so
+/// the fleet can change it) until the channel closes.
+pub async fn poll(tx: mpsc::Sender<Trigger>, interval: std::sync::Arc<std::sync::atomic::AtomicU64>, jitter: f64) {
     loop {
-        tokio::time::sleep(jittered(interval, jitter)).await;
+        let ms = interval.load(std::sync::atomic::Ordering::Relaxed).max(1000);
+        tokio::time::sleep(jittered(Duration::from_millis(ms), jitter)).await;
         if tx.send(Trigger::Poll).await.is_err() {
             return;
         }

@@ -37,6 +37,8 @@ pub struct Fleet {
     pub catalog_sources: BTreeMap<ObjectName, CatalogSource>,
     /// Policy sets by name; none means every built-in policy with default parameters.
     pub policy_sets: BTreeMap<ObjectName, PolicySet>,
+    /// How `patchops run` watches the fleet (at most one Reconciler; defaults when none).
+    pub reconciler: Option<super::kinds::ReconcilerSpec>,
 }
 
 impl Fleet {

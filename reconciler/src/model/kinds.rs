@@ -26,11 +26,14 @@ pub enum Kind {
     CatalogSource,
     /// Which policies every action must pass, and their parameters.
     PolicySet,
+    /// How `patchops run` watches this fleet: its interval and whom it notifies.
+    Reconciler,
 }
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 5] = [Kind::Product, Kind::Platform, Kind::Rollout, Kind::CatalogSource, Kind::PolicySet];
+    pub const ALL: [Kind; 6] =
+        [Kind::Product, Kind::Platform, Kind::Rollout, Kind::CatalogSource, Kind::PolicySet, Kind::Reconciler];
 
     /// The kind's name as written in YAML.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Rollout => "Rollout",
             Kind::CatalogSource => "CatalogSource",
             Kind::PolicySet => "PolicySet",
+            Kind::Reconciler => "Reconciler",
         }
     }
 
@@ -613,6 +617,81 @@ impl DriftSettings {
             Some(prefix) => field.starts_with(prefix),
             None => p == field,
         })
+    }
+}
+
+/// How `patchops run` watches the fleet. What belongs to the fleet is here, reviewed like every
+/// other change; what belongs to the host (listen address, state directory, repository) is
+/// flags. At most one Reconciler per fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReconcilerSpec {
+    /// How often the branch is fetched and the platforms observed again (drift checks), such as
+    /// `5m`; one minute when left out. `--interval` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Where events are sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationTarget>,
+}
+
+/// An outgoing webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotificationTarget {
+    /// A name for logs and metrics.
+    pub name: String,
+    /// The message format.
+    #[serde(rename = "type")]
+    pub format: NotificationFormat,
+    /// The webhook URL, by reference: Slack and Teams URLs carry their own credential.
+    pub url: SecretRef,
+    /// HMAC-SHA256 key the generic format signs its body with (`X-Patchops-Signature-256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRef>,
+    /// The events to send; every one when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<NotificationEvent>>,
+}
+
+/// Message formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NotificationFormat {
+    /// patchops's JSON event, signed with HMAC-SHA256 when `secret` is given.
+    Generic,
+    /// A Slack incoming webhook message.
+    Slack,
+    /// A Microsoft Teams message with an Adaptive Card (Workflows or incoming webhook).
+    Teams,
+}
+
+/// What is notified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NotificationEvent {
+    /// Changes were applied.
+    Applied,
+    /// An action or a cycle failed.
+    Failed,
+    /// Objects changed outside git.
+    Drift,
+    /// The fleet failed too often in a row.
+    Stalled,
+    /// A catalog or commit was refused (signature, rollback, expiry).
+    Refused,
+}
+
+impl NotificationEvent {
+    /// As written in YAML and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::Applied => "applied",
+            NotificationEvent::Failed => "failed",
+            NotificationEvent::Drift => "drift",
+            NotificationEvent::Stalled => "stalled",
+            NotificationEvent::Refused => "refused",
+        }
     }
 }
 

@@ -78,6 +78,8 @@ pub struct FleetDocs {
     pub catalog_sources: Vec<Parsed<CatalogSourceSpec>>,
     /// PolicySet documents.
     pub policy_sets: Vec<Parsed<PolicySetSpec>>,
+    /// Reconciler documents.
+    pub reconcilers: Vec<Parsed<super::kinds::ReconcilerSpec>>,
     /// (kind, name) of documents that did not parse: their own error is reported, and what
     /// refers to them is not reported again as "not defined".
     pub broken: Vec<(Kind, String)>,
@@ -147,6 +149,7 @@ pub fn parse(files: &[FleetFile]) -> (FleetDocs, Vec<Diagnostic>) {
         docs.rollouts.extend(d.rollouts);
         docs.catalog_sources.extend(d.catalog_sources);
         docs.policy_sets.extend(d.policy_sets);
+        docs.reconcilers.extend(d.reconcilers);
         docs.broken.extend(d.broken);
         diags.extend(e);
     }
@@ -195,6 +198,7 @@ fn parse_file(file: &FleetFile, docs: &mut FleetDocs, diags: &mut Vec<Diagnostic
             Kind::Rollout => typed(&at, de, &mut docs.rollouts, diags),
             Kind::CatalogSource => typed(&at, de, &mut docs.catalog_sources, diags),
             Kind::PolicySet => typed(&at, de, &mut docs.policy_sets, diags),
+            Kind::Reconciler => typed(&at, de, &mut docs.reconcilers, diags),
         };
         if !parsed {
             if let Some(name) = loose_name(&file.text, number) {
@@ -310,6 +314,7 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
     let rollouts = unique("Rollout", docs.rollouts, &mut diags);
     let catalogs = unique("CatalogSource", docs.catalog_sources, &mut diags);
     let policy_sets = unique("PolicySet", docs.policy_sets, &mut diags);
+    let reconcilers = unique("Reconciler", docs.reconcilers, &mut diags);
     let products = unique("Product", docs.products, &mut diags);
 
     let mut fleet = Fleet::default();
@@ -349,6 +354,21 @@ pub fn resolve(docs: FleetDocs) -> Result<Fleet, Diagnostics> {
             ps.name().clone(),
             PolicySet { metadata: ps.doc.metadata.clone(), origin: ps.origin(), spec: ps.doc.spec.clone() },
         );
+    }
+    let mut reconcilers = reconcilers.values();
+    if let Some(first) = reconcilers.next() {
+        for extra in reconcilers {
+            diags.push(
+                extra
+                    .diag_value("metadata.name", format!("a second Reconciler: `{}` is already defined", first.name()))
+                    .help(format!(
+                        "a fleet has at most one Reconciler; merge this one into `{}` ({})",
+                        first.name(),
+                        first.origin()
+                    )),
+            );
+        }
+        fleet.reconciler = Some(first.doc.spec.clone());
     }
     // Two Products may not publish the same catalog product to the same platform: they would
     // fight over one platform object.

@@ -6,7 +6,6 @@ use std::fmt;
 #[derive(Clone)]
 pub struct TrustedKey {
     key: minisign::PublicKey,
-    base64: String,
 }
 
 impl TrustedKey {
@@ -15,7 +14,7 @@ impl TrustedKey {
         let line =
             text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("untrusted comment:")).unwrap_or("");
         let key = minisign::PublicKey::from_base64(line).map_err(|e| e.to_string())?;
-        Ok(TrustedKey { key, base64: line.to_string() })
+        Ok(TrustedKey { key })
     }
 
     /// The key id, as `minisign` prints it (16 uppercase hex digits).
@@ -23,10 +22,6 @@ impl TrustedKey {
         key_id(self.key.keynum())
     }
 
-    /// The public key, as written in fleets.
-    pub fn as_base64(&self) -> &str {
-        &self.base64
-    }
 
     pub(crate) fn public_key(&self) -> &minisign::PublicKey {
         &self.key

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         share_local: share,
         existing: Vec::new(),
         all_signed_by: None,
+        now: chrono::DateTime::UNIX_EPOCH,
     };
     let _ = check(xml, &site);
 });

@@ -22,7 +22,6 @@ impl TrustedKey {
         key_id(self.key.keynum())
     }
 
-
     pub(crate) fn public_key(&self) -> &minisign::PublicKey {
         &self.key
     }

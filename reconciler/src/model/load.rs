@@ -617,6 +617,12 @@ fn check_target_settings(
                 .help("use `intent: required` on WSUS targets (approval for install)"),
         );
     }
+    if ty == PlatformType::Wsus && t.install.deadline.is_some_and(|d| d.0.as_secs() % 60 != 0 || d.0.as_secs() == 0) {
+        diags.push(
+            p.diag_value(&format!("{at}.install.deadline"), "a WSUS deadline is kept to the minute")
+                .help("give whole minutes, such as `90m` or `3d`: the server's approval time and patchops's clock differ by seconds"),
+        );
+    }
 }
 
 /// Checks a Platform; returns its endpoint when that parses (the other checks report on).

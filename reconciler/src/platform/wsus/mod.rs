@@ -16,7 +16,7 @@
 //! | size, sha256 | `OriginFile/@Size`, `OriginFile/AdditionalDigest[@Algorithm=SHA256]` |
 //! | wsus.classification | `UpdateSpecificData/@UpdateClassification` (by name) |
 //! | assignment (a ring's group) | an Install approval for the computer target group |
-//! | assignment.deadline | the approval's deadline − its creation time |
+//! | assignment.deadline | the approval's deadline − its creation time, to the nearest minute |
 //! | assignment.restart | `InstallProperties/@RebootBehavior` (one per update, like Intune's) |
 //!
 //! patchops's [`TrackingMarker`] is the last line of the SDP `Description`, `patchops:` and the
@@ -513,8 +513,12 @@ fn listed(u: &Value) -> Option<Listed> {
             let at = |k: &str| a[k].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             if let (Some(created), Some(deadline)) = (at("created"), at("deadline")) {
                 if let Ok(d) = (deadline - created).to_std() {
-                    // Approvals are whole seconds; so is the fleet's deadline.
-                    let d = std::time::Duration::from_secs((d.as_millis() as u64).div_ceil(1000));
+                    // The creation time is the server's clock and the deadline was computed
+                    // on patchops's: they differ by the request's latency and any clock skew.
+                    // Compared to the nearest minute, the deadline reads back as the fleet wrote
+                    // it (fleet deadlines are minutes to days).
+                    let minutes = (d.as_secs() + 30) / 60;
+                    let d = std::time::Duration::from_secs(minutes * 60);
                     fields.insert("deadline".into(), crate::intern::shared(&humantime::format_duration(d).to_string()));
                 }
             }

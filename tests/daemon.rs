@@ -524,3 +524,29 @@ fn applied_changes_and_drift_are_notified_once_signed_and_in_each_format() {
     assert_eq!(teams[0].1["attachments"][0]["content"]["type"], "AdaptiveCard");
     assert!(!daemon.log().contains("notify-key"), "the key stays out of the log");
 }
+
+#[test]
+fn sigterm_mid_apply_lets_the_action_finish_and_the_next_start_converges() {
+    let (repo, _key) = fleet_repo(1);
+    let mut daemon = Daemon::start(
+        repo.path(),
+        &["--interval", "1h", "--no-watch"],
+        &[("PATCHOPS_PAUSEPOINT", "after-content:1500")],
+    );
+    // Inside the first publish: the installer is verified, nothing reached the platform yet.
+    let started = Instant::now();
+    while !daemon.log().contains("pause point after-content reached") {
+        assert!(started.elapsed() < Duration::from_secs(30), "no pause:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let code = daemon.terminate();
+    assert_eq!(code, 0, "{}", daemon.log());
+    common::assert_contains(&daemon.log(), "letting the cycle in flight finish");
+    assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-pilot"])], "the action in flight finished");
+    drop(daemon);
+
+    // The next start picks up where it stopped: the broad ring, and no second object.
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch"], &[]);
+    daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
+}

@@ -31,6 +31,22 @@ struct Armed {
 
 static ARMED: OnceLock<Armed> = OnceLock::new();
 
+/// A point where the process pauses instead (`PATCHOPS_PAUSEPOINT=NAME:MILLIS`, the first hit
+/// only): a test then signals the process while work is in flight.
+static PAUSE: OnceLock<(&'static str, u64, AtomicU32)> = OnceLock::new();
+
+/// Arms a pause at `spec` (`NAME:MILLIS`) for this process.
+pub fn arm_pause(spec: &str) -> Result<(), String> {
+    let (name, ms) = spec.split_once(':').ok_or_else(|| format!("pause point `{spec}` is not NAME:MILLIS"))?;
+    let ms = ms.parse::<u64>().map_err(|_| format!("`{ms}` in pause point `{spec}` is not milliseconds"))?;
+    let Some((name, _)) = POINTS.iter().find(|(n, _)| *n == name) else {
+        let known: Vec<&str> = POINTS.iter().map(|(n, _)| *n).collect();
+        return Err(format!("unknown pause point `{name}`; the points are {}", known.join(", ")));
+    };
+    let _ = PAUSE.set((name, ms.min(60_000), AtomicU32::new(0)));
+    Ok(())
+}
+
 /// Arms the point `spec` (`NAME` or `NAME:N`) for this process; an unknown name is an error
 /// listing the known ones. Arming twice keeps the first.
 pub fn arm(spec: &str) -> Result<(), String> {
@@ -50,6 +66,12 @@ pub fn arm(spec: &str) -> Result<(), String> {
 
 /// Aborts the process if `name` is the armed point and this is its N-th hit.
 pub fn hit(name: &str) {
+    if let Some((pause, ms, count)) = PAUSE.get() {
+        if *pause == name && count.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!("patchops: pause point {name} reached; pausing {ms} ms (test hook)");
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
+        }
+    }
     let Some(armed) = ARMED.get() else { return };
     if armed.name == name && armed.count.fetch_add(1, Ordering::SeqCst) + 1 == armed.nth {
         eprintln!("patchops: fail point {name}:{} reached; aborting (test hook)", armed.nth);

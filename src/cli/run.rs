@@ -110,6 +110,18 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: RunArgs) -> u8 {
+    // Crash tests: abort or pause at a named point (see reconciler::failpoint).
+    for (var, arm) in [
+        ("PATCHOPS_FAILPOINT", reconciler::failpoint::arm as fn(&str) -> Result<(), String>),
+        ("PATCHOPS_PAUSEPOINT", reconciler::failpoint::arm_pause),
+    ] {
+        if let Ok(spec) = std::env::var(var) {
+            if let Err(e) = arm(&spec) {
+                print_error(&format!("{var}: {e}"));
+                return EXIT_ERROR;
+            }
+        }
+    }
     let ctx = args.source.context();
     let read = |what: &str, r: &Option<SecretRef>| -> Result<Option<String>, String> {
         match r {

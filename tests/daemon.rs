@@ -550,3 +550,20 @@ fn sigterm_mid_apply_lets_the_action_finish_and_the_next_start_converges() {
     daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
     assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
 }
+
+#[test]
+fn a_fleet_that_cannot_be_read_is_retried_with_backoff_and_counted() {
+    let (repo, _key) = fleet_repo(1);
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch", "--rev", "no-such-branch"], &[]);
+    let h = daemon.wait_for("the failed startup cycle", |h| !h.is_empty());
+    assert_eq!(h[0]["result"], "failed", "{:#}", h[0]);
+    assert_eq!(h[0]["reason"], "RevisionNotFound", "{:#}", h[0]);
+    let status: Value = serde_json::from_str(&daemon.get("/status").1).unwrap();
+    assert_eq!(status["fleet"]["type"], "Reconciling", "{status:#}");
+    assert_eq!(status["consecutiveFailures"], 1);
+    assert!(status["nextWake"].is_string(), "a retry is scheduled: {status:#}");
+    let metrics = daemon.get("/metrics").1;
+    common::assert_contains(&metrics, "patchops_git_fetch_failures_total 1");
+    common::assert_contains(&metrics, "patchops_consecutive_failures 1");
+    common::assert_contains(&metrics, "patchops_ready 0");
+}

@@ -6,7 +6,7 @@
 //! - `patchops_waiting_changes`, `patchops_denied_changes`, `patchops_drifted_objects`;
 //! - `patchops_catalog_serial{source}`;
 //! - `patchops_consecutive_failures`, `patchops_stalled` (0 or 1), `patchops_ready` (0 or 1);
-//! - `patchops_webhook_deliveries_total{provider,result}`.
+//! - `patchops_webhook_deliveries_total{provider,result}`, `patchops_git_fetch_failures_total`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -58,6 +58,7 @@ pub struct Metrics {
     stalled: Gauge,
     ready: Gauge,
     deliveries: Family<DeliveryLabels, Counter>,
+    fetch_failures: Counter,
 }
 
 fn cycle_histogram() -> Histogram {
@@ -83,6 +84,7 @@ impl Metrics {
         let drifted = Gauge::default();
         let catalog_serial = Family::<SourceLabels, Gauge>::default();
         let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let fetch_failures = Counter::default();
         registry.register("cycle_duration_seconds", "Duration of reconcile cycles", cycle_duration.clone());
         registry.register("cycles", "Reconcile cycles run", cycles.clone());
         registry.register("actions", "Actions applied, by platform, action and result", actions.clone());
@@ -98,6 +100,11 @@ impl Metrics {
         registry.register("stalled", "1 when the fleet failed too often in a row", stalled.clone());
         registry.register("ready", "1 when the last cycle reached the desired state", ready.clone());
         registry.register("webhook_deliveries", "Webhook deliveries, by provider and result", deliveries.clone());
+        registry.register(
+            "git_fetch_failures",
+            "Cycles that could not read the fleet repository",
+            fetch_failures.clone(),
+        );
         Metrics {
             registry,
             cycle_duration,
@@ -111,6 +118,7 @@ impl Metrics {
             stalled,
             ready,
             deliveries,
+            fetch_failures,
         }
     }
 
@@ -133,6 +141,9 @@ impl Metrics {
             self.waiting.set(report.waiting as i64);
             self.denied.set(report.denied as i64);
             self.drifted.set(report.drift.len() as i64);
+        }
+        if matches!(report.reason.as_deref(), Some("RepositoryUnavailable" | "RevisionNotFound")) {
+            self.fetch_failures.inc();
         }
         self.failures.set(i64::from(consecutive_failures));
         self.stalled.set(i64::from(stalled));

@@ -567,3 +567,35 @@ fn a_fleet_that_cannot_be_read_is_retried_with_backoff_and_counted() {
     common::assert_contains(&metrics, "patchops_consecutive_failures 1");
     common::assert_contains(&metrics, "patchops_ready 0");
 }
+
+#[test]
+fn a_failing_product_backs_off_on_its_own_and_the_others_go_ahead() {
+    let (repo, _key) = fleet_repo(1);
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  version: latest\n  targets:\n    - platform: intune-prod\n",
+    );
+    // The tool's installer is not in the commit: its publish fails every time.
+    repo.remove("catalog/installers/vendor.tool-3.1.msi");
+    repo.commit("the tool, without its installer");
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch", "--backoff", "2s"], &[]);
+    let h = daemon.wait_for("the app in both rings", |h| {
+        h.iter().any(|c| {
+            c["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["ring"] == "broad" && x["product"] == "app"))
+        })
+    });
+    let attempts = |h: &[Value]| -> usize {
+        h.iter()
+            .flat_map(|c| c["actions"].as_array().cloned().unwrap_or_default())
+            .filter(|a| a["product"] == "tool" && a["result"] == "failed")
+            .count()
+    };
+    assert_eq!(attempts(&h), 1, "the tool was not tried again while it backs off: {h:#?}");
+    let status: Value = serde_json::from_str(&daemon.get("/status").1).unwrap();
+    let tool: Vec<&Value> = status["targets"].as_array().unwrap().iter().filter(|t| t["product"] == "tool").collect();
+    assert!(tool.iter().any(|t| t["condition"]["reason"] == "BackingOff"), "{status:#}");
+    assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "the app went ahead");
+    // When its backoff ends, the tool is tried again, on its own timer.
+    let h = daemon.wait_for("the tool's retry", |h| attempts(h) >= 2);
+    assert!(triggers(&h).contains(&"retry".to_string()), "{:?}", triggers(&h));
+}

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Bearer token that POST /reconcile needs (env:NAME or file:PATH); disabled without one.
     #[arg(long, value_name = "REF", value_parser = secret_ref)]
     pub token: Option<SecretRef>,
+    /// The first retry's wait after a failure; it doubles with each further failure, to at most
+    /// 10 minutes (for the fleet, and for each failing product on a platform).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub backoff: Duration,
     /// Stop after this many cycles (for scripts and benchmarks).
     #[arg(long, value_name = "N")]
     pub max_cycles: Option<u64>,
@@ -165,6 +169,7 @@ pub async fn run(args: RunArgs) -> u8 {
     options.webhooks = webhooks;
     options.token = token;
     options.max_cycles = args.max_cycles;
+    options.backoff.base = args.backoff;
     let daemon = match Daemon::start(Arc::new(ctx), options).await {
         Ok(d) => d,
         Err(e) => {

@@ -114,13 +114,18 @@ pub struct CycleReport {
     pub reconciler: Option<crate::model::kinds::ReconcilerSpec>,
 }
 
-/// Runs one cycle; `baseline` is what the last cycle found as desired (for drift).
+/// Targets backing off after failures: (product, platform) → why.
+pub type Held = std::collections::BTreeMap<(String, String), String>;
+
+/// Runs one cycle; `baseline` is what the last cycle found as desired (for drift), `held` the
+/// targets whose changes wait while they back off.
 pub async fn run(
     ctx: &Context,
     source: &SourceOptions,
     plan_only: bool,
     trigger: Trigger,
     baseline: &super::drift::Baseline,
+    held: &Held,
 ) -> CycleReport {
     let started = ctx.now();
     let timer = std::time::Instant::now();
@@ -146,7 +151,7 @@ pub async fn run(
     let outcome = if plan_only {
         plan_only_cycle(ctx, source, &mut report, baseline).await
     } else {
-        apply_cycle(ctx, source, &mut report, baseline).await
+        apply_cycle(ctx, source, &mut report, baseline, held).await
     };
     if let Err(e) = outcome {
         report.refused = matches!(e, ops::OpsError::Catalogs(_) | ops::OpsError::Source(_) | ops::OpsError::Refused(_));
@@ -193,11 +198,20 @@ async fn apply_cycle(
     source: &SourceOptions,
     report: &mut CycleReport,
     baseline: &super::drift::Baseline,
+    held: &Held,
 ) -> Result<(), ops::OpsError> {
     let mut prepared = ops::prepare_apply(ctx, source, ApplyOptions::default()).await?;
     let loaded = prepared.loaded().clone();
     report.drift = super::drift::classify(&mut prepared.plan, &loaded.fleet, baseline);
     report.reconciler = loaded.fleet.reconciler.clone();
+    if !held.is_empty() {
+        let hold = |product: &str, platform: &str| {
+            held.get(&(product.to_string(), platform.to_string())).map(|why| {
+                format!("{product} on {platform} is backing off after failures ({why}); the others go ahead")
+            })
+        };
+        crate::plan::hold(&mut prepared.plan, "BackingOff", &hold);
+    }
     for d in &report.drift {
         tracing::warn!(product = %d.product, platform = %d.platform, ring = d.ring.as_deref().unwrap_or("-"), fields = d.fields.len(), mode = ?d.mode, "drift: changed outside git");
     }

@@ -42,7 +42,7 @@ pub struct ErrorPolicy {
     pub backoff: Backoff,
     failures: u32,
     last_error: Option<String>,
-    targets: BTreeMap<(String, String), (u32, String)>,
+    targets: BTreeMap<(String, String), (u32, String, std::time::Instant)>,
 }
 
 impl ErrorPolicy {
@@ -66,10 +66,29 @@ impl ErrorPolicy {
 
     /// An action on (product, platform) failed; true when that makes the target Stalled.
     pub fn target_failed(&mut self, product: &str, platform: &str, error: &str) -> bool {
-        let entry = self.targets.entry((product.to_string(), platform.to_string())).or_insert((0, String::new()));
+        let now = std::time::Instant::now();
+        let entry = self.targets.entry((product.to_string(), platform.to_string())).or_insert((0, String::new(), now));
         entry.0 = entry.0.saturating_add(1);
         entry.1 = error.to_string();
+        entry.2 = now + self.backoff.wait(entry.0);
         entry.0 >= self.backoff.stalled_after
+    }
+
+    /// The targets still backing off, with why and until when: their changes wait while the
+    /// other targets go ahead.
+    pub fn held(&self) -> BTreeMap<(String, String), (String, std::time::Instant)> {
+        let now = std::time::Instant::now();
+        self.targets
+            .iter()
+            .filter(|(_, (_, _, until))| *until > now)
+            .map(|(k, (n, e, until))| (k.clone(), (format!("failed {n} time(s) in a row, last: {e}"), *until)))
+            .collect()
+    }
+
+    /// When the next target's backoff ends.
+    pub fn next_target_retry(&self) -> Option<std::time::Instant> {
+        let now = std::time::Instant::now();
+        self.targets.values().map(|(_, _, until)| *until).filter(|u| *u > now).min()
     }
 
     /// An action on (product, platform) succeeded.
@@ -89,7 +108,7 @@ impl ErrorPolicy {
 
     /// A target's consecutive failures and last error, when it has any.
     pub fn target(&self, product: &str, platform: &str) -> Option<(u32, &str)> {
-        self.targets.get(&(product.to_string(), platform.to_string())).map(|(n, e)| (*n, e.as_str()))
+        self.targets.get(&(product.to_string(), platform.to_string())).map(|(n, e, _)| (*n, e.as_str()))
     }
 }
 
@@ -121,6 +140,8 @@ mod tests {
         assert!(p.target_failed("app", "intune-prod", "403"));
         assert_eq!(p.target("app", "intune-prod"), Some((2, "403")));
         assert_eq!(p.target("tool", "intune-prod"), None);
+        assert!(p.held().contains_key(&("app".to_string(), "intune-prod".to_string())), "backing off");
+        assert!(p.next_target_retry().is_some());
         p.target_succeeded("app", "intune-prod");
         assert_eq!(p.target("app", "intune-prod"), None);
     }

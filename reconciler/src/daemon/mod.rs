@@ -245,8 +245,10 @@ impl Daemon {
             // Wake-ups that arrived meanwhile are this cycle's too.
             while self.wake.try_recv().is_ok() {}
             tracing::info!(trigger = trigger.as_str(), "reconciling");
+            let held: cycle::Held = policy.held().into_iter().map(|(k, (why, _))| (k, why)).collect();
             let report = {
-                let run = cycle::run(&self.ctx, &self.options.source, self.options.plan_only, trigger, &baseline);
+                let run =
+                    cycle::run(&self.ctx, &self.options.source, self.options.plan_only, trigger, &baseline, &held);
                 tokio::pin!(run);
                 tokio::select! {
                     r = &mut run => r,
@@ -270,19 +272,21 @@ impl Daemon {
             let action_failed = report.actions.iter().any(|a| a.result != "succeeded");
             self.record(&mut policy, report).await;
             cycles += 1;
-            timer = None;
             held_until = None;
+            let now = tokio::time::Instant::now();
             if failed {
                 let wait = policy.backoff.wait(policy.failures());
-                held_until = Some(tokio::time::Instant::now() + wait);
-                timer = Some((tokio::time::Instant::now() + wait, Trigger::Retry));
+                held_until = Some(now + wait);
+                timer = Some((now + wait, Trigger::Retry));
             } else if changed {
-                timer = Some((tokio::time::Instant::now(), Trigger::Requeue));
-            } else if action_failed {
-                timer = Some((tokio::time::Instant::now() + policy.backoff.wait(1), Trigger::Retry));
-            } else if let Some(at) = requeue {
-                let wait = (at - self.ctx.now()).to_std().unwrap_or(Duration::ZERO);
-                timer = Some((tokio::time::Instant::now() + wait, Trigger::Requeue));
+                timer = Some((now, Trigger::Requeue));
+            } else {
+                // The earliest of: a waiting change opening, a failing target's backoff ending.
+                let opens = requeue
+                    .map(|at| (now + (at - self.ctx.now()).to_std().unwrap_or(Duration::ZERO), Trigger::Requeue));
+                let retry = policy.next_target_retry().map(|at| (tokio::time::Instant::from_std(at), Trigger::Retry));
+                let retry = retry.or_else(|| action_failed.then(|| (now + policy.backoff.wait(1), Trigger::Retry)));
+                timer = [opens, retry].into_iter().flatten().min_by_key(|(at, _)| *at);
             }
             let next = timer.map(|(at, _)| {
                 self.ctx.now() + chrono::Duration::from_std(at - tokio::time::Instant::now()).unwrap_or_default()

@@ -268,7 +268,7 @@ pub fn decide_with(
                     )
                 })
             };
-            plan::hold(&mut plan, &held);
+            plan::hold(&mut plan, "Suspended", &held);
         }
     }
     let mass_retire = super::guard::mass_retire(&plan, observed, how.max_retire_share);

@@ -233,13 +233,13 @@ fn weekday(d: Weekday) -> chrono::Weekday {
     }
 }
 
-/// Holds back every change `held` says is suspended (it returns the message to show): the
-/// change waits with reason `Suspended` and no opening time — it is planned, shown and its
-/// drift reported, never applied, until it is resumed. Pure: the suspensions are an input.
-pub fn hold(plan: &mut Plan, held: &dyn Fn(&str, &str) -> Option<String>) {
+/// Holds back every change `held` picks (it returns the message to show): the change waits with
+/// `reason` (`Suspended`, `BackingOff`) and no opening time — it is planned and shown, never
+/// applied, while it is held. Pure: what is held is an input.
+pub fn hold(plan: &mut Plan, reason: &str, held: &dyn Fn(&str, &str) -> Option<String>) {
     for a in plan.actions.iter_mut().filter(|a| a.action != ActionKind::None) {
         if let Some(message) = held(&a.product, &a.platform) {
-            a.waiting = Some(super::Waiting { reason: "Suspended".into(), message, until: None });
+            a.waiting = Some(super::Waiting { reason: reason.into(), message, until: None });
         }
     }
     plan.recount();

@@ -34,6 +34,13 @@ fn a_suspended_product_is_planned_but_not_changed_until_resumed() {
     let status = patchops(repo.path(), &["status", "--path", "fleet"]);
     assert_contains(&status.stdout, "suspended: product app since ");
     assert_contains(&status.stdout, ": INC-4711: crashes on start");
+    let app = status.stdout.lines().find(|l| l.starts_with("app ")).unwrap();
+    assert!(app.ends_with("  suspended"), "the SYNC column: {app}");
+    assert!(
+        status.stdout.lines().next().unwrap_or("").contains("SYNC") || status.stdout.contains("  SYNC"),
+        "{}",
+        status.stdout
+    );
 
     let run = patchops(repo.path(), &["resume", "--product", "app"]);
     assert_eq!(run.code, 0, "{}", run.stderr);

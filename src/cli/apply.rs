@@ -265,8 +265,10 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
     if !status.suspended.is_empty() {
         s.push('\n');
     }
-    s +=
-        &format!("{:<20} {:<16} {:<16} {:<26} {}\n", "PRODUCT", "PLATFORM", "VERSION", "RINGS (GROUPS)", "LAST RESULT");
+    s += &format!(
+        "{:<20} {:<16} {:<16} {:<26} {:<13} {:<50}  {}\n",
+        "PRODUCT", "PLATFORM", "VERSION", "RINGS (GROUPS)", "COMMIT", "LAST RESULT", "SYNC"
+    );
     let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
     for t in &status.targets {
         let last = t
@@ -275,13 +277,14 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
             .map(|r| format!("{} {} {} ({})", r.action, r.outcome, r.at.format("%Y-%m-%d %H:%M"), r.source))
             .unwrap_or_else(|| "never applied".into());
         s += &format!(
-            "{:<20} {:<16} {:<16} {:<26} {:<13} {}\n",
+            "{:<20} {:<16} {:<16} {:<26} {:<13} {:<50}  {}\n",
             t.product,
             t.platform,
             list(&t.versions),
             list(&t.groups),
             list(&t.commits),
-            last
+            last,
+            t.sync
         );
     }
     out(color, &s);

@@ -22,6 +22,10 @@ pub struct TargetStatus {
     pub commits: Vec<String>,
     /// The last audit record for the target, if any.
     pub last: Option<AuditRecord>,
+    /// How the platform stands against the fleet, from a plan (the worst of the target's
+    /// rings): `synced`, `out of sync` (changes to apply), `waiting` (a soak, window or
+    /// budget), `suspended`, `backing off`, `denied` (by policy).
+    pub sync: &'static str,
 }
 
 /// The status of a fleet.
@@ -40,7 +44,38 @@ pub struct Status {
 pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, OpsError> {
     let loaded = pipeline::load(ctx, source).await?;
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = pipeline::observe(&clients).await?;
+    let observed = std::sync::Arc::new(pipeline::observe(&clients).await?);
+    let loaded = std::sync::Arc::new(loaded);
+    let decision = pipeline::decide(
+        ctx,
+        &loaded,
+        &observed,
+        pipeline::Decide {
+            saved: None,
+            ring_evidence: Some(pipeline::RingEvidence::Read),
+            max_retire_share: super::DEFAULT_MAX_RETIRE_SHARE,
+        },
+    )
+    .await?;
+    let sync_of = |product: &str, platform: &str| -> &'static str {
+        let mine: Vec<&crate::plan::PlannedAction> = decision
+            .plan
+            .actions
+            .iter()
+            .filter(|a| &*a.product == product && &*a.platform == platform && a.action != crate::plan::ActionKind::None)
+            .collect();
+        if mine.iter().any(|a| a.is_applicable()) {
+            "out of sync"
+        } else if mine.iter().any(|a| !a.denied.is_empty()) {
+            "denied"
+        } else if mine.iter().any(|a| a.waiting.as_ref().is_some_and(|w| w.reason == "Suspended")) {
+            "suspended"
+        } else if !mine.is_empty() {
+            "waiting"
+        } else {
+            "synced"
+        }
+    };
     let state = ctx.state().clone();
     let (latest, suspended) = pipeline::blocking(move || {
         let db = state.db()?;
@@ -78,6 +113,7 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
                 groups,
                 commits,
                 last,
+                sync: sync_of(p.name().as_str(), t.spec.platform.as_str()),
             });
         }
     }

@@ -109,11 +109,7 @@ impl Context {
         fleet: &Fleet,
         platform: &FleetPlatform,
     ) -> Result<Box<dyn platform::PlatformClient>, PlatformError> {
-        let embedded = if crate::harness::is_embedded(platform) {
-            Some(self.harness.endpoint(fleet, platform, &self.state, &self.secrets, &self.clock).await?)
-        } else {
-            None
-        };
+        let embedded = self.embedded_endpoint(fleet, platform).await?;
         platform::connect(platform, self.client_env(), embedded.as_ref())
     }
 

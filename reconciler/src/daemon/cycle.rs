@@ -102,8 +102,8 @@ pub struct CycleReport {
     /// The earliest time a waiting change opens: when the scheduler wakes next for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requeue_at: Option<DateTime<Utc>>,
-    /// The cycle failed because a catalog or the commit was refused (signature, rollback,
-    /// expiry) or apply refused to start.
+    /// The cycle failed because a catalog was refused (signature, rollback, expiry) or apply
+    /// refused the plan (stale, edited, mass retire) — not because something was unreachable.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refused: bool,
     /// The plan the cycle made (not serialised in the history: `/status` shows its results).
@@ -154,7 +154,13 @@ pub async fn run(
         apply_cycle(ctx, source, &mut report, baseline, held).await
     };
     if let Err(e) = outcome {
-        report.refused = matches!(e, ops::OpsError::Catalogs(_) | ops::OpsError::Source(_) | ops::OpsError::Refused(_));
+        report.refused = matches!(
+            e,
+            ops::OpsError::Catalogs(_)
+                | ops::OpsError::Refused(
+                    ops::ApplyRefusal::Stale(_) | ops::ApplyRefusal::Tampered(_) | ops::ApplyRefusal::MassRetire(_)
+                )
+        );
         report.result = CycleResult::Failed;
         report.reason = Some(e.reason().to_string());
         report.error = Some(e.to_string());

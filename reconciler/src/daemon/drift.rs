@@ -1,5 +1,5 @@
 //! Drift: a managed object changed outside git. A target (Product, Platform, ring) that the
-//! last cycle found as desired, read again at the same commit and catalogs, can only differ
+//! last cycle found as desired, read again from the same fleet content and catalogs, can only differ
 //! because the platform changed: that difference is drift (a ring the gate releases later, or
 //! a change a new commit asks for, is not). Each such change is reported per
 //! object, field by field (expected against actual), and handled by the mode the fleet chose
@@ -70,8 +70,8 @@ pub type Target = (String, String, Option<String>);
 /// What the last cycle found as desired, and at which inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Baseline {
-    /// The fleet commit.
-    pub commit: Option<String>,
+    /// The fleet's content digest (its files; the same for a commit or a directory).
+    pub source_digest: Option<crate::catalog::Sha256>,
     /// Each catalog's source and serial.
     pub catalogs: Vec<(String, u64)>,
     /// The targets that were as desired.
@@ -82,7 +82,7 @@ impl Baseline {
     /// The baseline a plan leaves: its inputs and the targets it found as desired.
     pub fn of(plan: &Plan) -> Baseline {
         Baseline {
-            commit: plan.fingerprints.source.get("commit").and_then(|c| c.as_str()).map(str::to_string),
+            source_digest: Some(plan.fingerprints.source_digest),
             catalogs: plan.fingerprints.catalogs.iter().map(|c| (c.source.clone(), c.serial)).collect(),
             in_sync: plan
                 .actions
@@ -101,7 +101,7 @@ impl Baseline {
     /// Whether `plan` was made from the same inputs.
     pub fn same_inputs(&self, plan: &Plan) -> bool {
         let now = Baseline::of(plan);
-        self.commit.is_some() && self.commit == now.commit && self.catalogs == now.catalogs
+        self.source_digest.is_some() && self.source_digest == now.source_digest && self.catalogs == now.catalogs
     }
 }
 

@@ -112,7 +112,12 @@ pub fn events(report: &CycleReport, stalled: Option<&str>) -> Vec<Event> {
                 d.object_id.as_deref().unwrap_or("-"),
                 fields.join(",")
             ),
-            title: format!("{} on {} changed outside git ({:?})", d.product, d.platform, d.mode).to_lowercase(),
+            title: format!(
+                "{} on {} changed outside git (drift mode {})",
+                d.product,
+                d.platform,
+                if d.mode == crate::model::kinds::DriftMode::Warn { "warn: left as is" } else { "correct: put back" }
+            ),
             text: fields.join("\n"),
             details: serde_json::to_value(d).unwrap_or_default(),
             commit: commit.clone(),

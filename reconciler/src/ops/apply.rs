@@ -119,11 +119,7 @@ impl ApplyRun<'_> {
     /// it after applying; call it when there was nothing to apply (the platforms already match
     /// this catalog).
     pub fn record_catalogs(&self) -> Result<(), OpsError> {
-        let mut history = self.ctx.state().catalogs()?;
-        for c in self.loaded.catalogs.values() {
-            history.record(c)?;
-        }
-        Ok(())
+        record_catalogs(self.ctx, &self.loaded)
     }
 
     /// Applies the plan's applicable actions, then records the catalogs' serials.
@@ -131,7 +127,8 @@ impl ApplyRun<'_> {
         let now = self.ctx.now();
         // Policies are evaluated again here: the PermittedAction type is the engine's only
         // input, and only `permit` makes one. Evaluating takes CPU: off the async threads.
-        let mut policies = self.policies.clone();
+        // The compiled policies move into the task (no copy of the engine).
+        let mut policies = self.policies;
         let (loaded, applicable) = (self.loaded.clone(), self.plan.applicable().cloned().collect::<Vec<_>>());
         let (permitted, denied) = pipeline::blocking(move || {
             let ctx = PolicyContext::new(&loaded.fleet, &loaded.catalogs, now);
@@ -159,7 +156,15 @@ impl ApplyRun<'_> {
             clock: self.ctx.clock().clone(),
         };
         let reports = engine.run(permitted).await;
-        self.record_catalogs()?;
+        record_catalogs(self.ctx, &self.loaded)?;
         Ok(Applied { reports, denied })
     }
+}
+
+fn record_catalogs(ctx: &Context, loaded: &Loaded) -> Result<(), OpsError> {
+    let mut history = ctx.state().catalogs()?;
+    for c in loaded.catalogs.values() {
+        history.record(c)?;
+    }
+    Ok(())
 }

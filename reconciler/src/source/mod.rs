@@ -225,7 +225,8 @@ impl std::fmt::Display for SourceWarning {
 pub struct SourceSnapshot {
     provenance: Provenance,
     subpath: String,
-    files: Vec<FleetFile>,
+    /// Shared: a snapshot is cloned into blocking tasks (installers read from the commit).
+    files: std::sync::Arc<[FleetFile]>,
     digest: Sha256,
     reader: Reader,
 }
@@ -248,7 +249,7 @@ impl SourceSnapshot {
             h.update(f.text.as_bytes());
         }
         let digest = Sha256::from_bytes(h.finalize().into());
-        SourceSnapshot { provenance, subpath, files, digest, reader }
+        SourceSnapshot { provenance, subpath, files: files.into(), digest, reader }
     }
 
     /// Where the files came from.

@@ -26,23 +26,25 @@ pub const MIN_OSSLSIGNCODE: (u32, u32) = (2, 8);
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The certificate cannot be read or is not fit to sign code.
-    #[error("the code-signing certificate {reference}: {reason}")]
+    #[error("the code-signing certificate {reference}: {unfit}")]
     Certificate {
         /// Where it was read from (`file:PATH` or `env:NAME`; never the content).
         reference: String,
         /// What is wrong and what to do.
-        reason: String,
+        #[source]
+        unfit: Unfit,
     },
     /// osslsigncode is missing or too old.
     #[error("{0}")]
     Tool(String),
     /// osslsigncode refused to sign or the signature did not verify.
-    #[error("{what}: {reason}")]
+    #[error("{what}: {cause}")]
     Failed {
         /// What was being signed or verified.
         what: String,
-        /// osslsigncode's own words.
-        reason: String,
+        /// osslsigncode's own words, or why it could not run.
+        #[source]
+        cause: crate::vocab::Cause,
     },
 }
 
@@ -53,6 +55,87 @@ impl SignError {
             SignError::Certificate { .. } => "SigningCertificateUnfit",
             SignError::Tool { .. } => "SigningToolMissing",
             SignError::Failed { .. } => "SigningFailed",
+        }
+    }
+}
+
+/// Why a certificate and key cannot sign code, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Unfit {
+    /// The reference cannot be read.
+    #[error("{0}")]
+    Secret(#[from] crate::model::SecretError),
+    /// The staged file cannot be read.
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    /// Binary, not PEM.
+    #[error(
+        "it is not PEM (a PFX?); convert it with `openssl pkcs12 -in FILE.pfx -nodes -out FILE.pem` and \
+         keep the PEM as private as the PFX"
+    )]
+    NotPem,
+    /// Not parseable PEM.
+    #[error("not PEM: {0}")]
+    BadPem(#[source] pem::PemError),
+    /// No certificate in the PEM.
+    #[error("it holds no CERTIFICATE block; put the certificate and its key in one PEM")]
+    NoCertificate,
+    /// No key in the PEM.
+    #[error("it holds no PRIVATE KEY block; put the certificate and its key in one PEM")]
+    NoKey,
+    /// The key is encrypted.
+    #[error(
+        "its private key is encrypted; patchops signs unattended, so give it the key unencrypted \
+         (`openssl pkey -in KEY -out KEY.pem`) in a file only patchops's account can read"
+    )]
+    EncryptedKey,
+    /// The certificate cannot be decoded.
+    #[error("{0}")]
+    Decode(#[from] CertificateError),
+    /// The certificate decodes but Windows would not accept it for code signing.
+    #[error("{subject} ({thumbprint}): {problem}")]
+    Problem {
+        /// Its subject.
+        subject: String,
+        /// Its SHA-1 thumbprint.
+        thumbprint: String,
+        /// The first problem.
+        problem: CertificateProblem,
+    },
+}
+
+/// Why certificate bytes cannot be read as certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The reference cannot be read.
+    #[error("{0}")]
+    Secret(#[from] crate::model::SecretError),
+    /// Not DER X.509.
+    #[error("not an X.509 certificate: {0}")]
+    NotX509(#[source] x509_cert::der::Error),
+    /// The RSA public key inside cannot be decoded.
+    #[error("its RSA public key cannot be read: {0}")]
+    RsaKey(#[source] x509_cert::der::Error),
+    /// Not PEM.
+    #[error("not PEM: {0}")]
+    NotPem(#[source] pem::PemError),
+    /// A PEM text without a certificate.
+    #[error("{reference} holds no CERTIFICATE")]
+    NoCertificate {
+        /// The reference.
+        reference: String,
+    },
+}
+
+impl CertificateError {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CertificateError::Secret(e) => e.reason(),
+            CertificateError::NotX509(_) => "NotACertificate",
+            CertificateError::RsaKey(_) => "BadPublicKey",
+            CertificateError::NotPem(_) => "NotPem",
+            CertificateError::NoCertificate { .. } => "NoCertificate",
         }
     }
 }
@@ -117,9 +200,9 @@ pub struct CertificateFacts {
 }
 
 /// Judges a DER certificate as a code-signing certificate at `now`.
-pub fn judge_certificate(der: &[u8], now: DateTime<Utc>) -> Result<CertificateFacts, String> {
+pub fn judge_certificate(der: &[u8], now: DateTime<Utc>) -> Result<CertificateFacts, CertificateError> {
     use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let cert = x509_cert::Certificate::from_der(der).map_err(CertificateError::NotX509)?;
     let tbs = &cert.tbs_certificate;
     let mut problems = Vec::new();
     let time = |t: &x509_cert::time::Time| DateTime::<Utc>::from(t.to_system_time());
@@ -144,8 +227,8 @@ pub fn judge_certificate(der: &[u8], now: DateTime<Utc>) -> Result<CertificateFa
     if spki.algorithm.oid != RSA {
         problems.push(CertificateProblem::NotRsa);
     } else {
-        let key = pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes())
-            .map_err(|e| format!("its RSA public key cannot be read: {e}"))?;
+        let key =
+            pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes()).map_err(CertificateError::RsaKey)?;
         let modulus = key.modulus.as_bytes();
         let bits = modulus
             .iter()
@@ -174,24 +257,21 @@ pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
 
 /// The certificates (DER) a reference names: a PEM file (or variable) with one or more, or a
 /// DER file with one.
-pub fn certificates_at(reference: &SecretRef, secrets: &Secrets) -> Result<Vec<Vec<u8>>, String> {
-    let text = secrets.read_bytes(reference).map_err(|e| match reference {
-        SecretRef::File(path) => format!("cannot read {path}: {e}"),
-        SecretRef::Env(_) => e,
-    })?;
+pub fn certificates_at(reference: &SecretRef, secrets: &Secrets) -> Result<Vec<Vec<u8>>, CertificateError> {
+    let text = secrets.read_bytes(reference)?;
     if !text.starts_with(b"-----") && text.first() == Some(&0x30) {
         return Ok(vec![text]);
     }
     let certs = pem_certificates(&text)?;
     if certs.is_empty() {
-        return Err(format!("{reference} holds no CERTIFICATE"));
+        return Err(CertificateError::NoCertificate { reference: reference.to_string() });
     }
     Ok(certs)
 }
 
 /// The certificates (DER) of a PEM text, in order.
-pub fn pem_certificates(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
+pub fn pem_certificates(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
+    let blocks = pem::parse_many(pem_text).map_err(CertificateError::NotPem)?;
     Ok(blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| b.into_contents()).collect())
 }
 
@@ -224,34 +304,30 @@ impl CodeSigner {
     /// a certificate that is unfit ([`judge_certificate`] at `now`), a PEM without a key, and a
     /// missing or too old osslsigncode.
     pub fn new(reference: &SecretRef, secrets: &Secrets, now: DateTime<Utc>) -> Result<CodeSigner, SignError> {
-        let refused = |reason: String| SignError::Certificate { reference: reference.to_string(), reason };
-        let pem = secrets.file(reference).map_err(&refused)?;
-        let text = std::fs::read(pem.path()).map_err(|e| refused(format!("cannot read it: {e}")))?;
+        let refused = |unfit: Unfit| SignError::Certificate { reference: reference.to_string(), unfit };
+        let pem = secrets.file(reference).map_err(|e| refused(e.into()))?;
+        let text = std::fs::read(pem.path()).map_err(|e| refused(Unfit::Read(e)))?;
         if !text.starts_with(b"-----") && !text.iter().take(64).all(|b| b.is_ascii()) {
-            return Err(refused(
-                "it is not PEM (a PFX?); convert it with `openssl pkcs12 -in FILE.pfx -nodes -out FILE.pem` and \
-                 keep the PEM as private as the PFX"
-                    .into(),
-            ));
+            return Err(refused(Unfit::NotPem));
         }
-        let blocks = pem::parse_many(&text).map_err(|e| refused(format!("not PEM: {e}")))?;
+        let blocks = pem::parse_many(&text).map_err(|e| refused(Unfit::BadPem(e)))?;
         let Some(der) = blocks.iter().find(|b| b.tag() == "CERTIFICATE").map(|b| b.contents()) else {
-            return Err(refused("it holds no CERTIFICATE block; put the certificate and its key in one PEM".into()));
+            return Err(refused(Unfit::NoCertificate));
         };
         let Some(key) = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")) else {
-            return Err(refused("it holds no PRIVATE KEY block; put the certificate and its key in one PEM".into()));
+            return Err(refused(Unfit::NoKey));
         };
         let legacy_encrypted = key.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED"));
         if key.tag() == "ENCRYPTED PRIVATE KEY" || legacy_encrypted {
-            return Err(refused(
-                "its private key is encrypted; patchops signs unattended, so give it the key unencrypted \
-                 (`openssl pkey -in KEY -out KEY.pem`) in a file only patchops's account can read"
-                    .into(),
-            ));
+            return Err(refused(Unfit::EncryptedKey));
         }
-        let facts = judge_certificate(der, now).map_err(&refused)?;
+        let facts = judge_certificate(der, now).map_err(|e| refused(e.into()))?;
         if let Some(problem) = facts.problems.first() {
-            return Err(refused(format!("{} ({}): {problem}", facts.subject, facts.thumbprint)));
+            return Err(refused(Unfit::Problem {
+                subject: facts.subject.clone(),
+                thumbprint: facts.thumbprint.clone(),
+                problem: problem.clone(),
+            }));
         }
         let tool = osslsigncode()?;
         Ok(CodeSigner { inner: Arc::new(SignerInner { reference: reference.to_string(), pem, facts, tool }) })
@@ -264,11 +340,11 @@ impl CodeSigner {
 
     /// Signs a generated script. Blocking (runs osslsigncode).
     pub fn sign_script(&self, script: Script<Unsigned>) -> Result<Script<Signed>, SignError> {
-        let dir = tempfile::tempdir().map_err(|e| self.failed(script.name(), e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(|e| self.failed(script.name(), e))?;
         let (input, output) = (dir.path().join("in.ps1"), dir.path().join("out.ps1"));
-        std::fs::write(&input, script.text()).map_err(|e| self.failed(script.name(), e.to_string()))?;
+        std::fs::write(&input, script.text()).map_err(|e| self.failed(script.name(), e))?;
         self.sign_file(&input, &output, script.name())?;
-        let signed = std::fs::read_to_string(&output).map_err(|e| self.failed(script.name(), e.to_string()))?;
+        let signed = std::fs::read_to_string(&output).map_err(|e| self.failed(script.name(), e))?;
         Ok(script.into_signed(signed))
     }
 
@@ -277,8 +353,8 @@ impl CodeSigner {
         run_sign(&self.inner.tool, self.inner.pem.path(), input, output).map_err(|reason| self.failed(what, reason))
     }
 
-    fn failed(&self, what: &str, reason: String) -> SignError {
-        SignError::Failed { what: format!("signing {what} with {}", self.inner.reference), reason }
+    fn failed(&self, what: &str, cause: impl Into<crate::vocab::Cause>) -> SignError {
+        SignError::Failed { what: format!("signing {what} with {}", self.inner.reference), cause: cause.into() }
     }
 }
 
@@ -289,12 +365,12 @@ impl CodeSigner {
 pub fn sign_as_configured(pem: &Path, input: &Path, output: &Path) -> Result<(), SignError> {
     let tool = osslsigncode()?;
     run_sign(&tool, pem, input, output)
-        .map_err(|reason| SignError::Failed { what: format!("signing {}", input.display()), reason })
+        .map_err(|cause| SignError::Failed { what: format!("signing {}", input.display()), cause })
 }
 
 /// `osslsigncode sign` with the certificate and key in one PEM, SHA-256; the tool's own words
 /// when it fails. Never given a terminal (it would prompt for an encrypted key).
-fn run_sign(tool: &Path, pem: &Path, input: &Path, output: &Path) -> Result<(), String> {
+fn run_sign(tool: &Path, pem: &Path, input: &Path, output: &Path) -> Result<(), crate::vocab::Cause> {
     let out = Command::new(tool)
         .stdin(std::process::Stdio::null())
         .arg("sign")
@@ -307,11 +383,11 @@ fn run_sign(tool: &Path, pem: &Path, input: &Path, output: &Path) -> Result<(), 
         .arg("-out")
         .arg(output)
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
+        .map_err(|e| crate::vocab::because(format!("cannot run {}", tool.display()), e))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(tool_words(&out))
+        Err(tool_words(&out).into())
     }
 }
 
@@ -376,8 +452,8 @@ pub fn inspect(file: &Path, roots_pem: &Path, at: DateTime<Utc>) -> Result<Signa
 
 /// A certificate's subject and serial as osslsigncode prints a signer (`/CN=…/O=…`, upper-case
 /// hex), to find the signer among certificates.
-pub fn signer_identity(der: &[u8]) -> Result<(String, String), String> {
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+pub fn signer_identity(der: &[u8]) -> Result<(String, String), CertificateError> {
+    let cert = x509_cert::Certificate::from_der(der).map_err(CertificateError::NotX509)?;
     let tbs = &cert.tbs_certificate;
     // RFC 4514 lists the most specific name first; OpenSSL's one-line form starts at the root.
     let mut parts: Vec<String> = tbs.subject.to_string().split(',').map(|p| p.trim().to_string()).collect();
@@ -402,7 +478,7 @@ pub fn verify(file: &Path, ca_pem: &Path) -> Result<(), SignError> {
     if out.status.success() && text.contains("Signature verification: ok") {
         Ok(())
     } else {
-        Err(SignError::Failed { what: format!("verifying {}", file.display()), reason: tool_words(&out) })
+        Err(SignError::Failed { what: format!("verifying {}", file.display()), cause: tool_words(&out).into() })
     }
 }
 

@@ -108,7 +108,9 @@ fn judge_reference(
     now: DateTime<Utc>,
 ) -> Vec<Check> {
     match crate::authenticode::certificates_at(reference, secrets) {
-        Err(e) => vec![Check::with(link, Verdict::Fail, e, format!("point {reference} at the certificate (PEM)"))],
+        Err(e) => {
+            vec![Check::with(link, Verdict::Fail, e.to_string(), format!("point {reference} at the certificate (PEM)"))]
+        }
         Ok(certs) => match certs.first().map(|der| crate::authenticode::judge_certificate(der, now)) {
             Some(Ok(facts)) if facts.problems.is_empty() => {
                 vec![Check::pass(link, format!("{} ({}) is fit to sign code", facts.subject, facts.thumbprint))]
@@ -120,7 +122,7 @@ fn judge_reference(
                     Check::with(link, Verdict::Fail, format!("{} ({})", facts.subject, facts.thumbprint), p.to_string())
                 })
                 .collect(),
-            Some(Err(e)) => vec![Check::with(link, Verdict::Fail, e, "use an X.509 certificate")],
+            Some(Err(e)) => vec![Check::with(link, Verdict::Fail, e.to_string(), "use an X.509 certificate")],
             None => vec![Check::with(link, Verdict::Fail, "no certificate", "point it at the certificate (PEM)")],
         },
     }
@@ -159,7 +161,7 @@ fn intune(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) -> Vec<Che
             Err(e) => checks.push(Check::with(
                 "app registration: certificate credential",
                 Verdict::Fail,
-                e,
+                e.to_string(),
                 "point auth.certificate at the app's certificate and key (PEM)",
             )),
         },
@@ -307,7 +309,7 @@ async fn wsus(fleet: &Fleet, platform: &Platform, ctx: &crate::context::Context,
             checks.push(Check::with(
                 "server: signing certificate",
                 Verdict::Fail,
-                e,
+                e.to_string(),
                 "configure a valid X.509 certificate",
             ));
             return checks;
@@ -415,7 +417,7 @@ fn client_links(clients: Option<&ClientTrust>, der: &[u8], self_signed: bool, se
             "enable \"Allow signed updates from an intranet Microsoft update service location\" (HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AcceptTrustedPublisherCerts = 1), or ConfigMgr's client setting \"Enable third-party software updates\"",
         )
     });
-    let holds = |refs: &[crate::model::SecretRef]| -> Result<bool, String> {
+    let holds = |refs: &[crate::model::SecretRef]| -> Result<bool, crate::authenticode::CertificateError> {
         for r in refs {
             if crate::authenticode::certificates_at(r, secrets)?.iter().any(|c| c == der) {
                 return Ok(true);
@@ -428,7 +430,7 @@ fn client_links(clients: Option<&ClientTrust>, der: &[u8], self_signed: bool, se
         Ok(false) => {
             Check::with(link, Verdict::Fail, "does not hold the server's signing certificate", fix.to_string())
         }
-        Err(e) => Check::with(link, Verdict::Fail, e, "fix the certificate reference"),
+        Err(e) => Check::with(link, Verdict::Fail, e.to_string(), "fix the certificate reference"),
     };
     checks.push(store(
         "clients: Trusted Publishers",
@@ -453,7 +455,7 @@ async fn trial_install(
     now: DateTime<Utc>,
 ) -> Vec<Check> {
     let link = format!("trial install of {}", update.title);
-    let load = |refs: &[crate::model::SecretRef]| -> Result<Vec<Vec<u8>>, String> {
+    let load = |refs: &[crate::model::SecretRef]| -> Result<Vec<Vec<u8>>, crate::authenticode::CertificateError> {
         let mut out = Vec::new();
         for r in refs {
             out.extend(crate::authenticode::certificates_at(r, secrets)?);
@@ -466,7 +468,9 @@ async fn trial_install(
             trusted_publishers: p,
             trusted_roots: r,
         },
-        (Err(e), _) | (_, Err(e)) => return vec![Check::with(&link, Verdict::Fail, e, "fix trust.clients")],
+        (Err(e), _) | (_, Err(e)) => {
+            return vec![Check::with(&link, Verdict::Fail, e.to_string(), "fix trust.clients")]
+        }
     };
     let Some(url) = update.files.first() else {
         return vec![Check::with(&link, Verdict::Unknown, "the server lists no content for it", "publish it again")];
@@ -508,7 +512,7 @@ async fn trial_install(
 async fn download(url: &str) -> Result<tempfile::NamedTempFile, String> {
     use std::io::Write as _;
     let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let http = crate::http::client()?;
+    let http = crate::http::client().map_err(|e| e.to_string())?;
     let mut resp = http
         .get(parsed.clone())
         .send()

@@ -35,13 +35,18 @@ static ARMED: OnceLock<Armed> = OnceLock::new();
 /// only): a test then signals the process while work is in flight.
 static PAUSE: OnceLock<(&'static str, u64, AtomicU32)> = OnceLock::new();
 
+/// A `PATCHOPS_FAILPOINT` or `PATCHOPS_PAUSEPOINT` that names no point or is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadSpec(String);
+
 /// Arms a pause at `spec` (`NAME:MILLIS`) for this process.
-pub fn arm_pause(spec: &str) -> Result<(), String> {
-    let (name, ms) = spec.split_once(':').ok_or_else(|| format!("pause point `{spec}` is not NAME:MILLIS"))?;
-    let ms = ms.parse::<u64>().map_err(|_| format!("`{ms}` in pause point `{spec}` is not milliseconds"))?;
+pub fn arm_pause(spec: &str) -> Result<(), BadSpec> {
+    let (name, ms) = spec.split_once(':').ok_or_else(|| BadSpec(format!("pause point `{spec}` is not NAME:MILLIS")))?;
+    let ms = ms.parse::<u64>().map_err(|_| BadSpec(format!("`{ms}` in pause point `{spec}` is not milliseconds")))?;
     let Some((name, _)) = POINTS.iter().find(|(n, _)| *n == name) else {
         let known: Vec<&str> = POINTS.iter().map(|(n, _)| *n).collect();
-        return Err(format!("unknown pause point `{name}`; the points are {}", known.join(", ")));
+        return Err(BadSpec(format!("unknown pause point `{name}`; the points are {}", known.join(", "))));
     };
     let _ = PAUSE.set((name, ms.min(60_000), AtomicU32::new(0)));
     Ok(())
@@ -49,16 +54,16 @@ pub fn arm_pause(spec: &str) -> Result<(), String> {
 
 /// Arms the point `spec` (`NAME` or `NAME:N`) for this process; an unknown name is an error
 /// listing the known ones. Arming twice keeps the first.
-pub fn arm(spec: &str) -> Result<(), String> {
+pub fn arm(spec: &str) -> Result<(), BadSpec> {
     let (name, nth) = match spec.split_once(':') {
         Some((name, n)) => {
-            (name, n.parse::<u32>().map_err(|_| format!("`{n}` in fail point `{spec}` is not a count"))?)
+            (name, n.parse::<u32>().map_err(|_| BadSpec(format!("`{n}` in fail point `{spec}` is not a count")))?)
         }
         None => (spec, 1),
     };
     let Some((name, _)) = POINTS.iter().find(|(n, _)| *n == name) else {
         let known: Vec<&str> = POINTS.iter().map(|(n, _)| *n).collect();
-        return Err(format!("unknown fail point `{name}`; the points are {}", known.join(", ")));
+        return Err(BadSpec(format!("unknown fail point `{name}`; the points are {}", known.join(", "))));
     };
     let _ = ARMED.set(Armed { name, nth: nth.max(1), count: AtomicU32::new(0) });
     Ok(())

@@ -76,7 +76,7 @@ impl Harness {
         clock: &SharedClock,
     ) -> Result<EmbeddedEndpoint, PlatformError> {
         let name = &platform.metadata.name;
-        let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+        let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
         let file = emulate::state_file(state, name);
         let (options, share) = setup(fleet, platform, state, secrets, clock)?;
         let mut running = self.running.lock().await;
@@ -134,7 +134,7 @@ fn setup(
 ) -> Result<(EmulatorOptions, Option<Share>), PlatformError> {
     let name = &platform.metadata.name;
     let spec = &platform.spec;
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
     let mut options = EmulatorOptions { clock: clock.clone(), ..EmulatorOptions::default() };
     let mut share = None;
     match spec.platform_type {

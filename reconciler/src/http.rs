@@ -33,40 +33,86 @@ impl Default for Timeouts {
 /// Most redirects followed; a loop fails after this many.
 pub const MAX_REDIRECTS: usize = 10;
 
+/// Why an HTTP request made here failed. URLs are shown [`redact`]ed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The client could not be built (no TLS backend, say).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The request or the transfer failed.
+    #[error("GET {url}: {source}")]
+    Transfer {
+        /// The redacted URL.
+        url: String,
+        /// Why (without the URL, which may carry secrets).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status.
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        /// The redacted URL.
+        url: String,
+        /// The status.
+        status: reqwest::StatusCode,
+    },
+    /// The body is larger than the cap.
+    #[error("GET {url}: larger than {cap} bytes")]
+    TooLarge {
+        /// The redacted URL.
+        url: String,
+        /// The cap.
+        cap: u64,
+    },
+}
+
+impl HttpError {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HttpError::Client(_) => "HttpClientUnavailable",
+            HttpError::Transfer { .. } => "HttpTransferFailed",
+            HttpError::Status { .. } => "HttpStatus",
+            HttpError::TooLarge { .. } => "HttpBodyTooLarge",
+        }
+    }
+}
+
 /// The shared client: connect and read timeouts, a bounded number of redirects, a user agent.
-pub fn client() -> Result<reqwest::Client, String> {
+pub fn client() -> Result<reqwest::Client, HttpError> {
     client_with(Timeouts::default())
 }
 
 /// The shared client with other timeouts.
 #[allow(clippy::disallowed_methods)] // This is the one sanctioned place.
-pub fn client_with(timeouts: Timeouts) -> Result<reqwest::Client, String> {
+pub fn client_with(timeouts: Timeouts) -> Result<reqwest::Client, HttpError> {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.read)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .user_agent(concat!("patchops/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        .map_err(HttpError::Client)
 }
 
 /// GETs a URL into memory, refusing bodies larger than `cap`. `Ok(None)` on 404.
-pub async fn get_capped(url: &url::Url, cap: u64) -> Result<Option<Vec<u8>>, String> {
+pub async fn get_capped(url: &url::Url, cap: u64) -> Result<Option<Vec<u8>>, HttpError> {
     let shown = redact(url);
-    let mut resp = client()?.get(url.clone()).send().await.map_err(|e| format!("GET {shown}: {}", e.without_url()))?;
+    let transfer = |e: reqwest::Error| HttpError::Transfer { url: shown.clone(), source: e.without_url() };
+    let mut resp = client()?.get(url.clone()).send().await.map_err(transfer)?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if !resp.status().is_success() {
-        return Err(format!("GET {shown}: HTTP {}", resp.status()));
+        return Err(HttpError::Status { url: shown, status: resp.status() });
     }
     if resp.content_length().is_some_and(|n| n > cap) {
-        return Err(format!("GET {shown}: larger than {cap} bytes"));
+        return Err(HttpError::TooLarge { url: shown, cap });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {shown}: {}", e.without_url()))? {
+    while let Some(chunk) = resp.chunk().await.map_err(transfer)? {
         if body.len() as u64 + chunk.len() as u64 > cap {
-            return Err(format!("GET {shown}: larger than {cap} bytes"));
+            return Err(HttpError::TooLarge { url: shown, cap });
         }
         body.extend_from_slice(&chunk);
     }

@@ -109,7 +109,7 @@ pub async fn run(args: EmulateArgs) -> u8 {
         };
         let der = std::fs::read(path)
             .map_err(|e| e.to_string())
-            .and_then(|pem| reconciler::platform::intune::auth::certificate_der(&pem));
+            .and_then(|pem| reconciler::platform::intune::auth::certificate_der(&pem).map_err(|e| e.to_string()));
         match der {
             Ok(certificate_der) => options.apps.push(reconciler::emulate::intune::RegisteredApp {
                 client_id: client_id.to_string(),
@@ -125,7 +125,9 @@ pub async fn run(args: EmulateArgs) -> u8 {
     options.wsus.signing_pem = args.signing_certificate.clone();
     options.wsus.groups = args.groups.clone();
     if let Some(pem) = &args.all_signed_by {
-        match std::fs::read(pem).map_err(|e| e.to_string()).and_then(|t| reconciler::authenticode::pem_certificates(&t))
+        match std::fs::read(pem)
+            .map_err(|e| e.to_string())
+            .and_then(|t| reconciler::authenticode::pem_certificates(&t).map_err(|e| e.to_string()))
         {
             Ok(certs) => {
                 options.wsus.all_signed = true;

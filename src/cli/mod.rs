@@ -263,14 +263,18 @@ pub fn report(e: &OpsError) {
             print_error(&format!("the fleet has {n} error{}; nothing was planned", if n == 1 { "" } else { "s" }));
         }
         other => {
-            // A line that starts with whitespace or `help:` continues the error before it.
+            // An error of several causes has one per line, each its own error; an indented
+            // line details the one before it.
             let mut s = anstream::stderr();
             for line in other.to_string().lines() {
-                if line.starts_with(char::is_whitespace) || line.starts_with("help:") {
+                if line.starts_with(char::is_whitespace) {
                     let _ = writeln!(s, "{line}");
                 } else {
                     print_error(line);
                 }
+            }
+            if let Some(help) = other.help() {
+                let _ = writeln!(s, "help: {help}");
             }
         }
     }

@@ -86,7 +86,7 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     if let Some(path) = &args.out {
         let mut bytes = Vec::new();
         let saved = render::json_to_writer(plan, &mut bytes).map_err(|e| e.to_string());
-        if let Err(e) = saved.and_then(|()| reconciler::state::write_atomic(path, &bytes)) {
+        if let Err(e) = saved.and_then(|()| reconciler::state::write_atomic(path, &bytes).map_err(|e| e.to_string())) {
             print_error(&format!("cannot save the plan to {}: {e}", path.display()));
             return EXIT_ERROR;
         }

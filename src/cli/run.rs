@@ -116,7 +116,7 @@ async fn shutdown_signal() {
 pub async fn run(args: RunArgs) -> u8 {
     // Crash tests: abort or pause at a named point (see reconciler::failpoint).
     for (var, arm) in [
-        ("PATCHOPS_FAILPOINT", reconciler::failpoint::arm as fn(&str) -> Result<(), String>),
+        ("PATCHOPS_FAILPOINT", reconciler::failpoint::arm as fn(&str) -> Result<(), reconciler::failpoint::BadSpec>),
         ("PATCHOPS_PAUSEPOINT", reconciler::failpoint::arm_pause),
     ] {
         if let Ok(spec) = std::env::var(var) {

@@ -20,7 +20,7 @@ pub enum EditError {
     PasswordNeeded,
     /// The bytes to sign are not a valid catalog.
     #[error("refusing to sign an invalid catalog: {0}")]
-    InvalidCatalog(String),
+    InvalidCatalog(#[source] crate::vocab::Cause),
 }
 
 impl EditError {
@@ -148,8 +148,8 @@ pub struct SignedCatalog {
 /// Checks that `bytes` is a valid catalog and signs it. The trusted comment records the serial,
 /// so the signature itself says which catalog it is for.
 pub fn sign(bytes: Vec<u8>, key: &SigningKey) -> Result<SignedCatalog, EditError> {
-    let catalog: Catalog = serde_json::from_slice(&bytes).map_err(|e| EditError::InvalidCatalog(e.to_string()))?;
-    catalog.check().map_err(EditError::InvalidCatalog)?;
+    let catalog: Catalog = serde_json::from_slice(&bytes).map_err(|e| EditError::InvalidCatalog(e.into()))?;
+    catalog.check().map_err(|e| EditError::InvalidCatalog(e.into()))?;
     let comment = format!(
         "timestamp:{}\tpatchops catalog serial:{} publisher:{}",
         crate::clock::Clock::now(&crate::clock::SystemClock).timestamp(),

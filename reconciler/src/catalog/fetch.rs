@@ -25,30 +25,33 @@ pub const MAX_CATALOG_BYTES: u64 = 64 * 1024 * 1024;
 /// the fleet (so it is pinned to the same commit); URLs are fetched.
 pub async fn fetch(source: CatalogRef<'_>, snapshot: &SourceSnapshot) -> Result<UnverifiedCatalog, CatalogError> {
     let name = source.name.clone();
-    let fail = |location: &CatalogLocation, reason: String| CatalogError::Fetch {
+    let fail = |location: &CatalogLocation, cause: crate::vocab::Cause| CatalogError::Fetch {
         source_name: name.clone(),
         location: location.to_string(),
-        reason,
+        cause,
     };
     let location = CatalogLocation::parse(source.url).map_err(|e| CatalogError::Fetch {
         source_name: name.clone(),
         location: source.url.to_string(),
-        reason: e.to_string(),
+        cause: e.into(),
     })?;
     let sig_location = match source.signature_url {
-        Some(s) => CatalogLocation::parse(s).map_err(|e| fail(&location, e.to_string()))?,
+        Some(s) => CatalogLocation::parse(s).map_err(|e| fail(&location, e.into()))?,
         None => location.signature(),
     };
     let read = |loc: CatalogLocation| async move {
         match &loc {
             CatalogLocation::InSource(rel) => {
                 let path = snapshot.resolve(source.declared_in, rel).ok_or_else(|| {
-                    (loc.clone(), format!("`{rel}` leaves the repository; keep the catalog inside it or use a URL"))
+                    (
+                        loc.clone(),
+                        format!("`{rel}` leaves the repository; keep the catalog inside it or use a URL").into(),
+                    )
                 })?;
                 // The signature shares the catalog's cap (it is a few hundred bytes).
                 snapshot
                     .read_repo_file(&path, MAX_CATALOG_BYTES)
-                    .map_err(|e| (loc.clone(), e.to_string()))
+                    .map_err(|e| (loc.clone(), crate::vocab::Cause::from(e)))
                     .map(|found| (found, format!("{path} at {}", snapshot.provenance())))
             }
             CatalogLocation::Url(url) => {
@@ -71,19 +74,19 @@ pub async fn fetch(source: CatalogRef<'_>, snapshot: &SourceSnapshot) -> Result<
 }
 
 /// Reads a URL into memory, capped at [`MAX_CATALOG_BYTES`]. `Ok(None)` when it does not exist.
-async fn read_url(url: &url::Url) -> Result<Option<Vec<u8>>, String> {
+async fn read_url(url: &url::Url) -> Result<Option<Vec<u8>>, crate::vocab::Cause> {
     match url.scheme() {
         "file" => {
-            let path = url.to_file_path().map_err(|()| "not a local file path".to_string())?;
+            let path = url.to_file_path().map_err(|()| "not a local file path")?;
             // A regular file only (`file:///dev/zero` or a FIFO would never end), capped.
             match crate::bounded::read(&path, MAX_CATALOG_BYTES) {
                 Ok(b) => Ok(Some(b)),
                 Err(crate::bounded::ReadError::NotFound) => Ok(None),
-                Err(crate::bounded::ReadError::TooLarge { .. }) => Err(too_large()),
-                Err(e) => Err(e.to_string()),
+                Err(crate::bounded::ReadError::TooLarge { .. }) => Err(too_large().into()),
+                Err(e) => Err(e.into()),
             }
         }
-        _ => crate::http::get_capped(url, MAX_CATALOG_BYTES).await,
+        _ => Ok(crate::http::get_capped(url, MAX_CATALOG_BYTES).await?),
     }
 }
 

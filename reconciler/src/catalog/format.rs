@@ -160,37 +160,87 @@ pub struct ScanResult {
     pub report: Option<String>,
 }
 
+/// What the types of a catalog cannot rule out, found by [`Catalog::check`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Inconsistent {
+    /// Another document.
+    #[error(
+        "expected apiVersion `{}` and kind `{CATALOG_KIND}`, found `{api_version}` and `{kind}`",
+        crate::vocab::API_VERSION
+    )]
+    Kind {
+        /// The document's apiVersion.
+        api_version: String,
+        /// The document's kind.
+        kind: String,
+    },
+    /// Expires no later than issued.
+    #[error("expires ({expires}) is not after issued ({issued})")]
+    ExpiresBeforeIssued {
+        /// `issued`.
+        issued: DateTime<Utc>,
+        /// `expires`.
+        expires: DateTime<Utc>,
+    },
+    /// A product id twice.
+    #[error("product `{product}` is listed twice")]
+    DuplicateProduct {
+        /// The id.
+        product: String,
+    },
+    /// A version twice.
+    #[error("product `{product}` lists version {version} twice")]
+    DuplicateVersion {
+        /// The product.
+        product: String,
+        /// The version.
+        version: String,
+    },
+    /// Two installers of one type and architecture.
+    #[error("product `{product}` {version} has two {installer_type} installers for {architecture}")]
+    DuplicateInstaller {
+        /// The product.
+        product: String,
+        /// The version.
+        version: String,
+        /// The installer type.
+        installer_type: String,
+        /// The architecture.
+        architecture: String,
+    },
+}
+
 impl Catalog {
     /// Checks what the types cannot: unique product ids and versions, sensible dates.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Inconsistent> {
         if self.api_version != crate::vocab::API_VERSION || self.kind != CATALOG_KIND {
-            return Err(format!(
-                "expected apiVersion `{}` and kind `{CATALOG_KIND}`, found `{}` and `{}`",
-                crate::vocab::API_VERSION,
-                self.api_version,
-                self.kind
-            ));
+            return Err(Inconsistent::Kind { api_version: self.api_version.clone(), kind: self.kind.clone() });
         }
         if self.expires <= self.issued {
-            return Err(format!("expires ({}) is not after issued ({})", self.expires, self.issued));
+            return Err(Inconsistent::ExpiresBeforeIssued { issued: self.issued, expires: self.expires });
         }
         let mut ids = std::collections::BTreeSet::new();
         for p in &self.products {
             if !ids.insert(&p.id) {
-                return Err(format!("product `{}` is listed twice", p.id));
+                return Err(Inconsistent::DuplicateProduct { product: p.id.to_string() });
             }
             let mut versions = std::collections::BTreeSet::new();
             for v in &p.versions {
                 if !versions.insert(&v.version) {
-                    return Err(format!("product `{}` lists version {} twice", p.id, v.version));
+                    return Err(Inconsistent::DuplicateVersion {
+                        product: p.id.to_string(),
+                        version: v.version.to_string(),
+                    });
                 }
                 let mut kinds = std::collections::BTreeSet::new();
                 for i in &v.installers {
                     if !kinds.insert((i.architecture, i.installer_type)) {
-                        return Err(format!(
-                            "product `{}` {} has two {:?} installers for {:?}",
-                            p.id, v.version, i.installer_type, i.architecture
-                        ));
+                        return Err(Inconsistent::DuplicateInstaller {
+                            product: p.id.to_string(),
+                            version: v.version.to_string(),
+                            installer_type: format!("{:?}", i.installer_type),
+                            architecture: format!("{:?}", i.architecture),
+                        });
                     }
                 }
             }

@@ -10,10 +10,10 @@ pub struct TrustedKey {
 
 impl TrustedKey {
     /// Parses the base64 line of a minisign `.pub` file (a whole two-line file is accepted too).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, NotAKey> {
         let line =
             text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("untrusted comment:")).unwrap_or("");
-        let key = minisign::PublicKey::from_base64(line).map_err(|e| e.to_string())?;
+        let key = minisign::PublicKey::from_base64(line).map_err(NotAKey)?;
         Ok(TrustedKey { key })
     }
 
@@ -26,6 +26,11 @@ impl TrustedKey {
         &self.key
     }
 }
+
+/// Text that is not a minisign public key: minisign's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAKey(#[source] minisign::PError);
 
 impl fmt::Debug for TrustedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -33,14 +33,15 @@ pub struct SeenCatalog {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The catalog or its signature could not be read.
-    #[error("catalog source `{source_name}`: cannot read {location}: {reason}")]
+    #[error("catalog source `{source_name}`: cannot read {location}: {cause}")]
     Fetch {
         /// CatalogSource name.
         source_name: ObjectName,
         /// What was read.
         location: String,
         /// Why it failed.
-        reason: String,
+        #[source]
+        cause: crate::vocab::Cause,
     },
     /// No detached signature next to the catalog.
     #[error("catalog source `{source_name}`: no signature at {location}; an unsigned catalog is never imported (sign it with `patchops catalog sign` or `minisign -S`)")]
@@ -89,12 +90,13 @@ pub enum CatalogError {
         reason: String,
     },
     /// The signed content is not a valid catalog.
-    #[error("catalog source `{source_name}`: the signed catalog is invalid: {reason}")]
+    #[error("catalog source `{source_name}`: the signed catalog is invalid: {cause}")]
     Malformed {
         /// CatalogSource name.
         source_name: ObjectName,
         /// What is wrong, with line and column where known.
-        reason: String,
+        #[source]
+        cause: crate::vocab::Cause,
     },
     /// Past its expiry.
     #[error("catalog source `{source_name}`: catalog serial {serial} expired at {expires} (now {now}); ask the publisher for a fresh catalog")]
@@ -236,9 +238,9 @@ impl UnverifiedCatalog {
         // Step 2: parse, only now that the bytes are known to be the publisher's.
         let catalog: Catalog = serde_json::from_slice(&self.bytes).map_err(|e| CatalogError::Malformed {
             source_name: source_name.clone(),
-            reason: format!("{}: {e}", self.location),
+            cause: crate::vocab::because(self.location.clone(), e),
         })?;
-        catalog.check().map_err(|reason| CatalogError::Malformed { source_name: source_name.clone(), reason })?;
+        catalog.check().map_err(|e| CatalogError::Malformed { source_name: source_name.clone(), cause: e.into() })?;
         let digest = Sha256::digest(&self.bytes);
 
         // Step 3: freshness.

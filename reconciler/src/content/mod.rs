@@ -101,12 +101,13 @@ pub enum ContentError {
         limit: usize,
     },
     /// Any other transport failure.
-    #[error("{url}: {reason}")]
+    #[error("{url}: {cause}")]
     Transport {
         /// Where it came from.
         url: String,
         /// What failed.
-        reason: String,
+        #[source]
+        cause: crate::vocab::Cause,
     },
     /// The URL's scheme is not supported.
     #[error("{url}: unsupported scheme (use https://, http:// or file://)")]
@@ -487,7 +488,7 @@ impl ContentCache {
         // Hashing a cached installer again blocks: off the async threads.
         let this = self.clone();
         let cached = tokio::task::spawn_blocking(move || this.cached(expected)).await.map_err(|e| {
-            ContentError::Transport { url: redact(url), reason: format!("the cache check failed: {e}") }
+            ContentError::Transport { url: redact(url), cause: crate::vocab::because("the cache check failed", e) }
         })?;
         match cached {
             Ok(Some(v)) => return Ok(v),
@@ -565,26 +566,29 @@ impl ContentCache {
                 Ok(rt) => rt.block_on(this.download(&url, &mut sink)),
                 Err(e) => Err(ContentError::Transport {
                     url: redact(&url),
-                    reason: format!("cannot start a download thread: {e}"),
+                    cause: crate::vocab::because("cannot start a download thread", e),
                 }),
             };
             (result, sink)
         })
         .await
-        .map_err(|e| ContentError::Transport { url: shown, reason: format!("the download thread failed: {e}") })
+        .map_err(|e| ContentError::Transport {
+            url: shown,
+            cause: crate::vocab::because("the download thread failed", e),
+        })
     }
 
     async fn download(&self, url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
         let shown = redact(url);
         let client = crate::http::client_with(self.timeouts)
-            .map_err(|reason| ContentError::Transport { url: shown.clone(), reason })?;
+            .map_err(|e| ContentError::Transport { url: shown.clone(), cause: e.into() })?;
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 ContentError::Stalled { url: shown.clone(), after: self.timeouts.read }
             } else if e.is_redirect() {
                 ContentError::RedirectLoop { url: shown.clone(), limit: crate::http::MAX_REDIRECTS }
             } else {
-                ContentError::Transport { url: shown.clone(), reason: e.without_url().to_string() }
+                ContentError::Transport { url: shown.clone(), cause: e.without_url().into() }
             }
         };
         let mut resp = client.get(url.clone()).send().await.map_err(transport)?;
@@ -622,15 +626,14 @@ fn read_local(url: &url::Url, sink: &mut Sink) -> Result<(), ContentError> {
     let shown = redact(url);
     let path = url
         .to_file_path()
-        .map_err(|()| ContentError::Transport { url: shown.clone(), reason: "not a local path".into() })?;
+        .map_err(|()| ContentError::Transport { url: shown.clone(), cause: "not a local path".into() })?;
     // A regular file only: `file:///dev/zero` or a FIFO would never end (the sink refuses
     // bytes beyond the catalog's size either way).
     let mut file = crate::bounded::open_regular(&path)
-        .map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
+        .map_err(|e| ContentError::Transport { url: shown.clone(), cause: e.into() })?;
     let mut buf = vec![0u8; READ];
     loop {
-        let n =
-            file.read(&mut buf).map_err(|e| ContentError::Transport { url: shown.clone(), reason: e.to_string() })?;
+        let n = file.read(&mut buf).map_err(|e| ContentError::Transport { url: shown.clone(), cause: e.into() })?;
         if n == 0 {
             return Ok(());
         }

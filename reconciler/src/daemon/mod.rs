@@ -95,20 +95,22 @@ impl DaemonOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The endpoint could not listen.
-    #[error("cannot listen on {addr}: {reason}; pick another address with --listen")]
+    #[error("cannot listen on {addr}: {source}; pick another address with --listen")]
     Listen {
         /// The address asked for.
         addr: SocketAddr,
         /// Why.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The local repository's refs could not be watched.
-    #[error("cannot watch {path}: {reason}; run with --no-watch to rely on polling")]
+    #[error("cannot watch {path}: {source}; run with --no-watch to rely on polling")]
     Watch {
         /// The git directory.
         path: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: ::notify::Error,
     },
 }
 
@@ -165,9 +167,8 @@ impl Daemon {
         if let Some(listen) = options.listen {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
-                .map_err(|e| DaemonError::Listen { addr: listen, reason: e.to_string() })?;
-            let bound =
-                listener.local_addr().map_err(|e| DaemonError::Listen { addr: listen, reason: e.to_string() })?;
+                .map_err(|source| DaemonError::Listen { addr: listen, source })?;
+            let bound = listener.local_addr().map_err(|source| DaemonError::Listen { addr: listen, source })?;
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let app = http::router(shared.clone());
             server = Some(tokio::spawn(async move {
@@ -184,7 +185,7 @@ impl Daemon {
         let watcher = match (options.watch, trigger::git_dir(&options.source.repo)) {
             (true, Some(dir)) => Some(
                 trigger::watch_refs(&dir, tx.clone())
-                    .map_err(|reason| DaemonError::Watch { path: dir.display().to_string(), reason })?,
+                    .map_err(|source| DaemonError::Watch { path: dir.display().to_string(), source })?,
             ),
             _ => None,
         };

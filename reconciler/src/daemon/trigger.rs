@@ -94,7 +94,7 @@ pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Watches a local repository's refs (`HEAD`, `refs/`, `packed-refs`) and sends
 /// [`Trigger::Watch`] once per burst of changes. Returns the watcher, which stops when dropped.
-pub fn watch_refs(git_dir: &Path, tx: mpsc::Sender<Trigger>) -> Result<notify::RecommendedWatcher, String> {
+pub fn watch_refs(git_dir: &Path, tx: mpsc::Sender<Trigger>) -> Result<notify::RecommendedWatcher, notify::Error> {
     use notify::Watcher;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
     let watched = git_dir.to_path_buf();
@@ -114,12 +114,11 @@ pub fn watch_refs(git_dir: &Path, tx: mpsc::Sender<Trigger>) -> Result<notify::R
         if relevant {
             let _ = events_tx.send(());
         }
-    })
-    .map_err(|e| e.to_string())?;
-    watcher.watch(git_dir, notify::RecursiveMode::NonRecursive).map_err(|e| e.to_string())?;
+    })?;
+    watcher.watch(git_dir, notify::RecursiveMode::NonRecursive)?;
     let refs = git_dir.join("refs");
     if refs.is_dir() {
-        watcher.watch(&refs, notify::RecursiveMode::Recursive).map_err(|e| e.to_string())?;
+        watcher.watch(&refs, notify::RecursiveMode::Recursive)?;
     }
     tokio::spawn(async move {
         while events_rx.recv().await.is_some() {

@@ -109,7 +109,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Parses `spec.endpoint` for a platform of type `ty`; the error says what is accepted.
-    pub fn parse(text: &str, ty: super::PlatformType) -> Result<Endpoint, String> {
+    pub fn parse(text: &str, ty: super::PlatformType) -> Result<Endpoint, BadEndpoint> {
         match text {
             "embedded" => return Ok(Endpoint::Embedded),
             "inventory" => return Ok(Endpoint::Inventory),
@@ -119,8 +119,7 @@ impl Endpoint {
         match url::Url::parse(text) {
             Ok(u) if matches!(u.scheme(), "https" | "http") => Ok(Endpoint::Http(u)),
             Ok(u) if wsus && u.scheme() == "ssh" && u.host_str().is_some() => Ok(Endpoint::Ssh(u)),
-            _ if wsus => Err(format!("endpoint `{text}` is not `embedded`, an ssh:// URL or an http(s) URL")),
-            _ => Err(format!("endpoint `{text}` is not `embedded` or an http(s) URL")),
+            _ => Err(BadEndpoint { text: text.chars().take(200).collect(), ssh_allowed: wsus }),
         }
     }
 
@@ -128,6 +127,16 @@ impl Endpoint {
     pub fn is_real(&self) -> bool {
         matches!(self, Endpoint::Http(_) | Endpoint::Ssh(_))
     }
+}
+
+/// `spec.endpoint` is none of the forms accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("endpoint `{text}` is not `embedded`{}", if *.ssh_allowed { ", an ssh:// URL or an http(s) URL" } else { " or an http(s) URL" })]
+pub struct BadEndpoint {
+    /// What was written.
+    pub text: String,
+    /// Whether an ssh:// URL would do (WSUS).
+    pub ssh_allowed: bool,
 }
 
 impl std::fmt::Display for Endpoint {

@@ -630,11 +630,13 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) -> Opti
     let spec = &p.doc.spec;
     let parsed = Endpoint::parse(&spec.endpoint, spec.platform_type);
     if let Err(message) = &parsed {
-        diags.push(p.diag_value("spec.endpoint", message.clone()).help(if spec.platform_type == PlatformType::Wsus {
-            "use `embedded` for the built-in emulator, or the WSUS server as ssh://wsus01.example.com"
-        } else {
-            "use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com"
-        }));
+        diags.push(p.diag_value("spec.endpoint", message.to_string()).help(
+            if spec.platform_type == PlatformType::Wsus {
+                "use `embedded` for the built-in emulator, or the WSUS server as ssh://wsus01.example.com"
+            } else {
+                "use `embedded` for the built-in emulator, or the service URL such as https://graph.microsoft.com"
+            },
+        ));
     }
     let endpoint = parsed.ok();
     let real = endpoint.as_ref().is_some_and(Endpoint::is_real);

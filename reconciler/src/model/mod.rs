@@ -17,5 +17,5 @@ pub use fleet::{CatalogSource, Endpoint, Fleet, Origin, Platform, Product, Rollo
 pub use kinds::{Architecture, ExecutionPolicy, InstallerType, Kind, PlatformType, API_VERSION};
 pub use load::{load, FleetFile};
 pub use names::{ObjectName, PlatformName, ProductId, RingName};
-pub use secret::{write_private, SecretFile, SecretRef, Secrets};
+pub use secret::{write_private, SecretError, SecretFile, SecretRef, Secrets};
 pub use version::{Version, VersionSelector};

@@ -125,29 +125,91 @@ impl Secrets {
 
     /// The secret's text (trailing newline removed), or why it cannot be read. The error names
     /// the reference, never the value.
-    pub fn read(&self, r: &SecretRef) -> Result<String, String> {
+    pub fn read(&self, r: &SecretRef) -> Result<String, SecretError> {
         match r {
             SecretRef::Env(name) => self
                 .env
                 .as_ref()
                 .and_then(|lookup| lookup(name))
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("the environment variable {name} is not set")),
-            SecretRef::File(path) => crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
-                .map_err(|e| format!("cannot read {path}: {e}"))
-                .and_then(|b| String::from_utf8(b).map_err(|_| format!("{path} is not UTF-8 text")))
-                .map(|s| s.trim_end_matches(['\r', '\n']).to_string()),
+                .ok_or_else(|| SecretError::EnvUnset { name: name.clone() }),
+            SecretRef::File(path) => {
+                let bytes = read_file(path)?;
+                let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText { path: path.clone() })?;
+                Ok(text.trim_end_matches(['\r', '\n']).to_string())
+            }
         }
     }
 
     /// The secret's bytes as stored (a DER certificate, a PEM bundle), or why it cannot be
-    /// read: for a file, the bare cause (such as `No such file or directory`), for the caller
-    /// to say which file it was for; never the value.
-    pub fn read_bytes(&self, r: &SecretRef) -> Result<Vec<u8>, String> {
+    /// read; never the value.
+    pub fn read_bytes(&self, r: &SecretRef) -> Result<Vec<u8>, SecretError> {
         match r {
             SecretRef::Env(_) => self.read(r).map(String::into_bytes),
-            SecretRef::File(path) => crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
-                .map_err(|e| e.to_string()),
+            SecretRef::File(path) => read_file(path),
+        }
+    }
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, SecretError> {
+    crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
+        .map_err(|source| SecretError::Read { path: path.to_string(), source })
+}
+
+/// Why a secret could not be read. It names the reference (a variable, a path), never a value.
+/// Like every error here, its message is whole (it includes the cause) and the typed cause is
+/// also its [`source`](std::error::Error::source), for machines.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is unset or empty.
+    #[error("the environment variable {name} is not set")]
+    EnvUnset {
+        /// The variable.
+        name: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::bounded::ReadError,
+    },
+    /// The file is not UTF-8 text (a text secret was asked for).
+    #[error("{path} is not UTF-8 text")]
+    NotText {
+        /// The file.
+        path: String,
+    },
+    /// A secret from the environment could not be staged as a private file.
+    #[error("cannot stage {reference} as a private file: {source}")]
+    Stage {
+        /// The reference (`env:NAME`).
+        reference: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SecretError {
+    /// A stable CamelCase reason, for machines (conditions, metrics, notifications).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SecretError::EnvUnset { .. } => "SecretUnset",
+            SecretError::Read { .. } => "SecretUnreadable",
+            SecretError::NotText { .. } => "SecretNotText",
+            SecretError::Stage { .. } => "SecretNotStaged",
+        }
+    }
+
+    /// The cause without the reference (`No such file or directory`), for a caller that names
+    /// what the secret was for itself.
+    pub fn cause(&self) -> String {
+        match self {
+            SecretError::Read { source, .. } => source.to_string(),
+            other => other.to_string(),
         }
     }
 }
@@ -170,7 +232,7 @@ impl SecretFile {
 
 impl Secrets {
     /// The secret as a file; the error names the reference, never the value.
-    pub fn file(&self, r: &SecretRef) -> Result<SecretFile, String> {
+    pub fn file(&self, r: &SecretRef) -> Result<SecretFile, SecretError> {
         match r {
             SecretRef::File(path) => Ok(SecretFile { path: path.into(), _private: None }),
             SecretRef::Env(_) => {
@@ -178,9 +240,10 @@ impl Secrets {
                 let dir = tempfile::Builder::new()
                     .prefix("patchops-secret-")
                     .tempdir()
-                    .map_err(|e| format!("cannot make a private directory for {r}: {e}"))?;
+                    .map_err(|source| SecretError::Stage { reference: r.to_string(), source })?;
                 let path = dir.path().join("secret");
-                write_private(&path, text.as_bytes()).map_err(|e| format!("cannot stage {r}: {e}"))?;
+                write_private(&path, text.as_bytes())
+                    .map_err(|source| SecretError::Stage { reference: r.to_string(), source })?;
                 Ok(SecretFile { path, _private: Some(dir) })
             }
         }

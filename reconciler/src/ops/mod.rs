@@ -20,6 +20,7 @@ pub use doctor::{doctor, DoctorOptions};
 pub use guard::{MassRetire, MIN_MASS_RETIRE_COUNT};
 pub use pipeline::Loaded;
 pub use plan::{plan, Planned};
+pub use saved::{PlanEdit, StaleInput};
 pub use status::{status, Status, TargetStatus};
 pub use validate::{validate, Validated};
 
@@ -96,14 +97,18 @@ pub enum ApplyRefusal {
     #[error(transparent)]
     Locked(#[from] crate::state::LockError),
     /// The saved plan no longer matches its inputs.
-    #[error("the saved plan is stale and was not applied:\n{}\nhelp: make a new plan with `patchops plan --out FILE`, review it, and apply that", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
-    Stale(Vec<String>),
+    #[error("the saved plan is stale and was not applied:\n{}", bullets(.0))]
+    Stale(Vec<StaleInput>),
     /// The saved plan's actions are not those its recorded inputs give: it was edited.
-    #[error("the saved plan does not match what its own inputs give, so it was edited after it was made; nothing was applied:\n{}\nhelp: a plan file is applied only as `patchops plan --out FILE` wrote it; make a new plan and review that", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
-    Tampered(Vec<String>),
+    #[error("the saved plan does not match what its own inputs give, so it was edited after it was made; nothing was applied:\n{}", bullets(.0))]
+    Tampered(Vec<PlanEdit>),
     /// The plan would retire too much of a platform.
-    #[error("refusing to retire so much at once:\n{}\nhelp: an empty or broken fleet looks exactly like this; if the retirement is intended, run again with --allow-mass-retire", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    #[error("refusing to retire so much at once:\n{}", bullets(.0))]
     MassRetire(Vec<MassRetire>),
+}
+
+fn bullets<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
 }
 
 impl ApplyRefusal {
@@ -114,6 +119,34 @@ impl ApplyRefusal {
             ApplyRefusal::Stale(_) => "StalePlan",
             ApplyRefusal::Tampered(_) => "EditedPlan",
             ApplyRefusal::MassRetire(_) => "MassRetire",
+        }
+    }
+
+    /// What to do about it, for the command line to show after the error.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            ApplyRefusal::Locked(_) => None,
+            ApplyRefusal::Stale(_) => {
+                Some("make a new plan with `patchops plan --out FILE`, review it, and apply that")
+            }
+            ApplyRefusal::Tampered(_) => Some(
+                "a plan file is applied only as `patchops plan --out FILE` wrote it; make a new plan and review that",
+            ),
+            ApplyRefusal::MassRetire(_) => Some(
+                "an empty or broken fleet looks exactly like this; if the retirement is intended, run again with \
+                 --allow-mass-retire",
+            ),
+        }
+    }
+}
+
+impl OpsError {
+    /// What to do about it, where the error itself does not say: for the command line to show
+    /// as `help:` after the error (conditions and notifications carry the message only).
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            OpsError::Refused(r) => r.help(),
+            _ => None,
         }
     }
 }
@@ -162,7 +195,7 @@ mod tests {
                 managed: 3,
                 allowed_share: 0.3,
             }])),
-            OpsError::Refused(ApplyRefusal::Stale(vec!["the fleet changed".into()])),
+            OpsError::Refused(ApplyRefusal::Stale(vec![StaleInput::Platform { platform: "intune".into() }])),
             OpsError::State(crate::state::StateError::new(std::path::Path::new("x"), "y")),
             OpsError::Task("panicked".into()),
             OpsError::UnknownPlatform { name: "x".into(), known: "y".into() },

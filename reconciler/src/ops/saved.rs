@@ -1,11 +1,89 @@
 //! A saved plan (`plan --out`) applied later: refused when its inputs changed (stale) or when
-//! its actions are not what those inputs give (edited).
+//! its actions are not what those inputs give (edited). Both refusals carry what differs, as
+//! data; the command line renders it.
+
+use std::fmt;
 
 use crate::plan;
+use crate::vocab::Sha256;
+
+/// One input of a saved plan that is not what it was when the plan was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaleInput {
+    /// The fleet (its commit or directory, or its content digest).
+    Fleet {
+        /// Where the plan was made from (`commit 1a2b3c…`, `directory PATH`).
+        was: String,
+        /// The fleet's content digest then.
+        was_digest: Sha256,
+        /// Where the fleet is now.
+        now: String,
+        /// Its content digest now.
+        now_digest: Sha256,
+    },
+    /// The verified catalogs.
+    Catalogs {
+        /// Those the plan was made with.
+        was: Vec<plan::CatalogFingerprint>,
+        /// Those there are now.
+        now: Vec<plan::CatalogFingerprint>,
+    },
+    /// A platform's observed state.
+    Platform {
+        /// The platform.
+        platform: String,
+    },
+}
+
+impl fmt::Display for StaleInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StaleInput::Fleet { was, was_digest, now, now_digest } => write!(
+                f,
+                "the fleet changed: the plan was made from {was} (digest {}), the fleet is now {now} (digest {})",
+                was_digest.short(),
+                now_digest.short()
+            ),
+            StaleInput::Catalogs { was, now } => {
+                let show = |c: &[plan::CatalogFingerprint]| {
+                    c.iter()
+                        .map(|c| format!("{} serial {} ({})", c.source, c.serial, c.sha256.short()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                write!(f, "the catalog changed: planned with {}, now {}", show(was), show(now))
+            }
+            StaleInput::Platform { platform } => {
+                write!(f, "platform {platform} changed since the plan was made (its observed state differs)")
+            }
+        }
+    }
+}
+
+/// One way a saved plan's actions differ from those its recorded inputs give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanEdit {
+    /// The file has an action the inputs do not give (described as `publish firefox 131.0 on …`).
+    Added(String),
+    /// The inputs give an action the file lacks.
+    Removed(String),
+    /// The same actions, in another order or some more than once.
+    Reordered,
+}
+
+impl fmt::Display for PlanEdit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanEdit::Added(a) => write!(f, "the plan file has `{a}`, which its inputs do not give"),
+            PlanEdit::Removed(a) => write!(f, "its inputs give `{a}`, which the plan file lacks"),
+            PlanEdit::Reordered => f.write_str("the plan file lists its actions in another order or more than once"),
+        }
+    }
+}
 
 /// Where a saved plan's actions differ from those its recorded inputs give (policy denials and
 /// waiting are judged again at apply time and are not compared).
-pub(super) fn tampering(saved: &[plan::PlannedAction], now: &[plan::PlannedAction]) -> Vec<String> {
+pub(super) fn tampering(saved: &[plan::PlannedAction], now: &[plan::PlannedAction]) -> Vec<PlanEdit> {
     let judged_apart = |a: &plan::PlannedAction| plan::PlannedAction { denied: Vec::new(), waiting: None, ..a.clone() };
     let describe = |a: &plan::PlannedAction| {
         format!(
@@ -26,47 +104,36 @@ pub(super) fn tampering(saved: &[plan::PlannedAction], now: &[plan::PlannedActio
     let key = |a: &plan::PlannedAction| serde_json::to_string(&judged_apart(a)).unwrap_or_default();
     let saved_keys: std::collections::HashSet<String> = saved.iter().map(key).collect();
     let now_keys: std::collections::HashSet<String> = now.iter().map(key).collect();
-    let mut out: Vec<String> = saved
+    let mut out: Vec<PlanEdit> = saved
         .iter()
         .filter(|a| !now_keys.contains(&key(a)))
-        .map(|a| format!("the plan file has `{}`, which its inputs do not give", describe(a)))
-        .chain(
-            now.iter()
-                .filter(|a| !saved_keys.contains(&key(a)))
-                .map(|a| format!("its inputs give `{}`, which the plan file lacks", describe(a))),
-        )
+        .map(|a| PlanEdit::Added(describe(a)))
+        .chain(now.iter().filter(|a| !saved_keys.contains(&key(a))).map(|a| PlanEdit::Removed(describe(a))))
         .take(20)
         .collect();
     if out.is_empty() {
-        out.push("the plan file lists its actions in another order or more than once".into());
+        out.push(PlanEdit::Reordered);
     }
     out
 }
 
 /// What changed between a saved plan's inputs and today's.
-pub(super) fn staleness(saved: &plan::Fingerprints, now: &plan::Fingerprints) -> Vec<String> {
+pub(super) fn staleness(saved: &plan::Fingerprints, now: &plan::Fingerprints) -> Vec<StaleInput> {
     let mut out = Vec::new();
     if saved.source != now.source || saved.source_digest != now.source_digest {
-        out.push(format!(
-            "the fleet changed: the plan was made from {} (digest {}), the fleet is now {} (digest {})",
-            describe_source(&saved.source),
-            saved.source_digest.short(),
-            describe_source(&now.source),
-            now.source_digest.short()
-        ));
+        out.push(StaleInput::Fleet {
+            was: describe_source(&saved.source),
+            was_digest: saved.source_digest,
+            now: describe_source(&now.source),
+            now_digest: now.source_digest,
+        });
     }
     if saved.catalogs != now.catalogs {
-        let show = |c: &[plan::CatalogFingerprint]| {
-            c.iter()
-                .map(|c| format!("{} serial {} ({})", c.source, c.serial, c.sha256.short()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        out.push(format!("the catalog changed: planned with {}, now {}", show(&saved.catalogs), show(&now.catalogs)));
+        out.push(StaleInput::Catalogs { was: saved.catalogs.clone(), now: now.catalogs.clone() });
     }
     for (platform, digest) in &now.observed {
         if saved.observed.get(platform) != Some(digest) {
-            out.push(format!("platform {platform} changed since the plan was made (its observed state differs)"));
+            out.push(StaleInput::Platform { platform: platform.clone() });
         }
     }
     out

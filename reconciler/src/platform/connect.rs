@@ -32,7 +32,7 @@ pub struct EmbeddedEndpoint {
 fn no_harness(platform: &crate::model::Platform) -> PlatformError {
     PlatformError::Unavailable {
         platform: platform.metadata.name.clone(),
-        reason: "an embedded platform is reached through the harness, which gave no address".into(),
+        cause: "an embedded platform is reached through the harness, which gave no address".into(),
     }
 }
 
@@ -62,7 +62,7 @@ fn connect_intune(
     embedded: Option<&EmbeddedEndpoint>,
 ) -> Result<Box<dyn PlatformClient>, PlatformError> {
     let name = platform.metadata.name.clone();
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
     let scripts = script_signing(platform, env)?;
     let sign_in = intune_sign_in(platform, env.secrets)?;
     let (graph, authority) = match (&platform.endpoint, embedded) {
@@ -106,7 +106,7 @@ fn script_signing(platform: &crate::model::Platform, env: ClientEnv<'_>) -> Resu
             .map(ScriptSigning::Signed)
             .map_err(|e| PlatformError::Unavailable {
                 platform: platform.metadata.name.clone(),
-                reason: format!("trust.scriptSigningCertificate: {e}"),
+                cause: crate::vocab::because("trust.scriptSigningCertificate", e),
             }),
         None if trust.execution_policy == crate::model::ExecutionPolicy::AllSigned => Ok(ScriptSigning::Required),
         None => Ok(ScriptSigning::Unsigned),
@@ -141,7 +141,7 @@ pub fn intune_sign_in(
 ) -> Result<Option<IntuneSignIn>, PlatformError> {
     let name = &platform.metadata.name;
     let Some(auth) = &platform.spec.auth else { return Ok(None) };
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
     let client_id = auth.client_id.clone().unwrap_or_default();
     let tenant = auth.tenant_id.clone().unwrap_or_default();
     if let Some(reference) = &auth.certificate {
@@ -150,9 +150,9 @@ pub fn intune_sign_in(
                 "auth.certificate is {reference}; a certificate and its key are read from a file: use {{ file: PATH }}"
             )));
         };
-        let pem = secrets
-            .read_bytes(reference)
-            .map_err(|e| unavailable(format!("cannot read the certificate file {path} (auth.certificate): {e}")))?;
+        let pem = secrets.read_bytes(reference).map_err(|e| {
+            unavailable(format!("cannot read the certificate file {path} (auth.certificate): {}", e.cause()))
+        })?;
         let der = intune::auth::certificate_der(&pem)
             .map_err(|e| unavailable(format!("the certificate file {path}: {e}")))?;
         let credential = intune::auth::CertificateCredential::from_pem(&client_id, &pem)
@@ -190,7 +190,7 @@ pub fn connect_wsus(
 ) -> Result<wsus::WsusClient, PlatformError> {
     let name = platform.metadata.name.clone();
     let spec = &platform.spec;
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
     let settings = spec.wsus.clone().unwrap_or_default();
     let transport: std::sync::Arc<dyn wsus::transport::Transport> = match (&platform.endpoint, embedded) {
         (Endpoint::Embedded, Some(e)) => {
@@ -253,7 +253,7 @@ pub fn connect_configmgr(
 ) -> Result<configmgr::ConfigMgrClient, PlatformError> {
     let name = platform.metadata.name.clone();
     let spec = &platform.spec;
-    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), reason };
+    let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
     let auth = spec.auth.as_ref();
     let user = auth.and_then(|a| a.username.clone());
     let password = match auth.and_then(|a| a.password.as_ref()) {

@@ -58,14 +58,14 @@ impl PlatformClient for InventoryPlatform {
             Err(e) => {
                 return Err(PlatformError::Unavailable {
                     platform: self.name.clone(),
-                    reason: format!("cannot read {}: {e}", self.inventory.display()),
+                    cause: crate::vocab::because(format!("cannot read {}", self.inventory.display()), e),
                 })
             }
         };
         // Thousands of objects share field names and most values: store each once.
         crate::intern::with_interner(|| serde_json::from_slice(&bytes)).map_err(|e| PlatformError::Unavailable {
             platform: self.name.clone(),
-            reason: format!("{} is corrupt: {e}", self.inventory.display()),
+            cause: crate::vocab::because(format!("{} is corrupt", self.inventory.display()), e),
         })
     }
 

@@ -284,6 +284,25 @@ impl Observed {
     }
 }
 
+/// A document read back from a platform (an SDP, an SDMPackageXML) that patchops did not write,
+/// or no longer writes that way: the first thing found that it does not write. Observe treats
+/// such an object as unmanaged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotOurs(pub String);
+
+impl From<String> for NotOurs {
+    fn from(s: String) -> Self {
+        NotOurs(s)
+    }
+}
+
+impl From<&str> for NotOurs {
+    fn from(s: &str) -> Self {
+        NotOurs(s.to_string())
+    }
+}
+
 /// Why a platform could not be observed or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -312,14 +331,15 @@ pub enum PlatformError {
         message: String,
     },
     /// A multi-step operation failed at a step (not an HTTP refusal).
-    #[error("platform `{platform}`: {operation} failed: {message}")]
+    #[error("platform `{platform}`: {operation} failed: {cause}")]
     Failed {
         /// Platform name.
         platform: ObjectName,
         /// The step.
         operation: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        cause: crate::vocab::Cause,
     },
     /// This client cannot do that yet.
     #[error("platform `{platform}`: {what} is not available for {ty} platforms in this release")]
@@ -332,12 +352,13 @@ pub enum PlatformError {
         what: String,
     },
     /// The platform's state could not be read.
-    #[error("platform `{platform}`: {reason}")]
+    #[error("platform `{platform}`: {cause}")]
     Unavailable {
         /// Platform name.
         platform: ObjectName,
         /// Why.
-        reason: String,
+        #[source]
+        cause: crate::vocab::Cause,
     },
 }
 
@@ -352,6 +373,37 @@ impl PlatformError {
             PlatformError::Unavailable { .. } => "PlatformUnavailable",
         }
     }
+}
+
+/// Content handed to a client is not the content its object's marker names (a bug upstream:
+/// the engine pairs them).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("content {content} does not match the marker's digest {marker}")]
+pub struct ContentMismatch {
+    /// The content's digest.
+    pub content: crate::vocab::Sha256,
+    /// The marker's.
+    pub marker: crate::vocab::Sha256,
+}
+
+/// Why a generated script could not be handed to a platform.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The platform needs signed scripts and has no certificate.
+    #[error(
+        "the platform runs PowerShell as AllSigned but has no trust.scriptSigningCertificate, so the {script} \
+         would not run; add the certificate (PEM with its key, by reference)"
+    )]
+    SigningRequired {
+        /// The script's name.
+        script: String,
+    },
+    /// Signing failed.
+    #[error("{0}")]
+    Sign(#[from] crate::authenticode::SignError),
+    /// The signing task failed (a bug: it panicked).
+    #[error("the signing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// What patchops wants a platform object to be: built by the apply engine from the fleet and
@@ -387,15 +439,11 @@ impl DesiredObject {
 
     /// Trust-chain link 2 again, at the hand-over: the content is the one the catalog (and so
     /// the marker) describes.
-    pub fn check_content(&self, content: &crate::content::VerifiedContent) -> Result<(), String> {
+    pub fn check_content(&self, content: &crate::content::VerifiedContent) -> Result<(), ContentMismatch> {
         if content.sha256() == self.marker.content_digest {
             Ok(())
         } else {
-            Err(format!(
-                "content {} does not match the marker's digest {}",
-                content.sha256(),
-                self.marker.content_digest
-            ))
+            Err(ContentMismatch { content: content.sha256(), marker: self.marker.content_digest })
         }
     }
 }
@@ -495,21 +543,16 @@ impl Delivered {
 
 impl ScriptSigning {
     /// Signs `script` when the platform signs (osslsigncode runs off the async threads).
-    pub async fn deliver(&self, script: crate::script::Script<crate::script::Unsigned>) -> Result<Delivered, String> {
+    pub async fn deliver(
+        &self,
+        script: crate::script::Script<crate::script::Unsigned>,
+    ) -> Result<Delivered, DeliverError> {
         match self {
             ScriptSigning::Unsigned => Ok(Delivered::Plain(script)),
-            ScriptSigning::Required => Err(format!(
-                "the platform runs PowerShell as AllSigned but has no trust.scriptSigningCertificate, so the {} \
-                 would not run; add the certificate (PEM with its key, by reference)",
-                script.name()
-            )),
+            ScriptSigning::Required => Err(DeliverError::SigningRequired { script: script.name().to_string() }),
             ScriptSigning::Signed(signer) => {
                 let signer = signer.clone();
-                tokio::task::spawn_blocking(move || signer.sign_script(script))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(Delivered::Signed)
-                    .map_err(|e| e.to_string())
+                Ok(Delivered::Signed(tokio::task::spawn_blocking(move || signer.sign_script(script)).await??))
             }
         }
     }

@@ -114,7 +114,7 @@ mod tests {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Err(PlatformError::Unavailable {
                 platform: crate::model::ObjectName::new("p").unwrap(),
-                reason: "no".into(),
+                cause: "no".into(),
             })
         })
         .await;

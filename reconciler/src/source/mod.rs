@@ -132,7 +132,8 @@ pub enum SourceError {
     Repo {
         /// The repository.
         repo: String,
-        /// Why.
+        /// Why: git's message with the repository's URL redacted. Kept as text on purpose — a
+        /// `git2::Error` may quote the URL with its credentials.
         reason: String,
     },
     /// The revision does not exist.

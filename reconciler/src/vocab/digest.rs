@@ -22,13 +22,13 @@ impl Sha256 {
     }
 
     /// Parses 64 hexadecimal characters.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, NotADigest> {
         let mut out = [0u8; 32];
+        let refused = || NotADigest { text: s.chars().take(80).collect() };
         if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(format!("{s:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)"));
+            return Err(refused());
         }
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| format!("{s:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)"))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| refused())?;
         Ok(Sha256(out))
     }
 
@@ -56,8 +56,16 @@ impl<'de> Deserialize<'de> for Sha256 {
     }
 }
 
+/// Text that is not a SHA-256 digest.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{text:?} is not a SHA-256 digest (64 lowercase hexadecimal characters)")]
+pub struct NotADigest {
+    /// The text (its first 80 characters).
+    pub text: String,
+}
+
 impl std::str::FromStr for Sha256 {
-    type Err = String;
+    type Err = NotADigest;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Sha256::parse(s)
     }

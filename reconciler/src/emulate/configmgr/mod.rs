@@ -211,7 +211,7 @@ impl Emulator {
         let out = f(&mut store)?;
         if persist {
             let bytes = serde_json::to_vec_pretty(&*store).map_err(|e| internal(e.to_string()))?;
-            crate::state::write_atomic(&self.file, &bytes).map_err(internal)?;
+            crate::state::write_atomic(&self.file, &bytes).map_err(|e| internal(e.to_string()))?;
         }
         Ok(out)
     }

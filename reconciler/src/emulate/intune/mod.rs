@@ -164,7 +164,7 @@ impl Emulator {
             let bytes = serde_json::to_vec_pretty(&*store)
                 .map_err(|e| GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))?;
             crate::state::write_atomic(&self.file, &bytes)
-                .map_err(|e| GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e))?;
+                .map_err(|e| GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string()))?;
         }
         Ok(out)
     }

@@ -188,7 +188,7 @@ impl Emulator {
 
     fn persist(&self, store: &Store) -> Result<(), String> {
         let bytes = serde_json::to_vec_pretty(store).map_err(|e| e.to_string())?;
-        crate::state::write_atomic(&self.file, &bytes)
+        crate::state::write_atomic(&self.file, &bytes).map_err(|e| e.to_string())
     }
 
     fn groups(&self) -> Vec<String> {
@@ -448,7 +448,7 @@ impl Emulator {
             Some(pem_path) => {
                 let text = std::fs::read(pem_path)
                     .map_err(|e| format!("the signing certificate {}: {e}", pem_path.display()))?;
-                crate::authenticode::pem_certificates(&text)?.into_iter().next()
+                crate::authenticode::pem_certificates(&text).map_err(|e| e.to_string())?.into_iter().next()
             }
             None => None,
         };

@@ -87,8 +87,8 @@ impl ConfigMgrClient {
     /// A client for the SMS Provider at `base` (the URL before `/AdminService/`), writing
     /// content to `share`.
     pub fn new(name: ObjectName, base: url::Url, share: Share) -> Result<Self, PlatformError> {
-        let http =
-            crate::http::client().map_err(|reason| PlatformError::Unavailable { platform: name.clone(), reason })?;
+        let http = crate::http::client()
+            .map_err(|reason| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() })?;
         Ok(ConfigMgrClient {
             name,
             base,
@@ -131,14 +131,14 @@ impl ConfigMgrClient {
         self
     }
 
-    fn failed(&self, operation: &str, message: impl Into<String>) -> PlatformError {
-        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), message: message.into() }
+    fn failed(&self, operation: &str, message: impl Into<crate::vocab::Cause>) -> PlatformError {
+        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), cause: message.into() }
     }
 
     fn url(&self, path: &str) -> Result<url::Url, PlatformError> {
         self.base.join(&format!("AdminService/wmi/{path}")).map_err(|e| PlatformError::Unavailable {
             platform: self.name.clone(),
-            reason: format!("bad URL {}AdminService/wmi/{path}: {e}", self.base),
+            cause: crate::vocab::because(format!("bad URL {}AdminService/wmi/{path}", self.base), e),
         })
     }
 

@@ -315,7 +315,7 @@ impl Application {
     }
 
     /// Reads back a document patchops wrote.
-    pub fn parse(xml: &str) -> Result<Application, String> {
+    pub fn parse(xml: &str) -> Result<Application, crate::platform::NotOurs> {
         // roxmltree reads UTF-8 text; the declaration's utf-16 names the stored encoding.
         let text = xml.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
         let doc = roxmltree::Document::parse(&text).map_err(|e| format!("not XML: {e}"))?;
@@ -352,13 +352,13 @@ impl Application {
         let technology = match text_of(child(dt, "Technology")?).as_str() {
             "MSI" => Technology::Msi,
             "Script" => Technology::Script,
-            other => return Err(format!("technology {other} is not one patchops writes")),
+            other => return Err(format!("technology {other} is not one patchops writes").into()),
         };
         let detect_args = args(detect);
         let detection = match text_of(child(detect, "Provider")?).as_str() {
             "MSI" => Detection::MsiProductCode(arg(&detect_args, "ProductCode").ok_or("no ProductCode")?),
             "Script" => Detection::Script { body: arg(&detect_args, "ScriptBody").ok_or("no ScriptBody")? },
-            other => return Err(format!("detection provider {other} is not one patchops writes")),
+            other => return Err(format!("detection provider {other} is not one patchops writes").into()),
         };
         let success_codes = install
             .descendants()
@@ -411,14 +411,14 @@ impl Application {
     }
 }
 
-fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Result<roxmltree::Node<'a, 'i>, String> {
+fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Result<roxmltree::Node<'a, 'i>, crate::platform::NotOurs> {
     n.children()
         .find(|c| c.has_tag_name((DIGEST_NS, name)))
-        .ok_or_else(|| format!("no {name} in {}", n.tag_name().name()))
+        .ok_or_else(|| format!("no {name} in {}", n.tag_name().name()).into())
 }
 
-fn attr(n: roxmltree::Node<'_, '_>, name: &str) -> Result<String, String> {
-    n.attribute(name).map(str::to_string).ok_or_else(|| format!("{} has no {name}", n.tag_name().name()))
+fn attr(n: roxmltree::Node<'_, '_>, name: &str) -> Result<String, crate::platform::NotOurs> {
+    n.attribute(name).map(str::to_string).ok_or_else(|| format!("{} has no {name}", n.tag_name().name()).into())
 }
 
 fn text_of(n: roxmltree::Node<'_, '_>) -> String {

@@ -33,11 +33,45 @@ impl std::fmt::Debug for CertificateCredential {
 }
 
 /// The certificate (DER) of a PEM file holding a `CERTIFICATE` block.
-pub fn certificate_der(pem_text: &[u8]) -> Result<Vec<u8>, String> {
-    crate::authenticode::pem_certificates(pem_text)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| "no CERTIFICATE block".to_string())
+pub fn certificate_der(pem_text: &[u8]) -> Result<Vec<u8>, CredentialError> {
+    crate::authenticode::pem_certificates(pem_text)?.into_iter().next().ok_or(CredentialError::NoCertificate)
+}
+
+/// Why a certificate credential cannot be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The PEM cannot be read.
+    #[error("{0}")]
+    Pem(#[from] crate::authenticode::CertificateError),
+    /// No certificate in it.
+    #[error("no CERTIFICATE block")]
+    NoCertificate,
+    /// No key in it.
+    #[error("no PRIVATE KEY block (the file must hold the certificate and its key)")]
+    NoKey,
+    /// The key is not RSA.
+    #[error("the private key is not an RSA key: {0}")]
+    NotRsa(#[source] jsonwebtoken::errors::Error),
+    /// The system's random source failed.
+    #[error("no randomness for the assertion id: {0}")]
+    Random(getrandom::Error),
+    /// The assertion could not be signed.
+    #[error("cannot sign the client assertion: {0}")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
+impl CredentialError {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CredentialError::Pem(e) => e.reason(),
+            CredentialError::NoCertificate => "NoCertificate",
+            CredentialError::NoKey => "NoPrivateKey",
+            CredentialError::NotRsa(_) => "NotRsaKey",
+            CredentialError::Random(_) => "NoRandomness",
+            CredentialError::Sign(_) => "AssertionNotSigned",
+        }
+    }
 }
 
 /// base64url(SHA-1 of the certificate's DER): the older `x5t` header.
@@ -53,15 +87,15 @@ pub fn thumbprint_s256(cert_der: &[u8]) -> String {
 
 impl CertificateCredential {
     /// From a PEM file holding the certificate and its RSA private key (PKCS#8 or PKCS#1).
-    pub fn from_pem(client_id: &str, pem_text: &[u8]) -> Result<CertificateCredential, String> {
+    pub fn from_pem(client_id: &str, pem_text: &[u8]) -> Result<CertificateCredential, CredentialError> {
         let cert = certificate_der(pem_text)?;
-        let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM: {e}"))?;
+        let blocks = pem::parse_many(pem_text).map_err(crate::authenticode::CertificateError::NotPem)?;
         let key_block = blocks
             .iter()
             .find(|b| b.tag() == "PRIVATE KEY" || b.tag() == "RSA PRIVATE KEY")
-            .ok_or_else(|| "no PRIVATE KEY block (the file must hold the certificate and its key)".to_string())?;
+            .ok_or(CredentialError::NoKey)?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem::encode(key_block).as_bytes())
-            .map_err(|e| format!("the private key is not an RSA key: {e}"))?;
+            .map_err(CredentialError::NotRsa)?;
         Ok(CertificateCredential {
             client_id: client_id.to_string(),
             thumbprint_s256: thumbprint_s256(&cert),
@@ -79,7 +113,7 @@ impl CertificateCredential {
     }
 
     /// A fresh client assertion for `audience` (the token endpoint URL).
-    pub fn assertion(&self, audience: &str) -> Result<String, String> {
+    pub fn assertion(&self, audience: &str) -> Result<String, CredentialError> {
         let mut header = match self.algorithm {
             crate::model::kinds::AssertionAlgorithm::Ps256 => {
                 let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
@@ -97,7 +131,7 @@ impl CertificateCredential {
         // reconciler: the system clock, always.
         let now = crate::clock::Clock::now(&crate::clock::SystemClock).timestamp();
         let mut jti = [0u8; 16];
-        getrandom::fill(&mut jti).map_err(|e| e.to_string())?;
+        getrandom::fill(&mut jti).map_err(CredentialError::Random)?;
         let claims = serde_json::json!({
             "aud": audience,
             "iss": self.client_id,
@@ -107,7 +141,7 @@ impl CertificateCredential {
             "iat": now,
             "exp": now + 600,
         });
-        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(CredentialError::Sign)
     }
 }
 
@@ -168,11 +202,13 @@ impl TokenSource {
         credential: impl Into<Credential>,
     ) -> Result<TokenSource, PlatformError> {
         let credential = credential.into();
-        let token_url = authority.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| {
-            PlatformError::Unavailable { platform: platform.clone(), reason: format!("bad authority URL: {e}") }
-        })?;
+        let token_url =
+            authority.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| PlatformError::Unavailable {
+                platform: platform.clone(),
+                cause: crate::vocab::because("bad authority URL", e),
+            })?;
         let http = crate::http::client()
-            .map_err(|reason| PlatformError::Unavailable { platform: platform.clone(), reason })?;
+            .map_err(|reason| PlatformError::Unavailable { platform: platform.clone(), cause: reason.into() })?;
         Ok(TokenSource { platform, http, token_url, credential, cached: tokio::sync::Mutex::new(None) })
     }
 
@@ -194,10 +230,10 @@ impl TokenSource {
     }
 
     async fn request(&self) -> Result<Cached, PlatformError> {
-        let fail = |reason: String| PlatformError::Failed {
+        let fail = |reason: crate::vocab::Cause| PlatformError::Failed {
             platform: self.platform.clone(),
             operation: format!("getting a token from {}", self.token_url),
-            message: reason,
+            cause: reason,
         };
         let client_id = self.credential.client_id();
         let mut form = vec![
@@ -207,7 +243,7 @@ impl TokenSource {
         ];
         match &self.credential {
             Credential::Certificate(c) => {
-                let assertion = c.assertion(self.token_url.as_str()).map_err(fail)?;
+                let assertion = c.assertion(self.token_url.as_str()).map_err(|e| fail(e.into()))?;
                 form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
                 form.push(("client_assertion", assertion));
             }

@@ -102,12 +102,13 @@ pub struct Packed {
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
     /// Reading or writing failed.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file concerned.
         path: String,
         /// Why.
-        reason: String,
+        #[source]
+        cause: crate::vocab::Cause,
     },
     /// The file is not a well-formed `.intunewin`.
     #[error("{path} is not a valid .intunewin package: {reason}")]
@@ -144,11 +145,11 @@ impl PackageError {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> PackageError + '_ {
-    move |e| PackageError::Io { path: path.display().to_string(), reason: e.to_string() }
+    move |e| PackageError::Io { path: path.display().to_string(), cause: e.into() }
 }
 
 fn zip_err(path: &Path) -> impl Fn(zip::result::ZipError) -> PackageError + '_ {
-    move |e| PackageError::Io { path: path.display().to_string(), reason: e.to_string() }
+    move |e| PackageError::Io { path: path.display().to_string(), cause: e.into() }
 }
 
 /// Sends what is written to it down a channel, in chunks whose length is a multiple of the AES
@@ -225,8 +226,8 @@ impl<'scope, W: Write + Send + 'scope> Pipeline<'scope, W> {
         key: [u8; 32],
         mac_key: [u8; 32],
         iv: [u8; 16],
-    ) -> Result<Self, String> {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&mac_key).map_err(|e| e.to_string())?;
+    ) -> Result<Self, crate::vocab::Cause> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&mac_key)?;
         let (input, from_zip) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
         let (to_cipher, from_hash) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
         let (to_disk, from_cipher) = std::sync::mpsc::sync_channel::<Vec<u8>>(STAGE_QUEUE);
@@ -297,7 +298,7 @@ impl<'scope, W: Write + Send + 'scope> Pipeline<'scope, W> {
 fn random<const N: usize>() -> Result<[u8; N], PackageError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)
-        .map_err(|e| PackageError::Io { path: "the system random source".into(), reason: e.to_string() })?;
+        .map_err(|e| PackageError::Io { path: "the system random source".into(), cause: e.to_string().into() })?;
     Ok(b)
 }
 
@@ -321,10 +322,10 @@ pub fn pack(source: &Path, setup_file: &str, out: &Path, msi: Option<MsiInfo>) -
         let mut outer = zip::ZipWriter::new_stream(sink);
         outer.start_file(CONTENT_ENTRY, options).map_err(zip_err(out))?;
         let mut pipeline = Pipeline::start(scope, outer, key, mac_key, iv)
-            .map_err(|reason| PackageError::Io { path: out.display().to_string(), reason })?;
+            .map_err(|cause| PackageError::Io { path: out.display().to_string(), cause })?;
         let sink = pipeline
             .writer()
-            .ok_or_else(|| PackageError::Io { path: out.display().to_string(), reason: "pipeline".into() })?;
+            .ok_or_else(|| PackageError::Io { path: out.display().to_string(), cause: "pipeline".into() })?;
 
         // The inner zip, streamed through the pipeline.
         let mut inner = zip::ZipWriter::new_stream(sink);

@@ -74,8 +74,8 @@ const UPDATE_ONLY_RULE: &str = "patchops: update only (a version is installed)";
 impl IntuneClient {
     /// A client for the Graph service at `base` (such as `https://graph.microsoft.com/`).
     pub fn new(name: ObjectName, base: url::Url) -> Result<IntuneClient, PlatformError> {
-        let http =
-            crate::http::client().map_err(|reason| PlatformError::Unavailable { platform: name.clone(), reason })?;
+        let http = crate::http::client()
+            .map_err(|reason| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() })?;
         Ok(IntuneClient {
             name,
             base,
@@ -126,7 +126,7 @@ impl IntuneClient {
     fn url(&self, path: &str) -> Result<url::Url, PlatformError> {
         self.base.join(path).map_err(|e| PlatformError::Unavailable {
             platform: self.name.clone(),
-            reason: format!("bad URL {}{path}: {e}", self.base),
+            cause: crate::vocab::because(format!("bad URL {}{path}", self.base), e),
         })
     }
 
@@ -353,8 +353,8 @@ impl IntuneClient {
 }
 
 impl IntuneClient {
-    fn failed(&self, operation: &str, message: impl Into<String>) -> PlatformError {
-        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), message: message.into() }
+    fn failed(&self, operation: &str, message: impl Into<crate::vocab::Cause>) -> PlatformError {
+        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), cause: message.into() }
     }
 
     /// Packs the content and uploads it as the app's first committed content version.
@@ -720,7 +720,7 @@ impl PlatformClient for IntuneClient {
             next = match page["@odata.nextLink"].as_str() {
                 Some(link) => Some(url::Url::parse(link).map_err(|e| PlatformError::Unavailable {
                     platform: self.name.clone(),
-                    reason: format!("bad @odata.nextLink {link}: {e}"),
+                    cause: crate::vocab::because(format!("bad @odata.nextLink {link}"), e),
                 })?),
                 None => None,
             };

@@ -150,8 +150,8 @@ impl WsusClient {
         self
     }
 
-    fn failed(&self, operation: &str, message: impl Into<String>) -> PlatformError {
-        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), message: message.into() }
+    fn failed(&self, operation: &str, message: impl Into<crate::vocab::Cause>) -> PlatformError {
+        PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), cause: message.into() }
     }
 
     /// Runs one request on the server with the staged `files`; returns the script's JSON result.

@@ -402,7 +402,7 @@ impl Sdp {
 
     /// Reads back a document patchops wrote. Documents other tools wrote are refused with the
     /// first element patchops does not write (observe then treats the update as unmanaged).
-    pub fn parse(xml: &str) -> Result<Sdp, String> {
+    pub fn parse(xml: &str) -> Result<Sdp, crate::platform::NotOurs> {
         let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
         let root = doc.root_element();
         if !is(&root, "sdp", "SoftwareDistributionPackage") {
@@ -443,7 +443,8 @@ impl Sdp {
             return Err(format!(
                 "IsInstalled holds {}, which patchops does not write",
                 installed_node.tag_name().name()
-            ));
+            )
+            .into());
         };
         let handler_node = item
             .children()
@@ -538,12 +539,16 @@ fn is(n: &roxmltree::Node<'_, '_>, prefix: &str, name: &str) -> bool {
     n.is_element() && n.tag_name().name() == name && n.tag_name().namespace() == Some(ns(prefix))
 }
 
-fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, prefix: &str, name: &str) -> Result<roxmltree::Node<'a, 'i>, String> {
-    n.children().find(|c| is(c, prefix, name)).ok_or_else(|| format!("no {prefix}:{name}"))
+fn child<'a, 'i>(
+    n: roxmltree::Node<'a, 'i>,
+    prefix: &str,
+    name: &str,
+) -> Result<roxmltree::Node<'a, 'i>, crate::platform::NotOurs> {
+    n.children().find(|c| is(c, prefix, name)).ok_or_else(|| format!("no {prefix}:{name}").into())
 }
 
-fn attr(n: roxmltree::Node<'_, '_>, name: &str) -> Result<String, String> {
-    n.attribute(name).map(str::to_string).ok_or_else(|| format!("{} has no {name}", n.tag_name().name()))
+fn attr(n: roxmltree::Node<'_, '_>, name: &str) -> Result<String, crate::platform::NotOurs> {
+    n.attribute(name).map(str::to_string).ok_or_else(|| format!("{} has no {name}", n.tag_name().name()).into())
 }
 
 fn text(n: roxmltree::Node<'_, '_>) -> String {

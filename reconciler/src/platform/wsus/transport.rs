@@ -65,7 +65,7 @@ impl HttpTransport {
     /// A transport to the emulated server at `base`.
     pub fn new(platform: ObjectName, base: url::Url) -> Result<Self, PlatformError> {
         let http = crate::http::client()
-            .map_err(|reason| PlatformError::Unavailable { platform: platform.clone(), reason })?;
+            .map_err(|reason| PlatformError::Unavailable { platform: platform.clone(), cause: reason.into() })?;
         Ok(HttpTransport { platform, base, http })
     }
 
@@ -81,7 +81,7 @@ impl HttpTransport {
     fn url(&self, path: &str) -> Result<url::Url, PlatformError> {
         self.base.join(path).map_err(|e| PlatformError::Unavailable {
             platform: self.platform.clone(),
-            reason: format!("bad URL {}{path}: {e}", self.base),
+            cause: crate::vocab::because(format!("bad URL {}{path}", self.base), e),
         })
     }
 
@@ -119,7 +119,7 @@ impl Transport for HttpTransport {
             let file = tokio::fs::File::open(path).await.map_err(|e| PlatformError::Failed {
                 platform: self.platform.clone(),
                 operation: format!("staging {name}"),
-                message: format!("cannot read {}: {e}", path.display()),
+                cause: crate::vocab::because(format!("cannot read {}", path.display()), e),
             })?;
             self.put(&run.id, name, reqwest::Body::from(file)).await?;
         }
@@ -149,7 +149,7 @@ impl Transport for HttpTransport {
         serde_json::from_str(&text).map_err(|e| PlatformError::Failed {
             platform: self.platform.clone(),
             operation: "running the script".into(),
-            message: format!("the answer is not a script result: {e}"),
+            cause: crate::vocab::because("the answer is not a script result", e),
         })
     }
 }
@@ -185,7 +185,7 @@ impl SshTransport {
         let Some((first, rest)) = program.split_first() else {
             return Err(PlatformError::Unavailable {
                 platform: self.platform.clone(),
-                reason: "wsus.transport: a command is empty".into(),
+                cause: "wsus.transport: a command is empty".into(),
             });
         };
         let mut c = tokio::process::Command::new(first);
@@ -202,7 +202,7 @@ impl SshTransport {
     async fn output(&self, what: &str, mut c: tokio::process::Command) -> Result<std::process::Output, PlatformError> {
         c.output().await.map_err(|e| PlatformError::Unavailable {
             platform: self.platform.clone(),
-            reason: format!("{what}: cannot run {:?}: {e}", c.as_std().get_program()),
+            cause: crate::vocab::because(format!("{what}: cannot run {:?}", c.as_std().get_program()), e),
         })
     }
 
@@ -228,7 +228,7 @@ impl SshTransport {
                 retry_after: None,
             }
         } else {
-            PlatformError::Failed { platform: self.platform.clone(), operation: what.into(), message }
+            PlatformError::Failed { platform: self.platform.clone(), operation: what.into(), cause: message.into() }
         }
     }
 }
@@ -247,13 +247,13 @@ impl Transport for SshTransport {
         let local = tempfile::tempdir().map_err(|e| PlatformError::Failed {
             platform: self.platform.clone(),
             operation: "staging".into(),
-            message: e.to_string(),
+            cause: e.into(),
         })?;
         let script = local.path().join(run.script_name);
         std::fs::write(&script, run.script).map_err(|e| PlatformError::Failed {
             platform: self.platform.clone(),
             operation: "staging".into(),
-            message: e.to_string(),
+            cause: e.into(),
         })?;
 
         let mut mkdir = self.base(&self.settings.command, "-p")?;
@@ -274,7 +274,7 @@ impl Transport for SshTransport {
                 link_or_copy(path, &staged).map_err(|e| PlatformError::Failed {
                     platform: self.platform.clone(),
                     operation: format!("staging {name}"),
-                    message: e,
+                    cause: e,
                 })?;
             }
             copy.arg(&staged);
@@ -307,9 +307,11 @@ impl Transport for SshTransport {
 }
 
 /// A hard link to `from` at `to` (same file system), or a copy.
-fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), crate::vocab::Cause> {
     if std::fs::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| crate::vocab::because(format!("cannot copy {} to {}", from.display(), to.display()), e))
 }

@@ -129,3 +129,90 @@ async fn the_context_clock_opens_a_soaking_ring_and_says_when() {
     let planned = ops::plan(&ctx, &source(&repo)).await.expect("plan");
     assert_eq!(planned.requeue_at, None, "nothing waits");
 }
+
+/// `/history` of a daemon at `base`: each cycle's trigger and its applied actions
+/// (`publish app pilot`).
+async fn history(http: &reqwest::Client, base: &str) -> Vec<(String, Vec<String>)> {
+    let v: serde_json::Value = http.get(format!("{base}/history")).send().await.unwrap().json().await.unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let actions = c["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {} {} {}",
+                        a["action"].as_str().unwrap(),
+                        a["product"].as_str().unwrap(),
+                        a["ring"].as_str().unwrap_or("-"),
+                        a["result"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            (c["trigger"].as_str().unwrap().to_string(), actions)
+        })
+        .collect()
+}
+
+/// Waits (at most 60 s) until the daemon has run `n` cycles; returns its history.
+async fn cycles(http: &reqwest::Client, base: &str, n: usize) -> Vec<(String, Vec<String>)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let h = history(http, base).await;
+        if h.len() >= n {
+            return h;
+        }
+        assert!(std::time::Instant::now() < deadline, "fewer than {n} cycles after 60 s: {h:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_wakes_when_a_soaking_ring_opens_on_its_clock_and_not_before() {
+    let (repo, _key) = fleet_repo(1);
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+    );
+    repo.commit("pilot soaks for two days");
+    let start = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
+    let clock = reconciler::clock::ManualClock::new(start);
+    let ctx = std::sync::Arc::new(context(&repo).with_clock(clock.clone().into()));
+    let mut options = reconciler::daemon::DaemonOptions::new(source(&repo));
+    // No polling and no watching: only the scheduler's own wake-up can run a cycle.
+    options.watch = false;
+    options.interval = Some(std::time::Duration::from_secs(3600));
+    options.listen = Some("127.0.0.1:0".parse().unwrap());
+    let daemon = reconciler::daemon::Daemon::start(ctx.clone(), options).await.expect("start");
+    let base = format!("http://{}", daemon.addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(daemon.run(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+
+    // The pilot at once, then the requeue after the change finds the broad ring soaking.
+    let h = cycles(&http, &base, 2).await;
+    assert_eq!(h[0], ("startup".to_string(), vec!["publish app pilot succeeded".to_string()]), "{h:?}");
+    assert_eq!(h[1], ("requeue".to_string(), vec![]), "{h:?}");
+    let status: serde_json::Value = http.get(format!("{base}/status")).send().await.unwrap().json().await.unwrap();
+    let wake: chrono::DateTime<chrono::Utc> = serde_json::from_value(status["nextWake"].clone()).unwrap();
+    assert_eq!(wake, start + chrono::Duration::hours(48), "{status:#}");
+
+    // Real time passing runs nothing, nor does the clock short of the soak's end.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    clock.advance(chrono::Duration::hours(47));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(history(&http, &base).await.len(), 2, "no cycle before the ring opens");
+
+    // The soak ends on the clock: the scheduler wakes and the broad ring is published.
+    clock.advance(chrono::Duration::hours(1));
+    let h = cycles(&http, &base, 3).await;
+    assert_eq!(h[2], ("requeue".to_string(), vec!["publish app broad succeeded".to_string()]), "{h:?}");
+
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(30), running).await.expect("stops").expect("joins");
+}

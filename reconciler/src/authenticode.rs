@@ -104,6 +104,22 @@ pub enum Unfit {
     },
 }
 
+impl Unfit {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unfit::Secret(e) => e.reason(),
+            Unfit::Read(_) => "CertificateUnreadable",
+            Unfit::NotPem | Unfit::BadPem(_) => "NotPem",
+            Unfit::NoCertificate => "NoCertificate",
+            Unfit::NoKey => "NoPrivateKey",
+            Unfit::EncryptedKey => "EncryptedPrivateKey",
+            Unfit::Decode(e) => e.reason(),
+            Unfit::Problem { .. } => "CertificateUnfit",
+        }
+    }
+}
+
 /// Why certificate bytes cannot be read as certificates.
 #[derive(Debug, thiserror::Error)]
 pub enum CertificateError {

@@ -210,6 +210,19 @@ pub enum Inconsistent {
     },
 }
 
+impl Inconsistent {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Inconsistent::Kind { .. } => "NotACatalog",
+            Inconsistent::ExpiresBeforeIssued { .. } => "ExpiresBeforeIssued",
+            Inconsistent::DuplicateProduct { .. } => "DuplicateProduct",
+            Inconsistent::DuplicateVersion { .. } => "DuplicateVersion",
+            Inconsistent::DuplicateInstaller { .. } => "DuplicateInstaller",
+        }
+    }
+}
+
 impl Catalog {
     /// Checks what the types cannot: unique product ids and versions, sensible dates.
     pub fn check(&self) -> Result<(), Inconsistent> {

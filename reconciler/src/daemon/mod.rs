@@ -220,8 +220,10 @@ impl Daemon {
         tokio::pin!(shutdown);
         let mut policy = ErrorPolicy::new(self.options.backoff);
         let mut cycles: u64 = 0;
-        // The scheduler's own wake-up: a waiting change's opening, or a retry.
+        // The scheduler's own wake-ups: a retry or a requeue after a change (real time), and a
+        // waiting change's opening (on the context's clock, so an injected clock drives it).
         let mut timer: Option<(tokio::time::Instant, Trigger)> = None;
+        let mut opens: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut held_until: Option<tokio::time::Instant> = None;
         let mut baseline = drift::Baseline::default();
         loop {
@@ -231,11 +233,18 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            let opening = async {
+                match opens {
+                    Some(at) => self.ctx.clock().wait_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let trigger = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 t = self.wake.recv() => match t { Some(t) => t, None => break },
                 () = sleep => match timer.take() { Some((_, t)) => t, None => continue },
+                () = opening => { opens = None; Trigger::Requeue }
             };
             // After a failure, only news runs a cycle before the backoff ends.
             if let Some(until) = held_until {
@@ -275,6 +284,7 @@ impl Daemon {
             cycles += 1;
             held_until = None;
             let now = tokio::time::Instant::now();
+            opens = None;
             if failed {
                 let wait = policy.backoff.wait(policy.failures());
                 held_until = Some(now + wait);
@@ -282,16 +292,15 @@ impl Daemon {
             } else if changed {
                 timer = Some((now, Trigger::Requeue));
             } else {
-                // The earliest of: a waiting change opening, a failing target's backoff ending.
-                let opens = requeue
-                    .map(|at| (now + (at - self.ctx.now()).to_std().unwrap_or(Duration::ZERO), Trigger::Requeue));
+                // A waiting change opening (on the clock), and a failing target's backoff ending.
+                opens = requeue;
                 let retry = policy.next_target_retry().map(|at| (tokio::time::Instant::from_std(at), Trigger::Retry));
-                let retry = retry.or_else(|| action_failed.then(|| (now + policy.backoff.wait(1), Trigger::Retry)));
-                timer = [opens, retry].into_iter().flatten().min_by_key(|(at, _)| *at);
+                timer = retry.or_else(|| action_failed.then(|| (now + policy.backoff.wait(1), Trigger::Retry)));
             }
-            let next = timer.map(|(at, _)| {
+            let retry_at = timer.map(|(at, _)| {
                 self.ctx.now() + chrono::Duration::from_std(at - tokio::time::Instant::now()).unwrap_or_default()
             });
+            let next = [opens, retry_at].into_iter().flatten().min();
             self.shared.status.write().await.next_wake = next;
             if self.options.max_cycles.is_some_and(|m| cycles >= m) {
                 break;

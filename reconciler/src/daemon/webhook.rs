@@ -106,6 +106,16 @@ pub enum Refused {
     BadSignature,
 }
 
+impl Refused {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::NotConfigured(_) => "WebhookNotConfigured",
+            Refused::BadSignature => "WebhookSignatureMismatch",
+        }
+    }
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -87,6 +87,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_that_cannot_be_read_keeps_its_typed_cause_and_never_its_value() {
+        use std::error::Error as _;
+        let secrets = Secrets::with_env(|name| (name == "SET").then(|| "s3cret".to_string()));
+        let missing = secrets.read(&SecretRef::File("/nonexistent/patchops.pem".into())).unwrap_err();
+        assert_eq!(missing.reason(), "SecretUnreadable");
+        assert_eq!(missing.to_string(), "cannot read /nonexistent/patchops.pem: No such file or directory");
+        let cause = missing.source().and_then(|s| s.downcast_ref::<crate::bounded::ReadError>());
+        assert!(matches!(cause, Some(crate::bounded::ReadError::NotFound)), "{cause:?}");
+        assert_eq!(missing.cause(), "No such file or directory");
+        let unset = secrets.read(&SecretRef::Env("UNSET".into())).unwrap_err();
+        assert_eq!(
+            (unset.reason(), unset.to_string().as_str()),
+            ("SecretUnset", "the environment variable UNSET is not set")
+        );
+        assert_eq!(secrets.read(&SecretRef::Env("SET".into())).ok().as_deref(), Some("s3cret"));
+    }
+
+    #[test]
     fn references_parse_and_inline_values_are_refused() {
         let env: Result<SecretRef, _> = serde_yaml::from_str("{ env: INTUNE_SECRET }");
         assert_eq!(env.ok(), Some(SecretRef::Env("INTUNE_SECRET".into())));

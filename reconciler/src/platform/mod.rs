@@ -406,6 +406,17 @@ pub enum DeliverError {
     Task(#[from] tokio::task::JoinError),
 }
 
+impl DeliverError {
+    /// A stable CamelCase reason, for machines.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeliverError::SigningRequired { .. } => "ScriptSigningRequired",
+            DeliverError::Sign(e) => e.reason(),
+            DeliverError::Task(_) => "InternalTaskFailed",
+        }
+    }
+}
+
 /// What patchops wants a platform object to be: built by the apply engine from the fleet and
 /// the verified catalog entry.
 #[derive(Debug, Clone)]

@@ -212,7 +212,7 @@ impl StateDb {
     }
 
     fn err(&self, e: rusqlite::Error) -> StateError {
-        StateError::new(&self.path, e.to_string())
+        StateError::new(&self.path, e)
     }
 
     /// Journal entries earlier runs left unfinished, marking them `interrupted`.
@@ -279,13 +279,13 @@ impl StateDb {
 
     /// Records how an action ended, with its audit record, in one transaction.
     pub fn finish(&mut self, id: Option<i64>, record: &AuditRecord) -> Result<(), StateError> {
-        let tx = self.conn.transaction().map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        let tx = self.conn.transaction().map_err(|e| StateError::new(&self.path, e))?;
         if let Some(id) = id {
             tx.execute(
                 "UPDATE journal SET finished_at = ?2, outcome = ?3 WHERE id = ?1",
                 params![id, now_text(record.at), record.outcome],
             )
-            .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+            .map_err(|e| StateError::new(&self.path, e))?;
         }
         tx.execute(
             "INSERT INTO audit (at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message)
@@ -310,16 +310,16 @@ impl StateDb {
                 record.message,
             ],
         )
-        .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+        .map_err(|e| StateError::new(&self.path, e))?;
         if let (true, Some(ring), Some(version)) = (
             record.outcome == "succeeded" && matches!(record.action.as_str(), "publish" | "update"),
             record.ring.as_deref(),
             record.version.as_deref(),
         ) {
             tx.execute(RING_REACHED, params![record.product, record.platform, ring, version, now_text(record.at)])
-                .map_err(|e| StateError::new(&self.path, e.to_string()))?;
+                .map_err(|e| StateError::new(&self.path, e))?;
         }
-        tx.commit().map_err(|e| StateError::new(&self.path, e.to_string()))
+        tx.commit().map_err(|e| StateError::new(&self.path, e))
     }
 
     /// The audit log, newest first, optionally for one product; at most `limit` records.

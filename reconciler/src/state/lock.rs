@@ -46,7 +46,7 @@ impl ApplyLock {
     /// Takes the lock without waiting.
     pub fn acquire(dir: &Path, what: &str, at: chrono::DateTime<chrono::Utc>) -> Result<ApplyLock, LockError> {
         let path = dir.join("apply.lock");
-        let err = |e: std::io::Error| StateError::new(&path, e.to_string());
+        let err = |e: std::io::Error| StateError::new(&path, e);
         std::fs::create_dir_all(dir).map_err(err)?;
         let mut file =
             std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(err)?;

@@ -29,10 +29,11 @@ use crate::model::ObjectName;
 
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("state directory {path}: {reason}")]
+#[error("state directory {path}: {cause}")]
 pub struct StateError {
     path: String,
-    reason: String,
+    #[source]
+    cause: crate::vocab::Cause,
 }
 
 impl StateError {
@@ -44,8 +45,8 @@ impl StateError {
 
 impl StateError {
     /// An error about `path`.
-    pub fn new(path: &Path, reason: impl Into<String>) -> StateError {
-        StateError { path: path.display().to_string(), reason: reason.into() }
+    pub fn new(path: &Path, cause: impl Into<crate::vocab::Cause>) -> StateError {
+        StateError { path: path.display().to_string(), cause: cause.into() }
     }
 }
 
@@ -190,7 +191,7 @@ impl StateDir {
                 db.catalog_accepted(&source, seen.serial, &seen.sha256.to_string())?;
             }
             std::fs::rename(&legacy, self.root.join("catalogs.json.imported"))
-                .map_err(|e| StateError::new(&legacy, e.to_string()))?;
+                .map_err(|e| StateError::new(&legacy, e))?;
         }
         let mut sources = BTreeMap::new();
         for (source, serial, sha256) in db.catalogs()? {

@@ -33,3 +33,19 @@ pub struct InContext {
 pub fn because(context: impl Into<String>, cause: impl Into<Cause>) -> Cause {
     Box::new(InContext { context: context.into(), source: cause.into() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_in_context_says_both_and_keeps_the_typed_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let cause = because("cannot read /srv/inventory.json", io);
+        assert_eq!(cause.to_string(), "cannot read /srv/inventory.json: Permission denied");
+        let typed = cause.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(typed.map(std::io::Error::kind), Some(std::io::ErrorKind::PermissionDenied));
+        let words: Cause = "the server said no".into();
+        assert!(words.source().is_none());
+    }
+}

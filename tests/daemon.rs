@@ -412,6 +412,16 @@ fn a_fleet_has_at_most_one_reconciler_and_its_fields_are_checked() {
     let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     common::assert_contains(&run.stderr, "a second Reconciler: `a` is already defined");
+
+    // A catalog in the repository changes with commits: an interval for it is a mistake.
+    repo.remove("fleet/reconciler.yaml");
+    let catalog = std::fs::read_to_string(repo.path().join("fleet/catalog.yaml")).unwrap();
+    repo.write("fleet/catalog.yaml", catalog.replace("  trustedKeys:", "  interval: 10m\n  trustedKeys:"));
+    repo.commit("an interval for an in-repository catalog");
+    let run = common::patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(&run.stderr, "catalog.yaml:");
+    common::assert_contains(&run.stderr, "an interval applies to a catalog fetched from an https:// or http:// URL");
 }
 
 #[test]
@@ -598,4 +608,101 @@ fn a_failing_product_backs_off_on_its_own_and_the_others_go_ahead() {
     // When its backoff ends, the tool is tried again, on its own timer.
     let h = daemon.wait_for("the tool's retry", |h| attempts(h) >= 2);
     assert!(triggers(&h).contains(&"retry".to_string()), "{:?}", triggers(&h));
+}
+
+/// Serves a catalog, its signature and the installers it lists from memory, on loopback; the
+/// catalog can be replaced while the daemon runs.
+struct CatalogServer {
+    base: String,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+}
+
+impl CatalogServer {
+    fn start() -> CatalogServer {
+        let files = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, Vec<u8>>::new()));
+        let served = files.clone();
+        let app = axum::Router::new().route(
+            "/{*path}",
+            axum::routing::get(move |axum::extract::Path(path): axum::extract::Path<String>| {
+                let served = served.clone();
+                async move {
+                    match served.lock().unwrap().get(&path) {
+                        Some(b) => (axum::http::StatusCode::OK, b.clone()),
+                        None => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
+                    }
+                }
+            }),
+        );
+        CatalogServer { base: common::serve_on_loopback(app), files }
+    }
+
+    fn put(&self, path: &str, bytes: impl Into<Vec<u8>>) {
+        self.files.lock().unwrap().insert(path.to_string(), bytes.into());
+    }
+
+    /// Publishes `catalog`, signed with `key`.
+    fn publish(&self, catalog: &str, key: &common::Key) {
+        self.put("catalog.json.minisig", common::sign(key, catalog.as_bytes()));
+        self.put("catalog.json", catalog.as_bytes().to_vec());
+    }
+}
+
+/// The test catalog at `serial` with a `vendor.app` 3.0 added (the 7-Zip MSI as its installer).
+fn catalog_with_app_3(serial: u64) -> String {
+    use sha2::Digest;
+    let mut c: Value = serde_json::from_str(&common::catalog(serial)).unwrap();
+    let bytes = common::installer_bytes("vendor.tool", "3.1");
+    let mut three = c["products"][0]["versions"][1].clone();
+    three["version"] = "3.0".into();
+    three["installers"][0]["url"] = "installers/vendor.app-3.0.msi".into();
+    three["installers"][0]["sha256"] = common::hex(&sha2::Sha256::digest(&bytes)).into();
+    three["installers"][0]["size"] = bytes.len().into();
+    c["products"][0]["versions"].as_array_mut().unwrap().push(three);
+    serde_json::to_string(&c).unwrap()
+}
+
+#[test]
+fn a_new_catalog_serial_at_a_remote_url_is_fetched_at_its_interval_and_applied() {
+    let (repo, key) = fleet_repo(1);
+    let server = CatalogServer::start();
+    for (id, version) in common::INSTALLERS {
+        server.put(&format!("installers/{id}-{version}.msi"), common::installer_bytes(id, version));
+    }
+    server.put("installers/vendor.app-3.0.msi", common::installer_bytes("vendor.tool", "3.1"));
+    server.publish(&common::catalog(1), &key);
+    repo.write(
+        "fleet/catalog.yaml",
+        format!("apiVersion: patchops.io/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: vendor\nspec:\n  url: {}/catalog.json\n  interval: 1s\n  trustedKeys:\n    - {}\n", server.base, key.public),
+    );
+    repo.commit("the catalog from the publisher's server, checked every second");
+    // Neither polling (an hour) nor watching can be what finds the new catalog.
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch"], &[]);
+    daemon.wait_for("both rings at 2.0", |h| h.iter().filter(|c| c["result"] == "applied").count() == 2);
+    assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
+
+    // Fetched every second, an unchanged catalog wakes nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = daemon.history().len();
+    assert!(!triggers(&daemon.history()).contains(&"catalog".to_string()), "{:#?}", daemon.history());
+
+    // A catalog signed by another key is fetched, wakes the loop once, and is refused there.
+    let stranger = common::key();
+    server.publish(&catalog_with_app_3(2), &stranger);
+    let h = daemon.wait_for("the refused catalog", |h| h.iter().any(|c| c["trigger"] == "catalog"));
+    let refused = h.iter().find(|c| c["trigger"] == "catalog").unwrap();
+    assert_eq!(refused["result"], "failed", "{refused:#?}");
+    assert_eq!(refused["reason"], "CatalogKeyUntrusted", "{refused:#?}");
+    assert_eq!(tenant_apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "nothing changed");
+
+    // The publisher signs serial 2 with 3.0: the daemon fetches it within its interval and
+    // publishes 3.0, verified as every cycle verifies a catalog.
+    server.publish(&catalog_with_app_3(2), &key);
+    let h = daemon.wait_for("3.0 on both rings", |h| {
+        h.iter().filter(|c| c["catalogs"] == serde_json::json!([["vendor", 2]]) && c["result"] == "applied").count()
+            >= 2
+    });
+    let woke: Vec<&Value> = h[before..].iter().filter(|c| c["trigger"] == "catalog").collect();
+    assert_eq!(woke.len(), 2, "one wake-up per new catalog content: {h:#?}");
+    assert_eq!(woke[1]["result"], "applied", "{:#?}", woke[1]);
+    assert_eq!(tenant_apps(repo.path()), vec![v("3.0", &["sg-broad", "sg-pilot"])]);
 }

@@ -11,7 +11,7 @@ pub mod keys;
 pub mod location;
 pub mod verify;
 
-pub use fetch::{fetch, CatalogRef};
+pub use fetch::{fetch, CatalogRef, MAX_CATALOG_BYTES};
 pub use format::{Catalog, CatalogProduct, CatalogVersion, Detection, Installer, ScanResult, Sha256};
 pub use keys::TrustedKey;
 pub use location::CatalogLocation;

@@ -112,6 +112,9 @@ pub struct CycleReport {
     /// The fleet's Reconciler settings, as read this cycle.
     #[serde(skip)]
     pub reconciler: Option<crate::model::kinds::ReconcilerSpec>,
+    /// The remote catalogs to fetch between cycles (when the fleet was read).
+    #[serde(skip)]
+    pub catalog_watch: Option<Vec<super::trigger::CatalogWatch>>,
 }
 
 /// Targets backing off after failures: (product, platform) → why.
@@ -147,6 +150,7 @@ pub async fn run(
         refused: false,
         plan: None,
         reconciler: None,
+        catalog_watch: None,
     };
     let outcome = if plan_only {
         plan_only_cycle(ctx, source, &mut report, baseline).await
@@ -169,6 +173,24 @@ pub async fn run(
     report
 }
 
+/// The fleet's remote catalogs with an `interval`, and the digest of what this cycle verified.
+fn catalog_watch(loaded: &ops::Loaded) -> Vec<super::trigger::CatalogWatch> {
+    loaded
+        .fleet
+        .catalog_sources
+        .iter()
+        .filter_map(|(name, c)| {
+            let interval = c.spec.interval?.0;
+            let crate::catalog::CatalogLocation::Url(url) = crate::catalog::CatalogLocation::parse(&c.spec.url).ok()?
+            else {
+                return None;
+            };
+            let seen = loaded.catalogs.get(name)?.digest();
+            Some(super::trigger::CatalogWatch { source: name.to_string(), url, interval, seen })
+        })
+        .collect()
+}
+
 fn note_plan(report: &mut CycleReport, plan: &Plan, requeue_at: Option<DateTime<Utc>>) {
     report.commit = plan.fingerprints.source.get("commit").and_then(|c| c.as_str()).map(str::to_string);
     report.catalogs = plan.fingerprints.catalogs.iter().map(|c| (c.source.clone(), c.serial)).collect();
@@ -186,6 +208,7 @@ async fn plan_only_cycle(
     let mut planned = ops::plan(ctx, source).await?;
     report.drift = super::drift::classify(&mut planned.plan, &planned.loaded.fleet, baseline);
     report.reconciler = planned.loaded.fleet.reconciler.clone();
+    report.catalog_watch = Some(catalog_watch(&planned.loaded));
     note_plan(report, &planned.plan, planned.requeue_at);
     report.pending = planned.plan.applicable().count();
     report.result = if report.pending > 0 {
@@ -210,6 +233,7 @@ async fn apply_cycle(
     let loaded = prepared.loaded().clone();
     report.drift = super::drift::classify(&mut prepared.plan, &loaded.fleet, baseline);
     report.reconciler = loaded.fleet.reconciler.clone();
+    report.catalog_watch = Some(catalog_watch(&loaded));
     if !held.is_empty() {
         let hold = |product: &str, platform: &str| {
             held.get(&(product.to_string(), platform.to_string())).map(|why| {

@@ -3,7 +3,7 @@
 //! module of its own:
 //!
 //! - [`trigger`]: what wakes the loop (polling with jitter, the refs of a local repository,
-//!   webhooks, `POST /reconcile`);
+//!   remote catalogs fetched at their interval, webhooks, `POST /reconcile`);
 //! - the scheduler ([`Daemon::run`]): one cycle at a time, wake-ups during a cycle merged into
 //!   the next; it also wakes when a waiting change opens (the cycle's `requeue_at`), no sooner;
 //! - [`error_policy`]: backoff after failures, Stalled after repeated ones;
@@ -135,6 +135,7 @@ pub struct Daemon {
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     _watcher: Option<::notify::RecommendedWatcher>,
     poller: Option<tokio::task::JoinHandle<()>>,
+    catalogs: (tokio::sync::watch::Sender<Vec<trigger::CatalogWatch>>, tokio::task::JoinHandle<()>),
     interval: Arc<std::sync::atomic::AtomicU64>,
     sent: std::sync::Mutex<notify::Sent>,
 }
@@ -193,6 +194,8 @@ impl Daemon {
             options.interval.unwrap_or(DEFAULT_INTERVAL).as_millis().try_into().unwrap_or(u64::MAX),
         ));
         let poller = Some(tokio::spawn(trigger::poll(tx.clone(), interval.clone(), options.jitter)));
+        let (watch_tx, watch_rx) = tokio::sync::watch::channel(Vec::new());
+        let catalogs = (watch_tx, tokio::spawn(trigger::watch_catalogs(tx.clone(), watch_rx, options.jitter)));
         // The first cycle runs at once.
         let _ = tx.try_send(Trigger::Startup);
         Ok(Daemon {
@@ -205,6 +208,7 @@ impl Daemon {
             stop_server,
             _watcher: watcher,
             poller,
+            catalogs,
             interval,
             sent: std::sync::Mutex::new(notify::Sent::default()),
         })
@@ -329,6 +333,15 @@ impl Daemon {
             }
         }
         let stalled = policy.stalled().map(str::to_string);
+        if let Some(watch) = &report.catalog_watch {
+            self.catalogs.0.send_if_modified(|w| {
+                let changed = w != watch;
+                if changed {
+                    w.clone_from(watch);
+                }
+                changed
+            });
+        }
         if let Some(spec) = &report.reconciler {
             // The fleet's interval, unless the host fixed one.
             if let (None, Some(i)) = (self.options.interval, spec.interval) {
@@ -360,6 +373,7 @@ impl Daemon {
         if let Some(p) = self.poller.take() {
             p.abort();
         }
+        self.catalogs.1.abort();
         if let Some(stop) = self.stop_server.take() {
             let _ = stop.send(());
         }

@@ -33,6 +33,8 @@ pub enum Trigger {
     Requeue,
     /// A retry after a failed cycle.
     Retry,
+    /// A remote catalog changed (its bytes differ from those the last cycle verified).
+    Catalog,
 }
 
 impl Trigger {
@@ -46,13 +48,14 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Requeue => "requeue",
             Trigger::Retry => "retry",
+            Trigger::Catalog => "catalog",
         }
     }
 
     /// Whether the trigger says something changed outside (it runs even while the error policy
     /// holds retries back).
     pub fn is_news(self) -> bool {
-        matches!(self, Trigger::Watch | Trigger::Webhook | Trigger::Manual | Trigger::Startup)
+        matches!(self, Trigger::Watch | Trigger::Webhook | Trigger::Manual | Trigger::Startup | Trigger::Catalog)
     }
 }
 
@@ -149,5 +152,80 @@ mod tests {
         assert!(samples.iter().all(|d| *d >= Duration::from_millis(55_500) && *d <= Duration::from_millis(64_500)));
         assert!(samples.iter().any(|d| *d != samples[0]), "no variation");
         assert_eq!(jittered(base, 0.0), base);
+    }
+}
+
+/// A remote catalog the daemon fetches between cycles: the CatalogSource's `interval`, and the
+/// digest of the bytes the last cycle verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogWatch {
+    /// The CatalogSource.
+    pub source: String,
+    /// The catalog's URL.
+    pub url: url::Url,
+    /// How often it is fetched.
+    pub interval: Duration,
+    /// SHA-256 of the catalog the last cycle verified.
+    pub seen: crate::vocab::Sha256,
+}
+
+/// Fetches each watched catalog at its interval (± `jitter`) and sends [`Trigger::Catalog`] when
+/// its bytes are not those the last cycle verified — once per new content, so a catalog that
+/// the cycle then refuses (a bad signature, a rollback) does not wake the loop again and again.
+/// Only a wake-up: the cycle fetches and verifies the catalog itself. The list is replaced after
+/// each cycle that read the fleet.
+pub async fn watch_catalogs(
+    tx: mpsc::Sender<Trigger>,
+    mut list: tokio::sync::watch::Receiver<Vec<CatalogWatch>>,
+    jitter: f64,
+) {
+    use std::collections::HashMap;
+    let mut due: HashMap<url::Url, tokio::time::Instant> = HashMap::new();
+    let mut woke_for: HashMap<url::Url, crate::vocab::Sha256> = HashMap::new();
+    loop {
+        let watched = list.borrow_and_update().clone();
+        let now = tokio::time::Instant::now();
+        due.retain(|u, _| watched.iter().any(|w| &w.url == u));
+        for w in &watched {
+            due.entry(w.url.clone()).or_insert_with(|| now + jittered(w.interval, jitter));
+        }
+        let next = due.values().min().copied();
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = list.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = sleep => {}
+        }
+        let now = tokio::time::Instant::now();
+        for w in &watched {
+            if due.get(&w.url).is_some_and(|at| *at <= now) {
+                due.insert(w.url.clone(), now + jittered(w.interval, jitter));
+                match crate::http::get_capped(&w.url, crate::catalog::MAX_CATALOG_BYTES).await {
+                    Ok(Some(bytes)) => {
+                        let digest = crate::vocab::Sha256::digest(&bytes);
+                        if digest != w.seen && woke_for.get(&w.url) != Some(&digest) {
+                            tracing::info!(source = %w.source, sha256 = %digest, "the catalog changed; reconciling");
+                            woke_for.insert(w.url.clone(), digest);
+                            if tx.send(Trigger::Catalog).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::warn!(source = %w.source, url = %crate::http::redact(&w.url), "the catalog is gone (404)")
+                    }
+                    Err(e) => tracing::warn!(source = %w.source, error = %e, "cannot fetch the catalog"),
+                }
+            }
+        }
     }
 }

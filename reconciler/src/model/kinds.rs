@@ -579,6 +579,11 @@ pub struct CatalogSourceSpec {
     /// Refuse a catalog issued longer ago than this, such as `30d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<Duration>,
+    /// For a catalog at an `https://` or `http://` URL: how often `patchops run` fetches it
+    /// between cycles, such as `10m`, to reconcile as soon as the publisher signs a new serial
+    /// (verified as every cycle verifies it). Left out, the catalog is read at each cycle only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -840,6 +840,21 @@ fn check_catalog_source(c: &Parsed<CatalogSourceSpec>, diags: &mut Vec<Diagnosti
             }
         }
     }
+    if let Some(interval) = spec.interval {
+        let remote = matches!(
+            crate::catalog::CatalogLocation::parse(&spec.url),
+            Ok(crate::catalog::CatalogLocation::Url(u)) if matches!(u.scheme(), "https" | "http")
+        );
+        if !remote {
+            diags.push(
+                c.diag_value("spec.interval", "an interval applies to a catalog fetched from an https:// or http:// URL")
+                    .help("a catalog in the repository or on disk changes with commits, which the daemon already watches; remove `interval`"),
+            );
+        } else if interval.0 < std::time::Duration::from_secs(1) {
+            diags
+                .push(c.diag_value("spec.interval", "the interval is shorter than one second").help("use `10m` or so"));
+        }
+    }
     keys
 }
 

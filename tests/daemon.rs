@@ -258,6 +258,14 @@ fn metrics_parse_with_the_prometheus_client_library_and_sigterm_stops_cleanly() 
         "patchops_actions_total{platform=\"intune-prod\",action=\"publish\",result=\"succeeded\"} ",
     );
     common::assert_contains(&text, "patchops_catalog_serial{source=\"vendor\"} 1");
+    // Every Graph request of the cycle, per platform and outcome; the targets' conditions.
+    let ok_requests = text
+        .lines()
+        .find_map(|l| l.strip_prefix("patchops_platform_requests_total{platform=\"intune-prod\",outcome=\"ok\"} "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(ok_requests.is_some_and(|n| n >= 3), "{text}");
+    common::assert_contains(&text, "patchops_conditions{type=\"Ready\"} ");
+    common::assert_contains(&text, "patchops_suspended_objects 0");
     // An independent parser: Prometheus's Python client (PyPI `prometheus-client`).
     let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nnames = sorted(f.name for f in p(sys.stdin.read()))\nprint(' '.join(names))\n";
     let mut py = Command::new("python3")
@@ -276,7 +284,15 @@ fn metrics_parse_with_the_prometheus_client_library_and_sigterm_stops_cleanly() 
     );
     assert!(out.status.success(), "the exposition does not parse: {err}\n{text}");
     let names = String::from_utf8_lossy(&out.stdout);
-    for family in ["patchops_cycle_duration_seconds", "patchops_cycles", "patchops_actions", "patchops_ready"] {
+    for family in [
+        "patchops_cycle_duration_seconds",
+        "patchops_cycles",
+        "patchops_actions",
+        "patchops_ready",
+        "patchops_platform_requests",
+        "patchops_conditions",
+        "patchops_suspended_objects",
+    ] {
         assert!(names.split_whitespace().any(|n| n == family), "{family} missing from {names}");
     }
 

@@ -601,3 +601,23 @@ async fn a_tenant_told_to_refuse_secrets_refuses_even_the_right_one() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_request_is_counted_per_platform_with_throttling_apart() {
+    // Every second request is throttled (429 with Retry-After: 1); the retry layer waits it
+    // out and counts each attempt.
+    let (_dir, base) = start(EmulatorOptions { throttle_every: Some(2), ..EmulatorOptions::default() }).await;
+    let stats = std::sync::Arc::new(reconciler::platform::retry::RequestStats::default());
+    let policy = RetryPolicy { attempts: 4, base: Duration::from_millis(10), max: Duration::from_secs(2) };
+    let c = client(&base).with_retry(policy).with_request_stats(stats.clone());
+    c.observe().await.expect("observe succeeds once the throttling is waited out");
+    c.observe().await.expect("and again");
+    let counts = stats.snapshot();
+    let count = |outcome| counts.get(&("intune-test".to_string(), outcome)).copied().unwrap_or(0);
+    use reconciler::platform::retry::Outcome;
+    assert!(count(Outcome::Throttled) >= 1, "{counts:?}");
+    assert!(count(Outcome::Ok) >= 2, "{counts:?}");
+    assert_eq!(count(Outcome::Transient) + count(Outcome::Failed), 0, "{counts:?}");
+    // Each throttled attempt was retried: as many answers as throttles came after them.
+    assert!(count(Outcome::Ok) >= count(Outcome::Throttled), "{counts:?}");
+}

@@ -22,6 +22,7 @@ pub struct Context {
     harness: Harness,
     progress: Option<Arc<dyn crate::content::Progress>>,
     retry: platform::retry::RetryPolicy,
+    requests: Arc<platform::retry::RequestStats>,
 }
 
 impl std::fmt::Debug for Context {
@@ -34,7 +35,15 @@ impl Context {
     /// A context on `state`, reading secrets through `secrets`, on the system clock.
     pub fn new(state: StateDir, secrets: Secrets) -> Context {
         let clock = state.clock().clone();
-        Context { state, secrets, clock, harness: Harness::new(), progress: None, retry: Default::default() }
+        Context {
+            state,
+            secrets,
+            clock,
+            harness: Harness::new(),
+            progress: None,
+            retry: Default::default(),
+            requests: Default::default(),
+        }
     }
 
     /// Runs on `clock` (the state directory's records are time-stamped with it too).
@@ -70,6 +79,11 @@ impl Context {
         &self.secrets
     }
 
+    /// Every platform request's outcome so far, per platform.
+    pub fn requests(&self) -> &platform::retry::RequestStats {
+        &self.requests
+    }
+
     /// The clock.
     pub fn clock(&self) -> &SharedClock {
         &self.clock
@@ -100,7 +114,13 @@ impl Context {
 
     /// What clients are built with.
     pub fn client_env(&self) -> ClientEnv<'_> {
-        ClientEnv { secrets: &self.secrets, clock: &self.clock, state: &self.state, retry: self.retry }
+        ClientEnv {
+            secrets: &self.secrets,
+            clock: &self.clock,
+            state: &self.state,
+            retry: self.retry,
+            requests: &self.requests,
+        }
     }
 
     /// The client of a fleet Platform; an embedded one is reached through the harness.

@@ -6,6 +6,10 @@
 //! - `patchops_waiting_changes`, `patchops_denied_changes`, `patchops_drifted_objects`;
 //! - `patchops_catalog_serial{source}`;
 //! - `patchops_consecutive_failures`, `patchops_stalled` (0 or 1), `patchops_ready` (0 or 1);
+//! - `patchops_conditions{type}` (targets per condition type: Ready, Reconciling, Waiting,
+//!   Suspended, Stalled, Drifted) and `patchops_suspended_objects`;
+//! - `patchops_platform_requests_total{platform,outcome}` (`ok`, `throttled` — a 429 —,
+//!   `transient`, `failed`): every request the clients sent, retries included;
 //! - `patchops_webhook_deliveries_total{provider,result}`, `patchops_git_fetch_failures_total`.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -36,6 +40,17 @@ struct SourceLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    platform: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    r#type: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     provider: String,
     result: String,
@@ -59,6 +74,11 @@ pub struct Metrics {
     ready: Gauge,
     deliveries: Family<DeliveryLabels, Counter>,
     fetch_failures: Counter,
+    requests: Family<RequestLabels, Counter>,
+    /// The request counts already added to `requests` (the context keeps running totals).
+    requests_counted: std::sync::Mutex<std::collections::BTreeMap<(String, crate::platform::retry::Outcome), u64>>,
+    conditions: Family<ConditionLabels, Gauge>,
+    suspended: Gauge,
 }
 
 fn cycle_histogram() -> Histogram {
@@ -85,6 +105,16 @@ impl Metrics {
         let catalog_serial = Family::<SourceLabels, Gauge>::default();
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let fetch_failures = Counter::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let conditions = Family::<ConditionLabels, Gauge>::default();
+        let suspended = Gauge::default();
+        registry.register(
+            "platform_requests",
+            "Requests sent to platforms, by platform and outcome (ok, throttled, transient, failed)",
+            requests.clone(),
+        );
+        registry.register("conditions", "Targets (product, platform, ring) per condition type", conditions.clone());
+        registry.register("suspended_objects", "Targets held back by patchops suspend", suspended.clone());
         registry.register("cycle_duration_seconds", "Duration of reconcile cycles", cycle_duration.clone());
         registry.register("cycles", "Reconcile cycles run", cycles.clone());
         registry.register("actions", "Actions applied, by platform, action and result", actions.clone());
@@ -119,6 +149,33 @@ impl Metrics {
             ready,
             deliveries,
             fetch_failures,
+            requests,
+            requests_counted: std::sync::Mutex::default(),
+            conditions,
+            suspended,
+        }
+    }
+
+    /// Brings the request counters up to the context's running totals.
+    pub fn requests(&self, totals: &std::collections::BTreeMap<(String, crate::platform::retry::Outcome), u64>) {
+        let Ok(mut counted) = self.requests_counted.lock() else { return };
+        for ((platform, outcome), n) in totals {
+            let before = counted.insert((platform.clone(), *outcome), *n).unwrap_or(0);
+            let labels = RequestLabels { platform: platform.clone(), outcome: outcome.as_str().into() };
+            self.requests.get_or_create(&labels).inc_by(n.saturating_sub(before));
+        }
+    }
+
+    /// Sets the condition gauges from the targets' conditions.
+    pub fn conditions(&self, targets: &[super::status::TargetState]) {
+        let mut by_type: std::collections::BTreeMap<&str, i64> =
+            ["Ready", "Reconciling", "Waiting", "Suspended", "Stalled", "Drifted"].iter().map(|t| (*t, 0)).collect();
+        for t in targets {
+            *by_type.entry(t.condition.kind.as_str()).or_default() += 1;
+        }
+        self.suspended.set(by_type.get("Suspended").copied().unwrap_or(0));
+        for (kind, n) in by_type {
+            self.conditions.get_or_create(&ConditionLabels { r#type: kind.into() }).set(n);
         }
     }
 

@@ -366,7 +366,10 @@ impl Daemon {
             seconds = report.duration_seconds,
             "cycle done"
         );
-        self.shared.status.write().await.record(report, policy.failures(), stalled.as_deref());
+        self.shared.metrics.requests(&self.ctx.requests().snapshot());
+        let mut status = self.shared.status.write().await;
+        status.record(report, policy.failures(), stalled.as_deref());
+        self.shared.metrics.conditions(&status.targets);
     }
 
     async fn stop(&mut self) {

@@ -188,6 +188,7 @@ mod tests {
                 operation: "observe".into(),
                 reason: "503".into(),
                 retry_after: None,
+                throttled: false,
             }]),
             OpsError::Refused(ApplyRefusal::MassRetire(vec![MassRetire {
                 platform,

@@ -17,6 +17,8 @@ pub struct ClientEnv<'a> {
     pub state: &'a crate::state::StateDir,
     /// How transient request failures are retried.
     pub retry: super::retry::RetryPolicy,
+    /// Where each request's outcome is counted.
+    pub requests: &'a std::sync::Arc<super::retry::RequestStats>,
 }
 
 /// Where an `endpoint: embedded` Platform's service answers: a base URL on loopback (and, for
@@ -83,7 +85,8 @@ fn connect_intune(
     let client = intune::IntuneClient::new(name.clone(), graph)?
         .with_script_signing(scripts)
         .with_clock(env.clock.clone())
-        .with_retry(env.retry);
+        .with_retry(env.retry)
+        .with_request_stats(env.requests.clone());
     Ok(Box::new(match sign_in {
         Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &authority, &s.tenant, s.credential)?),
         // The embedded tenant without app registrations needs no token; a real one does.
@@ -241,7 +244,8 @@ pub fn connect_wsus(
         .with_script_signing(script_signing(platform, env)?)
         .with_retire(settings.retire)
         .with_clock(env.clock.clone())
-        .with_retry(env.retry))
+        .with_retry(env.retry)
+        .with_request_stats(env.requests.clone()))
 }
 
 /// The ConfigMgr client: the AdminService at the endpoint URL (or the embedded site) and the
@@ -285,7 +289,8 @@ pub fn connect_configmgr(
     let client = configmgr::ConfigMgrClient::new(name, base, share)?
         .with_script_signing(scripts)
         .with_clock(env.clock.clone())
-        .with_retry(env.retry);
+        .with_retry(env.retry)
+        .with_request_stats(env.requests.clone());
     Ok(match (user, password) {
         (Some(u), Some(p)) => client.with_account(u, p),
         _ => client,

@@ -317,6 +317,9 @@ pub enum PlatformError {
         reason: String,
         /// How long the platform asked us to wait.
         retry_after: Option<std::time::Duration>,
+        /// The platform throttled the request (`429 Too Many Requests`), as opposed to failing
+        /// (a `5xx`, a dropped connection).
+        throttled: bool,
     },
     /// The platform refused the request: retrying the same request cannot help.
     #[error("platform `{platform}`: {operation} was refused ({status}): {message}")]

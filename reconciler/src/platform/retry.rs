@@ -36,46 +36,144 @@ impl RetryPolicy {
     }
 }
 
-/// Runs `op`, retrying transient platform errors.
+/// What one request came to, as counted per platform (`patchops_platform_requests_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// Answered.
+    Ok,
+    /// Throttled (`429`): retried after the platform's `Retry-After`.
+    Throttled,
+    /// A `5xx` or a dropped connection: retried.
+    Transient,
+    /// Refused, or failed in a way retrying cannot help.
+    Failed,
+}
+
+impl Outcome {
+    /// As written in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Throttled => "throttled",
+            Outcome::Transient => "transient",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    fn of<T>(result: &Result<T, &PlatformError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(PlatformError::Transient { throttled: true, .. }) => Outcome::Throttled,
+            Err(PlatformError::Transient { .. }) => Outcome::Transient,
+            Err(_) => Outcome::Failed,
+        }
+    }
+}
+
+/// Every request's outcome, counted per platform, for the life of a context (the daemon turns
+/// them into metrics). Shared by the context's clients.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    counts: std::sync::Mutex<std::collections::BTreeMap<(String, Outcome), u64>>,
+}
+
+impl RequestStats {
+    fn record(&self, platform: &str, outcome: Outcome) {
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry((platform.to_string(), outcome)).or_default() += 1;
+        }
+    }
+
+    /// The counts so far, by (platform, outcome).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<(String, Outcome), u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// A client's view of the retry layer: the policy, and where its requests are counted.
+#[derive(Debug, Clone, Default)]
+pub struct Requests {
+    policy: RetryPolicy,
+    stats: Option<std::sync::Arc<RequestStats>>,
+    platform: String,
+}
+
+impl Requests {
+    /// Requests of `platform`, retried by `policy`, counted in `stats`.
+    pub fn new(policy: RetryPolicy, stats: std::sync::Arc<RequestStats>, platform: &str) -> Requests {
+        Requests { policy, stats: Some(stats), platform: platform.to_string() }
+    }
+
+    /// The same, retried by `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Requests {
+        self.policy = policy;
+        self
+    }
+
+    /// The same, counted in `stats` as `platform`'s.
+    #[must_use]
+    pub fn counted(mut self, stats: std::sync::Arc<RequestStats>, platform: &str) -> Requests {
+        self.stats = Some(stats);
+        self.platform = platform.to_string();
+        self
+    }
+
+    /// Runs `op` — one request — retrying transient platform errors, counting each attempt.
+    pub async fn send<T, F, Fut>(&self, op: F) -> Result<T, PlatformError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, PlatformError>>,
+    {
+        self.send_with(op, |e| Some(e)).await
+    }
+
+    /// [`Requests::send`] for an operation whose error may hold a platform error (`as_platform`
+    /// finds it; other errors are neither retried nor counted as the platform's).
+    pub async fn send_with<T, E, F, Fut>(
+        &self,
+        mut op: F,
+        as_platform: fn(&E) -> Option<&PlatformError>,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let result = op().await;
+            let platform_error = match &result {
+                Ok(_) => Some(Ok(())),
+                Err(e) => as_platform(e).map(Err),
+            };
+            if let (Some(stats), Some(r)) = (&self.stats, &platform_error) {
+                stats.record(&self.platform, Outcome::of(r));
+            }
+            let retry_after = match platform_error {
+                Some(Err(PlatformError::Transient { retry_after, .. })) => Some(*retry_after),
+                _ => None,
+            };
+            match (result, retry_after) {
+                (Err(e), Some(retry_after)) if attempt < self.policy.attempts => {
+                    let wait = self.policy.wait(attempt, retry_after);
+                    tracing::warn!(error = %e, attempt, wait = ?wait, "transient platform error; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+}
+
+/// Runs `op`, retrying transient platform errors (not counted anywhere).
 pub async fn retry<T, F, Fut>(policy: RetryPolicy, op: F) -> Result<T, PlatformError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, PlatformError>>,
 {
-    retry_when(policy, op, |e| match e {
-        PlatformError::Transient { retry_after, .. } => Some(*retry_after),
-        _ => None,
-    })
-    .await
-}
-
-/// Runs `op`, retrying the errors `transient` picks (it returns the platform's `Retry-After`,
-/// if any, for those).
-pub async fn retry_when<T, E, F, Fut>(
-    policy: RetryPolicy,
-    mut op: F,
-    transient: impl Fn(&E) -> Option<Option<Duration>>,
-) -> Result<T, E>
-where
-    E: std::fmt::Display,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Err(e) if attempt < policy.attempts => match transient(&e) {
-                Some(retry_after) => {
-                    let wait = policy.wait(attempt, retry_after);
-                    tracing::warn!(error = %e, attempt, wait = ?wait, "transient platform error; retrying");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                None => return Err(e),
-            },
-            other => return other,
-        }
-    }
+    Requests { policy, ..Requests::default() }.send(op).await
 }
 
 #[cfg(test)]
@@ -101,6 +199,7 @@ mod tests {
             operation: "op".into(),
             reason: "503".into(),
             retry_after: None,
+            throttled: false,
         };
         let r: Result<(), _> = retry(p, || async {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

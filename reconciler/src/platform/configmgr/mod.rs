@@ -80,7 +80,7 @@ pub struct ConfigMgrClient {
     /// Applications by CI_ID from the last listing or this client's own changes.
     known: Mutex<BTreeMap<String, Application>>,
     clock: crate::clock::SharedClock,
-    retry: super::retry::RetryPolicy,
+    requests: super::retry::Requests,
 }
 
 impl ConfigMgrClient {
@@ -99,7 +99,7 @@ impl ConfigMgrClient {
             scope: tokio::sync::OnceCell::new(),
             known: Mutex::new(BTreeMap::new()),
             clock: crate::clock::SharedClock::default(),
-            retry: super::retry::RetryPolicy::default(),
+            requests: super::retry::Requests::default(),
         })
     }
 
@@ -113,7 +113,14 @@ impl ConfigMgrClient {
     /// Retries transient failures of each request with `policy` (the one retry layer).
     #[must_use]
     pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
-        self.retry = policy;
+        self.requests = self.requests.with_policy(policy);
+        self
+    }
+
+    /// Counts each request's outcome in `stats` (per platform: the daemon's metrics).
+    #[must_use]
+    pub fn with_request_stats(mut self, stats: std::sync::Arc<super::retry::RequestStats>) -> Self {
+        self.requests = self.requests.counted(stats, self.name.as_str());
         self
     }
 
@@ -149,13 +156,14 @@ impl ConfigMgrClient {
         if req.try_clone().is_none() {
             return self.send_once(operation, req).await;
         }
-        super::retry::retry(self.retry, || async {
-            match req.try_clone() {
-                Some(attempt) => self.send_once(operation, attempt).await,
-                None => Err(self.failed(operation, "the request cannot be sent again")),
-            }
-        })
-        .await
+        self.requests
+            .send(|| async {
+                match req.try_clone() {
+                    Some(attempt) => self.send_once(operation, attempt).await,
+                    None => Err(self.failed(operation, "the request cannot be sent again")),
+                }
+            })
+            .await
     }
 
     /// One AdminService request (see [`ConfigMgrClient::send`], which retries it).
@@ -169,6 +177,7 @@ impl ConfigMgrClient {
             operation: operation.into(),
             reason,
             retry_after: None,
+            throttled: false,
         };
         let resp = req.send().await.map_err(|e| transient(e.without_url().to_string()))?;
         let status = resp.status();
@@ -196,6 +205,7 @@ impl ConfigMgrClient {
                 operation: operation.into(),
                 reason: format!("{status}: {message}"),
                 retry_after,
+                throttled: status.as_u16() == 429,
             });
         }
         let account = self.account.as_ref().map_or("the anonymous caller", |(u, _)| u.as_str());

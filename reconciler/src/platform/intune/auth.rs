@@ -262,6 +262,7 @@ impl TokenSource {
                 operation: "getting a token".into(),
                 reason: e.without_url().to_string(),
                 retry_after: None,
+                throttled: false,
             })?;
         let status = resp.status();
         let json: serde_json::Value = resp.json().await.unwrap_or_default();

@@ -63,7 +63,7 @@ pub struct IntuneClient {
     auth: Option<std::sync::Arc<auth::TokenSource>>,
     scripts: ScriptSigning,
     clock: crate::clock::SharedClock,
-    retry: super::retry::RetryPolicy,
+    requests: super::retry::Requests,
 }
 
 pub use super::{Delivered, ScriptSigning};
@@ -84,7 +84,7 @@ impl IntuneClient {
             auth: None,
             scripts: ScriptSigning::Unsigned,
             clock: crate::clock::SharedClock::default(),
-            retry: super::retry::RetryPolicy::default(),
+            requests: super::retry::Requests::default(),
         })
     }
 
@@ -98,7 +98,14 @@ impl IntuneClient {
     /// Retries transient failures of each request with `policy` (the one retry layer).
     #[must_use]
     pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
-        self.retry = policy;
+        self.requests = self.requests.with_policy(policy);
+        self
+    }
+
+    /// Counts each request's outcome in `stats` (per platform: the daemon's metrics).
+    #[must_use]
+    pub fn with_request_stats(mut self, stats: std::sync::Arc<super::retry::RequestStats>) -> Self {
+        self.requests = self.requests.counted(stats, self.name.as_str());
         self
     }
 
@@ -143,13 +150,14 @@ impl IntuneClient {
         if req.try_clone().is_none() {
             return self.send_once(operation, req, allow_404).await;
         }
-        super::retry::retry(self.retry, || async {
-            match req.try_clone() {
-                Some(attempt) => self.send_once(operation, attempt, allow_404).await,
-                None => Err(self.failed(operation, "the request cannot be sent again")),
-            }
-        })
-        .await
+        self.requests
+            .send(|| async {
+                match req.try_clone() {
+                    Some(attempt) => self.send_once(operation, attempt, allow_404).await,
+                    None => Err(self.failed(operation, "the request cannot be sent again")),
+                }
+            })
+            .await
     }
 
     /// Sends a request once and maps Graph's answers: 2xx → body, 429/5xx/transport →
@@ -165,6 +173,7 @@ impl IntuneClient {
             operation: operation.to_string(),
             reason,
             retry_after,
+            throttled: false,
         };
         let retry = req.try_clone();
         let resp =
@@ -208,7 +217,13 @@ impl IntuneClient {
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
             .unwrap_or_else(|| body.chars().take(300).collect());
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(transient(format!("{status}: {message}"), retry_after));
+            return Err(PlatformError::Transient {
+                platform: self.name.clone(),
+                operation: operation.to_string(),
+                reason: format!("{status}: {message}"),
+                retry_after,
+                throttled: status == reqwest::StatusCode::TOO_MANY_REQUESTS,
+            });
         }
         Err(PlatformError::Rejected {
             platform: self.name.clone(),
@@ -524,20 +539,20 @@ impl IntuneClient {
         if req.try_clone().is_none() {
             return self.send_blob_once(operation, req).await;
         }
-        super::retry::retry_when(
-            self.retry,
-            || async {
-                match req.try_clone() {
-                    Some(attempt) => self.send_blob_once(operation, attempt).await,
-                    None => Err(BlobError::Platform(self.failed(operation, "the request cannot be sent again"))),
-                }
-            },
-            |e| match e {
-                BlobError::Platform(PlatformError::Transient { retry_after, .. }) => Some(*retry_after),
-                _ => None,
-            },
-        )
-        .await
+        self.requests
+            .send_with(
+                || async {
+                    match req.try_clone() {
+                        Some(attempt) => self.send_blob_once(operation, attempt).await,
+                        None => Err(BlobError::Platform(self.failed(operation, "the request cannot be sent again"))),
+                    }
+                },
+                |e| match e {
+                    BlobError::Platform(p) => Some(p),
+                    BlobError::Expired => None,
+                },
+            )
+            .await
     }
 
     async fn send_blob_once(&self, operation: &str, req: reqwest::RequestBuilder) -> Result<(), BlobError> {
@@ -547,6 +562,7 @@ impl IntuneClient {
                 operation: operation.into(),
                 reason: e.without_url().to_string(),
                 retry_after: None,
+                throttled: false,
             })
         })?;
         let status = resp.status();
@@ -563,6 +579,7 @@ impl IntuneClient {
                 operation: operation.into(),
                 reason: status.to_string(),
                 retry_after: None,
+                throttled: status.as_u16() == 429,
             }
         } else {
             PlatformError::Rejected {

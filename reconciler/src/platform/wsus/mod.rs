@@ -80,7 +80,7 @@ pub struct WsusClient {
     /// The server's signing certificate, judged once before the first publish.
     signing_checked: tokio::sync::OnceCell<()>,
     clock: crate::clock::SharedClock,
-    retry: super::retry::RetryPolicy,
+    requests: super::retry::Requests,
 }
 
 /// The server's publishing facts (`patchops doctor`).
@@ -118,7 +118,7 @@ impl WsusClient {
             known: Mutex::new(BTreeMap::new()),
             signing_checked: tokio::sync::OnceCell::new(),
             clock: crate::clock::SharedClock::default(),
-            retry: super::retry::RetryPolicy::default(),
+            requests: super::retry::Requests::default(),
         }
     }
 
@@ -132,7 +132,14 @@ impl WsusClient {
     /// Retries transient failures of each request with `policy` (the one retry layer).
     #[must_use]
     pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
-        self.retry = policy;
+        self.requests = self.requests.with_policy(policy);
+        self
+    }
+
+    /// Counts each request's outcome in `stats` (per platform: the daemon's metrics).
+    #[must_use]
+    pub fn with_request_stats(mut self, stats: std::sync::Arc<super::retry::RequestStats>) -> Self {
+        self.requests = self.requests.counted(stats, self.name.as_str());
         self
     }
 
@@ -166,11 +173,18 @@ impl WsusClient {
         let delivered = self.scripts.deliver(script).await.map_err(|e| self.failed(&operation, e))?;
         let script_name = format!("patchops-{}.ps1", request.operation());
         // A transport that could not reach the server is retried (each attempt stages afresh).
-        let output = super::retry::retry(self.retry, || {
-            let id = uuid::Uuid::new_v4().to_string();
-            self.transport.run(Run { id, script_name: &script_name, script: delivered.text(), files: files.clone() })
-        })
-        .await?;
+        let output = self
+            .requests
+            .send(|| {
+                let id = uuid::Uuid::new_v4().to_string();
+                self.transport.run(Run {
+                    id,
+                    script_name: &script_name,
+                    script: delivered.text(),
+                    files: files.clone(),
+                })
+            })
+            .await?;
         let result = output
             .stdout
             .lines()

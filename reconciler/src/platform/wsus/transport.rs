@@ -75,6 +75,7 @@ impl HttpTransport {
             operation: operation.into(),
             reason,
             retry_after: None,
+            throttled: false,
         }
     }
 
@@ -136,7 +137,13 @@ impl Transport for HttpTransport {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| self.transient("running the script", e.without_url().to_string()))?;
         if status.is_server_error() || status.as_u16() == 429 {
-            return Err(self.transient("running the script", format!("{status}: {text}")));
+            return Err(PlatformError::Transient {
+                platform: self.platform.clone(),
+                operation: "running the script".into(),
+                reason: format!("{status}: {text}"),
+                retry_after: None,
+                throttled: status.as_u16() == 429,
+            });
         }
         if !status.is_success() {
             return Err(PlatformError::Rejected {
@@ -226,6 +233,7 @@ impl SshTransport {
                 operation: what.into(),
                 reason: message,
                 retry_after: None,
+                throttled: false,
             }
         } else {
             PlatformError::Failed { platform: self.platform.clone(), operation: what.into(), cause: message.into() }

@@ -722,3 +722,131 @@ fn a_new_catalog_serial_at_a_remote_url_is_fetched_at_its_interval_and_applied()
     assert_eq!(woke[1]["result"], "applied", "{:#?}", woke[1]);
     assert_eq!(tenant_apps(repo.path()), vec![v("3.0", &["sg-broad", "sg-pilot"])]);
 }
+
+/// A small deterministic generator (xorshift64*), so that a failing soak can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// The app ids on the emulated tenant.
+fn app_ids(daemon: &Daemon) -> Vec<String> {
+    let base = emulator_url(daemon);
+    daemon.rt.block_on(async {
+        let list: Value =
+            reqwest::get(format!("{base}beta/deviceAppManagement/mobileApps")).await.unwrap().json().await.unwrap();
+        list["value"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
+    })
+}
+
+#[test]
+fn a_bounded_soak_of_random_commits_and_drift_ends_converged_without_duplicates() {
+    const STEPS: usize = 60;
+    const MIN_CYCLES: usize = 200;
+    let seed = 0x5eed_2026_1202_u64;
+    let mut rng = Rng(seed);
+    let (repo, _key) = drift_fleet("{ mode: correct }");
+    // The state directory and the download cache change under `git add -A` while cycles run.
+    repo.write(".gitignore", ".patchops/\n.test-cache/\n");
+    repo.commit("ignore the state directory");
+    let product = |name: &str, id: &str, version: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: {name}\nspec:\n  product: {id}\n  version: \"{version}\"\n  targets:\n    - platform: intune-prod\n")
+    };
+    let mut daemon =
+        Daemon::start(repo.path(), &["--interval", "1h", "--token", "env:T", "--history", "1000"], &[("T", "t")]);
+    daemon.wait_for("the first cycle", |h| !h.is_empty());
+    let (mut app_version, mut tool) = ("latest", false);
+    let started = Instant::now();
+    let mut step_log = Vec::new();
+    for step in 0..STEPS {
+        let what = rng.below(6);
+        match what {
+            // A commit pinning the app to another version (an update or a downgrade).
+            0 | 1 => {
+                app_version = ["1.0", "2.0", "latest"][rng.below(3) as usize];
+                repo.write("fleet/products/app.yaml", product("app", "vendor.app", app_version));
+                repo.commit(&format!("step {step}: app at {app_version}"));
+            }
+            // A commit adding or removing the tool (a publish or a retire).
+            2 => {
+                tool = !tool;
+                if tool {
+                    repo.write("fleet/products/tool.yaml", product("tool", "vendor.tool", "latest"));
+                } else {
+                    repo.remove("fleet/products/tool.yaml");
+                }
+                repo.commit(&format!("step {step}: tool {}", if tool { "added" } else { "removed" }));
+            }
+            // Drift: an administrator renames an app, or deletes one, in the portal.
+            3 | 4 => {
+                let ids = app_ids(&daemon);
+                if !ids.is_empty() {
+                    let id = &ids[rng.below(ids.len() as u64) as usize];
+                    let base = emulator_url(&daemon);
+                    daemon.rt.block_on(async {
+                        let url = format!("{base}beta/deviceAppManagement/mobileApps/{id}");
+                        let c = reqwest::Client::new();
+                        let r = if what == 3 {
+                            c.patch(&url)
+                                .json(&serde_json::json!({ "@odata.type": "#microsoft.graph.win32LobApp", "displayName": format!("renamed at step {step}") }))
+                                .send()
+                                .await
+                        } else {
+                            c.delete(&url).send().await
+                        };
+                        // A cycle may have replaced the app meanwhile: a 404 is drift that was not.
+                        let status = r.unwrap().status().as_u16();
+                        assert!(status < 300 || status == 404, "step {step}: {status}");
+                    });
+                }
+            }
+            // Someone asks for a cycle now.
+            _ => {
+                assert_eq!(daemon.post("/reconcile", &[("authorization", "Bearer t")], b"").0, 202);
+            }
+        }
+        step_log.push(what);
+        // Sometimes the next step comes at once (wake-ups merge); sometimes the fleet settles.
+        if rng.below(3) == 0 {
+            let n = daemon.history().len();
+            assert_eq!(daemon.post("/reconcile", &[("authorization", "Bearer t")], b"").0, 202);
+            daemon.wait_for("a cycle after the step", |h| h.len() > n);
+        }
+        assert!(started.elapsed() < Duration::from_secs(240), "the soak is taking too long (seed {seed:#x})");
+    }
+    // Manual cycles until there have been enough, each waited for.
+    while daemon.history().len() < MIN_CYCLES {
+        let n = daemon.history().len();
+        assert_eq!(daemon.post("/reconcile", &[("authorization", "Bearer t")], b"").0, 202);
+        daemon.wait_for("another cycle", |h| h.len() > n);
+        assert!(started.elapsed() < Duration::from_secs(300), "the soak is taking too long (seed {seed:#x})");
+    }
+    // Settled: a manual cycle that changes nothing and finds no drift.
+    daemon.wait_for("the fleet to settle", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    let last = reconcile_and_wait(&daemon);
+    assert_eq!(last["result"], "synced", "seed {seed:#x}, steps {step_log:?}: {last:#}");
+    assert!(last.get("drift").is_none(), "{last:#}");
+    let history = daemon.history();
+    assert!(history.len() >= MIN_CYCLES, "{} cycles", history.len());
+    let failed: Vec<&Value> = history.iter().filter(|c| c["result"] == "failed").collect();
+    assert!(failed.is_empty(), "seed {seed:#x}: failed cycles {failed:#?}");
+
+    // The tenant holds exactly the desired state: one app per product, both rings, no copies.
+    let app = if app_version == "latest" { "2.0" } else { app_version };
+    let mut expected = vec![v(app, &["sg-broad", "sg-pilot"])];
+    if tool {
+        expected.push(v("3.1", &["sg-broad", "sg-pilot"]));
+    }
+    expected.sort();
+    assert_eq!(tenant_apps(repo.path()), expected, "seed {seed:#x}, steps {step_log:?}");
+    assert_eq!(daemon.terminate(), 0, "{}", daemon.log());
+    // And an independent read-only plan agrees: nothing to do.
+    let plan = common::patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}

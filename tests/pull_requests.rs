@@ -101,6 +101,27 @@ fn one_retire_on_a_small_platform_does_not_trip_the_mass_retire_guard() {
     common::assert_contains(&run.stdout, "✓ retire vendor.tool on intune-prod");
 }
 
+#[test]
+fn replacing_the_only_product_on_a_platform_is_a_change_not_an_emptied_fleet() {
+    let (repo, _k) = fleet_repo(1);
+    for _ in 0..2 {
+        assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    }
+    // One commit swaps the platform's only product for another: 1 of 1 retired, 1 published.
+    repo.remove("fleet/products/app.yaml");
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("the tool instead of the app");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "the platform stays managed: {}", run.stderr);
+    let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ retire vendor.app on intune-prod / pilot");
+    common::assert_contains(&run.stdout, "✓ publish tool 3.1 on intune-prod / pilot");
+}
+
 // Item 8, in part: the audit stays true later.
 #[test]
 fn the_audit_names_the_version_a_retire_took_away_and_never_calls_an_old_commit_head() {

@@ -73,6 +73,9 @@ pub struct RunArgs {
     /// Stop after this many cycles (for scripts and benchmarks).
     #[arg(long, value_name = "N")]
     pub max_cycles: Option<u64>,
+    /// How many of the last cycles /history keeps (and /status's conditions come from).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub history: u16,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -169,6 +172,7 @@ pub async fn run(args: RunArgs) -> u8 {
     options.webhooks = webhooks;
     options.token = token;
     options.max_cycles = args.max_cycles;
+    options.history = usize::from(args.history);
     options.backoff.base = args.backoff;
     let daemon = match Daemon::start(Arc::new(ctx), options).await {
         Ok(d) => d,

@@ -8,12 +8,14 @@ use crate::plan::{self, Plan};
 use crate::platform::{self, Observed};
 
 /// The fewest objects a run must retire from a platform for the mass-retire guard to refuse it
-/// (unless it retires every managed object there): one retire on a small platform is a
-/// change, not an emptied fleet.
+/// (unless it empties the platform — retires every managed object there and publishes none):
+/// one retire on a small platform is a change, not an emptied fleet.
 pub const MIN_MASS_RETIRE_COUNT: usize = 3;
 
 /// Platforms where the plan would retire more than `share` of the managed objects: at least
-/// [`MIN_MASS_RETIRE_COUNT`] of them, or all of them.
+/// [`MIN_MASS_RETIRE_COUNT`] of them, or all of them while publishing nothing there (what an
+/// empty fleet does; a plan that retires the one object left and publishes another — its
+/// replacement, or a product whose object was deleted by hand — leaves the platform managed).
 pub(super) fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>, share: f64) -> Vec<MassRetire> {
     let mut out = Vec::new();
     for (name, o) in observed {
@@ -43,7 +45,10 @@ pub(super) fn mass_retire(plan: &Plan, observed: &BTreeMap<ObjectName, Observed>
                             .all(|g| retires.iter().filter(mine).any(|a| a.group.as_deref() == Some(g.group.as_str()))))
             })
             .count();
-        let enough = gone >= MIN_MASS_RETIRE_COUNT || gone == managed.len();
+        let publishes =
+            plan.applicable().any(|a| a.action == plan::ActionKind::Publish && &*a.platform == name.as_str());
+        let emptied = gone == managed.len() && !publishes;
+        let enough = gone >= MIN_MASS_RETIRE_COUNT || emptied;
         if gone > 0 && enough && (gone as f64) > share * managed.len() as f64 {
             out.push(MassRetire {
                 platform: name.clone(),

@@ -850,3 +850,133 @@ fn a_bounded_soak_of_random_commits_and_drift_ends_converged_without_duplicates(
     let plan = common::patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }
+
+#[test]
+fn drift_mode_off_neither_reports_nor_corrects_until_a_commit_changes_the_fleet() {
+    let (repo, _key) = drift_fleet("{ mode: off }");
+    let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch", "--token", "env:T"], &[("T", "t")]);
+    daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    let id = edit_app_by_hand(&daemon, serde_json::json!({ "displayName": "Renamed by hand" }));
+    let cycle = reconcile_and_wait(&daemon);
+    assert!(cycle.get("drift").is_none(), "off reports nothing: {cycle:#}");
+    assert_ne!(cycle["result"], "drifted", "{cycle:#}");
+    assert!(cycle["actions"].as_array().unwrap().is_empty(), "off changes nothing: {cycle:#}");
+    assert_eq!(app_field(&daemon, &id, "displayName"), "Renamed by hand");
+    let (_, metrics) = daemon.get("/metrics");
+    common::assert_contains(&metrics, "patchops_drifted_objects 0");
+}
+
+#[test]
+fn gitlab_azure_devops_and_generic_webhooks_wake_the_loop_only_when_verified() {
+    let (repo, _key) = fleet_repo(1);
+    let daemon = Daemon::start(
+        repo.path(),
+        &[
+            "--interval",
+            "1h",
+            "--no-watch",
+            "--gitlab-token",
+            "env:GL",
+            "--azure-credentials",
+            "env:AZ",
+            "--webhook-secret",
+            "env:GEN",
+        ],
+        &[("GL", "gitlab-token"), ("AZ", "hook:azure-password"), ("GEN", "generic-key")],
+    );
+    let mut seen =
+        daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced")).len();
+    let branch = common::git(repo.path(), &["rev-parse", "--abbrev-ref", "HEAD"]);
+    let push = format!("{{\"ref\":\"refs/heads/{branch}\"}}");
+    let azure = format!(
+        "{{\"id\":\"az-1\",\"eventType\":\"git.push\",\"resource\":{{\"refUpdates\":[{{\"name\":\"refs/heads/{branch}\"}}]}}}}"
+    );
+    let basic = |cred: &str| {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(cred))
+    };
+    let generic_sig = reconciler::daemon::webhook::sign("generic-key", push.as_bytes());
+    let wrong_sig = reconciler::daemon::webhook::sign("guess", push.as_bytes());
+    let (good_basic, bad_basic) = (basic("hook:azure-password"), basic("hook:guess"));
+    let cases: [(&str, Vec<(&str, &str)>, &str, Vec<(&str, &str)>); 3] = [
+        (
+            "/hooks/gitlab",
+            vec![("x-gitlab-token", "gitlab-token"), ("x-gitlab-event", "Push Hook"), ("x-gitlab-event-uuid", "gl-1")],
+            push.as_str(),
+            vec![("x-gitlab-token", "gitlab-tokeN"), ("x-gitlab-event", "Push Hook")],
+        ),
+        (
+            "/hooks/azure",
+            vec![("authorization", good_basic.as_str())],
+            azure.as_str(),
+            vec![("authorization", bad_basic.as_str())],
+        ),
+        (
+            "/hooks/generic",
+            vec![("x-patchops-signature-256", generic_sig.as_str()), ("x-patchops-delivery", "gen-1")],
+            push.as_str(),
+            vec![("x-patchops-signature-256", wrong_sig.as_str())],
+        ),
+    ];
+    for (path, good, body, bad) in cases {
+        // Refused: 401 and no cycle.
+        let (code, text) = daemon.post(path, &bad, body.as_bytes());
+        assert_eq!(code, 401, "{path}: {text}");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(daemon.history().len(), seen, "{path}: a refused delivery fetched nothing");
+        // Verified: accepted, and exactly one cycle, triggered by the webhook.
+        let (code, text) = daemon.post(path, &good, body.as_bytes());
+        assert_eq!(code, 202, "{path}: {text}");
+        let h = daemon.wait_for("the webhook's cycle", |h| h.len() > seen);
+        assert_eq!(h[seen]["trigger"], "webhook", "{path}");
+        seen = h.len();
+        // The same delivery again: acknowledged and ignored.
+        let (code, text) = daemon.post(path, &good, body.as_bytes());
+        assert_eq!(code, 200, "{path}: {text}");
+        common::assert_contains(&text, "seen already");
+    }
+    let (_, metrics) = daemon.get("/metrics");
+    for provider in ["gitlab", "azure", "generic"] {
+        common::assert_contains(
+            &metrics,
+            &format!("patchops_webhook_deliveries_total{{provider=\"{provider}\",result=\"accepted\"}} 1"),
+        );
+        common::assert_contains(
+            &metrics,
+            &format!("patchops_webhook_deliveries_total{{provider=\"{provider}\",result=\"refused\"}} 1"),
+        );
+    }
+    assert!(!daemon.log().contains("azure-password") && !daemon.log().contains("generic-key"));
+}
+
+#[test]
+fn a_remote_branch_is_polled_at_the_interval_and_a_push_is_applied() {
+    let (work, _key) = fleet_repo(1);
+    let remote = tempfile::tempdir().unwrap();
+    let bare = remote.path().join("fleet.git");
+    common::git(remote.path(), &["clone", "-q", "--bare", work.path().to_str().unwrap(), bare.to_str().unwrap()]);
+    common::git(work.path(), &["remote", "add", "origin", bare.to_str().unwrap()]);
+    // The daemon runs elsewhere and knows the repository only by its URL: no watching, polling.
+    let host = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    let daemon = Daemon::start(host.path(), &["--repo", &url, "--rev", "main", "--interval", "1s"], &[]);
+    daemon.wait_for("both rings", |h| h.iter().filter(|c| c["result"] == "applied").count() == 2);
+    assert_eq!(tenant_apps(host.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
+    assert!(!daemon.log().contains("watching"), "a URL is not watched: {}", daemon.log());
+
+    work.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  version: latest\n  targets:\n    - platform: intune-prod\n",
+    );
+    let head = work.commit("add the tool");
+    common::git(work.path(), &["push", "-q", "origin", "main"]);
+    let h = daemon
+        .wait_for("the pushed commit", |h| h.iter().any(|c| c["commit"] == head.as_str() && c["result"] == "applied"));
+    let cycle = h.iter().find(|c| c["commit"] == head.as_str()).unwrap();
+    assert_eq!(cycle["trigger"], "poll", "{cycle:#}");
+    // Polls keep coming at about the interval (1 s ± 7.5 %), each a fetch.
+    let polls_before = triggers(&daemon.history()).iter().filter(|t| *t == "poll").count();
+    std::thread::sleep(Duration::from_millis(3500));
+    let polls = triggers(&daemon.history()).iter().filter(|t| *t == "poll").count() - polls_before;
+    assert!((1..=6).contains(&polls), "{polls} polls in 3.5 s at a 1 s interval");
+}

@@ -898,7 +898,8 @@ fn gitlab_azure_devops_and_generic_webhooks_wake_the_loop_only_when_verified() {
     let generic_sig = reconciler::daemon::webhook::sign("generic-key", push.as_bytes());
     let wrong_sig = reconciler::daemon::webhook::sign("guess", push.as_bytes());
     let (good_basic, bad_basic) = (basic("hook:azure-password"), basic("hook:guess"));
-    let cases: [(&str, Vec<(&str, &str)>, &str, Vec<(&str, &str)>); 3] = [
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let cases: [(&str, Headers, &str, Headers); 3] = [
         (
             "/hooks/gitlab",
             vec![("x-gitlab-token", "gitlab-token"), ("x-gitlab-event", "Push Hook"), ("x-gitlab-event-uuid", "gl-1")],

@@ -981,3 +981,35 @@ fn a_remote_branch_is_polled_at_the_interval_and_a_push_is_applied() {
     let polls = triggers(&daemon.history()).iter().filter(|t| *t == "poll").count() - polls_before;
     assert!((1..=6).contains(&polls), "{polls} polls in 3.5 s at a 1 s interval");
 }
+
+#[test]
+fn drift_survives_a_restart_and_patchops_status_says_drifted() {
+    let (repo, _key) = drift_fleet("{ mode: warn }");
+    let args = ["--interval", "1h", "--no-watch", "--token", "env:T"];
+    let mut daemon = Daemon::start(repo.path(), &args, &[("T", "t")]);
+    daemon.wait_for("the fleet to be in sync", |h| h.last().is_some_and(|c| c["result"] == "synced"));
+    let status = common::patchops(repo.path(), &["status", "--path", "fleet"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.lines().any(|l| l.starts_with("app ") && l.contains("synced")), "{}", status.stdout);
+    let id = edit_app_by_hand(&daemon, serde_json::json!({ "displayName": "Renamed by hand" }));
+    assert_eq!(daemon.terminate(), 0, "{}", daemon.log());
+
+    // Read-only, from the state directory: the daemon's last cycle found the app as desired at
+    // this very fleet content, so the difference was made outside git.
+    let status = common::patchops(repo.path(), &["status", "--path", "fleet"]);
+    assert!(status.stdout.lines().any(|l| l.starts_with("app ") && l.contains("drifted")), "{}", status.stdout);
+
+    // A restarted daemon still knows it for drift: reported under warn, not corrected.
+    let daemon = Daemon::start(repo.path(), &args, &[("T", "t")]);
+    let h = daemon.wait_for("the first cycle", |h| !h.is_empty());
+    assert_eq!(h[0]["result"], "drifted", "{:#}", h[0]);
+    assert!(h[0]["actions"].as_array().unwrap().is_empty(), "{:#}", h[0]);
+    assert_eq!(app_field(&daemon, &id, "displayName"), "Renamed by hand");
+
+    // A commit that changes the fleet is a new desired state: the difference is a change again.
+    let app = std::fs::read_to_string(repo.path().join("fleet/products/app.yaml")).unwrap();
+    repo.write("fleet/products/app.yaml", format!("{app}# reviewed\n"));
+    repo.commit("a comment");
+    let status = common::patchops(repo.path(), &["status", "--path", "fleet"]);
+    assert!(status.stdout.lines().any(|l| l.starts_with("app ") && l.contains("out of sync")), "{}", status.stdout);
+}

@@ -98,6 +98,24 @@ impl Baseline {
         }
     }
 
+    /// The form kept in the state directory (none before a cycle made a plan).
+    pub fn to_saved(&self) -> Option<crate::state::DriftBaseline> {
+        Some(crate::state::DriftBaseline {
+            source_digest: self.source_digest?,
+            catalogs: self.catalogs.clone(),
+            in_sync: self.in_sync.iter().cloned().collect(),
+        })
+    }
+
+    /// The baseline a previous run of the daemon kept.
+    pub fn from_saved(saved: crate::state::DriftBaseline) -> Baseline {
+        Baseline {
+            source_digest: Some(saved.source_digest),
+            catalogs: saved.catalogs,
+            in_sync: saved.in_sync.into_iter().collect(),
+        }
+    }
+
     /// Whether `plan` was made from the same inputs.
     pub fn same_inputs(&self, plan: &Plan) -> bool {
         let now = Baseline::of(plan);

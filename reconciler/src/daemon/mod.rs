@@ -229,7 +229,9 @@ impl Daemon {
         let mut timer: Option<(tokio::time::Instant, Trigger)> = None;
         let mut opens: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut held_until: Option<tokio::time::Instant> = None;
-        let mut baseline = drift::Baseline::default();
+        // What the last cycle found as desired — kept in the state directory, so that a
+        // restarted daemon still tells drift from a change.
+        let mut baseline = self.saved_baseline().await;
         loop {
             let sleep = async {
                 match timer {
@@ -278,7 +280,11 @@ impl Daemon {
             };
             let (failed, requeue) = (report.result == CycleResult::Failed, report.requeue_at);
             if let Some(plan) = &report.plan {
-                baseline = drift::Baseline::of(plan);
+                let next = drift::Baseline::of(plan);
+                if next != baseline {
+                    baseline = next;
+                    self.save_baseline(&baseline).await;
+                }
             }
             // What this cycle changed is observed again at once: a later ring may wait only for
             // the change this cycle made (kube-runtime requeues after a change the same way).
@@ -370,6 +376,31 @@ impl Daemon {
         let mut status = self.shared.status.write().await;
         status.record(report, policy.failures(), stalled.as_deref());
         self.shared.metrics.conditions(&status.targets);
+    }
+
+    async fn saved_baseline(&self) -> drift::Baseline {
+        let state = self.ctx.state().clone();
+        match tokio::task::spawn_blocking(move || state.db().and_then(|db| db.baseline())).await {
+            Ok(Ok(Some(saved))) => drift::Baseline::from_saved(saved),
+            Ok(Ok(None)) => drift::Baseline::default(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the drift baseline; differences are changes until a cycle sets one");
+                drift::Baseline::default()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the drift baseline");
+                drift::Baseline::default()
+            }
+        }
+    }
+
+    async fn save_baseline(&self, baseline: &drift::Baseline) {
+        let (Some(saved), state) = (baseline.to_saved(), self.ctx.state().clone()) else { return };
+        match tokio::task::spawn_blocking(move || state.db().and_then(|db| db.save_baseline(&saved))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot keep the drift baseline"),
+            Err(e) => tracing::warn!(error = %e, "cannot keep the drift baseline"),
+        }
     }
 
     async fn stop(&mut self) {

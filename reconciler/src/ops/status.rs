@@ -23,8 +23,9 @@ pub struct TargetStatus {
     /// The last audit record for the target, if any.
     pub last: Option<AuditRecord>,
     /// How the platform stands against the fleet, from a plan (the worst of the target's
-    /// rings): `synced`, `out of sync` (changes to apply), `waiting` (a soak, window or
-    /// budget), `suspended`, `backing off`, `denied` (by policy).
+    /// rings): `synced`, `drifted` (changed outside git since `patchops run` last found it as
+    /// desired, at the same fleet content and catalogs), `out of sync` (changes to apply),
+    /// `waiting` (a soak, window or budget), `suspended`, `backing off`, `denied` (by policy).
     pub sync: &'static str,
 }
 
@@ -57,6 +58,20 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
         },
     )
     .await?;
+    // The daemon's baseline: a difference on a target its last cycle found as desired, at the
+    // same fleet content and catalogs, was made outside git.
+    let state = ctx.state().clone();
+    let baseline = pipeline::blocking(move || Ok(state.db()?.baseline().unwrap_or(None))).await?;
+    let fingerprints = &decision.plan.fingerprints;
+    let baseline = baseline.filter(|b| {
+        b.source_digest == fingerprints.source_digest
+            && b.catalogs == fingerprints.catalogs.iter().map(|c| (c.source.clone(), c.serial)).collect::<Vec<_>>()
+    });
+    let drifted = |a: &crate::plan::PlannedAction| {
+        baseline.as_ref().is_some_and(|b| {
+            b.in_sync.contains(&(a.product.to_string(), a.platform.to_string(), a.ring.as_deref().map(str::to_string)))
+        })
+    };
     let sync_of = |product: &str, platform: &str| -> &'static str {
         let mine: Vec<&crate::plan::PlannedAction> = decision
             .plan
@@ -64,7 +79,9 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
             .iter()
             .filter(|a| &*a.product == product && &*a.platform == platform && a.action != crate::plan::ActionKind::None)
             .collect();
-        if mine.iter().any(|a| a.is_applicable()) {
+        if mine.iter().any(|a| a.is_applicable() && drifted(a)) {
+            "drifted"
+        } else if mine.iter().any(|a| a.is_applicable()) {
             "out of sync"
         } else if mine.iter().any(|a| !a.denied.is_empty()) {
             "denied"

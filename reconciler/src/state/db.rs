@@ -16,7 +16,7 @@ use super::StateError;
 /// `i + 1`. Append to this list, never edit an entry: a state directory written by an older
 /// patchops is brought up to date on open, one transaction per migration. Version 1 is the
 /// schema of the first releases, which set no version (so it is written idempotently).
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS journal (
@@ -83,6 +83,15 @@ CREATE TABLE suspended (
     since  TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (scope, name)
+);
+";
+
+/// Version 3: the daemon's drift baseline (one row).
+const V3: &str = "
+CREATE TABLE drift_baseline (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    baseline TEXT NOT NULL,
+    saved_at TEXT NOT NULL
 );
 ";
 
@@ -453,6 +462,30 @@ impl StateDb {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Keeps `baseline` as the daemon's drift baseline (replacing the one before).
+    pub fn save_baseline(&self, baseline: &super::DriftBaseline) -> Result<(), StateError> {
+        let text = serde_json::to_string(baseline).map_err(|e| StateError::new(&self.path, e))?;
+        self.conn
+            .execute(
+                "INSERT INTO drift_baseline (id, baseline, saved_at) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET baseline = excluded.baseline, saved_at = excluded.saved_at",
+                params![text, now_text(self.clock.now())],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The daemon's drift baseline, if it saved one (one it cannot read is no baseline: no
+    /// difference is then taken for drift).
+    pub fn baseline(&self) -> Result<Option<super::DriftBaseline>, StateError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT baseline FROM drift_baseline WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Resumes `scope`; false when it was not suspended.

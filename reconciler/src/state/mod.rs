@@ -113,6 +113,21 @@ pub struct Suspension {
     pub reason: String,
 }
 
+/// What `patchops run`'s last cycle found as desired, and at which inputs: a difference found
+/// later at the same inputs on one of those targets is drift. Kept in the state directory so
+/// that a restarted daemon still tells drift from a change, and `patchops status` can say
+/// `drifted`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftBaseline {
+    /// The fleet's content digest.
+    pub source_digest: crate::vocab::Sha256,
+    /// Each catalog's source and serial.
+    pub catalogs: Vec<(String, u64)>,
+    /// The (Product, Platform, ring) targets that were as desired.
+    pub in_sync: std::collections::BTreeSet<(String, String, Option<String>)>,
+}
+
 /// The state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {

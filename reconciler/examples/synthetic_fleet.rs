@@ -5,7 +5,10 @@
 //! ConfigMgr sites and a WSUS server, whose `inventory` endpoints read such recorded inventories
 //! (the `embedded` endpoints are emulators, which this generator does not fill).
 //!
-//! Usage: cargo run --release -p reconciler --example synthetic_fleet -- OUT_DIR [PRODUCTS]
+//! With `in-sync` after PRODUCTS, every product is recorded exactly as desired (the plan is
+//! empty: what a daemon's no-op cycle reads).
+//!
+//! Usage: cargo run --release -p reconciler --example synthetic_fleet -- OUT_DIR [PRODUCTS [in-sync]]
 //! Then:  patchops plan --repo OUT_DIR --path fleet --state-dir OUT_DIR/state
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // A generator: failing loudly is right.
@@ -26,6 +29,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let out = args.next().expect("usage: synthetic_fleet OUT_DIR [PRODUCTS]");
     let n: usize = args.next().map(|s| s.parse().expect("PRODUCTS is a number")).unwrap_or(10_000);
+    let in_sync = args.next().as_deref() == Some("in-sync");
     let out = Path::new(&out);
     std::fs::create_dir_all(out.join("fleet/products")).expect("mkdir");
     std::fs::create_dir_all(out.join("catalog")).expect("mkdir");
@@ -108,7 +112,7 @@ fn main() {
     let mut inventories: BTreeMap<String, BTreeMap<String, ObservedObject>> = BTreeMap::new();
     for a in &plan.actions {
         let i: usize = a.catalog_product.trim_start_matches("vendor.product-").parse().expect("index");
-        if i.is_multiple_of(3) {
+        if i.is_multiple_of(3) && !in_sync {
             continue;
         }
         let objects = inventories.entry(a.platform.to_string()).or_default();
@@ -119,7 +123,7 @@ fn main() {
                 .filter(|c| !c.field.starts_with("assignment."))
                 .filter_map(|c| Some((c.field.to_string(), c.to.as_deref()?.to_string())))
                 .collect();
-            if i % 3 == 1 {
+            if i % 3 == 1 && !in_sync {
                 fields.insert("version".into(), "1.0.0".into());
                 fields.insert("sha256".into(), Sha256::digest(format!("{i}-1.0.0").as_bytes()).to_string());
             }

@@ -8,6 +8,7 @@
 //! `PATCHOPS_BENCH_PRODUCTS` and `PATCHOPS_BENCH_CYCLES` change the sizes.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // A benchmark: failing loudly is right.
+#![allow(clippy::disallowed_methods)] // A benchmark reads its sizes from the environment itself.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

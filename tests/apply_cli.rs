@@ -179,7 +179,7 @@ fn a_saved_plan_is_applied_exactly_and_refused_once_stale() {
     assert_eq!(stale.code, 1);
     common::assert_contains(
         &stale.stderr,
-        "the saved plan is stale and was not applied:\n  - the fleet changed: the plan was made from commit ",
+        "the saved plan is stale and was not applied:\n  - the fleet's content changed since the plan was made (added: fleet/extra.yaml)",
     );
     assert_eq!(apps(repo.path()), vec![], "nothing reached the platform");
 

@@ -140,3 +140,89 @@ fn the_audit_names_the_version_a_retire_took_away_and_never_calls_an_old_commit_
     common::assert_contains(&history.stdout, &format!("from commit {}", &first[..12]));
     assert!(!history.stdout.contains("(HEAD)"), "{}", history.stdout);
 }
+
+// Item 2: saved plans are judged by content, not by spelling.
+#[test]
+fn a_saved_plan_made_on_a_pull_request_applies_after_the_merge_when_the_content_is_the_same() {
+    let (repo, _k) = fleet_repo(1);
+    // The pull request: a branch that adds the tool.
+    git(repo.path(), &["checkout", "-q", "-b", "add-tool"]);
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    let head = repo.commit("add the tool");
+    // CI plans the pull request's commit by its id, into a file outside the repository.
+    let out = tempfile::tempdir().unwrap();
+    let plan_file = out.path().join("pr-plan.json");
+    let plan_arg = plan_file.to_str().unwrap();
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--rev", &head, "--out", plan_arg]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved["madeFrom"]["path"], "fleet", "{saved:#}");
+    assert!(saved["fingerprints"]["files"]["fleet/products/tool.yaml"].is_string(), "{saved:#}");
+    assert!(saved["fingerprints"]["files"]["catalog/catalog.json"].is_string(), "the in-repository catalog: {saved:#}");
+
+    // Merged with a merge commit, and a README changed on main meanwhile.
+    git(repo.path(), &["checkout", "-q", "main"]);
+    repo.write("README.md", "# Our fleet\n");
+    repo.commit("docs");
+    git(repo.path(), &["merge", "-q", "--no-ff", "-m", "Merge pull request #1", "add-tool"]);
+
+    // Applied at the merge commit, with `--rev main` instead of the id, and no confirmation:
+    // the files the plan was made from are the same, so it is not stale.
+    let run = patchops(repo.path(), &["apply", plan_arg, "--rev", "main"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ publish tool 3.1 on intune-prod / pilot");
+    common::assert_contains(&run.stdout, "✓ publish app 2.0 on intune-prod / pilot");
+}
+
+#[test]
+fn a_saved_plan_needs_no_other_flag_and_a_refusal_names_the_files_that_changed() {
+    let (repo, _k) = fleet_repo(1);
+    let out = tempfile::tempdir().unwrap();
+    let plan_file = out.path().join("plan.json");
+    let plan_arg = plan_file.to_str().unwrap();
+    let state = out.path().join("state");
+    let run =
+        patchops(repo.path(), &["plan", "--path", "fleet", "--state-dir", state.to_str().unwrap(), "--out", plan_arg]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // A product changes after the plan was made: refused, naming the file.
+    let app = std::fs::read_to_string(repo.path().join("fleet/products/app.yaml")).unwrap();
+    repo.write("fleet/products/app.yaml", app.replace("version: latest", "version: \"1.0\""));
+    repo.commit("pin the app");
+    let run = patchops(repo.path(), &["apply", plan_arg]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(
+        &run.stderr,
+        "the fleet's content changed since the plan was made (changed: fleet/products/app.yaml)",
+    );
+    common::assert_contains(&run.stderr, "help: make a new plan with `patchops plan --out FILE`");
+
+    // Back as planned (another commit, the same content): `apply FILE` alone reads the
+    // repository, fleet path and state directory the plan was made with.
+    repo.write("fleet/products/app.yaml", app);
+    repo.commit("unpin");
+    let run = patchops(repo.path(), &["apply", plan_arg]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ publish app 2.0 on intune-prod / pilot");
+    assert!(state.join("state.db").is_file(), "the state directory the plan was made with");
+    assert!(!repo.path().join(".patchops/state.db").exists(), "not the default one");
+
+    // A plan made now, then an object changed on the platform by hand: the refusal names it.
+    let run =
+        patchops(repo.path(), &["plan", "--path", "fleet", "--state-dir", state.to_str().unwrap(), "--out", plan_arg]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tenant_file = state.join("emulate/intune-prod.json");
+    let mut tenant: serde_json::Value = serde_json::from_slice(&std::fs::read(&tenant_file).unwrap()).unwrap();
+    let id = tenant["apps"].as_object().unwrap().keys().next().unwrap().clone();
+    tenant["apps"][&id]["displayName"] = "Renamed by hand".into();
+    std::fs::write(&tenant_file, serde_json::to_vec(&tenant).unwrap()).unwrap();
+    let run = patchops(repo.path(), &["apply", plan_arg]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(
+        &run.stderr,
+        &format!("platform intune-prod changed since the plan was made (its observed state differs; changed: {id} (vendor.app))"),
+    );
+}

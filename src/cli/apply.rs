@@ -14,8 +14,12 @@ use super::{out, print_error, print_warning, report, stdout_color, ColorChoice, 
 #[command(after_long_help = "\
 apply plans like `patchops plan`, shows the plan, and asks for confirmation on a terminal
 (type `yes`); elsewhere it needs --auto-approve. Given PLANFILE (from `plan --out`), it
-applies exactly that plan, and refuses it as stale when the fleet commit, a catalog or a
-platform's observed state changed since the plan was made.
+applies exactly that plan without asking (the plan was reviewed when it was made), reading the
+repository, revision, fleet path and state directory the plan was made with unless flags say
+otherwise. It refuses the plan as stale when a file it was made from (the fleet's documents, a
+catalog or policy module in the repository), a catalog's serial, or an object on a platform
+changed since, and says which; another commit with the same content (the merge of the pull
+request the plan was made on, a README change) is not a change.
 
 Only changes that every policy permits are applied; changes waiting for a ring's soak time,
 a maintenance window or the change budget are left for a later run. One product failing does
@@ -27,8 +31,12 @@ soak, a window, the change budget); 1 it is not: an error, a failed action, a ch
 policy, a product that cannot be planned, or a refusal (a stale or edited plan file, the
 mass-retire guard, a held lock).")]
 pub struct ApplyArgs {
-    /// A saved plan to apply exactly (JSON from `patchops plan --out`).
+    /// A saved plan to apply exactly (JSON from `patchops plan --out`). It says where it was
+    /// made from: flags given here override that.
     pub planfile: Option<PathBuf>,
+    /// Which source flags were given (set after parsing).
+    #[arg(skip)]
+    pub given: super::Given,
     #[command(flatten)]
     pub source: SourceArgs,
     /// Apply without asking for confirmation.
@@ -49,8 +57,7 @@ fn share(s: &str) -> Result<f64, String> {
     }
 }
 
-pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
-    let ctx = args.source.context().with_progress(super::progress::for_stderr());
+pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
     let saved_plan = match &args.planfile {
         None => None,
         Some(path) => match std::fs::read(path)
@@ -64,6 +71,11 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
             }
         },
     };
+    // A saved plan says where it was made from; flags given override it.
+    if let Some(made) = saved_plan.as_ref().and_then(|p| p.made_from.as_ref()) {
+        args.source = args.source.clone().or_made_from(args.given, made);
+    }
+    let ctx = args.source.context().with_progress(super::progress::for_stderr());
     // Crash tests: abort at a named point (see reconciler::failpoint).
     if let Ok(spec) = std::env::var("PATCHOPS_FAILPOINT") {
         if let Err(e) = reconciler::failpoint::arm(&spec) {
@@ -110,7 +122,9 @@ pub async fn run(args: ApplyArgs, color: ColorChoice) -> u8 {
         out(color, "\nNothing to apply.\n");
         return if unreachable { EXIT_ERROR } else { EXIT_OK };
     }
-    if !args.auto_approve {
+    // A saved plan was reviewed when it was made (as Terraform applies a saved plan): applying
+    // it is the approval.
+    if !args.auto_approve && args.planfile.is_none() {
         if !std::io::stdin().is_terminal() {
             print_error("refusing to apply without confirmation: stdin is not a terminal; review the plan and pass --auto-approve");
             return EXIT_ERROR;

@@ -155,7 +155,45 @@ pub struct SourceArgs {
     pub max_fleet_mib: u64,
 }
 
+/// Which source flags were given (on the command line or in the environment) rather than left
+/// at their defaults: `apply PLAN` takes the others from the plan file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    pub repo: bool,
+    pub rev: bool,
+    pub path: bool,
+    pub state_dir: bool,
+}
+
+impl Given {
+    /// From the parsed command line of a subcommand that flattens [`SourceArgs`].
+    pub fn of(matches: &clap::ArgMatches) -> Given {
+        let given = |id: &str| {
+            matches.try_get_raw(id).is_ok()
+                && !matches!(matches.value_source(id), None | Some(clap::parser::ValueSource::DefaultValue))
+        };
+        Given { repo: given("repo"), rev: given("rev"), path: given("path"), state_dir: given("state_dir") }
+    }
+}
+
 impl SourceArgs {
+    /// These flags, with those not given taken from where a saved plan was made.
+    pub fn or_made_from(mut self, given: Given, made: &reconciler::plan::MadeFrom) -> SourceArgs {
+        if !given.repo {
+            self.repo.clone_from(&made.repo);
+        }
+        if !given.rev && !self.worktree {
+            self.rev.clone_from(&made.rev);
+        }
+        if !given.path {
+            self.path.clone_from(&made.path);
+        }
+        if !given.state_dir {
+            self.state_dir = PathBuf::from(&made.state_dir);
+        }
+        self
+    }
+
     /// Where the fleet is.
     pub fn source(&self) -> SourceOptions {
         SourceOptions {

@@ -84,8 +84,16 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
         }
     }
     if let Some(path) = &args.out {
+        // The file says where it was made from, so that `apply FILE` needs no other flag.
+        let mut to_save = plan.clone();
+        to_save.made_from = Some(reconciler::plan::MadeFrom {
+            repo: args.source.repo.clone(),
+            rev: args.source.rev.clone(),
+            path: args.source.path.clone(),
+            state_dir: args.source.state_dir.display().to_string(),
+        });
         let mut bytes = Vec::new();
-        let saved = render::json_to_writer(plan, &mut bytes).map_err(|e| e.to_string());
+        let saved = render::json_to_writer(&to_save, &mut bytes).map_err(|e| e.to_string());
         if let Err(e) = saved.and_then(|()| reconciler::state::write_atomic(path, &bytes).map_err(|e| e.to_string())) {
             print_error(&format!("cannot save the plan to {}: {e}", path.display()));
             return EXIT_ERROR;

@@ -50,7 +50,7 @@ pub async fn fetch(source: CatalogRef<'_>, snapshot: &SourceSnapshot) -> Result<
                 })?;
                 // The signature shares the catalog's cap (it is a few hundred bytes).
                 snapshot
-                    .read_repo_file(&path, MAX_CATALOG_BYTES)
+                    .read_referenced(&path, MAX_CATALOG_BYTES)
                     .map_err(|e| (loc.clone(), crate::vocab::Cause::from(e)))
                     .map(|found| (found, format!("{path} at {}", snapshot.provenance())))
             }

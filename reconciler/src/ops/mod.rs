@@ -196,7 +196,12 @@ mod tests {
                 managed: 3,
                 allowed_share: 0.3,
             }])),
-            OpsError::Refused(ApplyRefusal::Stale(vec![StaleInput::Platform { platform: "intune".into() }])),
+            OpsError::Refused(ApplyRefusal::Stale(vec![StaleInput::Platform {
+                platform: "intune".into(),
+                changed: Vec::new(),
+                added: Vec::new(),
+                removed: Vec::new(),
+            }])),
             OpsError::State(crate::state::StateError::new(std::path::Path::new("x"), "y")),
             OpsError::Task("panicked".into()),
             OpsError::UnknownPlatform { name: "x".into(), known: "y".into() },

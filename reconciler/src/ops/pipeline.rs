@@ -226,8 +226,11 @@ pub fn decide_with(
         observed,
     });
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
+    // The policy modules are read here: after that, every file the plan depends on is known.
+    let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
+    plan.fingerprints.files = loaded.snapshot.content_digests();
     if let Some(saved) = &how.saved {
-        let stale = super::saved::staleness(&saved.fingerprints, &plan.fingerprints);
+        let stale = super::saved::staleness(saved, &plan.fingerprints);
         if !stale.is_empty() {
             return Err(OpsError::Refused(super::ApplyRefusal::Stale(stale)));
         }
@@ -238,7 +241,6 @@ pub fn decide_with(
             return Err(OpsError::Refused(super::ApplyRefusal::Tampered(tampered)));
         }
     }
-    let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
     crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(&loaded.fleet, &loaded.catalogs, now))?;
     if let Some(evidence) = how.ring_evidence {
         let db = state.db()?;

@@ -21,6 +21,16 @@ pub enum StaleInput {
         /// Its content digest now.
         now_digest: Sha256,
     },
+    /// Files the plan was made from (the fleet's documents, catalogs and policy modules in the
+    /// repository), by path.
+    Files {
+        /// Files whose content differs.
+        changed: Vec<String>,
+        /// Files there are now and were not.
+        added: Vec<String>,
+        /// Files there were and are not.
+        removed: Vec<String>,
+    },
     /// The verified catalogs.
     Catalogs {
         /// Those the plan was made with.
@@ -32,6 +42,12 @@ pub enum StaleInput {
     Platform {
         /// The platform.
         platform: String,
+        /// Objects whose state differs (id, and the product the plan had for it).
+        changed: Vec<String>,
+        /// Objects there are now and were not.
+        added: Vec<String>,
+        /// Objects there were and are not.
+        removed: Vec<String>,
     },
 }
 
@@ -44,6 +60,28 @@ impl fmt::Display for StaleInput {
                 was_digest.short(),
                 now_digest.short()
             ),
+            StaleInput::Files { changed, added, removed } => {
+                let mut parts = Vec::new();
+                let list = |v: &[String]| {
+                    let shown: Vec<&str> = v.iter().take(10).map(String::as_str).collect();
+                    let more = v.len().saturating_sub(shown.len());
+                    format!(
+                        "{}{}",
+                        shown.join(", "),
+                        if more > 0 { format!(" and {more} more") } else { String::new() }
+                    )
+                };
+                if !changed.is_empty() {
+                    parts.push(format!("changed: {}", list(changed)));
+                }
+                if !added.is_empty() {
+                    parts.push(format!("added: {}", list(added)));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("removed: {}", list(removed)));
+                }
+                write!(f, "the fleet's content changed since the plan was made ({})", parts.join("; "))
+            }
             StaleInput::Catalogs { was, now } => {
                 let show = |c: &[plan::CatalogFingerprint]| {
                     c.iter()
@@ -53,8 +91,19 @@ impl fmt::Display for StaleInput {
                 };
                 write!(f, "the catalog changed: planned with {}, now {}", show(was), show(now))
             }
-            StaleInput::Platform { platform } => {
-                write!(f, "platform {platform} changed since the plan was made (its observed state differs)")
+            StaleInput::Platform { platform, changed, added, removed } => {
+                write!(f, "platform {platform} changed since the plan was made (its observed state differs")?;
+                for (what, ids) in [("changed", changed), ("new", added), ("gone", removed)] {
+                    if !ids.is_empty() {
+                        let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+                        let more = ids.len().saturating_sub(shown.len());
+                        write!(f, "; {what}: {}", shown.join(", "))?;
+                        if more > 0 {
+                            write!(f, " and {more} more")?;
+                        }
+                    }
+                }
+                f.write_str(")")
             }
         }
     }
@@ -117,10 +166,26 @@ pub(super) fn tampering(saved: &[plan::PlannedAction], now: &[plan::PlannedActio
     out
 }
 
-/// What changed between a saved plan's inputs and today's.
-pub(super) fn staleness(saved: &plan::Fingerprints, now: &plan::Fingerprints) -> Vec<StaleInput> {
+/// What changed between a saved plan's inputs and today's. The fleet is compared by content,
+/// file by file: a plan made at one commit applies at another (the merge of its pull request,
+/// a commit that changed only a README) when every file it was made from is the same.
+pub(super) fn staleness(saved: &plan::Plan, now: &plan::Fingerprints) -> Vec<StaleInput> {
+    let (plan, saved) = (saved, &saved.fingerprints);
     let mut out = Vec::new();
-    if saved.source != now.source || saved.source_digest != now.source_digest {
+    if !saved.files.is_empty() {
+        let changed: Vec<String> = saved
+            .files
+            .iter()
+            .filter(|(p, d)| now.files.get(*p).is_some_and(|n| n != *d))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let added: Vec<String> = now.files.keys().filter(|p| !saved.files.contains_key(*p)).cloned().collect();
+        let removed: Vec<String> = saved.files.keys().filter(|p| !now.files.contains_key(*p)).cloned().collect();
+        if !(changed.is_empty() && added.is_empty() && removed.is_empty()) {
+            out.push(StaleInput::Files { changed, added, removed });
+        }
+    } else if saved.source_digest != now.source_digest {
+        // A plan file from before per-file digests: its fleet digest.
         out.push(StaleInput::Fleet {
             was: describe_source(&saved.source),
             was_digest: saved.source_digest,
@@ -132,9 +197,21 @@ pub(super) fn staleness(saved: &plan::Fingerprints, now: &plan::Fingerprints) ->
         out.push(StaleInput::Catalogs { was: saved.catalogs.clone(), now: now.catalogs.clone() });
     }
     for (platform, digest) in &now.observed {
-        if saved.observed.get(platform) != Some(digest) {
-            out.push(StaleInput::Platform { platform: platform.clone() });
+        if saved.observed.get(platform) == Some(digest) {
+            continue;
         }
+        // The objects, named by id and by the product the saved plan had for them.
+        let empty = std::collections::BTreeMap::new();
+        let (was, is) = (saved.objects.get(platform).unwrap_or(&empty), now.objects.get(platform).unwrap_or(&empty));
+        let name = |id: &String| match plan.actions.iter().find(|a| a.object_id.as_deref() == Some(id.as_str())) {
+            Some(a) => format!("{id} ({})", a.catalog_product),
+            None => id.clone(),
+        };
+        let changed =
+            was.iter().filter(|(id, d)| is.get(*id).is_some_and(|n| n != *d)).map(|(id, _)| name(id)).collect();
+        let added = is.keys().filter(|id| !was.contains_key(*id)).map(name).collect();
+        let removed = was.keys().filter(|id| !is.contains_key(*id)).map(name).collect();
+        out.push(StaleInput::Platform { platform: platform.clone(), changed, added, removed });
     }
     out
 }

@@ -199,6 +199,15 @@ pub struct Fingerprints {
     pub catalogs: Vec<CatalogFingerprint>,
     /// SHA-256 of each platform's observed state.
     pub observed: BTreeMap<String, Sha256>,
+    /// SHA-256 of each file the plan was made from, by path in the repository: the fleet's
+    /// documents and the catalogs and policy modules they reference there. A saved plan is
+    /// stale when one of them differs, not when only the commit does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, Sha256>,
+    /// SHA-256 of each object each platform holds, by platform and object id: a stale saved
+    /// plan names the objects that changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, BTreeMap<String, Sha256>>,
 }
 
 /// The identity of one verified catalog.
@@ -262,6 +271,25 @@ pub struct Plan {
     pub guards: Vec<String>,
     /// Counts.
     pub summary: Summary,
+    /// Where the plan was made from, as given (`plan --out` records it): what `apply PLAN`
+    /// reads when no flag says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_from: Option<MadeFrom>,
+}
+
+/// The source flags a saved plan was made with, as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MadeFrom {
+    /// `--repo`.
+    pub repo: String,
+    /// `--rev`, if one was given (otherwise the repository's HEAD when applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+    /// `--path`.
+    pub path: String,
+    /// `--state-dir`.
+    pub state_dir: String,
 }
 
 impl Plan {
@@ -383,12 +411,15 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 })
                 .collect(),
             observed: input.observed.iter().map(|(p, o)| (p.to_string(), o.fingerprint())).collect(),
+            files: BTreeMap::new(),
+            objects: input.observed.iter().map(|(p, o)| (p.to_string(), o.object_fingerprints())).collect(),
         },
         actions,
         errors,
         unmanaged,
         guards: Vec::new(),
         summary,
+        made_from: None,
     }
 }
 

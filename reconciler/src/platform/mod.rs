@@ -235,52 +235,71 @@ impl Observed {
     /// its length, so distinct states cannot collide by concatenation.
     pub fn fingerprint(&self) -> Sha256 {
         use sha2::Digest;
-        fn put(h: &mut sha2::Sha256, s: &str) {
-            h.update((s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        }
-        fn put_map(h: &mut sha2::Sha256, m: &FieldMap) {
-            h.update((m.len() as u64).to_le_bytes());
-            for (k, v) in m.iter() {
-                put(h, k);
-                put(h, v);
-            }
-        }
         let mut objects: Vec<&ObservedObject> = self.objects.iter().collect();
         objects.sort_by(|a, b| a.id.cmp(&b.id));
         let mut h = sha2::Sha256::new();
         for o in objects {
-            put(&mut h, &o.id);
-            put(&mut h, &o.display_name);
-            match &o.marker {
-                None => h.update([0u8]),
-                Some(m) => {
-                    h.update([1u8]);
-                    put(&mut h, &m.managed_by);
-                    put(&mut h, m.product.as_str());
-                    put(&mut h, &m.version);
-                    put(&mut h, m.commit.as_deref().unwrap_or("\u{0}none"));
-                    put(&mut h, &m.content_digest.to_string());
-                }
-            }
-            put_map(&mut h, &o.fields);
-            let mut assignments: Vec<&ObservedAssignment> = o.assignments.iter().collect();
-            assignments.sort_by(|a, b| a.group.cmp(&b.group));
-            h.update((assignments.len() as u64).to_le_bytes());
-            for a in assignments {
-                put(&mut h, &a.group);
-                put_map(&mut h, &a.fields);
-            }
-            put(&mut h, o.incomplete.as_deref().unwrap_or("\u{0}complete"));
-            let mut relationships: Vec<&ObservedRelationship> = o.relationships.iter().collect();
-            relationships.sort();
-            h.update((relationships.len() as u64).to_le_bytes());
-            for r in relationships {
-                put(&mut h, &r.kind);
-                put(&mut h, &r.target);
-            }
+            hash_object(&mut h, o);
         }
         Sha256::from_bytes(h.finalize().into())
+    }
+
+    /// Each object's own fingerprint, by id (the same hashing as [`Observed::fingerprint`]):
+    /// what lets a stale saved plan name the objects that changed.
+    pub fn object_fingerprints(&self) -> std::collections::BTreeMap<String, Sha256> {
+        use sha2::Digest;
+        self.objects
+            .iter()
+            .map(|o| {
+                let mut h = sha2::Sha256::new();
+                hash_object(&mut h, o);
+                (o.id.clone(), Sha256::from_bytes(h.finalize().into()))
+            })
+            .collect()
+    }
+}
+
+fn hash_object(h: &mut sha2::Sha256, o: &ObservedObject) {
+    use sha2::Digest;
+    fn put(h: &mut sha2::Sha256, s: &str) {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    fn put_map(h: &mut sha2::Sha256, m: &FieldMap) {
+        h.update((m.len() as u64).to_le_bytes());
+        for (k, v) in m.iter() {
+            put(h, k);
+            put(h, v);
+        }
+    }
+    put(h, &o.id);
+    put(h, &o.display_name);
+    match &o.marker {
+        None => h.update([0u8]),
+        Some(m) => {
+            h.update([1u8]);
+            put(h, &m.managed_by);
+            put(h, m.product.as_str());
+            put(h, &m.version);
+            put(h, m.commit.as_deref().unwrap_or("\u{0}none"));
+            put(h, &m.content_digest.to_string());
+        }
+    }
+    put_map(h, &o.fields);
+    let mut assignments: Vec<&ObservedAssignment> = o.assignments.iter().collect();
+    assignments.sort_by(|a, b| a.group.cmp(&b.group));
+    h.update((assignments.len() as u64).to_le_bytes());
+    for a in assignments {
+        put(h, &a.group);
+        put_map(h, &a.fields);
+    }
+    put(h, o.incomplete.as_deref().unwrap_or("\u{0}complete"));
+    let mut relationships: Vec<&ObservedRelationship> = o.relationships.iter().collect();
+    relationships.sort();
+    h.update((relationships.len() as u64).to_le_bytes());
+    for r in relationships {
+        put(h, &r.kind);
+        put(h, &r.target);
     }
 }
 

@@ -224,7 +224,7 @@ impl Policies {
                     .resolve(&set.origin.file, module)
                     .ok_or_else(|| missing("a path outside the repository".into()))?;
                 let bytes = snapshot
-                    .read_repo_file(&path, crate::source::MAX_REFERENCED_BYTES)
+                    .read_referenced(&path, crate::source::MAX_REFERENCED_BYTES)
                     .map_err(|e| PolicyError::Read {
                         set: set.metadata.name.to_string(),
                         module: module.clone(),

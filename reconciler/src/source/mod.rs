@@ -230,6 +230,8 @@ pub struct SourceSnapshot {
     files: std::sync::Arc<[FleetFile]>,
     digest: Sha256,
     reader: Reader,
+    /// The files read through [`SourceSnapshot::read_referenced`], by path (shared by clones).
+    referenced: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Sha256>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,7 +252,19 @@ impl SourceSnapshot {
             h.update(f.text.as_bytes());
         }
         let digest = Sha256::from_bytes(h.finalize().into());
-        SourceSnapshot { provenance, subpath, files: files.into(), digest, reader }
+        SourceSnapshot { provenance, subpath, files: files.into(), digest, reader, referenced: Default::default() }
+    }
+
+    /// The SHA-256 of each fleet file, and of each file read through
+    /// [`SourceSnapshot::read_referenced`] so far (a catalog or policy module in the repository),
+    /// by path in the repository: the content a plan was made from, file by file.
+    pub fn content_digests(&self) -> std::collections::BTreeMap<String, Sha256> {
+        let mut out: std::collections::BTreeMap<String, Sha256> =
+            self.files.iter().map(|f| (self.repo_path(&f.path), Sha256::digest(f.text.as_bytes()))).collect();
+        if let Ok(read) = self.referenced.lock() {
+            out.extend(read.iter().map(|(p, d)| (p.clone(), *d)));
+        }
+        out
     }
 
     /// Where the files came from.
@@ -307,6 +321,17 @@ impl SourceSnapshot {
             Reader::Git { repo_dir, commit } => git::read_file(repo_dir, *commit, path, &self.provenance, max),
             Reader::Dir { root } => dir::read_file(root, path, max),
         }
+    }
+
+    /// [`SourceSnapshot::read_repo_file`] for a file the plan depends on (a catalog or a policy
+    /// module in the repository, not an installer — those are anchored by the catalog's
+    /// digests): its digest joins [`SourceSnapshot::content_digests`].
+    pub fn read_referenced(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, SourceError> {
+        let found = self.read_repo_file(path, max)?;
+        if let (Some(bytes), Ok(mut read)) = (&found, self.referenced.lock()) {
+            read.insert(path.to_string(), Sha256::digest(bytes));
+        }
+        Ok(found)
     }
 }
 

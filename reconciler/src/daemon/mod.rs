@@ -103,6 +103,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// No HTTP client for notifications could be built.
+    #[error("{0}")]
+    Client(#[source] crate::http::HttpError),
     /// The local repository's refs could not be watched.
     #[error("cannot watch {path}: {source}; run with --no-watch to rely on polling")]
     Watch {
@@ -120,6 +123,7 @@ impl DaemonError {
         match self {
             DaemonError::Listen { .. } => "ListenFailed",
             DaemonError::Watch { .. } => "WatchFailed",
+            DaemonError::Client(e) => e.reason(),
         }
     }
 }
@@ -138,6 +142,8 @@ pub struct Daemon {
     catalogs: (tokio::sync::watch::Sender<Vec<trigger::CatalogWatch>>, tokio::task::JoinHandle<()>),
     interval: Arc<std::sync::atomic::AtomicU64>,
     sent: std::sync::Mutex<notify::Sent>,
+    /// The one HTTP client notifications go out through (its connections are reused).
+    notifier: reqwest::Client,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -150,6 +156,7 @@ impl Daemon {
     /// Binds the endpoint and arms the triggers.
     pub async fn start(ctx: Arc<Context>, options: DaemonOptions) -> Result<Daemon, DaemonError> {
         let (tx, rx) = mpsc::channel(64);
+        let notifier = crate::http::client().map_err(DaemonError::Client)?;
         let branch = options.source.rev.clone().or_else(|| {
             trigger::git_dir(&options.source.repo)
                 .and_then(|d| git2::Repository::open(d).ok())
@@ -211,6 +218,7 @@ impl Daemon {
             catalogs,
             interval,
             sent: std::sync::Mutex::new(notify::Sent::default()),
+            notifier,
         })
     }
 
@@ -358,7 +366,7 @@ impl Daemon {
                 for event in notify::events(&report, stalled.as_deref()) {
                     let first = self.sent.lock().map(|mut s| s.first_time(&event.key)).unwrap_or(false);
                     if first {
-                        notify::dispatch(&spec.notifications, self.ctx.secrets(), &event);
+                        notify::dispatch(&self.notifier, &spec.notifications, self.ctx.secrets(), &event);
                     }
                 }
             }

@@ -192,7 +192,7 @@ pub fn body(format: NotificationFormat, event: &Event) -> Value {
 }
 
 /// Sends `event` to every target that wants it, each delivery in a task of its own.
-pub fn dispatch(targets: &[NotificationTarget], secrets: &Secrets, event: &Event) {
+pub fn dispatch(client: &reqwest::Client, targets: &[NotificationTarget], secrets: &Secrets, event: &Event) {
     for t in targets {
         if t.events.as_ref().is_some_and(|e| !e.contains(&event.kind)) {
             continue;
@@ -214,19 +214,19 @@ pub fn dispatch(targets: &[NotificationTarget], secrets: &Secrets, event: &Event
                 }
             },
         };
-        let (name, format, event) = (t.name.clone(), t.format, event.clone());
-        tokio::spawn(async move { deliver(&name, format, &url, key.as_deref(), &event).await });
+        let (client, name, format, event) = (client.clone(), t.name.clone(), t.format, event.clone());
+        tokio::spawn(async move { deliver(&client, &name, format, &url, key.as_deref(), &event).await });
     }
 }
 
-async fn deliver(name: &str, format: NotificationFormat, url: &str, key: Option<&str>, event: &Event) {
-    let client = match crate::http::client() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(target = name, error = %e, "cannot send notifications");
-            return;
-        }
-    };
+async fn deliver(
+    client: &reqwest::Client,
+    name: &str,
+    format: NotificationFormat,
+    url: &str,
+    key: Option<&str>,
+    event: &Event,
+) {
     let payload = serde_json::to_vec(&body(format, event)).unwrap_or_default();
     let delivery = uuid::Uuid::new_v4().to_string();
     let mut wait = Duration::from_millis(500);

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fleet_repo, patchops, Repo};
+use common::{fleet_repo, patchops, Repo, Rng};
 use serde_json::Value;
 
 /// Every platform gets vendor.app in one ring.
@@ -238,18 +238,6 @@ fn every_step(s: &Scenario) {
         crashed_at(f.repo.path(), point);
         converge(f.repo.path(), &context);
         check_platforms(f.repo.path(), s.expect, &context);
-    }
-}
-
-/// A small deterministic generator (xorshift64*), so that a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
     }
 }
 

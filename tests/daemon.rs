@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fleet_repo, tenant_apps, v};
+use common::{fleet_repo, tenant_apps, v, Rng};
 use serde_json::Value;
 
 /// A running `patchops run`, stopped (SIGTERM, then kill) when dropped.
@@ -721,18 +721,6 @@ fn a_new_catalog_serial_at_a_remote_url_is_fetched_at_its_interval_and_applied()
     assert_eq!(woke.len(), 2, "one wake-up per new catalog content: {h:#?}");
     assert_eq!(woke[1]["result"], "applied", "{:#?}", woke[1]);
     assert_eq!(tenant_apps(repo.path()), vec![v("3.0", &["sg-broad", "sg-pilot"])]);
-}
-
-/// A small deterministic generator (xorshift64*), so that a failing soak can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
 }
 
 /// The app ids on the emulated tenant.

@@ -226,3 +226,21 @@ fn a_saved_plan_needs_no_other_flag_and_a_refusal_names_the_files_that_changed()
         &format!("platform intune-prod changed since the plan was made (its observed state differs; changed: {id} (vendor.app))"),
     );
 }
+
+#[test]
+fn a_plan_file_cannot_point_apply_at_a_state_directory_without_history() {
+    let (repo, _k) = fleet_repo(1);
+    let out = tempfile::tempdir().unwrap();
+    let plan_file = out.path().join("plan.json");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--out", plan_file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // An edited plan file naming a fresh directory: no catalog serials seen, no ring history.
+    let mut plan: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    let fresh = out.path().join("fresh-state");
+    plan["madeFrom"]["stateDir"] = fresh.to_str().unwrap().into();
+    std::fs::write(&plan_file, serde_json::to_vec(&plan).unwrap()).unwrap();
+    let run = patchops(repo.path(), &["apply", plan_file.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(&run.stderr, "which holds no state database; pass --state-dir");
+    assert!(!fresh.exists(), "nothing was created there");
+}

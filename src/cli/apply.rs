@@ -74,6 +74,17 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
     // A saved plan says where it was made from; flags given override it.
     if let Some(made) = saved_plan.as_ref().and_then(|p| p.made_from.as_ref()) {
         args.source = args.source.clone().or_made_from(args.given, made);
+        // The state directory holds the trust evidence (catalog serials seen, ring history): a
+        // plan file is only a file, so the one it names must be one that exists (`plan` made
+        // it), never a fresh directory where no history would be found.
+        if !args.given.state_dir && !args.source.state_dir.join("state.db").is_file() {
+            print_error(&format!(
+                "the plan file names the state directory {}, which holds no state database; pass --state-dir with the one the plan was made with",
+                args.source.state_dir.display()
+            ));
+            return EXIT_ERROR;
+        }
+        tracing::info!(repo = %args.source.repo, path = %args.source.path, state_dir = %args.source.state_dir.display(), "sources from the plan file");
     }
     let ctx = args.source.context().with_progress(super::progress::for_stderr());
     // Crash tests: abort at a named point (see reconciler::failpoint).

@@ -384,3 +384,15 @@ pub fn patchops_at_failpoint(cwd: &Path, args: &[&str], point: &str) -> Output {
         .output()
         .expect("run patchops")
 }
+
+/// A small deterministic generator (xorshift64*), so that a failure can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}

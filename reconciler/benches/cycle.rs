@@ -78,12 +78,19 @@ async fn cycle(
 fn main() {
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (products, cycles) = (env("PATCHOPS_BENCH_PRODUCTS", 10_000), env("PATCHOPS_BENCH_CYCLES", 1_000));
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Stage timings (`RUST_LOG=reconciler=debug`): where a cycle spends its time.
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     // 1. A no-op cycle at scale, beside the one-shot plan of the same fleet.
     let big = tempfile::tempdir().unwrap();
     generate(big.path(), products);
-    let (ctx, src) = (context(big.path()), source(big.path()));
+    // The daemon's context keeps a memo between cycles (as `patchops run` does); the
+    // reference plans without one.
+    let (ctx, src) = (context(big.path()).with_memo(), source(big.path()));
+    let reference = context(big.path());
     let first = rt.block_on(cycle(&ctx, &src, &Default::default()));
     assert_eq!(first.result.as_str(), "synced", "the fleet is recorded as desired: {:?}", first.error);
     let mut baseline = reconciler::daemon::drift::Baseline::of(first.plan.as_ref().unwrap());
@@ -95,19 +102,21 @@ fn main() {
         assert_eq!(r.result.as_str(), "synced");
         baseline = reconciler::daemon::drift::Baseline::of(r.plan.as_ref().unwrap());
         let t = Instant::now();
-        let p = rt.block_on(reconciler::ops::plan(&ctx, &src)).expect("plan");
+        let p = rt.block_on(reconciler::ops::plan(&reference, &src)).expect("plan");
         plan.push(t.elapsed());
         assert_eq!(p.plan.applicable().count(), 0);
     }
     println!("no-op cycle, {products} products x 3 platforms on recorded inventories (goal < 200 ms)");
     println!("  daemon cycle        {}", stats(noop));
     println!("  reference: ops::plan {}", stats(plan));
+    let hits = ctx.memo().map(|m| m.hits()).unwrap_or_default();
+    println!("  memo hits over {} cycles: fleet {}, catalogs {}, plans {}", 11, hits.fleet, hits.catalogs, hits.plans);
     drop(big);
 
     // 2. Resident memory over many cycles of a smaller fleet.
     let small = tempfile::tempdir().unwrap();
     generate(small.path(), 200);
-    let (ctx, src) = (context(small.path()), source(small.path()));
+    let (ctx, src) = (context(small.path()).with_memo(), source(small.path()));
     let mut baseline = reconciler::daemon::drift::Baseline::default();
     let mut marks = Vec::new();
     let started = Instant::now();

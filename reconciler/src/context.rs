@@ -23,6 +23,7 @@ pub struct Context {
     progress: Option<Arc<dyn crate::content::Progress>>,
     retry: platform::retry::RetryPolicy,
     requests: Arc<platform::retry::RequestStats>,
+    memo: Option<Arc<crate::memo::Memo>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -43,6 +44,7 @@ impl Context {
             progress: None,
             retry: Default::default(),
             requests: Default::default(),
+            memo: None,
         }
     }
 
@@ -67,6 +69,19 @@ impl Context {
     pub fn with_progress(mut self, progress: Arc<dyn crate::content::Progress>) -> Context {
         self.progress = Some(progress);
         self
+    }
+
+    /// Keeps what cycles can reuse (the parsed fleet, verified catalogs, the plan of unchanged
+    /// inputs) in a memo: for a long-running process (`patchops run`), whose every cycle would
+    /// otherwise redo it. See [`crate::memo`].
+    pub fn with_memo(mut self) -> Context {
+        self.memo = Some(Arc::new(crate::memo::Memo::new()));
+        self
+    }
+
+    /// The memo, when this context keeps one.
+    pub fn memo(&self) -> Option<&Arc<crate::memo::Memo>> {
+        self.memo.as_ref()
     }
 
     /// The state directory.

@@ -70,8 +70,10 @@ pub mod policy;
 // Acting.
 pub mod apply;
 
-// The edges: the harness of embedded emulators, the context, the operations.
+// The edges: the harness of embedded emulators, the memo of a long-running process, the
+// context, the operations.
 pub mod harness;
+pub mod memo;
 pub mod context;
 pub mod doctor;
 pub mod ops;

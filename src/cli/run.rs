@@ -129,7 +129,9 @@ pub async fn run(args: RunArgs) -> u8 {
             }
         }
     }
-    let ctx = args.source.context();
+    // A long-running process: cycles reuse what did not change (the parsed fleet, verified
+    // catalogs, the plan of unchanged inputs).
+    let ctx = args.source.context().with_memo();
     let read = |what: &str, r: &Option<SecretRef>| -> Result<Option<String>, String> {
         match r {
             None => Ok(None),

@@ -204,9 +204,35 @@ impl UnverifiedCatalog {
         seen: Option<SeenCatalog>,
         now: DateTime<Utc>,
     ) -> Result<VerifiedCatalog, CatalogError> {
-        let source_name = self.source_name.clone();
+        self.verify_reusing(trusted, max_age, seen, now, None)
+    }
 
-        // Step 1: the signature, over the exact bytes, by a trusted key.
+    /// [`UnverifiedCatalog::verify`], reusing the work of an `earlier` verification when it
+    /// was of the very same bytes (SHA-256) with the very same signature, for the same source
+    /// and location, by a key that is still trusted (the same public key, not only its id):
+    /// then steps 1 and 2 (the signature over the bytes, the parse) would give the same answer
+    /// and are not repeated. Steps 3 to 5 — expiry, `maxAge`, rollback, equivocation — depend on
+    /// the time and the history and always run. A daemon cycling every minute on an unchanged
+    /// multi-megabyte catalog checks its signature once.
+    pub fn verify_reusing(
+        self,
+        trusted: &[TrustedKey],
+        max_age: Option<std::time::Duration>,
+        seen: Option<SeenCatalog>,
+        now: DateTime<Utc>,
+        earlier: Option<&VerifiedCatalog>,
+    ) -> Result<VerifiedCatalog, CatalogError> {
+        let digest = Sha256::digest(&self.bytes);
+        let body = match earlier.filter(|e| e.authenticates(&self, digest, trusted)) {
+            Some(e) => std::sync::Arc::clone(&e.body),
+            None => std::sync::Arc::new(self.authenticate(trusted, digest)?),
+        };
+        self.admit(body, max_age, seen, now)
+    }
+
+    /// Steps 1 and 2: the signature by a trusted key over the exact bytes, then the parse.
+    fn authenticate(&self, trusted: &[TrustedKey], digest: Sha256) -> Result<Authentic, CatalogError> {
+        let source_name = self.source_name.clone();
         let sig_text = self.signature.as_deref().ok_or_else(|| CatalogError::MissingSignature {
             source_name: source_name.clone(),
             location: self.signature_location.clone(),
@@ -241,9 +267,28 @@ impl UnverifiedCatalog {
             cause: crate::vocab::because(self.location.clone(), e),
         })?;
         catalog.check().map_err(|e| CatalogError::Malformed { source_name: source_name.clone(), cause: e.into() })?;
-        let digest = Sha256::digest(&self.bytes);
+        let index = catalog.products.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
+        Ok(Authentic {
+            catalog,
+            index,
+            digest,
+            key_id: signer,
+            public_key: key.public_key().to_base64(),
+            signature: sig_text.to_string(),
+            trusted_comment,
+        })
+    }
 
-        // Step 3: freshness.
+    /// Steps 3 to 5: freshness, rollback and equivocation, at `now` against the history.
+    fn admit(
+        self,
+        body: std::sync::Arc<Authentic>,
+        max_age: Option<std::time::Duration>,
+        seen: Option<SeenCatalog>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedCatalog, CatalogError> {
+        let source_name = self.source_name;
+        let (catalog, digest) = (&body.catalog, body.digest);
         if catalog.expires <= now {
             return Err(CatalogError::Expired { source_name, serial: catalog.serial, expires: catalog.expires, now });
         }
@@ -258,8 +303,6 @@ impl UnverifiedCatalog {
                 });
             }
         }
-
-        // Steps 4 and 5: rollback and equivocation, against the highest serial seen.
         if let Some(seen) = seen {
             if catalog.serial < seen.serial {
                 return Err(CatalogError::Rollback { source_name, serial: catalog.serial, seen: seen.serial });
@@ -273,18 +316,23 @@ impl UnverifiedCatalog {
                 });
             }
         }
-
-        let index = catalog.products.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
-        Ok(VerifiedCatalog {
-            source_name,
-            location: self.location,
-            catalog,
-            index,
-            digest,
-            key_id: signer,
-            trusted_comment,
-        })
+        Ok(VerifiedCatalog { source_name, location: self.location, body })
     }
+}
+
+/// What steps 1 and 2 established about a catalog's bytes: who signed them and what they say.
+/// Shared (not copied) between the verifications that reuse it.
+#[derive(Debug)]
+struct Authentic {
+    catalog: Catalog,
+    index: std::collections::HashMap<ProductId, usize>,
+    digest: Sha256,
+    key_id: String,
+    /// The signer's public key (base64), so a reuse needs the same key, not only its id.
+    public_key: String,
+    /// The signature text, as fetched.
+    signature: String,
+    trusted_comment: String,
 }
 
 /// A catalog that passed every check of trust-chain link 1.
@@ -295,14 +343,26 @@ impl UnverifiedCatalog {
 pub struct VerifiedCatalog {
     source_name: ObjectName,
     location: String,
-    catalog: Catalog,
-    index: std::collections::HashMap<ProductId, usize>,
-    digest: Sha256,
-    key_id: String,
-    trusted_comment: String,
+    body: std::sync::Arc<Authentic>,
 }
 
 impl VerifiedCatalog {
+    /// Whether this verification was of exactly what `unverified` holds (source, location,
+    /// bytes by SHA-256, signature text) by a key `trusted` still holds.
+    fn authenticates(&self, unverified: &UnverifiedCatalog, digest: Sha256, trusted: &[TrustedKey]) -> bool {
+        self.source_name == unverified.source_name
+            && self.location == unverified.location
+            && self.body.digest == digest
+            && unverified.signature.as_deref() == Some(self.body.signature.as_str())
+            && trusted.iter().any(|k| k.key_id() == self.body.key_id && k.public_key().to_base64() == self.body.public_key)
+    }
+
+    /// Whether `other` reused this verification's signature check and parse (or this one
+    /// reused `other`'s): both share one body.
+    pub fn shares_verification(&self, other: &VerifiedCatalog) -> bool {
+        std::sync::Arc::ptr_eq(&self.body, &other.body)
+    }
+
     /// The CatalogSource it was verified for.
     pub fn source_name(&self) -> &ObjectName {
         &self.source_name
@@ -315,36 +375,36 @@ impl VerifiedCatalog {
 
     /// The verified content.
     pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+        &self.body.catalog
     }
 
     /// The product with this id.
     pub fn product(&self, id: &ProductId) -> Option<&CatalogProduct> {
-        self.index.get(id).and_then(|i| self.catalog.products.get(*i))
+        self.body.index.get(id).and_then(|i| self.body.catalog.products.get(*i))
     }
 
     /// SHA-256 of the signed bytes.
     pub fn digest(&self) -> Sha256 {
-        self.digest
+        self.body.digest
     }
 
     /// The serial.
     pub fn serial(&self) -> u64 {
-        self.catalog.serial
+        self.body.catalog.serial
     }
 
     /// Id of the key that signed it.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.body.key_id
     }
 
     /// The signature's trusted (signed) comment.
     pub fn trusted_comment(&self) -> &str {
-        &self.trusted_comment
+        &self.body.trusted_comment
     }
 
     /// What to record in the state once it is accepted.
     pub fn seen(&self) -> SeenCatalog {
-        SeenCatalog { serial: self.catalog.serial, sha256: self.digest }
+        SeenCatalog { serial: self.body.catalog.serial, sha256: self.body.digest }
     }
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::model::kinds::DriftMode;
 use crate::model::Fleet;
+use crate::intern::Text;
 use crate::plan::{Plan, Waiting};
 
 /// One field that differs from the fleet.
@@ -65,7 +66,11 @@ pub fn mode(fleet: &Fleet, product: &str, platform: &str) -> DriftMode {
 }
 
 /// A target: (Product, Platform, ring).
-pub type Target = (String, String, Option<String>);
+pub type Target = (Text, Text, Option<Text>);
+
+fn target(a: &crate::plan::PlannedAction) -> Target {
+    (a.product.clone(), a.platform.clone(), a.ring.clone())
+}
 
 /// What the last cycle found as desired, and at which inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,7 +98,7 @@ impl Baseline {
                     a.action == crate::plan::ActionKind::None
                         || a.waiting.as_ref().is_some_and(|w| w.reason == "DriftNotCorrected")
                 })
-                .map(|a| (a.product.to_string(), a.platform.to_string(), a.ring.as_deref().map(str::to_string)))
+                .map(target)
                 .collect(),
         }
     }
@@ -103,7 +108,11 @@ impl Baseline {
         Some(crate::state::DriftBaseline {
             source_digest: self.source_digest?,
             catalogs: self.catalogs.clone(),
-            in_sync: self.in_sync.iter().cloned().collect(),
+            in_sync: self
+                .in_sync
+                .iter()
+                .map(|(p, pl, r)| (p.to_string(), pl.to_string(), r.as_deref().map(str::to_string)))
+                .collect(),
         })
     }
 
@@ -112,14 +121,20 @@ impl Baseline {
         Baseline {
             source_digest: Some(saved.source_digest),
             catalogs: saved.catalogs,
-            in_sync: saved.in_sync.into_iter().collect(),
+            in_sync: saved
+                .in_sync
+                .into_iter()
+                .map(|(p, pl, r)| (Text::from(p), Text::from(pl), r.map(Text::from)))
+                .collect(),
         }
     }
 
     /// Whether `plan` was made from the same inputs.
     pub fn same_inputs(&self, plan: &Plan) -> bool {
-        let now = Baseline::of(plan);
-        self.source_digest.is_some() && self.source_digest == now.source_digest && self.catalogs == now.catalogs
+        let f = &plan.fingerprints;
+        self.source_digest == Some(f.source_digest)
+            && self.catalogs.len() == f.catalogs.len()
+            && self.catalogs.iter().zip(&f.catalogs).all(|((s, n), c)| *s == c.source && *n == c.serial)
     }
 }
 
@@ -132,8 +147,7 @@ pub fn classify(plan: &mut Plan, fleet: &Fleet, baseline: &Baseline) -> Vec<Drif
         return found;
     }
     let drifted = |a: &crate::plan::PlannedAction| {
-        let key = (a.product.to_string(), a.platform.to_string(), a.ring.as_deref().map(str::to_string));
-        a.is_applicable() && baseline.in_sync.contains(&key)
+        a.is_applicable() && baseline.in_sync.contains(&target(a))
     };
     for a in plan.actions.iter_mut().filter(|a| drifted(a)) {
         let mode = mode(fleet, &a.product, &a.platform);

@@ -81,7 +81,9 @@ pub async fn prepare_apply<'c>(
     }
     let loaded = Arc::new(pipeline::load(ctx, source).await?);
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
+    tracing::debug!("connected");
     let observed = Arc::new(pipeline::observe(&clients).await?);
+    tracing::debug!("observed");
     let share = options.max_retire_share.unwrap_or(DEFAULT_MAX_RETIRE_SHARE);
     let decision = pipeline::decide(
         ctx,
@@ -109,6 +111,11 @@ pub async fn prepare_apply<'c>(
 }
 
 impl ApplyRun<'_> {
+    /// The plan, when there is nothing to execute (the lock is released).
+    pub fn into_plan(self) -> Plan {
+        self.plan
+    }
+
     /// The fleet and catalogs this apply planned from.
     pub fn loaded(&self) -> &Arc<Loaded> {
         &self.loaded

@@ -26,8 +26,8 @@ pub struct Loaded {
     pub snapshot: SourceSnapshot,
     /// Warnings about the source.
     pub warnings: Vec<SourceWarning>,
-    /// The fleet.
-    pub fleet: Fleet,
+    /// The fleet (shared with the memo of a long-running process).
+    pub fleet: Arc<Fleet>,
     /// One verified catalog per CatalogSource.
     pub catalogs: BTreeMap<ObjectName, VerifiedCatalog>,
 }
@@ -50,10 +50,22 @@ pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsEr
     let t = std::time::Instant::now();
     // git2 and parsing block: off the async threads.
     let source = source.clone();
+    let memo = ctx.memo().cloned();
     let (snapshot, warnings, fleet) = blocking(move || {
         let (snapshot, warnings) = source::open(&source)?;
         tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), files = snapshot.files().len(), "source read");
-        let fleet = model::load(snapshot.files())?;
+        // The fleet is a function of its files alone (paths and content, which the digest
+        // covers): the same digest, the same fleet.
+        let fleet = match memo.as_ref().and_then(|m| m.fleet(snapshot.digest())) {
+            Some(fleet) => fleet,
+            None => {
+                let fleet = Arc::new(model::load(snapshot.files())?);
+                if let Some(m) = &memo {
+                    m.keep_fleet(snapshot.digest(), &fleet);
+                }
+                fleet
+            }
+        };
         Ok((snapshot, warnings, fleet))
     })
     .await?;
@@ -82,13 +94,14 @@ async fn verify_catalogs(
             signature_url: source.spec.signature_url.as_deref(),
             declared_in: &source.origin.file,
         };
+        let earlier = ctx.memo().and_then(|m| m.catalog(name));
         let result = match catalog::fetch(at, snapshot).await {
             Ok(unverified) => {
                 // Checking the signature and parsing a large catalog take CPU: off the async
-                // threads.
+                // threads. A memo's earlier verification of the same bytes saves both.
                 let (keys, max_age, seen, now) =
                     (source.trusted_keys.clone(), source.spec.max_age.map(|d| d.0), history.seen(name), ctx.now());
-                blocking(move || Ok(unverified.verify(&keys, max_age, seen, now))).await?
+                blocking(move || Ok(unverified.verify_reusing(&keys, max_age, seen, now, earlier.as_ref()))).await?
             }
             Err(e) => Err(e),
         };
@@ -101,6 +114,9 @@ async fn verify_catalogs(
         }
     }
     if failures.is_empty() {
+        if let Some(m) = ctx.memo() {
+            m.keep_catalogs(&verified);
+        }
         Ok(verified)
     } else {
         Err(OpsError::Catalogs(failures))
@@ -206,7 +222,8 @@ pub async fn decide(
     how: Decide,
 ) -> Result<Decision, OpsError> {
     let (state, now, loaded, observed) = (ctx.state().clone(), ctx.now(), loaded.clone(), observed.clone());
-    blocking(move || decide_with(&state, now, &loaded, &observed, how)).await
+    let memo = ctx.memo().cloned();
+    blocking(move || decide_with(&state, now, &loaded, &observed, how, memo.as_deref())).await
 }
 
 /// Plans, checks a saved plan, judges, gates and guards: desired × verified catalogs ×
@@ -215,19 +232,38 @@ pub fn decide_with(
     state: &crate::state::StateDir,
     now: DateTime<Utc>,
     loaded: &Loaded,
-    observed: &BTreeMap<ObjectName, Observed>,
+    observed: &ObservedAll,
     how: Decide,
+    memo: Option<&crate::memo::Memo>,
 ) -> Result<Decision, OpsError> {
     let t = std::time::Instant::now();
-    let mut plan = plan::plan(PlanInput {
-        fleet: &loaded.fleet,
-        source: (loaded.snapshot.provenance(), loaded.snapshot.digest()),
-        catalogs: &loaded.catalogs,
-        observed,
-    });
+    // The plan is a function of the fleet, the catalogs and what the platforms hold: with a
+    // memo and the same three, the last plan is the plan (with this commit's provenance).
+    let remembered = memo.and_then(|m| m.plan(&loaded.fleet, &loaded.catalogs, observed));
+    let mut rings_recorded = false;
+    let mut plan = match remembered {
+        Some((mut plan, recorded)) => {
+            plan.fingerprints.source = serde_json::to_value(loaded.snapshot.provenance()).unwrap_or_default();
+            rings_recorded = recorded;
+            plan
+        }
+        None => {
+            let plan = plan::plan(PlanInput {
+                fleet: &loaded.fleet,
+                source: (loaded.snapshot.provenance(), loaded.snapshot.digest()),
+                catalogs: &loaded.catalogs,
+                observed,
+            });
+            if let Some(m) = memo {
+                m.keep_plan(&loaded.fleet, &loaded.catalogs, observed, &plan);
+            }
+            plan
+        }
+    };
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
     // The policy modules are read here: after that, every file the plan depends on is known.
     let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
+    tracing::debug!(elapsed = ?t.elapsed(), "TMP policies compiled");
     plan.fingerprints.files = loaded.snapshot.content_digests();
     if let Some(saved) = &how.saved {
         let stale = super::saved::staleness(saved, &plan.fingerprints);
@@ -242,21 +278,41 @@ pub fn decide_with(
         }
     }
     crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(&loaded.fleet, &loaded.catalogs, now))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "TMP judged");
     if let Some(evidence) = how.ring_evidence {
         let db = state.db()?;
-        if evidence == RingEvidence::Record {
-            for r in plan::observed_ring_versions(&loaded.fleet, observed) {
-                if db.reached_at(&r.product, &r.platform, &r.ring, &r.version)?.is_none() {
+        // One read of the whole ring history, not a query per ring: a fleet of 10,000 products
+        // in two rings on three platforms would otherwise ask 60,000 times. With a memo, and the
+        // same platforms as the last decision that recorded, nothing can be missing: no read.
+        let mut records = None;
+        if evidence == RingEvidence::Record && !rings_recorded {
+            let mut read = db.ring_history()?;
+            let observed_rings = plan::observed_ring_versions(&loaded.fleet, observed);
+            let missing: Vec<_> = observed_rings
+                .iter()
+                .filter(|r| read.reached_at(&r.product, &r.platform, &r.ring, &r.version).is_none())
+                .map(|r| {
                     let at = r.since.filter(|t| *t <= now).unwrap_or(now);
                     tracing::warn!(product = %r.product, platform = %r.platform, ring = %r.ring, version = %r.version, since = %at, "no record of when this ring got this version; taking the platform's time, or now");
-                    db.ring_reached(&r.product, &r.platform, &r.ring, &r.version, at)?;
-                }
+                    (r.product.as_str(), r.platform.as_str(), r.ring.as_str(), r.version.as_str(), at)
+                })
+                .collect();
+            if !missing.is_empty() {
+                db.rings_reached(&missing)?;
+                read = db.ring_history()?;
             }
+            if let Some(m) = memo {
+                m.mark_rings_recorded();
+            }
+            records = Some(read);
         }
-        let history = |product: &str, platform: &str, ring: &str, version: &str| {
-            db.reached_at(product, platform, ring, version).ok().flatten()
+        // The gate asks only for changes: from the read above, or else one query each.
+        let history = |product: &str, platform: &str, ring: &str, version: &str| match &records {
+            Some(r) => r.reached_at(product, platform, ring, version),
+            None => db.reached_at(product, platform, ring, version).ok().flatten(),
         };
         plan::gate(&mut plan, &loaded.fleet, &history, now);
+        tracing::debug!(elapsed = ?t.elapsed(), "TMP gated");
         // What `patchops suspend` holds back waits, whatever the gate said.
         let suspended = db.suspensions()?;
         if !suspended.is_empty() {

@@ -170,6 +170,21 @@ fn parse_time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
+/// Every ring's recorded version: (product, platform, ring) → (version, when it reached it).
+#[derive(Debug, Clone, Default)]
+pub struct RingRecords {
+    reached: std::collections::HashMap<(String, String, String), (String, DateTime<Utc>)>,
+}
+
+impl RingRecords {
+    /// When the ring reached `version`, if that is the version recorded for it.
+    pub fn reached_at(&self, product: &str, platform: &str, ring: &str, version: &str) -> Option<DateTime<Utc>> {
+        // Borrowed lookup without building three Strings: the key is small, the map large.
+        let key = (product.to_string(), platform.to_string(), ring.to_string());
+        self.reached.get(&key).filter(|(v, _)| v == version).map(|(_, at)| *at)
+    }
+}
+
 impl StateDb {
     /// Opens (creating) `<dir>/state.db`, time-stamping with the system clock.
     pub fn open(dir: &Path) -> Result<StateDb, StateError> {
@@ -414,6 +429,39 @@ impl StateDb {
             })
             .map(|o| o.map(|s| parse_time(&s)))
             .map_err(|e| self.err(e))
+    }
+
+    /// Every ring's recorded version and when it reached it, read at once: what a plan of
+    /// tens of thousands of rings consults, without a query per ring.
+    pub fn ring_history(&self) -> Result<RingRecords, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT product, platform, ring, version, reached_at FROM ring_reached")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut reached = std::collections::HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok()).map(str::to_owned).unwrap_or_default();
+            let at = parse_time(&text(4));
+            reached.insert((text(0), text(1), text(2)), (text(3), at));
+        }
+        Ok(RingRecords { reached })
+    }
+
+    /// Records, in one transaction, each ring in `reached` as having reached its version at its
+    /// time (as [`StateDb::ring_reached`], one by one).
+    pub fn rings_reached(&self, reached: &[(&str, &str, &str, &str, DateTime<Utc>)]) -> Result<(), StateError> {
+        if reached.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx.prepare_cached(RING_REACHED).map_err(|e| self.err(e))?;
+            for (product, platform, ring, version, at) in reached {
+                stmt.execute(params![product, platform, ring, version, now_text(*at)]).map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// Every catalog source's high-water mark: (source, highest serial accepted, its digest).

@@ -16,7 +16,7 @@
 mod db;
 mod lock;
 
-pub use db::{AuditRecord, Interrupted, StateDb};
+pub use db::{AuditRecord, Interrupted, RingRecords, StateDb};
 pub use lock::{ApplyLock, LockError};
 
 use std::collections::BTreeMap;

@@ -273,3 +273,94 @@ fn an_encrypted_secret_key_asks_for_its_password() {
     common::assert_contains(&run.stderr, "the secret key is encrypted with a password; pass the password through an environment variable with --password-env NAME");
     assert!(!dir.path().join("catalog.json.minisig").exists());
 }
+
+/// A long-running process reuses an earlier verification of the same bytes and signature (the
+/// signature check and the parse), never the checks that depend on the time or the history.
+mod reuse {
+    use super::*;
+
+    fn verify_after(
+        earlier: &VerifiedCatalog,
+        bytes: &str,
+        signature: String,
+        keys: &[TrustedKey],
+        seen: Option<SeenCatalog>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<VerifiedCatalog, CatalogError> {
+        unverified(bytes, Some(signature)).verify_reusing(keys, None, seen, now, Some(earlier))
+    }
+
+    #[test]
+    fn the_same_bytes_and_signature_reuse_the_verification() {
+        let k = key();
+        let c = catalog(3);
+        let sig = sign(&k, c.as_bytes());
+        let first = verify(&c, Some(sig.clone()), &trusted(&k), None).expect("verifies");
+        let again = verify_after(&first, &c, sig, &trusted(&k), None, Utc::now()).expect("verifies");
+        assert!(again.shares_verification(&first));
+        assert_eq!((again.serial(), again.digest()), (first.serial(), first.digest()));
+    }
+
+    #[test]
+    fn other_bytes_a_new_signature_or_another_trust_set_are_verified_afresh() {
+        let (k, other) = (key(), key());
+        let c = catalog(3);
+        let first = verify(&c, Some(sign(&k, c.as_bytes())), &trusted(&k), None).expect("verifies");
+
+        // New bytes, correctly signed: verified afresh.
+        let newer = catalog(4);
+        let v = verify_after(&first, &newer, sign(&k, newer.as_bytes()), &trusted(&k), None, Utc::now()).expect("ok");
+        assert!(!v.shares_verification(&first));
+        assert_eq!(v.serial(), 4);
+
+        // New bytes under the old signature: the check runs, and refuses.
+        let err = verify_after(&first, &newer, sign(&k, c.as_bytes()), &trusted(&k), None, Utc::now()).expect_err("no");
+        assert!(matches!(err, CatalogError::BadSignature { .. }), "{err}");
+
+        // The same bytes re-signed by another key the fleet does not trust: refused, although
+        // the bytes are the ones verified before.
+        let err = verify_after(&first, &c, sign(&other, c.as_bytes()), &trusted(&k), None, Utc::now()).expect_err("no");
+        assert!(matches!(err, CatalogError::UntrustedKey { .. }), "{err}");
+
+        // The signer's key no longer trusted: the same bytes and signature are refused.
+        let err = verify_after(&first, &c, sign(&k, c.as_bytes()), &trusted(&other), None, Utc::now()).expect_err("no");
+        assert!(matches!(err, CatalogError::UntrustedKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_with_the_same_id_but_other_bytes_does_not_reuse() {
+        use base64::Engine;
+        let k = key();
+        let c = catalog(3);
+        let sig = sign(&k, c.as_bytes());
+        let first = verify(&c, Some(sig.clone()), &trusted(&k), None).expect("verifies");
+        // Same key id (bytes 2..10 of the key), other public key bytes: an impostor key.
+        let line = k.public.lines().map(str::trim).find(|l| !l.starts_with("untrusted comment:")).unwrap();
+        let mut raw = base64::engine::general_purpose::STANDARD.decode(line).unwrap();
+        raw[20] ^= 0xff;
+        let impostor = TrustedKey::parse(&base64::engine::general_purpose::STANDARD.encode(&raw)).expect("key");
+        assert_eq!(impostor.key_id(), trusted(&k)[0].key_id());
+        let err = verify_after(&first, &c, sig, &[impostor], None, Utc::now()).expect_err("refused");
+        assert!(matches!(err, CatalogError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn expiry_and_rollback_are_checked_again_on_every_reuse() {
+        let k = key();
+        let c = catalog_with(3, "2026-11-01T00:00:00Z", &future(2));
+        let sig = sign(&k, c.as_bytes());
+        let first = verify(&c, Some(sig.clone()), &trusted(&k), None).expect("verifies");
+        // Three days later, the same catalog has expired.
+        let later = Utc::now() + chrono::Duration::days(3);
+        let err = verify_after(&first, &c, sig.clone(), &trusted(&k), None, later).expect_err("expired");
+        assert!(matches!(err, CatalogError::Expired { .. }), "{err}");
+        // A higher serial recorded since (another apply): now a rollback.
+        let seen = SeenCatalog { serial: 4, sha256: Sha256::digest(b"other") };
+        let err = verify_after(&first, &c, sig.clone(), &trusted(&k), Some(seen), Utc::now()).expect_err("rollback");
+        assert!(matches!(err, CatalogError::Rollback { .. }), "{err}");
+        // The same serial recorded with other content: an equivocation.
+        let seen = SeenCatalog { serial: 3, sha256: Sha256::digest(b"other") };
+        let err = verify_after(&first, &c, sig, &trusted(&k), Some(seen), Utc::now()).expect_err("reused");
+        assert!(matches!(err, CatalogError::SerialReused { .. }), "{err}");
+    }
+}

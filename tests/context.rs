@@ -105,6 +105,17 @@ async fn a_fleet_change_reaches_the_running_embedded_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_context_clock_opens_a_soaking_ring_and_says_when() {
+    soaking_ring_opens_on_the_context_clock(false).await;
+}
+
+/// The same with the daemon's memo: the plan of unchanged inputs is reused, the gate is not —
+/// it runs again at every cycle's time, so the ring still opens exactly when its soak ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_memo_the_gate_still_runs_at_every_cycle() {
+    soaking_ring_opens_on_the_context_clock(true).await;
+}
+
+async fn soaking_ring_opens_on_the_context_clock(memo: bool) {
     let (repo, _key) = fleet_repo(1);
     repo.write(
         "fleet/rollout.yaml",
@@ -115,6 +126,7 @@ async fn the_context_clock_opens_a_soaking_ring_and_says_when() {
     let start = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
     let clock = reconciler::clock::ManualClock::new(start);
     let ctx = context(&repo).with_clock(clock.clone().into());
+    let ctx = if memo { ctx.with_memo() } else { ctx };
 
     assert_eq!(apply(&ctx, &repo).await, vec!["publish app 2.0 on intune-prod / pilot: ok"]);
     let planned = ops::plan(&ctx, &source(&repo)).await.expect("plan");
@@ -128,6 +140,89 @@ async fn the_context_clock_opens_a_soaking_ring_and_says_when() {
     assert_eq!(apply(&ctx, &repo).await, vec!["publish app 2.0 on intune-prod / broad: ok"]);
     let planned = ops::plan(&ctx, &source(&repo)).await.expect("plan");
     assert_eq!(planned.requeue_at, None, "nothing waits");
+    if let Some(m) = ctx.memo() {
+        // Five loads of one commit: the fleet parsed and the catalog checked once; the plan
+        // made again only after each apply changed the tenant (and reused in between).
+        let hits = m.hits();
+        assert_eq!((hits.fleet, hits.catalogs), (4, 4), "{hits:?}");
+        assert!(hits.plans >= 2, "{hits:?}");
+    }
+}
+
+async fn plan_of(ctx: &Context, repo: &Repo) -> reconciler::plan::Plan {
+    ops::plan(ctx, &source(repo)).await.expect("plan").plan
+}
+
+/// What a memo reuses, and what makes it plan afresh: the fleet's content (not its commit), a
+/// catalog's bytes, and what the platform holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memo_reuses_only_what_did_not_change() {
+    let (repo, key) = fleet_repo(1);
+    // A read-only recorded inventory stands for the platform: the test edits it by hand.
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: inventory\n",
+    );
+    repo.commit("a recorded inventory");
+    let ctx = context(&repo).with_memo();
+    let memo = ctx.memo().unwrap().clone();
+    let publishes = |p: &reconciler::plan::Plan| {
+        p.actions
+            .iter()
+            .filter(|a| a.action != reconciler::plan::ActionKind::None)
+            .map(|a| format!("{} {}", a.version.as_deref().unwrap_or("-"), a.ring.as_deref().unwrap_or("-")))
+            .collect::<Vec<_>>()
+    };
+
+    let first = plan_of(&ctx, &repo).await;
+    assert_eq!(publishes(&first), vec!["2.0 pilot", "2.0 broad"]);
+    assert_eq!(memo.hits(), Default::default());
+    let second = plan_of(&ctx, &repo).await;
+    assert_eq!(second.actions, first.actions);
+    let hits = memo.hits();
+    assert_eq!((hits.fleet, hits.catalogs, hits.plans), (1, 1, 1));
+
+    // A commit that changes no fleet file: everything reused, the plan names the new commit.
+    repo.write("README.md", "notes\n");
+    let commit = repo.commit("notes only");
+    let third = plan_of(&ctx, &repo).await;
+    assert_eq!(third.actions, first.actions);
+    assert_eq!(third.fingerprints.source["commit"], commit.as_str());
+    let hits = memo.hits();
+    assert_eq!((hits.fleet, hits.catalogs, hits.plans), (2, 2, 2));
+
+    // The fleet changes: parsed and planned afresh.
+    repo.write(
+        "fleet/products/app.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"1.0\"\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("pin 1.0");
+    let pinned = plan_of(&ctx, &repo).await;
+    assert_eq!(publishes(&pinned), vec!["1.0 pilot", "1.0 broad"]);
+    let hits = memo.hits();
+    assert_eq!((hits.fleet, hits.catalogs, hits.plans), (2, 3, 2));
+
+    // A new catalog (serial 2, same products): checked afresh, and planned afresh.
+    let c = common::catalog(2);
+    repo.write("catalog/catalog.json", &c);
+    repo.write("catalog/catalog.json.minisig", common::sign(&key, c.as_bytes()));
+    repo.commit("catalog serial 2");
+    let newer = plan_of(&ctx, &repo).await;
+    assert_eq!(newer.fingerprints.catalogs[0].serial, 2);
+    let hits = memo.hits();
+    assert_eq!((hits.fleet, hits.catalogs, hits.plans), (3, 3, 2));
+
+    // The platform changes outside git (an object appears): planned afresh.
+    let inventory = repo.path().join(".patchops/inventory/intune-prod.json");
+    std::fs::create_dir_all(inventory.parent().unwrap()).unwrap();
+    std::fs::write(&inventory, r#"{"objects":[{"id":"a1","displayName":"Made by hand"}]}"#).unwrap();
+    let observed = plan_of(&ctx, &repo).await;
+    assert_eq!(observed.unmanaged.get("intune-prod"), Some(&1), "{:?}", observed.unmanaged);
+    assert_eq!(memo.hits().plans, 2);
+    // And unchanged again: reused.
+    let again = plan_of(&ctx, &repo).await;
+    assert_eq!(again.actions, observed.actions);
+    assert_eq!(memo.hits().plans, 3);
 }
 
 /// `/history` of a daemon at `base`: each cycle's trigger and its applied actions

@@ -96,10 +96,9 @@ impl Memo {
     /// counting those whose verification reused the one remembered.
     pub(crate) fn keep_catalogs(&self, catalogs: &BTreeMap<ObjectName, VerifiedCatalog>) {
         let mut inner = self.inner();
-        let reused = catalogs
-            .iter()
-            .filter(|(n, c)| inner.catalogs.get(*n).is_some_and(|e| e.shares_verification(c)))
-            .count() as u64;
+        let reused =
+            catalogs.iter().filter(|(n, c)| inner.catalogs.get(*n).is_some_and(|e| e.shares_verification(c))).count()
+                as u64;
         inner.catalogs = catalogs.clone();
         inner.hits.catalogs += reused;
     }

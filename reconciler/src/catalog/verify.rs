@@ -208,8 +208,8 @@ impl UnverifiedCatalog {
     }
 
     /// [`UnverifiedCatalog::verify`], reusing the work of an `earlier` verification when it
-    /// was of the very same bytes (SHA-256) with the very same signature, for the same source
-    /// and location, by a key that is still trusted (the same public key, not only its id):
+    /// was of the very same bytes (SHA-256) with the very same signature, for the same source,
+    /// by a key that is still trusted (the same public key, not only its id):
     /// then steps 1 and 2 (the signature over the bytes, the parse) would give the same answer
     /// and are not repeated. Steps 3 to 5 — expiry, `maxAge`, rollback, equivocation — depend on
     /// the time and the history and always run. A daemon cycling every minute on an unchanged
@@ -347,14 +347,17 @@ pub struct VerifiedCatalog {
 }
 
 impl VerifiedCatalog {
-    /// Whether this verification was of exactly what `unverified` holds (source, location,
-    /// bytes by SHA-256, signature text) by a key `trusted` still holds.
+    /// Whether this verification was of exactly what `unverified` holds (source, bytes by
+    /// SHA-256, signature text) by a key `trusted` still holds. Where the bytes were read from
+    /// does not matter (an in-repository catalog is "at" each new commit); the new location is
+    /// the one the result reports.
     fn authenticates(&self, unverified: &UnverifiedCatalog, digest: Sha256, trusted: &[TrustedKey]) -> bool {
         self.source_name == unverified.source_name
-            && self.location == unverified.location
             && self.body.digest == digest
             && unverified.signature.as_deref() == Some(self.body.signature.as_str())
-            && trusted.iter().any(|k| k.key_id() == self.body.key_id && k.public_key().to_base64() == self.body.public_key)
+            && trusted
+                .iter()
+                .any(|k| k.key_id() == self.body.key_id && k.public_key().to_base64() == self.body.public_key)
     }
 
     /// Whether `other` reused this verification's signature check and parse (or this one

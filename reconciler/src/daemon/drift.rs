@@ -12,9 +12,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use crate::intern::Text;
 use crate::model::kinds::DriftMode;
 use crate::model::Fleet;
-use crate::intern::Text;
 use crate::plan::{Plan, Waiting};
 
 /// One field that differs from the fleet.
@@ -146,9 +146,7 @@ pub fn classify(plan: &mut Plan, fleet: &Fleet, baseline: &Baseline) -> Vec<Drif
     if !baseline.same_inputs(plan) {
         return found;
     }
-    let drifted = |a: &crate::plan::PlannedAction| {
-        a.is_applicable() && baseline.in_sync.contains(&target(a))
-    };
+    let drifted = |a: &crate::plan::PlannedAction| a.is_applicable() && baseline.in_sync.contains(&target(a));
     for a in plan.actions.iter_mut().filter(|a| drifted(a)) {
         let mode = mode(fleet, &a.product, &a.platform);
         if mode != DriftMode::Correct {

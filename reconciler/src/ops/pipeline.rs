@@ -263,7 +263,6 @@ pub fn decide_with(
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), actions = plan.actions.len(), "planned");
     // The policy modules are read here: after that, every file the plan depends on is known.
     let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
-    tracing::debug!(elapsed = ?t.elapsed(), "TMP policies compiled");
     plan.fingerprints.files = loaded.snapshot.content_digests();
     if let Some(saved) = &how.saved {
         let stale = super::saved::staleness(saved, &plan.fingerprints);
@@ -278,7 +277,6 @@ pub fn decide_with(
         }
     }
     crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(&loaded.fleet, &loaded.catalogs, now))?;
-    tracing::debug!(elapsed = ?t.elapsed(), "TMP judged");
     if let Some(evidence) = how.ring_evidence {
         let db = state.db()?;
         // One read of the whole ring history, not a query per ring: a fleet of 10,000 products
@@ -312,7 +310,6 @@ pub fn decide_with(
             None => db.reached_at(product, platform, ring, version).ok().flatten(),
         };
         plan::gate(&mut plan, &loaded.fleet, &history, now);
-        tracing::debug!(elapsed = ?t.elapsed(), "TMP gated");
         // What `patchops suspend` holds back waits, whatever the gate said.
         let suspended = db.suspensions()?;
         if !suspended.is_empty() {

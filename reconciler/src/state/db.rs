@@ -441,7 +441,8 @@ impl StateDb {
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         let mut reached = std::collections::HashMap::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let text = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok()).map(str::to_owned).unwrap_or_default();
+            let text =
+                |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok()).map(str::to_owned).unwrap_or_default();
             let at = parse_time(&text(4));
             reached.insert((text(0), text(1), text(2)), (text(3), at));
         }

@@ -302,7 +302,7 @@ async fn the_site_checks_sdmpackagexml_and_names_each_problem() {
 
     let broken = fresh(&good)
         .replace("encoding=\"utf-16\"", "encoding=\"utf-8\"")
-        .replace("<Provider>MSI</Provider>\n        <Content>", "<Provider>Script</Provider>\n        <Content>")
+        .replace("<Provider>MSI</Provider>\n        <Args>", "<Provider>Script</Provider>\n        <Args>")
         .replace("\\\\cm01\\patchops$", "\\\\elsewhere\\share");
     let resp = post(broken).await;
     let body: Value = resp.json().await.unwrap();
@@ -343,4 +343,116 @@ async fn a_content_location_outside_the_share_is_refused_without_revealing_anyth
     let message = body["error"]["message"].as_str().unwrap();
     common::assert_contains(message, "leaves the site's content share");
     assert!(!message.contains("bytes, the document says"), "no size of a file outside the share: {message}");
+}
+
+fn el<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children().find(|c| c.tag_name().name() == name)
+}
+
+/// `msiinfo export FILE Property` (Debian `msitools`): the MSI's own properties, read by a tool
+/// that is not patchops.
+fn msi_property(bytes: &[u8], name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("package.msi");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("msiinfo")
+        .args(["export", path.to_str().unwrap(), "Property"])
+        .output()
+        .unwrap_or_else(|e| panic!("msiinfo (Debian package msitools) is needed for this test: {e}"));
+    assert!(out.status.success(), "msiinfo: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}\t")).map(str::to_string))
+        .unwrap_or_else(|| panic!("the MSI has no {name}"))
+}
+
+// Issue 13, items 3 and 4: as real exports, each action references the Installer's content as
+// `Contents/Content[@ContentId]` after its Args, and an MSI is detected by an enhanced detection
+// method with an MSI setting whose rule compares the installed ProductVersion with the MSI's own
+// (128.0.3 here; the catalog's version is 1.0). The emulated site refuses the other shapes.
+#[tokio::test]
+async fn actions_reference_their_content_and_msi_detection_uses_the_msis_own_version() {
+    let s = site(&["Full Administrator"], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (_, b) = msi("1.0");
+    let id = client(&s).create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b)).await.unwrap();
+    let good = s.state()["apps"][&id]["sdm"].as_str().unwrap().to_string();
+    let text = good.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let installer = doc.descendants().find(|n| n.tag_name().name() == "Installer").unwrap();
+    let content_id = el(el(installer, "Contents").unwrap(), "Content").unwrap().attribute("ContentId").unwrap();
+    for action in ["InstallAction", "UninstallAction"] {
+        let a = el(installer, action).unwrap_or_else(|| panic!("no {action}"));
+        let names: Vec<&str> = a.children().filter(|c| c.is_element()).map(|c| c.tag_name().name()).collect();
+        assert_eq!(names, ["Provider", "Args", "Contents"], "{action}");
+        let reference = el(el(a, "Contents").unwrap(), "Content").unwrap();
+        assert_eq!(reference.attribute("ContentId"), Some(content_id), "{action}");
+        assert_eq!(reference.attribute("Version"), Some("1"), "{action}");
+    }
+    let detect = el(installer, "DetectAction").unwrap();
+    assert_eq!(el(detect, "Provider").unwrap().text(), Some("Local"));
+    let body = detect
+        .descendants()
+        .find(|n| n.attribute("Name") == Some("MethodBody"))
+        .and_then(|n| n.text())
+        .unwrap()
+        .replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
+    let edm = roxmltree::Document::parse(&body).unwrap();
+    let find = |name: &str| edm.descendants().find(|n| n.tag_name().name() == name).unwrap();
+    assert_eq!(find("ProductCode").text().unwrap(), msi_property(&b, "ProductCode"));
+    let reference = find("SettingReference");
+    assert_eq!(reference.attribute("SettingLogicalName"), find("MSI").attribute("LogicalName"));
+    assert_eq!(reference.attribute("PropertyPath"), Some("ProductVersion"));
+    assert_eq!(reference.attribute("DataType"), Some("Version"));
+    assert_eq!(find("Operator").text(), Some("GreaterEquals"));
+    let own = msi_property(&b, "ProductVersion");
+    assert_eq!(own, "128.0.3", "the example MSI's own version, not the catalog's 1.0");
+    assert_eq!(find("ConstantValue").attribute("Value"), Some(own.as_str()));
+
+    // What the emulated site refuses.
+    let post = |xml: String| {
+        let url = s.base.join("AdminService/wmi/SMS_Application").unwrap();
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .basic_auth(USER, Some(PASSWORD))
+                .json(&serde_json::json!({ "SDMPackageXML": xml }))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or_default();
+            (status, body["error"]["message"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    let app_guid = good.split("LogicalName=\"Application_").nth(1).unwrap()[..36].to_string();
+    let fresh = |xml: &str| xml.replace(&app_guid, "00000000-0000-4000-8000-00000000abce");
+    // The install action's content as patchops wrote it before: `<Content><ContentId>` of its own.
+    let start = good.find("<InstallAction>").unwrap();
+    let end = start + good[start..].find("</InstallAction>").unwrap();
+    let action = &good[start..end];
+    let (cs, ce) = (action.find("<Contents>").unwrap(), action.find("</Contents>").unwrap() + "</Contents>".len());
+    let old_shape =
+        action[..cs].to_string() + &format!("<Content><ContentId>{content_id}</ContentId></Content>") + &action[ce..];
+    let (status, message) = post(fresh(&good.replacen(action, &old_shape, 1))).await;
+    assert_eq!(status, 400, "{message}");
+    common::assert_contains(&message, "InstallAction has a Content element of its own");
+    common::assert_contains(&message, "InstallAction references no content");
+    // Contents before Args.
+    let (contents, rest) = (&action[cs..ce], action[..cs].to_string() + &action[ce..]);
+    let args_at = rest.find("<Args>").unwrap();
+    let reordered = rest[..args_at].to_string() + contents + &rest[args_at..];
+    let (status, message) = post(fresh(&good.replacen(action, &reordered, 1))).await;
+    assert_eq!(status, 400, "{message}");
+    common::assert_contains(&message, "InstallAction's Contents must follow its Args");
+    // A detection rule comparing with something that is not a version, and one naming a
+    // setting it does not define.
+    let (status, message) = post(fresh(&good.replace("128.0.3", "latest"))).await;
+    assert_eq!(status, 400, "{message}");
+    common::assert_contains(&message, "which is not a version");
+    let setting = find("MSI").attribute("LogicalName").unwrap().to_string();
+    let renamed = good.replacen(&setting, "MSI_00000000-0000-4000-8000-000000000000", 1);
+    let (status, message) = post(fresh(&renamed)).await;
+    assert_eq!(status, 400, "{message}");
+    common::assert_contains(&message, "which its Settings do not define");
 }

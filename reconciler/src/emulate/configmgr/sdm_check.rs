@@ -42,6 +42,133 @@ fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::No
     n.children().find(|c| c.has_tag_name((DIGEST_NS, name)))
 }
 
+/// The desired-configuration namespace of detection settings, and the rules namespace (both
+/// spelled "SystemsCenter").
+const DC_NS: &str = "http://schemas.microsoft.com/SystemsCenterConfigurationManager/2009/07/10/DesiredConfiguration";
+const RULES_NS: &str = "http://schemas.microsoft.com/SystemsCenterConfigurationManager/2009/06/14/Rules";
+
+/// An install or uninstall action's content reference, as real exports have it: after `Args`,
+/// `<Contents><Content ContentId="…" Version="…"/></Contents>`, naming the Installer's content.
+/// A client downloads nothing for an action whose reference is missing or of another shape.
+fn action_content(
+    dt: &str,
+    action_name: &str,
+    action: roxmltree::Node<'_, '_>,
+    defined: &[&str],
+    required: bool,
+    problems: &mut Vec<String>,
+) {
+    if action.children().any(|c| c.has_tag_name((DIGEST_NS, "Content"))) {
+        problems.push(format!(
+            "DeploymentType {dt}: {action_name} has a Content element of its own; an action references content as Contents/Content[@ContentId] after Args"
+        ));
+    }
+    let elements: Vec<&str> = action.children().filter(|c| c.is_element()).map(|c| c.tag_name().name()).collect();
+    let at = |n: &str| elements.iter().position(|e| *e == n);
+    let Some(contents) = child(action, "Contents") else {
+        if required {
+            problems.push(format!(
+                "DeploymentType {dt}: {action_name} references no content (Contents/Content[@ContentId] after Args)"
+            ));
+        }
+        return;
+    };
+    if at("Args").is_some_and(|a| at("Contents").is_some_and(|c| c < a)) {
+        problems.push(format!("DeploymentType {dt}: {action_name}'s Contents must follow its Args"));
+    }
+    let refs: Vec<_> = contents.children().filter(|c| c.has_tag_name((DIGEST_NS, "Content"))).collect();
+    if refs.is_empty() {
+        problems.push(format!("DeploymentType {dt}: {action_name}'s Contents holds no Content"));
+    }
+    for r in refs {
+        match (r.attribute("ContentId"), r.attribute("Version")) {
+            (Some(id), Some(v)) if v.parse::<u32>().is_ok() => {
+                if !defined.contains(&id) {
+                    problems.push(format!("DeploymentType {dt}: {action_name} references content {id:?}, which the Installer's Contents does not define"));
+                }
+            }
+            _ => problems
+                .push(format!("DeploymentType {dt}: {action_name}'s Content needs ContentId and a numeric Version")),
+        }
+    }
+}
+
+/// Problems of an `EnhancedDetectionMethod` document (the escaped `MethodBody`): its root and
+/// namespaces, every rule's setting reference naming a setting it defines and this application,
+/// MSI settings' product codes, and version constants.
+fn enhanced_detection(body: &str, scope: &str, application: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let text = body.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
+    let doc = match roxmltree::Document::parse(&text) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("is not escaped XML ({e})")],
+    };
+    let root = doc.root_element();
+    if !root.has_tag_name((DIGEST_NS, "EnhancedDetectionMethod")) {
+        return vec!["is not an EnhancedDetectionMethod in the AppMgmtDigest namespace".into()];
+    }
+    let Some(settings) = root.children().find(|c| c.has_tag_name((DIGEST_NS, "Settings"))) else {
+        return vec!["has no Settings".into()];
+    };
+    let mut defined = Vec::new();
+    for setting in settings.children().filter(|c| c.is_element()) {
+        if setting.tag_name().namespace() != Some(DC_NS) {
+            problems
+                .push(format!("setting {} is not in the DesiredConfiguration namespace", setting.tag_name().name()));
+        }
+        let logical = setting.attribute("LogicalName").unwrap_or_default();
+        defined.push((logical.to_string(), setting.tag_name().name().to_string()));
+        if setting.tag_name().name() == "MSI" {
+            let code = setting
+                .children()
+                .find(|c| c.has_tag_name((DC_NS, "ProductCode")))
+                .and_then(|c| c.text())
+                .unwrap_or_default();
+            let braced = code.len() == 38 && code.starts_with('{') && uuid::Uuid::parse_str(&code[1..37]).is_ok();
+            if !braced {
+                problems.push(format!("MSI setting {logical}: ProductCode {code:?} is not a braced GUID"));
+            }
+        }
+    }
+    let Some(rule) = root.children().find(|c| c.has_tag_name((RULES_NS, "Rule"))) else {
+        problems.push("has no Rule in the Rules namespace".into());
+        return problems;
+    };
+    let references: Vec<_> = rule.descendants().filter(|n| n.has_tag_name((RULES_NS, "SettingReference"))).collect();
+    if references.is_empty() {
+        problems.push("has a Rule that references no setting".into());
+    }
+    for r in references {
+        let setting = r.attribute("SettingLogicalName").unwrap_or_default();
+        match defined.iter().find(|(l, _)| l == setting) {
+            None => problems.push(format!("references setting {setting:?}, which its Settings do not define")),
+            Some((_, kind)) if r.attribute("SettingSourceType") != Some(kind.as_str()) => problems.push(format!(
+                "references {setting} with SettingSourceType {:?}, not {kind}",
+                r.attribute("SettingSourceType").unwrap_or_default()
+            )),
+            Some(_) => {}
+        }
+        if r.attribute("AuthoringScopeId") != Some(scope) || r.attribute("LogicalName") != Some(application) {
+            problems.push(format!(
+                "references {setting} of another application (AuthoringScopeId and LogicalName must be this one's)"
+            ));
+        }
+        if r.attribute("DataType") == Some("Version") {
+            let value = r
+                .next_sibling_element()
+                .filter(|c| c.has_tag_name((RULES_NS, "ConstantValue")))
+                .and_then(|c| c.attribute("Value"))
+                .unwrap_or_default();
+            let parts: Vec<&str> = value.split('.').collect();
+            if !(2..=4).contains(&parts.len()) || parts.iter().any(|p| p.parse::<u32>().is_err()) {
+                problems
+                    .push(format!("compares {setting} with {value:?}, which is not a version (two to four numbers)"));
+            }
+        }
+    }
+    problems
+}
+
 fn guid_name(s: &str, prefix: &str) -> bool {
     s.strip_prefix(prefix).is_some_and(|g| uuid::Uuid::parse_str(g).is_ok())
 }
@@ -172,10 +299,7 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                 if provider != technology {
                     problems.push(format!("DeploymentType {name}: InstallAction/Provider {provider:?} must equal the installer technology {technology}"));
                 }
-                let used = text_of(child(install, "Content").and_then(|c| child(c, "ContentId")));
-                if !content_ids.contains(&used.as_str()) {
-                    problems.push(format!("DeploymentType {name}: InstallAction references content {used:?}, which Contents does not define"));
-                }
+                action_content(&name, "InstallAction", install, &content_ids, true, &mut problems);
                 let command = install
                     .descendants()
                     .find(|n| n.has_tag_name((DIGEST_NS, "Arg")) && n.attribute("Name") == Some("InstallCommandLine"))
@@ -185,6 +309,9 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                     problems.push(format!("DeploymentType {name}: the install command line is empty"));
                 }
             }
+        }
+        if let Some(uninstall) = child(installer, "UninstallAction") {
+            action_content(&name, "UninstallAction", uninstall, &content_ids, false, &mut problems);
         }
         match child(installer, "DetectAction") {
             None => problems.push(format!(
@@ -222,10 +349,8 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                     }
                     "Local" => {
                         let body = arg("MethodBody").unwrap_or_default();
-                        if roxmltree::Document::parse(&body).is_err() {
-                            problems.push(format!(
-                                "DeploymentType {name}: the enhanced detection method's MethodBody is not escaped XML"
-                            ));
+                        for p in enhanced_detection(&body, &scope, &logical) {
+                            problems.push(format!("DeploymentType {name}: the enhanced detection method {p}"));
                         }
                     }
                     other => problems.push(format!(

@@ -286,6 +286,7 @@ impl ConfigMgrClient {
         o: &DesiredObject,
         location: String,
         previous: Option<&Application>,
+        msi: Option<&crate::msi::MsiInfo>,
     ) -> Result<Application, PlatformError> {
         let building = "building the application";
         let field = |k: &str| o.fields.get(k).unwrap_or_default().to_string();
@@ -301,8 +302,29 @@ impl ConfigMgrClient {
                 self.failed(building, format!("{} is an MSIX package: deploy it through Intune", i.file_name()))
             );
         }
+        // An MSI is detected by what Windows Installer reports: its own ProductCode and
+        // ProductVersion (read from the MSI), not the catalog's marketing version. A revision
+        // keeps the version the application was created with (its content is the same).
+        let kept_version = previous.and_then(|p| match &p.detection {
+            Detection::Msi { product_version, .. } => product_version.clone(),
+            Detection::Script { .. } => None,
+        });
+        let msi_detection = |code: &String| -> Result<Detection, PlatformError> {
+            match msi {
+                Some(m) if !m.product_code.eq_ignore_ascii_case(code) => Err(self.failed(
+                    building,
+                    format!(
+                        "the catalog gives {} the product code {code}, but the MSI's own ProductCode is {}: correct the catalog (detection would never find what this MSI installs)",
+                        i.file_name(),
+                        m.product_code
+                    ),
+                )),
+                Some(m) => Ok(Detection::Msi { product_code: code.clone(), product_version: Some(m.product_version.clone()) }),
+                None => Ok(Detection::Msi { product_code: code.clone(), product_version: kept_version.clone() }),
+            }
+        };
         let detection = match (&i.msi_product_code, &i.detection) {
-            (Some(code), _) if technology == Technology::Msi => Detection::MsiProductCode(code.clone()),
+            (Some(code), _) if technology == Technology::Msi => msi_detection(code)?,
             (_, Some(d)) => {
                 let version: crate::model::Version = o.marker.version.parse().map_err(|_| {
                     self.failed(building, format!("the marker's version {:?} is not a version", o.marker.version))
@@ -312,7 +334,7 @@ impl ConfigMgrClient {
                     self.scripts.deliver(script).await.map_err(|e| self.failed("signing the detection script", e))?;
                 Detection::Script { body: delivered.text().to_string() }
             }
-            (Some(code), None) => Detection::MsiProductCode(code.clone()),
+            (Some(code), None) => Detection::Msi { product_code: code.clone(), product_version: None },
             (None, None) => return Err(self.failed(building, o.undetectable("clients"))),
         };
         Ok(Application {
@@ -436,8 +458,8 @@ fn fields_of(a: &Application, marker: &TrackingMarker) -> FieldMap {
     if !a.uninstall.is_empty() {
         put("uninstallCommand", &a.uninstall);
     }
-    if let Detection::MsiProductCode(code) = &a.detection {
-        put("msiProductCode", code);
+    if let Detection::Msi { product_code, .. } = &a.detection {
+        put("msiProductCode", product_code);
     }
     put("configmgr.deliverAs", "application");
     if a.execute_time > 0 {
@@ -559,7 +581,18 @@ impl PlatformClient for ConfigMgrClient {
         }
         let location = self.upload_content(object, content).await?;
         crate::failpoint::hit("configmgr-after-copy");
-        let app = self.application_for(object, location, None).await?;
+        // The MSI's own ProductCode and ProductVersion, for detection (reading an MSI is
+        // blocking file IO).
+        let msi = if object.installer.installer_type == InstallerType::Msi {
+            let path = content.path().to_path_buf();
+            let read = tokio::task::spawn_blocking(move || crate::msi::read(&path))
+                .await
+                .map_err(|e| self.failed("reading the MSI", e.to_string()))?;
+            Some(read.map_err(|e| self.failed("reading the MSI's ProductCode and ProductVersion", e.to_string()))?)
+        } else {
+            None
+        };
+        let app = self.application_for(object, location, None, msi.as_ref()).await?;
         // The logical name is fixed per (platform, product, version, content): an application
         // with it exists when a version comes back (A → B → A: A was retired) or when a run died
         // after the site created it. The site refuses a second one, so that one is reinstated
@@ -584,7 +617,7 @@ impl PlatformClient for ConfigMgrClient {
 
     async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError> {
         let current = self.known(id, "revising the application")?;
-        let app = self.application_for(object, current.location.clone(), Some(&current)).await?;
+        let app = self.application_for(object, current.location.clone(), Some(&current), None).await?;
         self.revise(id, app, "revising the application").await
     }
 

@@ -13,8 +13,11 @@
 
 /// The AppMgmtDigest namespace.
 pub const DIGEST_NS: &str = "http://schemas.microsoft.com/SystemCenterConfigurationManager/2009/AppMgmtDigest";
-/// The rules namespace (supersedence), with its historical "Systems".
+/// The rules namespace (supersedence, detection rules), with its historical "Systems".
 pub const RULES_NS: &str = "http://schemas.microsoft.com/SystemsCenterConfigurationManager/2009/06/14/Rules";
+/// The desired-configuration namespace of detection settings (an `MSI` setting), also "Systems".
+pub const DC_NS: &str =
+    "http://schemas.microsoft.com/SystemsCenterConfigurationManager/2009/07/10/DesiredConfiguration";
 
 /// The deployment type's technology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +46,17 @@ impl Technology {
 /// How the client tells the application is installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detection {
-    /// The MSI product code (`Provider` MSI).
-    MsiProductCode(String),
+    /// Windows Installer detection as real exports carry it: an enhanced detection method
+    /// (`Provider` Local, its XML escaped in the `MethodBody` Arg) with an MSI setting on the
+    /// product code, and a rule that the installed `ProductVersion` is at least the MSI's own
+    /// (what Windows Installer reports — not the catalog's marketing version), or, when no
+    /// version is known, that the product is installed at all.
+    Msi {
+        /// `{GUID}`.
+        product_code: String,
+        /// The MSI's `ProductVersion`.
+        product_version: Option<String>,
+    },
     /// A PowerShell detection script (`Provider` Script, `ScriptType` 0), signed or not.
     Script {
         /// The script's text.
@@ -227,10 +239,11 @@ impl Application {
         x.close("Contents");
         x.open("DetectAction", &[]);
         match &self.detection {
-            Detection::MsiProductCode(code) => {
-                x.text("Provider", &[], "MSI");
+            Detection::Msi { product_code, product_version } => {
+                x.text("Provider", &[], "Local");
                 x.open("Args", &[]);
-                x.arg("ProductCode", "String", code);
+                x.arg("ExecutionContext", "String", "System");
+                x.arg("MethodBody", "String", &self.enhanced_detection(product_code, product_version.as_deref()));
                 x.close("Args");
             }
             Detection::Script { body } => {
@@ -244,11 +257,10 @@ impl Application {
             }
         }
         x.close("DetectAction");
+        // As real exports: Provider, Args, then the content the action runs from
+        // (`Contents/Content@ContentId`, the Installer's content).
         x.open("InstallAction", &[]);
         x.text("Provider", &[], self.technology.name());
-        x.open("Content", &[]);
-        x.text("ContentId", &[], &self.content_id);
-        x.close("Content");
         x.open("Args", &[]);
         x.arg("InstallCommandLine", "String", &self.install);
         x.arg("ExecutionContext", "String", "System");
@@ -259,8 +271,8 @@ impl Application {
         x.arg("PostInstallBehavior", "String", self.post_install.as_str());
         x.arg("ExecuteTime", "Int32", &self.execute_time.to_string());
         x.arg("MaxExecuteTime", "Int32", "120");
-        if let Detection::MsiProductCode(code) = &self.detection {
-            x.arg("ProductCode", "String", code);
+        if let Detection::Msi { product_code, .. } = &self.detection {
+            x.arg("ProductCode", "String", product_code);
         }
         let mut success = vec![0, 1707];
         success.extend(self.success_codes.iter().copied().filter(|c| ![0, 1707, 3010, 1641, 1618].contains(c)));
@@ -269,6 +281,7 @@ impl Application {
         x.codes("HardRebootExitCodes", &[1641]);
         x.codes("FastRetryExitCodes", &[1618]);
         x.close("Args");
+        self.content_reference(&mut x);
         x.close("InstallAction");
         if !self.uninstall.is_empty() {
             x.open("UninstallAction", &[]);
@@ -277,6 +290,7 @@ impl Application {
             x.arg("InstallCommandLine", "String", &self.uninstall);
             x.arg("ExecutionContext", "String", "System");
             x.close("Args");
+            self.content_reference(&mut x);
             x.close("UninstallAction");
         }
         x.close("Installer");
@@ -311,6 +325,88 @@ impl Application {
         }
         x.close("DeploymentType");
         x.close("AppMgmtDigest");
+        x.finish()
+    }
+
+    /// `<Contents><Content ContentId="…" Version="1"/></Contents>`: an action's reference to the
+    /// Installer's content.
+    fn content_reference(&self, x: &mut crate::xml::XmlWriter) {
+        x.open("Contents", &[]);
+        x.empty("Content", &[("ContentId", &self.content_id), ("Version", "1")]);
+        x.close("Contents");
+    }
+
+    /// The logical name of the MSI detection setting (fixed per deployment type).
+    fn msi_setting(&self) -> String {
+        format!("MSI_{}", self.deployment_type.trim_start_matches("DeploymentType_"))
+    }
+
+    /// The `EnhancedDetectionMethod` document of an MSI detection, in the shape of real exports:
+    /// an `MSI` setting on the product code, and the rule `IsInstalledRule` — the installed
+    /// `ProductVersion` at least `version` (Version data, `Value` method), or else the product's
+    /// presence (`Count` not 0).
+    fn enhanced_detection(&self, product_code: &str, version: Option<&str>) -> String {
+        let mut x = crate::xml::XmlWriter::new("utf-16");
+        let setting = self.msi_setting();
+        x.open("EnhancedDetectionMethod", &[("xmlns", DIGEST_NS)]);
+        x.open("Settings", &[("xmlns", DIGEST_NS)]);
+        x.open("MSI", &[("xmlns", DC_NS), ("LogicalName", &setting), ("IsPerUser", "false")]);
+        x.open("Annotation", &[("xmlns", RULES_NS)]);
+        x.empty("DisplayName", &[("Text", "")]);
+        x.empty("Description", &[("Text", "")]);
+        x.close("Annotation");
+        x.text("ProductCode", &[], product_code);
+        x.close("MSI");
+        x.close("Settings");
+        x.open(
+            "Rule",
+            &[
+                ("xmlns", RULES_NS),
+                ("id", "IsInstalledRule"),
+                ("Severity", "None"),
+                ("NonCompliantWhenSettingIsNotFound", "false"),
+            ],
+        );
+        x.open("Expression", &[]);
+        let sdm_version = self.version.to_string();
+        let mut reference = vec![
+            ("AuthoringScopeId", self.scope.as_str()),
+            ("LogicalName", self.application.as_str()),
+            ("Version", sdm_version.as_str()),
+        ];
+        match version {
+            Some(v) => {
+                x.text("Operator", &[], "GreaterEquals");
+                x.open("Operands", &[]);
+                reference.extend([
+                    ("DataType", "Version"),
+                    ("SettingLogicalName", setting.as_str()),
+                    ("SettingSourceType", "MSI"),
+                    ("Method", "Value"),
+                    ("PropertyPath", "ProductVersion"),
+                    ("Changeable", "false"),
+                ]);
+                x.empty("SettingReference", &reference);
+                x.empty("ConstantValue", &[("Value", v), ("DataType", "Version")]);
+            }
+            None => {
+                x.text("Operator", &[], "NotEquals");
+                x.open("Operands", &[]);
+                reference.extend([
+                    ("DataType", "Int64"),
+                    ("SettingLogicalName", setting.as_str()),
+                    ("SettingSourceType", "MSI"),
+                    ("Method", "Count"),
+                    ("Changeable", "false"),
+                ]);
+                x.empty("SettingReference", &reference);
+                x.empty("ConstantValue", &[("Value", "0"), ("DataType", "Int64")]);
+            }
+        }
+        x.close("Operands");
+        x.close("Expression");
+        x.close("Rule");
+        x.close("EnhancedDetectionMethod");
         x.finish()
     }
 
@@ -356,7 +452,12 @@ impl Application {
         };
         let detect_args = args(detect);
         let detection = match text_of(child(detect, "Provider")?).as_str() {
-            "MSI" => Detection::MsiProductCode(arg(&detect_args, "ProductCode").ok_or("no ProductCode")?),
+            // What earlier patchops versions wrote: the product code alone.
+            "MSI" => Detection::Msi {
+                product_code: arg(&detect_args, "ProductCode").ok_or("no ProductCode")?,
+                product_version: None,
+            },
+            "Local" => msi_detection(&arg(&detect_args, "MethodBody").ok_or("no MethodBody")?)?,
             "Script" => Detection::Script { body: arg(&detect_args, "ScriptBody").ok_or("no ScriptBody")? },
             other => return Err(format!("detection provider {other} is not one patchops writes").into()),
         };
@@ -411,6 +512,29 @@ impl Application {
     }
 }
 
+/// The product code and version of an enhanced detection method patchops wrote.
+fn msi_detection(body: &str) -> Result<Detection, crate::platform::NotOurs> {
+    let text = body.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
+    let doc = roxmltree::Document::parse(&text).map_err(|e| format!("MethodBody is not XML: {e}"))?;
+    let product_code = doc
+        .descendants()
+        .find(|n| n.has_tag_name((DC_NS, "MSI")))
+        .and_then(|m| m.children().find(|c| c.has_tag_name((DC_NS, "ProductCode"))))
+        .and_then(|c| c.text())
+        .ok_or("the enhanced detection method has no MSI setting with a ProductCode")?
+        .to_string();
+    let product_version = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name((RULES_NS, "SettingReference")) && n.attribute("PropertyPath") == Some("ProductVersion")
+        })
+        .and_then(|r| r.next_sibling_element())
+        .filter(|c| c.has_tag_name((RULES_NS, "ConstantValue")))
+        .and_then(|c| c.attribute("Value"))
+        .map(str::to_string);
+    Ok(Detection::Msi { product_code, product_version })
+}
+
 fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Result<roxmltree::Node<'a, 'i>, crate::platform::NotOurs> {
     n.children()
         .find(|c| c.has_tag_name((DIGEST_NS, name)))
@@ -445,7 +569,10 @@ mod tests {
             file: ("firefox.msi".into(), 9728),
             install: "msiexec /i \"firefox.msi\" /qn".into(),
             uninstall: "msiexec /x {X} /qn".into(),
-            detection: Detection::MsiProductCode("{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}".into()),
+            detection: Detection::Msi {
+                product_code: "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}".into(),
+                product_version: Some("24.08.0.0".into()),
+            },
             post_install: PostInstall::NoAction,
             execute_time: 5,
             success_codes: vec![42],

@@ -299,7 +299,7 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                 if provider != technology {
                     problems.push(format!("DeploymentType {name}: InstallAction/Provider {provider:?} must equal the installer technology {technology}"));
                 }
-                action_content(&name, "InstallAction", install, &content_ids, true, &mut problems);
+                action_content(name, "InstallAction", install, &content_ids, true, &mut problems);
                 let command = install
                     .descendants()
                     .find(|n| n.has_tag_name((DIGEST_NS, "Arg")) && n.attribute("Name") == Some("InstallCommandLine"))
@@ -311,7 +311,7 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
             }
         }
         if let Some(uninstall) = child(installer, "UninstallAction") {
-            action_content(&name, "UninstallAction", uninstall, &content_ids, false, &mut problems);
+            action_content(name, "UninstallAction", uninstall, &content_ids, false, &mut problems);
         }
         match child(installer, "DetectAction") {
             None => problems.push(format!(
@@ -349,7 +349,7 @@ pub fn check(xml: &str, site: &Site) -> Result<Checked, Vec<String>> {
                     }
                     "Local" => {
                         let body = arg("MethodBody").unwrap_or_default();
-                        for p in enhanced_detection(&body, &scope, &logical) {
+                        for p in enhanced_detection(&body, scope, logical) {
                             problems.push(format!("DeploymentType {name}: the enhanced detection method {p}"));
                         }
                     }

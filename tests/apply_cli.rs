@@ -53,6 +53,14 @@ fn apply_publishes_ring_by_ring_and_a_second_run_changes_nothing() {
     common::assert_contains(app["notes"].as_str().unwrap(), &format!("\"commit\":\"{head}\""));
     assert_eq!(app["@odata.type"], "#microsoft.graph.win32LobApp");
     assert_eq!(app["rules"][0]["@odata.type"], "#microsoft.graph.win32LobAppProductCodeRule");
+    // Detection compares what Windows Installer reports: the MSI's own ProductVersion (131.0.2
+    // for this package), not the catalog's 2.0 (issue 13, item 4).
+    let own = common::msi_property(&common::installer_bytes("vendor.app", "2.0"), "ProductVersion");
+    assert_eq!(own, "131.0.2");
+    assert_eq!(app["rules"][0]["productVersion"], own.as_str());
+    assert_eq!(app["rules"][0]["productVersionOperator"], "greaterThanOrEqual");
+    assert_eq!(app["msiInformation"]["productVersion"], own.as_str());
+    assert_eq!(app["displayVersion"], "2.0", "what people see stays the catalog's version");
 
     // Status and history tell what is published and why.
     let status = patchops(repo.path(), &["status", "--path", "fleet"]);
@@ -346,8 +354,13 @@ fn a_re_released_installer_under_the_same_version_is_published_again() {
     let new =
         std::fs::read(common::workspace_root().join("examples/catalog/installers/mozilla.firefox-128.0.3-x64.msi"))
             .unwrap();
+    // (The re-released MSI has its own product code; the catalog says so too.)
     let catalog = common::catalog(2)
-        .replace(&common::hex(&sha2::Sha256::digest(&old)), &common::hex(&sha2::Sha256::digest(&new)));
+        .replace(&common::hex(&sha2::Sha256::digest(&old)), &common::hex(&sha2::Sha256::digest(&new)))
+        .replace(
+            common::installer_product_code("vendor.app", "2.0"),
+            common::installer_product_code("vendor.app", "1.0"),
+        );
     repo.write("catalog/catalog.json", &catalog);
     repo.write("catalog/catalog.json.minisig", common::sign(&key, catalog.as_bytes()));
     repo.write("catalog/installers/vendor.app-2.0.msi", &new);

@@ -349,23 +349,6 @@ fn el<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<
     n.children().find(|c| c.tag_name().name() == name)
 }
 
-/// `msiinfo export FILE Property` (Debian `msitools`): the MSI's own properties, read by a tool
-/// that is not patchops.
-fn msi_property(bytes: &[u8], name: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("package.msi");
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("msiinfo")
-        .args(["export", path.to_str().unwrap(), "Property"])
-        .output()
-        .unwrap_or_else(|e| panic!("msiinfo (Debian package msitools) is needed for this test: {e}"));
-    assert!(out.status.success(), "msiinfo: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}\t")).map(str::to_string))
-        .unwrap_or_else(|| panic!("the MSI has no {name}"))
-}
-
 // Issue 13, items 3 and 4: as real exports, each action references the Installer's content as
 // `Contents/Content[@ContentId]` after its Args, and an MSI is detected by an enhanced detection
 // method with an MSI setting whose rule compares the installed ProductVersion with the MSI's own
@@ -399,13 +382,13 @@ async fn actions_reference_their_content_and_msi_detection_uses_the_msis_own_ver
         .replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
     let edm = roxmltree::Document::parse(&body).unwrap();
     let find = |name: &str| edm.descendants().find(|n| n.tag_name().name() == name).unwrap();
-    assert_eq!(find("ProductCode").text().unwrap(), msi_property(&b, "ProductCode"));
+    assert_eq!(find("ProductCode").text().unwrap(), common::msi_property(&b, "ProductCode"));
     let reference = find("SettingReference");
     assert_eq!(reference.attribute("SettingLogicalName"), find("MSI").attribute("LogicalName"));
     assert_eq!(reference.attribute("PropertyPath"), Some("ProductVersion"));
     assert_eq!(reference.attribute("DataType"), Some("Version"));
     assert_eq!(find("Operator").text(), Some("GreaterEquals"));
-    let own = msi_property(&b, "ProductVersion");
+    let own = common::msi_property(&b, "ProductVersion");
     assert_eq!(own, "128.0.3", "the example MSI's own version, not the catalog's 1.0");
     assert_eq!(find("ConstantValue").attribute("Value"), Some(own.as_str()));
 

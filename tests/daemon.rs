@@ -673,6 +673,7 @@ fn catalog_with_app_3(serial: u64) -> String {
     three["installers"][0]["url"] = "installers/vendor.app-3.0.msi".into();
     three["installers"][0]["sha256"] = common::hex(&sha2::Sha256::digest(&bytes)).into();
     three["installers"][0]["size"] = bytes.len().into();
+    three["installers"][0]["msiProductCode"] = common::installer_product_code("vendor.tool", "3.1").into();
     c["products"][0]["versions"].as_array_mut().unwrap().push(three);
     serde_json::to_string(&c).unwrap()
 }

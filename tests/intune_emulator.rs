@@ -55,7 +55,7 @@ fn object(version: &str) -> DesiredObject {
             size: msi_bytes().len() as u64,
             silent_install: "/qn".into(),
             silent_uninstall: None,
-            msi_product_code: Some("{11111111-2222-3333-4444-555555555555}".into()),
+            msi_product_code: Some("{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}".into()),
             detection: None,
             success_codes: vec![],
             scan: None,
@@ -164,7 +164,7 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
     assert_eq!(first.assignments.len(), 1);
     assert_eq!(first.assignments[0].fields, assignment.fields, "intent, restart and deadline read back as written");
     assert_eq!(first.fields.get("version"), Some("1.0"));
-    assert_eq!(first.fields.get("msiProductCode"), Some("{11111111-2222-3333-4444-555555555555}"));
+    assert_eq!(first.fields.get("msiProductCode"), Some("{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}"));
     for id in &ids {
         c.delete(id).await.expect("delete");
     }

@@ -338,6 +338,11 @@ async fn sdp_documents_have_the_required_elements_and_namespaces() {
         "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MsiInstallation.xsd",
         "MsiInstallerData"
     ));
+    // The installed rule compares the MSI's own ProductVersion (128.0.3, four-part), not the
+    // catalog's 1.0 (issue 13, item 4).
+    let installed = doc.descendants().find(|n| n.tag_name().name() == "MsiProductInstalled").unwrap();
+    assert_eq!(common::msi_property(&bytes("1.0"), "ProductVersion"), "128.0.3");
+    assert_eq!(installed.attribute("VersionMin"), Some("128.0.3.0"), "{xml}");
     let origin = doc.descendants().find(|n| n.has_tag_name((sdp_ns, "OriginFile"))).unwrap();
     use base64::Engine as _;
     use sha1::Digest as _;

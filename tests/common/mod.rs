@@ -88,6 +88,16 @@ pub fn future(days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339()
 }
 
+/// The ProductCode of the MSI [`installer_bytes`] returns (as `msiinfo export … Property`
+/// reads it): a catalog must agree with the MSI it describes.
+pub fn installer_product_code(id: &str, version: &str) -> &'static str {
+    match (id, version) {
+        ("vendor.app", "1.0") => "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A01}",
+        ("vendor.app", "2.0") => "{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}",
+        _ => "{23170F69-40C1-2702-2408-000001000000}",
+    }
+}
+
 /// The bytes of the test installer of `id` `version`: one of the example fleet's real (tiny)
 /// MSI files, distinct per version, so that packaging for Intune reads a real MSI.
 pub fn installer_bytes(id: &str, version: &str) -> Vec<u8> {
@@ -107,9 +117,10 @@ pub fn catalog_with(serial: u64, issued: &str, expires: &str) -> String {
         use sha2::Digest;
         let bytes = installer_bytes(id, v);
         format!(
-            r#"{{"architecture":"x64","type":"msi","url":"installers/{id}-{v}.msi","sha256":"{}","size":{},"silentInstall":"/qn","msiProductCode":"{{11111111-2222-3333-4444-555555555555}}"}}"#,
+            r#"{{"architecture":"x64","type":"msi","url":"installers/{id}-{v}.msi","sha256":"{}","size":{},"silentInstall":"/qn","msiProductCode":"{}"}}"#,
             hex(&sha2::Sha256::digest(&bytes)),
-            bytes.len()
+            bytes.len(),
+            installer_product_code(id, v)
         )
     };
     format!(
@@ -395,4 +406,21 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
     }
+}
+
+/// `msiinfo export FILE Property` (Debian `msitools`): the MSI's own properties, read by a tool
+/// that is not patchops.
+pub fn msi_property(bytes: &[u8], name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("package.msi");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("msiinfo")
+        .args(["export", path.to_str().unwrap(), "Property"])
+        .output()
+        .unwrap_or_else(|e| panic!("msiinfo (Debian package msitools) is needed for this test: {e}"));
+    assert!(out.status.success(), "msiinfo: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}\t")).map(str::to_string))
+        .unwrap_or_else(|| panic!("the MSI has no {name}"))
 }

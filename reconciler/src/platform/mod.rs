@@ -479,6 +479,36 @@ impl DesiredObject {
             Err(ContentMismatch { content: content.sha256(), marker: self.marker.content_digest })
         }
     }
+
+    /// The MSI's own facts (ProductCode, ProductVersion …) read from the verified content, for
+    /// an MSI installer (`None` for others): what Windows Installer reports on a device, and so
+    /// what every platform's detection compares. A catalog product code the MSI contradicts is
+    /// refused (detection would never find what the MSI installs). Reading is blocking file IO:
+    /// on a blocking thread.
+    pub async fn msi_facts(
+        &self,
+        content: &crate::content::VerifiedContent,
+    ) -> Result<Option<crate::msi::MsiInfo>, crate::vocab::Cause> {
+        if self.installer.installer_type != crate::model::InstallerType::Msi {
+            return Ok(None);
+        }
+        let path = content.path().to_path_buf();
+        let msi = tokio::task::spawn_blocking(move || crate::msi::read(&path))
+            .await
+            .map_err(|e| crate::vocab::because("reading the MSI stopped", e))?
+            .map_err(|e| crate::vocab::because("cannot read the MSI's ProductCode and ProductVersion", e))?;
+        if let Some(code) = &self.installer.msi_product_code {
+            if !code.eq_ignore_ascii_case(&msi.product_code) {
+                return Err(format!(
+                    "the catalog gives {} the product code {code}, but the MSI's own ProductCode is {}: correct the catalog (detection would never find what this MSI installs)",
+                    self.installer.file_name(),
+                    msi.product_code
+                )
+                .into());
+            }
+        }
+        Ok(Some(msi))
+    }
 }
 
 /// One wanted deployment of an object.

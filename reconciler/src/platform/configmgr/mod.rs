@@ -309,22 +309,12 @@ impl ConfigMgrClient {
             Detection::Msi { product_version, .. } => product_version.clone(),
             Detection::Script { .. } => None,
         });
-        let msi_detection = |code: &String| -> Result<Detection, PlatformError> {
-            match msi {
-                Some(m) if !m.product_code.eq_ignore_ascii_case(code) => Err(self.failed(
-                    building,
-                    format!(
-                        "the catalog gives {} the product code {code}, but the MSI's own ProductCode is {}: correct the catalog (detection would never find what this MSI installs)",
-                        i.file_name(),
-                        m.product_code
-                    ),
-                )),
-                Some(m) => Ok(Detection::Msi { product_code: code.clone(), product_version: Some(m.product_version.clone()) }),
-                None => Ok(Detection::Msi { product_code: code.clone(), product_version: kept_version.clone() }),
-            }
+        let msi_detection = |code: &String| Detection::Msi {
+            product_code: code.clone(),
+            product_version: msi.map(|m| m.product_version.clone()).or_else(|| kept_version.clone()),
         };
         let detection = match (&i.msi_product_code, &i.detection) {
-            (Some(code), _) if technology == Technology::Msi => msi_detection(code)?,
+            (Some(code), _) if technology == Technology::Msi => msi_detection(code),
             (_, Some(d)) => {
                 let version: crate::model::Version = o.marker.version.parse().map_err(|_| {
                     self.failed(building, format!("the marker's version {:?} is not a version", o.marker.version))
@@ -581,17 +571,7 @@ impl PlatformClient for ConfigMgrClient {
         }
         let location = self.upload_content(object, content).await?;
         crate::failpoint::hit("configmgr-after-copy");
-        // The MSI's own ProductCode and ProductVersion, for detection (reading an MSI is
-        // blocking file IO).
-        let msi = if object.installer.installer_type == InstallerType::Msi {
-            let path = content.path().to_path_buf();
-            let read = tokio::task::spawn_blocking(move || crate::msi::read(&path))
-                .await
-                .map_err(|e| self.failed("reading the MSI", e.to_string()))?;
-            Some(read.map_err(|e| self.failed("reading the MSI's ProductCode and ProductVersion", e.to_string()))?)
-        } else {
-            None
-        };
+        let msi = object.msi_facts(content).await.map_err(|e| self.failed("reading the MSI", e))?;
         let app = self.application_for(object, location, None, msi.as_ref()).await?;
         // The logical name is fixed per (platform, product, version, content): an application
         // with it exists when a version comes back (A → B → A: A was retired) or when a run died

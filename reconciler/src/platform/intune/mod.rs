@@ -241,7 +241,9 @@ impl IntuneClient {
     }
 
     /// The app's properties except `rules` (see [`IntuneClient::rules`]).
-    fn app_body(&self, o: &DesiredObject) -> Result<Value, PlatformError> {
+    /// The app's body. `msi_version` is the MSI's own `ProductVersion` (what Windows Installer
+    /// reports on a device), for `msiInformation` and the product-code detection rule.
+    fn app_body(&self, o: &DesiredObject, msi_version: Option<&str>) -> Result<Value, PlatformError> {
         let f = &o.fields;
         let get = |k: &str| f.get(k).unwrap_or_default().to_string();
         let i = &o.installer;
@@ -284,7 +286,7 @@ impl IntuneClient {
         if i.installer_type == InstallerType::Msi {
             body["msiInformation"] = json!({
                 "productCode": i.msi_product_code,
-                "productVersion": get("version"),
+                "productVersion": msi_version.map_or_else(|| get("version"), str::to_string),
                 "productName": get("displayName"),
                 "publisher": get("publisher"),
                 "packageType": "perMachine",
@@ -299,7 +301,7 @@ impl IntuneClient {
     /// adds a requirement script: only devices with some version installed get the app.
     /// Scripts are signed when the platform signs ([`ScriptSigning`]); signing runs
     /// osslsigncode, off the async threads.
-    async fn rules(&self, o: &DesiredObject) -> Result<Vec<Value>, PlatformError> {
+    async fn rules(&self, o: &DesiredObject, msi_version: Option<&str>) -> Result<Vec<Value>, PlatformError> {
         let i = &o.installer;
         let product = o.marker.product.as_str();
         let version: crate::model::Version = o.marker.version.parse().map_err(|_| {
@@ -315,7 +317,9 @@ impl IntuneClient {
                 "ruleType": "detection",
                 "productCode": code,
                 "productVersionOperator": "greaterThanOrEqual",
-                "productVersion": o.fields.get("version").unwrap_or_default(),
+                // What a device reports is the MSI's ProductVersion, not the catalog's version
+                // (Chrome's catalog says 131.0.6778.86, its MSI 131.0.6778).
+                "productVersion": msi_version.unwrap_or_else(|| o.fields.get("version").unwrap_or_default()),
             })),
             (None, Some(d)) => {
                 let (content, enforce) = self.deliver(crate::script::detection(product, &version, d)).await?.content();
@@ -748,8 +752,10 @@ impl PlatformClient for IntuneClient {
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
         // The catalog's digest and the verified content must agree; the marker carries it.
         object.check_content(content).map_err(|e| self.failed("creating the app", e))?;
-        let mut body = self.app_body(object)?;
-        body["rules"] = Value::Array(self.rules(object).await?);
+        let msi = object.msi_facts(content).await.map_err(|e| self.failed("reading the MSI", e))?;
+        let version = msi.as_ref().map(|m| m.product_version.as_str());
+        let mut body = self.app_body(object, version)?;
+        body["rules"] = Value::Array(self.rules(object, version).await?);
         let created = self
             .send("creating the app", self.http.post(self.url(APPS)?).json(&body), false)
             .await?
@@ -773,8 +779,17 @@ impl PlatformClient for IntuneClient {
     }
 
     async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError> {
-        let mut body = self.app_body(object)?;
-        body["rules"] = Value::Array(self.rules(object).await?);
+        // The content is the app's own (a reconfiguration changes settings only): the MSI's
+        // version is the one the app was created with.
+        let version = if object.installer.installer_type == InstallerType::Msi {
+            let url = self.url(&format!("{APPS}/{id}"))?;
+            let app = self.send("reading the app", self.http.get(url), false).await?.unwrap_or_default();
+            app["msiInformation"]["productVersion"].as_str().map(str::to_string)
+        } else {
+            None
+        };
+        let mut body = self.app_body(object, version.as_deref())?;
+        body["rules"] = Value::Array(self.rules(object, version.as_deref()).await?);
         let mut patch = serde_json::Map::new();
         for k in [
             "@odata.type",

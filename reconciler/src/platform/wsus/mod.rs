@@ -309,6 +309,7 @@ impl WsusClient {
         package_id: uuid::Uuid,
         sha1: [u8; 20],
         previous: Option<&Sdp>,
+        msi: Option<&crate::msi::MsiInfo>,
     ) -> Result<Sdp, PlatformError> {
         let building = "building the SDP";
         let i = &o.installer;
@@ -319,8 +320,23 @@ impl WsusClient {
         let version = o.marker.version.clone();
         let rule_version = four(&version)?;
         let installed = match (&i.msi_product_code, &i.detection) {
+            // What Windows Installer reports is the MSI's own ProductVersion, not the catalog's
+            // version; a revision keeps the rule its update was published with (same content).
             (Some(code), _) => {
-                InstalledRule::MsiProduct { product_code: code.clone(), version_min: rule_version.clone() }
+                let kept = previous.and_then(|p| match &p.installed {
+                    InstalledRule::MsiProduct { product_code, version_min }
+                        if product_code.eq_ignore_ascii_case(code) =>
+                    {
+                        Some(version_min.clone())
+                    }
+                    _ => None,
+                });
+                let version_min = match (msi, kept) {
+                    (Some(m), _) => four(&m.product_version)?,
+                    (None, Some(kept)) => kept,
+                    (None, None) => rule_version.clone(),
+                };
+                InstalledRule::MsiProduct { product_code: code.clone(), version_min }
             }
             (None, Some(Detection::File { path, version: v })) => {
                 let (csidl, path) = sdp::csidl_path(path).map_err(|e| self.failed(building, e))?;
@@ -603,7 +619,8 @@ impl PlatformClient for WsusClient {
             .map_err(|e| self.failed("hashing the content", format!("{}: {e}", content.path().display())))?;
         let package_id = self.package_id(object);
         let id = package_id.to_string();
-        let sdp = self.sdp_for(object, package_id, sha1, None)?;
+        let msi = object.msi_facts(content).await.map_err(|e| self.failed("reading the MSI", e))?;
+        let sdp = self.sdp_for(object, package_id, sha1, None, msi.as_ref())?;
         let (_dir, sdp_name, sdp_file) = self.stage_sdp(&id, &sdp)?;
         let content_name = object.installer.file_name().to_string();
         let what = format!("publish {} {}", object.marker.product, object.marker.version);
@@ -616,7 +633,7 @@ impl PlatformClient for WsusClient {
     async fn reconfigure(&self, id: &str, object: &DesiredObject) -> Result<(), PlatformError> {
         let current = self.current_sdp(id, "revising the update")?;
         let package_id = current.package_id;
-        let sdp = self.sdp_for(object, package_id, current.origin.sha1, Some(&current))?;
+        let sdp = self.sdp_for(object, package_id, current.origin.sha1, Some(&current), None)?;
         self.revise(id, sdp, &format!("revise {} {}", object.marker.product, object.marker.version)).await
     }
 

@@ -63,6 +63,8 @@ fn object(version: &str) -> DesiredObject {
         description: "Vendor App".into(),
         product_name: "Vendor App".into(),
         homepage: None,
+        origin: None,
+        origin_path: None,
     }
 }
 

@@ -102,6 +102,8 @@ fn exe_object() -> DesiredObject {
         description: "Vendor Tool".into(),
         product_name: "Vendor Tool".into(),
         homepage: None,
+        origin: None,
+        origin_path: None,
     }
 }
 

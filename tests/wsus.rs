@@ -407,3 +407,51 @@ async fn the_emulated_server_reads_only_files_staged_for_the_request() {
     common::assert_contains(&out.stdout, r#"\"../../wsus.json\" is not a plain file name"#);
     assert_eq!(common::walk(&s.dir.join("wsus.content")).len(), cabs_before, "no CAB was made of either");
 }
+
+// Issue 13, item 2: OriginUri is an absolute URI. An installer URL reaches it whole (a signed
+// download URL keeps its query string; only what people see is redacted); one read from the
+// fleet's commit is recorded as `file:///` and its repository path; the emulated server refuses
+// a relative OriginUri and other schemes.
+#[tokio::test]
+async fn origin_uri_is_absolute_and_whole() {
+    let s = server(true).await;
+    let cache = tempfile::tempdir().unwrap();
+    let c = client(&s);
+    let origin = |sdp: &str| {
+        let doc = roxmltree::Document::parse(sdp).unwrap();
+        let o = doc.descendants().find(|n| n.tag_name().name() == "OriginFile").unwrap();
+        o.attribute("OriginUri").unwrap().to_string()
+    };
+
+    let mut signed = object("1.0");
+    let url = "https://downloads.example.invalid/mozilla.firefox-128.0.3-x64.msi?se=2026-12-31&sig=c2VjcmV0%2Bc2ln";
+    signed.origin = Some(url::Url::parse(url).unwrap());
+    c.create(&signed, &verified(cache.path(), "1.0")).await.unwrap();
+    let mut from_commit = object("2.0");
+    from_commit.installer.url = "installers/mozilla.firefox-131.0.2-x64.msi".into();
+    from_commit.origin_path = Some("catalog/installers/mozilla.firefox-131.0.2-x64.msi".into());
+    c.create(&from_commit, &verified(cache.path(), "2.0")).await.unwrap();
+    let content = c.published_content().await.unwrap();
+    let mut origins: Vec<String> = content.iter().map(|p| origin(&p.sdp)).collect();
+    origins.sort();
+    assert_eq!(
+        origins,
+        vec!["file:///catalog/installers/mozilla.firefox-131.0.2-x64.msi".to_string(), url.to_string()]
+    );
+
+    // The server's own check refuses what System.Uri would not take, or a scheme not a file's.
+    let good = content[0].sdp.clone();
+    let relative = with_origin_uri(&good, "mozilla.firefox.msi");
+    let problems = reconciler::emulate::wsus::sdp_check::check(&relative).unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("is not an absolute URI")), "{problems:?}");
+    let ftp = with_origin_uri(&good, "ftp://mirror.example.invalid/a.msi");
+    let problems = reconciler::emulate::wsus::sdp_check::check(&ftp).unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("has the scheme ftp")), "{problems:?}");
+}
+
+/// `sdp` with its OriginUri attribute's value replaced by `value`.
+fn with_origin_uri(sdp: &str, value: &str) -> String {
+    let start = sdp.find("OriginUri=\"").unwrap() + "OriginUri=\"".len();
+    let end = start + sdp[start..].find('"').unwrap();
+    format!("{}{value}{}", &sdp[..start], &sdp[end..])
+}

@@ -92,6 +92,8 @@ fn main() {
             description: "bench".into(),
             product_name: "Bench".into(),
             homepage: None,
+            origin: None,
+            origin_path: None,
         };
         let client = reconciler::platform::intune::IntuneClient::new(
             reconciler::model::ObjectName::new("bench").expect("name"),

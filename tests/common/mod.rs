@@ -323,6 +323,8 @@ pub fn msi_object(product: &str, version: &str, fields: &[(&str, &str)]) -> reco
         description: "a test product".into(),
         product_name: "Vendor App".into(),
         homepage: None,
+        origin: None,
+        origin_path: None,
     }
 }
 

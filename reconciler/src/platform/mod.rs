@@ -455,6 +455,13 @@ pub struct DesiredObject {
     pub product_name: String,
     /// The vendor's page for the product, if the catalog names one.
     pub homepage: Option<String>,
+    /// Where the installer was obtained, when that is a URL: the catalog's absolute URL, or
+    /// its relative one resolved against a catalog fetched from a URL — whole, with its query
+    /// string (only what is shown to people is redacted). `None` when it was read from the
+    /// fleet's commit; then `origin_path` says where.
+    pub origin: Option<url::Url>,
+    /// The installer's path in the fleet's repository, when it was read from the commit.
+    pub origin_path: Option<String>,
 }
 
 impl DesiredObject {

@@ -321,6 +321,17 @@ pub fn check(xml: &str) -> Result<Checked, Vec<String>> {
             if !o.attribute("Modified").is_some_and(date_time) {
                 problems.push(format!("OriginFile/@Modified of {name} is missing or not an xs:dateTime"));
             }
+            // The publishing API reads OriginUri into a System.Uri: an absolute URI, and a
+            // file's origin is a web or file location.
+            match o.attribute("OriginUri").map(url::Url::parse) {
+                None => problems.push(format!("OriginFile/@OriginUri of {name} is missing")),
+                Some(Err(e)) => problems.push(format!("OriginFile/@OriginUri of {name} is not an absolute URI ({e})")),
+                Some(Ok(u)) if !matches!(u.scheme(), "http" | "https" | "file") => problems.push(format!(
+                    "OriginFile/@OriginUri of {name} has the scheme {}, not http, https or file",
+                    u.scheme()
+                )),
+                Some(Ok(_)) => {}
+            }
             let sha1 = o.attribute("Digest").and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok());
             match &sha1 {
                 Some(d) if d.len() == 20 => {}

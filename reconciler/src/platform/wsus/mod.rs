@@ -397,10 +397,7 @@ impl WsusClient {
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(o.marker.content_digest.to_string(), &mut sha256)
             .map_err(|e| self.failed(building, e.to_string()))?;
-        let origin_uri = match url::Url::parse(&i.url) {
-            Ok(u) => crate::http::redact(&u),
-            Err(_) => format!("file:///{file_name}"),
-        };
+        let origin_uri = origin_uri(o).map_err(|e| self.failed(building, e))?;
         Ok(Sdp {
             package_id,
             creation_date: previous.map_or(now, |p| p.creation_date),
@@ -581,6 +578,39 @@ fn listed(u: &Value) -> Option<Listed> {
         sdp_text,
         files,
     })
+}
+
+/// `OriginFile/@OriginUri`: an absolute URI (`System.Uri`, "where the file was originally
+/// located"). The installer's URL when it came from one — whole, with its query string, because
+/// the server is told where the file is, not a person (logs and plans show it redacted); for an
+/// installer read from the fleet's commit, `file:///` and its path in the repository (WSUS gets
+/// the content with the package, so the origin is a record, never fetched). Anything else is
+/// refused.
+fn origin_uri(o: &DesiredObject) -> Result<String, String> {
+    let uri = match (&o.origin, &o.origin_path) {
+        (Some(url), _) => url.clone(),
+        (None, Some(path)) => {
+            let mut u = url::Url::parse("file:///").map_err(|e| e.to_string())?;
+            u.set_path(path);
+            u
+        }
+        (None, None) => match url::Url::parse(&o.installer.url) {
+            Ok(u) => u,
+            Err(_) => {
+                return Err(format!(
+                    "the installer {} has no absolute location to record as its OriginUri",
+                    o.installer.url
+                ))
+            }
+        },
+    };
+    match uri.scheme() {
+        "http" | "https" | "file" => Ok(uri.to_string()),
+        other => Err(format!(
+            "the installer's location {} has the scheme {other}: WSUS records http, https or file origins",
+            crate::http::redact(&uri)
+        )),
+    }
 }
 
 #[async_trait::async_trait]

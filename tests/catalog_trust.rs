@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use chrono::Utc;
 use common::{catalog, catalog_with, future, key, patchops, sign, Key};
 use reconciler::catalog::{CatalogError, SeenCatalog, Sha256, TrustedKey, UnverifiedCatalog, VerifiedCatalog};
@@ -160,7 +158,7 @@ fn signed_content_that_is_not_a_catalog_is_refused_after_the_signature() {
 }
 
 fn minisign(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    Command::new("minisign")
+    common::tool("minisign", "minisign")
         .args(args)
         .current_dir(dir)
         .output()
@@ -254,7 +252,7 @@ fn the_cli_verify_reports_a_tampered_catalog() {
 #[test]
 fn an_encrypted_secret_key_asks_for_its_password() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new("minisign")
+    let mut child = common::tool("minisign", "minisign")
         .args(["-G", "-p", "enc.pub", "-s", "enc.key"])
         .current_dir(dir.path())
         .stdin(std::process::Stdio::piped())

@@ -268,7 +268,7 @@ fn metrics_parse_with_the_prometheus_client_library_and_sigterm_stops_cleanly() 
     common::assert_contains(&text, "patchops_suspended_objects 0");
     // An independent parser: Prometheus's Python client (PyPI `prometheus-client`).
     let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nnames = sorted(f.name for f in p(sys.stdin.read()))\nprint(' '.join(names))\n";
-    let mut py = Command::new("python3")
+    let mut py = common::tool("python3", "python3")
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

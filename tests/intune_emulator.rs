@@ -374,7 +374,7 @@ async fn the_emulator_refuses_a_tampered_upload_at_commit() {
 /// A self-signed RSA certificate and its key in one PEM (made with `openssl req`), and the DER.
 fn app_certificate(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>) {
     let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
-    let out = std::process::Command::new("openssl")
+    let out = common::tool("openssl", "openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
         .arg("-keyout")
         .arg(&key)

@@ -119,3 +119,34 @@ fn the_example_installers_match_the_example_catalog() {
     }
     assert_eq!(n, 10);
 }
+
+/// README command two is the set-up-and-test script, `.ci/run` runs that same script, and
+/// nothing the project runs reads the steering folder beside the repository.
+#[test]
+fn the_readme_test_command_is_the_script_ci_runs_and_nothing_reads_outside_the_repository() {
+    let root = workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let commands: Vec<&str> = block.lines().map(|l| l.split('#').next().unwrap().trim()).collect();
+    assert_eq!(commands.len(), 2, "README opens with two commands: {commands:?}");
+    assert_eq!(commands[1], "tests/run");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == "tests/run"), ".ci/run runs tests/run");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root.join("tests/run")).unwrap().permissions().mode();
+    assert!(mode & 0o111 != 0, "tests/run is executable");
+    let run = std::fs::read_to_string(root.join("tests/run")).unwrap();
+    assert!(run.contains("cargo test --workspace --locked"), "tests/run runs the workspace's tests");
+
+    let steering = ["..", "shared"].join("/");
+    let mut offenders = Vec::new();
+    for dir in ["tests", "reconciler/src", "reconciler/benches", "src", ".ci"] {
+        for file in common::walk(&root.join(dir)) {
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            if text.contains(&steering) {
+                offenders.push(file.display().to_string());
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "these read the steering folder: {offenders:?}");
+}

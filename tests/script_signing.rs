@@ -28,7 +28,7 @@ fn certificate(
     extensions: &[&str],
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
-    let mut cmd = std::process::Command::new("openssl");
+    let mut cmd = common::tool("openssl", "openssl");
     cmd.args(["req", "-x509", "-newkey", &format!("rsa:{bits}"), "-nodes", "-days", "2"])
         .args(["-subj", &format!("/CN=patchops test {name}")])
         .arg("-keyout")
@@ -152,7 +152,7 @@ async fn generated_scripts_are_signed_and_verify_with_osslsigncode() {
         common::assert_contains(&text, "# SIG # Begin signature block");
         let file = dir.path().join(format!("{kind}.ps1"));
         std::fs::write(&file, &text).unwrap();
-        let out = std::process::Command::new("osslsigncode")
+        let out = common::tool("osslsigncode", "osslsigncode")
             .args(["verify", "-CAfile"])
             .arg(&cert)
             .arg("-in")
@@ -239,7 +239,7 @@ fn unfit_certificates_are_refused_before_anything_is_signed() {
     // An encrypted key would make osslsigncode prompt; it is refused up front instead.
     certificate(dir.path(), "locked", 2048, CODE_SIGNING);
     let locked_key = dir.path().join("locked.enc.key");
-    let out = std::process::Command::new("openssl")
+    let out = common::tool("openssl", "openssl")
         .args(["pkey", "-aes256", "-passout", "pass:secret", "-in"])
         .arg(dir.path().join("locked.key"))
         .arg("-out")

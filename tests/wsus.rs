@@ -146,7 +146,7 @@ async fn publish_update_and_retire_go_through_the_emulated_server() {
     let cab = cab_of(&s, &v1);
     reconciler::authenticode::verify(&cab, &s.signing_cert).expect("osslsigncode verifies the CAB");
     let out_dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("cabextract")
+    let out = common::tool("cabextract", "cabextract")
         .arg("-q")
         .arg("-d")
         .arg(out_dir.path())

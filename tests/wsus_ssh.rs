@@ -36,7 +36,7 @@ impl Drop for Sshd {
 }
 
 fn keygen(path: &Path) {
-    let out = Command::new("ssh-keygen")
+    let out = common::tool("ssh-keygen", "openssh-client")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
         .output()
@@ -63,7 +63,7 @@ fn sshd(dir: &Path) -> Sshd {
     .unwrap();
     // sshd running as root wants its privilege-separation directory.
     let _ = std::fs::create_dir_all("/run/sshd");
-    let child = Command::new("/usr/sbin/sshd")
+    let child = common::tool("/usr/sbin/sshd", "openssh-server")
         .args(["-D", "-e", "-f"])
         .arg(&config)
         .spawn()

@@ -238,7 +238,7 @@ pub fn fields(pairs: &[(&str, &str)]) -> reconciler::platform::FieldMap {
 pub fn code_signing_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let (key, cert, both) =
         (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")), dir.join(format!("{name}.pem")));
-    let out = Command::new("openssl")
+    let out = tool("openssl", "openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
         .args(["-subj", &format!("/CN=patchops test {name}")])
         .args(["-addext", "extendedKeyUsage=codeSigning", "-addext", "keyUsage=digitalSignature"])
@@ -416,7 +416,7 @@ pub fn msi_property(bytes: &[u8], name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("package.msi");
     std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new("msiinfo")
+    let out = tool("msiinfo", "msitools")
         .args(["export", path.to_str().unwrap(), "Property"])
         .output()
         .unwrap_or_else(|e| panic!("msiinfo (Debian package msitools) is needed for this test: {e}"));
@@ -425,4 +425,20 @@ pub fn msi_property(bytes: &[u8], name: &str) -> String {
         .lines()
         .find_map(|l| l.trim_end_matches('\r').strip_prefix(&format!("{name}\t")).map(str::to_string))
         .unwrap_or_else(|| panic!("the MSI has no {name}"))
+}
+
+/// A `Command` for an external program a test cross-checks with, or a failure naming the Debian
+/// package that provides it (`tests/run` installs them all): a test never passes silently for
+/// want of its tool.
+pub fn tool(program: &str, package: &str) -> Command {
+    let found = if program.contains('/') {
+        Path::new(program).is_file()
+    } else {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+    };
+    assert!(
+        found,
+        "`{program}` (Debian package `{package}`) is needed by this test and is not installed; `tests/run` installs what is missing"
+    );
+    Command::new(program)
 }

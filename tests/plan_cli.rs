@@ -130,6 +130,54 @@ fn uncommitted_changes_are_ignored_with_a_warning_unless_worktree_is_asked() {
     assert_eq!(worktree["fingerprints"]["source"]["type"], "directory");
 }
 
+// Issue 12, item 9: a file the fleet reads outside `--path` (here the catalog next to it, and a
+// policy module) changed in the work tree is warned about too, by plan, validate and status.
+#[test]
+fn uncommitted_changes_to_files_the_fleet_reads_outside_its_path_are_warned_about() {
+    let (repo, key) = fleet_repo(1);
+    repo.write(
+        "policies/extra.rego",
+        "package patchops.policy.extra\n\nimport rego.v1\n\ndeny contains msg if { false; msg := \"never\" }\n",
+    );
+    repo.write(
+        "fleet/policies.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: PolicySet\nmetadata:\n  name: extra\nspec:\n  modules:\n    - ../policies/extra.rego\n",
+    );
+    repo.commit("a policy module outside the fleet path");
+    let (_, _, stderr) = plan_json(repo.path(), &[]);
+    assert!(!stderr.contains("uncommitted"), "a clean work tree: {stderr}");
+
+    // The catalog is re-signed at serial 2 but not committed; a README change is not read.
+    let c = common::catalog(2);
+    repo.write("catalog/catalog.json", &c);
+    repo.write("catalog/catalog.json.minisig", common::sign(&key, c.as_bytes()));
+    repo.write(
+        "policies/extra.rego",
+        "package patchops.policy.extra\n\nimport rego.v1\n\ndeny contains msg if { true; msg := \"always\" }\n",
+    );
+    repo.write("README.md", "notes\n");
+    let (_, plan, stderr) = plan_json(repo.path(), &[]);
+    assert_eq!(plan["fingerprints"]["catalogs"][0]["serial"], 1, "the committed catalog is read");
+    for needle in [
+        "warning: the work tree has uncommitted changes to `catalog/catalog.json`, `catalog/catalog.json.minisig`, `policies/extra.rego`, which the fleet reads; they are ignored",
+        "Commit them, or pass --worktree to try them out",
+    ] {
+        assert!(stderr.contains(needle), "{needle}\n{stderr}");
+    }
+    assert!(!stderr.contains("README.md"), "{stderr}");
+    assert!(!stderr.contains("under `fleet`"), "nothing changed under the fleet path: {stderr}");
+    for cmd in ["validate", "status"] {
+        let run = patchops(repo.path(), &[cmd, "--path", "fleet"]);
+        assert!(
+            run.stderr.contains("uncommitted changes to `catalog/catalog.json`"),
+            "{cmd}: {} {}\n{}",
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn a_plain_directory_works_with_a_provenance_warning() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -282,6 +282,9 @@ pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     };
+    for w in &status.warnings {
+        super::print_warning(&w.to_string());
+    }
     let mut s = String::new();
     for x in &status.suspended {
         let why = if x.reason.is_empty() { String::new() } else { format!(": {}", x.reason) };

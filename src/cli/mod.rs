@@ -326,7 +326,7 @@ pub async fn run(cli: Cli) -> u8 {
             match reconciler::ops::validate(&ctx, &args.source()).await {
                 Ok(validated) => {
                     let v = &validated.loaded;
-                    for w in &v.warnings {
+                    for w in &reconciler::ops::pipeline::warnings(v) {
                         print_warning(&w.to_string());
                     }
                     let catalogs: Vec<String> = v

@@ -97,7 +97,7 @@ pub async fn prepare_apply<'c>(
     }
     Ok(ApplyRun {
         plan: decision.plan,
-        warnings: loaded.warnings.clone(),
+        warnings: pipeline::warnings(&loaded),
         interrupted,
         requeue_at: decision.requeue_at,
         ctx,

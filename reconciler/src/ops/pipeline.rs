@@ -32,6 +32,15 @@ pub struct Loaded {
     pub catalogs: BTreeMap<ObjectName, VerifiedCatalog>,
 }
 
+/// The source's warnings, and one for the files the operation read beyond the fleet documents
+/// (catalogs, policy modules) that have uncommitted changes: call it after deciding, when every
+/// such file was read.
+pub fn warnings(loaded: &Loaded) -> Vec<SourceWarning> {
+    let mut out = loaded.warnings.clone();
+    out.extend(loaded.snapshot.uncommitted_warning());
+    out
+}
+
 /// The fleet alone, without its catalogs (`doctor`: a broken catalog must not hide a broken
 /// platform).
 pub async fn load_fleet(source: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>, Fleet), OpsError> {

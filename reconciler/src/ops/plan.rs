@@ -39,5 +39,5 @@ pub async fn plan(ctx: &Context, source: &SourceOptions) -> Result<Planned, OpsE
         .into_iter()
         .map(|p| format!("it would retire too much at once: {p}; apply refuses this unless given --allow-mass-retire"))
         .collect();
-    Ok(Planned { plan, warnings: loaded.warnings.clone(), requeue_at: decision.requeue_at, loaded })
+    Ok(Planned { plan, warnings: super::pipeline::warnings(&loaded), requeue_at: decision.requeue_at, loaded })
 }

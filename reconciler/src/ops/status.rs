@@ -134,5 +134,5 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
             });
         }
     }
-    Ok(Status { targets, warnings: loaded.warnings.clone(), suspended })
+    Ok(Status { targets, warnings: super::pipeline::warnings(&loaded), suspended })
 }

@@ -232,6 +232,9 @@ pub struct SourceSnapshot {
     reader: Reader,
     /// The files read through [`SourceSnapshot::read_referenced`], by path (shared by clones).
     referenced: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Sha256>>>,
+    /// Paths (in the repository) the work tree has changed or added since the commit read:
+    /// a file the fleet reads that is among them is warned about.
+    dirty: std::sync::Arc<[String]>,
 }
 
 #[derive(Debug, Clone)]
@@ -252,7 +255,41 @@ impl SourceSnapshot {
             h.update(f.text.as_bytes());
         }
         let digest = Sha256::from_bytes(h.finalize().into());
-        SourceSnapshot { provenance, subpath, files: files.into(), digest, reader, referenced: Default::default() }
+        SourceSnapshot {
+            provenance,
+            subpath,
+            files: files.into(),
+            digest,
+            reader,
+            referenced: Default::default(),
+            dirty: Vec::new().into(),
+        }
+    }
+
+    /// Notes the work tree's uncommitted paths (repository-relative).
+    pub(super) fn with_dirty(mut self, dirty: Vec<String>) -> Self {
+        self.dirty = dirty.into();
+        self
+    }
+
+    /// The files read so far through [`SourceSnapshot::read_referenced`] (catalogs, policy
+    /// modules) that have uncommitted changes in the work tree: this run read them as of the
+    /// commit, not as they are on disk.
+    pub fn uncommitted_reads(&self) -> Vec<String> {
+        let Ok(read) = self.referenced.lock() else { return Vec::new() };
+        read.keys().filter(|p| self.dirty.iter().any(|d| d == *p)).cloned().collect()
+    }
+
+    /// The warning about [`SourceSnapshot::uncommitted_reads`], if there are any.
+    pub fn uncommitted_warning(&self) -> Option<SourceWarning> {
+        let paths = self.uncommitted_reads();
+        (!paths.is_empty()).then(|| {
+            SourceWarning(format!(
+                "the work tree has uncommitted changes to {}, which the fleet reads; they are ignored: this run reads {}. Commit them, or pass --worktree to try them out",
+                paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+                self.provenance
+            ))
+        })
     }
 
     /// The SHA-256 of each fleet file, and of each file read through

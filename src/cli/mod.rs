@@ -50,8 +50,12 @@ Typical use:
   patchops policy test policies/            Rego unit tests
   patchops catalog keygen / sign / verify   curate and sign your own catalog";
 
+/// `--version`: the release, the commit it was built from and the build date.
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("PATCHOPS_COMMIT"), " ", env!("PATCHOPS_BUILD_DATE"), ")");
+
 #[derive(Debug, Parser)]
-#[command(name = "patchops", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+#[command(name = "patchops", version = VERSION, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -62,10 +66,17 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides it.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
     /// When to colour output.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "PATCHOPS_COLOR")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        env = "PATCHOPS_COLOR",
+        help_heading = "Global options"
+    )]
     pub color: ColorChoice,
 }
 
@@ -113,6 +124,21 @@ pub enum Command {
     /// List the built-in policies; run Rego unit tests.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Print a shell completion script: `patchops completions bash > /etc/bash_completion.d/patchops`.
+    ///
+    /// zsh: write it as `_patchops` into a directory of `$fpath`; fish: into
+    /// `~/.config/fish/completions/patchops.fish`; PowerShell: dot-source it from `$PROFILE`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: `patchops.1` and one `patchops-<command>.1` per command.
+    Man {
+        /// Directory to write into (`man -l DIR/patchops.1` reads one).
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
     /// Write the JSON Schemas of every kind, the catalog and the plan.
     Schemas {
         /// Directory to write into.
@@ -368,7 +394,57 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Emulate(args) => emulate::run(args).await,
         Command::Package(cmd) => package::run(cmd, color),
         Command::Schemas { out: dir, check } => schemas(&dir, check, color),
+        Command::Completions { shell } => {
+            // Rendered into memory first: clap_complete panics on a failed write (a closed pipe).
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "patchops", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => EXIT_OK,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+                Err(e) => {
+                    print_error(&format!("cannot write the completion script: {e}"));
+                    EXIT_ERROR
+                }
+            }
+        }
+        Command::Man { out: dir } => man(&dir, color),
     }
+}
+
+/// Writes the man pages of the command and of every subcommand (nested ones as
+/// `patchops-catalog-sign.1`).
+fn man(dir: &std::path::Path, color: ColorChoice) -> u8 {
+    fn pages(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        let cmd = cmd.clone().name(name.to_string());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        out.push((format!("{name}.1"), page));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            pages(sub, &format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut written = Vec::new();
+    if let Err(e) = pages(&cmd, "patchops", &mut written) {
+        print_error(&format!("cannot render the man pages: {e}"));
+        return EXIT_ERROR;
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        print_error(&format!("cannot create {}: {e}", dir.display()));
+        return EXIT_ERROR;
+    }
+    for (name, page) in &written {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::write(&path, page) {
+            print_error(&format!("cannot write {}: {e}", path.display()));
+            return EXIT_ERROR;
+        }
+    }
+    out(color, &format!("wrote {} man pages to {}\n", written.len(), dir.display()));
+    EXIT_OK
 }
 
 fn schemas(dir: &std::path::Path, check: bool, color: ColorChoice) -> u8 {

@@ -88,3 +88,89 @@ fn global_flags_are_grouped_apart_from_each_commands_own() {
     assert!(!own.contains("--verbose") && !own.contains("--color <COLOR>"), "{own}");
     assert!(own.contains("--detailed-exitcode"));
 }
+
+/// Validates `document` against `schemas/<schema>` with Python's `jsonschema` (draft 2020-12):
+/// a validator that is not patchops's.
+fn assert_matches_schema(document: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, document).unwrap();
+    let check = "import json, sys, jsonschema\n\
+                 schema = json.load(open(sys.argv[1])); doc = json.load(open(sys.argv[2]))\n\
+                 jsonschema.Draft202012Validator.check_schema(schema)\n\
+                 jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)\n";
+    let out = common::tool("python3", "python3")
+        .args(["-c", check])
+        .arg(workspace_root().join("schemas").join(schema))
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{schema}: {}\n{document}\n(python3's jsonschema package is needed: `tests/run` installs it)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
+}
+
+// Issue 15, item 3: `--format json` on the reporting commands, each document valid against
+// its schema in schemas/, and errors as error reports.
+#[test]
+fn reporting_commands_print_json_documents_that_match_their_schemas() {
+    let (repo, key) = common::fleet_repo(1);
+    let p = repo.path();
+
+    let validate = patchops(p, &["validate", "--path", "fleet", "--format", "json"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+    assert_matches_schema(&validate.stdout, "validate-report.schema.json");
+    let v = json(&validate.stdout);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["catalogs"][0]["serial"], 1);
+    assert_eq!(v["source"]["commit"], common::git(p, &["rev-parse", "HEAD"]).as_str());
+
+    assert_eq!(patchops(p, &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    let status = patchops(p, &["status", "--path", "fleet", "--format", "json"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_matches_schema(&status.stdout, "status-report.schema.json");
+    let s = json(&status.stdout);
+    assert_eq!(s["targets"][0]["product"], "app");
+    assert_eq!(s["targets"][0]["last"]["outcome"], "succeeded");
+
+    let history = patchops(p, &["history", "--format", "json"]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert_matches_schema(&history.stdout, "history-report.schema.json");
+    assert_eq!(json(&history.stdout)["records"][0]["action"], "publish");
+
+    let policies = patchops(p, &["policy", "list", "--format", "json"]);
+    assert_eq!(policies.code, 0);
+    assert_matches_schema(&policies.stdout, "policy-list-report.schema.json");
+    assert!(json(&policies.stdout)["builtin"].as_array().unwrap().len() >= 5);
+
+    let catalog = p.join("catalog/catalog.json");
+    let verify =
+        patchops(p, &["catalog", "verify", catalog.to_str().unwrap(), "--public-key", &key.public, "--format", "json"]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert_matches_schema(&verify.stdout, "catalog-verify-report.schema.json");
+    assert_eq!(json(&verify.stdout)["serial"], 1);
+
+    // Errors: an invalid fleet, with each problem's place; a refused catalog, with its reason.
+    repo.write("fleet/products/app.yaml", "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  versoin: latest\n");
+    repo.commit("a typo");
+    let invalid = patchops(p, &["validate", "--path", "fleet", "--format", "json"]);
+    assert_eq!(invalid.code, 1);
+    assert_matches_schema(&invalid.stdout, "error-report.schema.json");
+    let e = json(&invalid.stdout);
+    assert_eq!(e["error"]["diagnostics"][0]["file"], "products/app.yaml");
+    assert!(e["error"]["diagnostics"][0]["line"].as_u64().is_some(), "{e}");
+    let stranger = common::key();
+    let refused = patchops(
+        p,
+        &["catalog", "verify", catalog.to_str().unwrap(), "--public-key", &stranger.public, "--format", "json"],
+    );
+    assert_eq!(refused.code, 1);
+    assert_matches_schema(&refused.stdout, "error-report.schema.json");
+    assert_eq!(json(&refused.stdout)["error"]["reason"], "CatalogKeyUntrusted");
+}

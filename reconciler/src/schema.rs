@@ -41,6 +41,13 @@ pub fn all() -> Vec<(String, String)> {
         ("reconciler", kind_schema::<crate::model::kinds::ReconcilerSpec>(Kind::Reconciler)),
         ("catalog", schema_of::<Catalog>()),
         ("plan", schema_of::<Plan>()),
+        // What the reporting commands print with --format json.
+        ("error-report", schema_of::<crate::ops::report::ErrorReport>()),
+        ("validate-report", schema_of::<crate::ops::report::ValidateReport>()),
+        ("status-report", schema_of::<crate::ops::report::StatusReport>()),
+        ("history-report", schema_of::<crate::ops::report::HistoryReport>()),
+        ("policy-list-report", schema_of::<crate::ops::report::PolicyListReport>()),
+        ("catalog-verify-report", schema_of::<crate::ops::report::CatalogEntry>()),
     ];
     out.push((
         "fleet",

@@ -219,9 +219,12 @@ pub struct HistoryArgs {
     /// At most this many records, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
-    /// Print JSON lines instead of text.
-    #[arg(long)]
+    /// Print JSON lines (one audit record per line) instead of text.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// Output format: text, or one JSON document (schemas/history-report.schema.json).
+    #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+    pub format: super::ReportFormat,
 }
 
 pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
@@ -230,9 +233,15 @@ pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
         Ok(r) => r,
         Err(e) => {
             print_error(&e.to_string());
+            if args.format == super::ReportFormat::Json {
+                super::print_json(&reconciler::ops::report::ErrorReport::message(e.reason(), e.to_string()));
+            }
             return EXIT_ERROR;
         }
     };
+    if args.format == super::ReportFormat::Json {
+        return super::print_json(&reconciler::ops::report::HistoryReport { records });
+    }
     if args.json {
         let mut s = String::new();
         for r in &records {
@@ -273,15 +282,15 @@ pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
     EXIT_OK
 }
 
-pub async fn status(args: SourceArgs, color: ColorChoice) -> u8 {
+pub async fn status(args: SourceArgs, format: super::ReportFormat, color: ColorChoice) -> u8 {
     let ctx = args.context();
     let status = match reconciler::ops::status(&ctx, &args.source()).await {
         Ok(s) => s,
-        Err(e) => {
-            report(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return super::report_as(format, &e),
     };
+    if format == super::ReportFormat::Json {
+        return super::print_json(&reconciler::ops::report::StatusReport::of(&status));
+    }
     for w in &status.warnings {
         super::print_warning(&w.to_string());
     }

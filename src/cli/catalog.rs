@@ -78,6 +78,10 @@ pub struct VerifyArgs {
     /// State directory.
     #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
     state_dir: PathBuf,
+    /// Output format: text, or JSON (schemas/catalog-verify-report.schema.json; a refusal is
+    /// an error report with the refusal's reason).
+    #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+    format: super::ReportFormat,
 }
 
 fn sig_path(catalog: &Path, explicit: Option<PathBuf>) -> PathBuf {
@@ -188,28 +192,36 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 fn verify(args: VerifyArgs, color: ColorChoice) -> u8 {
+    let json = args.format == super::ReportFormat::Json;
+    let fail = |reason: &str, msg: String| -> u8 {
+        print_error(&msg);
+        if json {
+            super::print_json(&reconciler::ops::report::ErrorReport::message(reason, msg));
+        }
+        EXIT_ERROR
+    };
     let mut keys = Vec::new();
     for k in &args.public_keys {
         let text = if Path::new(k).is_file() { std::fs::read_to_string(k).unwrap_or_default() } else { k.clone() };
         match TrustedKey::parse(&text) {
             Ok(key) => keys.push(key),
-            Err(e) => return fail(format!("--public-key {k}: not a minisign public key: {e}")),
+            Err(e) => return fail("NotAKey", format!("--public-key {k}: not a minisign public key: {e}")),
         }
     }
     let name = args.source.clone().unwrap_or_else(|| "command-line".into());
     let Ok(source_name) = ObjectName::new(name.clone()) else {
-        return fail(format!("--source {name}: not a valid CatalogSource name"));
+        return fail("BadName", format!("--source {name}: not a valid CatalogSource name"));
     };
     let seen = match &args.source {
         None => None,
         Some(_) => match StateDir::new(&args.state_dir).catalogs() {
             Ok(h) => h.seen(&source_name),
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return fail(e.reason(), e.to_string()),
         },
     };
     let bytes = match std::fs::read(&args.catalog) {
         Ok(b) => b,
-        Err(e) => return fail(format!("cannot read catalog {}: {e}", args.catalog.display())),
+        Err(e) => return fail("Unreadable", format!("cannot read catalog {}: {e}", args.catalog.display())),
     };
     let sig = sig_path(&args.catalog, args.signature.clone());
     let signature = std::fs::read_to_string(&sig).ok();
@@ -221,6 +233,7 @@ fn verify(args: VerifyArgs, color: ColorChoice) -> u8 {
         signature,
     );
     match unverified.verify(&keys, None, seen, reconciler::clock::Clock::now(&reconciler::clock::SystemClock)) {
+        Ok(c) if json => super::print_json(&reconciler::ops::report::CatalogEntry::of(&c)),
         Ok(c) => {
             out(
                 color,
@@ -236,6 +249,6 @@ fn verify(args: VerifyArgs, color: ColorChoice) -> u8 {
             );
             EXIT_OK
         }
-        Err(e) => fail(e.to_string()),
+        Err(e) => fail(e.reason(), e.to_string()),
     }
 }

@@ -96,7 +96,7 @@ pub enum Command {
     ///
     /// Reports every problem of the fleet at once, each as file:line:column with advice.
     /// Exit code 0 when valid, 1 otherwise.
-    Validate(SourceArgs),
+    Validate(ReportArgs),
     /// Show what would change: desired (git) × verified catalog × observed platforms.
     Plan(plan::PlanArgs),
     /// Apply the plan: publish, update, reconfigure and retire what policies permit.
@@ -104,7 +104,7 @@ pub enum Command {
     /// Reconcile continuously: watch the fleet and the platforms, apply what policies permit.
     Run(run::RunArgs),
     /// What is published per product and platform, and the last result.
-    Status(SourceArgs),
+    Status(ReportArgs),
     /// Hold back changes to the fleet, a product or a platform (still observed and planned).
     Suspend(suspend::SuspendArgs),
     /// Let a suspended fleet, product or platform change again.
@@ -148,6 +148,57 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// How a reporting command prints its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Text for people.
+    #[default]
+    Text,
+    /// One JSON document (its schema is in `schemas/`; an error is an error report).
+    Json,
+}
+
+/// The source flags and `--format`, for `validate` and `status`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output format: text, or JSON for machines (schemas/validate-report.schema.json,
+    /// schemas/status-report.schema.json; errors: schemas/error-report.schema.json).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Prints `value` as one pretty JSON document on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> u8 {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            let mut o = std::io::stdout().lock();
+            match writeln!(o, "{text}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    print_error(&format!("cannot write to stdout: {e}"));
+                    EXIT_ERROR
+                }
+                _ => EXIT_OK,
+            }
+        }
+        Err(e) => {
+            print_error(&format!("cannot render JSON: {e}"));
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Reports an error as text, or as an error report on stdout with `--format json` (and the
+/// text on stderr as well, for people reading a CI log). Returns the exit code.
+pub fn report_as(format: ReportFormat, e: &OpsError) -> u8 {
+    report(e);
+    if format == ReportFormat::Json {
+        print_json(&reconciler::ops::report::ErrorReport::of(e));
+    }
+    EXIT_ERROR
 }
 
 /// Where the fleet is read from.
@@ -347,9 +398,12 @@ pub fn report(e: &OpsError) {
 pub async fn run(cli: Cli) -> u8 {
     let color = cli.global.color;
     match cli.command {
-        Command::Validate(args) => {
+        Command::Validate(ReportArgs { source: args, format }) => {
             let ctx = args.context();
             match reconciler::ops::validate(&ctx, &args.source()).await {
+                Ok(validated) if format == ReportFormat::Json => {
+                    print_json(&reconciler::ops::report::ValidateReport::of(&validated))
+                }
                 Ok(validated) => {
                     let v = &validated.loaded;
                     for w in &reconciler::ops::pipeline::warnings(v) {
@@ -375,16 +429,13 @@ pub async fn run(cli: Cli) -> u8 {
                     );
                     EXIT_OK
                 }
-                Err(e) => {
-                    report(&e);
-                    EXIT_ERROR
-                }
+                Err(e) => report_as(format, &e),
             }
         }
         Command::Plan(args) => plan::run(args, color).await,
         Command::Apply(args) => apply::run(args, color).await,
         Command::Run(args) => run::run(args).await,
-        Command::Status(args) => apply::status(args, color).await,
+        Command::Status(ReportArgs { source: args, format }) => apply::status(args, format, color).await,
         Command::Suspend(args) => suspend::suspend(args, color),
         Command::Resume(args) => suspend::resume(args, color),
         Command::History(args) => apply::history(args, color),

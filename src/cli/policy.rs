@@ -10,7 +10,11 @@ use super::{out, print_error, ColorChoice, EXIT_ERROR, EXIT_OK};
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// List the built-in policies and what each refuses.
-    List,
+    List {
+        /// Output format: text, or JSON (schemas/policy-list-report.schema.json).
+        #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+        format: super::ReportFormat,
+    },
     /// Run Rego unit tests (rules named `test_…`), as `opa test` does.
     ///
     /// Loads every `.rego` file under the given paths together with the built-in policies (so
@@ -27,7 +31,10 @@ pub enum PolicyCommand {
 
 pub fn run(cmd: PolicyCommand, color: ColorChoice) -> u8 {
     match cmd {
-        PolicyCommand::List => {
+        PolicyCommand::List { format: super::ReportFormat::Json } => {
+            super::print_json(&reconciler::ops::report::PolicyListReport::builtin())
+        }
+        PolicyCommand::List { format: super::ReportFormat::Text } => {
             let mut s = String::from("Built-in policies (package patchops.policy.<name>):\n");
             for b in policy::BUILTIN {
                 s += &format!("  {:<25} denies {}\n", b.name, b.summary);

@@ -11,6 +11,7 @@ mod doctor;
 mod guard;
 pub mod pipeline;
 mod plan;
+pub mod report;
 mod saved;
 mod status;
 mod validate;

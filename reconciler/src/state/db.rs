@@ -110,7 +110,7 @@ pub struct StateDb {
 }
 
 /// One audit record: what an action did and the chain that admitted it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     /// When it ended.

@@ -51,7 +51,7 @@ impl StateError {
 }
 
 /// What `patchops suspend` holds back: the whole fleet, one Product, or one Platform.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", tag = "scope", content = "name")]
 pub enum SuspendScope {
     /// Every Product on every Platform.
@@ -101,7 +101,7 @@ impl std::fmt::Display for SuspendScope {
 }
 
 /// One suspension.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Suspension {
     /// What is suspended.

@@ -174,3 +174,15 @@ fn reporting_commands_print_json_documents_that_match_their_schemas() {
     assert_matches_schema(&refused.stdout, "error-report.schema.json");
     assert_eq!(json(&refused.stdout)["error"]["reason"], "CatalogKeyUntrusted");
 }
+
+#[test]
+fn doctor_prints_a_json_report_that_matches_its_schema() {
+    let (repo, _key) = common::fleet_repo(1);
+    let run = patchops(repo.path(), &["doctor", "--path", "fleet", "--format", "json"]);
+    assert_matches_schema(&run.stdout, "doctor-report.schema.json");
+    let d = json(&run.stdout);
+    assert_eq!(d["platforms"][0]["platform"], "intune-prod");
+    assert_eq!(d["platforms"][0]["type"], "intune");
+    assert_eq!(run.code == 0, d["ok"] == true, "the exit code agrees with ok: {d}");
+    assert!(!d["platforms"][0]["checks"].as_array().unwrap().is_empty());
+}

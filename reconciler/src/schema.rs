@@ -48,6 +48,7 @@ pub fn all() -> Vec<(String, String)> {
         ("history-report", schema_of::<crate::ops::report::HistoryReport>()),
         ("policy-list-report", schema_of::<crate::ops::report::PolicyListReport>()),
         ("catalog-verify-report", schema_of::<crate::ops::report::CatalogEntry>()),
+        ("doctor-report", schema_of::<crate::ops::report::DoctorReport>()),
     ];
     out.push((
         "fleet",

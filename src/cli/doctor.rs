@@ -3,7 +3,7 @@
 use clap::Args;
 use reconciler::doctor::{PlatformReport, Verdict};
 
-use super::{out, report, ColorChoice, SourceArgs, EXIT_ERROR, EXIT_OK};
+use super::{out, ColorChoice, SourceArgs, EXIT_ERROR, EXIT_OK};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -31,6 +31,9 @@ pub struct DoctorArgs {
     /// Check only this Platform.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Output format: text, or JSON (schemas/doctor-report.schema.json).
+    #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+    pub format: super::ReportFormat,
 }
 
 const OK: anstyle::Style = anstyle::AnsiColor::Green.on_default();
@@ -47,11 +50,13 @@ pub async fn run(args: DoctorArgs, color: ColorChoice) -> u8 {
     .await
     {
         Ok(r) => r,
-        Err(e) => {
-            report(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return super::report_as(args.format, &e),
     };
+    if args.format == super::ReportFormat::Json {
+        let doc = reconciler::ops::report::DoctorReport::of(&reports);
+        let code = super::print_json(&doc);
+        return if doc.ok { code } else { EXIT_ERROR };
+    }
     let mut text = String::new();
     for r in &reports {
         text.push_str(&render(r));

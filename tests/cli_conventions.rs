@@ -186,3 +186,32 @@ fn doctor_prints_a_json_report_that_matches_its_schema() {
     assert_eq!(run.code == 0, d["ok"] == true, "the exit code agrees with ok: {d}");
     assert!(!d["platforms"][0]["checks"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn apply_prints_a_json_report_of_what_it_did() {
+    let (repo, _key) = common::fleet_repo(1);
+    let p = repo.path();
+    // Nothing is asked with --format json: it needs --auto-approve (or a plan file).
+    let asked = patchops(p, &["apply", "--path", "fleet", "--format", "json"]);
+    assert_eq!(asked.code, 1);
+    assert_matches_schema(&asked.stdout, "error-report.schema.json");
+    assert_eq!(json(&asked.stdout)["error"]["reason"], "ConfirmationNeeded");
+
+    let first = patchops(p, &["apply", "--path", "fleet", "--auto-approve", "--format", "json"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_matches_schema(&first.stdout, "apply-report.schema.json");
+    let a = json(&first.stdout);
+    assert_eq!(a["ok"], true);
+    assert_eq!(a["actions"][0]["action"], "publish");
+    assert_eq!(a["actions"][0]["ring"], "pilot");
+    assert_eq!(a["actions"][0]["result"], "succeeded");
+    assert!(a["actions"][0]["objectId"].is_string(), "{a}");
+    assert_eq!(a["source"]["commit"], common::git(p, &["rev-parse", "HEAD"]).as_str());
+
+    // The broad ring next, then nothing left: an empty list of actions.
+    assert_eq!(patchops(p, &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    let idle = patchops(p, &["apply", "--path", "fleet", "--auto-approve", "--format", "json"]);
+    assert_eq!(idle.code, 0, "{}", idle.stderr);
+    assert_matches_schema(&idle.stdout, "apply-report.schema.json");
+    assert_eq!(json(&idle.stdout)["actions"], serde_json::json!([]));
+}

@@ -49,6 +49,7 @@ pub fn all() -> Vec<(String, String)> {
         ("policy-list-report", schema_of::<crate::ops::report::PolicyListReport>()),
         ("catalog-verify-report", schema_of::<crate::ops::report::CatalogEntry>()),
         ("doctor-report", schema_of::<crate::ops::report::DoctorReport>()),
+        ("apply-report", schema_of::<crate::ops::report::ApplyReport>()),
     ];
     out.push((
         "fleet",

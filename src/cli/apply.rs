@@ -8,7 +8,7 @@ use reconciler::apply::Outcome;
 use reconciler::ops::ApplyOptions;
 use reconciler::plan::{render, Plan};
 
-use super::{out, print_error, print_warning, report, stdout_color, ColorChoice, SourceArgs, EXIT_ERROR, EXIT_OK};
+use super::{out, print_error, print_warning, stdout_color, ColorChoice, SourceArgs, EXIT_ERROR, EXIT_OK};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -48,6 +48,10 @@ pub struct ApplyArgs {
     /// The share of a platform's managed objects one run may retire, from 0 to 1.
     #[arg(long, default_value_t = reconciler::ops::DEFAULT_MAX_RETIRE_SHARE, value_parser = share)]
     pub max_retire_share: f64,
+    /// Output format: text, or one JSON document of what was applied
+    /// (schemas/apply-report.schema.json; needs --auto-approve or PLANFILE: nothing is asked).
+    #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+    pub format: super::ReportFormat,
 }
 
 fn share(s: &str) -> Result<f64, String> {
@@ -99,12 +103,16 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
         allow_mass_retire: args.allow_mass_retire,
         max_retire_share: Some(args.max_retire_share),
     };
+    let json = args.format == super::ReportFormat::Json;
+    if json && !args.auto_approve && args.planfile.is_none() {
+        let msg = "--format json asks nothing: pass --auto-approve, or apply a reviewed plan file";
+        print_error(msg);
+        super::print_json(&reconciler::ops::report::ErrorReport::message("ConfirmationNeeded", msg));
+        return EXIT_ERROR;
+    }
     let prepared = match reconciler::ops::prepare_apply(&ctx, &args.source.source(), options).await {
         Ok(p) => p,
-        Err(e) => {
-            report(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return super::report_as(args.format, &e),
     };
     for w in &prepared.warnings {
         print_warning(&w.to_string());
@@ -116,9 +124,11 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
         ));
     }
     let plan = &prepared.plan;
-    let mut text = Vec::new();
-    let _ = render::text_to_writer(plan, false, stdout_color(color), &mut text);
-    let _ = std::io::stdout().write_all(&text);
+    if !json {
+        let mut text = Vec::new();
+        let _ = render::text_to_writer(plan, false, stdout_color(color), &mut text);
+        let _ = std::io::stdout().write_all(&text);
+    }
     let applicable = plan.applicable().count();
     let waiting = plan.summary.waiting;
     // The desired state is not reached when a change is denied or a product cannot be planned,
@@ -127,8 +137,12 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
     if applicable == 0 {
         // The platforms already hold what this catalog asks: it is in effect.
         if let Err(e) = prepared.record_catalogs() {
-            report(&e);
-            return EXIT_ERROR;
+            return super::report_as(args.format, &e);
+        }
+        if json {
+            let doc = reconciler::ops::report::ApplyReport::of(plan, None, &prepared.interrupted, &prepared.warnings);
+            let code = super::print_json(&doc);
+            return if unreachable { EXIT_ERROR } else { code };
         }
         out(color, "\nNothing to apply.\n");
         return if unreachable { EXIT_ERROR } else { EXIT_OK };
@@ -149,14 +163,20 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     }
-    println!();
+    if !json {
+        println!();
+    }
+    let (plan, interrupted, warnings) =
+        (prepared.plan.clone(), prepared.interrupted.clone(), prepared.warnings.clone());
     let applied = match prepared.execute().await {
         Ok(a) => a,
-        Err(e) => {
-            report(&e);
-            return EXIT_ERROR;
-        }
+        Err(e) => return super::report_as(args.format, &e),
     };
+    if json {
+        let doc = reconciler::ops::report::ApplyReport::of(&plan, Some(&applied), &interrupted, &warnings);
+        let code = super::print_json(&doc);
+        return if doc.ok { code } else { EXIT_ERROR };
+    }
     let mut s = String::new();
     let (mut ok, mut failed) = (0, 0);
     for r in &applied.reports {

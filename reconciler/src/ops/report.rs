@@ -360,3 +360,137 @@ impl DoctorReport {
         }
     }
 }
+
+/// `patchops apply --format json`: what one apply did.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// True when the desired state is reached, or everything left waits (the exit code is 0).
+    pub ok: bool,
+    /// Where the fleet was read from (the commit, or a directory).
+    #[schemars(with = "serde_json::Value")]
+    pub source: serde_json::Value,
+    /// The plan's counts, before applying.
+    pub summary: crate::plan::Summary,
+    /// Every action attempted, in order.
+    pub actions: Vec<AppliedEntry>,
+    /// Changes refused by policy (when planning or at apply time).
+    pub denied: Vec<DeniedEntry>,
+    /// Changes left for a later run (a ring's soak, a window, the change budget).
+    pub waiting: usize,
+    /// Products that could not be planned.
+    pub errors: Vec<String>,
+    /// Earlier runs found interrupted and recovered.
+    pub interrupted: Vec<String>,
+    /// Warnings about the source.
+    pub warnings: Vec<String>,
+}
+
+/// One attempted action.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedEntry {
+    /// publish, update, reconfigure or retire.
+    pub action: String,
+    /// The fleet Product.
+    pub product: String,
+    /// The Platform.
+    pub platform: String,
+    /// The ring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<String>,
+    /// The version published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `succeeded`, `failed` or `skipped`.
+    pub result: String,
+    /// The platform object it produced or changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What policies' `warn` rules said about it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_warnings: Vec<crate::plan::PolicyFinding>,
+}
+
+/// One change a policy refused.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeniedEntry {
+    /// The action refused.
+    pub action: String,
+    /// The fleet Product.
+    pub product: String,
+    /// The Platform.
+    pub platform: String,
+    /// The ring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<String>,
+    /// The policies that refused it, with their words.
+    pub denied_by: Vec<crate::plan::PolicyFinding>,
+}
+
+impl ApplyReport {
+    /// The report of an apply that had nothing to do (`applied` is `None`) or that ran.
+    pub fn of(
+        plan: &crate::plan::Plan,
+        applied: Option<&super::Applied>,
+        interrupted: &[crate::state::Interrupted],
+        warnings: &[crate::source::SourceWarning],
+    ) -> ApplyReport {
+        use crate::apply::Outcome;
+        let denied_entry = |a: &crate::plan::PlannedAction, by: &[crate::plan::PolicyFinding]| DeniedEntry {
+            action: a.action.as_str().to_string(),
+            product: a.product.to_string(),
+            platform: a.platform.to_string(),
+            ring: a.ring.as_deref().map(str::to_string),
+            denied_by: by.to_vec(),
+        };
+        let mut denied: Vec<DeniedEntry> =
+            plan.actions.iter().filter(|a| !a.denied.is_empty()).map(|a| denied_entry(a, &a.denied)).collect();
+        let mut actions = Vec::new();
+        if let Some(applied) = applied {
+            denied.extend(applied.denied.iter().map(|(a, by)| denied_entry(a, by)));
+            for r in &applied.reports {
+                let a = &r.action;
+                let (result, object_id, message) = match &r.outcome {
+                    Outcome::Succeeded { object_id } => ("succeeded", object_id.clone(), None),
+                    Outcome::Failed(e) => ("failed", None, Some(e.clone())),
+                    Outcome::Skipped(why) => ("skipped", None, Some(why.clone())),
+                };
+                actions.push(AppliedEntry {
+                    action: a.action.as_str().to_string(),
+                    product: a.product.to_string(),
+                    platform: a.platform.to_string(),
+                    ring: a.ring.as_deref().map(str::to_string),
+                    version: a.version.as_deref().map(str::to_string),
+                    result: result.to_string(),
+                    object_id,
+                    message,
+                    policy_warnings: r.warnings.clone(),
+                });
+            }
+        }
+        let errors: Vec<String> =
+            plan.errors.iter().map(|e| format!("{} ({}): {}", e.product, e.origin, e.message)).collect();
+        let ok = actions.iter().all(|a| a.result == "succeeded") && denied.is_empty() && errors.is_empty();
+        ApplyReport {
+            ok,
+            source: plan.fingerprints.source.clone(),
+            summary: plan.summary.clone(),
+            actions,
+            denied,
+            waiting: plan.summary.waiting,
+            errors,
+            interrupted: interrupted
+                .iter()
+                .map(|i| {
+                    format!("run {} was interrupted during {} (last step: {} {})", i.run, i.subject, i.step, i.detail)
+                })
+                .collect(),
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+        }
+    }
+}

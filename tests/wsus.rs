@@ -91,6 +91,9 @@ fn object(version: &str) -> DesiredObject {
     );
     o.marker.commit = Some("0123456789abcdef".into());
     o.installer.url = format!("https://downloads.example.invalid/{}", installer_file(version));
+    // Fetched from that URL, as apply records it.
+    o.origin = url::Url::parse(&o.installer.url).ok();
+    o.origin_path = None;
     o.installer.silent_install = "/qn /norestart".into();
     o.installer.success_codes = vec![3010];
     o.description = "Vendor App, a test product".into();
@@ -429,6 +432,7 @@ async fn origin_uri_is_absolute_and_whole() {
     c.create(&signed, &verified(cache.path(), "1.0")).await.unwrap();
     let mut from_commit = object("2.0");
     from_commit.installer.url = "installers/mozilla.firefox-131.0.2-x64.msi".into();
+    from_commit.origin = None;
     from_commit.origin_path = Some("catalog/installers/mozilla.firefox-131.0.2-x64.msi".into());
     c.create(&from_commit, &verified(cache.path(), "2.0")).await.unwrap();
     let content = c.published_content().await.unwrap();

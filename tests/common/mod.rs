@@ -324,7 +324,8 @@ pub fn msi_object(product: &str, version: &str, fields: &[(&str, &str)]) -> reco
         product_name: "Vendor App".into(),
         homepage: None,
         origin: None,
-        origin_path: None,
+        // Where apply finds an installer of the test catalog: in the fleet's commit.
+        origin_path: Some(format!("catalog/installers/{file}")),
     }
 }
 

@@ -303,6 +303,36 @@ fn a_product_the_catalog_lacks_is_reported_and_exits_1() {
     common::assert_contains(&run.stdout, "error: Product ghost (products/ghost.yaml:1): ProductNotInCatalog");
 }
 
+// Issue 12, item 4: an installer no platform could detect (no MSI product code, no detection
+// data) is found by validate and plan, not only when apply fails to create it; what is
+// published stays; apply exits 1 without trying.
+#[test]
+fn an_installer_without_detection_data_is_found_by_plan_not_by_a_failed_apply() {
+    let (repo, key) = fleet_repo(1);
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    // Serial 2 turns 2.0 into an EXE without detection data.
+    let mut c: serde_json::Value = serde_json::from_str(&common::catalog(2)).unwrap();
+    let i = &mut c["products"][0]["versions"][1]["installers"][0];
+    i["type"] = "exe".into();
+    i.as_object_mut().unwrap().remove("msiProductCode");
+    let c = c.to_string();
+    repo.write("catalog/catalog.json", &c);
+    repo.write("catalog/catalog.json.minisig", common::sign(&key, c.as_bytes()));
+    repo.commit("2.0 as an EXE the catalog cannot detect");
+    let expected = "`vendor.app` 2.0: the catalog's installer vendor.app-2.0.msi has neither an MSI product code nor detection data, so no platform could tell whether it is installed; add `detection` (file or registry) to the catalog's installer";
+    let validate = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(validate.code, 1);
+    common::assert_contains(&validate.stderr, expected);
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    common::assert_contains(&plan.stdout, "Undetectable");
+    assert!(!plan.stdout.contains("retire"), "what is published stays: {}", plan.stdout);
+    let apply = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    common::assert_contains(&apply.stdout, "Nothing to apply.");
+    assert_eq!(common::tenant_apps(repo.path()).len(), 1, "the published app is kept");
+}
+
 #[test]
 fn credentials_in_a_repository_url_are_never_shown() {
     let dir = tempfile::tempdir().expect("tmp");

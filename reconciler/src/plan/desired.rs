@@ -55,6 +55,18 @@ pub enum SelectionError {
         /// What exists.
         available: String,
     },
+    /// The chosen installer has no way to be detected on a device: no MSI product code and no
+    /// detection data. Every platform needs one (Intune's detection rule, WSUS's IsInstalled,
+    /// ConfigMgr's detection method), so the plan says so instead of apply failing later.
+    #[error("`{product}` {version}: the catalog's installer {file} has neither an MSI product code nor detection data, so no platform could tell whether it is installed; add `detection` (file or registry) to the catalog's installer")]
+    Undetectable {
+        /// The product id.
+        product: String,
+        /// The version.
+        version: String,
+        /// The installer's file name.
+        file: String,
+    },
     /// The chosen installer's location cannot be downloaded from.
     #[error("`{product}` {version}: the catalog's installer location {location} {reason}")]
     InstallerLocation {
@@ -96,6 +108,7 @@ impl SelectionError {
             SelectionError::NoMatchingVersion { .. } => "NoMatchingVersion",
             SelectionError::NoInstaller { .. } => "NoInstaller",
             SelectionError::InstallerLocation { .. } => "InstallerLocation",
+            SelectionError::Undetectable { .. } => "Undetectable",
         }
     }
 }
@@ -169,6 +182,13 @@ pub fn select_installer<'a>(product: &Product, catalog: &'a VerifiedCatalog) -> 
         location,
         reason,
     })?;
+    if installer.msi_product_code.is_none() && installer.detection.is_none() {
+        return Err(SelectionError::Undetectable {
+            product: spec.product.to_string(),
+            version: version.to_string(),
+            file: installer.file_name().to_string(),
+        });
+    }
     Ok(Selection { product: entry, version: version.clone(), installer })
 }
 

@@ -311,3 +311,26 @@ async fn the_daemon_wakes_when_a_soaking_ring_opens_on_its_clock_and_not_before(
     let _ = stop.send(());
     tokio::time::timeout(std::time::Duration::from_secs(30), running).await.expect("stops").expect("joins");
 }
+
+/// With a memo, a decision at unchanged inputs skips re-checking the ring history only while
+/// the history still holds as many records as that check left: records lost in between (another
+/// process, a state.db restored by hand) are recorded again, so no ring is left without the
+/// evidence its next ring's soak counts from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_memo_lost_ring_records_are_recorded_again() {
+    let (repo, _key) = fleet_repo(1);
+    let ctx = context(&repo).with_memo();
+    assert_eq!(apply(&ctx, &repo).await, vec!["publish app 2.0 on intune-prod / pilot: ok"]);
+    assert_eq!(apply(&ctx, &repo).await, vec!["publish app 2.0 on intune-prod / broad: ok"]);
+    assert_eq!(apply(&ctx, &repo).await, Vec::<String>::new());
+    let db = rusqlite::Connection::open(repo.path().join(".patchops/state.db")).unwrap();
+    let count = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT count(*) FROM ring_reached", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(count(&db), 2, "pilot and broad");
+    let before = ctx.memo().unwrap().hits().plans;
+    db.execute("DELETE FROM ring_reached", []).unwrap();
+    assert_eq!(apply(&ctx, &repo).await, Vec::<String>::new());
+    assert_eq!(ctx.memo().unwrap().hits().plans, before + 1, "the plan was reused");
+    assert_eq!(count(&db), 2, "both rings recorded again");
+}

@@ -64,7 +64,6 @@ fn object(version: &str) -> DesiredObject {
         product_name: "Vendor App".into(),
         homepage: None,
         origin: None,
-        origin_path: None,
     }
 }
 

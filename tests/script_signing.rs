@@ -103,7 +103,6 @@ fn exe_object() -> DesiredObject {
         product_name: "Vendor Tool".into(),
         homepage: None,
         origin: None,
-        origin_path: None,
     }
 }
 

@@ -20,6 +20,7 @@ use reconciler::platform::wsus::request::{self, Request};
 use reconciler::platform::wsus::sdp::Sdp;
 use reconciler::platform::wsus::transport::{HttpTransport, Run, Transport};
 use reconciler::platform::wsus::WsusClient;
+use reconciler::platform::InstallerOrigin;
 use reconciler::platform::{DesiredAssignment, DesiredObject, PlatformClient, ScriptSigning};
 
 fn der(cert: &std::path::Path) -> Vec<u8> {
@@ -92,8 +93,7 @@ fn object(version: &str) -> DesiredObject {
     o.marker.commit = Some("0123456789abcdef".into());
     o.installer.url = format!("https://downloads.example.invalid/{}", installer_file(version));
     // Fetched from that URL, as apply records it.
-    o.origin = url::Url::parse(&o.installer.url).ok();
-    o.origin_path = None;
+    o.origin = url::Url::parse(&o.installer.url).ok().map(InstallerOrigin::Url);
     o.installer.silent_install = "/qn /norestart".into();
     o.installer.success_codes = vec![3010];
     o.description = "Vendor App, a test product".into();
@@ -428,12 +428,11 @@ async fn origin_uri_is_absolute_and_whole() {
 
     let mut signed = object("1.0");
     let url = "https://downloads.example.invalid/mozilla.firefox-128.0.3-x64.msi?se=2026-12-31&sig=c2VjcmV0%2Bc2ln";
-    signed.origin = Some(url::Url::parse(url).unwrap());
+    signed.origin = Some(InstallerOrigin::Url(url::Url::parse(url).unwrap()));
     c.create(&signed, &verified(cache.path(), "1.0")).await.unwrap();
     let mut from_commit = object("2.0");
     from_commit.installer.url = "installers/mozilla.firefox-131.0.2-x64.msi".into();
-    from_commit.origin = None;
-    from_commit.origin_path = Some("catalog/installers/mozilla.firefox-131.0.2-x64.msi".into());
+    from_commit.origin = Some(InstallerOrigin::Repository("catalog/installers/mozilla.firefox-131.0.2-x64.msi".into()));
     c.create(&from_commit, &verified(cache.path(), "2.0")).await.unwrap();
     let content = c.published_content().await.unwrap();
     let mut origins: Vec<String> = content.iter().map(|p| origin(&p.sdp)).collect();

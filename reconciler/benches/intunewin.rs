@@ -93,7 +93,6 @@ fn main() {
             product_name: "Bench".into(),
             homepage: None,
             origin: None,
-            origin_path: None,
         };
         let client = reconciler::platform::intune::IntuneClient::new(
             reconciler::model::ObjectName::new("bench").expect("name"),

@@ -16,8 +16,9 @@ use crate::emulate::wsus::client::WindowsClient;
 use crate::model::kinds::ClientTrust;
 use crate::model::{Fleet, ObjectName, Platform, PlatformType, Secrets};
 
-/// How a link stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How a link stands (in `doctor --format json`: `pass`, `warn`, `unknown`, `fail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub enum Verdict {
     /// It holds.
     Pass,
@@ -30,7 +31,8 @@ pub enum Verdict {
 }
 
 /// One checked link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     /// The link, such as `clients: signer is in Trusted Publishers`.
     pub link: String,
@@ -39,6 +41,7 @@ pub struct Check {
     /// What was found.
     pub detail: String,
     /// What to do, when it does not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
 

@@ -35,12 +35,14 @@ struct Inner {
 #[derive(Debug)]
 struct MemoPlan {
     fleet: Arc<Fleet>,
-    catalogs: Vec<(ObjectName, Sha256)>,
+    /// Each catalog's digest and signer (the plan's fingerprints name both).
+    catalogs: Vec<(ObjectName, Sha256, String)>,
     observed: Arc<BTreeMap<ObjectName, Observed>>,
     plan: Plan,
-    /// Every ring these platforms show running a version has a record in the ring history
-    /// (an apply's decision made sure of it): the next one at the same inputs need not check.
-    rings_recorded: bool,
+    /// Set when every ring these platforms show running a version had a record in the ring
+    /// history (an apply's decision made sure of it): the number of records then. The next
+    /// decision at the same inputs need not check again while the count is the same.
+    rings_recorded: Option<u64>,
 }
 
 /// How often each memo was used instead of recomputing (for tests and the debug log).
@@ -111,11 +113,14 @@ impl Memo {
         fleet: &Arc<Fleet>,
         catalogs: &BTreeMap<ObjectName, VerifiedCatalog>,
         observed: &Arc<BTreeMap<ObjectName, Observed>>,
-    ) -> Option<(Plan, bool)> {
+    ) -> Option<(Plan, Option<u64>)> {
         let mut inner = self.inner();
         let m = inner.plan.as_ref()?;
         let same = Arc::ptr_eq(&m.fleet, fleet)
-            && m.catalogs.iter().map(|(n, d)| (n, *d)).eq(catalogs.iter().map(|(n, c)| (n, c.digest())))
+            && m.catalogs
+                .iter()
+                .map(|(n, d, k)| (n, *d, k.as_str()))
+                .eq(catalogs.iter().map(|(n, c)| (n, c.digest(), c.key_id())))
             && (Arc::ptr_eq(&m.observed, observed) || *m.observed == **observed);
         if !same {
             return None;
@@ -135,20 +140,20 @@ impl Memo {
     ) {
         self.inner().plan = Some(MemoPlan {
             fleet: Arc::clone(fleet),
-            catalogs: catalogs.iter().map(|(n, c)| (n.clone(), c.digest())).collect(),
+            catalogs: catalogs.iter().map(|(n, c)| (n.clone(), c.digest(), c.key_id().to_string())).collect(),
             observed: Arc::clone(observed),
             plan: plan.clone(),
-            rings_recorded: false,
+            rings_recorded: None,
         });
     }
 
     /// Notes that every ring the remembered plan's platforms show has a record in the ring
-    /// history. Only the ring history's writers change that: an apply, which changes the
-    /// platforms too (and so the next cycle's inputs); restoring an older state.db by hand
-    /// is the exception, and then a ring waits a soak from the next change (it fails closed).
-    pub(crate) fn mark_rings_recorded(&self) {
+    /// history, which then holds `count` records. Only an apply writes the history, and an
+    /// apply changes the platforms (so the next cycle's inputs); a count that differs later
+    /// (another process, a restored state.db) makes the next decision check again.
+    pub(crate) fn mark_rings_recorded(&self, count: u64) {
         if let Some(m) = self.inner().plan.as_mut() {
-            m.rings_recorded = true;
+            m.rings_recorded = Some(count);
         }
     }
 }

@@ -323,9 +323,8 @@ pub fn msi_object(product: &str, version: &str, fields: &[(&str, &str)]) -> reco
         description: "a test product".into(),
         product_name: "Vendor App".into(),
         homepage: None,
-        origin: None,
         // Where apply finds an installer of the test catalog: in the fleet's commit.
-        origin_path: Some(format!("catalog/installers/{file}")),
+        origin: Some(reconciler::platform::InstallerOrigin::Repository(format!("catalog/installers/{file}"))),
     }
 }
 

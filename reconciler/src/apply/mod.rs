@@ -403,14 +403,10 @@ impl Engine<'_> {
             description: selection.product.description.clone().unwrap_or_else(|| selection.product.name.clone()),
             product_name: selection.product.name.clone(),
             homepage: selection.product.homepage.clone(),
-            origin: match &location {
-                Location::Url(u) => Some(u.clone()),
-                Location::Repo(_) => None,
-            },
-            origin_path: match &location {
-                Location::Repo(path) => Some(path.clone()),
-                Location::Url(_) => None,
-            },
+            origin: Some(match &location {
+                Location::Url(u) => crate::platform::InstallerOrigin::Url(u.clone()),
+                Location::Repo(path) => crate::platform::InstallerOrigin::Repository(path.clone()),
+            }),
         };
         Ok((object, assignment, expected, location))
     }

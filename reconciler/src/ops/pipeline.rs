@@ -249,7 +249,7 @@ pub fn decide_with(
     // The plan is a function of the fleet, the catalogs and what the platforms hold: with a
     // memo and the same three, the last plan is the plan (with this commit's provenance).
     let remembered = memo.and_then(|m| m.plan(&loaded.fleet, &loaded.catalogs, observed));
-    let mut rings_recorded = false;
+    let mut rings_recorded = None;
     let mut plan = match remembered {
         Some((mut plan, recorded)) => {
             plan.fingerprints.source = serde_json::to_value(loaded.snapshot.provenance()).unwrap_or_default();
@@ -289,10 +289,15 @@ pub fn decide_with(
     if let Some(evidence) = how.ring_evidence {
         let db = state.db()?;
         // One read of the whole ring history, not a query per ring: a fleet of 10,000 products
-        // in two rings on three platforms would otherwise ask 60,000 times. With a memo, and the
-        // same platforms as the last decision that recorded, nothing can be missing: no read.
+        // in two rings on three platforms would otherwise ask 60,000 times. With a memo, the
+        // same platforms as the last decision that recorded, and as many records as it left,
+        // nothing can be missing: only the count is read.
         let mut records = None;
-        if evidence == RingEvidence::Record && !rings_recorded {
+        let unchanged = match rings_recorded {
+            Some(count) => db.ring_count()? == count,
+            None => false,
+        };
+        if evidence == RingEvidence::Record && !unchanged {
             let mut read = db.ring_history()?;
             let observed_rings = plan::observed_ring_versions(&loaded.fleet, observed);
             let missing: Vec<_> = observed_rings
@@ -304,12 +309,12 @@ pub fn decide_with(
                     (r.product.as_str(), r.platform.as_str(), r.ring.as_str(), r.version.as_str(), at)
                 })
                 .collect();
-            if !missing.is_empty() {
-                db.rings_reached(&missing)?;
-                read = db.ring_history()?;
+            db.rings_reached(&missing)?;
+            for (product, platform, ring, version, at) in &missing {
+                read.note(product, platform, ring, version, *at);
             }
             if let Some(m) = memo {
-                m.mark_rings_recorded();
+                m.mark_rings_recorded(read.count());
             }
             records = Some(read);
         }

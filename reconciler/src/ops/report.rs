@@ -288,49 +288,9 @@ pub struct DoctorPlatform {
     /// The endpoint, as the fleet writes it.
     pub endpoint: String,
     /// The worst verdict of its links.
-    pub verdict: DoctorVerdict,
+    pub verdict: crate::doctor::Verdict,
     /// Every link, in chain order.
-    pub checks: Vec<DoctorCheck>,
-}
-
-/// One link.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DoctorCheck {
-    /// The link, such as `clients: signer is in Trusted Publishers`.
-    pub link: String,
-    /// How it stands.
-    pub verdict: DoctorVerdict,
-    /// What was found.
-    pub detail: String,
-    /// What to do, when it does not pass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-/// How a link stands.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum DoctorVerdict {
-    /// It holds.
-    Pass,
-    /// It holds, with a risk worth acting on.
-    Warn,
-    /// It cannot be told yet.
-    Unknown,
-    /// It is broken.
-    Fail,
-}
-
-impl From<crate::doctor::Verdict> for DoctorVerdict {
-    fn from(v: crate::doctor::Verdict) -> Self {
-        match v {
-            crate::doctor::Verdict::Pass => DoctorVerdict::Pass,
-            crate::doctor::Verdict::Warn => DoctorVerdict::Warn,
-            crate::doctor::Verdict::Unknown => DoctorVerdict::Unknown,
-            crate::doctor::Verdict::Fail => DoctorVerdict::Fail,
-        }
-    }
+    pub checks: Vec<crate::doctor::Check>,
 }
 
 impl DoctorReport {
@@ -344,17 +304,8 @@ impl DoctorReport {
                     platform: r.platform.to_string(),
                     ty: r.ty.as_str().to_string(),
                     endpoint: r.endpoint.clone(),
-                    verdict: r.verdict().into(),
-                    checks: r
-                        .checks
-                        .iter()
-                        .map(|c| DoctorCheck {
-                            link: c.link.clone(),
-                            verdict: c.verdict.into(),
-                            detail: c.detail.clone(),
-                            fix: c.fix.clone(),
-                        })
-                        .collect(),
+                    verdict: r.verdict(),
+                    checks: r.checks.clone(),
                 })
                 .collect(),
         }

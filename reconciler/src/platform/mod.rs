@@ -455,13 +455,20 @@ pub struct DesiredObject {
     pub product_name: String,
     /// The vendor's page for the product, if the catalog names one.
     pub homepage: Option<String>,
-    /// Where the installer was obtained, when that is a URL: the catalog's absolute URL, or
-    /// its relative one resolved against a catalog fetched from a URL — whole, with its query
-    /// string (only what is shown to people is redacted). `None` when it was read from the
-    /// fleet's commit; then `origin_path` says where.
-    pub origin: Option<url::Url>,
-    /// The installer's path in the fleet's repository, when it was read from the commit.
-    pub origin_path: Option<String>,
+    /// Where apply obtained the installer (`None` for an object made by hand, such as a test's:
+    /// then only an absolute catalog URL tells).
+    pub origin: Option<InstallerOrigin>,
+}
+
+/// Where an installer was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallerOrigin {
+    /// A URL: the catalog's absolute one, or its relative one resolved against a catalog
+    /// fetched from a URL — whole, with its query string (only what is shown to people is
+    /// redacted).
+    Url(url::Url),
+    /// A file of the fleet's commit, by its path in the repository.
+    Repository(String),
 }
 
 impl DesiredObject {

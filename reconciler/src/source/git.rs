@@ -37,7 +37,7 @@ pub(super) fn open_local(
     let (mut snapshot, mut warnings) =
         snapshot_at(&repo, repo.path(), &opts.repo, opts.rev.as_deref(), subpath, opts.limits)?;
     if repo.workdir().is_some() && opts.rev.is_none() {
-        snapshot = snapshot.with_dirty(changed_paths(&repo));
+        snapshot = snapshot.with_worktree(repo.path().to_path_buf());
     }
     if repo.workdir().is_some() && opts.rev.is_none() && has_changes(&repo, snapshot.subpath()) {
         warnings.push(SourceWarning(format!(
@@ -47,16 +47,6 @@ pub(super) fn open_local(
         )));
     }
     Ok((snapshot, warnings))
-}
-
-/// Every path of the work tree changed or added since HEAD (untracked included), relative to
-/// the repository: files outside `--path` a fleet reads (a catalog, a policy module) among them.
-fn changed_paths(repo: &git2::Repository) -> Vec<String> {
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
-    repo.statuses(Some(&mut opts))
-        .map(|s| s.iter().filter_map(|e| e.path().ok().map(str::to_string)).collect())
-        .unwrap_or_default()
 }
 
 fn has_changes(repo: &git2::Repository, subpath: &str) -> bool {

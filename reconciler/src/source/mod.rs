@@ -232,9 +232,9 @@ pub struct SourceSnapshot {
     reader: Reader,
     /// The files read through [`SourceSnapshot::read_referenced`], by path (shared by clones).
     referenced: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Sha256>>>,
-    /// Paths (in the repository) the work tree has changed or added since the commit read:
-    /// a file the fleet reads that is among them is warned about.
-    dirty: std::sync::Arc<[String]>,
+    /// The local repository whose work tree may differ from the commit read (HEAD, no
+    /// `--rev`): a file the fleet reads that differs there is warned about.
+    worktree: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -262,22 +262,31 @@ impl SourceSnapshot {
             digest,
             reader,
             referenced: Default::default(),
-            dirty: Vec::new().into(),
+            worktree: None,
         }
     }
 
-    /// Notes the work tree's uncommitted paths (repository-relative).
-    pub(super) fn with_dirty(mut self, dirty: Vec<String>) -> Self {
-        self.dirty = dirty.into();
+    /// Notes the local repository whose work tree the files were read beside.
+    pub(super) fn with_worktree(mut self, repo_dir: PathBuf) -> Self {
+        self.worktree = Some(repo_dir);
         self
     }
 
     /// The files read so far through [`SourceSnapshot::read_referenced`] (catalogs, policy
     /// modules) that have uncommitted changes in the work tree: this run read them as of the
-    /// commit, not as they are on disk.
+    /// commit, not as they are on disk. Only those files are asked about (no scan of the work
+    /// tree).
     pub fn uncommitted_reads(&self) -> Vec<String> {
+        let Some(dir) = &self.worktree else { return Vec::new() };
         let Ok(read) = self.referenced.lock() else { return Vec::new() };
-        read.keys().filter(|p| self.dirty.iter().any(|d| d == *p)).cloned().collect()
+        let Ok(repo) = git2::Repository::open(dir) else { return Vec::new() };
+        read.keys()
+            .filter(|p| {
+                repo.status_file(std::path::Path::new(p.as_str()))
+                    .is_ok_and(|s| !s.is_empty() && !s.contains(git2::Status::IGNORED))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The warning about [`SourceSnapshot::uncommitted_reads`], if there are any.

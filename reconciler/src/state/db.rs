@@ -173,15 +173,51 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 /// Every ring's recorded version: (product, platform, ring) → (version, when it reached it).
 #[derive(Debug, Clone, Default)]
 pub struct RingRecords {
-    reached: std::collections::HashMap<(String, String, String), (String, DateTime<Utc>)>,
+    /// By product: its rings' (platform, ring, version, time). A product has a few rings, so
+    /// a lookup borrows the product name and scans those few; nothing is allocated.
+    reached: std::collections::HashMap<String, Vec<RingRecord>>,
+    count: u64,
+}
+
+#[derive(Debug, Clone)]
+struct RingRecord {
+    platform: String,
+    ring: String,
+    version: String,
+    at: DateTime<Utc>,
 }
 
 impl RingRecords {
     /// When the ring reached `version`, if that is the version recorded for it.
     pub fn reached_at(&self, product: &str, platform: &str, ring: &str, version: &str) -> Option<DateTime<Utc>> {
-        // Borrowed lookup without building three Strings: the key is small, the map large.
-        let key = (product.to_string(), platform.to_string(), ring.to_string());
-        self.reached.get(&key).filter(|(v, _)| v == version).map(|(_, at)| *at)
+        self.reached
+            .get(product)?
+            .iter()
+            .find(|r| r.platform == platform && r.ring == ring)
+            .filter(|r| r.version == version)
+            .map(|r| r.at)
+    }
+
+    /// How many rings have a record.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Notes what [`StateDb::rings_reached`] just wrote, as the database now holds it (a ring
+    /// reaching another version replaces its record).
+    pub fn note(&mut self, product: &str, platform: &str, ring: &str, version: &str, at: DateTime<Utc>) {
+        let rings = self.reached.entry(product.to_string()).or_default();
+        match rings.iter_mut().find(|r| r.platform == platform && r.ring == ring) {
+            Some(r) if r.version != version => {
+                r.version = version.to_string();
+                r.at = at;
+            }
+            Some(_) => {}
+            None => {
+                rings.push(RingRecord { platform: platform.into(), ring: ring.into(), version: version.into(), at });
+                self.count += 1;
+            }
+        }
     }
 }
 
@@ -439,14 +475,12 @@ impl StateDb {
             .prepare("SELECT product, platform, ring, version, reached_at FROM ring_reached")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let mut reached = std::collections::HashMap::new();
+        let mut records = RingRecords::default();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let text =
-                |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok()).map(str::to_owned).unwrap_or_default();
-            let at = parse_time(&text(4));
-            reached.insert((text(0), text(1), text(2)), (text(3), at));
+            let text = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok()).unwrap_or_default();
+            records.note(text(0), text(1), text(2), text(3), parse_time(text(4)));
         }
-        Ok(RingRecords { reached })
+        Ok(records)
     }
 
     /// Records, in one transaction, each ring in `reached` as having reached its version at its
@@ -463,6 +497,15 @@ impl StateDb {
             }
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// How many rings have a record (one cheap query: a daemon asks it every cycle to tell
+    /// whether anyone else changed the ring history since it last read it).
+    pub fn ring_count(&self) -> Result<u64, StateError> {
+        self.conn
+            .query_row("SELECT count(*) FROM ring_reached", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
     }
 
     /// Every catalog source's high-water mark: (source, highest serial accepted, its digest).

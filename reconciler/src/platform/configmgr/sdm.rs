@@ -369,40 +369,28 @@ impl Application {
         );
         x.open("Expression", &[]);
         let sdm_version = self.version.to_string();
+        // At least this version (a Version value), or present at all (a count not 0).
+        let (operator, data_type, method, value) = match version {
+            Some(v) => ("GreaterEquals", "Version", "Value", v),
+            None => ("NotEquals", "Int64", "Count", "0"),
+        };
+        x.text("Operator", &[], operator);
+        x.open("Operands", &[]);
         let mut reference = vec![
             ("AuthoringScopeId", self.scope.as_str()),
             ("LogicalName", self.application.as_str()),
             ("Version", sdm_version.as_str()),
+            ("DataType", data_type),
+            ("SettingLogicalName", setting.as_str()),
+            ("SettingSourceType", "MSI"),
+            ("Method", method),
         ];
-        match version {
-            Some(v) => {
-                x.text("Operator", &[], "GreaterEquals");
-                x.open("Operands", &[]);
-                reference.extend([
-                    ("DataType", "Version"),
-                    ("SettingLogicalName", setting.as_str()),
-                    ("SettingSourceType", "MSI"),
-                    ("Method", "Value"),
-                    ("PropertyPath", "ProductVersion"),
-                    ("Changeable", "false"),
-                ]);
-                x.empty("SettingReference", &reference);
-                x.empty("ConstantValue", &[("Value", v), ("DataType", "Version")]);
-            }
-            None => {
-                x.text("Operator", &[], "NotEquals");
-                x.open("Operands", &[]);
-                reference.extend([
-                    ("DataType", "Int64"),
-                    ("SettingLogicalName", setting.as_str()),
-                    ("SettingSourceType", "MSI"),
-                    ("Method", "Count"),
-                    ("Changeable", "false"),
-                ]);
-                x.empty("SettingReference", &reference);
-                x.empty("ConstantValue", &[("Value", "0"), ("DataType", "Int64")]);
-            }
+        if version.is_some() {
+            reference.push(("PropertyPath", "ProductVersion"));
         }
+        reference.push(("Changeable", "false"));
+        x.empty("SettingReference", &reference);
+        x.empty("ConstantValue", &[("Value", value), ("DataType", data_type)]);
         x.close("Operands");
         x.close("Expression");
         x.close("Rule");

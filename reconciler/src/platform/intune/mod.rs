@@ -376,15 +376,21 @@ impl IntuneClient {
         PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), cause: message.into() }
     }
 
-    /// Packs the content and uploads it as the app's first committed content version.
-    async fn upload(&self, id: &str, object: &DesiredObject, content: &VerifiedContent) -> Result<(), PlatformError> {
+    /// Packs the content (with the MSI's facts already read, for Detection.xml) and uploads it
+    /// as the app's first committed content version.
+    async fn upload(
+        &self,
+        id: &str,
+        object: &DesiredObject,
+        content: &VerifiedContent,
+        msi: Option<crate::msi::MsiInfo>,
+    ) -> Result<(), PlatformError> {
         let setup = object.installer.file_name().to_string();
         let dir = tempfile::tempdir().map_err(|e| self.failed("packaging", e.to_string()))?;
         let package = dir.path().join(format!("{setup}.intunewin"));
-        let (source, is_msi) = (content.path().to_path_buf(), object.installer.installer_type == InstallerType::Msi);
+        let source = content.path().to_path_buf();
         let (setup_name, out) = (setup.clone(), package.clone());
         let packed = tokio::task::spawn_blocking(move || {
-            let msi = if is_msi { Some(crate::msi::read(&source).map_err(|e| e.to_string())?) } else { None };
             intunewin::pack(&source, &setup_name, &out, msi).map_err(|e| e.to_string())
         })
         .await
@@ -766,7 +772,7 @@ impl PlatformClient for IntuneClient {
             status: 201,
             message: "the response has no id".into(),
         })?;
-        match self.upload(&id, object, content).await {
+        match self.upload(&id, object, content, msi).await {
             Ok(()) => Ok(id),
             Err(e) => {
                 // Never leave a half-created app behind.

@@ -587,22 +587,16 @@ fn listed(u: &Value) -> Option<Listed> {
 /// the content with the package, so the origin is a record, never fetched). Anything else is
 /// refused.
 fn origin_uri(o: &DesiredObject) -> Result<String, String> {
-    let uri = match (&o.origin, &o.origin_path) {
-        (Some(url), _) => url.clone(),
-        (None, Some(path)) => {
+    let uri = match &o.origin {
+        Some(crate::platform::InstallerOrigin::Url(url)) => url.clone(),
+        Some(crate::platform::InstallerOrigin::Repository(path)) => {
             let mut u = url::Url::parse("file:///").map_err(|e| e.to_string())?;
             u.set_path(path);
             u
         }
-        (None, None) => match url::Url::parse(&o.installer.url) {
-            Ok(u) => u,
-            Err(_) => {
-                return Err(format!(
-                    "the installer {} has no absolute location to record as its OriginUri",
-                    o.installer.url
-                ))
-            }
-        },
+        None => url::Url::parse(&o.installer.url).map_err(|_| {
+            format!("the installer {} has no absolute location to record as its OriginUri", o.installer.url)
+        })?,
     };
     match uri.scheme() {
         "http" | "https" | "file" => Ok(uri.to_string()),

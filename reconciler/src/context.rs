@@ -24,6 +24,7 @@ pub struct Context {
     retry: platform::retry::RetryPolicy,
     requests: Arc<platform::retry::RequestStats>,
     memo: Option<Arc<crate::memo::Memo>>,
+    commits: crate::source::signature::CommitPolicy,
 }
 
 impl std::fmt::Debug for Context {
@@ -45,7 +46,22 @@ impl Context {
             retry: Default::default(),
             requests: Default::default(),
             memo: None,
+            commits: Default::default(),
         }
+    }
+
+    /// Admits only commits `policy` admits (commit signature verification). The command line
+    /// always sets it, from `--verify-commits` and the trust roots of the state directory or
+    /// `--commit-signers`; a context made without it reads commits unverified.
+    #[must_use]
+    pub fn with_commit_policy(mut self, policy: crate::source::signature::CommitPolicy) -> Context {
+        self.commits = policy;
+        self
+    }
+
+    /// Which commits this context admits.
+    pub fn commit_policy(&self) -> &crate::source::signature::CommitPolicy {
+        &self.commits
     }
 
     /// Runs on `clock` (the state directory's records are time-stamped with it too).

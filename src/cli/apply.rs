@@ -90,7 +90,10 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
         }
         tracing::info!(repo = %args.source.repo, path = %args.source.path, state_dir = %args.source.state_dir.display(), "sources from the plan file");
     }
-    let ctx = args.source.context().with_progress(super::progress::for_stderr());
+    let ctx = match args.source.context() {
+        Ok(ctx) => ctx.with_progress(super::progress::for_stderr()),
+        Err(e) => return super::report_as(args.format, &e),
+    };
     // Crash tests: abort at a named point (see reconciler::failpoint).
     if let Ok(spec) = std::env::var("PATCHOPS_FAILPOINT") {
         if let Err(e) = reconciler::failpoint::arm(&spec) {
@@ -303,7 +306,10 @@ pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
 }
 
 pub async fn status(args: SourceArgs, format: super::ReportFormat, color: ColorChoice) -> u8 {
-    let ctx = args.context();
+    let ctx = match args.context() {
+        Ok(ctx) => ctx,
+        Err(e) => return super::report_as(format, &e),
+    };
     let status = match reconciler::ops::status(&ctx, &args.source()).await {
         Ok(s) => s,
         Err(e) => return super::report_as(format, &e),

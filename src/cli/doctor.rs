@@ -41,7 +41,10 @@ const BAD: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
 const MEH: anstyle::Style = anstyle::AnsiColor::Yellow.on_default();
 
 pub async fn run(args: DoctorArgs, color: ColorChoice) -> u8 {
-    let ctx = args.source.context();
+    let ctx = match args.source.context() {
+        Ok(ctx) => ctx,
+        Err(e) => return super::report_as(args.format, &e),
+    };
     let reports = match reconciler::ops::doctor(
         &ctx,
         &args.source.source(),

@@ -221,6 +221,16 @@ pub struct SourceArgs {
     /// State directory: catalog history (rollback protection) and embedded platforms.
     #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
     pub state_dir: PathBuf,
+    /// Require signed commits: `head` (the commit acted on is signed by an allowed signer) or
+    /// `strict` (every first-parent commit since the last applied one is) [default: head when
+    /// commit signers are configured, else off].
+    #[arg(long, value_enum, value_name = "MODE", env = "PATCHOPS_VERIFY_COMMITS")]
+    pub verify_commits: Option<VerifyCommits>,
+    /// The trust roots for commit signatures: an `allowed_signers` file (SSH, as `ssh-keygen -Y
+    /// verify` reads it), an armored OpenPGP public key (`.asc`), or a directory of them
+    /// [default: <state-dir>/commit-signers]. Never read from the repository.
+    #[arg(long, value_name = "PATH", env = "PATCHOPS_COMMIT_SIGNERS")]
+    pub commit_signers: Option<PathBuf>,
     /// Where fetched repositories are cached [default: $XDG_CACHE_HOME/patchops or ~/.cache/patchops].
     #[arg(long, env = "PATCHOPS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -230,6 +240,17 @@ pub struct SourceArgs {
     /// Refuse a fleet whose document files together exceed this many MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256, env = "PATCHOPS_MAX_FLEET_MIB")]
     pub max_fleet_mib: u64,
+}
+
+/// `--verify-commits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyCommits {
+    /// Do not verify (refused while commit signers are configured).
+    Off,
+    /// The commit acted on must be signed by an allowed signer.
+    Head,
+    /// Every first-parent commit since the last applied one must be.
+    Strict,
 }
 
 /// Which source flags were given (on the command line or in the environment) rather than left
@@ -287,12 +308,22 @@ impl SourceArgs {
     }
 
     /// The context this process runs in: the state directory, secrets from this process's
-    /// environment (`{ env: NAME }`), the system clock.
-    pub fn context(&self) -> Context {
-        Context::new(
+    /// environment (`{ env: NAME }`), the system clock, and which commits are admitted (the
+    /// commit signers of the state directory or `--commit-signers`, and `--verify-commits`).
+    pub fn context(&self) -> Result<Context, reconciler::ops::OpsError> {
+        use reconciler::source::signature::{CommitPolicy, ModeChoice};
+        let mode = self.verify_commits.map(|m| match m {
+            VerifyCommits::Off => ModeChoice::Off,
+            VerifyCommits::Head => ModeChoice::Head,
+            VerifyCommits::Strict => ModeChoice::Strict,
+        });
+        let policy = CommitPolicy::load(&self.state_dir, self.commit_signers.as_deref(), mode)
+            .map_err(reconciler::source::SourceError::from)?;
+        Ok(Context::new(
             StateDir::new(&self.state_dir),
             reconciler::model::Secrets::with_env(|name| std::env::var(name).ok()),
         )
+        .with_commit_policy(policy))
     }
 }
 
@@ -399,7 +430,10 @@ pub async fn run(cli: Cli) -> u8 {
     let color = cli.global.color;
     match cli.command {
         Command::Validate(ReportArgs { source: args, format }) => {
-            let ctx = args.context();
+            let ctx = match args.context() {
+                Ok(ctx) => ctx,
+                Err(e) => return report_as(format, &e),
+            };
             match reconciler::ops::validate(&ctx, &args.source()).await {
                 Ok(validated) if format == ReportFormat::Json => {
                     print_json(&reconciler::ops::report::ValidateReport::of(&validated))

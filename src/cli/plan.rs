@@ -50,7 +50,13 @@ pub enum Format {
 }
 
 pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
-    let ctx = args.source.context();
+    let ctx = match args.source.context() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            report(&e);
+            return EXIT_ERROR;
+        }
+    };
     let planned = match reconciler::ops::plan(&ctx, &args.source.source()).await {
         Ok(p) => p,
         Err(e) => {

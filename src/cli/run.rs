@@ -131,7 +131,13 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     // A long-running process: cycles reuse what did not change (the parsed fleet, verified
     // catalogs, the plan of unchanged inputs).
-    let ctx = args.source.context().with_memo();
+    let ctx = match args.source.context() {
+        Ok(ctx) => ctx.with_memo(),
+        Err(e) => {
+            super::report(&e);
+            return EXIT_ERROR;
+        }
+    };
     let read = |what: &str, r: &Option<SecretRef>| -> Result<Option<String>, String> {
         match r {
             None => Ok(None),

@@ -168,10 +168,15 @@ impl ApplyRun<'_> {
     }
 }
 
+/// Records what an apply acted on: each catalog's serial (rollback protection) and the commit
+/// (strict commit verification starts after it).
 fn record_catalogs(ctx: &Context, loaded: &Loaded) -> Result<(), OpsError> {
     let mut history = ctx.state().catalogs()?;
     for c in loaded.catalogs.values() {
         history.record(c)?;
+    }
+    if let crate::source::Provenance::Commit { repo, commit, .. } = loaded.snapshot.provenance() {
+        history.db().commit_applied(repo, commit)?;
     }
     Ok(())
 }

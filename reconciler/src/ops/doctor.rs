@@ -22,7 +22,7 @@ pub async fn doctor(
     options: &DoctorOptions,
 ) -> Result<Vec<crate::doctor::PlatformReport>, OpsError> {
     let only = options.platform.as_deref();
-    let (_, _, fleet) = pipeline::load_fleet(source).await?;
+    let (_, _, fleet) = pipeline::load_fleet(ctx, source).await?;
     if let Some(name) = only {
         if !fleet.platforms.keys().any(|n| n.as_str() == name) {
             let known: Vec<String> = fleet.platforms.keys().map(ToString::to_string).collect();

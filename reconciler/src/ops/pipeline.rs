@@ -43,10 +43,14 @@ pub fn warnings(loaded: &Loaded) -> Vec<SourceWarning> {
 
 /// The fleet alone, without its catalogs (`doctor`: a broken catalog must not hide a broken
 /// platform).
-pub async fn load_fleet(source: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>, Fleet), OpsError> {
+pub async fn load_fleet(
+    ctx: &Context,
+    source: &SourceOptions,
+) -> Result<(SourceSnapshot, Vec<SourceWarning>, Fleet), OpsError> {
     let source = source.clone();
+    let (policy, state) = (ctx.commit_policy().clone(), ctx.state().clone());
     blocking(move || {
-        let (snapshot, warnings) = source::open(&source)?;
+        let (snapshot, warnings) = admit(source::open(&source)?, &policy, &state)?;
         let fleet = model::load(snapshot.files())?;
         Ok((snapshot, warnings, fleet))
     })
@@ -60,8 +64,12 @@ pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsEr
     // git2 and parsing block: off the async threads.
     let source = source.clone();
     let memo = ctx.memo().cloned();
+    let (policy, state) = (ctx.commit_policy().clone(), ctx.state().clone());
     let (snapshot, warnings, fleet) = blocking(move || {
-        let (snapshot, warnings) = source::open(&source)?;
+        let (snapshot, warnings) = admit(source::open(&source)?, &policy, &state)?;
+        if let source::signature::CommitVerdict::Verified { .. } = snapshot.verdict() {
+            tracing::info!(verdict = %snapshot.verdict(), "commit verified");
+        }
         tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), files = snapshot.files().len(), "source read");
         // The fleet is a function of its files alone (paths and content, which the digest
         // covers): the same digest, the same fleet.
@@ -82,6 +90,20 @@ pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsEr
     let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
     Ok(Loaded { snapshot, warnings, fleet, catalogs })
+}
+
+/// Admits the source's commit under the context's commit policy; strict mode starts after the
+/// last commit an apply acted on (read only when strict mode asks for it).
+fn admit(
+    unverified: source::UnverifiedSource,
+    policy: &source::signature::CommitPolicy,
+    state: &crate::state::StateDir,
+) -> Result<(SourceSnapshot, Vec<SourceWarning>), OpsError> {
+    let last = match policy.mode() {
+        Some(source::signature::VerifyMode::Strict) => state.db()?.last_applied_commit()?,
+        _ => None,
+    };
+    Ok(unverified.verify(policy, last.as_deref())?)
 }
 
 async fn verify_catalogs(
@@ -273,6 +295,10 @@ pub fn decide_with(
     // The policy modules are read here: after that, every file the plan depends on is known.
     let mut policies = Policies::for_fleet(&loaded.fleet, &loaded.snapshot)?;
     plan.fingerprints.files = loaded.snapshot.content_digests();
+    plan.fingerprints.signature = match loaded.snapshot.verdict() {
+        source::signature::CommitVerdict::NotRequired => None,
+        verified => Some(verified.clone()),
+    };
     if let Some(saved) = &how.saved {
         let stale = super::saved::staleness(saved, &plan.fingerprints);
         if !stale.is_empty() {

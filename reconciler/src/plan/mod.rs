@@ -208,6 +208,9 @@ pub struct Fingerprints {
     /// plan names the objects that changed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub objects: BTreeMap<String, BTreeMap<String, Sha256>>,
+    /// Who signed the commit, when commit signatures are required (absent when they are not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::source::signature::CommitVerdict>,
 }
 
 /// The identity of one verified catalog.
@@ -413,6 +416,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             observed: input.observed.iter().map(|(p, o)| (p.to_string(), o.fingerprint())).collect(),
             files: BTreeMap::new(),
             objects: input.observed.iter().map(|(p, o)| (p.to_string(), o.object_fingerprints())).collect(),
+            signature: None,
         },
         actions,
         errors,

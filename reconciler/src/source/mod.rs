@@ -1,12 +1,15 @@
 //! The fleet source: the files of a fleet, read from the git objects of one commit (or, for local
 //! experiments, from a plain directory), with their provenance and a digest.
 //!
-//! Entry point: [`open`] gives a [`SourceSnapshot`]. Stages after this one take only the snapshot,
-//! and the plan records its [`Provenance`] and digest, so every plan says which commit it came
-//! from and a saved plan can be refused when the commit moved.
+//! Entry point: [`open`] gives an [`UnverifiedSource`], which only
+//! [`UnverifiedSource::verify`] (commit signatures, [`signature`]) turns into a
+//! [`SourceSnapshot`]. Stages after this one take only the snapshot, and the plan records its
+//! [`Provenance`] and digest, so every plan says which commit it came from and a saved plan can
+//! be refused when the fleet's content changed.
 
 mod dir;
 mod git;
+pub mod signature;
 
 use std::path::PathBuf;
 
@@ -184,6 +187,10 @@ pub enum SourceError {
         /// The path given.
         path: String,
     },
+    /// The commit was not admitted (commit signature verification), or the trust roots could
+    /// not be read.
+    #[error(transparent)]
+    Unverified(#[from] signature::CommitError),
     /// A file could not be read.
     #[error("{at}: cannot read {path}: {reason}")]
     File {
@@ -207,6 +214,7 @@ impl SourceError {
             SourceError::TooLarge { .. } => "FleetTooLarge",
             SourceError::PathOutside { .. } => "PathOutsideRepository",
             SourceError::File { .. } => "FleetFileUnreadable",
+            SourceError::Unverified(e) => e.reason(),
         }
     }
 }
@@ -235,6 +243,48 @@ pub struct SourceSnapshot {
     /// The local repository whose work tree may differ from the commit read (HEAD, no
     /// `--rev`): a file the fleet reads that differs there is warned about.
     worktree: Option<PathBuf>,
+    /// What commit signature verification found.
+    verdict: signature::CommitVerdict,
+}
+
+/// A source as read, before its commit was admitted: only [`UnverifiedSource::verify`] gives
+/// the [`SourceSnapshot`] the later stages take.
+#[derive(Debug)]
+#[must_use = "a source is used only once its commit is verified"]
+pub struct UnverifiedSource {
+    snapshot: SourceSnapshot,
+    warnings: Vec<SourceWarning>,
+}
+
+impl UnverifiedSource {
+    /// Where it came from.
+    pub fn provenance(&self) -> &Provenance {
+        &self.snapshot.provenance
+    }
+
+    /// Admits the source under `policy`: when commits must be signed, the commit (and in strict
+    /// mode every first-parent commit since `last_applied`) must be signed by an allowed signer;
+    /// a source that is not a commit is refused. Without trust roots the source is admitted as
+    /// not verified ([`signature::CommitVerdict::NotRequired`]).
+    pub fn verify(
+        self,
+        policy: &signature::CommitPolicy,
+        last_applied: Option<&str>,
+    ) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
+        let UnverifiedSource { mut snapshot, warnings } = self;
+        let signature::CommitPolicy::Required { mode, signers } = policy else {
+            return Ok((snapshot, warnings));
+        };
+        let (Reader::Git { repo_dir, commit }, Provenance::Commit { repo: shown, .. }) =
+            (&snapshot.reader, &snapshot.provenance)
+        else {
+            return Err(signature::CommitError::NotACommit { at: snapshot.provenance.to_string() }.into());
+        };
+        let repo = git2::Repository::open(repo_dir)
+            .map_err(|e| SourceError::Repo { repo: shown.clone(), reason: e.message().to_string() })?;
+        snapshot.verdict = signature::verify(&repo, shown, *commit, *mode, signers, last_applied)?;
+        Ok((snapshot, warnings))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -263,7 +313,13 @@ impl SourceSnapshot {
             reader,
             referenced: Default::default(),
             worktree: None,
+            verdict: signature::CommitVerdict::NotRequired,
         }
+    }
+
+    /// What commit signature verification found.
+    pub fn verdict(&self) -> &signature::CommitVerdict {
+        &self.verdict
     }
 
     /// Notes the local repository whose work tree the files were read beside.
@@ -382,7 +438,12 @@ impl SourceSnapshot {
 }
 
 /// Opens the fleet source: a commit of a local or remote repository, or a plain directory.
-pub fn open(opts: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
+pub fn open(opts: &SourceOptions) -> Result<UnverifiedSource, SourceError> {
+    let (snapshot, warnings) = read(opts)?;
+    Ok(UnverifiedSource { snapshot, warnings })
+}
+
+fn read(opts: &SourceOptions) -> Result<(SourceSnapshot, Vec<SourceWarning>), SourceError> {
     if opts.path.split(['/', '\\']).any(|c| c == "..") {
         return Err(SourceError::PathOutside { path: opts.path.clone() });
     }

@@ -16,7 +16,7 @@ use super::StateError;
 /// `i + 1`. Append to this list, never edit an entry: a state directory written by an older
 /// patchops is brought up to date on open, one transaction per migration. Version 1 is the
 /// schema of the first releases, which set no version (so it is written idempotently).
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS journal (
@@ -92,6 +92,16 @@ CREATE TABLE drift_baseline (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
     baseline TEXT NOT NULL,
     saved_at TEXT NOT NULL
+);
+";
+
+/// Version 4: the last commit an apply acted on (strict commit verification starts after it).
+const V4: &str = "
+CREATE TABLE applied_commit (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    repo       TEXT NOT NULL,
+    commit_id  TEXT NOT NULL,
+    applied_at TEXT NOT NULL
 );
 ";
 
@@ -506,6 +516,27 @@ impl StateDb {
             .query_row("SELECT count(*) FROM ring_reached", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
+    }
+
+    /// The last commit an apply acted on, if any.
+    pub fn last_applied_commit(&self) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT commit_id FROM applied_commit WHERE id = 1", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records `commit` of `repo` as the last one an apply acted on.
+    pub fn commit_applied(&self, repo: &str, commit: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO applied_commit (id, repo, commit_id, applied_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET repo = excluded.repo, commit_id = excluded.commit_id, applied_at = excluded.applied_at
+                 WHERE applied_commit.commit_id != excluded.commit_id OR applied_commit.repo != excluded.repo",
+                params![repo, commit, now_text(self.clock.now())],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Every catalog source's high-water mark: (source, highest serial accepted, its digest).

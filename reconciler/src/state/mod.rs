@@ -249,6 +249,11 @@ impl CatalogHistory {
         Ok(())
     }
 
+    /// The state database the history is kept in.
+    pub fn db(&self) -> &StateDb {
+        &self.db
+    }
+
     /// Forgets a source, so that its next valid catalog is accepted whatever its serial.
     pub fn forget(&mut self, source: &str) -> Result<bool, StateError> {
         self.sources.remove(source);

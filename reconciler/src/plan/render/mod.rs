@@ -38,7 +38,13 @@ pub fn inputs_line(plan: &Plan) -> String {
         Some("commit") => {
             let commit = source.get("commit").and_then(|c| c.as_str()).unwrap_or_default();
             let reference = source.get("reference").and_then(|c| c.as_str()).unwrap_or_default();
-            format!("commit {} ({reference})", commit.get(..12).unwrap_or(commit))
+            let signed = match &plan.fingerprints.signature {
+                Some(crate::source::signature::CommitVerdict::Verified { head, .. }) => {
+                    format!(", signed by {} ({} key {})", head.signer, head.kind, head.key)
+                }
+                _ => String::new(),
+            };
+            format!("commit {} ({reference}){signed}", commit.get(..12).unwrap_or(commit))
         }
         _ => format!(
             "directory {} (provenance unknown)",

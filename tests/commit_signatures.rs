@@ -34,7 +34,8 @@ fn ssh_key(comment: &str) -> SshKey {
 impl SshKey {
     /// `SHA256:…`, as ssh-keygen -l prints it.
     fn fingerprint(&self) -> String {
-        let out = tool("ssh-keygen", "openssh-client").arg("-lf").arg(self.private.with_extension("pub")).output().unwrap();
+        let out =
+            tool("ssh-keygen", "openssh-client").arg("-lf").arg(self.private.with_extension("pub")).output().unwrap();
         String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
     }
 }
@@ -93,7 +94,9 @@ fn signed_commit(repo: &Repo, message: &str, signer: Signer<'_>) -> String {
             cmd.args(["-c", "gpg.format=ssh", "-c"]).arg(format!("user.signingkey={}", k.private.display()));
         }
         Signer::Pgp(k) => {
-            cmd.env("GNUPGHOME", k.home.path()).args(["-c", "gpg.program=gpg", "-c"]).arg(format!("user.signingkey={}", k.fingerprint));
+            cmd.env("GNUPGHOME", k.home.path())
+                .args(["-c", "gpg.program=gpg", "-c"])
+                .arg(format!("user.signingkey={}", k.fingerprint));
         }
     }
     let out = cmd.args(["commit", "-S", "-q", "--allow-empty", "-m", message]).output().unwrap();
@@ -156,10 +159,20 @@ fn ssh_signatures_admit_only_commits_an_allowed_signer_made() {
 
     // Signed by bob, who is not an allowed signer: refused, naming his key.
     let by_bob = signed_commit(&repo, "signed by bob", Signer::Ssh(&bob));
-    for args in [&["validate", "--path", "fleet"][..], &["plan", "--path", "fleet"], &["apply", "--path", "fleet", "--auto-approve"]] {
+    for args in [
+        &["validate", "--path", "fleet"][..],
+        &["plan", "--path", "fleet"],
+        &["apply", "--path", "fleet", "--auto-approve"],
+    ] {
         let (command, run) = (args[0], patchops(repo.path(), args));
         assert_eq!(run.code, 1, "{command}: {}", run.stdout);
-        assert_contains(&run.stderr, &format!("commit {by_bob} (signed by bob) is signed by SSH key {}, which is not an allowed signer", bob.fingerprint()));
+        assert_contains(
+            &run.stderr,
+            &format!(
+                "commit {by_bob} (signed by bob) is signed by SSH key {}, which is not an allowed signer",
+                bob.fingerprint()
+            ),
+        );
     }
 
     // A commit alice signed, altered afterwards (its message rewritten, the signature kept).

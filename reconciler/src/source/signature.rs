@@ -83,7 +83,11 @@ impl CommitPolicy {
     /// and `*.asc` files, or one such file), given explicitly or defaulting to
     /// `<state>/commit-signers`; the mode from `--verify-commits`, defaulting to `head` when
     /// trust roots exist and to not verifying when none do.
-    pub fn load(state_dir: &Path, signers: Option<&Path>, mode: Option<ModeChoice>) -> Result<CommitPolicy, CommitError> {
+    pub fn load(
+        state_dir: &Path,
+        signers: Option<&Path>,
+        mode: Option<ModeChoice>,
+    ) -> Result<CommitPolicy, CommitError> {
         let (path, explicit) = match signers {
             Some(p) => (p.to_path_buf(), true),
             None => (default_signers_path(state_dir), false),
@@ -284,7 +288,9 @@ fn parse_allowed_signer(line: &str) -> Result<AllowedSigner, String> {
             ("cert-authority", None) => {
                 return Err("cert-authority entries (SSH certificates) are not supported; list each signer's key".into())
             }
-            (other, _) => return Err(format!("unknown option `{other}` (known: namespaces, valid-after, valid-before)")),
+            (other, _) => {
+                return Err(format!("unknown option `{other}` (known: namespaces, valid-after, valid-before)"))
+            }
         }
     }
     Ok(signer)
@@ -645,10 +651,8 @@ fn verify_openpgp(
     };
     let (sig, _) = pgp::composed::DetachedSignature::from_string(text)
         .map_err(|e| bad("an OpenPGP signature".into(), format!("it cannot be read: {e}")))?;
-    let fingerprints: Vec<String> =
-        sig.signature.issuer_fingerprint().iter().map(|f| format!("{f:X}")).collect();
-    let key_ids: Vec<String> =
-        sig.signature.issuer_key_id().iter().map(|k| hex::encode_upper(k.as_ref())).collect();
+    let fingerprints: Vec<String> = sig.signature.issuer_fingerprint().iter().map(|f| format!("{f:X}")).collect();
+    let key_ids: Vec<String> = sig.signature.issuer_key_id().iter().map(|k| hex::encode_upper(k.as_ref())).collect();
     let issuer = fingerprints.first().or(key_ids.first()).cloned().unwrap_or_else(|| "an unnamed key".into());
     let names = |fp: String, id: String| fingerprints.contains(&fp) || key_ids.contains(&id);
     for signer in &signers.openpgp {
@@ -659,7 +663,9 @@ fn verify_openpgp(
             if signer.revoked {
                 return Err(bad(who.clone(), "the key is revoked".into()));
             }
-            result.map_err(|_| bad(who.clone(), "it does not match the commit: the commit was altered after it was signed".into()))?;
+            result.map_err(|_| {
+                bad(who.clone(), "it does not match the commit: the commit was altered after it was signed".into())
+            })?;
             Ok(SignedBy {
                 commit: commit.to_string(),
                 kind: "openpgp".into(),

@@ -33,7 +33,7 @@ fn context(repo: &Repo) -> Context {
 /// platform / ring: outcome` lines.
 async fn apply(ctx: &Context, repo: &Repo) -> Vec<String> {
     let run = ops::prepare_apply(ctx, &source(repo), ApplyOptions::default()).await.expect("prepare");
-    let applied = run.execute().await.expect("execute");
+    let applied = run.execute(ops::Approval::AutoApprove).await.expect("execute");
     applied
         .reports
         .iter()

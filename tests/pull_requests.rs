@@ -244,3 +244,91 @@ fn a_plan_file_cannot_point_apply_at_a_state_directory_without_history() {
     common::assert_contains(&run.stderr, "which holds no state database; pass --state-dir");
     assert!(!fresh.exists(), "nothing was created there");
 }
+
+// Item 8: every applied action records who or what approved it, the user and the host.
+#[test]
+fn every_audited_action_names_its_approval_user_and_host() {
+    let (repo, _k) = fleet_repo(1);
+    let approvals = |repo: &common::Repo| -> Vec<serde_json::Value> {
+        let run = patchops(repo.path(), &["history", "--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        doc["records"].as_array().cloned().unwrap_or_default()
+    };
+    // --auto-approve.
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    let records = approvals(&repo);
+    assert!(!records.is_empty());
+    let user = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let host = String::from_utf8(std::process::Command::new("hostname").output().unwrap().stdout).unwrap();
+    for r in &records {
+        assert_eq!(r["approval"], "--auto-approve", "{r:#}");
+        assert_eq!(r["user"], user.trim(), "{r:#}");
+        assert_eq!(r["host"], host.trim(), "{r:#}");
+    }
+
+    // A plan file, named with the SHA-256 of its bytes.
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("add the tool");
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("plan.json");
+    assert_eq!(patchops(repo.path(), &["plan", "--path", "fleet", "--out", file.to_str().unwrap()]).code, 0);
+    let digest = {
+        use sha2::Digest;
+        common::hex(&sha2::Sha256::digest(std::fs::read(&file).unwrap()))
+    };
+    let run = patchops(repo.path(), &["apply", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let newest = &approvals(&repo)[0];
+    assert_eq!(newest["product"], "tool");
+    assert_eq!(newest["approval"], format!("plan file {} (sha256 {digest})", file.display()), "{newest:#}");
+    let text = patchops(repo.path(), &["history", "--product", "tool"]).stdout;
+    common::assert_contains(
+        &text,
+        &format!("approved: plan file {} (sha256 {digest}) by {}@{}", file.display(), user.trim(), host.trim()),
+    );
+
+    // Typed `yes` at the prompt, on a real terminal (script(1) gives apply one).
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  retire: true\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("retire the tool");
+    let command = format!("{} apply --path fleet --allow-mass-retire", env!("CARGO_BIN_EXE_patchops"));
+    let mut child = common::tool("script", "bsdutils")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(repo.path())
+        .env("NO_COLOR", "1")
+        .env("XDG_CACHE_HOME", repo.path().join(".test-cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let newest = &approvals(&repo)[0];
+    assert_eq!(
+        (&newest["action"], &newest["approval"]),
+        (&"retire".into(), &"confirmed at the prompt".into()),
+        "{newest:#}"
+    );
+
+    // The daemon, with the trigger of its cycle.
+    repo.remove("fleet/products/tool.yaml");
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot-2 }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+    );
+    repo.commit("a new pilot group");
+    let run = patchops(repo.path(), &["run", "--path", "fleet", "--listen", "off", "--no-watch", "--max-cycles", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let newest = &approvals(&repo)[0];
+    assert_eq!(newest["approval"], "patchops run (trigger startup)", "{newest:#}");
+}

@@ -25,6 +25,16 @@ pub struct Context {
     requests: Arc<platform::retry::RequestStats>,
     memo: Option<Arc<crate::memo::Memo>>,
     commits: crate::source::signature::CommitPolicy,
+    actor: Option<Actor>,
+}
+
+/// Who runs this process, for the audit log: the user and the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The account name.
+    pub user: String,
+    /// The host name.
+    pub host: String,
 }
 
 impl std::fmt::Debug for Context {
@@ -47,7 +57,21 @@ impl Context {
             requests: Default::default(),
             memo: None,
             commits: Default::default(),
+            actor: None,
         }
+    }
+
+    /// Audits every action as done by `actor` (the command line sets it from the account and
+    /// host it runs as; the library never asks the system).
+    #[must_use]
+    pub fn with_actor(mut self, actor: Actor) -> Context {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// Who this process runs as, when known.
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
     }
 
     /// Admits only commits `policy` admits (commit signature verification). The command line

@@ -64,10 +64,10 @@ fn share(s: &str) -> Result<f64, String> {
 pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
     let saved_plan = match &args.planfile {
         None => None,
-        Some(path) => match std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Plan>(&b).map_err(|e| format!("not a patchops plan ({e})")))
-        {
+        Some(path) => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| {
+            let plan = serde_json::from_slice::<Plan>(&b).map_err(|e| format!("not a patchops plan ({e})"))?;
+            Ok((plan, reconciler::vocab::Sha256::digest(&b)))
+        }) {
             Ok(p) => Some(p),
             Err(e) => {
                 print_error(&format!("{}: {e}; make one with `patchops plan --out FILE`", path.display()));
@@ -75,6 +75,15 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
             }
         },
     };
+    // Who approves: a reviewed plan file (by its digest), --auto-approve, or the prompt below.
+    let approval = match (&args.planfile, &saved_plan) {
+        (Some(path), Some((_, sha256))) => {
+            reconciler::ops::Approval::PlanFile { path: path.display().to_string(), sha256: *sha256 }
+        }
+        _ if args.auto_approve => reconciler::ops::Approval::AutoApprove,
+        _ => reconciler::ops::Approval::Prompt,
+    };
+    let saved_plan = saved_plan.map(|(plan, _)| plan);
     // A saved plan says where it was made from; flags given override it.
     if let Some(made) = saved_plan.as_ref().and_then(|p| p.made_from.as_ref()) {
         args.source = args.source.clone().or_made_from(args.given, made);
@@ -171,7 +180,7 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
     }
     let (plan, interrupted, warnings) =
         (prepared.plan.clone(), prepared.interrupted.clone(), prepared.warnings.clone());
-    let applied = match prepared.execute().await {
+    let applied = match prepared.execute(approval).await {
         Ok(a) => a,
         Err(e) => return super::report_as(args.format, &e),
     };
@@ -300,6 +309,15 @@ pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
             r.policy,
             r.object_id.as_deref().unwrap_or("-"),
         );
+        if let Some(approval) = &r.approval {
+            let by = match (&r.user, &r.host) {
+                (Some(u), Some(h)) => format!(" by {u}@{h}"),
+                (Some(u), None) => format!(" by {u}"),
+                _ => String::new(),
+            };
+            let signed = r.commit_signer.as_deref().map(|s| format!("; commit signed by {s}")).unwrap_or_default();
+            s += &format!("    approved: {approval}{by}{signed}\n");
+        }
     }
     out(color, &s);
     EXIT_OK

@@ -323,7 +323,17 @@ impl SourceArgs {
             StateDir::new(&self.state_dir),
             reconciler::model::Secrets::with_env(|name| std::env::var(name).ok()),
         )
-        .with_commit_policy(policy))
+        .with_commit_policy(policy)
+        .with_actor(actor()))
+    }
+}
+
+/// The account and host this process runs as, for the audit log (from the system, not from
+/// environment variables a caller could set to anything).
+fn actor() -> reconciler::context::Actor {
+    reconciler::context::Actor {
+        user: whoami::account().unwrap_or_else(|_| "unknown".into()),
+        host: whoami::hostname().unwrap_or_else(|_| "unknown".into()),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct Engine<'a> {
     pub run: String,
     /// What audit records are time-stamped with.
     pub clock: crate::clock::SharedClock,
+    /// Who or what approved this run ([`crate::ops::Approval`], as text).
+    pub approval: String,
+    /// The user and host it runs as, when known.
+    pub actor: Option<crate::context::Actor>,
 }
 
 /// How one action ended.
@@ -526,6 +530,15 @@ impl Engine<'_> {
             policy,
             outcome: outcome_text.into(),
             message,
+            approval: Some(self.approval.clone()),
+            user: self.actor.as_ref().map(|a| a.user.clone()),
+            host: self.actor.as_ref().map(|a| a.host.clone()),
+            commit_signer: match self.snapshot.verdict() {
+                crate::source::signature::CommitVerdict::Verified { head, .. } => {
+                    Some(format!("{} ({} key {})", head.signer, head.kind, head.key))
+                }
+                crate::source::signature::CommitVerdict::NotRequired => None,
+            },
         }
     }
 }

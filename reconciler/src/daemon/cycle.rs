@@ -161,6 +161,7 @@ pub async fn run(
         report.refused = matches!(
             e,
             ops::OpsError::Catalogs(_)
+                | ops::OpsError::Source(crate::source::SourceError::Unverified(_))
                 | ops::OpsError::Refused(
                     ops::ApplyRefusal::Stale(_) | ops::ApplyRefusal::Tampered(_) | ops::ApplyRefusal::MassRetire(_)
                 )
@@ -267,7 +268,7 @@ async fn apply_cycle(
         return Ok(());
     }
     let plan = prepared.plan.clone();
-    let applied = prepared.execute().await?;
+    let applied = prepared.execute(ops::Approval::Daemon { trigger: report.trigger.as_str().to_string() }).await?;
     let mut failed = false;
     for r in &applied.reports {
         let (result, message) = match &r.outcome {

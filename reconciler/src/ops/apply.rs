@@ -22,6 +22,38 @@ pub struct ApplyOptions {
     pub max_retire_share: Option<f64>,
 }
 
+/// Who or what approved an apply: recorded with every action it audits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// Someone typed `yes` at the confirmation prompt.
+    Prompt,
+    /// `--auto-approve`.
+    AutoApprove,
+    /// A saved plan, reviewed when it was made: the file as given and the SHA-256 of its bytes.
+    PlanFile {
+        /// The path given.
+        path: String,
+        /// SHA-256 of the file.
+        sha256: crate::vocab::Sha256,
+    },
+    /// `patchops run`: the merged commit is the approval; what started the cycle.
+    Daemon {
+        /// The trigger (`poll`, `webhook`, `drift`, …).
+        trigger: String,
+    },
+}
+
+impl std::fmt::Display for Approval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Approval::Prompt => f.write_str("confirmed at the prompt"),
+            Approval::AutoApprove => f.write_str("--auto-approve"),
+            Approval::PlanFile { path, sha256 } => write!(f, "plan file {path} (sha256 {sha256})"),
+            Approval::Daemon { trigger } => write!(f, "patchops run (trigger {trigger})"),
+        }
+    }
+}
+
 /// An apply that has planned and holds the lock; [`ApplyRun::execute`] changes the platforms.
 pub struct ApplyRun<'c> {
     /// The plan it will apply (denied and waiting actions are not applied).
@@ -129,8 +161,9 @@ impl ApplyRun<'_> {
         record_catalogs(self.ctx, &self.loaded)
     }
 
-    /// Applies the plan's applicable actions, then records the catalogs' serials.
-    pub async fn execute(self) -> Result<Applied, OpsError> {
+    /// Applies the plan's applicable actions, then records the catalogs' serials; every audit
+    /// record names `approval`, the context's actor and the commit's signer.
+    pub async fn execute(self, approval: Approval) -> Result<Applied, OpsError> {
         let now = self.ctx.now();
         // Policies are evaluated again here: the PermittedAction type is the engine's only
         // input, and only `permit` makes one. Evaluating takes CPU: off the async threads.
@@ -161,6 +194,8 @@ impl ApplyRun<'_> {
             db: self.db.clone(),
             run: run_id,
             clock: self.ctx.clock().clone(),
+            approval: approval.to_string(),
+            actor: self.ctx.actor().cloned(),
         };
         let reports = engine.run(permitted).await;
         record_catalogs(self.ctx, &self.loaded)?;

@@ -16,7 +16,7 @@ mod saved;
 mod status;
 mod validate;
 
-pub use apply::{prepare_apply, Applied, ApplyOptions, ApplyRun};
+pub use apply::{prepare_apply, Applied, ApplyOptions, ApplyRun, Approval};
 pub use doctor::{doctor, DoctorOptions};
 pub use guard::{MassRetire, MIN_MASS_RETIRE_COUNT};
 pub use pipeline::Loaded;

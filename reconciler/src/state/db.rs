@@ -16,7 +16,7 @@ use super::StateError;
 /// `i + 1`. Append to this list, never edit an entry: a state directory written by an older
 /// patchops is brought up to date on open, one transaction per migration. Version 1 is the
 /// schema of the first releases, which set no version (so it is written idempotently).
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS journal (
@@ -105,6 +105,15 @@ CREATE TABLE applied_commit (
 );
 ";
 
+/// Version 5: who or what approved each audited action, from which user and host, and who
+/// signed the commit.
+const V5: &str = "
+ALTER TABLE audit ADD COLUMN approval TEXT;
+ALTER TABLE audit ADD COLUMN user_name TEXT;
+ALTER TABLE audit ADD COLUMN host TEXT;
+ALTER TABLE audit ADD COLUMN commit_signer TEXT;
+";
+
 /// Records that a ring runs a version from a time (kept if it already ran that version).
 const RING_REACHED: &str =
     "INSERT INTO ring_reached (product, platform, ring, version, reached_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -157,6 +166,19 @@ pub struct AuditRecord {
     pub outcome: String,
     /// What happened.
     pub message: String,
+    /// Who or what approved it: `prompt`, `--auto-approve`, a plan file and its digest, or the
+    /// daemon and its trigger (absent in records older than this field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// The user the apply ran as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The host it ran on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Who signed the commit, when commit signatures are required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_signer: Option<String>,
 }
 
 /// A journal entry left unfinished by an earlier run (it crashed or was killed).
@@ -358,8 +380,8 @@ impl StateDb {
             .map_err(|e| StateError::new(&self.path, e))?;
         }
         tx.execute(
-            "INSERT INTO audit (at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            "INSERT INTO audit (at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message, approval, user_name, host, commit_signer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             params![
                 now_text(record.at),
                 record.run,
@@ -378,6 +400,10 @@ impl StateDb {
                 record.policy,
                 record.outcome,
                 record.message,
+                record.approval,
+                record.user,
+                record.host,
+                record.commit_signer,
             ],
         )
         .map_err(|e| StateError::new(&self.path, e))?;
@@ -395,7 +421,7 @@ impl StateDb {
     /// The audit log, newest first, optionally for one product; at most `limit` records.
     pub fn history(&self, product: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>, StateError> {
         self.records(
-            "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message
+            "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message, approval, user_name, host, commit_signer
              FROM audit WHERE (?1 IS NULL OR product = ?1 OR catalog_product = ?1) ORDER BY id DESC LIMIT ?2",
             params![product, limit as i64],
         )
@@ -424,6 +450,10 @@ impl StateDb {
                     policy: r.get(14)?,
                     outcome: r.get(15)?,
                     message: r.get(16)?,
+                    approval: r.get(17)?,
+                    user: r.get(18)?,
+                    host: r.get(19)?,
+                    commit_signer: r.get(20)?,
                 })
             })
             .map_err(|e| self.err(e))?
@@ -436,7 +466,7 @@ impl StateDb {
     pub fn latest_per_target(&self) -> Result<Vec<AuditRecord>, StateError> {
         // In SQL, with the (product, platform) index: the audit log is not read whole.
         self.records(
-            "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message
+            "SELECT at, run, source, catalog, catalog_serial, content_sha256, product, catalog_product, platform, ring, grp, action, version, object_id, policy, outcome, message, approval, user_name, host, commit_signer
              FROM audit WHERE id IN (SELECT MAX(id) FROM audit GROUP BY product, platform) ORDER BY id DESC",
             params![],
         )
@@ -722,6 +752,10 @@ mod tests {
             policy: "p".into(),
             outcome: outcome.into(),
             message: String::new(),
+            approval: Some("--auto-approve".into()),
+            user: None,
+            host: None,
+            commit_signer: None,
         };
         for (p, x, o) in [("a", "i", "failed"), ("a", "i", "succeeded"), ("a", "w", "failed"), ("b", "i", "succeeded")]
         {

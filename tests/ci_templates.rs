@@ -38,6 +38,10 @@ fn run(dir: &std::path::Path, line: &str) -> (i32, String, String) {
         .env("PATCHOPS_STATE_DIR", dir.join(".patchops"))
         .env("PATCHOPS_CACHE_DIR", dir.join(".cache"))
         .env("NO_COLOR", "1")
+        // What each CI service sets on a pull request: the branch it targets.
+        .env("GITHUB_BASE_REF", "main")
+        .env("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main")
+        .env("SYSTEM_PULLREQUEST_TARGETBRANCH", "refs/heads/main")
         .output()
         .unwrap();
     (
@@ -60,13 +64,15 @@ fn pull_request_then_merge(template: &str) {
     let text = std::fs::read_to_string(dir.join(app)).unwrap();
     repo.write(app, text.replace("version: latest", "version: \"1.0\""));
     repo.commit("pin the app to 1.0");
+    // The CI checkout has the target branch as a remote-tracking branch.
+    git(dir, &["update-ref", "refs/remotes/origin/main", "main"]);
     for line in &pr {
         let (code, stdout, stderr) = run(dir, line);
         assert_eq!(code, 0, "{template}: `{line}`:\n{stdout}\n{stderr}");
     }
     let comment = std::fs::read_to_string(dir.join("plan.md")).expect("the plan comment");
-    common::assert_contains(&comment, "publish");
-    common::assert_contains(&comment, "1.0");
+    common::assert_contains(&comment, "**This change: 1 to publish");
+    common::assert_contains(&comment, "| 🟢 publish | `app` | `intune-prod` | pilot | 1.0 |");
     let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
     assert_eq!(plan["actions"][0]["version"], "1.0");
     assert_eq!(tenant_apps(dir), vec![], "a pull request changes nothing");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{patchops, workspace_root};
+use common::{assert_matches_schema, patchops, workspace_root};
 
 #[test]
 fn completions_are_valid_scripts_for_each_shell() {
@@ -87,29 +87,6 @@ fn global_flags_are_grouped_apart_from_each_commands_own() {
     assert!(global.contains("--verbose") && global.contains("--color"), "{global}");
     assert!(!own.contains("--verbose") && !own.contains("--color <COLOR>"), "{own}");
     assert!(own.contains("--detailed-exitcode"));
-}
-
-/// Validates `document` against `schemas/<schema>` with Python's `jsonschema` (draft 2020-12):
-/// a validator that is not patchops's.
-fn assert_matches_schema(document: &str, schema: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let doc = dir.path().join("doc.json");
-    std::fs::write(&doc, document).unwrap();
-    let check = "import json, sys, jsonschema\n\
-                 schema = json.load(open(sys.argv[1])); doc = json.load(open(sys.argv[2]))\n\
-                 jsonschema.Draft202012Validator.check_schema(schema)\n\
-                 jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)\n";
-    let out = common::tool("python3", "python3")
-        .args(["-c", check])
-        .arg(workspace_root().join("schemas").join(schema))
-        .arg(&doc)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{schema}: {}\n{document}\n(python3's jsonschema package is needed: `tests/run` installs it)",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn json(text: &str) -> serde_json::Value {

@@ -332,3 +332,86 @@ fn every_audited_action_names_its_approval_user_and_host() {
     let newest = &approvals(&repo)[0];
     assert_eq!(newest["approval"], "patchops run (trigger startup)", "{newest:#}");
 }
+
+// Item 3: `plan --base REV`, the pull-request view.
+#[test]
+fn plan_base_shows_what_the_change_does_apart_from_what_is_already_pending() {
+    let (repo, _k) = fleet_repo(1);
+    soaking(&repo);
+    // main: the pilot ring is published; broad waits for the pilot's soak (pending on main).
+    let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // The pull request adds a product and changes the broad ring's group.
+    git(repo.path(), &["checkout", "-q", "-b", "add-tool"]);
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("add the tool");
+
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "main"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = &run.stdout;
+    common::assert_contains(text, "This change: 1 to publish; 1 waiting; 1 already pending on the base.");
+    common::assert_contains(text, "+ Product tool (added)");
+    common::assert_contains(text, "file fleet/products/tool.yaml (added)");
+    let caused = text.split("Caused by this change:").nth(1).unwrap().split("\n\n").next().unwrap();
+    common::assert_contains(caused, "publish tool 3.1 on intune-prod / pilot: NotPublished");
+    common::assert_contains(caused, "publish tool 3.1 on intune-prod / broad: waiting");
+    assert!(!caused.contains("app"), "the app's broad ring was pending before the change: {text}");
+    let pending = text.split("Already pending on the base (not this change's):").nth(1).unwrap();
+    common::assert_contains(pending, "publish app 2.0 on intune-prod / broad: waiting until ");
+
+    // The pull-request comment: one line of summary first, waiting shown as waiting.
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "main", "--format", "markdown"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let md = &run.stdout;
+    assert!(
+        md.starts_with("### patchops plan\n\n**This change: 1 to publish; 1 waiting; 1 already pending on the base.**"),
+        "{md}"
+    );
+    common::assert_contains(md, "| 🟢 publish | `tool` | `intune-prod` | pilot | 3.1 |");
+    common::assert_contains(md, "| ⏳ publish waits");
+    assert!(!md.contains("| 🟢 publish | `tool` | `intune-prod` | broad"), "{md}");
+    common::assert_contains(md, "<details><summary>Already pending on the base, not this change's (1)</summary>");
+    common::assert_contains(md, "<details><summary>Desired-state changes (1 object(s), 1 file(s))</summary>");
+
+    // JSON, valid against its schema.
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "main", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_matches_schema(&run.stdout, "plan-change.schema.json");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["summary"]["publish"], 1, "{doc:#}");
+    assert_eq!(doc["summary"]["waiting"], 1);
+    assert_eq!(doc["summary"]["pendingOnBase"], 1);
+    assert_eq!(doc["base"]["reference"], "main");
+    assert_eq!(doc["desired"][0]["kind"], "Product");
+
+    // A field-level change: the pilot's soak shortened on the branch.
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 1h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+    );
+    repo.commit("a shorter soak");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "main"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "~ Rollout standard (changed)\n      spec.rings[0].soak: 2 days → 1 hour");
+
+    // A base that does not exist is an error naming it.
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "no-such-branch"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    common::assert_contains(&run.stderr, "revision `no-such-branch` not found; branches: add-tool, main");
+
+    // A base without the fleet (the pull request that introduces it): everything is the change's.
+    git(repo.path(), &["switch", "-q", "--orphan", "before-the-fleet"]);
+    repo.write("README.md", "# Our fleet, soon\n");
+    repo.commit("nothing yet");
+    git(repo.path(), &["checkout", "-q", "-f", "add-tool"]);
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "before-the-fleet", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stderr, "the base before-the-fleet could not be planned");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["summary"]["pendingOnBase"], 0, "{doc:#}");
+    assert!(doc["desired"].as_array().unwrap().iter().all(|o| o["change"] == "added"), "{doc:#}");
+}

@@ -41,6 +41,7 @@ pub fn all() -> Vec<(String, String)> {
         ("reconciler", kind_schema::<crate::model::kinds::ReconcilerSpec>(Kind::Reconciler)),
         ("catalog", schema_of::<Catalog>()),
         ("plan", schema_of::<Plan>()),
+        ("plan-change", schema_of::<crate::plan::change::Change>()),
         // What the reporting commands print with --format json.
         ("error-report", schema_of::<crate::ops::report::ErrorReport>()),
         ("validate-report", schema_of::<crate::ops::report::ValidateReport>()),

@@ -19,6 +19,17 @@ still planned); with --detailed-exitcode, 2 when the plan has changes (as `terra
 maintenance window or the change budget). Changes denied by policy are shown and counted; they
 make `apply` exit 1.
 
+With --base REV, the plan is the pull-request view: what this change does relative to REV (for
+a pull request, the target branch). It shows the desired-state differences between REV and the
+head (objects added, removed or changed, field by field; catalog serials; files), the actions
+that exist only because of the change, those it stops from happening, and, apart, the actions
+already pending on the base (drift, rings waiting for their soak). Waiting actions say until
+when; denials and errors stand out. The base is read from the same repository and path, and is
+not verified (nothing acts on it); the head is. --out still saves the head's whole plan, and
+the exit codes are the head plan's.
+
+  patchops plan --base origin/main --format markdown > comment.md
+
 A saved plan (--out) is the JSON plan: it records the fleet commit, the catalog serial and
 digest, and a fingerprint of each platform's observed state, so that applying it later can
 be refused as stale when any of them changed.")]
@@ -37,6 +48,10 @@ pub struct PlanArgs {
     /// List deployments that are already as desired (text format).
     #[arg(long)]
     pub show_unchanged: bool,
+    /// Show what this change does relative to REV (a branch, tag or commit of the same
+    /// repository): the pull-request view (JSON: schemas/plan-change.schema.json).
+    #[arg(long, value_name = "REV", conflicts_with = "show_unchanged")]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,31 +72,55 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let planned = match reconciler::ops::plan(&ctx, &args.source.source()).await {
-        Ok(p) => p,
-        Err(e) => {
-            report(&e);
-            return EXIT_ERROR;
-        }
+    let (planned, change) = match &args.base {
+        None => match reconciler::ops::plan(&ctx, &args.source.source()).await {
+            Ok(p) => (p, None),
+            Err(e) => {
+                report(&e);
+                return EXIT_ERROR;
+            }
+        },
+        Some(base) => match reconciler::ops::plan_change(&ctx, &args.source.source(), base).await {
+            Ok(c) => (c.head, Some(c.change)),
+            Err(e) => {
+                report(&e);
+                return EXIT_ERROR;
+            }
+        },
     };
     for w in &planned.warnings {
         print_warning(&w.to_string());
     }
+    if let Some(e) = change.as_ref().and_then(|c| c.base_error.as_ref()) {
+        print_warning(&format!("{e}; every action is shown as this change's"));
+    }
     let plan = &planned.plan;
-    let written = match args.format {
-        // The renderer writes styles only when colour is on, so its text goes straight out.
-        Format::Text => render::text_to_writer(
-            plan,
-            args.show_unchanged,
-            stdout_color(color),
-            std::io::BufWriter::new(std::io::stdout().lock()),
-        ),
-        // Machine formats carry no styles: written straight out, never through the stripper.
-        Format::Markdown => std::io::Write::write_all(
+    let written = match (args.format, &change) {
+        (Format::Text, Some(c)) => {
+            std::io::Write::write_all(&mut std::io::stdout().lock(), render::change_text(c).as_bytes())
+        }
+        (Format::Markdown, Some(c)) => std::io::Write::write_all(
             &mut std::io::stdout().lock(),
-            render::markdown(plan, render::MARKDOWN_LIMIT).as_bytes(),
+            render::change_markdown(c, render::MARKDOWN_LIMIT).as_bytes(),
         ),
-        Format::Json => render::json_to_writer(plan, std::io::BufWriter::new(std::io::stdout().lock())),
+        (Format::Json, Some(c)) => serde_json::to_writer_pretty(std::io::BufWriter::new(std::io::stdout().lock()), c)
+            .map_err(std::io::Error::other)
+            .and_then(|()| std::io::Write::write_all(&mut std::io::stdout().lock(), b"\n")),
+        (format, None) => match format {
+            // The renderer writes styles only when colour is on, so its text goes straight out.
+            Format::Text => render::text_to_writer(
+                plan,
+                args.show_unchanged,
+                stdout_color(color),
+                std::io::BufWriter::new(std::io::stdout().lock()),
+            ),
+            // Machine formats carry no styles: written straight out, never through the stripper.
+            Format::Markdown => std::io::Write::write_all(
+                &mut std::io::stdout().lock(),
+                render::markdown(plan, render::MARKDOWN_LIMIT).as_bytes(),
+            ),
+            Format::Json => render::json_to_writer(plan, std::io::BufWriter::new(std::io::stdout().lock())),
+        },
     };
     if let Err(e) = written {
         if e.kind() != std::io::ErrorKind::BrokenPipe {

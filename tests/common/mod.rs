@@ -442,3 +442,26 @@ pub fn tool(program: &str, package: &str) -> Command {
     );
     Command::new(program)
 }
+
+/// Validates `document` against `schemas/<schema>` with Python's `jsonschema` (draft 2020-12):
+/// a validator that is not patchops's.
+pub fn assert_matches_schema(document: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, document).unwrap();
+    let check = "import json, sys, jsonschema\n\
+                 schema = json.load(open(sys.argv[1])); doc = json.load(open(sys.argv[2]))\n\
+                 jsonschema.Draft202012Validator.check_schema(schema)\n\
+                 jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)\n";
+    let out = tool("python3", "python3")
+        .args(["-c", check])
+        .arg(workspace_root().join("schemas").join(schema))
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{schema}: {}\n{document}\n(python3's jsonschema package is needed: `tests/run` installs it)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -299,7 +299,7 @@ impl UnverifiedCatalog {
                     source_name,
                     serial: catalog.serial,
                     issued: catalog.issued,
-                    max_age: humantime::format_duration(max_age).to_string(),
+                    max_age: crate::vocab::duration::readable(max_age),
                 });
             }
         }

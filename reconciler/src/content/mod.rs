@@ -73,7 +73,7 @@ pub enum ContentError {
         status: u16,
     },
     /// The transfer stalled longer than the read timeout.
-    #[error("{url}: no data for {}; the transfer was abandoned and discarded", humantime::format_duration(*.after))]
+    #[error("{url}: no data for {}; the transfer was abandoned and discarded", crate::vocab::duration::readable(*.after))]
     Stalled {
         /// Where it came from.
         url: String,
@@ -81,7 +81,7 @@ pub enum ContentError {
         after: std::time::Duration,
     },
     /// The transfer kept trickling, slower than the minimum rate over a whole window.
-    #[error("{url}: {received} bytes in the last {}, slower than the minimum of {min_rate} bytes/s; the transfer was abandoned and discarded (a stalled or hostile server)", humantime::format_duration(*.window))]
+    #[error("{url}: {received} bytes in the last {}, slower than the minimum of {min_rate} bytes/s; the transfer was abandoned and discarded (a stalled or hostile server)", crate::vocab::duration::readable(*.window))]
     TooSlow {
         /// Where it came from.
         url: String,

@@ -834,7 +834,7 @@ pub struct Duration(pub std::time::Duration);
 
 impl Serialize for Duration {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(self.0))
+        s.collect_str(&crate::vocab::duration::readable(self.0))
     }
 }
 

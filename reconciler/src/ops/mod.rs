@@ -20,7 +20,7 @@ pub use apply::{prepare_apply, Applied, ApplyOptions, ApplyRun, Approval};
 pub use doctor::{doctor, DoctorOptions};
 pub use guard::{MassRetire, MIN_MASS_RETIRE_COUNT};
 pub use pipeline::Loaded;
-pub use plan::{plan, Planned};
+pub use plan::{plan, plan_change, Planned, PlannedChange};
 pub use saved::{PlanEdit, StaleInput};
 pub use status::{status, Status, TargetStatus};
 pub use validate::{validate, Validated};

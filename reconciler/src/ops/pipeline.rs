@@ -60,11 +60,21 @@ pub async fn load_fleet(
 /// Reads the source, loads the fleet, and verifies every catalog against the recorded history
 /// (recording nothing: only an apply records the serials it acted on).
 pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsError> {
+    load_admitting(ctx, source, ctx.commit_policy()).await
+}
+
+/// [`load`], admitting the commit under `policy` instead of the context's: `plan --base` reads
+/// the base this way, unverified, because nothing ever acts on it (it is only compared with).
+pub(super) async fn load_admitting(
+    ctx: &Context,
+    source: &SourceOptions,
+    policy: &source::signature::CommitPolicy,
+) -> Result<Loaded, OpsError> {
     let t = std::time::Instant::now();
     // git2 and parsing block: off the async threads.
     let source = source.clone();
     let memo = ctx.memo().cloned();
-    let (policy, state) = (ctx.commit_policy().clone(), ctx.state().clone());
+    let (policy, state) = (policy.clone(), ctx.state().clone());
     let (snapshot, warnings, fleet) = blocking(move || {
         let (snapshot, warnings) = admit(source::open(&source)?, &policy, &state)?;
         if let source::signature::CommitVerdict::Verified { .. } = snapshot.verdict() {

@@ -132,7 +132,7 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
                                 if soak > Duration::zero() {
                                     format!(
                                         ", then soaks for {}",
-                                        humantime::format_duration(soak.to_std().unwrap_or_default())
+                                        crate::vocab::duration::readable(soak.to_std().unwrap_or_default())
                                     )
                                 } else {
                                     String::new()

@@ -15,6 +15,7 @@
 //! Only objects carrying patchops's [`TrackingMarker`](crate::platform::TrackingMarker) are
 //! ever compared, updated or retired.
 
+pub mod change;
 mod desired;
 mod gate;
 pub mod render;

@@ -306,7 +306,7 @@ impl Policies {
                     reason: if limit {
                         format!(
                             "rule `{rule}` ran longer than {} and was stopped ({e}); make it iterate less (a comprehension over a huge range, say)",
-                            humantime::format_duration(EVALUATION_TIME_LIMIT)
+                            crate::vocab::duration::readable(EVALUATION_TIME_LIMIT)
                         )
                     } else {
                         e.to_string()

@@ -2,6 +2,7 @@
 //! versions, digests, platform and installer types, and the text helpers their parsers share.
 
 pub mod digest;
+pub mod duration;
 pub mod names;
 pub(crate) mod text;
 pub mod types;

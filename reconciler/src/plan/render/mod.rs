@@ -1,10 +1,12 @@
 //! The three renderings of a [`super::Plan`]: text for a terminal, Markdown for a
 //! pull-request comment, JSON for machines. Renderers build strings and print nothing.
 
+mod change;
 mod json;
 mod markdown;
 mod text;
 
+pub use change::{change_inputs_line, change_markdown, change_summary_line, change_text};
 pub use json::{json, json_to_writer};
 pub use markdown::{markdown, MARKDOWN_LIMIT};
 pub use text::{text, text_to_writer};

@@ -113,7 +113,7 @@ fn a_catalog_older_than_max_age_is_refused() {
         .verify(&trusted(&k), Some(std::time::Duration::from_secs(7 * 86400)), None, Utc::now())
         .expect_err("refused");
     assert!(matches!(err, CatalogError::TooOld { .. }), "{err}");
-    assert!(err.to_string().contains("longer ago than maxAge 7days"), "{err}");
+    assert!(err.to_string().contains("longer ago than maxAge 7 days"), "{err}");
 }
 
 #[test]

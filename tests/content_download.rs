@@ -150,7 +150,10 @@ async fn a_trickling_transfer_is_abandoned_by_the_stall_rule_and_leaves_nothing(
 async fn a_stalled_transfer_times_out() {
     let (base, err) = refused("/stalled").await;
     assert!(matches!(err, ContentError::Stalled { .. }), "{err}");
-    assert_eq!(err.to_string(), format!("{base}/stalled: no data for 500ms; the transfer was abandoned and discarded"));
+    assert_eq!(
+        err.to_string(),
+        format!("{base}/stalled: no data for 500 ms; the transfer was abandoned and discarded")
+    );
 }
 
 #[tokio::test]

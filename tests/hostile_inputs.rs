@@ -228,7 +228,7 @@ fn rows() -> Vec<Row> {
                 r.commit("a slow policy");
             },
             args: &["validate", "--path", "fleet"],
-            expect: &["policy `slow` failed on publish app to intune-prod (ring pilot): rule `deny` ran longer than 2s and was stopped"],
+            expect: &["policy `slow` failed on publish app to intune-prod (ring pilot): rule `deny` ran longer than 2 seconds and was stopped"],
         },
         Row {
             name: "a fleet policy that builds an array of 300 million numbers",

@@ -12,7 +12,7 @@ use crate::clock::SharedClock;
 use crate::harness::Harness;
 use crate::model::{Fleet, Platform as FleetPlatform, Secrets};
 use crate::platform::{self, ClientEnv, PlatformError};
-use crate::state::StateDir;
+use crate::state::{Actor, StateDir};
 
 /// What every operation shares.
 pub struct Context {
@@ -26,15 +26,6 @@ pub struct Context {
     memo: Option<Arc<crate::memo::Memo>>,
     commits: crate::source::signature::CommitPolicy,
     actor: Option<Actor>,
-}
-
-/// Who runs this process, for the audit log: the user and the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    /// The account name.
-    pub user: String,
-    /// The host name.
-    pub host: String,
 }
 
 impl std::fmt::Debug for Context {

@@ -330,8 +330,8 @@ impl SourceArgs {
 
 /// The account and host this process runs as, for the audit log (from the system, not from
 /// environment variables a caller could set to anything).
-fn actor() -> reconciler::context::Actor {
-    reconciler::context::Actor {
+fn actor() -> reconciler::state::Actor {
+    reconciler::state::Actor {
         user: whoami::account().unwrap_or_else(|_| "unknown".into()),
         host: whoami::hostname().unwrap_or_else(|_| "unknown".into()),
     }

@@ -52,7 +52,7 @@ pub struct Engine<'a> {
     /// Who or what approved this run ([`crate::ops::Approval`], as text).
     pub approval: String,
     /// The user and host it runs as, when known.
-    pub actor: Option<crate::context::Actor>,
+    pub actor: Option<crate::state::Actor>,
 }
 
 /// How one action ended.

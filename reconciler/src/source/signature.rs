@@ -261,22 +261,38 @@ fn read_bounded(file: &Path) -> Result<String, CommitError> {
 }
 
 /// Parses `principals [options] keytype base64 [comment]` (ssh-keygen(1), ALLOWED SIGNERS).
+/// The fields are split here (quotes respected); the options are read with ssh-key's
+/// `ConfigOpts` and the key with its OpenSSH parser.
 fn parse_allowed_signer(line: &str) -> Result<AllowedSigner, String> {
     let (principals, rest) = split_field(line).ok_or("no principals before the key")?;
-    if rest.trim().is_empty() {
+    let rest = rest.trim_start();
+    if rest.is_empty() {
         return Err("no key after the principals".into());
     }
-    // After the principals, the line is an authorized_keys entry: options, then the key.
-    let entry: ssh_key::authorized_keys::Entry =
-        rest.trim().parse().map_err(|e| format!("not `[options] keytype base64 [comment]`: {e}"))?;
+    // The key starts with its type; anything before it is the options.
+    let is_key_type = |t: &str| {
+        t.starts_with("ssh-") || t.starts_with("ecdsa-sha2-") || t.starts_with("sk-ssh-") || t.starts_with("sk-ecdsa-")
+    };
+    let first = rest.split_whitespace().next().unwrap_or_default();
+    let (options, key_text) = if is_key_type(first) {
+        (None, rest)
+    } else {
+        let (opts, key) = split_field(rest).ok_or("no key after the options")?;
+        (Some(opts), key.trim_start())
+    };
+    let key = ssh_key::PublicKey::from_openssh(key_text)
+        .map_err(|e| format!("not `[options] keytype base64 [comment]`: the key cannot be read ({e})"))?;
     let mut signer = AllowedSigner {
         principals: principals.trim_matches('"').to_string(),
         namespaces: None,
         valid_after: None,
         valid_before: None,
-        key: entry.public_key().clone(),
+        key,
     };
-    for opt in entry.config_opts().iter() {
+    let Some(options) = options else { return Ok(signer) };
+    let options = ssh_key::authorized_keys::ConfigOpts::new(options)
+        .map_err(|e| format!("not `[options] keytype base64 [comment]`: the options cannot be read ({e})"))?;
+    for opt in options.iter() {
         let (name, value) = match opt.split_once('=') {
             Some((n, v)) => (n.to_ascii_lowercase(), Some(v.trim_matches('"'))),
             None => (opt.to_ascii_lowercase(), None),
@@ -296,16 +312,18 @@ fn parse_allowed_signer(line: &str) -> Result<AllowedSigner, String> {
     Ok(signer)
 }
 
-/// The first field of a line (a double-quoted field may hold spaces) and the rest.
+/// The first whitespace-delimited field of `line` (whitespace inside double quotes belongs to
+/// the field) and the rest.
 fn split_field(line: &str) -> Option<(&str, &str)> {
-    if let Some(stripped) = line.strip_prefix('"') {
-        let end = stripped.find('"')?;
-        let (field, rest) = line.split_at(end + 2);
-        Some((field, rest))
-    } else {
-        let end = line.find(char::is_whitespace)?;
-        Some(line.split_at(end))
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => return (i > 0).then(|| line.split_at(i)),
+            _ => {}
+        }
     }
+    (!line.is_empty() && !quoted).then_some((line, ""))
 }
 
 /// `YYYYMMDD[HHMM[SS]][Z]` as seconds since the epoch (ssh-keygen reads it as local time
@@ -701,7 +719,7 @@ mod tests {
 
     #[test]
     fn allowed_signer_lines_parse_with_their_options() {
-        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkzGOQOTU1BWjAa1vMGB2RDKXsEKEx3ZBd5X8VuoG5k";
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPUGFN+o9Ce3o8toC8ZE6It8hAdkdRs9AQJlxl1Ff4ET";
         let s = parse_allowed_signer(&format!("alice@example.com {key} alice")).unwrap();
         assert_eq!(s.principals, "alice@example.com");
         assert!(s.namespaces.is_none());
@@ -714,6 +732,7 @@ mod tests {
         assert_eq!(s.valid_after, Some(1_704_067_200));
         assert!(parse_allowed_signer(&format!("a@x.org cert-authority {key}")).unwrap_err().contains("cert-authority"));
         assert!(parse_allowed_signer("a@x.org").unwrap_err().contains("no key"));
+        assert!(parse_allowed_signer(&format!("a@x.org namespaces=\"git\" {key}")).is_ok(), "options, and no comment");
         assert!(parse_allowed_signer("a@x.org ssh-ed25519 notbase64").is_err());
         assert!(parse_ssh_time("2024").is_err());
         assert_eq!(parse_ssh_time("20240101000001Z"), Ok(1_704_067_201));

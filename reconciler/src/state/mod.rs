@@ -261,6 +261,15 @@ impl CatalogHistory {
     }
 }
 
+/// Who runs this process, for the audit log: the user and the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The account name.
+    pub user: String,
+    /// The host name.
+    pub host: String,
+}
+
 /// The name prefix of the temporary files [`write_atomic`] renames into place.
 const TEMP_PREFIX: &str = ".patchops-tmp-";
 

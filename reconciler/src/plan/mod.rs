@@ -495,6 +495,26 @@ fn plan_products<'a>(
         for target in &product.targets {
             let Some(platform) = input.fleet.platforms.get(&target.spec.platform) else { continue };
             let Some(rollout) = input.fleet.rollouts.get(&target.rollout) else { continue };
+            // What the platform would refuse at apply is found here. WSUS writes the version into
+            // every bt:Version of the SDP, which must be a four-part n.n.n.n.
+            if platform.spec.platform_type == crate::vocab::PlatformType::Wsus {
+                if let Err(e) = crate::platform::wsus::sdp::four_part_version(&selection.version.to_string()) {
+                    // Keep what is published there: an unpublishable version is not a retire.
+                    wanted_objects.insert((&target.spec.platform, &product.spec.product));
+                    for ring in &target.rings {
+                        if let Some(g) = rollout.group(ring, &target.spec.platform) {
+                            wanted.insert((&target.spec.platform, &product.spec.product, g));
+                        }
+                    }
+                    errors.push(PlanError {
+                        product: product.name().to_string(),
+                        reason: "VersionNotFourPart".into(),
+                        message: format!("on WSUS Platform `{}`: {e}", target.spec.platform),
+                        origin: product.origin.to_string(),
+                    });
+                    continue;
+                }
+            }
             let managed: &[&ObservedObject] =
                 managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
             wanted_objects.insert((&target.spec.platform, &product.spec.product));

@@ -419,3 +419,41 @@ fn a_half_made_object_is_retired_and_its_ring_published_afresh() {
         "never reused: published anew, and the half-made object goes"
     );
 }
+
+#[test]
+fn a_version_wsus_cannot_write_is_a_plan_error_there_and_planned_elsewhere() {
+    let files = [
+        ("base.yaml", BASE),
+        (
+            "wsus.yaml",
+            "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata: { name: wsus }\nspec: { type: wsus, endpoint: embedded }\n---\napiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata: { name: onprem }\nspec:\n  rings:\n    - name: pilot\n      groups: [{ platform: wsus, group: g-pilot }]\n",
+        ),
+        (
+            "p.yaml",
+            "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata: { name: app }\nspec:\n  product: vendor.app\n  version: latest\n  targets:\n    - platform: intune\n      rollout: std\n    - platform: wsus\n      rollout: onprem\n",
+        ),
+    ];
+    let fleet = fleet(&files);
+    let catalog = verified(&catalog_json(7, &[("vendor.app", &["20241205.1"])]));
+    let catalogs = BTreeMap::from([(catalog.source_name().clone(), catalog)]);
+    let name = |n: &str| ObjectName::new(n).unwrap_or_else(|_| unreachable!());
+    let observed = BTreeMap::from([(name("intune"), Observed::default()), (name("wsus"), Observed::default())]);
+    let provenance = Provenance::Directory { path: "x".into(), head: None };
+    let p = plan(PlanInput {
+        fleet: &fleet,
+        source: (&provenance, Sha256::digest(b"fleet")),
+        catalogs: &catalogs,
+        observed: &observed,
+    });
+    assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+    assert_eq!(p.errors[0].reason, "VersionNotFourPart");
+    assert!(
+        p.errors[0]
+            .message
+            .starts_with("on WSUS Platform `wsus`: version \"20241205.1\" cannot be written as the four-part n.n.n.n"),
+        "{}",
+        p.errors[0].message
+    );
+    let on: Vec<&str> = p.actions.iter().filter(|a| a.action != ActionKind::None).map(|a| &*a.platform).collect();
+    assert_eq!(on, ["intune", "intune"], "Intune takes the version; WSUS gets nothing");
+}

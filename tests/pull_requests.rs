@@ -415,3 +415,59 @@ fn plan_base_shows_what_the_change_does_apart_from_what_is_already_pending() {
     assert_eq!(doc["summary"]["pendingOnBase"], 0, "{doc:#}");
     assert!(doc["desired"].as_array().unwrap().iter().all(|o| o["change"] == "added"), "{doc:#}");
 }
+
+// Item 6: plans without credentials, from a recorded inventory.
+#[test]
+fn a_recorded_inventory_plans_a_pull_request_without_credentials_or_network() {
+    let (repo, _k) = fleet_repo(1);
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    // Where the credentials are: record what the platform holds.
+    let recording = tempfile::tempdir().unwrap();
+    let rec = recording.path().to_str().unwrap();
+    let run = patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", rec]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "recorded intune-prod: 1 object(s), 1 managed by patchops → ");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(recording.path().join("intune-prod.json")).unwrap()).unwrap();
+    assert_eq!(recorded["objects"].as_array().unwrap().len(), 1, "{recorded:#}");
+
+    // The fleet points at the real Graph with a certificate this CI job does not have.
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: https://graph.microsoft.invalid\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: 00000000-0000-0000-0000-0000000000aa\n    certificate: { file: /nonexistent/patchops-test/intune-app.pem }\n",
+    );
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("the real tenant, and a new product");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 1, "without the recording the platform must be reached: {}", run.stdout);
+
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(
+        &run.stdout,
+        "tool vendor.tool (products/tool.yaml:1)\n  + publish     intune-prod / pilot [sg-pilot]  3.1",
+    );
+    // The recording holds the app on the pilot ring: only its broad ring is left.
+    assert!(!run.stdout.contains("intune-prod / pilot [sg-pilot]  2.0"), "{}", run.stdout);
+    common::assert_contains(&run.stdout, "+ publish     intune-prod / broad [sg-broad]  2.0");
+    let run = patchops(
+        repo.path(),
+        &["plan", "--path", "fleet", "--inventory", rec, "--base", "main~1", "--format", "markdown"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "| 🟢 publish | `tool` | `intune-prod` | pilot | 3.1 |");
+
+    // A platform with no recording is an error that says how to make one.
+    let empty = tempfile::tempdir().unwrap();
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", empty.path().to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "there is no recorded inventory at ");
+    common::assert_contains(&run.stderr, "`patchops inventory record --platform intune-prod --out DIR`");
+    // And a recording cannot be applied.
+    let run = patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--platform", "nope"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "the fleet has no Platform `nope`; it has intune-prod");
+}

@@ -26,6 +26,7 @@ pub struct Context {
     memo: Option<Arc<crate::memo::Memo>>,
     commits: crate::source::signature::CommitPolicy,
     actor: Option<Actor>,
+    recorded: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Context {
@@ -49,7 +50,17 @@ impl Context {
             memo: None,
             commits: Default::default(),
             actor: None,
+            recorded: None,
         }
+    }
+
+    /// Observes every Platform from the recording `patchops inventory record` wrote to `dir`
+    /// (`<dir>/<platform>.json`) instead of its endpoint: planning without credentials or
+    /// network, as a pull request from a fork needs. Changes are refused.
+    #[must_use]
+    pub fn with_recorded_inventory(mut self, dir: std::path::PathBuf) -> Context {
+        self.recorded = Some(dir);
+        self
     }
 
     /// Audits every action as done by `actor` (the command line sets it from the account and
@@ -175,6 +186,10 @@ impl Context {
         fleet: &Fleet,
         platform: &FleetPlatform,
     ) -> Result<Box<dyn platform::PlatformClient>, PlatformError> {
+        if let Some(dir) = &self.recorded {
+            let (name, ty) = (platform.metadata.name.clone(), platform.spec.platform_type);
+            return Ok(Box::new(platform::inventory::InventoryPlatform::recorded(name, ty, dir)));
+        }
         let embedded = self.embedded_endpoint(fleet, platform).await?;
         platform::connect(platform, self.client_env(), embedded.as_ref())
     }

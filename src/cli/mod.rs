@@ -4,6 +4,7 @@ mod apply;
 mod catalog;
 mod doctor;
 mod emulate;
+mod inventory;
 mod package;
 mod plan;
 mod policy;
@@ -116,6 +117,9 @@ pub enum Command {
     /// Create, sign and verify catalogs; manage the catalog history.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Record what the platforms hold, for planning without credentials.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
     /// Make or open platform packages (.intunewin) on their own.
     #[command(subcommand)]
     Package(package::PackageCommand),
@@ -488,6 +492,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Policy(cmd) => policy::run(cmd, color),
         Command::Emulate(args) => emulate::run(args).await,
         Command::Package(cmd) => package::run(cmd, color),
+        Command::Inventory(cmd) => inventory::run(cmd, color).await,
         Command::Schemas { out: dir, check } => schemas(&dir, check, color),
         Command::Completions { shell } => {
             // Rendered into memory first: clap_complete panics on a failed write (a closed pipe).

@@ -48,6 +48,10 @@ pub struct PlanArgs {
     /// List deployments that are already as desired (text format).
     #[arg(long)]
     pub show_unchanged: bool,
+    /// Observe every Platform from the recording in DIR (`patchops inventory record`) instead
+    /// of its endpoint: no credentials, no network.
+    #[arg(long, value_name = "DIR")]
+    pub inventory: Option<PathBuf>,
     /// Show what this change does relative to REV (a branch, tag or commit of the same
     /// repository): the pull-request view (JSON: schemas/plan-change.schema.json).
     #[arg(long, value_name = "REV", conflicts_with = "show_unchanged")]
@@ -66,7 +70,10 @@ pub enum Format {
 
 pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     let ctx = match args.source.context() {
-        Ok(ctx) => ctx,
+        Ok(ctx) => match &args.inventory {
+            Some(dir) => ctx.with_recorded_inventory(dir.clone()),
+            None => ctx,
+        },
         Err(e) => {
             report(&e);
             return EXIT_ERROR;

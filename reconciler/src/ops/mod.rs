@@ -2,13 +2,15 @@
 //! its inputs through the one [`pipeline`] (load → connect/observe → decide) and returns values
 //! for the command line to render. Commands stay thin; the logic lives here.
 //!
-//! - [`validate()`], [`plan()`], [`status()`], [`doctor()`]: read-only;
+//! - [`validate()`], [`plan()`], [`plan_change()`], [`status()`], [`doctor()`],
+//!   [`record_inventory()`]: read-only;
 //! - [`prepare_apply`] → [`ApplyRun::execute`]: the one operation that changes platforms;
 //! - [`pipeline`]: the stages they share, and what the daemon's cycle runs.
 
 mod apply;
 mod doctor;
 mod guard;
+mod inventory;
 pub mod pipeline;
 mod plan;
 pub mod report;
@@ -19,6 +21,7 @@ mod validate;
 pub use apply::{prepare_apply, Applied, ApplyOptions, ApplyRun, Approval};
 pub use doctor::{doctor, DoctorOptions};
 pub use guard::{MassRetire, MIN_MASS_RETIRE_COUNT};
+pub use inventory::record_inventory;
 pub use pipeline::Loaded;
 pub use plan::{plan, plan_change, Planned, PlannedChange};
 pub use saved::{PlanEdit, StaleInput};

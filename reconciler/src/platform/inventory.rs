@@ -16,15 +16,29 @@ pub struct InventoryPlatform {
     name: ObjectName,
     ty: PlatformType,
     inventory: PathBuf,
+    /// A missing file is an error (a recording asked for), not an empty platform.
+    required: bool,
 }
 
 impl InventoryPlatform {
-    /// The embedded platform `name`, stored under `state`.
+    /// The `endpoint: inventory` platform `name`, stored under `state` (empty until written).
     pub fn new(name: ObjectName, ty: PlatformType, state: &StateDir) -> Self {
         let inventory = inventory_path(state, &name);
-        InventoryPlatform { name, ty, inventory }
+        InventoryPlatform { name, ty, inventory, required: false }
+    }
+
+    /// The platform `name` as `patchops inventory record` wrote it to `<dir>/<name>.json`,
+    /// whatever its endpoint (`plan --inventory DIR`): no credentials, no network. A missing
+    /// recording is an error.
+    pub fn recorded(name: ObjectName, ty: PlatformType, dir: &std::path::Path) -> Self {
+        let inventory = dir.join(format!("{name}.json"));
+        InventoryPlatform { name, ty, inventory, required: true }
     }
 }
+
+/// A recorded inventory is refused above this size (a tenant of 100,000 apps records in far
+/// less).
+pub const MAX_INVENTORY_BYTES: u64 = 1 << 30;
 
 /// Where an embedded platform keeps its inventory.
 pub fn inventory_path(state: &StateDir, name: &ObjectName) -> PathBuf {
@@ -52,8 +66,32 @@ impl PlatformClient for InventoryPlatform {
     }
 
     async fn observe(&self) -> Result<Observed, PlatformError> {
+        if let Ok(meta) = tokio::fs::metadata(&self.inventory).await {
+            if meta.len() > MAX_INVENTORY_BYTES {
+                return Err(PlatformError::Unavailable {
+                    platform: self.name.clone(),
+                    cause: format!(
+                        "{} is larger than {MAX_INVENTORY_BYTES} bytes ({} bytes); it is not a recorded inventory",
+                        self.inventory.display(),
+                        meta.len()
+                    )
+                    .into(),
+                });
+            }
+        }
         let bytes = match tokio::fs::read(&self.inventory).await {
             Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.required => {
+                return Err(PlatformError::Unavailable {
+                    platform: self.name.clone(),
+                    cause: format!(
+                        "there is no recorded inventory at {}; record one where the platform's credentials are: `patchops inventory record --platform {} --out DIR`",
+                        self.inventory.display(),
+                        self.name
+                    )
+                    .into(),
+                });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observed::default()),
             Err(e) => {
                 return Err(PlatformError::Unavailable {

@@ -158,12 +158,19 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
             .collect(),
     };
     c.set_assignments(&ids[0], std::slice::from_ref(&assignment)).await.expect("assign");
+    // Seven groups on another app: more than one page (5) of its assignments.
+    let groups: Vec<DesiredAssignment> = (0..7)
+        .map(|g| DesiredAssignment { group: format!("sg-ring-{g}"), fields: assignment.fields.clone() })
+        .collect();
+    c.set_assignments(&ids[1], &groups).await.expect("assign seven groups");
     let observed = c.observe().await.expect("observe");
     assert_eq!(observed.objects.len(), 60, "every page was read");
     let first = observed.objects.iter().find(|o| o.id == ids[0]).expect("found");
     assert_eq!(first.managed().map(|m| m.version.as_str()), Some("1.0"));
     assert_eq!(first.assignments.len(), 1);
     assert_eq!(first.assignments[0].fields, assignment.fields, "intent, restart and deadline read back as written");
+    let second = observed.objects.iter().find(|o| o.id == ids[1]).expect("found");
+    assert_eq!(second.assignments.len(), 7, "every page of the app's assignments was read");
     assert_eq!(first.fields.get("version"), Some("1.0"));
     assert_eq!(first.fields.get("msiProductCode"), Some("{3A9B6C1E-4F2D-4C1A-9B0E-1F7C2D3E4A02}"));
     for id in &ids {
@@ -171,6 +178,21 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
     }
     c.delete(&ids[0]).await.expect("deleting what is gone succeeds");
     assert!(c.observe().await.expect("observe").objects.is_empty());
+}
+
+#[tokio::test]
+async fn listing_apps_with_expand_is_refused_as_graph_deprecates_it() {
+    let (_dir, base) = start(EmulatorOptions::default()).await;
+    for expand in ["assignments", "relationships", "assignments,relationships"] {
+        let url = base.join(&format!("beta/deviceAppManagement/mobileApps?$expand={expand}")).unwrap();
+        let resp = reqwest::get(url).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "$expand={expand}");
+        let body: Value = resp.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("list the apps without it and read each app's"), "{body}");
+    }
+    let url = base.join("beta/deviceAppManagement/mobileApps").unwrap();
+    assert_eq!(reqwest::get(url).await.unwrap().status().as_u16(), 200, "without $expand the list is served");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! An emulator of the Microsoft Graph (beta) endpoints patchops uses for Intune Win32 apps:
-//! `deviceAppManagement/mobileApps` (list with `$expand=assignments,relationships` and paging, create, read,
-//! patch, delete), `assign` and `assignments`. It validates request bodies the way the live
+//! `deviceAppManagement/mobileApps` (list with paging, `$expand` on the list refused as Graph
+//! deprecates it; each app's `assignments` and `relationships`, paged; create, read, patch,
+//! delete), `assign`. It validates request bodies the way the live
 //! service does (see the reference notes `intune-graph.md` of the steering repository) and answers errors in Graph's
 //! `{"error": {"code", "message"}}` shape.
 //!
@@ -211,17 +212,19 @@ async fn list_apps(
 ) -> Result<Json<Value>, GraphError> {
     emu.throttle()?;
     let skip = q.skiptoken.unwrap_or(0);
-    let expanded = |what: &str| q.expand.as_deref().is_some_and(|e| e.split(',').any(|p| p.trim() == what));
-    let (expand, expand_relationships) = (expanded("assignments"), expanded("relationships"));
-    if let Some(unknown) = q
-        .expand
-        .as_deref()
-        .into_iter()
-        .flat_map(|e| e.split(','))
-        .map(str::trim)
-        .find(|p| !matches!(*p, "assignments" | "relationships" | "categories"))
-    {
-        return Err(bad(format!("Could not find a property named '{unknown}' on type 'microsoft.graph.mobileApp'.")));
+    // "Listing mobile apps with $expand=assignments has been deprecated. Instead get the list
+    // of apps without the $expand query on assignments. Then, perform the expansion on
+    // individual applications." (mobileApp resource type, Graph beta,
+    // https://learn.microsoft.com/graph/api/resources/intune-apps-mobileapp?view=graph-rest-beta).
+    // The same holds for relationships here: a client must read both per app.
+    if let Some(p) = q.expand.as_deref().into_iter().flat_map(|e| e.split(',')).map(str::trim).next() {
+        return Err(match p {
+            "assignments" | "relationships" => bad(format!(
+                "Listing mobile apps with $expand={p} is not supported; list the apps without it and read each app's {p} (GET mobileApps/{{id}}/{p})."
+            )),
+            "categories" => bad("$expand is not supported on this list in the emulated tenant; read each app instead."),
+            unknown => bad(format!("Could not find a property named '{unknown}' on type 'microsoft.graph.mobileApp'.")),
+        });
     }
     let only_win32 = q.filter.as_deref().is_some_and(|f| f.contains("isof('microsoft.graph.win32LobApp')"));
     emu.with_store(
@@ -235,29 +238,12 @@ async fn list_apps(
                 .iter()
                 .skip(skip)
                 .take(PAGE)
-                .map(|a| {
-                    let mut a = (*a).clone();
-                    let id = a["id"].as_str().unwrap_or_default().to_string();
-                    if expand {
-                        a["assignments"] = Value::Array(s.assignments.get(&id).cloned().unwrap_or_default());
-                    }
-                    if expand_relationships {
-                        a["relationships"] = Value::Array(s.relationships.get(&id).cloned().unwrap_or_default());
-                    }
-                    a
-                })
+                .map(|a| (*a).clone())
                 .collect();
             let mut body = json!({ "@odata.context": "https://graph.microsoft.com/beta/$metadata#deviceAppManagement/mobileApps", "value": page });
             if skip + PAGE < all.len() {
                 let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
                 let mut next = format!("http://{host}{APPS}?$skiptoken={}", skip + PAGE);
-                let expands: Vec<&str> = [(expand, "assignments"), (expand_relationships, "relationships")]
-                    .into_iter()
-                    .filter_map(|(on, name)| on.then_some(name))
-                    .collect();
-                if !expands.is_empty() {
-                    next += &format!("&$expand={}", expands.join(","));
-                }
                 if only_win32 {
                     next += "&$filter=isof('microsoft.graph.win32LobApp')";
                 }
@@ -460,14 +446,40 @@ async fn assign(
     )
 }
 
-async fn list_assignments(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, GraphError> {
+/// Items per page of an app's assignments or relationships (small, so that clients are seen to
+/// follow `@odata.nextLink` there too).
+const ITEM_PAGE: usize = 5;
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(rename = "$skiptoken")]
+    skiptoken: Option<usize>,
+}
+
+/// One page of `items`, with the link to the next.
+fn paged(items: &[Value], skip: usize, headers: &HeaderMap, path: &str) -> Json<Value> {
+    let mut body = json!({ "value": items.iter().skip(skip).take(ITEM_PAGE).cloned().collect::<Vec<_>>() });
+    if skip + ITEM_PAGE < items.len() {
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+        body["@odata.nextLink"] = Value::String(format!("http://{host}{path}?$skiptoken={}", skip + ITEM_PAGE));
+    }
+    Json(body)
+}
+
+async fn list_assignments(
+    State(emu): State<Shared>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, GraphError> {
     emu.throttle()?;
     emu.with_store(
         |s| {
             if !s.apps.contains_key(&id) {
                 return Err(not_found(&id));
             }
-            Ok(Json(json!({ "value": s.assignments.get(&id).cloned().unwrap_or_default() })))
+            let items = s.assignments.get(&id).map_or(&[][..], Vec::as_slice);
+            Ok(paged(items, q.skiptoken.unwrap_or(0), &headers, &format!("{APPS}/{id}/assignments")))
         },
         false,
     )
@@ -537,7 +549,9 @@ async fn update_relationships(
 
 async fn list_relationships(
     State(emu): State<Shared>,
+    headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, GraphError> {
     emu.throttle()?;
     emu.with_store(
@@ -545,7 +559,8 @@ async fn list_relationships(
             if !s.apps.contains_key(&id) {
                 return Err(not_found(&id));
             }
-            Ok(Json(json!({ "value": s.relationships.get(&id).cloned().unwrap_or_default() })))
+            let items = s.relationships.get(&id).map_or(&[][..], Vec::as_slice);
+            Ok(paged(items, q.skiptoken.unwrap_or(0), &headers, &format!("{APPS}/{id}/relationships")))
         },
         false,
     )

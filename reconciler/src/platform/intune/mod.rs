@@ -43,6 +43,10 @@ use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
 
 const APPS: &str = "beta/deviceAppManagement/mobileApps";
+/// How many managed apps have their assignments and relationships read at once.
+const OBSERVE_CONCURRENCY: usize = 8;
+/// A collection longer than this many pages is refused (a service that pages forever).
+const MAX_PAGES: usize = 100_000;
 
 /// Bytes per uploaded block (Azure Blob allows up to 100 MB; tools commonly use a few MiB).
 const BLOCK_SIZE: usize = 6 * 1024 * 1024;
@@ -135,6 +139,31 @@ impl IntuneClient {
             platform: self.name.clone(),
             cause: crate::vocab::because(format!("bad URL {}{path}", self.base), e),
         })
+    }
+
+    /// Every item of a Graph collection: the first page at `url`, then each `@odata.nextLink`.
+    async fn list_all(&self, operation: &str, url: url::Url) -> Result<Vec<Value>, PlatformError> {
+        let mut items = Vec::new();
+        let mut next = Some(url);
+        let mut pages = 0usize;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(self.failed(operation, format!("more than {MAX_PAGES} pages; the service keeps paging")));
+            }
+            let mut page = self.send(operation, self.http.get(url), false).await?.unwrap_or_default();
+            if let Some(Value::Array(v)) = page.get_mut("value").map(Value::take) {
+                items.extend(v);
+            }
+            next = match page["@odata.nextLink"].as_str() {
+                Some(link) => Some(url::Url::parse(link).map_err(|e| PlatformError::Unavailable {
+                    platform: self.name.clone(),
+                    cause: crate::vocab::because(format!("bad @odata.nextLink {link}"), e),
+                })?),
+                None => None,
+            };
+        }
+        Ok(items)
     }
 
     /// Sends a Graph request through the retry layer ([`super::retry`]): throttling (429),
@@ -731,27 +760,42 @@ impl PlatformClient for IntuneClient {
     }
 
     async fn observe(&self) -> Result<Observed, PlatformError> {
+        // The list is read without `$expand`: "Listing mobile apps with $expand=assignments has
+        // been deprecated. Instead get the list of apps without the $expand query on
+        // assignments. Then, perform the expansion on individual applications." (mobileApp
+        // resource type, Graph beta:
+        // https://learn.microsoft.com/graph/api/resources/intune-apps-mobileapp?view=graph-rest-beta).
+        // Each patchops-managed app's assignments and relationships are then read with the
+        // documented list calls (`GET mobileApps/{id}/assignments`, "List
+        // mobileAppAssignments"; `GET mobileApps/{id}/relationships`, "List
+        // mobileAppRelationships"), following `@odata.nextLink` on every list. Apps patchops
+        // does not manage are never changed, so their assignments are not read.
         let mut url = self.url(APPS)?;
-        url.query_pairs_mut()
-            .append_pair("$filter", "isof('microsoft.graph.win32LobApp')")
-            .append_pair("$expand", "assignments,relationships");
-        let mut objects = Vec::new();
-        let mut next = Some(url);
-        while let Some(url) = next.take() {
-            let page = self.send("listing mobileApps", self.http.get(url), false).await?.unwrap_or_default();
-            crate::intern::with_interner(|| {
-                for app in page["value"].as_array().into_iter().flatten() {
-                    objects.push(observed_of(app));
-                }
-            });
-            next = match page["@odata.nextLink"].as_str() {
-                Some(link) => Some(url::Url::parse(link).map_err(|e| PlatformError::Unavailable {
-                    platform: self.name.clone(),
-                    cause: crate::vocab::because(format!("bad @odata.nextLink {link}"), e),
-                })?),
-                None => None,
-            };
+        url.query_pairs_mut().append_pair("$filter", "isof('microsoft.graph.win32LobApp')");
+        let mut apps = self.list_all("listing mobileApps", url).await?;
+        let managed: Vec<usize> = (0..apps.len()).filter(|&i| marker_of(&apps[i]).is_some()).collect();
+        let ids: Vec<String> =
+            managed.iter().map(|&i| apps[i]["id"].as_str().unwrap_or_default().to_string()).collect();
+        let reads = ids.into_iter().map(|id| -> futures::future::BoxFuture<'_, _> {
+            Box::pin(async move {
+                let assignments = self.url(&format!("{APPS}/{id}/assignments"))?;
+                let relationships = self.url(&format!("{APPS}/{id}/relationships"))?;
+                let a = self.list_all("listing the app's assignments", assignments).await?;
+                let r = self.list_all("listing the app's relationships", relationships).await?;
+                Ok::<_, PlatformError>((a, r))
+            })
+        });
+        // A few apps at a time: the tenant's read budget is shared with every other tool.
+        let read: Vec<Result<(Vec<Value>, Vec<Value>), PlatformError>> = futures::StreamExt::collect(
+            futures::StreamExt::buffered(futures::stream::iter(reads), OBSERVE_CONCURRENCY),
+        )
+        .await;
+        for (&i, r) in managed.iter().zip(read) {
+            let (a, r) = r?;
+            apps[i]["assignments"] = Value::Array(a);
+            apps[i]["relationships"] = Value::Array(r);
         }
+        let objects = crate::intern::with_interner(|| apps.iter().map(observed_of).collect());
         Ok(Observed { objects })
     }
 

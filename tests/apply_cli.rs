@@ -143,7 +143,7 @@ fn drift_made_on_the_platform_is_planned_and_corrected() {
     let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2);
     common::assert_contains(&plan.stdout, "~ reconfigure intune-prod / pilot [sg-pilot]  2.0");
-    common::assert_contains(&plan.stdout, "- assignment.intent: available\n      + assignment.intent: required");
+    common::assert_contains(&plan.stdout, "~ assignment.intent: available → required");
     let run = apply(repo.path(), &[]);
     common::assert_contains(&run.stdout, "✓ reconfigure app 2.0 on intune-prod / pilot");
     let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);

@@ -108,7 +108,7 @@ async fn publish_revise_supersede_deploy_and_retire_through_the_adminservice() {
 
     let (file, b1) = msi("1.0");
     let v1 = c.create(&object("1.0", "Vendor App (x64)"), &verified(cache.path(), &b1)).await.unwrap();
-    c.set_assignments(&v1, &[deploy("PO100012", "required", Some("3days"))]).await.unwrap();
+    c.set_assignments(&v1, &[deploy("PO100012", "required", Some("3 days"))]).await.unwrap();
     // The content is on the share, byte for byte, where the deployment type says.
     let on_share: Vec<_> =
         common::walk(&s.dir.path().join("share")).into_iter().filter(|p| p.ends_with(file)).collect();
@@ -131,7 +131,7 @@ async fn publish_revise_supersede_deploy_and_retire_through_the_adminservice() {
     }
     assert_eq!(o.assignments.len(), 1);
     assert_eq!(o.assignments[0].group, "PO100012");
-    assert_eq!(o.assignments[0].fields.get("deadline"), Some("3days"));
+    assert_eq!(o.assignments[0].fields.get("deadline"), Some("3 days"));
     assert_eq!(o.assignments[0].fields.get("restart"), Some("suppress"));
     let state = s.state();
     let revision_after_deploy = state["apps"][&v1]["revision"].as_u64().unwrap();

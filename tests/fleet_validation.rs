@@ -240,3 +240,27 @@ fn a_wsus_platform_over_http_needs_no_auth_block_and_one_over_ssh_does() {
     let errs = errors(&[("wsus.yaml", &wsus("ssh://wsus01.example.invalid"))]);
     assert!(errs.iter().any(|e| e.contains("has a real endpoint but no `auth`")), "{errs:#?}");
 }
+
+#[test]
+fn a_maintenance_window_takes_an_iana_time_zone_and_an_unknown_one_is_named() {
+    let rollout = |zone: &str| {
+        ROLLOUT.replace(
+            "spec:\n",
+            &format!("spec:\n  maintenanceWindows:\n    - {{ days: [sat], start: \"22:00\", duration: 4h, timeZone: {zone} }}\n"),
+        )
+    };
+    let p = product("  product: vendor.app\n  targets:\n    - platform: intune-prod\n");
+    let load_with = |zone: &str| {
+        load(&[
+            FleetFile { path: "platforms.yaml".into(), text: PLATFORM.into() },
+            FleetFile { path: "rollout.yaml".into(), text: rollout(zone).into() },
+            FleetFile { path: "catalog.yaml".into(), text: CATALOG.into() },
+            FleetFile { path: "products/app.yaml".into(), text: p.clone().into() },
+        ])
+    };
+    assert!(load_with("Europe/Berlin").is_ok());
+    let Err(Diagnostics(d)) = load_with("Europe/Berln") else { panic!("an unknown zone must be refused") };
+    let errs: Vec<String> = d.iter().map(ToString::to_string).collect();
+    assert_one(&errs, "rollout.yaml:7:62: unknown time zone `Europe/Berln`");
+    common::assert_contains(&errs[0], "help: use an IANA time zone name, such as Europe/Berlin");
+}

@@ -152,7 +152,7 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
     }
     let assignment = DesiredAssignment {
         group: "sg-pilot".into(),
-        fields: [("intent", "required"), ("restart", "suppress"), ("deadline", "3days")]
+        fields: [("intent", "required"), ("restart", "suppress"), ("deadline", "3 days")]
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect(),

@@ -129,7 +129,7 @@ async fn publish_update_and_retire_go_through_the_emulated_server() {
 
     // Publish 1.0 and approve it for Pilot with a deadline.
     let v1 = c.create(&object("1.0"), &verified(cache.path(), "1.0")).await.unwrap();
-    c.set_assignments(&v1, &pilot(Some("3days"), "suppress")).await.unwrap();
+    c.set_assignments(&v1, &pilot(Some("3 days"), "suppress")).await.unwrap();
     let seen = c.observe().await.unwrap();
     assert_eq!(seen.objects.len(), 1);
     let o = &seen.objects[0];
@@ -142,7 +142,7 @@ async fn publish_update_and_retire_go_through_the_emulated_server() {
     assert_eq!(o.fields.get("sha256").map(str::to_string), Some(Sha256::digest(&bytes("1.0")).to_string()));
     assert_eq!(o.assignments.len(), 1);
     assert_eq!(o.assignments[0].group, "Pilot");
-    assert_eq!(o.assignments[0].fields.get("deadline"), Some("3days"));
+    assert_eq!(o.assignments[0].fields.get("deadline"), Some("3 days"));
     assert_eq!(o.assignments[0].fields.get("restart"), Some("suppress"));
 
     // The server wrapped the installer in a CAB signed with its WSUS certificate.

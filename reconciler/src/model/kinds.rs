@@ -540,10 +540,22 @@ pub struct MaintenanceWindow {
     /// Days of the week, such as `[sat, sun]`; every day when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub days: Vec<Weekday>,
-    /// Start time in UTC, `HH:MM`.
+    /// Start time, `HH:MM`, in `timeZone` (UTC when it is left out).
     pub start: String,
     /// Length of the window, such as `6h`.
     pub duration: Duration,
+    /// The IANA time zone `days` and `start` are read in, such as `Europe/Berlin`: the window
+    /// follows its daylight-saving changes. UTC when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+impl MaintenanceWindow {
+    /// The window's time zone (UTC when none is given or the name is unknown — validation
+    /// refuses unknown names).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC)
+    }
 }
 
 /// Days of the week.

@@ -809,8 +809,24 @@ fn check_rollout(
                     &format!("spec.maintenanceWindows[{i}].start"),
                     format!("invalid start time `{}`", w.start),
                 )
-                .help("write it as HH:MM in UTC, such as 22:00"),
+                .help("write it as HH:MM, such as 22:00 (in `timeZone`, UTC when it is left out)"),
             );
+        }
+        if let Some(zone) = &w.time_zone {
+            if zone.parse::<chrono_tz::Tz>().is_err() {
+                let near = chrono_tz::TZ_VARIANTS
+                    .iter()
+                    .map(|t| t.name())
+                    .min_by_key(|n| strsim::levenshtein(&n.to_ascii_lowercase(), &zone.to_ascii_lowercase()))
+                    .unwrap_or("Europe/Berlin");
+                diags.push(
+                    r.diag_value(
+                        &format!("spec.maintenanceWindows[{i}].timeZone"),
+                        format!("unknown time zone `{zone}`"),
+                    )
+                    .help(format!("use an IANA time zone name, such as {near}")),
+                );
+            }
         }
     }
 }

@@ -334,7 +334,7 @@ pub(super) fn assignment_fields(target: &Target) -> Fields {
         .to_string(),
     );
     if let Some(d) = install.deadline {
-        f.insert("deadline", humantime::format_duration(d.0).to_string());
+        f.insert("deadline", crate::vocab::duration::readable(d.0));
     }
     f
 }

@@ -10,7 +10,7 @@
 //!
 //! Waiting is planned, never slept on: a later run (or the daemon) picks the change up.
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc};
 
 use super::{ActionKind, Plan, Waiting};
 use crate::model::kinds::{MaintenanceWindow, Weekday};
@@ -199,15 +199,19 @@ pub fn next_window(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Option<
         return None;
     }
     let mut next: Option<DateTime<Utc>> = None;
-    // A window may have opened up to a week ago (a long one) or open within a week.
-    for day in -7..=7i64 {
-        let date = (now + Duration::days(day)).date_naive();
-        for w in windows {
+    // A window may have opened up to a week ago (a long one) or open within a week. Days and
+    // start times are the window's own time zone's: a window at 22:00 Europe/Berlin opens at
+    // 21:00 UTC in winter and 20:00 UTC in summer.
+    for w in windows {
+        let tz = w.tz();
+        let Ok(start_time) = NaiveTime::parse_from_str(&w.start, "%H:%M") else { continue };
+        let local_now = now.with_timezone(&tz);
+        for day in -7..=7i64 {
+            let date = (local_now + Duration::days(day)).date_naive();
             if !w.days.is_empty() && !w.days.iter().any(|d| weekday(*d) == date.weekday()) {
                 continue;
             }
-            let Ok(start) = NaiveTime::parse_from_str(&w.start, "%H:%M") else { continue };
-            let start = Utc.from_utc_datetime(&date.and_time(start));
+            let Some(start) = local_start(&tz, date.and_time(start_time)) else { continue };
             let length = Duration::from_std(w.duration.0).unwrap_or_else(|_| Duration::zero());
             let end = start.checked_add_signed(length).unwrap_or(start);
             if start <= now && now < end {
@@ -219,6 +223,22 @@ pub fn next_window(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Option<
         }
     }
     next
+}
+
+/// When a local wall-clock time happens, in UTC: the first of two when the clocks go back; on
+/// the day the clocks go forward past it, the moment they do (as a scheduler would run it).
+fn local_start(tz: &chrono_tz::Tz, local: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        chrono::LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+        chrono::LocalResult::None => {
+            // In the gap: the first minute after it that exists.
+            (1..=180)
+                .find_map(|m| tz.from_local_datetime(&(local + Duration::minutes(m))).earliest())
+                .map(|t| t.with_timezone(&Utc))
+        }
+    }
 }
 
 fn weekday(d: Weekday) -> chrono::Weekday {

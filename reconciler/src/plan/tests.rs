@@ -151,6 +151,16 @@ fn pinning_below_the_published_version_is_a_downgrade_update() {
     let p = run(&[product("app", "vendor.app", "1.9", "")], Observed { objects: vec![obj] });
     assert_eq!(p.actions[0].action, ActionKind::Update);
     assert_eq!(&*p.actions[0].reason, "VersionPinnedLower");
+    // Shown as a downgrade, each old value beside its new one.
+    let text = render::text(&p, false, false);
+    assert!(text.contains("~ update      intune / pilot [g-pilot]  1.9 (downgrade from 2.0)"), "{text}");
+    assert!(text.contains("      ~ version: 2.0 → 1.9\n"), "{text}");
+    let md = render::markdown(&p, render::MARKDOWN_LIMIT);
+    assert!(md.contains("| 1.9 ⚠️ downgrade from 2.0 |"), "{md}");
+    // An update to a higher version is no downgrade.
+    let obj = managed("obj-1", "vendor.app", "1.9", &["g-pilot", "g-broad"], desired_fields("1.9"));
+    let p = run(&[product("app", "vendor.app", "2.0", "")], Observed { objects: vec![obj] });
+    assert!(!render::text(&p, false, false).contains("downgrade"));
 }
 
 #[test]
@@ -369,6 +379,30 @@ mod gating {
         assert!(late.actions[0].waiting.is_none());
         let after = gated(Observed::default(), windows, None, at(23) + chrono::Duration::hours(4));
         assert_eq!(after.actions[0].waiting.as_ref().and_then(|w| w.until), Some(at(20) + chrono::Duration::days(7)));
+    }
+
+    #[test]
+    fn a_window_in_a_time_zone_follows_its_daylight_saving() {
+        let utc = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().unwrap_or_default();
+        let windows =
+            "  maintenanceWindows:\n    - { days: [sat], start: \"22:00\", duration: 2h, timeZone: Europe/Berlin }\n";
+        // Winter (CET, UTC+1): Saturday 22:00 in Berlin is 21:00 UTC.
+        let p = gated(Observed::default(), windows, None, utc(2026, 11, 23, 10, 0));
+        assert_eq!(p.actions[0].waiting.as_ref().and_then(|w| w.until), Some(utc(2026, 11, 28, 21, 0)));
+        // Summer (CEST, UTC+2): 20:00 UTC.
+        let p = gated(Observed::default(), windows, None, utc(2026, 7, 1, 10, 0));
+        assert_eq!(p.actions[0].waiting.as_ref().and_then(|w| w.until), Some(utc(2026, 7, 4, 20, 0)));
+        // Inside the window in summer: 20:30 UTC is 22:30 in Berlin.
+        assert!(gated(Observed::default(), windows, None, utc(2026, 7, 4, 20, 30)).actions[0].waiting.is_none());
+        // The Saturday the clocks go back (2026-10-24 → 25 is Sat → Sun; 22:00 Saturday is still CEST).
+        let p = gated(Observed::default(), windows, None, utc(2026, 10, 24, 10, 0));
+        assert_eq!(p.actions[0].waiting.as_ref().and_then(|w| w.until), Some(utc(2026, 10, 24, 20, 0)));
+        // A window at 02:30 on the night the clocks go forward (2026-03-29, 02:00 → 03:00) opens
+        // when they do, at 03:00 CEST (01:00 UTC).
+        let gap =
+            "  maintenanceWindows:\n    - { days: [sun], start: \"02:30\", duration: 1h, timeZone: Europe/Berlin }\n";
+        let p = gated(Observed::default(), gap, None, utc(2026, 3, 28, 12, 0));
+        assert_eq!(p.actions[0].waiting.as_ref().and_then(|w| w.until), Some(utc(2026, 3, 29, 1, 0)));
     }
 }
 

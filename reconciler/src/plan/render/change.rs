@@ -60,7 +60,11 @@ pub fn change_inputs_line(c: &Change) -> String {
 
 fn target(a: &PlannedAction) -> String {
     let ring = a.ring.as_deref().map(|r| format!(" / {r}")).unwrap_or_default();
-    let version = a.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+    let version = match (a.version.as_deref(), super::downgrade_from(a)) {
+        (Some(v), Some(from)) => format!(" {v} (downgrade from {from})"),
+        (Some(v), None) => format!(" {v}"),
+        (None, _) => String::new(),
+    };
     format!("{} {}{version} on {}{ring}", a.action.as_str(), a.product, a.platform)
 }
 
@@ -194,7 +198,10 @@ fn md_row(a: &PlannedAction) -> String {
         cell(&a.product),
         cell(&a.platform),
         cell(a.ring.as_deref().unwrap_or("—")),
-        cell(a.version.as_deref().unwrap_or("—")),
+        match (a.version.as_deref(), super::downgrade_from(a)) {
+            (Some(v), Some(from)) => format!("{} ⚠️ downgrade from {}", cell(v), cell(from)),
+            (v, _) => cell(v.unwrap_or("—")),
+        },
         why
     )
 }

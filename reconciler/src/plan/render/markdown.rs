@@ -72,7 +72,10 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
             cell(&a.product),
             cell(&a.platform),
             cell(a.ring.as_deref().unwrap_or("—")),
-            cell(a.version.as_deref().unwrap_or("—")),
+            match (a.version.as_deref(), super::downgrade_from(a)) {
+                (Some(v), Some(from)) => format!("{} ⚠️ downgrade from {}", cell(v), cell(from)),
+                (v, _) => cell(v.unwrap_or("—")),
+            },
             reason_cell(a)
         );
         if body.len() + row.len() + details.len() > budget {

@@ -33,6 +33,18 @@ pub fn summary_line(plan: &Plan) -> String {
     s
 }
 
+/// The version an update goes down from, when it is a downgrade (the new version is lower than
+/// the one on the platform, as Windows compares versions).
+pub fn downgrade_from(a: &super::PlannedAction) -> Option<&str> {
+    if a.action != super::ActionKind::Update {
+        return None;
+    }
+    let change = a.changes.iter().find(|c| &*c.field == "version")?;
+    let (from, to) = (change.from.as_deref()?, change.to.as_deref()?);
+    let lower = from.parse::<crate::vocab::Version>().ok()? > to.parse::<crate::vocab::Version>().ok()?;
+    lower.then_some(from)
+}
+
 /// A short description of the plan's inputs.
 pub fn inputs_line(plan: &Plan) -> String {
     let source = &plan.fingerprints.source;

@@ -1,7 +1,6 @@
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
-use similar::{ChangeTag, TextDiff};
 
 use super::{inputs_line, summary_line};
 use crate::plan::{ActionKind, FieldChange, Plan};
@@ -42,7 +41,7 @@ impl Palette {
 }
 
 /// The plan for a terminal: one block per product, each action with its reason and field diffs
-/// (made with `similar`), ANSI-styled when `color` is set. Unchanged deployments are counted,
+/// (each old value beside its new one), ANSI-styled when `color` is set. Unchanged deployments are counted,
 /// and listed only when `show_unchanged` is set.
 pub fn text(plan: &Plan, show_unchanged: bool, color: bool) -> String {
     let mut out = Vec::new();
@@ -81,7 +80,11 @@ pub fn text_to_writer(
         let (style, sign) = p.of(a.action);
         let ring = a.ring.as_deref().unwrap_or("(no ring)");
         let group = a.group.as_deref().map(|g| format!(" [{g}]")).unwrap_or_default();
-        let version = a.version.as_deref().map(|v| format!("  {v}")).unwrap_or_default();
+        let version = match (a.version.as_deref(), super::downgrade_from(a)) {
+            (Some(v), Some(from)) => format!("  {v} {}(downgrade from {from}){:#}", p.del, p.del),
+            (Some(v), None) => format!("  {v}"),
+            (None, _) => String::new(),
+        };
         let _ =
             writeln!(out, "  {style}{sign} {:<11}{style:#} {} / {ring}{group}{version}", a.action.as_str(), a.platform);
         if a.message.is_empty() {
@@ -120,35 +123,16 @@ pub fn text_to_writer(
     w.flush()
 }
 
+/// Each changed field on its own line, its old value beside its new one: `~ field: old → new`;
+/// a field that appears is `+ field: new`, one that goes away `- field: old`.
 fn write_diff(out: &mut String, changes: &[&FieldChange], p: &Palette) {
-    if changes.is_empty() {
-        return;
-    }
-    let (add, del) = (p.add, p.del);
-    // Only additions (a publish): every line is an insertion, no diff to compute.
-    if changes.iter().all(|c| c.from.is_none()) {
-        for c in changes {
-            if let Some(to) = &c.to {
-                let _ = writeln!(out, "      {add}+ {}: {to}{add:#}", c.field);
-            }
-        }
-        return;
-    }
-    let render = |pick: fn(&FieldChange) -> Option<&crate::plan::Text>| -> String {
-        changes.iter().filter_map(|c| pick(c).map(|v| format!("{}: {v}\n", c.field))).collect()
-    };
-    let old = render(|c| c.from.as_ref());
-    let new = render(|c| c.to.as_ref());
-    let diff = TextDiff::from_lines(&old, &new);
-    for change in diff.iter_all_changes() {
-        let (style, sign) = match change.tag() {
-            ChangeTag::Delete => (del, "-"),
-            ChangeTag::Insert => (add, "+"),
-            ChangeTag::Equal => continue,
+    let (add, del, chg) = (p.add, p.del, p.chg);
+    for c in changes {
+        let _ = match (&c.from, &c.to) {
+            (Some(from), Some(to)) => writeln!(out, "      {chg}~ {}: {from} → {to}{chg:#}", c.field),
+            (None, Some(to)) => writeln!(out, "      {add}+ {}: {to}{add:#}", c.field),
+            (Some(from), None) => writeln!(out, "      {del}- {}: {from}{del:#}", c.field),
+            (None, None) => Ok(()),
         };
-        let _ = write!(out, "      {style}{sign} {}{style:#}", change.value());
-        if change.missing_newline() {
-            out.push('\n');
-        }
     }
 }

@@ -517,7 +517,7 @@ impl PlatformClient for ConfigMgrClient {
                             if let Ok(dur) = (deadline - start).to_std() {
                                 fields.insert(
                                     "deadline".into(),
-                                    crate::intern::shared(&humantime::format_duration(dur).to_string()),
+                                    crate::intern::shared(&crate::vocab::duration::readable(dur)),
                                 );
                             }
                         }

@@ -706,7 +706,7 @@ fn observed_of(app: &Value) -> ObservedObject {
             let at = |k: &str| t[k].as_str().and_then(|x| chrono::DateTime::parse_from_rfc3339(x).ok());
             if let (Some(start), Some(deadline)) = (at("startDateTime"), at("deadlineDateTime")) {
                 if let Ok(d) = (deadline - start).to_std() {
-                    fields.insert("deadline".into(), crate::intern::shared(&humantime::format_duration(d).to_string()));
+                    fields.insert("deadline".into(), crate::intern::shared(&crate::vocab::duration::readable(d)));
                 }
             }
             Some(ObservedAssignment { group, fields, since: None })

@@ -546,7 +546,7 @@ fn listed(u: &Value) -> Option<Listed> {
                     // it (fleet deadlines are minutes to days).
                     let minutes = (d.as_secs() + 30) / 60;
                     let d = std::time::Duration::from_secs(minutes * 60);
-                    fields.insert("deadline".into(), crate::intern::shared(&humantime::format_duration(d).to_string()));
+                    fields.insert("deadline".into(), crate::intern::shared(&crate::vocab::duration::readable(d)));
                 }
             }
             let since = at("created").map(|t| t.with_timezone(&chrono::Utc));

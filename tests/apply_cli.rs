@@ -511,3 +511,38 @@ fn a_policy_warning_is_shown_but_does_not_block() {
     common::assert_contains(&run.stdout, "      warning from policy notes: no scan result in this catalog");
     assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
 }
+
+// Issue 15, item 4: no surprises about where things are.
+#[test]
+fn from_a_subdirectory_the_state_and_file_secrets_are_the_repository_roots() {
+    let (repo, _k) = common::fleet_repo(1);
+    // The app registration's certificate, read at run time from a path relative to the root,
+    // and never committed.
+    std::fs::write(repo.path().join(".git/info/exclude"), "secrets/\n.patchops/\n.test-cache/\n").unwrap();
+    std::fs::create_dir_all(repo.path().join("secrets")).unwrap();
+    common::code_signing_certificate(&repo.path().join("secrets"), "intune-app");
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: 00000000-0000-0000-0000-0000000000aa\n    certificate: { file: secrets/intune-app.pem }\n",
+    );
+    repo.commit("sign in with a certificate");
+    let fleet_dir = repo.path().join("fleet");
+    let run = common::patchops(&fleet_dir, &["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "✓ publish app 2.0 on intune-prod / pilot");
+    assert!(repo.path().join(".patchops/state.db").is_file(), "the state is at the repository's root");
+    assert!(!fleet_dir.join(".patchops").exists(), "nothing is made in the subdirectory");
+    // From the root, the same state: the pilot ring is published, only broad is left.
+    let run = common::patchops(repo.path(), &["plan", "--path", "fleet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("intune-prod / pilot"), "{}", run.stdout);
+    common::assert_contains(&run.stdout, "intune-prod / broad");
+
+    // A directory without fleet documents is an error that creates nothing.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(empty.path().join("nothing-here")).unwrap();
+    let run = common::patchops(empty.path(), &["validate", "--path", "nothing-here"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "no fleet documents (*.yaml, *.yml) under nothing-here");
+    assert!(!empty.path().join(".patchops").exists(), "nothing was created");
+}

@@ -162,3 +162,21 @@ fn a_file_that_is_not_an_msi_is_reported() {
     assert_eq!(run.code, 1);
     common::assert_contains(&run.stderr, "error: fake.msi: not a readable Windows Installer package: ");
 }
+
+#[test]
+fn a_package_is_named_as_microsofts_tool_names_it_and_unpack_makes_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let msi = common::workspace_root().join("examples/catalog/installers/igorpavlov.7zip-24.08-x64.msi");
+    let run = common::patchops(d, &["package", "intunewin", msi.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(d.join("igorpavlov.7zip-24.08-x64.intunewin").is_file(), "setup.msi → setup.intunewin");
+    let run = common::patchops(d, &["package", "unpack", "igorpavlov.7zip-24.08-x64.intunewin", "--out", "new/dir"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(d.join("new/dir/igorpavlov.7zip-24.08-x64.msi").is_file(), "--out DIR is created");
+    // A refused package leaves no directory behind.
+    std::fs::write(d.join("bad.intunewin"), b"not a zip").unwrap();
+    let run = common::patchops(d, &["package", "unpack", "bad.intunewin", "--out", "never"]);
+    assert_eq!(run.code, 1);
+    assert!(!d.join("never").exists());
+}

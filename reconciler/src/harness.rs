@@ -155,7 +155,7 @@ fn setup(
             // with the script-signing certificate trusted.
             if let Some(reference) = &spec.trust.signing_certificate {
                 let path = match reference {
-                    SecretRef::File(path) => PathBuf::from(path),
+                    SecretRef::File(path) => secrets.path_of(path),
                     // The emulated server outlives this call: it keeps an env-held certificate
                     // and key in a private file (0600) under the state directory.
                     SecretRef::Env(_) => {

@@ -90,14 +90,14 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
         // The state directory holds the trust evidence (catalog serials seen, ring history): a
         // plan file is only a file, so the one it names must be one that exists (`plan` made
         // it), never a fresh directory where no history would be found.
-        if !args.given.state_dir && !args.source.state_dir.join("state.db").is_file() {
+        if !args.given.state_dir && !args.source.state_dir().join("state.db").is_file() {
             print_error(&format!(
                 "the plan file names the state directory {}, which holds no state database; pass --state-dir with the one the plan was made with",
-                args.source.state_dir.display()
+                args.source.state_dir().display()
             ));
             return EXIT_ERROR;
         }
-        tracing::info!(repo = %args.source.repo, path = %args.source.path, state_dir = %args.source.state_dir.display(), "sources from the plan file");
+        tracing::info!(repo = %args.source.repo, path = %args.source.path, state_dir = %args.source.state_dir().display(), "sources from the plan file");
     }
     let ctx = match args.source.context() {
         Ok(ctx) => ctx.with_progress(super::progress::for_stderr()),
@@ -242,9 +242,10 @@ pub async fn run(mut args: ApplyArgs, color: ColorChoice) -> u8 {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// State directory.
-    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
-    pub state_dir: PathBuf,
+    /// State directory [default: .patchops at the root of the git repository the current
+    /// directory is in, else in the current directory].
+    #[arg(long, value_name = "DIR", env = "PATCHOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Only this Product (fleet name or catalog id).
     #[arg(long)]
     pub product: Option<String>,
@@ -260,7 +261,7 @@ pub struct HistoryArgs {
 }
 
 pub fn history(args: HistoryArgs, color: ColorChoice) -> u8 {
-    let state = reconciler::state::StateDir::new(&args.state_dir);
+    let state = reconciler::state::StateDir::new(super::state_dir_or_default(args.state_dir.as_deref(), "."));
     let records = match state.db().and_then(|db| db.history(args.product.as_deref(), args.limit)) {
         Ok(r) => r,
         Err(e) => {

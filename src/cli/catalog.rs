@@ -56,9 +56,10 @@ pub enum CatalogCommand {
     Forget {
         /// The CatalogSource's name.
         source: String,
-        /// State directory.
-        #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
-        state_dir: PathBuf,
+        /// State directory [default: .patchops at the root of the git repository the current
+        /// directory is in, else in the current directory].
+        #[arg(long, value_name = "DIR", env = "PATCHOPS_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -75,9 +76,10 @@ pub struct VerifyArgs {
     /// Compare the serial with the history of this CatalogSource in the state directory.
     #[arg(long)]
     source: Option<String>,
-    /// State directory.
-    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
-    state_dir: PathBuf,
+    /// State directory [default: .patchops at the root of the git repository the current
+    /// directory is in, else in the current directory].
+    #[arg(long, value_name = "DIR", env = "PATCHOPS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Output format: text, or JSON (schemas/catalog-verify-report.schema.json; a refusal is
     /// an error report with the refusal's reason).
     #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
@@ -133,6 +135,7 @@ pub async fn run(cmd: CatalogCommand, color: ColorChoice) -> u8 {
         }
         CatalogCommand::Verify(args) => verify(args, color),
         CatalogCommand::Forget { source, state_dir } => {
+            let state_dir = super::state_dir_or_default(state_dir.as_deref(), ".");
             let result = StateDir::new(&state_dir).catalogs().and_then(|mut h| h.forget(&source));
             match result {
                 Ok(true) => {
@@ -214,7 +217,7 @@ fn verify(args: VerifyArgs, color: ColorChoice) -> u8 {
     };
     let seen = match &args.source {
         None => None,
-        Some(_) => match StateDir::new(&args.state_dir).catalogs() {
+        Some(_) => match StateDir::new(super::state_dir_or_default(args.state_dir.as_deref(), ".")).catalogs() {
             Ok(h) => h.seen(&source_name),
             Err(e) => return fail(e.reason(), e.to_string()),
         },

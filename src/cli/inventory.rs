@@ -53,7 +53,7 @@ pub async fn run(cmd: InventoryCommand, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let dir = args.out.clone().unwrap_or_else(|| args.source.state_dir.join("inventory"));
+    let dir = args.out.clone().unwrap_or_else(|| args.source.state_dir().join("inventory"));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         print_error(&format!("cannot create {}: {e}", dir.display()));
         return EXIT_ERROR;

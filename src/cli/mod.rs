@@ -222,9 +222,11 @@ pub struct SourceArgs {
     /// a commit. Provenance is then unknown.
     #[arg(long, conflicts_with = "rev")]
     pub worktree: bool,
-    /// State directory: catalog history (rollback protection) and embedded platforms.
-    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
-    pub state_dir: PathBuf,
+    /// State directory: catalog history (rollback protection), ring history, the audit log and
+    /// embedded platforms [default: .patchops at the root of the fleet repository, so that
+    /// every command finds it from any subdirectory; in the current directory for a URL].
+    #[arg(long, value_name = "DIR", env = "PATCHOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Require signed commits: `head` (the commit acted on is signed by an allowed signer) or
     /// `strict` (every first-parent commit since the last applied one is) [default: head when
     /// commit signers are configured, else off].
@@ -291,9 +293,14 @@ impl SourceArgs {
             self.path.clone_from(&made.path);
         }
         if !given.state_dir {
-            self.state_dir = PathBuf::from(&made.state_dir);
+            self.state_dir = Some(PathBuf::from(&made.state_dir));
         }
         self
+    }
+
+    /// The state directory: as given, or `.patchops` at the root of the fleet repository.
+    pub fn state_dir(&self) -> PathBuf {
+        state_dir_or_default(self.state_dir.as_deref(), &self.repo)
     }
 
     /// Where the fleet is.
@@ -321,14 +328,16 @@ impl SourceArgs {
             VerifyCommits::Head => ModeChoice::Head,
             VerifyCommits::Strict => ModeChoice::Strict,
         });
-        let policy = CommitPolicy::load(&self.state_dir, self.commit_signers.as_deref(), mode)
+        let state_dir = self.state_dir();
+        let policy = CommitPolicy::load(&state_dir, self.commit_signers.as_deref(), mode)
             .map_err(reconciler::source::SourceError::from)?;
-        Ok(Context::new(
-            StateDir::new(&self.state_dir),
-            reconciler::model::Secrets::with_env(|name| std::env::var(name).ok()),
-        )
-        .with_commit_policy(policy)
-        .with_actor(actor()))
+        // `{ file: PATH }` secrets are relative to the fleet repository's root, as the state
+        // directory is: the same fleet reads the same files from any directory.
+        let mut secrets = reconciler::model::Secrets::with_env(|name| std::env::var(name).ok());
+        if let Some(root) = reconciler::source::local_root(&self.repo) {
+            secrets = secrets.relative_to(relative_if_here(&root));
+        }
+        Ok(Context::new(StateDir::new(&state_dir), secrets).with_commit_policy(policy).with_actor(actor()))
     }
 }
 
@@ -338,6 +347,29 @@ fn actor() -> reconciler::state::Actor {
     reconciler::state::Actor {
         user: whoami::account().unwrap_or_else(|_| "unknown".into()),
         host: whoami::hostname().unwrap_or_else(|_| "unknown".into()),
+    }
+}
+
+/// `given`, or `.patchops` at the root of the work tree of the git repository `repo` is in
+/// (its own directory for a bare repository); for a URL or a directory outside git, `.patchops`
+/// in `repo` itself (the current directory for a URL). Running from a subdirectory therefore
+/// finds the same state (ring history, catalog serials, emulators) as running from the root.
+pub fn state_dir_or_default(given: Option<&std::path::Path>, repo: &str) -> PathBuf {
+    if let Some(dir) = given {
+        return dir.to_path_buf();
+    }
+    match reconciler::source::local_root(repo) {
+        Some(root) => relative_if_here(&root).join(".patchops"),
+        None => PathBuf::from(".patchops"),
+    }
+}
+
+/// `dir` as `.` when it is the current directory (messages stay short), else as it is.
+fn relative_if_here(dir: &std::path::Path) -> PathBuf {
+    let here = std::env::current_dir().ok().and_then(|d| std::fs::canonicalize(d).ok());
+    match (here, std::fs::canonicalize(dir).ok()) {
+        (Some(h), Some(d)) if h == d => PathBuf::new(),
+        _ => dir.to_path_buf(),
     }
 }
 

@@ -17,7 +17,8 @@ pub enum PackageCommand {
     Intunewin {
         /// The installer (MSI, EXE, …).
         source: PathBuf,
-        /// The package to write [default: <source name>.intunewin].
+        /// The package to write [default: <source name without its extension>.intunewin, in the
+        /// current directory, as Microsoft's IntuneWinAppUtil names it].
         #[arg(long)]
         out: Option<PathBuf>,
         /// Print Graph's fileEncryptionInfo (the package's keys) as JSON.
@@ -37,8 +38,9 @@ pub enum PackageCommand {
 pub fn run(cmd: PackageCommand, color: ColorChoice) -> u8 {
     match cmd {
         PackageCommand::Intunewin { source, out: dest, show_keys } => {
+            // As Microsoft's IntuneWinAppUtil names it: setup.msi → setup.intunewin.
             let dest = dest.unwrap_or_else(|| {
-                let mut name = source.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                let mut name = source.file_stem().map(|n| n.to_os_string()).unwrap_or_default();
                 name.push(".intunewin");
                 PathBuf::from(name)
             });

@@ -142,7 +142,7 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
             repo: args.source.repo.clone(),
             rev: args.source.rev.clone(),
             path: args.source.path.clone(),
-            state_dir: args.source.state_dir.display().to_string(),
+            state_dir: args.source.state_dir().display().to_string(),
         });
         let mut bytes = Vec::new();
         let saved = render::json_to_writer(&to_save, &mut bytes).map_err(|e| e.to_string());

@@ -89,7 +89,12 @@ fn duration(s: &str) -> Result<Duration, String> {
 fn secret_ref(s: &str) -> Result<SecretRef, String> {
     match s.split_once(':') {
         Some(("env", name)) if !name.is_empty() => Ok(SecretRef::Env(name.to_string())),
-        Some(("file", path)) if !path.is_empty() => Ok(SecretRef::File(path.to_string())),
+        // A path on the command line is the shell's: relative to the current directory (the
+        // fleet's own `{ file: }` references are relative to the repository's root).
+        Some(("file", path)) if !path.is_empty() => {
+            let absolute = std::path::absolute(path).map_err(|e| format!("file:{path}: {e}"))?;
+            Ok(SecretRef::File(absolute.display().to_string()))
+        }
         _ => Err("a secret is given by reference: env:NAME or file:PATH (never the value itself)".to_string()),
     }
 }

@@ -29,9 +29,10 @@ pub struct SuspendArgs {
     /// Why (shown in plans and status).
     #[arg(long, default_value = "")]
     pub reason: String,
-    /// State directory.
-    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
-    pub state_dir: PathBuf,
+    /// State directory [default: .patchops at the root of the git repository the current
+    /// directory is in, else in the current directory].
+    #[arg(long, value_name = "DIR", env = "PATCHOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -42,9 +43,10 @@ pub struct ResumeArgs {
     /// Only this Platform.
     #[arg(long)]
     pub platform: Option<String>,
-    /// State directory.
-    #[arg(long, default_value = ".patchops", env = "PATCHOPS_STATE_DIR")]
-    pub state_dir: PathBuf,
+    /// State directory [default: .patchops at the root of the git repository the current
+    /// directory is in, else in the current directory].
+    #[arg(long, value_name = "DIR", env = "PATCHOPS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 fn scope(product: &Option<String>, platform: &Option<String>) -> SuspendScope {
@@ -57,7 +59,10 @@ fn scope(product: &Option<String>, platform: &Option<String>) -> SuspendScope {
 
 pub fn suspend(args: SuspendArgs, color: ColorChoice) -> u8 {
     let scope = scope(&args.product, &args.platform);
-    match StateDir::new(&args.state_dir).db().and_then(|db| db.suspend(&scope, &args.reason)) {
+    match StateDir::new(super::state_dir_or_default(args.state_dir.as_deref(), "."))
+        .db()
+        .and_then(|db| db.suspend(&scope, &args.reason))
+    {
         Ok(()) => {
             out(
                 color,
@@ -77,7 +82,10 @@ pub fn suspend(args: SuspendArgs, color: ColorChoice) -> u8 {
 
 pub fn resume(args: ResumeArgs, color: ColorChoice) -> u8 {
     let scope = scope(&args.product, &args.platform);
-    match StateDir::new(&args.state_dir).db().and_then(|db| db.resume(&scope)) {
+    match StateDir::new(super::state_dir_or_default(args.state_dir.as_deref(), "."))
+        .db()
+        .and_then(|db| db.resume(&scope))
+    {
         Ok(true) => {
             out(color, &format!("resumed {scope}: the next apply or cycle changes it again\n"));
             EXIT_OK

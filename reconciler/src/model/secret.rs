@@ -124,6 +124,9 @@ mod tests {
 #[derive(Clone, Default)]
 pub struct Secrets {
     env: Option<std::sync::Arc<EnvLookup>>,
+    /// What a relative `{ file: PATH }` is relative to (the fleet repository's root); the
+    /// process's current directory when unset.
+    base: Option<std::path::PathBuf>,
 }
 
 /// Looks up an environment variable.
@@ -138,7 +141,25 @@ impl fmt::Debug for Secrets {
 impl Secrets {
     /// Secrets from files and, through `env`, from environment variables.
     pub fn with_env(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Secrets {
-        Secrets { env: Some(std::sync::Arc::new(env)) }
+        Secrets { env: Some(std::sync::Arc::new(env)), base: None }
+    }
+
+    /// Reads relative `{ file: PATH }` references from `base` (the command line gives the
+    /// fleet repository's root, so a fleet means the same file from any directory).
+    #[must_use]
+    pub fn relative_to(mut self, base: std::path::PathBuf) -> Secrets {
+        self.base = Some(base);
+        self
+    }
+
+    /// Where a `{ file: PATH }` reference points: `PATH` itself when absolute, else under the
+    /// base directory.
+    pub fn path_of(&self, path: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(path);
+        match &self.base {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        }
     }
 
     /// The secret's text (trailing newline removed), or why it cannot be read. The error names
@@ -152,7 +173,7 @@ impl Secrets {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| SecretError::EnvUnset { name: name.clone() }),
             SecretRef::File(path) => {
-                let bytes = read_file(path)?;
+                let bytes = read_file(&self.path_of(path), path)?;
                 let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText { path: path.clone() })?;
                 Ok(text.trim_end_matches(['\r', '\n']).to_string())
             }
@@ -164,14 +185,15 @@ impl Secrets {
     pub fn read_bytes(&self, r: &SecretRef) -> Result<Vec<u8>, SecretError> {
         match r {
             SecretRef::Env(_) => self.read(r).map(String::into_bytes),
-            SecretRef::File(path) => read_file(path),
+            SecretRef::File(path) => read_file(&self.path_of(path), path),
         }
     }
 }
 
-fn read_file(path: &str) -> Result<Vec<u8>, SecretError> {
-    crate::bounded::read(std::path::Path::new(path), crate::bounded::MAX_SECRET_BYTES)
-        .map_err(|source| SecretError::Read { path: path.to_string(), source })
+/// Reads `at`; errors name the reference as written (`shown`).
+fn read_file(at: &std::path::Path, shown: &str) -> Result<Vec<u8>, SecretError> {
+    crate::bounded::read(at, crate::bounded::MAX_SECRET_BYTES)
+        .map_err(|source| SecretError::Read { path: shown.to_string(), source })
 }
 
 /// Why a secret could not be read. It names the reference (a variable, a path), never a value.
@@ -252,7 +274,7 @@ impl Secrets {
     /// The secret as a file; the error names the reference, never the value.
     pub fn file(&self, r: &SecretRef) -> Result<SecretFile, SecretError> {
         match r {
-            SecretRef::File(path) => Ok(SecretFile { path: path.into(), _private: None }),
+            SecretRef::File(path) => Ok(SecretFile { path: self.path_of(path), _private: None }),
             SecretRef::Env(_) => {
                 let text = self.read(r)?;
                 let dir = tempfile::Builder::new()

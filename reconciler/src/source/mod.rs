@@ -187,6 +187,14 @@ pub enum SourceError {
         /// The path given.
         path: String,
     },
+    /// The fleet path holds no fleet documents.
+    #[error("{at}: no fleet documents (*.yaml, *.yml) under {path}; point --path at the fleet's directory")]
+    NoFleetDocuments {
+        /// Commit or directory.
+        at: String,
+        /// The fleet path.
+        path: String,
+    },
     /// The commit was not admitted (commit signature verification), or the trust roots could
     /// not be read.
     #[error(transparent)]
@@ -215,6 +223,7 @@ impl SourceError {
             SourceError::PathOutside { .. } => "PathOutsideRepository",
             SourceError::File { .. } => "FleetFileUnreadable",
             SourceError::Unverified(e) => e.reason(),
+            SourceError::NoFleetDocuments { .. } => "NoFleetDocuments",
         }
     }
 }
@@ -437,9 +446,28 @@ impl SourceSnapshot {
     }
 }
 
+/// The local root of `repo`: the work tree of the git repository it is in (the repository
+/// itself when bare), or the directory itself outside git; `None` for a URL. The state
+/// directory and `file:` secrets are found from here, whichever subdirectory patchops runs in.
+pub fn local_root(repo: &str) -> Option<PathBuf> {
+    if git::is_url(repo) {
+        return None;
+    }
+    Some(match git2::Repository::discover(repo) {
+        Ok(r) => r.workdir().map_or_else(|| r.path().to_path_buf(), std::path::Path::to_path_buf),
+        Err(_) => PathBuf::from(repo),
+    })
+}
+
 /// Opens the fleet source: a commit of a local or remote repository, or a plain directory.
 pub fn open(opts: &SourceOptions) -> Result<UnverifiedSource, SourceError> {
     let (snapshot, warnings) = read(opts)?;
+    // A directory without fleet documents is a mistake (a wrong --path, an emptied branch),
+    // never an empty fleet: an empty fleet would plan to retire everything.
+    if snapshot.files.is_empty() {
+        let path = if snapshot.subpath.is_empty() { ".".to_string() } else { snapshot.subpath.clone() };
+        return Err(SourceError::NoFleetDocuments { at: snapshot.provenance.to_string(), path });
+    }
     Ok(UnverifiedSource { snapshot, warnings })
 }
 

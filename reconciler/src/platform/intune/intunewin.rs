@@ -489,6 +489,18 @@ pub const MAX_DETECTION_XML: u64 = 1 << 20;
 /// writes the setup file into `out_dir`. Nothing is written unless every check passes, and a
 /// link already in `out_dir` is replaced, never followed.
 pub fn unpack(package: &Path, out_dir: &Path) -> Result<Unpacked, PackageError> {
+    // The output directory is made when it is missing, and taken away again when the package
+    // is refused: a refused package leaves nothing behind.
+    let made = !out_dir.exists();
+    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let result = unpack_into(package, out_dir);
+    if result.is_err() && made {
+        let _ = std::fs::remove_dir(out_dir);
+    }
+    result
+}
+
+fn unpack_into(package: &Path, out_dir: &Path) -> Result<Unpacked, PackageError> {
     let bad = |reason: String| PackageError::Malformed { path: package.display().to_string(), reason };
     let file = File::open(package).map_err(io(package))?;
     let mut outer = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;

@@ -644,3 +644,73 @@ async fn every_request_is_counted_per_platform_with_throttling_apart() {
     // Each throttled attempt was retried: as many answers as throttles came after them.
     assert!(count(Outcome::Ok) >= count(Outcome::Throttled), "{counts:?}");
 }
+
+// Issue 13, item 8: Graph throttling as a budget.
+fn limits(per_app: u32, per_tenant: u32, window_ms: u64) -> EmulatorOptions {
+    EmulatorOptions {
+        intune_write_limits: Some(emulate::intune::WriteLimits {
+            per_app,
+            per_tenant,
+            window: Duration::from_millis(window_ms),
+        }),
+        ..EmulatorOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_emulated_tenant_throttles_writes_beyond_its_limits_and_says_when_to_retry() {
+    let (_dir, base) = start(limits(5, 8, 2000)).await;
+    let http = reqwest::Client::new();
+    let write = || http.post(base.join(APPS).unwrap()).json(&json!({})).send();
+    for i in 0..5 {
+        assert_ne!(write().await.unwrap().status().as_u16(), 429, "write {i} is within the limit");
+    }
+    let refused = write().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429, "the sixth write of the app in the window");
+    let after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&after), "Retry-After {after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    // Reads are not writes.
+    assert_eq!(reqwest::get(base.join(APPS).unwrap()).await.unwrap().status().as_u16(), 200);
+    // Once the window has passed, writes go through again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_ne!(write().await.unwrap().status().as_u16(), 429);
+    // The documented limits, as the harness gives an embedded tenant.
+    assert_eq!(
+        emulate::intune::WriteLimits::DOCUMENTED,
+        emulate::intune::WriteLimits { per_app: 100, per_tenant: 200, window: Duration::from_secs(20) }
+    );
+}
+
+#[tokio::test]
+async fn a_write_budget_below_the_limits_publishes_without_a_single_429() {
+    use reconciler::platform::retry::Outcome;
+    let publish = |budget: Option<u32>| async move {
+        let (_dir, base) = start(limits(10, 20, 1000)).await;
+        let stats = std::sync::Arc::new(reconciler::platform::retry::RequestStats::default());
+        let policy = RetryPolicy { attempts: 8, base: Duration::from_millis(10), max: Duration::from_secs(2) };
+        let mut c = client(&base).with_retry(policy).with_request_stats(stats.clone());
+        if let Some(n) = budget {
+            c = c.with_write_budget(std::sync::Arc::new(reconciler::platform::budget::WriteBudget::new(
+                n,
+                Duration::from_millis(1000),
+            )));
+        }
+        let content = verified_content();
+        let started = std::time::Instant::now();
+        for i in 0..6 {
+            let id = c.create(&object(&format!("1.{i}")), &content.1).await.expect("create");
+            let a = DesiredAssignment { group: "g".into(), fields: FieldMap::default() };
+            c.set_assignments(&id, std::slice::from_ref(&a)).await.expect("assign");
+        }
+        let throttled = stats.snapshot().get(&("intune-test".to_string(), Outcome::Throttled)).copied().unwrap_or(0);
+        (throttled, started.elapsed())
+    };
+    let (throttled, elapsed) = publish(Some(8)).await;
+    assert_eq!(throttled, 0, "paced below the limit, the tenant never throttles");
+    // Six publishes are well over 8 writes: the budget spreads them over seconds.
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+    let (throttled, _) = publish(None).await;
+    assert!(throttled > 0, "unpaced, the same publish meets 429s (and rides them out)");
+}

@@ -23,6 +23,8 @@ pub struct Context {
     progress: Option<Arc<dyn crate::content::Progress>>,
     retry: platform::retry::RetryPolicy,
     requests: Arc<platform::retry::RequestStats>,
+    /// Write budgets per platform: they outlive each command's or cycle's clients.
+    budgets: platform::budget::Budgets,
     memo: Option<Arc<crate::memo::Memo>>,
     commits: crate::source::signature::CommitPolicy,
     actor: Option<Actor>,
@@ -47,6 +49,7 @@ impl Context {
             progress: None,
             retry: Default::default(),
             requests: Default::default(),
+            budgets: Default::default(),
             memo: None,
             commits: Default::default(),
             actor: None,
@@ -177,6 +180,7 @@ impl Context {
             state: &self.state,
             retry: self.retry,
             requests: &self.requests,
+            budgets: &self.budgets,
         }
     }
 

@@ -139,6 +139,8 @@ fn setup(
     let mut share = None;
     match spec.platform_type {
         PlatformType::Intune => {
+            // The emulated tenant throttles writes as Graph documents it does.
+            options.intune_write_limits = Some(emulate::intune::WriteLimits::DOCUMENTED);
             // The emulated tenant registers the fleet's app credential, so that the embedded
             // platform exercises the same sign-in as the real one.
             if let Some(s) = platform::intune_sign_in(platform, secrets)? {

@@ -33,6 +33,9 @@ pub struct EmulatorOptions {
     pub token_lifetime: Option<std::time::Duration>,
     /// Refuse client secrets even where an app registration has one.
     pub refuse_secrets: bool,
+    /// Graph's write limits, enforced with `429 Too Many Requests` and `Retry-After` (Intune).
+    /// None: unlimited.
+    pub intune_write_limits: Option<intune::WriteLimits>,
     /// How an emulated WSUS server is set up (signing certificate, groups, AllSigned).
     pub wsus: wsus::WsusServerOptions,
     /// How an emulated ConfigMgr site is set up (site id, share, users and roles).

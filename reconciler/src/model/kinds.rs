@@ -293,6 +293,30 @@ pub struct PlatformSpec {
     /// Configuration Manager-only settings (only on a Platform of type `configmgr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configmgr: Option<ConfigMgrPlatformSettings>,
+    /// Intune-only settings (only on a Platform of type `intune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intune: Option<IntunePlatformSettings>,
+}
+
+/// How patchops talks to an Intune tenant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntunePlatformSettings {
+    /// The most Graph write requests (create, change, assign, delete) patchops sends in a
+    /// window: it paces itself below Intune's documented limits (100 per 20 s per app
+    /// registration, 200 per 20 s per tenant) instead of meeting 429s. Default 80 per 20 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_budget: Option<WriteBudgetSpec>,
+}
+
+/// A budget of write requests: `requests` in any window of `per`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WriteBudgetSpec {
+    /// Writes per window, at least 1.
+    pub requests: u32,
+    /// The window, such as `20s`.
+    pub per: Duration,
 }
 
 /// How patchops reaches and changes a WSUS server.

@@ -643,6 +643,7 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) -> Opti
     for (field, set, ty) in [
         ("wsus", spec.wsus.is_some(), PlatformType::Wsus),
         ("configmgr", spec.configmgr.is_some(), PlatformType::Configmgr),
+        ("intune", spec.intune.is_some(), PlatformType::Intune),
     ] {
         if set && spec.platform_type != ty {
             diags.push(
@@ -651,6 +652,14 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) -> Opti
                     format!("`{field}` settings do not apply to a platform of type `{}`", spec.platform_type.as_str()),
                 )
                 .help(format!("remove `{field}:` or change `type:` to `{field}`")),
+            );
+        }
+    }
+    if let Some(b) = spec.intune.as_ref().and_then(|i| i.write_budget.as_ref()) {
+        if b.requests == 0 || b.per.0.is_zero() {
+            diags.push(
+                p.diag_value("spec.intune.writeBudget", "a write budget of no requests, or of no time, sends nothing")
+                    .help("give at least one request per window, such as { requests: 80, per: 20s }"),
             );
         }
     }

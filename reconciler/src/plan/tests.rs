@@ -251,7 +251,7 @@ fn renderers_show_actions_diffs_and_stay_under_the_markdown_cap() {
     assert!(!text.contains('\u{1b}'), "no escape codes without colour");
     assert!(render::text(&p, false, true).contains("\u{1b}["), "styled with colour");
     assert!(text.contains("update"), "{text}");
-    assert!(text.contains("- version: 1.10") && text.contains("+ version: 2.0"), "{text}");
+    assert!(text.contains("~ version: 1.10 → 2.0"), "{text}");
     assert!(text.contains("Plan: 0 to publish, 2 to update"), "{text}");
     let md = render::markdown(&p, render::MARKDOWN_LIMIT);
     assert!(md.contains("| 🟡 update | `app` | `intune` | pilot | 2.0 | NewVersion |"), "{md}");

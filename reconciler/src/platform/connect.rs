@@ -19,6 +19,8 @@ pub struct ClientEnv<'a> {
     pub retry: super::retry::RetryPolicy,
     /// Where each request's outcome is counted.
     pub requests: &'a std::sync::Arc<super::retry::RequestStats>,
+    /// The process's write budgets, one per platform.
+    pub budgets: &'a super::budget::Budgets,
 }
 
 /// Where an `endpoint: embedded` Platform's service answers: a base URL on loopback (and, for
@@ -56,6 +58,16 @@ pub fn connect(
     })
 }
 
+/// The Platform's write budget (`intune.writeBudget`, default 80 per 20 s), shared by every
+/// client of the platform in this process.
+fn intune_budget(platform: &crate::model::Platform, env: ClientEnv<'_>) -> std::sync::Arc<super::budget::WriteBudget> {
+    let (requests, per) = match platform.spec.intune.as_ref().and_then(|i| i.write_budget.as_ref()) {
+        Some(b) => (b.requests, b.per.0),
+        None => (super::budget::INTUNE_WRITES, super::budget::INTUNE_WINDOW),
+    };
+    env.budgets.get(platform.metadata.name.as_str(), requests, per)
+}
+
 /// The Intune client: Graph at the endpoint URL with certificate (or secret) sign-in at the
 /// configured authority, or the embedded tenant, which is its own authority.
 fn connect_intune(
@@ -86,7 +98,8 @@ fn connect_intune(
         .with_script_signing(scripts)
         .with_clock(env.clock.clone())
         .with_retry(env.retry)
-        .with_request_stats(env.requests.clone());
+        .with_request_stats(env.requests.clone())
+        .with_write_budget(intune_budget(platform, env));
     Ok(Box::new(match sign_in {
         Some(s) => client.with_auth(intune::auth::TokenSource::new(name, &authority, &s.tenant, s.credential)?),
         // The embedded tenant without app registrations needs no token; a real one does.

@@ -9,6 +9,7 @@
 //! Every object patchops publishes carries a [`TrackingMarker`]; objects without one are
 //! *unmanaged* and are never updated or retired.
 
+pub mod budget;
 pub mod configmgr;
 mod connect;
 pub mod intune;

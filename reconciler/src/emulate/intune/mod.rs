@@ -65,9 +65,89 @@ pub struct Emulator {
     pub(super) options: EmulatorOptions,
     tokens: Mutex<token::TokenState>,
     requests: AtomicU32,
+    /// The writes of the last window: when, and by which app registration.
+    writes: Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
 }
 
 type Shared = Arc<Emulator>;
+
+/// Graph's limits on Intune app writes: per app registration and tenant, and per tenant, in a
+/// window. [`WriteLimits::DOCUMENTED`] are the service's ("Intune service limits",
+/// https://learn.microsoft.com/graph/throttling-limits#intune-service-limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimits {
+    /// Writes one app registration may send in a window.
+    pub per_app: u32,
+    /// Writes the tenant takes in a window, from all apps.
+    pub per_tenant: u32,
+    /// The window.
+    pub window: std::time::Duration,
+}
+
+impl WriteLimits {
+    /// 100 writes per 20 s per app registration, 200 per 20 s per tenant.
+    pub const DOCUMENTED: WriteLimits =
+        WriteLimits { per_app: 100, per_tenant: 200, window: std::time::Duration::from_secs(20) };
+}
+
+/// Refuses a Graph write beyond the tenant's write limits with `429` and the seconds until
+/// one more would fit (`Retry-After`), as the service throttles.
+async fn limit_writes(
+    State(emu): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(limits) = emu.options.intune_write_limits else { return next.run(req).await };
+    let write = matches!(
+        *req.method(),
+        axum::http::Method::POST | axum::http::Method::PATCH | axum::http::Method::PUT | axum::http::Method::DELETE
+    );
+    if !write {
+        return next.run(req).await;
+    }
+    let app = token::caller(&emu, req.headers());
+    let refused = {
+        let Ok(mut writes) = emu.writes.lock() else {
+            return GraphError(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "state poisoned".into())
+                .into_response();
+        };
+        let now = std::time::Instant::now();
+        while writes.front().is_some_and(|(t, _)| now.duration_since(*t) >= limits.window) {
+            writes.pop_front();
+        }
+        let by_app: Vec<std::time::Instant> = writes.iter().filter(|(_, a)| *a == app).map(|(t, _)| *t).collect();
+        // The oldest write that must leave the window before this one fits.
+        let blocking = if writes.len() >= limits.per_tenant as usize {
+            writes.front().map(|(t, _)| *t)
+        } else if by_app.len() >= limits.per_app as usize {
+            by_app.first().copied()
+        } else {
+            None
+        };
+        match blocking {
+            Some(oldest) => Some((oldest + limits.window).saturating_duration_since(now)),
+            None => {
+                writes.push_back((now, app));
+                None
+            }
+        }
+    };
+    match refused {
+        None => next.run(req).await,
+        Some(wait) => {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut resp = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({ "error": { "code": "TooManyRequests", "message": "Too many write requests for this tenant; retry after the time in Retry-After." } })),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                resp.headers_mut().insert("retry-after", v);
+            }
+            resp
+        }
+    }
+}
 
 /// A Graph error response.
 struct GraphError(StatusCode, &'static str, String);
@@ -131,6 +211,7 @@ impl Emulator {
             options,
             tokens: Mutex::new(token::TokenState::default()),
             requests: AtomicU32::new(0),
+            writes: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -181,6 +262,7 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{APPS}/{{id}}/relationships"), get(list_relationships))
         .route(&format!("{APPS}/{{id}}/updateRelationships"), post(update_relationships))
         .merge(content::graph_routes())
+        .route_layer(axum::middleware::from_fn_with_state(emulator.clone(), limit_writes))
         .route_layer(axum::middleware::from_fn_with_state(emulator.clone(), token::require_bearer));
     graph.merge(content::blob_routes()).merge(token::routes()).with_state(emulator)
 }

@@ -85,7 +85,7 @@ async fn token(
                 "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, and that the app accepts secrets.",
             );
         }
-        return issue(&emu, None);
+        return issue(&emu, client_id, None);
     }
     if get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
         return refuse(
@@ -158,11 +158,11 @@ async fn token(
         }
     };
     let jti = claims["jti"].as_str().unwrap_or_default().to_string();
-    issue(&emu, Some(jti))
+    issue(&emu, client_id, Some(jti))
 }
 
 /// Issues an access token; with an assertion's `jti`, only if it was never seen.
-fn issue(emu: &Shared, jti: Option<String>) -> Response {
+fn issue(emu: &Shared, client_id: &str, jti: Option<String>) -> Response {
     let mut state = match emu.tokens.lock() {
         Ok(s) => s,
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "state poisoned"),
@@ -180,7 +180,7 @@ fn issue(emu: &Shared, jti: Option<String>) -> Response {
     let mut raw = [0u8; 24];
     let _ = getrandom::fill(&mut raw);
     let token = hex::encode(raw);
-    state.issued.insert(token.clone(), std::time::Instant::now() + lifetime);
+    state.issued.insert(token.clone(), (std::time::Instant::now() + lifetime, client_id.to_string()));
     Json(json!({ "token_type": "Bearer", "expires_in": lifetime.as_secs(), "ext_expires_in": lifetime.as_secs(), "access_token": token }))
         .into_response()
 }
@@ -209,7 +209,8 @@ fn public_key(cert_der: &[u8]) -> Option<jsonwebtoken::DecodingKey> {
 /// Tokens issued and assertion ids seen.
 #[derive(Debug, Default)]
 pub(super) struct TokenState {
-    issued: HashMap<String, std::time::Instant>,
+    /// Each token's expiry and the app registration it was issued to.
+    issued: HashMap<String, (std::time::Instant, String)>,
     seen_jti: std::collections::HashSet<String>,
 }
 
@@ -226,7 +227,7 @@ pub(super) async fn require_bearer(State(emu): State<Shared>, req: axum::extract
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::to_string);
     let valid = match (token, emu.tokens.lock()) {
-        (Some(t), Ok(state)) => state.issued.get(&t).is_some_and(|exp| std::time::Instant::now() < *exp),
+        (Some(t), Ok(state)) => state.issued.get(&t).is_some_and(|(exp, _)| std::time::Instant::now() < *exp),
         _ => false,
     };
     if !valid {
@@ -237,4 +238,13 @@ pub(super) async fn require_bearer(State(emu): State<Shared>, req: axum::extract
             .into_response();
     }
     next.run(req).await
+}
+
+/// The app registration a request's bearer token was issued to (`anonymous` without one).
+pub(super) fn caller(emu: &super::Emulator, headers: &axum::http::HeaderMap) -> String {
+    let token = headers.get("authorization").and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+    match (token, emu.tokens.lock()) {
+        (Some(t), Ok(state)) => state.issued.get(t).map_or_else(|| "anonymous".to_string(), |(_, app)| app.clone()),
+        _ => "anonymous".to_string(),
+    }
 }

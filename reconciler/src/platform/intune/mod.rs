@@ -68,6 +68,8 @@ pub struct IntuneClient {
     scripts: ScriptSigning,
     clock: crate::clock::SharedClock,
     requests: super::retry::Requests,
+    /// Paces Graph writes below the tenant's limits; none: unpaced.
+    budget: Option<std::sync::Arc<super::budget::WriteBudget>>,
 }
 
 pub use super::{Delivered, ScriptSigning};
@@ -89,7 +91,16 @@ impl IntuneClient {
             scripts: ScriptSigning::Unsigned,
             clock: crate::clock::SharedClock::default(),
             requests: super::retry::Requests::default(),
+            budget: None,
         })
+    }
+
+    /// Paces Graph writes (POST, PATCH, PUT, DELETE) through `budget`, before each attempt:
+    /// a retried write counts again, as it does for the service.
+    #[must_use]
+    pub fn with_write_budget(mut self, budget: std::sync::Arc<super::budget::WriteBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Takes the time (deadlines, creation times, certificate checks) from `clock`.
@@ -205,6 +216,15 @@ impl IntuneClient {
             throttled: false,
         };
         let retry = req.try_clone();
+        if let Some(budget) = &self.budget {
+            let is_write = req
+                .try_clone()
+                .and_then(|r| r.build().ok())
+                .is_none_or(|r| r.method() != reqwest::Method::GET && r.method() != reqwest::Method::HEAD);
+            if is_write {
+                budget.acquire().await;
+            }
+        }
         let resp =
             self.authorized(req).await?.send().await.map_err(|e| transient(e.without_url().to_string(), None))?;
         // An expired or revoked token: get a fresh one and try once more.

@@ -505,8 +505,13 @@ fn tool_words(out: &std::process::Output) -> String {
     lines[lines.len().saturating_sub(4)..].join("; ")
 }
 
-/// Finds osslsigncode on PATH and checks its version.
+/// Finds osslsigncode on PATH and checks its version, once per process (each check runs it).
 pub fn osslsigncode() -> Result<PathBuf, SignError> {
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| find_osslsigncode().map_err(|e| e.to_string())).clone().map_err(SignError::Tool)
+}
+
+fn find_osslsigncode() -> Result<PathBuf, SignError> {
     let tool = PathBuf::from("osslsigncode");
     let install = "install osslsigncode ≥ 2.8 (Debian 12: `apt-get install -t bookworm-backports osslsigncode`)";
     let out = Command::new(&tool)

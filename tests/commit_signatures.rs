@@ -156,6 +156,18 @@ fn ssh_signatures_admit_only_commits_an_allowed_signer_made() {
     let run = patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_contains(&run.stdout, "✓ publish app");
+    let run = patchops(repo.path(), &["status", "--path", "fleet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_contains(&run.stdout, &format!("commit signed by alice@example.com (ssh key {})", alice.fingerprint()));
+    let run = patchops(repo.path(), &["history", "--format", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        history["records"][0]["commitSigner"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("alice@example.com (ssh key SHA256:"),
+        "the audit names the commit's signer: {history:#}"
+    );
 
     // Signed by bob, who is not an allowed signer: refused, naming his key.
     let by_bob = signed_commit(&repo, "signed by bob", Signer::Ssh(&bob));

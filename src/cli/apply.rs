@@ -340,6 +340,9 @@ pub async fn status(args: SourceArgs, format: super::ReportFormat, color: ColorC
         super::print_warning(&w.to_string());
     }
     let mut s = String::new();
+    if let reconciler::source::signature::CommitVerdict::Verified { .. } = &status.commit {
+        s += &format!("{}\n\n", status.commit);
+    }
     for x in &status.suspended {
         let why = if x.reason.is_empty() { String::new() } else { format!(": {}", x.reason) };
         s += &format!("suspended: {} since {}{why}\n", x.scope, x.since.format("%Y-%m-%d %H:%M UTC"));

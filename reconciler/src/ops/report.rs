@@ -182,6 +182,9 @@ pub struct StatusReport {
     pub suspended: Vec<Suspension>,
     /// Warnings about the source.
     pub warnings: Vec<String>,
+    /// Who signed the commit read, when commit signatures are required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_signature: Option<crate::source::signature::CommitVerdict>,
 }
 
 /// One (Product, Platform).
@@ -224,6 +227,10 @@ impl StatusReport {
                 .collect(),
             suspended: s.suspended.clone(),
             warnings: s.warnings.iter().map(ToString::to_string).collect(),
+            commit_signature: match &s.commit {
+                crate::source::signature::CommitVerdict::NotRequired => None,
+                verified => Some(verified.clone()),
+            },
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Status {
     pub warnings: Vec<SourceWarning>,
     /// What `patchops suspend` holds back.
     pub suspended: Vec<crate::state::Suspension>,
+    /// What commit signature verification found for the commit read.
+    pub commit: crate::source::signature::CommitVerdict,
 }
 
 /// Loads and observes the fleet at `source`, and joins what the platforms hold with the audit
@@ -134,5 +136,6 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
             });
         }
     }
-    Ok(Status { targets, warnings: super::pipeline::warnings(&loaded), suspended })
+    let commit = loaded.snapshot.verdict().clone();
+    Ok(Status { targets, warnings: super::pipeline::warnings(&loaded), suspended, commit })
 }

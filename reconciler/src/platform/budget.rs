@@ -6,7 +6,7 @@
 //! Intune's documented limits for app writes are 100 requests per 20 seconds per app
 //! registration and tenant, and 200 per 20 seconds per tenant ("Intune service limits" in
 //! Microsoft Graph's service-specific throttling limits,
-//! https://learn.microsoft.com/graph/throttling-limits#intune-service-limits); patchops's
+//! <https://learn.microsoft.com/graph/throttling-limits#intune-service-limits>); patchops's
 //! default budget is 80 per 20 seconds, leaving room for the tenant's other tools.
 
 use std::collections::VecDeque;

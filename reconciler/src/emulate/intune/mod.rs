@@ -73,7 +73,7 @@ type Shared = Arc<Emulator>;
 
 /// Graph's limits on Intune app writes: per app registration and tenant, and per tenant, in a
 /// window. [`WriteLimits::DOCUMENTED`] are the service's ("Intune service limits",
-/// https://learn.microsoft.com/graph/throttling-limits#intune-service-limits).
+/// <https://learn.microsoft.com/graph/throttling-limits#intune-service-limits>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteLimits {
     /// Writes one app registration may send in a window.

@@ -91,6 +91,14 @@ fn object_line(o: &ObjectChange) -> String {
     format!("{sign} {} {} ({})", o.kind, o.name, o.change)
 }
 
+/// Each field's old value beside its new one, indented under its object or action.
+fn field_lines(s: &mut String, fields: &[crate::plan::FieldChange]) {
+    for f in fields {
+        let (from, to) = (f.from.as_deref().unwrap_or("(none)"), f.to.as_deref().unwrap_or("(none)"));
+        let _ = writeln!(s, "      {}: {from} → {to}", f.field);
+    }
+}
+
 /// The change for a terminal.
 pub fn change_text(c: &Change) -> String {
     let mut s = String::new();
@@ -108,15 +116,7 @@ pub fn change_text(c: &Change) -> String {
         s += "Desired state:\n";
         for o in &c.desired {
             let _ = writeln!(s, "  {}", object_line(o));
-            for f in &o.fields {
-                let _ = writeln!(
-                    s,
-                    "      {}: {} → {}",
-                    f.field,
-                    f.from.as_deref().unwrap_or("(none)"),
-                    f.to.as_deref().unwrap_or("(none)")
-                );
-            }
+            field_lines(&mut s, &o.fields);
         }
         for f in &c.catalogs {
             let _ = writeln!(
@@ -139,15 +139,7 @@ pub fn change_text(c: &Change) -> String {
         let _ = writeln!(s, "{title}:");
         for a in actions {
             let _ = writeln!(s, "  {}: {}", target(a), standing(a));
-            for f in &a.changes {
-                let _ = writeln!(
-                    s,
-                    "      {}: {} → {}",
-                    f.field,
-                    f.from.as_deref().unwrap_or("(none)"),
-                    f.to.as_deref().unwrap_or("(none)")
-                );
-            }
+            field_lines(s, &a.changes);
         }
         s.push('\n');
     };
@@ -198,10 +190,7 @@ fn md_row(a: &PlannedAction) -> String {
         cell(&a.product),
         cell(&a.platform),
         cell(a.ring.as_deref().unwrap_or("—")),
-        match (a.version.as_deref(), super::downgrade_from(a)) {
-            (Some(v), Some(from)) => format!("{} ⚠️ downgrade from {}", cell(v), cell(from)),
-            (v, _) => cell(v.unwrap_or("—")),
-        },
+        super::markdown::version_cell(a),
         why
     )
 }

@@ -72,10 +72,7 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
             cell(&a.product),
             cell(&a.platform),
             cell(a.ring.as_deref().unwrap_or("—")),
-            match (a.version.as_deref(), super::downgrade_from(a)) {
-                (Some(v), Some(from)) => format!("{} ⚠️ downgrade from {}", cell(v), cell(from)),
-                (v, _) => cell(v.unwrap_or("—")),
-            },
+            version_cell(a),
             reason_cell(a)
         );
         if body.len() + row.len() + details.len() > budget {
@@ -96,6 +93,14 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
         out.truncate(cut);
     }
     out
+}
+
+/// The version column: the version the action leaves, marked when it is a downgrade.
+pub(super) fn version_cell(a: &crate::plan::PlannedAction) -> String {
+    match (a.version.as_deref(), super::downgrade_from(a)) {
+        (Some(v), Some(from)) => format!("{} ⚠️ downgrade from {}", cell(v), cell(from)),
+        (v, _) => cell(v.unwrap_or("—")),
+    }
 }
 
 /// The reason column: the planner's reason, and why the action will not be applied (yet).

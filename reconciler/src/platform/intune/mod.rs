@@ -154,6 +154,17 @@ impl IntuneClient {
 
     /// Every item of a Graph collection: the first page at `url`, then each `@odata.nextLink`.
     async fn list_all(&self, operation: &str, url: url::Url) -> Result<Vec<Value>, PlatformError> {
+        Ok(self.list_all_of(operation, url, false).await?.unwrap_or_default())
+    }
+
+    /// [`IntuneClient::list_all`] of a collection whose owner may be gone (`None` on 404: an
+    /// app deleted between listing the apps and reading its assignments).
+    async fn list_all_of(
+        &self,
+        operation: &str,
+        url: url::Url,
+        owner_may_be_gone: bool,
+    ) -> Result<Option<Vec<Value>>, PlatformError> {
         let mut items = Vec::new();
         let mut next = Some(url);
         let mut pages = 0usize;
@@ -162,7 +173,12 @@ impl IntuneClient {
             if pages > MAX_PAGES {
                 return Err(self.failed(operation, format!("more than {MAX_PAGES} pages; the service keeps paging")));
             }
-            let mut page = self.send(operation, self.http.get(url), false).await?.unwrap_or_default();
+            let Some(mut page) = self.send(operation, self.http.get(url), owner_may_be_gone).await? else {
+                if owner_may_be_gone {
+                    return Ok(None);
+                }
+                break;
+            };
             if let Some(Value::Array(v)) = page.get_mut("value").map(Value::take) {
                 items.extend(v);
             }
@@ -174,7 +190,7 @@ impl IntuneClient {
                 None => None,
             };
         }
-        Ok(items)
+        Ok(Some(items))
     }
 
     /// Sends a Graph request through the retry layer ([`super::retry`]): throttling (429),
@@ -800,22 +816,45 @@ impl PlatformClient for IntuneClient {
             Box::pin(async move {
                 let assignments = self.url(&format!("{APPS}/{id}/assignments"))?;
                 let relationships = self.url(&format!("{APPS}/{id}/relationships"))?;
-                let a = self.list_all("listing the app's assignments", assignments).await?;
-                let r = self.list_all("listing the app's relationships", relationships).await?;
-                Ok::<_, PlatformError>((a, r))
+                // An app deleted since the list was read (a 404, confirmed by reading the app
+                // itself) is gone, not an error.
+                let a = self.list_all_of("listing the app's assignments", assignments, true).await?;
+                let r = match a {
+                    Some(_) => self.list_all_of("listing the app's relationships", relationships, true).await?,
+                    None => None,
+                };
+                match (a, r) {
+                    (Some(a), Some(r)) => Ok::<_, PlatformError>(Some((a, r))),
+                    _ => {
+                        let app = self.url(&format!("{APPS}/{id}"))?;
+                        match self.send("reading the app", self.http.get(app), true).await? {
+                            None => Ok(None),
+                            Some(_) => {
+                                Err(self.failed("listing the app's assignments", "the service answered nothing"))
+                            }
+                        }
+                    }
+                }
             })
         });
         // A few apps at a time: the tenant's read budget is shared with every other tool.
-        let read: Vec<Result<(Vec<Value>, Vec<Value>), PlatformError>> = futures::StreamExt::collect(
+        let read: Vec<Result<Option<(Vec<Value>, Vec<Value>)>, PlatformError>> = futures::StreamExt::collect(
             futures::StreamExt::buffered(futures::stream::iter(reads), OBSERVE_CONCURRENCY),
         )
         .await;
+        let mut gone = vec![false; apps.len()];
         for (&i, r) in managed.iter().zip(read) {
-            let (a, r) = r?;
-            apps[i]["assignments"] = Value::Array(a);
-            apps[i]["relationships"] = Value::Array(r);
+            match r? {
+                Some((a, r)) => {
+                    apps[i]["assignments"] = Value::Array(a);
+                    apps[i]["relationships"] = Value::Array(r);
+                }
+                None => gone[i] = true,
+            }
         }
-        let objects = crate::intern::with_interner(|| apps.iter().map(observed_of).collect());
+        let objects = crate::intern::with_interner(|| {
+            apps.iter().zip(&gone).filter(|(_, g)| !**g).map(|(app, _)| observed_of(app)).collect()
+        });
         Ok(Observed { objects })
     }
 

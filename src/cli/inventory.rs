@@ -32,7 +32,7 @@ pub struct RecordArgs {
     /// Only this Platform (repeatable).
     #[arg(long, value_name = "NAME")]
     pub platform: Vec<String>,
-    /// The directory to write to [default: <state-dir>/inventory].
+    /// The directory to write to [default: the state directory's inventory/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -234,7 +234,7 @@ pub struct SourceArgs {
     pub verify_commits: Option<VerifyCommits>,
     /// The trust roots for commit signatures: an `allowed_signers` file (SSH, as `ssh-keygen -Y
     /// verify` reads it), an armored OpenPGP public key (`.asc`), or a directory of them
-    /// [default: <state-dir>/commit-signers]. Never read from the repository.
+    /// [default: the state directory's commit-signers/]. Never read from the repository.
     #[arg(long, value_name = "PATH", env = "PATCHOPS_COMMIT_SIGNERS")]
     pub commit_signers: Option<PathBuf>,
     /// Where fetched repositories are cached [default: $XDG_CACHE_HOME/patchops or ~/.cache/patchops].

@@ -306,6 +306,12 @@ fn trust_roots_come_from_outside_the_commit_and_cannot_be_switched_off() {
     assert_eq!(run.code, 1);
     assert_contains(&run.stderr, "there are no commit signers at .patchops/commit-signers");
 
+    // A signers directory without a key is a mistake, not "signatures not required".
+    let empty = trusting(&[], &[]);
+    let run = plan(&empty, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_contains(&run.stderr, "commit-signers: it holds no key");
+
     let repo = trusting(&[allowed("alice@example.com", &alice)], &[]);
     signed_commit(&repo, "signed by alice", Signer::Ssh(&alice));
     let run = plan(&repo, &["--verify-commits", "off"]);

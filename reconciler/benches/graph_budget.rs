@@ -11,51 +11,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reconciler::catalog::{Installer, Sha256};
+use reconciler::catalog::Sha256;
 use reconciler::platform::budget::WriteBudget;
 use reconciler::platform::retry::{Outcome, RequestStats, RetryPolicy};
-use reconciler::platform::{DesiredAssignment, DesiredObject, FieldMap, PlatformClient, TrackingMarker};
+use reconciler::platform::{DesiredAssignment, DesiredObject, FieldMap, PlatformClient};
+
+mod support;
 
 const WINDOW: Duration = Duration::from_secs(1);
 
 fn object(i: usize, sha: Sha256, size: u64) -> DesiredObject {
-    let version = format!("1.{i}");
-    let fields: FieldMap = [
-        ("displayName", format!("Bench {i} (x64)")),
-        ("publisher", "Bench".to_string()),
-        ("version", version.clone()),
-        ("installCommand", "setup.exe /S".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.into(), v.as_str().into()))
-    .collect();
-    DesiredObject {
-        marker: TrackingMarker {
-            managed_by: "patchops".into(),
-            product: reconciler::model::ProductId::new(format!("bench.app{i}")).expect("id"),
-            version,
-            commit: None,
-            content_digest: sha,
-        },
-        fields,
-        installer: Installer {
-            architecture: reconciler::model::Architecture::X64,
-            installer_type: reconciler::model::InstallerType::Exe,
-            url: "setup.exe".into(),
-            sha256: sha,
-            size,
-            silent_install: "/S".into(),
-            silent_uninstall: None,
-            msi_product_code: Some("{11111111-2222-3333-4444-555555555555}".into()),
-            detection: None,
-            success_codes: vec![],
-            scan: None,
-        },
-        description: "bench".into(),
-        product_name: "Bench".into(),
-        homepage: None,
-        origin: None,
-    }
+    support::exe_object(&format!("bench.app{i}"), &format!("1.{i}"), &format!("Bench {i} (x64)"), sha, size)
 }
 
 struct Run {

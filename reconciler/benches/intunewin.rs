@@ -41,8 +41,8 @@ fn main() {
     // emulator on loopback (pack, upload in 6 MiB blocks, commit, set the committed version).
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let publish = rt.block_on(async {
-        use reconciler::catalog::{Installer, Sha256};
-        use reconciler::platform::{DesiredObject, FieldMap, PlatformClient, TrackingMarker};
+        use reconciler::catalog::Sha256;
+        use reconciler::platform::PlatformClient;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
         let base = reconciler::emulate::serve(
             listener,
@@ -58,42 +58,7 @@ fn main() {
             .fetch(&url, expected)
             .await
             .expect("verified");
-        let fields: FieldMap = [
-            ("displayName", "Bench (x64)"),
-            ("publisher", "Bench"),
-            ("version", "1.0"),
-            ("installCommand", "setup.exe /S"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.into(), v.into()))
-        .collect();
-        let object = DesiredObject {
-            marker: TrackingMarker {
-                managed_by: "patchops".into(),
-                product: reconciler::model::ProductId::new("bench.app").expect("id"),
-                version: "1.0".into(),
-                commit: None,
-                content_digest: sha,
-            },
-            fields,
-            installer: Installer {
-                architecture: reconciler::model::Architecture::X64,
-                installer_type: reconciler::model::InstallerType::Exe,
-                url: "setup.exe".into(),
-                sha256: sha,
-                size: mib << 20,
-                silent_install: "/S".into(),
-                silent_uninstall: None,
-                msi_product_code: Some("{11111111-2222-3333-4444-555555555555}".into()),
-                detection: None,
-                success_codes: vec![],
-                scan: None,
-            },
-            description: "bench".into(),
-            product_name: "Bench".into(),
-            homepage: None,
-            origin: None,
-        };
+        let object = support::exe_object("bench.app", "1.0", "Bench (x64)", sha, mib << 20);
         let client = reconciler::platform::intune::IntuneClient::new(
             reconciler::model::ObjectName::new("bench").expect("name"),
             base,

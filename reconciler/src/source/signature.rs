@@ -99,8 +99,16 @@ impl CommitPolicy {
                 reason: "no such file or directory; give the allowed_signers file, an armored OpenPGP key (.asc) or a directory of them".into(),
             });
         }
+        // Trust roots that exist but hold no key are a mistake, never "not required": a
+        // signers directory or file says commits must be signed.
         let found = if path.exists() { Some(Signers::read(&path)?) } else { None };
-        let found = found.filter(|s| !s.is_empty());
+        if let Some(s) = found.as_ref().filter(|s| s.is_empty()) {
+            return Err(CommitError::TrustRoots {
+                path: s.from.clone(),
+                line: None,
+                reason: "it holds no key: put signers in allowed_signers or *.asc files, or remove it to stop verifying commits".into(),
+            });
+        }
         match (mode, found) {
             (Some(ModeChoice::Off), Some(s)) => Err(CommitError::CannotTurnOff { path: s.from.clone() }),
             (None | Some(ModeChoice::Off), None) => Ok(CommitPolicy::NotRequired),
@@ -701,6 +709,9 @@ fn verify_openpgp(
             // verify_bindings at load time checked the binding; it must also allow signing.
             if !sub.signatures.iter().any(|s| s.key_flags().sign()) {
                 return Err(bad(who, "the subkey that made it is not a signing subkey".into()));
+            }
+            if sub.signatures.iter().any(|s| s.typ() == Some(pgp::packet::SignatureType::SubkeyRevocation)) {
+                return Err(bad(who, "the subkey that made it is revoked".into()));
             }
             return verdict(sig.verify(&sub.key, signed));
         }

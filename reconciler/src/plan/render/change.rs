@@ -297,10 +297,7 @@ pub fn change_markdown(c: &Change, limit: usize) -> String {
             return;
         }
         let body = if body.len() > budget {
-            let mut cut = budget.saturating_sub(80);
-            while !body.is_char_boundary(cut) {
-                cut -= 1;
-            }
+            let cut = super::boundary_at(&body, budget.saturating_sub(80));
             format!("{}\n_…cut to fit the comment; run `patchops plan --base` for all of it._\n", &body[..cut])
         } else {
             body
@@ -324,13 +321,7 @@ pub fn change_markdown(c: &Change, limit: usize) -> String {
         left / 3,
     );
     let mut out = head + &caused + &folded + &tail;
-    if out.len() > limit {
-        let mut cut = limit;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
+    out.truncate(super::boundary_at(&out, limit));
     out
 }
 

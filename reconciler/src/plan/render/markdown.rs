@@ -85,13 +85,7 @@ pub fn markdown(plan: &Plan, limit: usize) -> String {
         let _ = writeln!(body, "\n_…and {omitted} more action(s) not shown; run `patchops plan` for the full plan._");
     }
     let mut out = head + &body + &details + &tail;
-    if out.len() > limit {
-        let mut cut = limit;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
+    out.truncate(super::boundary_at(&out, limit));
     out
 }
 

@@ -45,6 +45,15 @@ pub fn downgrade_from(a: &super::PlannedAction) -> Option<&str> {
     lower.then_some(from)
 }
 
+/// The largest character boundary of `s` at or below `limit` (where a capped comment is cut).
+pub(super) fn boundary_at(s: &str, limit: usize) -> usize {
+    let mut cut = limit.min(s.len());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
+}
+
 /// A short description of the plan's inputs.
 pub fn inputs_line(plan: &Plan) -> String {
     let source = &plan.fingerprints.source;

@@ -790,8 +790,12 @@ fn a_bounded_soak_of_random_commits_and_drift_ends_converged_without_duplicates(
                             c.delete(&url).send().await
                         };
                         // A cycle may have replaced the app meanwhile: a 404 is drift that was not.
-                        let status = r.unwrap().status().as_u16();
-                        assert!(status < 300 || status == 404, "step {step}: {status}");
+                        let r = r.unwrap();
+                        let status = r.status().as_u16();
+                        if !(status < 300 || status == 404) {
+                            let body = r.text().await.unwrap_or_default();
+                            panic!("step {step}: {status} {body}\n{}", daemon.log());
+                        }
                     });
                 }
             }

@@ -296,17 +296,20 @@ fn leftovers_of_killed_runs_are_cleaned_up_and_block_nothing() {
     crash_at(repo.path(), "wsus-server-signing");
     assert!(!leftovers(&emulate.join("wsus-onprem.content"), ".signing-").is_empty(), "a half-made CAB is left");
     // A killed download leaves its partial file (here 1 MiB of it), a killed emulator its
-    // half-written state.
+    // half-written state. Another file's write in progress is not the emulator's to remove.
     let partial = repo.path().join(".patchops/content/sha256/.partial-killed");
     std::fs::write(&partial, vec![0u8; 1 << 20]).unwrap();
-    let half_written = emulate.join(".patchops-tmp-killed");
-    std::fs::write(&half_written, b"{\"apps\":").unwrap();
+    let half_written = emulate.join(".patchops-tmp-wsus-onprem.json.killed");
+    std::fs::write(&half_written, b"{\"updates\":").unwrap();
+    let not_its_own = emulate.join(".patchops-tmp-intune-other.json.writing");
+    std::fs::write(&not_its_own, b"{\"apps\":").unwrap();
 
     let run = apply(repo.path(), &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     common::assert_contains(&run.stdout, "✓ publish app 1.0 on wsus-onprem / pilot");
     assert!(!partial.exists(), "the partial download is removed");
     assert!(!half_written.exists(), "the half-written emulator state is removed");
+    assert!(not_its_own.exists(), "another file's temporary file is left alone");
     assert_eq!(leftovers(&emulate, ".signing-"), Vec::<std::path::PathBuf>::new());
     assert!(std::fs::read_dir(&staging).map_or(true, |mut d| d.next().is_none()), "no staging folder is left");
     let wsus = emulated(repo.path(), "wsus-onprem");

@@ -168,25 +168,16 @@ impl StateDir {
         ApplyLock::acquire(&self.root, what, self.clock.now())
     }
 
-    /// Removes what a killed run left under the state directory: partial downloads and the
-    /// temporary files of state written atomically (the embedded emulators' among them).
-    /// Returns the bytes freed. Call it only while holding the apply lock, when nothing of
-    /// this state directory is being written.
+    /// Removes what a killed run left under the state directory: partial downloads. Returns
+    /// the bytes freed. Call it only while holding the apply lock, when no download into this
+    /// state directory is under way.
+    ///
+    /// The embedded emulators' half-written state is not touched here: an emulator of this
+    /// very process (the daemon's) may be writing its state at this moment, for a request
+    /// that is not patchops's. Each emulator removes its own leftovers when it opens its state
+    /// ([`sweep_atomic_leftovers`]), before it serves anything.
     pub fn sweep_leftovers(&self) -> u64 {
-        let mut freed = self.content().sweep_partials();
-        for dir in [self.root.clone(), self.root.join("emulate")] {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-                if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-                    let size = entry.metadata().map_or(0, |m| m.len());
-                    if std::fs::remove_file(entry.path()).is_ok() {
-                        freed += size;
-                    }
-                }
-            }
-        }
-        freed
+        self.content().sweep_partials()
     }
 
     /// The content cache.
@@ -270,8 +261,13 @@ pub struct Actor {
     pub host: String,
 }
 
-/// The name prefix of the temporary files [`write_atomic`] renames into place.
-const TEMP_PREFIX: &str = ".patchops-tmp-";
+/// The name prefix of the temporary files [`write_atomic`] renames into `path`: one per
+/// file, so that whoever owns a file can remove its leftovers without touching another file's
+/// write in progress.
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!(".patchops-tmp-{name}.")
+}
 
 /// Writes a file by renaming a fully written temporary file over it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -279,7 +275,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
-    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(&temp_prefix(path)).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     // Temporary files are created private (0600); what is written here is not secret.
     #[cfg(unix)]
@@ -290,6 +286,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Removes the temporary files a killed process left while [`write_atomic`] wrote `path`.
+/// Only the owner of `path` may call it, while nothing writes `path` (an emulator, when it
+/// opens its state). Returns the bytes freed.
+pub fn sweep_atomic_leftovers(path: &Path) -> u64 {
+    let prefix = temp_prefix(path);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut freed = 0;
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with(&prefix);
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let size = entry.metadata().map_or(0, |m| m.len());
+            if std::fs::remove_file(entry.path()).is_ok() {
+                freed += size;
+            }
+        }
+    }
+    freed
 }
 
 #[cfg(test)]

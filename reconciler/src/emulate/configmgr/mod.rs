@@ -152,6 +152,8 @@ impl Permission {
 impl Emulator {
     /// Opens the site's state (empty when the file does not exist).
     pub fn open(file: &Path, options: SiteOptions) -> Result<Emulator, String> {
+        // Nothing is in flight while the state is opened: what a killed process half-wrote goes.
+        crate::state::sweep_atomic_leftovers(file);
         let store = match std::fs::read(file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 format!("{} is corrupt ({e}); remove it to start the emulated site empty", file.display())

@@ -198,6 +198,8 @@ fn not_found(id: &str) -> GraphError {
 impl Emulator {
     /// Opens the emulator's state file (an empty tenant when it does not exist).
     pub fn open(file: &Path, options: EmulatorOptions) -> Result<Emulator, String> {
+        // Nothing is in flight while the state is opened: what a killed process half-wrote goes.
+        crate::state::sweep_atomic_leftovers(file);
         let store = match std::fs::read(file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 format!("{} is corrupt ({e}); remove it to start the emulated tenant empty", file.display())

@@ -149,8 +149,10 @@ impl Emulator {
     }
 
     /// Removes what a server process killed mid-request leaves (nothing is in flight when the
-    /// emulator opens its state): staging folders, and half-made CABs in the content folder.
+    /// emulator opens its state): its half-written state, staging folders, and half-made CABs
+    /// in the content folder.
     fn sweep_leftovers(&self) {
+        crate::state::sweep_atomic_leftovers(&self.file);
         let _ = std::fs::remove_dir_all(self.file.with_extension("staging"));
         let Ok(entries) = std::fs::read_dir(self.content_dir()) else { return };
         for entry in entries.flatten() {

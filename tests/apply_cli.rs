@@ -133,8 +133,9 @@ fn drift_made_on_the_platform_is_planned_and_corrected() {
     let path = repo.path().join(".patchops/emulate/intune-prod.json");
     let mut t = tenant(repo.path());
     let id = t["apps"].as_object().unwrap().keys().next().unwrap().clone();
+    let pilot = common::group_id(&t, "sg-pilot");
     for a in t["assignments"][&id].as_array_mut().unwrap() {
-        if a["target"]["groupId"] == "sg-pilot" {
+        if a["target"]["groupId"] == pilot.as_str() {
             a["intent"] = json!("available");
         }
     }
@@ -418,6 +419,7 @@ fn a_platform_pointed_at_a_graph_endpoint_by_url_publishes_through_it() {
         .arg(repo.path().join("remote-tenant.json"))
         .arg("--app")
         .arg(format!("{client_id}={}", pem.display()))
+        .args(["--group", "sg-pilot", "--group", "sg-broad"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the emulator");

@@ -119,7 +119,7 @@ async fn soaking_ring_opens_on_the_context_clock(memo: bool) {
     let (repo, _key) = fleet_repo(1);
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
     );
     repo.commit("pilot soaks for two days");
     // The state database keeps milliseconds.
@@ -270,7 +270,7 @@ async fn the_daemon_wakes_when_a_soaking_ring_opens_on_its_clock_and_not_before(
     let (repo, _key) = fleet_repo(1);
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
     );
     repo.commit("pilot soaks for two days");
     let start = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);

@@ -19,7 +19,7 @@ use common::{fleet_repo, patchops, Repo, Rng};
 use serde_json::Value;
 
 /// Every platform gets vendor.app in one ring.
-const ROLLOUT: &str = "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n        - { platform: wsus-onprem, group: Pilot }\n        - { platform: cm-onprem, group: PO100012 }\n";
+const ROLLOUT: &str = "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n        - { platform: wsus-onprem, group: Pilot }\n        - { platform: cm-onprem, group: PO100012 }\n";
 
 fn product(version: &str, deadline: Option<&str>, retire: bool) -> String {
     let install = deadline.map(|d| format!("\n      install: {{ deadline: {d} }}")).unwrap_or_default();

@@ -72,7 +72,7 @@ fn rows() -> Vec<Row> {
             setup: |r, _| {
                 r.write(
                     "fleet/rollout.yaml",
-                    "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 500000years\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+                    "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 500000years\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
                 );
                 r.commit("long soak");
             },
@@ -85,7 +85,7 @@ fn rows() -> Vec<Row> {
             setup: |r, _| {
                 r.write(
                     "fleet/rollout.yaml",
-                    "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  maintenanceWindows:\n    - { start: \"20:00\", duration: 500000years }\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n",
+                    "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  maintenanceWindows:\n    - { start: \"20:00\", duration: 500000years }\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n",
                 );
                 r.commit("long window");
             },

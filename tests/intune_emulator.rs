@@ -151,7 +151,7 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
         ids.push(c.create(&object(&format!("1.{i}")), &content.1).await.expect("create"));
     }
     let assignment = DesiredAssignment {
-        group: "sg-pilot".into(),
+        group: "5d1c2f3e-0a4b-4c6d-8e9f-000000000001".into(),
         fields: [("intent", "required"), ("restart", "suppress"), ("deadline", "3 days")]
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
@@ -160,7 +160,10 @@ async fn the_client_publishes_assigns_pages_and_deletes() {
     c.set_assignments(&ids[0], std::slice::from_ref(&assignment)).await.expect("assign");
     // Seven groups on another app: more than one page (5) of its assignments.
     let groups: Vec<DesiredAssignment> = (0..7)
-        .map(|g| DesiredAssignment { group: format!("sg-ring-{g}"), fields: assignment.fields.clone() })
+        .map(|g| DesiredAssignment {
+            group: format!("5d1c2f3e-0a4b-4c6d-8e9f-00000000010{g}"),
+            fields: assignment.fields.clone(),
+        })
         .collect();
     c.set_assignments(&ids[1], &groups).await.expect("assign seven groups");
     let observed = c.observe().await.expect("observe");
@@ -203,7 +206,8 @@ async fn a_429_storm_is_ridden_out_honouring_retry_after() {
     let c = client(&base);
     let started = std::time::Instant::now();
     let id = c.create(&object("1.0"), &verified_content().1).await.expect("published despite the storm");
-    let assignment = DesiredAssignment { group: "g".into(), fields: FieldMap::default() };
+    let assignment =
+        DesiredAssignment { group: "5d1c2f3e-0a4b-4c6d-8e9f-0000000000aa".into(), fields: FieldMap::default() };
     c.set_assignments(&id, std::slice::from_ref(&assignment)).await.expect("assigned despite the storm");
     let observed = c.observe().await.expect("observed");
     assert_eq!(observed.objects[0].assignments.len(), 1);
@@ -385,7 +389,7 @@ async fn the_emulator_refuses_a_tampered_upload_at_commit() {
         &format!("{APPS}/{id}/assign"),
         json!({"mobileAppAssignments": [{
         "@odata.type": "#microsoft.graph.mobileAppAssignment", "intent": "required",
-        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "g"}}]}),
+        "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "5d1c2f3e-0a4b-4c6d-8e9f-0000000000aa"}}]}),
     )
     .await;
     assert_eq!(status, 400);
@@ -701,7 +705,8 @@ async fn a_write_budget_below_the_limits_publishes_without_a_single_429() {
         let started = std::time::Instant::now();
         for i in 0..6 {
             let id = c.create(&object(&format!("1.{i}")), &content.1).await.expect("create");
-            let a = DesiredAssignment { group: "g".into(), fields: FieldMap::default() };
+            let a =
+                DesiredAssignment { group: "5d1c2f3e-0a4b-4c6d-8e9f-0000000000aa".into(), fields: FieldMap::default() };
             c.set_assignments(&id, std::slice::from_ref(&a)).await.expect("assign");
         }
         let throttled = stats.snapshot().get(&("intune-test".to_string(), Outcome::Throttled)).copied().unwrap_or(0);

@@ -37,7 +37,7 @@ fn planning_a_branch_with_a_newer_catalog_does_not_make_mains_a_rollback() {
 fn soaking(repo: &common::Repo) {
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
     );
     repo.commit("pilot soaks for two days");
 }
@@ -324,7 +324,7 @@ fn every_audited_action_names_its_approval_user_and_host() {
     repo.remove("fleet/products/tool.yaml");
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot-2 }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot-2 } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
     );
     repo.commit("a new pilot group");
     let run = patchops(repo.path(), &["run", "--path", "fleet", "--listen", "off", "--no-watch", "--max-cycles", "1"]);
@@ -391,7 +391,7 @@ fn plan_base_shows_what_the_change_does_apart_from_what_is_already_pending() {
     // A field-level change: the pilot's soak shortened on the branch.
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 1h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 1h\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
     );
     repo.commit("a shorter soak");
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--base", "main"]);

@@ -22,7 +22,7 @@ fn soaking_fleet() -> (common::Repo, common::Key) {
     let (repo, key) = fleet_repo(1);
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: 48h\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n",
     );
     repo.commit("pilot soaks for two days");
     (repo, key)
@@ -110,11 +110,11 @@ fn a_saved_plan_whose_group_was_edited_is_refused_as_tampered_and_nothing_is_sen
     common::assert_contains(&run.stderr, "the saved plan does not match what its own inputs give");
     common::assert_contains(
         &run.stderr,
-        "the plan file has `publish app 2.0 on intune-prod / pilot (group sg-everyone)`, which its inputs do not give",
+        "the plan file has `publish app 2.0 on intune-prod / pilot (group sg-pilot, id sg-everyone)`, which its inputs do not give",
     );
     common::assert_contains(
         &run.stderr,
-        "its inputs give `publish app 2.0 on intune-prod / pilot (group sg-pilot)`, which the plan file lacks",
+        "its inputs give `publish app 2.0 on intune-prod / pilot (group sg-pilot, id ",
     );
     assert_eq!(apps(repo.path()), vec![], "nothing reached the platform");
 }
@@ -131,7 +131,7 @@ fn a_saved_plan_whose_version_was_edited_is_refused_and_an_unedited_one_applies_
     });
     let run = apply(repo.path(), &["plan.json"]);
     assert_eq!(run.code, 1);
-    common::assert_contains(&run.stderr, "`publish app 1.0 on intune-prod / pilot (group sg-pilot)`");
+    common::assert_contains(&run.stderr, "`publish app 1.0 on intune-prod / pilot (group sg-pilot, id ");
     assert_eq!(apps(repo.path()), vec![]);
     // Removing a waiting action is an edit too.
     edit_plan(repo.path(), |p| {
@@ -358,7 +358,7 @@ fn one_bad_field_in_a_platform_or_rollout_is_reported_once_without_its_consequen
 
     repo.write(
         "fleet/rollout.yaml",
-        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: forever\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      soak: forever\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n",
     );
     repo.commit("and a bad rollout");
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);

@@ -160,7 +160,7 @@ fn main() {
     for (platform, objects) in inventories {
         let dir = out.join("state/inventory");
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let observed = Observed { objects: objects.into_values().collect() };
+        let observed = Observed { objects: objects.into_values().collect(), ..Default::default() };
         std::fs::write(dir.join(format!("{platform}.json")), serde_json::to_vec(&observed).expect("json"))
             .expect("write");
     }

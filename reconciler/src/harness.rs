@@ -141,6 +141,8 @@ fn setup(
         PlatformType::Intune => {
             // The emulated tenant throttles writes as Graph documents it does.
             options.intune_write_limits = Some(emulate::intune::WriteLimits::DOCUMENTED);
+            // Its directory holds the groups the fleet's rings use.
+            options.intune_groups = tenant_groups(fleet, name);
             // The emulated tenant registers the fleet's app credential, so that the embedded
             // platform exercises the same sign-in as the real one.
             if let Some(s) = platform::intune_sign_in(platform, secrets)? {
@@ -233,10 +235,33 @@ fn ring_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<String> {
         .flat_map(|r| r.spec.rings.iter())
         .flat_map(|ring| ring.groups.iter())
         .filter(|g| g.platform.as_str() == platform.as_str())
-        .map(|g| g.group.clone())
+        .filter_map(|g| g.group.id().map(str::to_string))
         .collect();
     groups.sort();
     groups.dedup();
+    groups
+}
+
+/// The Entra ID groups of the emulated tenant: each group the fleet's rings use on `platform`
+/// — a named one under an id of the tenant's own (found only through Graph), one given by id
+/// under that id.
+fn tenant_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<emulate::intune::Group> {
+    let mut groups: Vec<emulate::intune::Group> = fleet
+        .rollouts
+        .values()
+        .flat_map(|r| r.spec.rings.iter())
+        .flat_map(|ring| ring.groups.iter())
+        .filter(|g| g.platform.as_str() == platform.as_str())
+        .map(|g| match (g.group.name(), g.group.id()) {
+            (Some(name), _) => emulate::intune::Group::named(platform.as_str(), name),
+            (None, id) => {
+                let id = id.unwrap_or_default().to_string();
+                emulate::intune::Group { display_name: format!("Group {id}"), id }
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    groups.dedup_by(|a, b| a.id == b.id);
     groups
 }
 

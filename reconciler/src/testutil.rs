@@ -9,10 +9,12 @@ use crate::model::{self, Fleet, FleetFile, ObjectName};
 
 pub fn fleet(files: &[(&str, &str)]) -> Fleet {
     let files: Vec<FleetFile> = files.iter().map(|(p, t)| FleetFile { path: (*p).into(), text: (*t).into() }).collect();
-    match model::load(&files) {
+    let fleet = match model::load(&files) {
         Ok(f) => f,
         Err(e) => unreachable!("test fleet should load: {e}"),
-    }
+    };
+    // Named groups resolve as in a directory where each group's id is its name.
+    fleet.with_placeholder_group_ids()
 }
 
 /// A catalog JSON with the given (product id, [versions]) entries.

@@ -24,7 +24,7 @@ role-based access control for --admin.
 
 Examples:
   patchops emulate intune --listen 127.0.0.1:8080 --state tenant.json --throttle-every 5
-  patchops emulate intune --app 00000000-0000-0000-0000-0000000000aa=app.pem
+  patchops emulate intune --app 00000000-0000-0000-0000-0000000000aa=app.pem --group sg-patch-pilot
   curl 'http://127.0.0.1:8080/beta/deviceAppManagement/mobileApps?$expand=assignments'
   patchops emulate wsus --state wsus.json --signing-certificate wsus-signing.pem --group Pilot
   patchops emulate configmgr --state site.json --share /tmp/share --collection PO100012 \
@@ -54,7 +54,9 @@ pub struct EmulateArgs {
     /// WSUS: the server's signing certificate and key (one PEM); without it, publishing fails.
     #[arg(long, value_name = "PEM")]
     pub signing_certificate: Option<PathBuf>,
-    /// WSUS: a computer target group (repeatable).
+    /// WSUS: a computer target group (repeatable). Intune: a group of the tenant's directory,
+    /// NAME or OBJECT_ID=NAME (an id of its own when only the name is given); with any, the
+    /// tenant refuses assignments to other groups.
     #[arg(long = "group", value_name = "NAME")]
     pub groups: Vec<String>,
     /// WSUS: run PowerShell as AllSigned, trusting scripts signed with this certificate (PEM).
@@ -124,6 +126,21 @@ pub async fn run(args: EmulateArgs) -> u8 {
     }
     options.wsus.signing_pem = args.signing_certificate.clone();
     options.wsus.groups = args.groups.clone();
+    if matches!(args.platform, EmulatedPlatform::Intune) {
+        for g in &args.groups {
+            let group = match g.split_once('=') {
+                Some((id, name)) if reconciler::model::load::is_object_id(id) => {
+                    reconciler::emulate::intune::Group { id: id.to_string(), display_name: name.to_string() }
+                }
+                Some(_) => {
+                    print_error(&format!("--group {g}: write it as NAME or OBJECT_ID=NAME, the id a GUID"));
+                    return EXIT_ERROR;
+                }
+                None => reconciler::emulate::intune::Group::named(&args.state.display().to_string(), g),
+            };
+            options.intune_groups.push(group);
+        }
+    }
     if let Some(pem) = &args.all_signed_by {
         match std::fs::read(pem)
             .map_err(|e| e.to_string())

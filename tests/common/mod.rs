@@ -145,7 +145,7 @@ pub fn fleet_files(public_key: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "fleet/rollout.yaml",
-            "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: sg-pilot }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: sg-broad }\n".into(),
+            "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: { name: sg-pilot } }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: { name: sg-broad } }\n".into(),
         ),
         (
             "fleet/catalog.yaml",
@@ -370,7 +370,7 @@ pub fn tenant_apps(dir: &Path) -> Vec<(String, Vec<String>)> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|a| a["target"]["groupId"].as_str().unwrap_or_default().to_string())
+                .map(|a| group_name(&t, a["target"]["groupId"].as_str().unwrap_or_default()))
                 .collect();
             groups.sort();
             (app["displayVersion"].as_str().unwrap_or_default().to_string(), groups)
@@ -378,6 +378,23 @@ pub fn tenant_apps(dir: &Path) -> Vec<(String, Vec<String>)> {
         .collect();
     out.sort();
     out
+}
+
+/// The display name of the emulated tenant's group `id` (its id when the directory has no such
+/// group).
+pub fn group_name(tenant: &serde_json::Value, id: &str) -> String {
+    tenant["groups"][id]["displayName"].as_str().unwrap_or(id).to_string()
+}
+
+/// The object id of the emulated tenant's group named `name`.
+pub fn group_id(tenant: &serde_json::Value, name: &str) -> String {
+    tenant["groups"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .find(|(_, g)| g["displayName"] == name)
+        .map(|(id, _)| id.clone())
+        .unwrap_or_else(|| panic!("the emulated tenant has no group named {name}: {:#}", tenant["groups"]))
 }
 
 pub fn v(version: &str, groups: &[&str]) -> (String, Vec<String>) {

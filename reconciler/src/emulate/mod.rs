@@ -36,6 +36,9 @@ pub struct EmulatorOptions {
     /// Graph's write limits, enforced with `429 Too Many Requests` and `Retry-After` (Intune).
     /// None: unlimited.
     pub intune_write_limits: Option<intune::WriteLimits>,
+    /// The groups of the emulated tenant's directory (Intune), added to its state when it
+    /// opens. A tenant with groups refuses assignments to any other group.
+    pub intune_groups: Vec<intune::Group>,
     /// How an emulated WSUS server is set up (signing certificate, groups, AllSigned).
     pub wsus: wsus::WsusServerOptions,
     /// How an emulated ConfigMgr site is set up (site id, share, users and roles).

@@ -46,6 +46,73 @@ impl Fleet {
     pub fn product(&self, name: &str) -> Option<&Product> {
         self.products.binary_search_by(|p| p.name().as_str().cmp(name)).ok().map(|i| &self.products[i])
     }
+
+    /// The groups the fleet names by display name on `platform` (Intune), sorted.
+    pub fn named_groups(&self, platform: &ObjectName) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rollouts
+            .values()
+            .flat_map(|r| r.spec.rings.iter())
+            .flat_map(|ring| ring.groups.iter())
+            .filter(|g| g.platform.as_str() == platform.as_str())
+            .filter_map(|g| g.group.name().map(str::to_string))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether any ring names a group by display name.
+    pub fn has_named_groups(&self) -> bool {
+        self.rollouts
+            .values()
+            .flat_map(|r| r.spec.rings.iter())
+            .flat_map(|ring| ring.groups.iter())
+            .any(|g| g.group.name().is_some())
+    }
+
+    /// This fleet with every named group's id filled in from `ids` (per platform: display
+    /// name → object id, as the platform resolved them). A name without an id stays
+    /// unresolved; [`Fleet::unresolved_groups`] lists those.
+    pub fn with_group_ids(&self, ids: &BTreeMap<ObjectName, BTreeMap<String, String>>) -> Fleet {
+        let mut fleet = self.clone();
+        for rollout in fleet.rollouts.values_mut() {
+            for ring in &mut rollout.spec.rings {
+                for g in &mut ring.groups {
+                    if let super::kinds::GroupRef::Named(n) = &mut g.group {
+                        n.resolved = ids
+                            .iter()
+                            .find(|(p, _)| p.as_str() == g.platform.as_str())
+                            .and_then(|(_, by_name)| by_name.get(&n.name))
+                            .cloned();
+                    }
+                }
+            }
+        }
+        fleet
+    }
+
+    /// This fleet with every named group standing in for its own id, for `validate`, which
+    /// reads no platform: its plan is judged by the policies, never applied.
+    pub fn with_placeholder_group_ids(&self) -> Fleet {
+        let ids = self
+            .platforms
+            .keys()
+            .map(|p| (p.clone(), self.named_groups(p).into_iter().map(|n| (n.clone(), n)).collect()))
+            .collect();
+        self.with_group_ids(&ids)
+    }
+
+    /// The named groups without an id, as `platform: name` — a fleet with any is not planned.
+    pub fn unresolved_groups(&self) -> Vec<String> {
+        self.rollouts
+            .values()
+            .flat_map(|r| r.spec.rings.iter())
+            .flat_map(|ring| ring.groups.iter())
+            .filter(|g| g.group.id().is_none())
+            .map(|g| format!("{}: {}", g.platform, g.group.label()))
+            .collect()
+    }
 }
 
 /// A Product with its catalog, rollouts and rings resolved.
@@ -168,7 +235,17 @@ impl Rollout {
             .iter()
             .find(|r| &r.name == ring)
             .and_then(|r| r.groups.iter().find(|g| &g.platform == platform))
-            .map(|g| g.group.as_str())
+            .and_then(|g| g.group.id())
+    }
+
+    /// The display name of the ring's group on a platform, when the fleet names it.
+    pub fn group_name(&self, ring: &RingName, platform: &ObjectName) -> Option<&str> {
+        self.spec
+            .rings
+            .iter()
+            .find(|r| &r.name == ring)
+            .and_then(|r| r.groups.iter().find(|g| &g.platform == platform))
+            .and_then(|g| g.group.name())
     }
 }
 

@@ -553,8 +553,59 @@ pub struct Ring {
 pub struct RingGroup {
     /// The Platform's `metadata.name`.
     pub platform: PlatformName,
-    /// The group's id or name on that platform.
-    pub group: String,
+    /// The group on that platform: its id — an Entra ID object id (a GUID) on Intune, a
+    /// collection id on ConfigMgr, a computer target group's name on WSUS — or, on Intune,
+    /// `{ name: DISPLAY-NAME }`, which patchops resolves read-only through Graph (exactly one
+    /// group of that name, else an error).
+    pub group: GroupRef,
+}
+
+/// How a ring names its group on a platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GroupRef {
+    /// The platform's id of the group.
+    Id(String),
+    /// An Entra ID group named by its `displayName` (Intune only).
+    Named(NamedGroup),
+}
+
+/// An Entra ID group named by its display name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamedGroup {
+    /// The group's `displayName` in Entra ID.
+    pub name: String,
+    /// The group's object id, once resolved through Graph (never written in a fleet).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub resolved: Option<String>,
+}
+
+impl GroupRef {
+    /// The group's id on its platform; `None` for a named group not resolved yet.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            GroupRef::Id(id) => Some(id),
+            GroupRef::Named(n) => n.resolved.as_deref(),
+        }
+    }
+
+    /// The display name a fleet gave the group, if it named it.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            GroupRef::Id(_) => None,
+            GroupRef::Named(n) => Some(&n.name),
+        }
+    }
+
+    /// How people are shown the group: its name when the fleet named it, else its id.
+    pub fn label(&self) -> &str {
+        match self {
+            GroupRef::Id(id) => id,
+            GroupRef::Named(n) => &n.name,
+        }
+    }
 }
 
 /// A recurring window in which changes may be applied.

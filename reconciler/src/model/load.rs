@@ -772,6 +772,58 @@ fn check_software_update_point(
     }
 }
 
+/// Longest group display name Entra ID accepts (256 characters).
+const MAX_GROUP_NAME: usize = 256;
+
+/// A ring's group: an id of the platform's form, or (Intune only) a display name.
+fn check_group(
+    r: &Parsed<RolloutSpec>,
+    at: &str,
+    group: &super::kinds::GroupRef,
+    platform: &str,
+    ty: Option<PlatformType>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    use super::kinds::GroupRef;
+    match group {
+        GroupRef::Id(id) if id.trim().is_empty() => diags.push(r.diag_value(at, "the group is empty")),
+        GroupRef::Id(id) if ty == Some(PlatformType::Intune) && !is_object_id(id) => diags.push(
+            r.diag_value(
+                at,
+                format!("`{id}` is not an Entra ID object id; Intune assigns apps to groups by id (a GUID)"),
+            )
+            .help(format!(
+                "write the group's object id (Entra admin center > Groups > the group > Object ID), such as \
+                     `group: 0f6c3b1e-8a5d-4c2f-9e7a-1b2c3d4e5f60`, or name it and let patchops look it up: \
+                     `group: {{ name: {id} }}`"
+            )),
+        ),
+        GroupRef::Id(_) => {}
+        GroupRef::Named(n) if ty.is_some() && ty != Some(PlatformType::Intune) => diags.push(
+            r.diag_value(
+                at,
+                format!("platform `{platform}` is not Intune; only an Entra ID group can be named by `{{ name: … }}`"),
+            )
+            .help(match ty {
+                Some(PlatformType::Wsus) => {
+                    format!("a WSUS computer target group is given by its name: `group: {}`", n.name)
+                }
+                _ => "give the ConfigMgr collection's id, such as `group: PO100012`".to_string(),
+            }),
+        ),
+        GroupRef::Named(n) if n.name.trim().is_empty() => diags.push(r.diag_value(at, "the group's name is empty")),
+        GroupRef::Named(n) if n.name.chars().count() > MAX_GROUP_NAME => diags.push(
+            r.diag_value(at, format!("the group's name is longer than Entra ID allows ({MAX_GROUP_NAME} characters)")),
+        ),
+        GroupRef::Named(_) => {}
+    }
+}
+
+/// An Entra ID object id: a GUID written 8-4-4-4-12 in hexadecimal.
+pub fn is_object_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
+}
+
 fn check_rollout(
     r: &Parsed<RolloutSpec>,
     platforms: &BTreeMap<ObjectName, Parsed<PlatformSpec>>,
@@ -806,9 +858,8 @@ fn check_rollout(
                     .help("a ring maps to one group per platform"),
                 );
             }
-            if g.group.trim().is_empty() {
-                diags.push(r.diag_value(&format!("{at}.group"), "the group is empty"));
-            }
+            let ty = platforms.get(&g.platform).map(|p| p.doc.spec.platform_type);
+            check_group(r, &format!("{at}.group"), &g.group, g.platform.as_str(), ty, diags);
         }
     }
     for (i, w) in r.doc.spec.maintenance_windows.iter().enumerate() {

@@ -114,7 +114,7 @@ pub async fn prepare_apply<'c>(
     let loaded = Arc::new(pipeline::load(ctx, source).await?);
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
     tracing::debug!("connected");
-    let observed = Arc::new(pipeline::observe(&clients).await?);
+    let observed = Arc::new(pipeline::observe(&clients, &loaded.fleet).await?);
     tracing::debug!("observed");
     let share = options.max_retire_share.unwrap_or(DEFAULT_MAX_RETIRE_SHARE);
     let decision = pipeline::decide(

@@ -36,5 +36,5 @@ pub async fn record_inventory(
     if !failures.is_empty() {
         return Err(OpsError::Platforms(failures));
     }
-    Ok(pipeline::observe(&clients).await?.into_iter().collect())
+    Ok(pipeline::observe(&clients, &fleet).await?.into_iter().collect())
 }

@@ -195,11 +195,29 @@ pub async fn connect(ctx: &Context, fleet: &Fleet) -> Result<Clients, OpsError> 
     }
 }
 
-/// Observes every platform at once (slow platforms are waited for together). Every failure is
-/// reported, not only the first.
-pub async fn observe(clients: &Clients) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
-    let results =
-        futures::future::join_all(clients.iter().map(|(n, c)| async move { (n.clone(), c.observe().await) })).await;
+/// Observes every platform at once (slow platforms are waited for together), and resolves the
+/// groups `fleet` names by display name on each (read-only; a recording already holds them).
+/// Every failure is reported, not only the first.
+pub async fn observe(clients: &Clients, fleet: &Fleet) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
+    let results = futures::future::join_all(clients.iter().map(|(n, c)| async move {
+        let named = fleet.named_groups(n);
+        let observed = match c.observe().await {
+            Ok(mut o) => {
+                o.groups.retain(|name, _| named.contains(name));
+                let missing: Vec<String> = named.iter().filter(|g| !o.groups.contains_key(*g)).cloned().collect();
+                match c.resolve_groups(&missing).await {
+                    Ok(ids) => {
+                        o.groups.extend(ids);
+                        Ok(o)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        (n.clone(), observed)
+    }))
+    .await;
     let mut observed = BTreeMap::new();
     let mut failures: Vec<PlatformError> = Vec::new();
     for (name, r) in results {
@@ -278,6 +296,24 @@ pub fn decide_with(
     memo: Option<&crate::memo::Memo>,
 ) -> Result<Decision, OpsError> {
     let t = std::time::Instant::now();
+    // Groups named by display name are planned with the ids the platforms gave for them; a
+    // fleet with a group left unresolved is not planned (its assignments are unknown).
+    let resolved;
+    let fleet: &Fleet = if loaded.fleet.has_named_groups() {
+        let ids: BTreeMap<ObjectName, BTreeMap<String, String>> =
+            observed.iter().map(|(n, o)| (n.clone(), o.groups.clone())).collect();
+        resolved = loaded.fleet.with_group_ids(&ids);
+        let unresolved = resolved.unresolved_groups();
+        if !unresolved.is_empty() {
+            return Err(OpsError::Task(format!(
+                "groups named in the fleet were not resolved ({}); nothing is planned",
+                unresolved.join(", ")
+            )));
+        }
+        &resolved
+    } else {
+        &loaded.fleet
+    };
     // The plan is a function of the fleet, the catalogs and what the platforms hold: with a
     // memo and the same three, the last plan is the plan (with this commit's provenance).
     let remembered = memo.and_then(|m| m.plan(&loaded.fleet, &loaded.catalogs, observed));
@@ -290,7 +326,7 @@ pub fn decide_with(
         }
         None => {
             let plan = plan::plan(PlanInput {
-                fleet: &loaded.fleet,
+                fleet,
                 source: (loaded.snapshot.provenance(), loaded.snapshot.digest()),
                 catalogs: &loaded.catalogs,
                 observed,
@@ -321,7 +357,7 @@ pub fn decide_with(
             return Err(OpsError::Refused(super::ApplyRefusal::Tampered(tampered)));
         }
     }
-    crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(&loaded.fleet, &loaded.catalogs, now))?;
+    crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(fleet, &loaded.catalogs, now))?;
     if let Some(evidence) = how.ring_evidence {
         let db = state.db()?;
         // One read of the whole ring history, not a query per ring: a fleet of 10,000 products
@@ -335,7 +371,7 @@ pub fn decide_with(
         };
         if evidence == RingEvidence::Record && !unchanged {
             let mut read = db.ring_history()?;
-            let observed_rings = plan::observed_ring_versions(&loaded.fleet, observed);
+            let observed_rings = plan::observed_ring_versions(fleet, observed);
             let missing: Vec<_> = observed_rings
                 .iter()
                 .filter(|r| read.reached_at(&r.product, &r.platform, &r.ring, &r.version).is_none())
@@ -359,7 +395,7 @@ pub fn decide_with(
             Some(r) => r.reached_at(product, platform, ring, version),
             None => db.reached_at(product, platform, ring, version).ok().flatten(),
         };
-        plan::gate(&mut plan, &loaded.fleet, &history, now);
+        plan::gate(&mut plan, fleet, &history, now);
         // What `patchops suspend` holds back waits, whatever the gate said.
         let suspended = db.suspensions()?;
         if !suspended.is_empty() {

@@ -81,7 +81,7 @@ pub async fn plan_change(ctx: &Context, source: &SourceOptions, base: &str) -> R
 
 async fn plan_loaded(ctx: &Context, loaded: std::sync::Arc<super::Loaded>) -> Result<Planned, OpsError> {
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = std::sync::Arc::new(pipeline::observe(&clients).await?);
+    let observed = std::sync::Arc::new(pipeline::observe(&clients, &loaded.fleet).await?);
     let decision = pipeline::decide(
         ctx,
         &loaded,

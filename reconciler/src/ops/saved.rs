@@ -142,7 +142,11 @@ pub(super) fn tampering(saved: &[plan::PlannedAction], now: &[plan::PlannedActio
             a.version.as_deref().map(|v| format!("{v} ")).unwrap_or_default(),
             a.platform,
             a.ring.as_deref().map(|r| format!(" / {r}")).unwrap_or_default(),
-            a.group.as_deref().map(|g| format!(" (group {g})")).unwrap_or_default(),
+            match (a.group_name.as_deref(), a.group.as_deref()) {
+                (Some(name), Some(id)) => format!(" (group {name}, id {id})"),
+                (None, Some(id)) => format!(" (group {id})"),
+                _ => String::new(),
+            },
         )
     };
     // Both lists are in the planner's stable order: compared pairwise, and only when they

@@ -47,7 +47,7 @@ pub struct Status {
 pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, OpsError> {
     let loaded = pipeline::load(ctx, source).await?;
     let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = std::sync::Arc::new(pipeline::observe(&clients).await?);
+    let observed = std::sync::Arc::new(pipeline::observe(&clients, &loaded.fleet).await?);
     let loaded = std::sync::Arc::new(loaded);
     let decision = pipeline::decide(
         ctx,
@@ -118,8 +118,15 @@ pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, Ops
                 })
                 .collect();
             commits.dedup();
+            // A group the fleet names is shown by its name.
+            let name_of = |id: &str| {
+                observed
+                    .get(&t.spec.platform)
+                    .and_then(|o| o.groups.iter().find(|(_, g)| g.as_str() == id))
+                    .map_or_else(|| id.to_string(), |(name, _)| name.clone())
+            };
             let mut groups: Vec<String> =
-                objects.iter().flat_map(|o| o.assignments.iter().map(|a| a.group.clone())).collect();
+                objects.iter().flat_map(|o| o.assignments.iter().map(|a| name_of(&a.group))).collect();
             groups.sort();
             let last = latest
                 .iter()

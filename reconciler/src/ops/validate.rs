@@ -38,10 +38,22 @@ pub async fn validate(ctx: &Context, source: &SourceOptions) -> Result<Validated
     }
     // What the policies say about publishing the fleet as it stands to empty platforms: every
     // (product, platform, ring) the fleet asks for, as a publish. No gating: nothing is observed.
+    // Groups named by display name are not looked up (nothing is read from the platforms):
+    // each name stands in for its id.
+    let empty: BTreeMap<_, _> = loaded
+        .fleet
+        .platforms
+        .keys()
+        .filter(|p| !loaded.fleet.named_groups(p).is_empty())
+        .map(|p| {
+            let groups = loaded.fleet.named_groups(p).into_iter().map(|n| (n.clone(), n)).collect();
+            (p.clone(), crate::platform::Observed { objects: Vec::new(), groups })
+        })
+        .collect();
     let decision = pipeline::decide(
         ctx,
         &loaded,
-        &std::sync::Arc::new(BTreeMap::new()),
+        &std::sync::Arc::new(empty),
         Decide { saved: None, ring_evidence: None, max_retire_share: 1.0 },
     )
     .await?;

@@ -118,9 +118,12 @@ pub struct PlannedAction {
     /// The ring; absent when a retired assignment's group belongs to no ring of the fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ring: Option<Text>,
-    /// The ring's group on the platform.
+    /// The ring's group on the platform: its id there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Text>,
+    /// The group's display name, when the fleet names the group (`group: { name: … }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<Text>,
     /// The version published after the action; absent for retire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Text>,
@@ -536,6 +539,8 @@ fn plan_products<'a>(
             };
             for ring in &target.rings {
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
+                let group_name = rollout.group_name(ring, &target.spec.platform);
+                let shown = group_name.unwrap_or(group);
                 wanted.insert((&target.spec.platform, &product.spec.product, group));
                 // Normally one object is assigned to a ring's group. A run that died in the middle
                 // of an update leaves two (the new version assigned, the old one not yet
@@ -557,7 +562,7 @@ fn plan_products<'a>(
                             action: ActionKind::Retire,
                             reason: text.get("AlsoAssigned"),
                             message: format!(
-                                "{} {from} (object {}) is still assigned to ring {ring} (group {group}), which runs {} (object {}); it leaves the group",
+                                "{} {from} (object {}) is still assigned to ring {ring} (group {shown}), which runs {} (object {}); it leaves the group",
                                 product.spec.product, other.id, selection.version, chosen.id
                             )
                             .into(),
@@ -567,6 +572,7 @@ fn plan_products<'a>(
                             platform_type: platform.spec.platform_type,
                             ring: Some(text.get(ring.as_str())),
                             group: Some(text.get(group)),
+                            group_name: group_name.map(|n| text.get(n)),
                             version: None,
                             object_id: Some(other.id.as_str().into()),
                             changes: vec![FieldChange { field: text.get("version"), from: Some(from.as_str().into()), to: None }],
@@ -586,6 +592,7 @@ fn plan_products<'a>(
                     platform_type: platform.spec.platform_type,
                     ring: Some(text.get(ring.as_str())),
                     group: Some(text.get(group)),
+                    group_name: group_name.map(|n| text.get(n)),
                     version: Some(Arc::clone(&version_shared)),
                     object_id: None,
                     changes: Vec::new(),
@@ -612,11 +619,11 @@ fn plan_products<'a>(
                         changes.extend(desired::diff(std::iter::empty(), &assignment_fields, "assignment.", &mut text));
                         let message = match existing {
                             Some(o) => format!(
-                                "{} {} is not assigned to ring {ring} (group {group}); assign the existing object {}",
+                                "{} {} is not assigned to ring {ring} (group {shown}); assign the existing object {}",
                                 product.spec.product, selection.version, o.id
                             ),
                             None => format!(
-                                "{} {} is not published to ring {ring} (group {group})",
+                                "{} {} is not published to ring {ring} (group {shown})",
                                 product.spec.product, selection.version
                             ),
                         };
@@ -741,6 +748,7 @@ fn retire_unwanted(
                 platform_type: platform.spec.platform_type,
                 ring: ring.map(Into::into),
                 group: group.map(Into::into),
+                group_name: group.and_then(|g| group_name_of(input.fleet, platform_name, g)).map(Into::into),
                 version: None,
                 object_id: Some(object.id.as_str().into()),
                 changes: vec![FieldChange {
@@ -774,7 +782,7 @@ fn retire_unwanted(
                     }
                     _ => format!(
                         "Product `{product_name}` no longer targets group {} on {platform_name}",
-                        assignment.group
+                        group_name_of(input.fleet, platform_name, &assignment.group).unwrap_or(&assignment.group)
                     ),
                 };
                 actions.push(retire(ring, Some(&assignment.group), message));
@@ -789,12 +797,23 @@ fn retire_unwanted(
     }
 }
 
+/// The display name the fleet gives the group with id `group` on `platform`, if it names it.
+fn group_name_of<'f>(fleet: &'f Fleet, platform: &ObjectName, group: &str) -> Option<&'f str> {
+    fleet
+        .rollouts
+        .values()
+        .flat_map(|r| r.spec.rings.iter())
+        .flat_map(|ring| ring.groups.iter())
+        .find(|g| &g.platform == platform && g.group.id() == Some(group))
+        .and_then(|g| g.group.name())
+}
+
 fn ring_of_group(fleet: &Fleet, platform: &ObjectName, group: &str) -> Option<String> {
     fleet.rollouts.values().find_map(|r| {
         r.spec
             .rings
             .iter()
-            .find(|ring| ring.groups.iter().any(|g| &g.platform == platform && g.group == group))
+            .find(|ring| ring.groups.iter().any(|g| &g.platform == platform && g.group.id() == Some(group)))
             .map(|ring| ring.name.to_string())
     })
 }

@@ -17,9 +17,9 @@ metadata: { name: std }
 spec:
   rings:
     - name: pilot
-      groups: [{ platform: intune, group: g-pilot }]
+      groups: [{ platform: intune, group: { name: g-pilot } }]
     - name: broad
-      groups: [{ platform: intune, group: g-broad }]
+      groups: [{ platform: intune, group: { name: g-broad } }]
 ---
 apiVersion: patchops.io/v1alpha1
 kind: CatalogSource
@@ -128,7 +128,7 @@ fn version_ranges_use_windows_ordering() {
 #[test]
 fn matching_objects_plan_nothing() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(kinds(&p), vec![(ActionKind::None, Some("pilot".into())), (ActionKind::None, Some("broad".into()))]);
     assert!(!p.has_changes());
     assert_eq!(p.summary.unchanged, 2);
@@ -137,7 +137,7 @@ fn matching_objects_plan_nothing() {
 #[test]
 fn a_newer_catalog_version_is_an_update_with_a_version_diff() {
     let obj = managed("obj-1", "vendor.app", "1.10", &["g-pilot", "g-broad"], desired_fields("1.10"));
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(p.actions[0].action, ActionKind::Update);
     assert_eq!(&*p.actions[0].reason, "NewVersion");
     let v = p.actions[0].changes.iter().find(|c| &*c.field == "version");
@@ -148,7 +148,7 @@ fn a_newer_catalog_version_is_an_update_with_a_version_diff() {
 #[test]
 fn pinning_below_the_published_version_is_a_downgrade_update() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("2.0"));
-    let p = run(&[product("app", "vendor.app", "1.9", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "1.9", "")], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(p.actions[0].action, ActionKind::Update);
     assert_eq!(&*p.actions[0].reason, "VersionPinnedLower");
     // Shown as a downgrade, each old value beside its new one.
@@ -159,7 +159,7 @@ fn pinning_below_the_published_version_is_a_downgrade_update() {
     assert!(md.contains("| 1.9 ⚠️ downgrade from 2.0 |"), "{md}");
     // An update to a higher version is no downgrade.
     let obj = managed("obj-1", "vendor.app", "1.9", &["g-pilot", "g-broad"], desired_fields("1.9"));
-    let p = run(&[product("app", "vendor.app", "2.0", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "2.0", "")], Observed { objects: vec![obj], ..Default::default() });
     assert!(!render::text(&p, false, false).contains("downgrade"));
 }
 
@@ -167,7 +167,8 @@ fn pinning_below_the_published_version_is_a_downgrade_update() {
 fn changed_settings_are_a_reconfigure_with_field_diffs() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
     let extra = "      install: { intent: available }\n";
-    let p = run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj] });
+    let p =
+        run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(p.actions[0].action, ActionKind::Reconfigure);
     assert_eq!(
         p.actions[0].changes,
@@ -183,7 +184,8 @@ fn changed_settings_are_a_reconfigure_with_field_diffs() {
 fn a_removed_ring_retires_only_its_assignment() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
     let extra = "      rings: [pilot]\n";
-    let p = run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj] });
+    let p =
+        run(&[product("app", "vendor.app", "latest", extra)], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(kinds(&p), vec![(ActionKind::None, Some("pilot".into())), (ActionKind::Retire, Some("broad".into()))]);
     assert_eq!(&*p.actions[1].reason, "RingRemoved");
 }
@@ -191,7 +193,7 @@ fn a_removed_ring_retires_only_its_assignment() {
 #[test]
 fn a_product_removed_from_the_fleet_is_retired_everywhere() {
     let obj = managed("obj-9", "vendor.other", "5.0", &["g-pilot", "g-broad"], BTreeMap::new());
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj], ..Default::default() });
     let retires: Vec<_> = p.actions.iter().filter(|a| a.action == ActionKind::Retire).collect();
     assert_eq!(retires.len(), 2);
     assert!(retires.iter().all(|a| &*a.reason == "RemovedFromFleet" && a.object_id.as_deref() == Some("obj-9")));
@@ -202,7 +204,7 @@ fn retire_true_retires_the_product() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot"], desired_fields("latest"));
     let extra = "  retire: true\n";
     let text = product("app", "vendor.app", "latest", "").replace("  targets:", &format!("{extra}  targets:"));
-    let p = run(&[text], Observed { objects: vec![obj] });
+    let p = run(&[text], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(kinds(&p), vec![(ActionKind::Retire, Some("pilot".into()))]);
     assert_eq!(&*p.actions[0].reason, "RetireRequested");
 }
@@ -215,7 +217,10 @@ fn unmanaged_objects_are_never_touched() {
     if let Some(m) = other_tool.marker.as_mut() {
         m.managed_by = "someone-else".into();
     }
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj, other_tool] });
+    let p = run(
+        &[product("app", "vendor.app", "latest", "")],
+        Observed { objects: vec![obj, other_tool], ..Default::default() },
+    );
     assert!(p.actions.iter().all(|a| a.action != ActionKind::Retire));
     assert_eq!(p.unmanaged.get("intune"), Some(&2));
 }
@@ -223,7 +228,7 @@ fn unmanaged_objects_are_never_touched() {
 #[test]
 fn a_product_missing_from_the_catalog_is_an_error_and_does_not_retire_it() {
     let obj = managed("obj-1", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
-    let p = run(&[product("app", "vendor.app", "9.9", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "9.9", "")], Observed { objects: vec![obj], ..Default::default() });
     assert_eq!(p.errors.len(), 1);
     assert_eq!(&*p.errors[0].reason, "NoMatchingVersion");
     assert!(p.errors[0].message.contains("offers 1.9, 1.10, 2.0"), "{}", p.errors[0].message);
@@ -246,7 +251,7 @@ fn plans_record_their_inputs_and_are_deterministic() {
 #[test]
 fn renderers_show_actions_diffs_and_stay_under_the_markdown_cap() {
     let obj = managed("obj-1", "vendor.app", "1.10", &["g-pilot", "g-broad"], desired_fields("1.10"));
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj], ..Default::default() });
     let text = render::text(&p, false, false);
     assert!(!text.contains('\u{1b}'), "no escape codes without colour");
     assert!(render::text(&p, false, true).contains("\u{1b}["), "styled with colour");
@@ -266,7 +271,7 @@ fn renderers_show_actions_diffs_and_stay_under_the_markdown_cap() {
 #[test]
 fn an_unassigned_managed_object_no_product_wants_is_retired() {
     let obj = managed("orphan", "vendor.other", "5.0", &[], BTreeMap::new());
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj] });
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![obj], ..Default::default() });
     let retire: Vec<_> = p.actions.iter().filter(|a| a.action == ActionKind::Retire).collect();
     assert_eq!(retire.len(), 1);
     assert_eq!(retire[0].object_id.as_deref(), Some("orphan"));
@@ -285,8 +290,10 @@ mod gating {
     fn gated(observed: Observed, windows: &str, reached: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Plan {
         // BASE, with a 48 h soak on pilot, a budget of one change per run, and `windows`.
         let rollout = BASE.replace("    - name: pilot\n", "    - name: pilot\n      soak: 48h\n").replace(
-            "      groups: [{ platform: intune, group: g-broad }]\n",
-            &format!("      groups: [{{ platform: intune, group: g-broad }}]\n  maxChangesPerStep: 1\n{windows}"),
+            "      groups: [{ platform: intune, group: { name: g-broad } }]\n",
+            &format!(
+                "      groups: [{{ platform: intune, group: {{ name: g-broad }} }}]\n  maxChangesPerStep: 1\n{windows}"
+            ),
         );
         let app = product("app", "vendor.app", "2.0", "");
         let other = product("other", "vendor.other", "5.0", "");
@@ -344,6 +351,7 @@ mod gating {
                 managed("a", "vendor.app", "2.0", &["g-pilot"], BTreeMap::new()),
                 managed("o", "vendor.other", "5.0", &["g-pilot", "g-broad"], BTreeMap::new()),
             ],
+            ..Default::default()
         };
         let p = gated(observed.clone(), "", Some(at(9)), at(10));
         let broad = p.actions.iter().find(|a| &*a.product == "app" && a.ring.as_deref() == Some("broad")).unwrap();
@@ -412,7 +420,10 @@ fn new_bytes_under_the_same_version_are_an_update() {
     if let Some(m) = object.marker.as_mut() {
         m.content_digest = Sha256::digest(b"an earlier build of 2.0");
     }
-    let p = run(&[product("app", "vendor.app", "2.0", "      rings: [pilot]\n")], Observed { objects: vec![object] });
+    let p = run(
+        &[product("app", "vendor.app", "2.0", "      rings: [pilot]\n")],
+        Observed { objects: vec![object], ..Default::default() },
+    );
     let a = &p.actions[0];
     assert_eq!((a.action, &*a.reason), (ActionKind::Update, "ContentChanged"));
     assert!(a.message.starts_with("the catalog's installer for vendor.app 2.0 is now "), "{}", a.message);
@@ -423,7 +434,8 @@ fn a_group_left_with_two_versions_keeps_the_selected_one_and_withdraws_the_other
     // A run died between assigning 2.0 to the pilot group and withdrawing 1.10 from it.
     let new = managed("obj-new", "vendor.app", "2.0", &["g-pilot", "g-broad"], desired_fields("latest"));
     let old = managed("obj-old", "vendor.app", "1.10", &["g-pilot"], desired_fields("1.10"));
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![old, new] });
+    let p =
+        run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![old, new], ..Default::default() });
     let changes: Vec<(ActionKind, &str, Option<&str>)> = p
         .actions
         .iter()
@@ -440,7 +452,7 @@ fn a_group_left_with_two_versions_keeps_the_selected_one_and_withdraws_the_other
 fn a_half_made_object_is_retired_and_its_ring_published_afresh() {
     let mut half = managed("obj-half", "vendor.app", "2.0", &[], desired_fields("latest"));
     half.incomplete = Some("its content was never committed".into());
-    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![half] });
+    let p = run(&[product("app", "vendor.app", "latest", "")], Observed { objects: vec![half], ..Default::default() });
     let changes: Vec<(ActionKind, &str, Option<&str>)> =
         p.actions.iter().map(|a| (a.action, &*a.reason, a.object_id.as_deref())).collect();
     assert_eq!(

@@ -65,6 +65,25 @@ impl PlatformClient for InventoryPlatform {
         self.ty
     }
 
+    async fn resolve_groups(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, PlatformError> {
+        // The recording holds the ids of the groups its fleet named; a group named since was
+        // never looked up, and a plan without network cannot look it up now.
+        match names.first() {
+            None => Ok(std::collections::BTreeMap::new()),
+            Some(name) => Err(PlatformError::Unavailable {
+                platform: self.name.clone(),
+                cause: format!(
+                    "{} has no id for the group named `{name}` (the fleet named it after the inventory was recorded); record it again with this fleet: patchops inventory record",
+                    self.inventory.display()
+                )
+                .into(),
+            }),
+        }
+    }
+
     async fn observe(&self) -> Result<Observed, PlatformError> {
         if let Ok(meta) = tokio::fs::metadata(&self.inventory).await {
             if meta.len() > MAX_INVENTORY_BYTES {

@@ -22,6 +22,8 @@ pub use connect::{
 };
 
 use schemars::JsonSchema;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Sha256;
@@ -228,6 +230,10 @@ impl JsonSchema for FieldMap {
 pub struct Observed {
     /// Objects, managed or not.
     pub objects: Vec<ObservedObject>,
+    /// The groups the fleet names by display name, as the platform resolved them (display
+    /// name → object id; Intune).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, String>,
 }
 
 impl Observed {
@@ -242,12 +248,20 @@ impl Observed {
         for o in objects {
             hash_object(&mut h, o);
         }
+        // Where the fleet's named groups point is part of what was observed: a group renamed
+        // or replaced changes the plan.
+        if !self.groups.is_empty() {
+            for s in std::iter::once("groups").chain(self.groups.iter().flat_map(|(n, i)| [n.as_str(), i.as_str()])) {
+                h.update((s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
+            }
+        }
         Sha256::from_bytes(h.finalize().into())
     }
 
     /// Each object's own fingerprint, by id (the same hashing as [`Observed::fingerprint`]):
     /// what lets a stale saved plan name the objects that changed.
-    pub fn object_fingerprints(&self) -> std::collections::BTreeMap<String, Sha256> {
+    pub fn object_fingerprints(&self) -> BTreeMap<String, Sha256> {
         use sha2::Digest;
         self.objects
             .iter()
@@ -575,6 +589,20 @@ pub trait PlatformClient: Send + Sync {
         let _ = (new, old);
         Ok(())
     }
+
+    /// The ids of the groups named `names` (display names), read-only: exactly one group per
+    /// name, else an error naming it. Only Intune's fleets name groups (validation refuses it
+    /// elsewhere); other platforms refuse.
+    async fn resolve_groups(&self, names: &[String]) -> Result<BTreeMap<String, String>, PlatformError> {
+        match names.first() {
+            None => Ok(BTreeMap::new()),
+            Some(name) => Err(PlatformError::NotImplemented {
+                platform: self.name().clone(),
+                ty: self.platform_type().as_str(),
+                what: format!("finding the group named `{name}` (name groups by id on this platform)"),
+            }),
+        }
+    }
 }
 
 /// How the PowerShell patchops generates (detection and requirement scripts for devices,
@@ -657,15 +685,15 @@ mod tests {
 
     #[test]
     fn fingerprints_ignore_listing_order_but_see_every_change() {
-        let a = Observed { objects: vec![object("x", &["g1", "g2"]), object("y", &[])] };
-        let b = Observed { objects: vec![object("y", &[]), object("x", &["g2", "g1"])] };
+        let a = Observed { objects: vec![object("x", &["g1", "g2"]), object("y", &[])], ..Default::default() };
+        let b = Observed { objects: vec![object("y", &[]), object("x", &["g2", "g1"])], ..Default::default() };
         assert_eq!(a.fingerprint(), b.fingerprint());
         let mut c = a.clone();
         c.objects[0].fields.insert("version".into(), "1.1".into());
         assert_ne!(a.fingerprint(), c.fingerprint());
         // Concatenation cannot collide: ("ab", "c") differs from ("a", "bc").
-        let d = Observed { objects: vec![object("ab", &["c"])] };
-        let e = Observed { objects: vec![object("a", &["bc"])] };
+        let d = Observed { objects: vec![object("ab", &["c"])], ..Default::default() };
+        let e = Observed { objects: vec![object("a", &["bc"])], ..Default::default() };
         assert_ne!(d.fingerprint(), e.fingerprint());
     }
 }

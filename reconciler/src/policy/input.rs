@@ -127,7 +127,7 @@ pub fn input_for(a: &PlannedAction, ctx: &PolicyContext<'_>) -> Value {
                 "signingCertificate": p.spec.trust.signing_certificate.is_some(),
             },
         })).unwrap_or_else(|| json!({ "name": &*a.platform, "type": a.platform_type.as_str() })),
-        "ring": a.ring.as_deref().map(|r| json!({ "name": r, "index": ring_index, "group": a.group.as_deref() })),
+        "ring": a.ring.as_deref().map(|r| json!({ "name": r, "index": ring_index, "group": a.group.as_deref(), "groupName": a.group_name.as_deref() })),
         "time": ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true),
     })
 }

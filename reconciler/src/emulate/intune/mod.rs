@@ -55,6 +55,30 @@ struct Store {
     /// Relationships (supersedence, dependency) per source app.
     #[serde(default)]
     relationships: BTreeMap<String, Vec<Value>>,
+    /// The directory's groups by object id (Graph `group` resources).
+    #[serde(default)]
+    groups: BTreeMap<String, Value>,
+}
+
+/// A group of the emulated tenant's Entra ID directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Its object id (a GUID).
+    pub id: String,
+    /// Its `displayName`; several groups may share one, as in Entra ID.
+    pub display_name: String,
+}
+
+impl Group {
+    /// A group named `display_name` under an id of the tenant's own, the same each time for
+    /// the same `tenant` and name (so that a restarted emulator keeps its directory).
+    pub fn named(tenant: &str, display_name: &str) -> Group {
+        let id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("patchops:emulated-tenant:{tenant}:group:{display_name}").as_bytes(),
+        );
+        Group { id: id.to_string(), display_name: display_name.to_string() }
+    }
 }
 
 /// The emulator's state and options.
@@ -207,6 +231,24 @@ impl Emulator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
         };
+        let mut store: Store = store;
+        let groups_before = store.groups.len();
+        for g in &options.intune_groups {
+            store.groups.insert(
+                g.id.clone(),
+                json!({
+                    "id": g.id,
+                    "displayName": g.display_name,
+                    "securityEnabled": true,
+                    "mailEnabled": false,
+                    "groupTypes": [],
+                }),
+            );
+        }
+        if store.groups.len() != groups_before {
+            let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
+            crate::state::write_atomic(file, &bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        }
         Ok(Emulator {
             store: Mutex::new(store),
             file: file.to_path_buf(),
@@ -263,6 +305,8 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{APPS}/{{id}}/assignments"), get(list_assignments))
         .route(&format!("{APPS}/{{id}}/relationships"), get(list_relationships))
         .route(&format!("{APPS}/{{id}}/updateRelationships"), post(update_relationships))
+        .route("/v1.0/groups", get(list_groups))
+        .route("/beta/groups", get(list_groups))
         .merge(content::graph_routes())
         .route_layer(axum::middleware::from_fn_with_state(emulator.clone(), limit_writes))
         .route_layer(axum::middleware::from_fn_with_state(emulator.clone(), token::require_bearer));
@@ -510,12 +554,30 @@ async fn assign(
                 return Err(bad("Assignment settings of a Win32 app need @odata.type #microsoft.graph.win32LobAppAssignmentSettings."));
             }
         }
+        if group != "all" && !is_guid(group) {
+            // groupAssignmentTarget.groupId holds a directory object id.
+            return Err(bad(format!(
+                "Invalid groupId '{group}': an assignment targets a group by its Entra ID object id (a GUID)."
+            )));
+        }
         let mut a = a.clone();
         a["id"] = Value::String(format!("{group}_{i}_0"));
         stored.push(a);
     }
     emu.with_store(
         |s| {
+            if !s.groups.is_empty() {
+                for a in &stored {
+                    let group = a["target"]["groupId"].as_str().unwrap_or_default();
+                    if !group.is_empty() && !s.groups.contains_key(group) {
+                        return Err(GraphError(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("The group {group} does not exist in the tenant's directory."),
+                        ));
+                    }
+                }
+            }
             let app = s.apps.get(&id).ok_or_else(|| not_found(&id))?;
             if !stored.is_empty() && app["publishingState"] != "published" {
                 return Err(bad(format!(
@@ -528,6 +590,77 @@ async fn assign(
         },
         true,
     )
+}
+
+/// An object id as Graph writes it: a GUID, 8-4-4-4-12 hexadecimal digits.
+fn is_guid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
+}
+
+#[derive(Deserialize)]
+struct GroupQuery {
+    #[serde(rename = "$filter")]
+    filter: Option<String>,
+    #[serde(rename = "$select")]
+    select: Option<String>,
+}
+
+/// `GET /groups` ("List groups", Graph v1.0 and beta): with `$filter=displayName eq '…'` (a
+/// quote inside the literal doubled, as OData writes it) and `$select`. Other filters are
+/// refused here, as an unsupported query is by the directory.
+async fn list_groups(State(emu): State<Shared>, Query(q): Query<GroupQuery>) -> Result<Json<Value>, GraphError> {
+    emu.throttle()?;
+    let wanted = match q.filter.as_deref() {
+        None => None,
+        Some(f) => Some(display_name_filter(f).ok_or_else(|| {
+            GraphError(
+                StatusCode::BAD_REQUEST,
+                "Request_UnsupportedQuery",
+                format!("Unsupported or invalid query filter clause specified for property 'displayName' of resource 'Group': {f}"),
+            )
+        })?),
+    };
+    let select: Option<Vec<String>> = q.select.as_deref().map(|s| s.split(',').map(|p| p.trim().to_string()).collect());
+    emu.with_store(
+        |s| {
+            let value: Vec<Value> = s
+                .groups
+                .values()
+                // Directory string comparisons ignore case.
+                .filter(|g| {
+                    wanted
+                        .as_deref()
+                        .is_none_or(|w| g["displayName"].as_str().is_some_and(|n| n.to_lowercase() == w.to_lowercase()))
+                })
+                .map(|g| match &select {
+                    None => g.clone(),
+                    Some(props) => {
+                        Value::Object(props.iter().filter_map(|p| g.get(p).map(|v| (p.clone(), v.clone()))).collect())
+                    }
+                })
+                .collect();
+            Ok(Json(json!({ "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups", "value": value })))
+        },
+        false,
+    )
+}
+
+/// The literal of `displayName eq '…'`, with doubled quotes read as one.
+fn display_name_filter(filter: &str) -> Option<String> {
+    let rest = filter.trim().strip_prefix("displayName")?.trim_start().strip_prefix("eq")?.trim_start();
+    let inner = rest.strip_prefix('\'')?.strip_suffix('\'')?;
+    // Every quote inside must be doubled.
+    let mut out = String::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            if chars.next() != Some('\'') {
+                return None;
+            }
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 /// Items per page of an app's assignments or relationships (small, so that clients are seen to

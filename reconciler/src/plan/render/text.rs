@@ -79,7 +79,7 @@ pub fn text_to_writer(
         }
         let (style, sign) = p.of(a.action);
         let ring = a.ring.as_deref().unwrap_or("(no ring)");
-        let group = a.group.as_deref().map(|g| format!(" [{g}]")).unwrap_or_default();
+        let group = a.group_name.as_deref().or(a.group.as_deref()).map(|g| format!(" [{g}]")).unwrap_or_default();
         let version = match (a.version.as_deref(), super::downgrade_from(a)) {
             (Some(v), Some(from)) => format!("  {v} {}(downgrade from {from}){:#}", p.del, p.del),
             (Some(v), None) => format!("  {v}"),

@@ -558,7 +558,7 @@ impl PlatformClient for ConfigMgrClient {
         if let Ok(mut k) = self.known.lock() {
             *k = known;
         }
-        Ok(Observed { objects })
+        Ok(Observed { objects, groups: BTreeMap::new() })
     }
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {

@@ -27,6 +27,7 @@
 //! script-signing certificate; `intune.updateOnly` adds a requirement script. Observe lists the
 //! apps with their assignments and relationships in one paged listing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -43,6 +44,8 @@ use crate::content::VerifiedContent;
 use crate::model::{InstallerType, ObjectName, PlatformType};
 
 const APPS: &str = "beta/deviceAppManagement/mobileApps";
+/// The directory's groups (Graph v1.0 "List groups").
+const GROUPS: &str = "v1.0/groups";
 /// How many managed apps have their assignments and relationships read at once.
 const OBSERVE_CONCURRENCY: usize = 8;
 /// A collection longer than this many pages is refused (a service that pages forever).
@@ -855,7 +858,7 @@ impl PlatformClient for IntuneClient {
         let objects = crate::intern::with_interner(|| {
             apps.iter().zip(&gone).filter(|(_, g)| !**g).map(|(app, _)| observed_of(app)).collect()
         });
-        Ok(Observed { objects })
+        Ok(Observed { objects, groups: std::collections::BTreeMap::new() })
     }
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {
@@ -1005,5 +1008,59 @@ impl PlatformClient for IntuneClient {
         let url = self.url(&format!("{APPS}/{id}"))?;
         self.send("deleting the app", self.http.delete(url), true).await?;
         Ok(())
+    }
+
+    async fn resolve_groups(&self, names: &[String]) -> Result<BTreeMap<String, String>, PlatformError> {
+        // "List groups" (Graph v1.0, `GET /groups`) with `$filter=displayName eq '…'`, which the
+        // directory supports without advanced query parameters; a quote inside an OData string
+        // literal is doubled. Needs Group.Read.All (or GroupMember.Read.All) for the app.
+        let reads = names.to_vec().into_iter().map(|name| -> futures::future::BoxFuture<'_, _> {
+            Box::pin(async move {
+                let operation = format!("finding the group named `{name}`");
+                let mut url = self.url(GROUPS)?;
+                url.query_pairs_mut()
+                    .append_pair("$filter", &format!("displayName eq '{}'", name.replace('\'', "''")))
+                    .append_pair("$select", "id,displayName");
+                let found = self.list_all(&operation, url).await.map_err(|e| match e {
+                    PlatformError::Rejected { status: 403, platform, operation, message } => PlatformError::Rejected {
+                        platform,
+                        operation,
+                        status: 403,
+                        message: format!(
+                            "{message} (grant the app registration the Microsoft Graph application permission Group.Read.All, or GroupMember.Read.All, or name the group by its object id)"
+                        ),
+                    },
+                    e => e,
+                })?;
+                let ids: Vec<String> = found.iter().filter_map(|g| g["id"].as_str().map(str::to_string)).collect();
+                match ids.as_slice() {
+                    [id] if crate::model::load::is_object_id(id) => Ok((name, id.clone())),
+                    [id] => Err(self.failed(&operation, format!("the directory answered the id `{id}`, which is not a GUID"))),
+                    [] => Err(PlatformError::Rejected {
+                        platform: self.name.clone(),
+                        operation,
+                        status: 404,
+                        message: format!(
+                            "the tenant has no group whose displayName is `{name}`; check the name in the Entra admin center, or give the group's object id (`group: <object id>`)"
+                        ),
+                    }),
+                    many => Err(PlatformError::Rejected {
+                        platform: self.name.clone(),
+                        operation,
+                        status: 409,
+                        message: format!(
+                            "{} groups have the displayName `{name}` ({}); give the one meant by its object id (`group: <object id>`)",
+                            many.len(),
+                            many.join(", ")
+                        ),
+                    }),
+                }
+            })
+        });
+        let found: Vec<Result<(String, String), PlatformError>> = futures::StreamExt::collect(
+            futures::StreamExt::buffered(futures::stream::iter(reads), OBSERVE_CONCURRENCY),
+        )
+        .await;
+        found.into_iter().collect()
     }
 }

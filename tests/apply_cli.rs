@@ -548,3 +548,51 @@ fn from_a_subdirectory_the_state_and_file_secrets_are_the_repository_roots() {
     common::assert_contains(&run.stderr, "no fleet documents (*.yaml, *.yml) under nothing-here");
     assert!(!empty.path().join(".patchops").exists(), "nothing was created");
 }
+
+// Issue 13, item 5: a fleet names its Entra ID groups; the tenant is sent the object ids its
+// directory gives for them, and people are shown the names.
+#[test]
+fn named_groups_are_assigned_by_the_ids_the_directory_gives_and_shown_by_name() {
+    let (repo, _k) = fleet_repo(1);
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "json"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let json: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let pilot = json["actions"].as_array().unwrap().iter().find(|a| a["ring"] == "pilot").unwrap();
+    assert_eq!(pilot["groupName"], "sg-pilot");
+    let t = tenant(repo.path());
+    assert_eq!(pilot["group"], common::group_id(&t, "sg-pilot").as_str(), "the directory's id, not the name");
+    let text = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    common::assert_contains(&text.stdout, "+ publish     intune-prod / pilot [sg-pilot]  2.0");
+
+    assert_eq!(apply(repo.path(), &[]).code, 0);
+    let t = tenant(repo.path());
+    let sent: Vec<String> = t["assignments"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|l| l.as_array().unwrap().iter().map(|a| a["target"]["groupId"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(!sent.is_empty());
+    for id in &sent {
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "an object id is sent, not a name: {id}");
+    }
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-pilot"])]);
+
+    // A recording keeps the ids, so a plan from it needs no directory; a group named after the
+    // recording was made cannot be looked up there, and the plan says how to mend it.
+    let rec = "recorded";
+    assert_eq!(patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", rec]).code, 0);
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(repo.path().join(rec).join("intune-prod.json")).unwrap()).unwrap();
+    assert_eq!(recorded["groups"]["sg-pilot"], common::group_id(&t, "sg-pilot").as_str());
+    let offline = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--detailed-exitcode"]);
+    assert_eq!(offline.code, 2, "{}\n{}", offline.stdout, offline.stderr);
+    common::assert_contains(&offline.stdout, "intune-prod / broad [sg-broad]");
+    let rollout = std::fs::read_to_string(repo.path().join("fleet/rollout.yaml")).unwrap();
+    repo.write("fleet/rollout.yaml", rollout.replace("sg-broad", "sg-everyone"));
+    repo.commit("broad is everyone now");
+    let stale = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec]);
+    assert_eq!(stale.code, 1, "{}", stale.stdout);
+    common::assert_contains(&stale.stderr, "has no id for the group named `sg-everyone`");
+    common::assert_contains(&stale.stderr, "patchops inventory record");
+}

@@ -264,3 +264,38 @@ fn a_maintenance_window_takes_an_iana_time_zone_and_an_unknown_one_is_named() {
     assert_one(&errs, "rollout.yaml:7:62: unknown time zone `Europe/Berln`");
     common::assert_contains(&errs[0], "help: use an IANA time zone name, such as Europe/Berlin");
 }
+
+// Issue 13, item 5: Intune assigns to Entra ID object ids; a name is written as a name.
+#[test]
+fn an_intune_group_is_an_object_id_or_a_name_and_nothing_else() {
+    let rollout = |group: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - {{ platform: intune-prod, group: {group} }}\n")
+    };
+    let load_with = |rollout: &str, platforms: &str| {
+        let files = vec![
+            FleetFile { path: "platforms.yaml".into(), text: platforms.to_string().into() },
+            FleetFile { path: "rollout.yaml".into(), text: rollout.to_string().into() },
+            FleetFile { path: "catalog.yaml".into(), text: CATALOG.into() },
+        ];
+        match load(&files) {
+            Ok(_) => vec![],
+            Err(Diagnostics(d)) => d.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }
+    };
+    // A display name where an id belongs: refused at its position, with both ways out.
+    let errs = load_with(&rollout("sg-pilot"), PLATFORM);
+    assert_one(&errs, "rollout.yaml:9:43: `sg-pilot` is not an Entra ID object id");
+    common::assert_contains(&errs[0], "group: { name: sg-pilot }");
+    common::assert_contains(&errs[0], "Object ID");
+    // An object id, or a name, loads.
+    assert_eq!(load_with(&rollout("0f6c3b1e-8a5d-4c2f-9e7a-1b2c3d4e5f60"), PLATFORM), Vec::<String>::new());
+    assert_eq!(load_with(&rollout("{ name: \"O'Brien's devices\" }"), PLATFORM), Vec::<String>::new());
+    // An empty name, or a name given to a platform whose groups are not Entra ID groups.
+    assert_one(&load_with(&rollout("{ name: \"\" }"), PLATFORM), "rollout.yaml:9:43: the group's name is empty");
+    let wsus = "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: wsus\n  endpoint: embedded\n";
+    let errs = load_with(&rollout("{ name: Pilot }"), wsus);
+    assert_one(&errs, "rollout.yaml:9:43: platform `intune-prod` is not Intune");
+    common::assert_contains(&errs[0], "`group: Pilot`");
+    // A WSUS group is a name already: no GUID is asked of it.
+    assert_eq!(load_with(&rollout("Pilot"), wsus), Vec::<String>::new());
+}

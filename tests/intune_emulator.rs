@@ -719,3 +719,57 @@ async fn a_write_budget_below_the_limits_publishes_without_a_single_429() {
     let (throttled, _) = publish(None).await;
     assert!(throttled > 0, "unpaced, the same publish meets 429s (and rides them out)");
 }
+
+// Issue 13, item 5: groups are named by object id on the wire; a fleet's group name is looked
+// up in the directory, read-only, and must match exactly one group.
+#[tokio::test]
+async fn group_names_resolve_through_the_directory_to_exactly_one_object_id() {
+    use reconciler::emulate::intune::Group;
+    let twin = "7a3e0c55-1b2d-4e6f-8a9b-0c1d2e3f4a5b";
+    let groups = vec![
+        Group::named("t", "sg-pilot"),
+        Group::named("t", "O'Brien's devices"),
+        Group::named("t", "sg-twice"),
+        Group { id: twin.into(), display_name: "sg-twice".into() },
+    ];
+    let (_dir, base) = start(EmulatorOptions { intune_groups: groups.clone(), ..EmulatorOptions::default() }).await;
+    let c = client(&base);
+
+    // One match each, a quote in the name included (OData doubles it); case as the directory
+    // compares.
+    let names = vec!["sg-pilot".to_string(), "O'Brien's devices".to_string(), "SG-PILOT".to_string()];
+    let ids = c.resolve_groups(&names).await.expect("resolved");
+    assert_eq!(ids["sg-pilot"], groups[0].id);
+    assert_eq!(ids["O'Brien's devices"], groups[1].id);
+    assert_eq!(ids["SG-PILOT"], groups[0].id);
+
+    // None, or two: an error that says which and what to do.
+    let none = c.resolve_groups(&["sg-nobody".to_string()]).await.expect_err("no such group");
+    let text = none.to_string();
+    assert!(text.contains("no group whose displayName is `sg-nobody`"), "{text}");
+    assert!(text.contains("object id"), "{text}");
+    let two = c.resolve_groups(&["sg-twice".to_string()]).await.expect_err("ambiguous");
+    let text = two.to_string();
+    assert!(text.contains("2 groups have the displayName `sg-twice`"), "{text}");
+    assert!(text.contains(twin) && text.contains(&groups[2].id), "both ids are named: {text}");
+
+    // The directory answers only the filter Graph documents for this lookup.
+    let resp = reqwest::get(base.join("v1.0/groups?$filter=startswith(displayName,'sg')").unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = reqwest::get(base.join("v1.0/groups?$filter=displayName eq 'it's'").unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 400, "an undoubled quote inside the literal is a syntax error");
+
+    // Assignments name groups by object id: a name, or an id the directory lacks, is refused.
+    let content = verified_content();
+    let id = c.create(&object("1.0"), &content.1).await.expect("create");
+    for (group, says) in [
+        ("sg-pilot", "Invalid groupId 'sg-pilot'"),
+        ("5d1c2f3e-0a4b-4c6d-8e9f-000000000999", "does not exist in the tenant's directory"),
+    ] {
+        let a = DesiredAssignment { group: group.into(), fields: FieldMap::default() };
+        let e = c.set_assignments(&id, std::slice::from_ref(&a)).await.expect_err("refused");
+        assert!(e.to_string().contains(says), "{group}: {e}");
+    }
+    let a = DesiredAssignment { group: groups[0].id.clone(), fields: FieldMap::default() };
+    c.set_assignments(&id, std::slice::from_ref(&a)).await.expect("a directory group by its id");
+}

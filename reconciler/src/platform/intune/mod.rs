@@ -1014,7 +1014,7 @@ impl PlatformClient for IntuneClient {
         // "List groups" (Graph v1.0, `GET /groups`) with `$filter=displayName eq '…'`, which the
         // directory supports without advanced query parameters; a quote inside an OData string
         // literal is doubled. Needs Group.Read.All (or GroupMember.Read.All) for the app.
-        let reads = names.to_vec().into_iter().map(|name| -> futures::future::BoxFuture<'_, _> {
+        let reads = names.iter().cloned().map(|name| -> futures::future::BoxFuture<'_, _> {
             Box::pin(async move {
                 let operation = format!("finding the group named `{name}`");
                 let mut url = self.url(GROUPS)?;

@@ -557,15 +557,14 @@ fn named_groups_are_assigned_by_the_ids_the_directory_gives_and_shown_by_name() 
     let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let json: Value = serde_json::from_str(&plan.stdout).unwrap();
-    let pilot = json["actions"].as_array().unwrap().iter().find(|a| a["ring"] == "pilot").unwrap();
+    let pilot = json["actions"].as_array().unwrap().iter().find(|a| a["ring"] == "pilot").unwrap().clone();
     assert_eq!(pilot["groupName"], "sg-pilot");
-    let t = tenant(repo.path());
-    assert_eq!(pilot["group"], common::group_id(&t, "sg-pilot").as_str(), "the directory's id, not the name");
     let text = patchops(repo.path(), &["plan", "--path", "fleet"]);
     common::assert_contains(&text.stdout, "+ publish     intune-prod / pilot [sg-pilot]  2.0");
 
     assert_eq!(apply(repo.path(), &[]).code, 0);
     let t = tenant(repo.path());
+    assert_eq!(pilot["group"], common::group_id(&t, "sg-pilot").as_str(), "the directory's id, not the name");
     let sent: Vec<String> = t["assignments"]
         .as_object()
         .unwrap()

@@ -164,6 +164,11 @@ async fn a_memo_reuses_only_what_did_not_change() {
         "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: inventory\n",
     );
     repo.commit("a recorded inventory");
+    // The recording holds the ids of the groups the fleet names.
+    let groups = r#""groups":{"sg-broad":"5d1c2f3e-0a4b-4c6d-8e9f-0000000000b2","sg-pilot":"5d1c2f3e-0a4b-4c6d-8e9f-0000000000b1"}"#;
+    let inventory = repo.path().join(".patchops/inventory/intune-prod.json");
+    std::fs::create_dir_all(inventory.parent().unwrap()).unwrap();
+    std::fs::write(&inventory, format!(r#"{{"objects":[],{groups}}}"#)).unwrap();
     let ctx = context(&repo).with_memo();
     let memo = ctx.memo().unwrap().clone();
     let publishes = |p: &reconciler::plan::Plan| {
@@ -213,9 +218,8 @@ async fn a_memo_reuses_only_what_did_not_change() {
     assert_eq!((hits.fleet, hits.catalogs, hits.plans), (3, 3, 2));
 
     // The platform changes outside git (an object appears): planned afresh.
-    let inventory = repo.path().join(".patchops/inventory/intune-prod.json");
-    std::fs::create_dir_all(inventory.parent().unwrap()).unwrap();
-    std::fs::write(&inventory, r#"{"objects":[{"id":"a1","displayName":"Made by hand"}]}"#).unwrap();
+    std::fs::write(&inventory, format!(r#"{{"objects":[{{"id":"a1","displayName":"Made by hand"}}],{groups}}}"#))
+        .unwrap();
     let observed = plan_of(&ctx, &repo).await;
     assert_eq!(observed.unmanaged.get("intune-prod"), Some(&1), "{:?}", observed.unmanaged);
     assert_eq!(memo.hits().plans, 2);

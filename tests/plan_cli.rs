@@ -348,6 +348,11 @@ fn a_real_configmgr_site_needs_a_content_share_and_an_unreachable_one_is_named()
     let (repo, _k) = fleet_repo(1);
     let platform = "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: configmgr\n  endpoint: https://127.0.0.1:1/AdminService\n  auth:\n    username: svc\n    password: { file: pw.txt }\n";
     repo.write("fleet/platforms.yaml", platform);
+    // Its rings' groups are collections.
+    repo.write(
+        "fleet/rollout.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n    - name: pilot\n      groups:\n        - { platform: intune-prod, group: PO100012 }\n    - name: broad\n      groups:\n        - { platform: intune-prod, group: PO100013 }\n",
+    );
     repo.commit("a real ConfigMgr site");
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1);

@@ -231,8 +231,9 @@ impl Emulator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
         };
+        // The directory is the tenant's: its groups are written with the next change (opening
+        // the tenant writes nothing).
         let mut store: Store = store;
-        let groups_before = store.groups.len();
         for g in &options.intune_groups {
             store.groups.insert(
                 g.id.clone(),
@@ -244,10 +245,6 @@ impl Emulator {
                     "groupTypes": [],
                 }),
             );
-        }
-        if store.groups.len() != groups_before {
-            let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
-            crate::state::write_atomic(file, &bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         }
         Ok(Emulator {
             store: Mutex::new(store),

@@ -230,10 +230,7 @@ fn setup(
 /// platform.
 fn ring_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<String> {
     let mut groups: Vec<String> = fleet
-        .rollouts
-        .values()
-        .flat_map(|r| r.spec.rings.iter())
-        .flat_map(|ring| ring.groups.iter())
+        .ring_groups()
         .filter(|g| g.platform.as_str() == platform.as_str())
         .filter_map(|g| g.group.id().map(str::to_string))
         .collect();
@@ -247,10 +244,7 @@ fn ring_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<String> {
 /// under that id.
 fn tenant_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<emulate::intune::Group> {
     let mut groups: Vec<emulate::intune::Group> = fleet
-        .rollouts
-        .values()
-        .flat_map(|r| r.spec.rings.iter())
-        .flat_map(|ring| ring.groups.iter())
+        .ring_groups()
         .filter(|g| g.platform.as_str() == platform.as_str())
         .map(|g| match (g.group.name(), g.group.id()) {
             (Some(name), _) => emulate::intune::Group::named(platform.as_str(), name),

@@ -47,13 +47,15 @@ impl Fleet {
         self.products.binary_search_by(|p| p.name().as_str().cmp(name)).ok().map(|i| &self.products[i])
     }
 
+    /// Every ring's group on every platform, rollout by rollout.
+    pub fn ring_groups(&self) -> impl Iterator<Item = &super::kinds::RingGroup> {
+        self.rollouts.values().flat_map(|r| r.spec.rings.iter()).flat_map(|ring| ring.groups.iter())
+    }
+
     /// The groups the fleet names by display name on `platform` (Intune), sorted.
     pub fn named_groups(&self, platform: &ObjectName) -> Vec<String> {
         let mut names: Vec<String> = self
-            .rollouts
-            .values()
-            .flat_map(|r| r.spec.rings.iter())
-            .flat_map(|ring| ring.groups.iter())
+            .ring_groups()
             .filter(|g| g.platform.as_str() == platform.as_str())
             .filter_map(|g| g.group.name().map(str::to_string))
             .collect();
@@ -64,11 +66,7 @@ impl Fleet {
 
     /// Whether any ring names a group by display name.
     pub fn has_named_groups(&self) -> bool {
-        self.rollouts
-            .values()
-            .flat_map(|r| r.spec.rings.iter())
-            .flat_map(|ring| ring.groups.iter())
-            .any(|g| g.group.name().is_some())
+        self.ring_groups().any(|g| g.group.name().is_some())
     }
 
     /// This fleet with every named group's id filled in from `ids` (per platform: display
@@ -105,10 +103,7 @@ impl Fleet {
 
     /// The named groups without an id, as `platform: name` — a fleet with any is not planned.
     pub fn unresolved_groups(&self) -> Vec<String> {
-        self.rollouts
-            .values()
-            .flat_map(|r| r.spec.rings.iter())
-            .flat_map(|ring| ring.groups.iter())
+        self.ring_groups()
             .filter(|g| g.group.id().is_none())
             .map(|g| format!("{}: {}", g.platform, g.group.label()))
             .collect()

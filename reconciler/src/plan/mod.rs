@@ -799,13 +799,7 @@ fn retire_unwanted(
 
 /// The display name the fleet gives the group with id `group` on `platform`, if it names it.
 fn group_name_of<'f>(fleet: &'f Fleet, platform: &ObjectName, group: &str) -> Option<&'f str> {
-    fleet
-        .rollouts
-        .values()
-        .flat_map(|r| r.spec.rings.iter())
-        .flat_map(|ring| ring.groups.iter())
-        .find(|g| &g.platform == platform && g.group.id() == Some(group))
-        .and_then(|g| g.group.name())
+    fleet.ring_groups().find(|g| &g.platform == platform && g.group.id() == Some(group)).and_then(|g| g.group.name())
 }
 
 fn ring_of_group(fleet: &Fleet, platform: &ObjectName, group: &str) -> Option<String> {

@@ -80,7 +80,7 @@ fn apply_publishes_ring_by_ring_and_a_second_run_changes_nothing() {
 }
 
 #[test]
-fn an_update_moves_each_ring_and_deletes_the_superseded_app() {
+fn an_update_keeps_the_superseded_app_to_roll_back_to_until_retention_lets_it_go() {
     let (repo, _k) = fleet_repo(1);
     repo.write(
         "fleet/products/app.yaml",
@@ -119,8 +119,45 @@ fn an_update_moves_each_ring_and_deletes_the_superseded_app() {
     assert_eq!(relationships[0]["targetId"], id_of("1.0"));
     let run = apply(repo.path(), &[]);
     common::assert_contains(&run.stdout, "✓ update app 2.0 on intune-prod / broad");
+    // The superseded app is kept, unassigned (retention 1 by default), to roll back to.
+    assert_eq!(apps(repo.path()), vec![v("1.0", &[]), v("2.0", &["sg-broad", "sg-pilot"])], "1.0 is kept");
+    let settled = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "a kept version is no change to make: {}", settled.stdout);
+    let kept = id_of("1.0");
+
+    // A rollback assigns the kept app again: no new app, no new upload.
+    repo.write(
+        "fleet/products/app.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"1.0\"\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("roll back to 1.0");
+    for _ in 0..2 {
+        assert_eq!(apply(repo.path(), &[]).code, 0);
+    }
+    assert_eq!(apps(repo.path()), vec![v("1.0", &["sg-broad", "sg-pilot"]), v("2.0", &[])]);
+    let t = tenant(repo.path());
+    assert!(t["apps"].get(&kept).is_some(), "the same 1.0 app, assigned again");
+    assert_eq!(t["apps"].as_object().unwrap().len(), 2, "nothing was uploaded again");
+
+    // With no versions kept, forward again: the superseded app goes, and the relationship that
+    // points at it goes first (the service refuses to delete an app another references).
+    repo.write(
+        "fleet/products/app.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: latest\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  retention: { keepVersions: 0 }\n",
+    );
+    repo.commit("latest, keeping nothing");
+    for _ in 0..2 {
+        let run = apply(repo.path(), &[]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    }
     assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])], "the 1.0 app is gone");
-    assert_eq!(tenant(repo.path())["relationships"][&id_of("2.0")], json!([]), "and its relationship with it");
+    let t = tenant(repo.path());
+    let two = t["apps"].as_object().unwrap().keys().next().unwrap().clone();
+    assert_eq!(t["relationships"][&two], json!([]), "and the relationship with it");
 }
 
 #[test]
@@ -594,4 +631,44 @@ fn named_groups_are_assigned_by_the_ids_the_directory_gives_and_shown_by_name() 
     assert_eq!(stale.code, 1, "{}", stale.stdout);
     common::assert_contains(&stale.stderr, "has no id for the group named `sg-everyone`");
     common::assert_contains(&stale.stderr, "patchops inventory record");
+}
+
+// Issue 13, item 6: versions beyond the platform's retention are retired, relationships first.
+#[test]
+fn a_kept_version_beyond_the_retention_is_retired_as_superseded() {
+    let (repo, _k) = fleet_repo(1);
+    let pinned = |version: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"{version}\"\n  targets:\n    - platform: intune-prod\n")
+    };
+    repo.write("fleet/products/app.yaml", pinned("1.0"));
+    repo.commit("pin 1.0");
+    assert_eq!(apply(repo.path(), &[]).code, 0);
+    repo.write("fleet/products/app.yaml", pinned("2.0"));
+    repo.commit("pin 2.0");
+    for _ in 0..2 {
+        assert_eq!(apply(repo.path(), &[]).code, 0);
+    }
+    assert_eq!(apps(repo.path()), vec![v("1.0", &[]), v("2.0", &["sg-broad", "sg-pilot"])]);
+
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  retention: { keepVersions: 0 }\n",
+    );
+    repo.commit("keep no superseded version");
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    common::assert_contains(&plan.stdout, "- retire");
+    common::assert_contains(&plan.stdout, "is superseded and older than the 0 versions the platform keeps");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
+
+    // Intune's supersedence graph holds ten apps: more kept versions are refused at load.
+    repo.write(
+        "fleet/platforms.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  retention: { keepVersions: 10 }\n",
+    );
+    repo.commit("keep too many");
+    let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "Intune keeps at most 9 superseded versions");
 }

@@ -287,13 +287,23 @@ impl Engine<'_> {
                 set_local(target, &list);
                 self.step(journal, "assigned", &format!("{target_id} → {group}")).await?;
                 crate::failpoint::hit("after-assign");
-                // Every other version of the product leaves this group; an object left with no
-                // assignment is deleted (the new version superseded it).
+                // Every other version of the product leaves this group. An object left with no
+                // assignment is kept, superseded, when the platform retains versions (the
+                // planner retires what exceeds the retention, relationships first); otherwise,
+                // or when it is another copy of this version, it is deleted.
+                let keeps = self
+                    .fleet
+                    .platforms
+                    .iter()
+                    .find(|(n, _)| n.as_str() == &*a.platform)
+                    .is_some_and(|(_, p)| p.spec.keep_versions() > 0);
                 let others: Vec<usize> = (0..objects.len())
                     .filter(|&i| i != index && objects[i].assignments.iter().any(|x| x.group == group))
                     .collect();
                 for i in others.into_iter().rev() {
-                    self.withdraw(client, objects, i, Some(group), journal).await?;
+                    let superseded = objects[i].managed().is_some_and(|m| m.version != version);
+                    let keep = keeps && superseded && objects[i].incomplete.is_none();
+                    self.withdraw(client, objects, i, Some(group), keep, journal).await?;
                 }
                 Ok(Some(target_id))
             }
@@ -331,7 +341,7 @@ impl Engine<'_> {
                     // Already gone (an earlier action of this unit deleted it): nothing to do.
                     return Ok(Some(id.to_string()));
                 };
-                self.withdraw(client, objects, i, a.group.as_deref(), journal).await?;
+                self.withdraw(client, objects, i, a.group.as_deref(), false, journal).await?;
                 Ok(Some(id.to_string()))
             }
             ActionKind::None => Ok(a.object_id.as_deref().map(str::to_string)),
@@ -339,19 +349,25 @@ impl Engine<'_> {
     }
 
     /// Takes `group` off object `i` (every group when `None`), and deletes the object once no
-    /// assignment is left: a retired ring, or an old version whose last ring moved on.
+    /// assignment is left (a retired ring, or an old version whose last ring moved on) unless
+    /// `keep` says to retain it, unassigned.
     async fn withdraw(
         &self,
         client: &dyn PlatformClient,
         objects: &mut Vec<ObservedObject>,
         i: usize,
         group: Option<&str>,
+        keep: bool,
         journal: i64,
     ) -> Result<(), StepError> {
         let mut rest = assignments_of(&objects[i]);
         rest.retain(|x| group.is_some_and(|g| x.group != g));
         let id = objects[i].id.clone();
-        if rest.is_empty() {
+        if rest.is_empty() && keep {
+            client.set_assignments(&id, &rest).await?;
+            set_local(&mut objects[i], &rest);
+            self.step(journal, "unassigned (kept)", &id).await?;
+        } else if rest.is_empty() {
             client.delete(&id).await?;
             objects.remove(i);
             self.step(journal, "deleted", &id).await?;

@@ -199,6 +199,11 @@ pub struct IntuneSettings {
     /// devices that never had it.
     #[serde(default)]
     pub update_only: bool,
+    /// With an `available` assignment: devices that installed an earlier version patchops
+    /// published (one this version supersedes) get this one automatically (Graph's
+    /// `autoUpdateSettings` on the assignment). Only for `intent: available`.
+    #[serde(default)]
+    pub auto_update_superseded_apps: bool,
 }
 
 /// Security context of an installer.
@@ -296,6 +301,37 @@ pub struct PlatformSpec {
     /// Intune-only settings (only on a Platform of type `intune`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intune: Option<IntunePlatformSettings>,
+    /// How many superseded versions of each product stay on the platform, unassigned, to roll
+    /// back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// Superseded versions kept on a platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retention {
+    /// The most recent superseded versions of a product kept, unassigned, after an update
+    /// (default 1; 0 deletes a version as soon as no ring runs it). A ring pinned back to a
+    /// kept version is assigned it again, without a new upload; older versions are retired
+    /// once their relationships are removed. Intune allows at most 9 (a supersedence graph
+    /// holds at most 10 apps).
+    pub keep_versions: u16,
+}
+
+/// Superseded versions kept when a Platform says nothing.
+pub const DEFAULT_KEEP_VERSIONS: u16 = 1;
+
+/// The most superseded versions an Intune platform keeps: "There can be a maximum of 10 nodes
+/// in a supersedence relationship in Intune" (Add Win32 app supersedence,
+/// <https://learn.microsoft.com/mem/intune/apps/apps-win32-supersedence>).
+pub const MAX_INTUNE_KEEP_VERSIONS: u16 = 9;
+
+impl PlatformSpec {
+    /// How many superseded versions of a product this platform keeps.
+    pub fn keep_versions(&self) -> u16 {
+        self.retention.as_ref().map_or(DEFAULT_KEEP_VERSIONS, |r| r.keep_versions)
+    }
 }
 
 /// How patchops talks to an Intune tenant.

@@ -611,6 +611,13 @@ fn check_target_settings(
                 .help("on WSUS targets use `basedOnReturnCode` (the update may ask for a restart), `suppress` (never) or `force` (always)"),
         );
     }
+    if t.intune.as_ref().is_some_and(|i| i.auto_update_superseded_apps) && t.install.intent != InstallIntent::Available
+    {
+        diags.push(
+            p.diag_value(&format!("{at}.intune.autoUpdateSupersededApps"), "auto-update applies to `available` assignments only")
+                .help("set `install.intent: available`, or remove `autoUpdateSupersededApps` (a `required` assignment installs the new version anyway)"),
+        );
+    }
     if ty == PlatformType::Wsus && t.install.intent == InstallIntent::Available {
         diags.push(
             p.diag_value(&format!("{at}.install.intent"), "WSUS cannot offer updates as `available`")
@@ -628,6 +635,15 @@ fn check_target_settings(
 /// Checks a Platform; returns its endpoint when that parses (the other checks report on).
 fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) -> Option<Endpoint> {
     let spec = &p.doc.spec;
+    if spec.platform_type == PlatformType::Intune && spec.keep_versions() > super::kinds::MAX_INTUNE_KEEP_VERSIONS {
+        diags.push(
+            p.diag_value(
+                "spec.retention.keepVersions",
+                format!("Intune keeps at most {} superseded versions", super::kinds::MAX_INTUNE_KEEP_VERSIONS),
+            )
+            .help("a supersedence graph holds at most 10 apps in Intune: the version published and 9 it supersedes"),
+        );
+    }
     let parsed = Endpoint::parse(&spec.endpoint, spec.platform_type);
     if let Err(message) = &parsed {
         diags.push(p.diag_value("spec.endpoint", message.to_string()).help(

@@ -336,6 +336,9 @@ pub(super) fn assignment_fields(target: &Target) -> Fields {
     if let Some(d) = install.deadline {
         f.insert("deadline", crate::vocab::duration::readable(d.0));
     }
+    if target.spec.intune.as_ref().is_some_and(|i| i.auto_update_superseded_apps) {
+        f.insert("intune.autoUpdateSupersededApps", "enabled".to_string());
+    }
     f
 }
 

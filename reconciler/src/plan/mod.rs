@@ -358,14 +358,16 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let mut errors = Vec::new();
     let mut wanted = HashSet::new();
     let mut wanted_objects = HashSet::new();
+    let mut selected = HashMap::new();
     for part in parts {
         actions.extend(part.actions);
         errors.extend(part.errors);
         wanted.extend(part.wanted);
         wanted_objects.extend(part.wanted_objects);
+        selected.extend(part.selected);
     }
 
-    retire_unwanted(&input, &wanted, &wanted_objects, &mut actions);
+    retire_unwanted(&input, &wanted, &wanted_objects, &selected, &mut actions);
 
     // Rings sort in rollout order (pilot before broad), not alphabetically.
     let ring_rank: HashMap<&str, usize> = input
@@ -442,6 +444,9 @@ struct Partial<'a> {
     wanted: HashSet<(&'a ObjectName, &'a ProductId, &'a str)>,
     /// (platform, catalog product) objects the fleet wants.
     wanted_objects: HashSet<(&'a ObjectName, &'a ProductId)>,
+    /// The version selected for each (platform, catalog product) planned without error: the
+    /// other versions there are superseded, and kept only as the platform's retention says.
+    selected: HashMap<(&'a ObjectName, &'a ProductId), String>,
 }
 
 fn plan_products<'a>(
@@ -453,6 +458,7 @@ fn plan_products<'a>(
     let mut errors = Vec::new();
     let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::new();
     let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::new();
+    let mut selected: HashMap<(&ObjectName, &ProductId), String> = HashMap::new();
     let mut text = Interner::default();
     for product in products {
         if product.spec.retire {
@@ -521,6 +527,7 @@ fn plan_products<'a>(
             let managed: &[&ObservedObject] =
                 managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
             wanted_objects.insert((&target.spec.platform, &product.spec.product));
+            selected.insert((&target.spec.platform, &product.spec.product), selection.version.to_string());
             let platform_fields = desired::platform_fields(platform.spec.platform_type, target);
             let object_fields = desired::object_fields(platform.spec.platform_type, &base_fields, &platform_fields);
             let assignment_map = desired::assignment_fields(target);
@@ -714,7 +721,7 @@ fn plan_products<'a>(
         }
     }
 
-    Partial { actions, errors, wanted, wanted_objects }
+    Partial { actions, errors, wanted, wanted_objects, selected }
 }
 
 /// Retires managed assignments and objects that no Product asks for any more.
@@ -722,12 +729,15 @@ fn retire_unwanted(
     input: &PlanInput<'_>,
     wanted: &HashSet<(&ObjectName, &ProductId, &str)>,
     wanted_objects: &HashSet<(&ObjectName, &ProductId)>,
+    selected: &HashMap<(&ObjectName, &ProductId), String>,
     actions: &mut Vec<PlannedAction>,
 ) {
     let by_catalog_id: HashMap<&ProductId, &crate::model::Product> =
         input.fleet.products.iter().map(|p| (&p.spec.product, p)).collect();
     for (platform_name, observed) in input.observed {
         let Some(platform) = input.fleet.platforms.get(platform_name) else { continue };
+        let beyond_retention =
+            superseded_beyond_retention(observed, platform_name, platform.spec.keep_versions(), selected);
         for object in &observed.objects {
             let Some(marker) = object.managed() else { continue };
             let product_id = marker.product.to_string();
@@ -788,6 +798,18 @@ fn retire_unwanted(
                 actions.push(retire(ring, Some(&assignment.group), message));
             }
             let object_wanted = wanted_objects.contains(&(platform_name, &marker.product));
+            if let Some(kept) = beyond_retention.get(object.id.as_str()) {
+                let message = format!(
+                    "{product_id} {} (object {}) is superseded and older than the {kept} version{} the platform keeps (retention.keepVersions)",
+                    marker.version,
+                    object.id,
+                    if *kept == 1 { "" } else { "s" }
+                );
+                let mut retire = retire(None, None, message);
+                retire.reason = "Superseded".into();
+                actions.push(retire);
+                continue;
+            }
             if object.assignments.is_empty() && !object_wanted {
                 let message =
                     format!("unassigned object {} of {product_id} {} is no longer wanted", object.id, marker.version);
@@ -795,6 +817,47 @@ fn retire_unwanted(
             }
         }
     }
+}
+
+/// The unassigned objects of a platform to retire because they exceed its retention, with the
+/// retention: per product planned there, the versions other than the selected one are
+/// superseded; the `keep` newest of them (one object per version, assigned ones counted, as
+/// this plan moves them off) stay; the other unassigned ones go. Objects of a product that
+/// failed to plan are kept (nothing is known about them).
+fn superseded_beyond_retention<'o>(
+    observed: &'o Observed,
+    platform: &ObjectName,
+    keep: u16,
+    selected: &HashMap<(&ObjectName, &ProductId), String>,
+) -> HashMap<&'o str, u16> {
+    let mut by_product: HashMap<&ProductId, Vec<(crate::model::Version, &ObservedObject)>> = HashMap::new();
+    for o in &observed.objects {
+        let Some(m) = o.managed_complete() else { continue };
+        let Some(chosen) = selected.get(&(platform, &m.product)) else { continue };
+        if &m.version == chosen {
+            continue;
+        }
+        // A version that does not parse is never pruned.
+        let Ok(v) = m.version.parse::<crate::model::Version>() else { continue };
+        by_product.entry(&m.product).or_default().push((v, o));
+    }
+    let mut out = HashMap::new();
+    for (_, mut superseded) in by_product {
+        // Newest first; of one version, an assigned object before an unassigned one.
+        superseded.sort_by(|(a, x), (b, y)| b.cmp(a).then(y.assignments.len().cmp(&x.assignments.len())));
+        let mut versions_kept: Vec<&crate::model::Version> = Vec::new();
+        for (v, o) in &superseded {
+            let seen = versions_kept.contains(&v);
+            if !seen && versions_kept.len() < usize::from(keep) {
+                versions_kept.push(v);
+                continue;
+            }
+            if o.assignments.is_empty() {
+                out.insert(o.id.as_str(), keep);
+            }
+        }
+    }
+    out
 }
 
 /// The display name the fleet gives the group with id `group` on `platform`, if it names it.

@@ -505,14 +505,23 @@ async fn delete_app(State(emu): State<Shared>, UrlPath(id): UrlPath<String>) -> 
     emu.throttle()?;
     emu.with_store(
         |s| {
-            s.apps.remove(&id).ok_or_else(|| not_found(&id))?;
+            if !s.apps.contains_key(&id) {
+                return Err(not_found(&id));
+            }
+            // An app that another app supersedes or depends on cannot be deleted: the
+            // relationship has to go first.
+            if let Some((parent, _)) =
+                s.relationships.iter().find(|(src, list)| **src != id && list.iter().any(|r| r["targetId"] == id.as_str()))
+            {
+                return Err(bad(format!(
+                    "The app {id} cannot be deleted: app {parent} has a supersedence or dependency relationship with it. Remove the relationship first."
+                )));
+            }
+            s.apps.remove(&id);
             s.assignments.remove(&id);
             s.content_versions.remove(&id);
-            // Relationships from and to the app go with it.
+            // The app's own relationships go with it.
             s.relationships.remove(&id);
-            for list in s.relationships.values_mut() {
-                list.retain(|r| r["targetId"] != id.as_str());
-            }
             s.files.retain(|_, f| f["_"]["app"] != id.as_str());
             Ok(StatusCode::NO_CONTENT)
         },
@@ -698,6 +707,9 @@ async fn list_assignments(
 }
 
 /// Most supersedence relationships an app may have.
+/// Apps one supersedence graph may connect (Intune's documented limit).
+const MAX_GRAPH_NODES: usize = 10;
+
 const MAX_SUPERSEDENCES: usize = 10;
 
 async fn update_relationships(
@@ -752,6 +764,37 @@ async fn update_relationships(
             if supersedences > MAX_SUPERSEDENCES {
                 return Err(bad(format!("An app can supersede at most {MAX_SUPERSEDENCES} apps.")));
             }
+            // "There can be a maximum of 10 nodes in a supersedence relationship in Intune"
+            // (Add Win32 app supersedence): the apps connected to this one, either way, with
+            // the new set in place.
+            let mut edges: Vec<(String, String)> = s
+                .relationships
+                .iter()
+                .filter(|(src, _)| **src != id)
+                .flat_map(|(src, list)| {
+                    list.iter().filter_map(move |r| r["targetId"].as_str().map(|t| (src.clone(), t.to_string())))
+                })
+                .collect();
+            edges.extend(stored.iter().filter_map(|r| r["targetId"].as_str().map(|t| (id.clone(), t.to_string()))));
+            let mut graph = std::collections::BTreeSet::from([id.clone()]);
+            loop {
+                let before = graph.len();
+                for (a, b) in &edges {
+                    if graph.contains(a) || graph.contains(b) {
+                        graph.insert(a.clone());
+                        graph.insert(b.clone());
+                    }
+                }
+                if graph.len() == before {
+                    break;
+                }
+            }
+            if graph.len() > MAX_GRAPH_NODES {
+                return Err(bad(format!(
+                    "A supersedence graph can hold at most {MAX_GRAPH_NODES} apps; these relationships would connect {}.",
+                    graph.len()
+                )));
+            }
             s.relationships.insert(id.clone(), stored);
             Ok(StatusCode::NO_CONTENT)
         },
@@ -771,8 +814,23 @@ async fn list_relationships(
             if !s.apps.contains_key(&id) {
                 return Err(not_found(&id));
             }
-            let items = s.relationships.get(&id).map_or(&[][..], Vec::as_slice);
-            Ok(paged(items, q.skiptoken.unwrap_or(0), &headers, &format!("{APPS}/{id}/relationships")))
+            // Both directions, as Graph lists them: the app's own relationships (targetType
+            // child) and those of apps that point at it (targetType parent, read-only).
+            let mut items: Vec<Value> = s.relationships.get(&id).cloned().unwrap_or_default();
+            for (source, list) in &s.relationships {
+                for r in list.iter().filter(|r| r["targetId"] == id.as_str()) {
+                    let app = s.apps.get(source);
+                    let mut parent = r.clone();
+                    parent["id"] = json!(format!("{source}_{id}_parent"));
+                    parent["targetId"] = json!(source);
+                    parent["targetType"] = json!("parent");
+                    parent["targetDisplayName"] = app.map_or(Value::Null, |a| a["displayName"].clone());
+                    parent["targetDisplayVersion"] = app.map_or(Value::Null, |a| a["displayVersion"].clone());
+                    parent["targetPublisher"] = app.map_or(Value::Null, |a| a["publisher"].clone());
+                    items.push(parent);
+                }
+            }
+            Ok(paged(&items, q.skiptoken.unwrap_or(0), &headers, &format!("{APPS}/{id}/relationships")))
         },
         false,
     )

@@ -440,6 +440,40 @@ impl IntuneClient {
 }
 
 impl IntuneClient {
+    /// The relationships `app` points from (Graph lists the other direction too, read-only),
+    /// as updateRelationships takes them.
+    async fn own_relationships(&self, app: &str) -> Result<Vec<Value>, PlatformError> {
+        let url = self.url(&format!("{APPS}/{app}/relationships"))?;
+        let listed = self.list_all("reading the app's relationships", url).await?;
+        Ok(listed
+            .iter()
+            .filter(|r| r["targetType"] != "parent")
+            .map(|r| {
+                let mut kept = json!({ "@odata.type": r["@odata.type"], "targetId": r["targetId"] });
+                for k in ["supersedenceType", "dependencyType"] {
+                    if !r[k].is_null() {
+                        kept[k] = r[k].clone();
+                    }
+                }
+                kept
+            })
+            .collect())
+    }
+
+    /// Removes `app`'s relationship to `target`, keeping its others.
+    async fn drop_relationship(&self, app: &str, target: &str) -> Result<(), PlatformError> {
+        let mut relationships = self.own_relationships(app).await?;
+        relationships.retain(|r| r["targetId"] != target);
+        let url = self.url(&format!("{APPS}/{app}/updateRelationships"))?;
+        self.send(
+            "removing a relationship",
+            self.http.post(url).json(&json!({ "relationships": relationships })),
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
     fn failed(&self, operation: &str, message: impl Into<crate::vocab::Cause>) -> PlatformError {
         PlatformError::Failed { platform: self.name.clone(), operation: operation.into(), cause: message.into() }
     }
@@ -748,6 +782,12 @@ fn observed_of(app: &Value) -> ObservedObject {
                     fields.insert("deadline".into(), crate::intern::shared(&crate::vocab::duration::readable(d)));
                 }
             }
+            if let Some(state) = a["settings"]["autoUpdateSettings"]["autoUpdateSupersededAppsState"]
+                .as_str()
+                .filter(|s| *s != "notConfigured")
+            {
+                fields.insert("intune.autoUpdateSupersededApps".into(), crate::intern::shared(state));
+            }
             Some(ObservedAssignment { group, fields, since: None })
         })
         .collect();
@@ -940,17 +980,26 @@ impl PlatformClient for IntuneClient {
                         "deadlineDateTime": fmt(due),
                     })
                 });
+                let mut settings = json!({
+                    "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
+                    "notifications": "showAll",
+                    "deliveryOptimizationPriority": "notConfigured",
+                    "installTimeSettings": install_time,
+                    "restartSettings": null,
+                });
+                // Devices with a superseded version of an available app get this one
+                // (win32LobAppAssignmentSettings.autoUpdateSettings, Graph beta).
+                if let Some(state) = a.fields.get("intune.autoUpdateSupersededApps") {
+                    settings["autoUpdateSettings"] = json!({
+                        "@odata.type": "#microsoft.graph.win32LobAppAutoUpdateSettings",
+                        "autoUpdateSupersededAppsState": state,
+                    });
+                }
                 json!({
                     "@odata.type": "#microsoft.graph.mobileAppAssignment",
                     "intent": a.fields.get("intent").unwrap_or("required"),
                     "target": { "@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": a.group },
-                    "settings": {
-                        "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
-                        "notifications": "showAll",
-                        "deliveryOptimizationPriority": "notConfigured",
-                        "installTimeSettings": install_time,
-                        "restartSettings": null,
-                    },
+                    "settings": settings,
                 })
             })
             .collect();
@@ -975,24 +1024,8 @@ impl PlatformClient for IntuneClient {
 
     async fn supersede(&self, new: &str, old: &str) -> Result<(), PlatformError> {
         // updateRelationships replaces the whole set: read it and add to it.
-        let url = self.url(&format!("{APPS}/{new}/relationships"))?;
-        let current =
-            self.send("reading the app's relationships", self.http.get(url), false).await?.unwrap_or_default();
-        let mut relationships: Vec<Value> = current["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["targetId"] != old)
-            .map(|r| {
-                let mut kept = json!({ "@odata.type": r["@odata.type"], "targetId": r["targetId"] });
-                for k in ["supersedenceType", "dependencyType"] {
-                    if !r[k].is_null() {
-                        kept[k] = r[k].clone();
-                    }
-                }
-                kept
-            })
-            .collect();
+        let mut relationships = self.own_relationships(new).await?;
+        relationships.retain(|r| r["targetId"] != old);
         relationships.push(json!({
             "@odata.type": "#microsoft.graph.mobileAppSupersedence",
             "supersedenceType": "update",
@@ -1005,6 +1038,36 @@ impl PlatformClient for IntuneClient {
     }
 
     async fn delete(&self, id: &str) -> Result<(), PlatformError> {
+        // The service refuses to delete an app another app references (a newer version that
+        // supersedes it): those relationships go first — on apps patchops manages only; an app
+        // someone else made keeps its relationships, and the app stays.
+        let url = self.url(&format!("{APPS}/{id}/relationships"))?;
+        let Some(listed) = self.list_all_of("listing the app's relationships", url, true).await? else {
+            return Ok(()); // Already gone.
+        };
+        let parents: Vec<String> = listed
+            .iter()
+            .filter(|r| r["targetType"] == "parent")
+            .filter_map(|r| r["targetId"].as_str().map(str::to_string))
+            .collect();
+        for parent in parents {
+            let app = self.url(&format!("{APPS}/{parent}"))?;
+            let Some(app) = self.send("reading an app that references it", self.http.get(app), true).await? else {
+                continue;
+            };
+            if marker_of(&app).is_none() {
+                return Err(PlatformError::Rejected {
+                    platform: self.name.clone(),
+                    operation: "deleting the app".into(),
+                    status: 409,
+                    message: format!(
+                        "app {parent} ({}), which patchops does not manage, references app {id} (supersedence or dependency); remove that relationship in Intune, then apply again",
+                        app["displayName"].as_str().unwrap_or_default()
+                    ),
+                });
+            }
+            self.drop_relationship(&parent, id).await?;
+        }
         let url = self.url(&format!("{APPS}/{id}"))?;
         self.send("deleting the app", self.http.delete(url), true).await?;
         Ok(())

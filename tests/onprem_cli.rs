@@ -1,7 +1,8 @@
 //! `patchops apply` to embedded WSUS and ConfigMgr platforms from a real git repository: a
 //! product published ring by ring, updated to a new version (a new update or application that
-//! supersedes the old one, which is retired once no ring runs it), and retired — read back from
-//! the emulators' persisted state.
+//! supersedes the old one, which is kept unassigned to roll back to and retired beyond the
+//! platform's retention), rolled back, and retired — read back from the emulators' persisted
+//! state.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests report failures by panicking.
 
@@ -124,6 +125,62 @@ fn wsus_and_configmgr_publish_update_and_retire_from_the_fleet() {
     );
     let run = apply(repo.path(), &[]);
     assert_contains(&run.stdout, "✓ update app 2.0 on wsus-onprem / broad");
+    // The superseded version stays, unapproved and undeployed, to roll back to (retention 1).
+    assert_eq!(
+        updates(repo.path()),
+        vec![
+            ("Vendor App (x64) 1.0".into(), false, s(&[])),
+            ("Vendor App (x64) 2.0".into(), false, s(&["Broad", "Pilot"]))
+        ],
+        "1.0 is kept, approved for no group"
+    );
+    assert_eq!(
+        applications(repo.path()),
+        vec![("1.0".into(), false, s(&[])), ("2.0".into(), false, s(&["PO100012", "PO100013"]))],
+        "the 1.0 application is kept, deployed to no collection"
+    );
+    let wsus = state(repo.path(), "wsus-onprem");
+    let new = wsus["updates"].as_object().unwrap().values().find(|u| u["title"] == "Vendor App (x64) 2.0").unwrap();
+    assert!(new["sdp"].as_str().unwrap().contains("<sdp:SupersededPackages>"), "2.0 supersedes 1.0");
+    let settled = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "a kept version is no change to make:\n{}", settled.stdout);
+
+    // A rollback approves and deploys the kept version again: nothing is published anew.
+    let ids = |platform: &str, key: &str| -> Vec<String> {
+        let mut ids: Vec<String> = state(repo.path(), platform)[key].as_object().unwrap().keys().cloned().collect();
+        ids.sort();
+        ids
+    };
+    let (wsus_ids, cm_ids) = (ids("wsus-onprem", "updates"), ids("cm-onprem", "apps"));
+    repo.write("fleet/products/app.yaml", product("\"1.0\""));
+    repo.commit("roll back to 1.0");
+    for _ in 0..2 {
+        apply(repo.path(), &[]);
+    }
+    assert_eq!(
+        updates(repo.path()),
+        vec![
+            ("Vendor App (x64) 1.0".into(), false, s(&["Broad", "Pilot"])),
+            ("Vendor App (x64) 2.0".into(), false, s(&[]))
+        ]
+    );
+    assert_eq!(
+        applications(repo.path()),
+        vec![("1.0".into(), false, s(&["PO100012", "PO100013"])), ("2.0".into(), false, s(&[]))]
+    );
+    assert_eq!(ids("wsus-onprem", "updates"), wsus_ids, "no update was published again");
+    assert_eq!(ids("cm-onprem", "apps"), cm_ids, "no application was created again");
+
+    // Forward again, keeping no superseded version: the old one is expired and retired.
+    let keep_none = std::fs::read_to_string(repo.path().join("fleet/platforms.yaml"))
+        .unwrap()
+        .replace("  endpoint: embedded\n", "  endpoint: embedded\n  retention: { keepVersions: 0 }\n");
+    repo.write("fleet/platforms.yaml", keep_none);
+    repo.write("fleet/products/app.yaml", product("latest"));
+    repo.commit("latest, keeping no superseded version");
+    for _ in 0..2 {
+        apply(repo.path(), &[]);
+    }
     assert_eq!(
         updates(repo.path()),
         vec![
@@ -137,9 +194,6 @@ fn wsus_and_configmgr_publish_update_and_retire_from_the_fleet() {
         vec![("1.0".into(), true, s(&[])), ("2.0".into(), false, s(&["PO100012", "PO100013"]))],
         "the 1.0 application is retired"
     );
-    let wsus = state(repo.path(), "wsus-onprem");
-    let new = wsus["updates"].as_object().unwrap().values().find(|u| u["title"] == "Vendor App (x64) 2.0").unwrap();
-    assert!(new["sdp"].as_str().unwrap().contains("<sdp:SupersededPackages>"), "2.0 supersedes 1.0");
 
     // Retire the product (it is every managed object of both platforms: allowed explicitly).
     repo.remove("fleet/products/app.yaml");
@@ -188,7 +242,7 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
     for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
         assert_contains(&second.stdout, &format!("✓ update firefox 131.0.2 on {platform} / pilot"));
     }
-    // 128.0.3 ran in no other ring: it is gone from every platform.
+    // 128.0.3 ran in no other ring: it is kept, unassigned, on every platform (retention 1).
     let wsus: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("state/emulate/wsus-hq.json")).unwrap()).unwrap();
     let titles: Vec<(String, bool)> = wsus["updates"]
@@ -198,7 +252,7 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
         .filter(|u| u["title"].as_str().unwrap().starts_with("Mozilla Firefox"))
         .map(|u| (u["title"].as_str().unwrap().to_string(), u["expired"].as_bool().unwrap()))
         .collect();
-    assert!(titles.contains(&("Mozilla Firefox (x64) 128.0.3".into(), true)), "{titles:?}");
+    assert!(titles.contains(&("Mozilla Firefox (x64) 128.0.3".into(), false)), "{titles:?}");
     assert!(titles.contains(&("Mozilla Firefox (x64) 131.0.2".into(), false)), "{titles:?}");
     let cm: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("state/emulate/configmgr-hq.json")).unwrap()).unwrap();
@@ -210,7 +264,7 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
         .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
         .collect();
     assert_eq!(firefox.len(), 2);
-    assert!(firefox.contains(&("128.0.3".into(), true)) && firefox.contains(&("131.0.2".into(), false)), "{firefox:?}");
+    assert!(firefox.contains(&("128.0.3".into(), false)) && firefox.contains(&("131.0.2".into(), false)), "{firefox:?}");
 
     // Drop Firefox from the fleet: retired everywhere (guarded: allowed explicitly).
     let text = std::fs::read_to_string(&browsers).unwrap();
@@ -220,6 +274,22 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
     for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
         assert_contains(&third.stdout, &format!("✓ retire mozilla.firefox on {platform} / pilot"));
     }
+    // The kept 128.0.3 goes with the product: nothing of Firefox is left unexpired.
+    let wsus: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/emulate/wsus-hq.json")).unwrap()).unwrap();
+    let cm: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/emulate/configmgr-hq.json")).unwrap()).unwrap();
+    let firefox = |items: &Value, title: &str| -> Vec<bool> {
+        items
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|u| u[title].as_str().unwrap().starts_with("Mozilla Firefox"))
+            .map(|u| u["expired"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(firefox(&wsus["updates"], "title"), vec![true, true], "both Firefox updates are expired");
+    assert_eq!(firefox(&cm["apps"], "title"), vec![true, true], "both Firefox applications are retired");
     let again = run(&[]);
     assert_contains(&again.stdout, "Nothing to apply.");
 }

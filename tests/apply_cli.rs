@@ -657,7 +657,10 @@ fn a_kept_version_beyond_the_retention_is_retired_as_superseded() {
     repo.commit("keep no superseded version");
     let plan = patchops(repo.path(), &["plan", "--path", "fleet"]);
     common::assert_contains(&plan.stdout, "- retire");
-    common::assert_contains(&plan.stdout, "is superseded and older than the 0 versions the platform keeps");
+    common::assert_contains(
+        &plan.stdout,
+        "is superseded, and the platform keeps no superseded version (retention.keepVersions: 0)",
+    );
     let run = apply(repo.path(), &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(apps(repo.path()), vec![v("2.0", &["sg-broad", "sg-pilot"])]);
@@ -671,4 +674,51 @@ fn a_kept_version_beyond_the_retention_is_retired_as_superseded() {
     let run = patchops(repo.path(), &["validate", "--path", "fleet"]);
     assert_eq!(run.code, 1);
     common::assert_contains(&run.stderr, "Intune keeps at most 9 superseded versions");
+}
+
+// Issue 13, item 6: the fleet asks Intune to update superseded apps on available assignments.
+#[test]
+fn auto_update_of_superseded_apps_reaches_available_assignments_and_is_refused_on_required_ones() {
+    let (repo, _k) = fleet_repo(1);
+    let product = |version: &str, intent: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"{version}\"\n  targets:\n    - platform: intune-prod\n      install: {{ intent: {intent} }}\n      intune: {{ autoUpdateSupersededApps: true }}\n")
+    };
+    repo.write("fleet/products/app.yaml", product("2.0", "required"));
+    repo.commit("auto-update on required");
+    let refused = patchops(repo.path(), &["validate", "--path", "fleet"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    common::assert_contains(&refused.stderr, "products/app.yaml:11:");
+    common::assert_contains(&refused.stderr, "or remove `autoUpdateSupersededApps`");
+    common::assert_contains(&refused.stderr, "auto-update applies to `available` assignments only");
+    common::assert_contains(&refused.stderr, "set `install.intent: available`");
+
+    repo.write("fleet/products/app.yaml", product("1.0", "available"));
+    repo.commit("1.0, available");
+    for _ in 0..2 {
+        let run = apply(repo.path(), &[]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+    repo.write("fleet/products/app.yaml", product("2.0", "available"));
+    repo.commit("2.0, available, auto-updating 1.0");
+    for _ in 0..2 {
+        let run = apply(repo.path(), &[]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+    assert_eq!(apps(repo.path()), vec![v("1.0", &[]), v("2.0", &["sg-broad", "sg-pilot"])]);
+    let t = tenant(repo.path());
+    let (two, _) = t["apps"].as_object().unwrap().iter().find(|(_, a)| a["displayVersion"] == "2.0").unwrap();
+    let assignments = t["assignments"][two].as_array().unwrap();
+    assert_eq!(assignments.len(), 2);
+    for a in assignments {
+        assert_eq!(a["intent"], "available");
+        assert_eq!(
+            a["settings"]["autoUpdateSettings"]["@odata.type"],
+            "#microsoft.graph.win32LobAppAutoUpdateSettings"
+        );
+        assert_eq!(a["settings"]["autoUpdateSettings"]["autoUpdateSupersededAppsState"], "enabled", "{a}");
+    }
+    // The 2.0 app supersedes 1.0: what auto-update works from.
+    assert_eq!(t["relationships"][two][0]["supersedenceType"], "update");
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "settled: {}", plan.stdout);
 }

@@ -773,3 +773,110 @@ async fn group_names_resolve_through_the_directory_to_exactly_one_object_id() {
     let a = DesiredAssignment { group: groups[0].id.clone(), fields: FieldMap::default() };
     c.set_assignments(&id, std::slice::from_ref(&a)).await.expect("a directory group by its id");
 }
+
+// Issue 13, item 6: an app is deleted only once no app references it; patchops removes the
+// relationships of apps it manages and leaves those of apps someone else made.
+#[tokio::test]
+async fn an_app_another_references_is_deleted_only_after_its_relationships_go() {
+    let (_dir, base) = start(EmulatorOptions::default()).await;
+    let c = client(&base);
+    let content = verified_content();
+    let old = c.create(&object("1.0"), &content.1).await.unwrap();
+    let new = c.create(&object("2.0"), &content.1).await.unwrap();
+    c.supersede(&new, &old).await.expect("supersede");
+    // The service refuses to delete a referenced app.
+    let raw = reqwest::Client::new().delete(base.join(&format!("{APPS}/{old}")).unwrap()).send().await.unwrap();
+    assert_eq!(raw.status(), 400);
+
+    // An app someone made by hand also supersedes 1.0.
+    let (status, hand) = post(
+        &base,
+        APPS,
+        json!({
+            "@odata.type": "#microsoft.graph.win32LobApp",
+            "displayName": "Vendor App (packaged by hand)", "publisher": "p", "fileName": "x.intunewin",
+            "setupFilePath": "x.msi", "installCommandLine": "msiexec /i x.msi /qn",
+            "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{hand}");
+    let hand = hand["id"].as_str().unwrap().to_string();
+    let (status, _) = post(
+        &base,
+        &format!("{APPS}/{hand}/updateRelationships"),
+        json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppSupersedence", "supersedenceType": "replace", "targetId": old}]}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let refused = c.delete(&old).await.expect_err("an app patchops does not manage references it");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!("app {hand} (Vendor App (packaged by hand)), which patchops does not manage")),
+        "{text}"
+    );
+    assert!(text.contains("remove that relationship in Intune, then apply again"), "{text}");
+    let relationships = |id: String| {
+        let url = base.join(&format!("{APPS}/{id}/relationships")).unwrap();
+        async move {
+            let listed: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            listed["value"].as_array().unwrap().iter().filter(|r| r["targetType"] == "child").count()
+        }
+    };
+    assert_eq!(relationships(new.clone()).await, 1, "nothing was half undone: 2.0 still supersedes 1.0");
+    assert_eq!(relationships(hand.clone()).await, 1, "the hand-made relationship is kept");
+
+    // Once that relationship is removed in the console, the delete goes through, patchops's own
+    // relationship first.
+    let (status, _) = post(&base, &format!("{APPS}/{hand}/updateRelationships"), json!({"relationships": []})).await;
+    assert_eq!(status, 204);
+    c.delete(&old).await.expect("delete");
+    assert_eq!(relationships(new.clone()).await, 0);
+    let ids: Vec<String> = c.observe().await.unwrap().objects.into_iter().map(|o| o.id).collect();
+    assert!(!ids.contains(&old) && ids.contains(&new), "{ids:?}");
+}
+
+// Intune offers auto-update of superseded apps on available assignments only.
+#[tokio::test]
+async fn auto_update_of_superseded_apps_is_accepted_on_available_assignments_only() {
+    let (_dir, base) = start(EmulatorOptions::default()).await;
+    let c = client(&base);
+    let content = verified_content();
+    let id = c.create(&object("2.0"), &content.1).await.unwrap();
+    let body = |intent: &str, state: &str| {
+        json!({"mobileAppAssignments": [{
+            "@odata.type": "#microsoft.graph.mobileAppAssignment", "intent": intent,
+            "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "5d1c2f3e-0a4b-4c6d-8e9f-0000000000aa"},
+            "settings": {"@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
+                "autoUpdateSettings": {"@odata.type": "#microsoft.graph.win32LobAppAutoUpdateSettings", "autoUpdateSupersededAppsState": state}}}]})
+    };
+    let (status, refused) = post(&base, &format!("{APPS}/{id}/assign"), body("required", "enabled")).await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("only for assignments with intent 'available'"),
+        "{refused}"
+    );
+    let (status, refused) = post(&base, &format!("{APPS}/{id}/assign"), body("available", "always")).await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, _) = post(&base, &format!("{APPS}/{id}/assign"), body("required", "notConfigured")).await;
+    assert_eq!(status, 204);
+    let (status, _) = post(&base, &format!("{APPS}/{id}/assign"), body("available", "enabled")).await;
+    assert_eq!(status, 204);
+
+    // The client writes it from the assignment's fields and reads it back.
+    let assignment = DesiredAssignment {
+        group: "5d1c2f3e-0a4b-4c6d-8e9f-0000000000ab".into(),
+        fields: [("intent", "available"), ("intune.autoUpdateSupersededApps", "enabled")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+    };
+    c.set_assignments(&id, std::slice::from_ref(&assignment)).await.expect("assign");
+    let observed = c.observe().await.unwrap();
+    let seen = &observed.objects.iter().find(|o| o.id == id).unwrap().assignments[0];
+    assert_eq!(seen.fields.get("intune.autoUpdateSupersededApps"), Some("enabled"), "{:?}", seen.fields);
+    let mut required = assignment;
+    required.fields.insert("intent".into(), "required".into());
+    let refused = c.set_assignments(&id, &[required]).await.expect_err("refused by the service");
+    assert!(refused.to_string().contains("only for assignments with intent 'available'"), "{refused}");
+}

@@ -264,7 +264,10 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
         .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
         .collect();
     assert_eq!(firefox.len(), 2);
-    assert!(firefox.contains(&("128.0.3".into(), false)) && firefox.contains(&("131.0.2".into(), false)), "{firefox:?}");
+    assert!(
+        firefox.contains(&("128.0.3".into(), false)) && firefox.contains(&("131.0.2".into(), false)),
+        "{firefox:?}"
+    );
 
     // Drop Firefox from the fleet: retired everywhere (guarded: allowed explicitly).
     let text = std::fs::read_to_string(&browsers).unwrap();

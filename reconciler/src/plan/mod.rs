@@ -799,12 +799,19 @@ fn retire_unwanted(
             }
             let object_wanted = wanted_objects.contains(&(platform_name, &marker.product));
             if let Some(kept) = beyond_retention.get(object.id.as_str()) {
-                let message = format!(
-                    "{product_id} {} (object {}) is superseded and older than the {kept} version{} the platform keeps (retention.keepVersions)",
-                    marker.version,
-                    object.id,
-                    if *kept == 1 { "" } else { "s" }
-                );
+                let message = if *kept == 0 {
+                    format!(
+                        "{product_id} {} (object {}) is superseded, and the platform keeps no superseded version (retention.keepVersions: 0)",
+                        marker.version, object.id
+                    )
+                } else {
+                    format!(
+                        "{product_id} {} (object {}) is superseded and older than the {kept} most recent version{} the platform keeps (retention.keepVersions: {kept})",
+                        marker.version,
+                        object.id,
+                        if *kept == 1 { "" } else { "s" }
+                    )
+                };
                 let mut retire = retire(None, None, message);
                 retire.reason = "Superseded".into();
                 actions.push(retire);

@@ -559,6 +559,26 @@ async fn assign(
             if settings["@odata.type"] != "#microsoft.graph.win32LobAppAssignmentSettings" {
                 return Err(bad("Assignment settings of a Win32 app need @odata.type #microsoft.graph.win32LobAppAssignmentSettings."));
             }
+            // Auto-update of superseded apps is a setting of available assignments: Intune
+            // offers it only there (a required assignment installs the new app anyway).
+            let auto = &settings["autoUpdateSettings"];
+            if !auto.is_null() {
+                match auto["autoUpdateSupersededAppsState"].as_str() {
+                    Some("notConfigured") | None => {}
+                    Some("enabled") if a["intent"] == "available" => {}
+                    Some("enabled") => {
+                        return Err(bad(format!(
+                            "autoUpdateSupersededAppsState 'enabled' is supported only for assignments with intent 'available', not '{}'.",
+                            a["intent"].as_str().unwrap_or_default()
+                        )))
+                    }
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "Invalid value '{other}' for win32LobAutoUpdateSupersededAppsState (notConfigured, enabled)."
+                        )))
+                    }
+                }
+            }
         }
         if group != "all" && !is_guid(group) {
             // groupAssignmentTarget.groupId holds a directory object id.

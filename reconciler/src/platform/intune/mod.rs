@@ -987,8 +987,11 @@ impl PlatformClient for IntuneClient {
                     "installTimeSettings": install_time,
                     "restartSettings": null,
                 });
-                // Devices with a superseded version of an available app get this one
-                // (win32LobAppAssignmentSettings.autoUpdateSettings, Graph beta).
+                // Devices with a superseded version of an available app get this one:
+                // win32LobAppAssignmentSettings.autoUpdateSettings, a win32LobAppAutoUpdateSettings
+                // whose autoUpdateSupersededAppsState is notConfigured or enabled (Graph v1.0,
+                // https://learn.microsoft.com/graph/api/resources/intune-apps-win32lobappautoupdatesettings);
+                // Intune applies it to `available` assignments only.
                 if let Some(state) = a.fields.get("intune.autoUpdateSupersededApps") {
                     settings["autoUpdateSettings"] = json!({
                         "@odata.type": "#microsoft.graph.win32LobAppAutoUpdateSettings",
@@ -1050,6 +1053,9 @@ impl PlatformClient for IntuneClient {
             .filter(|r| r["targetType"] == "parent")
             .filter_map(|r| r["targetId"].as_str().map(str::to_string))
             .collect();
+        // Every referencing app is read before any relationship is removed: a refusal leaves
+        // the graph as it was, not half undone.
+        let mut managed = Vec::new();
         for parent in parents {
             let app = self.url(&format!("{APPS}/{parent}"))?;
             let Some(app) = self.send("reading an app that references it", self.http.get(app), true).await? else {
@@ -1066,6 +1072,9 @@ impl PlatformClient for IntuneClient {
                     ),
                 });
             }
+            managed.push(parent);
+        }
+        for parent in managed {
             self.drop_relationship(&parent, id).await?;
         }
         let url = self.url(&format!("{APPS}/{id}"))?;

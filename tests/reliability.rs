@@ -211,7 +211,8 @@ fn rolling_back_a_to_b_to_a_converges_on_configmgr_and_wsus() {
         assert_eq!(again.code, 0, "{version}, second run: {}\n{}", again.stdout, again.stderr);
         common::assert_contains(&again.stdout, "Nothing to apply.");
     }
-    // ConfigMgr: the rolled-back application is the first one, reinstated; 2.0 is retired.
+    // ConfigMgr: the rolled-back application is the first one, reinstated; 2.0 is kept, not
+    // expired (retention 1), to go forward to again.
     let cm = emulated(repo.path(), "cm-onprem");
     let mut apps: Vec<(String, bool)> = cm["apps"]
         .as_object()
@@ -220,7 +221,25 @@ fn rolling_back_a_to_b_to_a_converges_on_configmgr_and_wsus() {
         .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
         .collect();
     apps.sort();
-    assert_eq!(apps, vec![("1.0".to_string(), false), ("2.0".to_string(), true)], "no second 1.0 application");
+    assert_eq!(apps, vec![("1.0".to_string(), false), ("2.0".to_string(), false)], "no second 1.0 application");
+
+    // With no version kept, 2.0 is retired: undeployed and expired.
+    let platforms = std::fs::read_to_string(repo.path().join("fleet/platforms.yaml")).unwrap();
+    let keep_none = platforms.replace("  type: configmgr\n", "  type: configmgr\n  retention: { keepVersions: 0 }\n");
+    assert_ne!(keep_none, platforms);
+    repo.write("fleet/platforms.yaml", keep_none);
+    repo.commit("keep no superseded version");
+    let run = apply(repo.path(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let cm = emulated(repo.path(), "cm-onprem");
+    let mut apps: Vec<(String, bool)> = cm["apps"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
+        .collect();
+    apps.sort();
+    assert_eq!(apps, vec![("1.0".to_string(), false), ("2.0".to_string(), true)]);
 }
 
 /// Runs apply with the fail point `point` armed; the process must abort there.

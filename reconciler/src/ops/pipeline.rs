@@ -358,6 +358,12 @@ pub fn decide_with(
         }
     }
     crate::policy::judge(&mut plan, &mut policies, &PolicyContext::new(fleet, &loaded.catalogs, now))?;
+    tracing::debug!(
+        elapsed = ?t.elapsed(),
+        changes = plan.actions.iter().filter(|a| a.action != plan::ActionKind::None).count(),
+        policy_evaluations = policies.evaluations(),
+        "judged"
+    );
     if let Some(evidence) = how.ring_evidence {
         let db = state.db()?;
         // One read of the whole ring history, not a query per ring: a fleet of 10,000 products

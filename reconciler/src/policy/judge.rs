@@ -25,19 +25,26 @@ pub fn judge(plan: &mut Plan, policies: &mut Policies, ctx: &PolicyContext<'_>) 
     if plan.actions.len() <= chunk {
         judge_all(&mut plan.actions, policies, ctx)?;
     } else {
-        let results: Vec<Result<(), PolicyError>> = std::thread::scope(|scope| {
+        let results: Vec<(Result<(), PolicyError>, u64)> = std::thread::scope(|scope| {
             let handles: Vec<_> = plan
                 .actions
                 .chunks_mut(chunk)
                 .map(|part| {
                     let mut mine = policies.clone();
-                    scope.spawn(move || judge_all(part, &mut mine, ctx))
+                    scope.spawn(move || {
+                        let result = judge_all(part, &mut mine, ctx);
+                        (result, mine.evaluations())
+                    })
                 })
                 .collect();
             // Judging is pure; a panicking chunk is a bug, re-raised rather than hidden.
             handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
         });
-        results.into_iter().collect::<Result<(), PolicyError>>()?;
+        let before = policies.evaluations();
+        for (result, evaluations) in results {
+            policies.count_evaluations(evaluations - before);
+            result?;
+        }
     }
     plan.recount();
     Ok(())

@@ -13,6 +13,7 @@ mod guard;
 pub use guard::EVALUATION_MEMORY_LIMIT;
 pub mod input;
 mod judge;
+pub mod reads;
 mod rego_test;
 
 use crate::model::{Fleet, Origin};
@@ -181,7 +182,17 @@ pub struct Policies {
     /// The `deny`/`warn` rules declared, as `data.patchops.policy.<name>.<rule>`, with the
     /// policy's name for the memory guard when the policy comes from the fleet.
     rules: Vec<(String, &'static str, String, Option<std::sync::Arc<str>>)>,
+    /// Per policy (as `names`): the input paths its verdict depends on, when they can be bounded
+    /// ([`reads`]); `None` evaluates it on every input.
+    keys: Vec<Option<Vec<Vec<String>>>>,
+    /// Per policy: verdicts already reached, by the key of the input parts it reads.
+    cache: Vec<std::collections::HashMap<String, std::sync::Arc<Judgement>>>,
+    /// Policy evaluations run (cache misses), for the regression counter and `-vv`.
+    evaluations: u64,
 }
+
+/// Most verdicts cached per policy; beyond it, new inputs are evaluated and not kept.
+pub const MAX_CACHED_VERDICTS: usize = 100_000;
 
 impl std::fmt::Debug for Policies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -249,10 +260,12 @@ impl Policies {
     pub fn compile(modules: Vec<PolicyModule>, parameters: serde_json::Value) -> Result<Policies, PolicyError> {
         let mut engine = new_engine();
         let mut names = Vec::new();
+        let mut module_reads: Vec<(String, reads::Reads)> = Vec::new();
         // The fleet's own modules are guarded (memory); the built-in ones are patchops's code.
         let mut from_fleet = std::collections::BTreeSet::new();
         for m in modules {
             let builtin = m.origin.starts_with("builtin:");
+            let read = reads::reads(&m.origin, &m.source);
             let package = engine
                 .add_policy(m.origin.clone(), m.source)
                 .map_err(|e| PolicyError::Module { origin: m.origin.clone(), reason: e.to_string() })?;
@@ -260,6 +273,7 @@ impl Policies {
             match package.strip_prefix(PACKAGE_PREFIX) {
                 Some(name) if !name.is_empty() && !name.contains('.') => {
                     names.push(name.to_string());
+                    module_reads.push((name.to_string(), read));
                     if !builtin {
                         from_fleet.insert(name.to_string());
                     }
@@ -269,6 +283,21 @@ impl Policies {
         }
         names.sort();
         names.dedup();
+        let program: Vec<reads::Reads> = module_reads.iter().map(|(_, r)| r.clone()).collect();
+        let keys = names
+            .iter()
+            .map(|name| {
+                let mut own: Option<reads::Reads> = None;
+                for (_, r) in module_reads.iter().filter(|(n, _)| n == name) {
+                    match &mut own {
+                        Some(o) => o.merge(r.clone()),
+                        None => own = Some(r.clone()),
+                    }
+                }
+                own.and_then(|o| o.widened(&program).key_paths())
+            })
+            .collect();
+        let cache = vec![std::collections::HashMap::new(); names.len()];
         let declared = declared_rules(&mut engine);
         let mut rules = Vec::new();
         for name in &names {
@@ -284,7 +313,7 @@ impl Policies {
         engine
             .add_data(regorus::Value::from(data))
             .map_err(|e| PolicyError::Module { origin: "parameters".into(), reason: e.to_string() })?;
-        Ok(Policies { engine, names, rules })
+        Ok(Policies { engine, names, rules, keys, cache, evaluations: 0 })
     }
 
     /// The names of the policies applied.
@@ -292,35 +321,44 @@ impl Policies {
         &self.names
     }
 
+    /// Policy evaluations run so far (an input whose verdict was already known for the parts
+    /// of it a policy reads costs none).
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    /// Adds evaluations counted by a copy of these policies (judging on several threads).
+    pub(crate) fn count_evaluations(&mut self, n: u64) {
+        self.evaluations += n;
+    }
+
     /// Evaluates every policy on one input document.
+    ///
+    /// A policy whose input references can be bounded ([`reads`]) is evaluated once per
+    /// distinct value of what it reads; the verdict is the same as evaluating it every time.
     pub fn evaluate(&mut self, input: &serde_json::Value, subject: &str) -> Result<Judgement, PolicyError> {
-        self.engine.set_input(regorus::Value::from(input.clone()));
         let mut verdict = Judgement::default();
-        for (name, rule, path, guarded) in &self.rules {
-            let _evaluating = guarded.as_ref().map(guard::Evaluating::start);
-            let value = self.engine.eval_rule(path.clone()).map_err(|e| {
-                let limit = e.downcast_ref::<regorus::utils::limits::LimitError>().is_some();
-                PolicyError::Evaluation {
-                    policy: name.clone(),
-                    subject: subject.to_string(),
-                    reason: if limit {
-                        format!(
-                            "rule `{rule}` ran longer than {} and was stopped ({e}); make it iterate less (a comprehension over a huge range, say)",
-                            crate::vocab::duration::readable(EVALUATION_TIME_LIMIT)
-                        )
-                    } else {
-                        e.to_string()
-                    },
+        let mut input_set = false;
+        for index in 0..self.names.len() {
+            let key = self.keys[index].as_deref().map(|paths| reads::key(input, paths));
+            if let Some(found) = key.as_ref().and_then(|k| self.cache[index].get(k)) {
+                verdict.denials.extend(found.denials.iter().cloned());
+                verdict.warnings.extend(found.warnings.iter().cloned());
+                continue;
+            }
+            if !input_set {
+                self.engine.set_input(regorus::Value::from(input.clone()));
+                input_set = true;
+            }
+            let found = evaluate_policy(&mut self.engine, &self.rules, &self.names[index], subject)?;
+            self.evaluations += 1;
+            verdict.denials.extend(found.denials.iter().cloned());
+            verdict.warnings.extend(found.warnings.iter().cloned());
+            if let Some(k) = key {
+                if self.cache[index].len() < MAX_CACHED_VERDICTS {
+                    self.cache[index].insert(k, std::sync::Arc::new(found));
                 }
-            })?;
-            let out = if *rule == "deny" { &mut verdict.denials } else { &mut verdict.warnings };
-            // A message is kept to a bounded size (a large allow-list interpolated into every
-            // denial would otherwise be copied into every action of a plan).
-            out.extend(
-                messages(&value)
-                    .into_iter()
-                    .map(|message| PolicyFinding { policy: name.clone(), message: bounded_message(message) }),
-            );
+            }
         }
         verdict.denials.sort();
         verdict.warnings.sort();
@@ -341,6 +379,43 @@ impl Policies {
             Ok(Err(verdict.denials))
         }
     }
+}
+
+/// Evaluates the rules of one policy on the engine's current input.
+fn evaluate_policy(
+    engine: &mut regorus::Engine,
+    rules: &[(String, &'static str, String, Option<std::sync::Arc<str>>)],
+    policy: &str,
+    subject: &str,
+) -> Result<Judgement, PolicyError> {
+    let mut verdict = Judgement::default();
+    for (name, rule, path, guarded) in rules.iter().filter(|r| r.0 == policy) {
+        let _evaluating = guarded.as_ref().map(guard::Evaluating::start);
+        let value = engine.eval_rule(path.clone()).map_err(|e| {
+            let limit = e.downcast_ref::<regorus::utils::limits::LimitError>().is_some();
+            PolicyError::Evaluation {
+                policy: name.clone(),
+                subject: subject.to_string(),
+                reason: if limit {
+                    format!(
+                        "rule `{rule}` ran longer than {} and was stopped ({e}); make it iterate less (a comprehension over a huge range, say)",
+                        crate::vocab::duration::readable(EVALUATION_TIME_LIMIT)
+                    )
+                } else {
+                    e.to_string()
+                },
+            }
+        })?;
+        let out = if *rule == "deny" { &mut verdict.denials } else { &mut verdict.warnings };
+        // A message is kept to a bounded size (a large allow-list interpolated into every
+        // denial would otherwise be copied into every action of a plan).
+        out.extend(
+            messages(&value)
+                .into_iter()
+                .map(|message| PolicyFinding { policy: name.clone(), message: bounded_message(message) }),
+        );
+    }
+    Ok(verdict)
 }
 
 /// How an action is named in messages: `publish firefox to intune-prod (ring pilot)`.
@@ -488,5 +563,97 @@ mod tests {
         assert_eq!(v.warnings, vec![PolicyFinding { policy: "b".into(), message: "hmm".into() }]);
         let v = p.evaluate(&serde_json::json!({ "x": 1 }), "test").unwrap();
         assert!(v.denials.is_empty());
+    }
+
+    /// Inputs that vary in everything the built-in policies read, and in what they do not.
+    fn varied_inputs() -> Vec<serde_json::Value> {
+        let mut inputs = Vec::new();
+        for kind in ["publish", "update", "retire", "reconfigure"] {
+            for (platform, ty, auth, policy) in [
+                ("intune-prod", "intune", "clientSecret", "bypass"),
+                ("intune-cert", "intune", "certificate", "bypass"),
+                ("cm", "configmgr", "password", "allSigned"),
+            ] {
+                for (vendor, scan) in [
+                    ("Mozilla", serde_json::json!({ "detections": 0, "enginesTotal": 70, "engine": "vt" })),
+                    (
+                        "Evil Corp",
+                        serde_json::json!({ "detections": 4, "enginesTotal": 70, "engine": "vt", "report": "r" }),
+                    ),
+                    ("Google", serde_json::Value::Null),
+                ] {
+                    for ring in ["pilot", "broad"] {
+                        let mut installer = serde_json::json!({ "url": "x.msi" });
+                        if !scan.is_null() {
+                            installer["scan"] = scan.clone();
+                        }
+                        inputs.push(serde_json::json!({
+                            "action": { "kind": kind, "version": "1.0", "reason": "r", "changes": [] },
+                            "product": { "catalogProduct": format!("{vendor}.app"), "vendor": vendor, "name": "app" },
+                            "installer": installer,
+                            "platform": { "name": platform, "type": ty, "auth": { "method": auth },
+                                "trust": { "executionPolicy": policy, "scriptSigningCertificate": false } },
+                            "ring": { "name": ring, "index": 0 },
+                            "time": if ring == "pilot" { "2026-12-24T10:00:00Z" } else { "2026-11-01T10:00:00Z" },
+                        }));
+                    }
+                }
+            }
+        }
+        inputs
+    }
+
+    #[test]
+    fn a_cached_verdict_is_the_verdict_of_evaluating_again() {
+        let parameters = serde_json::json!({
+            "vendor_allowlist": { "vendors": ["Mozilla", "Google"] },
+            "scan_detections": { "maxDetections": 1, "requireScan": true },
+            "change_freeze": { "windows": [{ "start": "2026-12-20T00:00:00Z", "end": "2027-01-02T00:00:00Z", "platforms": ["cm"], "allowRetire": true }] },
+        });
+        let policies = || {
+            BUILTIN
+                .iter()
+                .map(|b| PolicyModule { origin: format!("builtin:{}", b.name), source: b.source.into() })
+                .collect::<Vec<_>>()
+        };
+        let mut cached = Policies::compile(policies(), parameters.clone()).unwrap();
+        assert!(
+            cached.keys.iter().all(Option::is_some),
+            "every built-in policy reads bounded parts: {:?}",
+            cached.keys
+        );
+        let mut uncached = Policies::compile(policies(), parameters).unwrap();
+        uncached.keys.iter_mut().for_each(|k| *k = None);
+        let inputs = varied_inputs();
+        let mut denied = 0;
+        for input in &inputs {
+            let a = cached.evaluate(input, "test").unwrap();
+            let b = uncached.evaluate(input, "test").unwrap();
+            assert_eq!(a, b, "{input}");
+            denied += usize::from(!a.denials.is_empty());
+        }
+        assert!(denied > 0 && denied < inputs.len(), "the inputs are judged both ways: {denied} of {}", inputs.len());
+        assert_eq!(uncached.evaluations(), (inputs.len() * BUILTIN.len()) as u64);
+        assert!(
+            cached.evaluations() < uncached.evaluations() / 3,
+            "{} evaluations with the cache, {} without",
+            cached.evaluations(),
+            uncached.evaluations()
+        );
+    }
+
+    #[test]
+    fn a_policy_reading_the_whole_input_is_evaluated_every_time() {
+        let modules = vec![PolicyModule {
+            origin: "w.rego".into(),
+            source: "package patchops.policy.w\nimport rego.v1\ndeny contains m if { m := json.marshal(input); count(m) > 20 }\n".into(),
+        }];
+        let mut p = Policies::compile(modules, serde_json::json!({})).unwrap();
+        let short = serde_json::json!({ "a": 1 });
+        let long = serde_json::json!({ "a": 1, "b": "a longer input document" });
+        assert!(p.evaluate(&short, "t").unwrap().denials.is_empty());
+        assert_eq!(p.evaluate(&long, "t").unwrap().denials.len(), 1);
+        assert!(p.evaluate(&short, "t").unwrap().denials.is_empty());
+        assert_eq!(p.evaluations(), 3);
     }
 }

@@ -389,3 +389,46 @@ fn a_real_intune_endpoint_needs_its_certificate_file() {
     assert_eq!(run.code, 1);
     common::assert_contains(&run.stderr, "platform `intune-prod`: cannot read the certificate file /nonexistent/patchops/intune.pem (auth.certificate): No such file or directory");
 }
+
+/// The `key=value` field of the `-vv` line that ends with `message`.
+fn debug_field(stderr: &str, message: &str, field: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!(" {message} ")))
+        .unwrap_or_else(|| panic!("no `{message}` in {stderr}"));
+    let value = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{field}=")))
+        .unwrap_or_else(|| panic!("no {field} in {line}"));
+    value.parse().unwrap_or_else(|_| panic!("{field}={value} in {line}"))
+}
+
+// Issue 16: policies are judged per distinct value of what they read, so more rings (more
+// changes with the same product, version and platform) cost no more policy evaluations.
+#[test]
+fn policy_evaluations_do_not_grow_with_the_number_of_changes() {
+    let mut counts = Vec::new();
+    for rings in [2, 8] {
+        let (repo, _k) = fleet_repo(1);
+        let mut rollout = String::from(
+            "apiVersion: patchops.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: standard\nspec:\n  rings:\n",
+        );
+        for r in 0..rings {
+            rollout.push_str(&format!(
+                "    - name: ring{r}\n      groups:\n        - {{ platform: intune-prod, group: {{ name: sg-ring{r} }} }}\n"
+            ));
+        }
+        repo.write("fleet/rollout.yaml", rollout);
+        repo.commit(&format!("{rings} rings"));
+        let run = patchops(repo.path(), &["plan", "--path", "fleet", "-vv"]);
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        counts.push((
+            debug_field(&run.stderr, "judged", "changes"),
+            debug_field(&run.stderr, "judged", "policy_evaluations"),
+        ));
+    }
+    let [(few_changes, few), (many_changes, many)] = counts[..] else { unreachable!() };
+    assert_eq!((few_changes, many_changes), (2, 8), "one publish per ring");
+    assert_eq!(few, many, "evaluations per plan stay constant as the changes grow: {counts:?}");
+    assert!(many < many_changes * 5, "fewer evaluations than changes × policies: {counts:?}");
+}

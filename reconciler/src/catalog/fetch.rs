@@ -19,7 +19,7 @@ pub struct CatalogRef<'a> {
 }
 
 /// Catalogs larger than this are refused before they fill memory.
-pub const MAX_CATALOG_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_CATALOG_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Reads the catalog and its signature. A relative location is read from the same snapshot as
 /// the fleet (so it is pinned to the same commit); URLs are fetched.

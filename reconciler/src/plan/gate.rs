@@ -39,8 +39,8 @@ pub fn observed_ring_versions(
 ) -> Vec<ObservedRing> {
     // Managed, whole objects by (platform, catalog product): one pass over what was observed,
     // so this stays linear in fleet and platform size (as the planner's index does).
-    let mut index: std::collections::HashMap<(&crate::model::ObjectName, &crate::model::ProductId), Vec<_>> =
-        std::collections::HashMap::new();
+    let mut index: crate::intern::FastMap<(&crate::model::ObjectName, &crate::model::ProductId), Vec<_>> =
+        crate::intern::FastMap::default();
     for (platform, o) in observed {
         for obj in &o.objects {
             if let Some(m) = obj.managed_complete() {
@@ -94,13 +94,13 @@ pub struct ObservedRing {
 pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: DateTime<Utc>) {
     // Rings first: what ring i-1 does in this very plan decides ring i. Only a version change in
     // the previous ring holds this one back (a settings fix there does not).
-    let changing: std::collections::HashSet<(super::Text, super::Text, super::Text)> = plan
+    let changing: crate::intern::FastSet<(super::Text, super::Text, super::Text)> = plan
         .actions
         .iter()
         .filter(|a| matches!(a.action, ActionKind::Publish | ActionKind::Update))
         .filter_map(|a| Some((a.product.clone(), a.platform.clone(), a.ring.clone()?)))
         .collect();
-    let mut budget: std::collections::HashMap<(String, String), u32> = std::collections::HashMap::new();
+    let mut budget: crate::intern::FastMap<(String, String), u32> = crate::intern::FastMap::default();
     for a in plan.actions.iter_mut() {
         if a.action == ActionKind::None || !a.denied.is_empty() {
             continue;

@@ -20,7 +20,9 @@ mod desired;
 mod gate;
 pub mod render;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::intern::{FastMap as HashMap, FastSet as HashSet};
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -322,7 +324,7 @@ impl Plan {
 pub fn plan(input: PlanInput<'_>) -> Plan {
     // Managed objects by (platform, catalog product): one pass over everything observed, so
     // planning stays linear in fleet and platform size.
-    let mut managed_index: ManagedIndex<'_> = HashMap::new();
+    let mut managed_index: ManagedIndex<'_> = HashMap::default();
     for (platform, observed) in input.observed {
         for o in &observed.objects {
             // A half-made object is no ring's current object and never reused: it is retired
@@ -356,9 +358,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     // Sized once: a plan of tens of thousands of actions should not be copied while it grows.
     let mut actions = Vec::with_capacity(parts.iter().map(|p| p.actions.len()).sum());
     let mut errors = Vec::new();
-    let mut wanted = HashSet::new();
-    let mut wanted_objects = HashSet::new();
-    let mut selected = HashMap::new();
+    let mut wanted = HashSet::default();
+    let mut wanted_objects = HashSet::default();
+    let mut selected = HashMap::default();
     for part in parts {
         actions.extend(part.actions);
         errors.extend(part.errors);
@@ -456,9 +458,9 @@ fn plan_products<'a>(
 ) -> Partial<'a> {
     let mut actions = Vec::new();
     let mut errors = Vec::new();
-    let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::new();
-    let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::new();
-    let mut selected: HashMap<(&ObjectName, &ProductId), String> = HashMap::new();
+    let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::default();
+    let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::default();
+    let mut selected: HashMap<(&ObjectName, &ProductId), String> = HashMap::default();
     let mut text = Interner::default();
     for product in products {
         if product.spec.retire {
@@ -837,7 +839,7 @@ fn superseded_beyond_retention<'o>(
     keep: u16,
     selected: &HashMap<(&ObjectName, &ProductId), String>,
 ) -> HashMap<&'o str, u16> {
-    let mut by_product: HashMap<&ProductId, Vec<(crate::model::Version, &ObservedObject)>> = HashMap::new();
+    let mut by_product: HashMap<&ProductId, Vec<(crate::model::Version, &ObservedObject)>> = HashMap::default();
     for o in &observed.objects {
         let Some(m) = o.managed_complete() else { continue };
         let Some(chosen) = selected.get(&(platform, &m.product)) else { continue };
@@ -848,7 +850,7 @@ fn superseded_beyond_retention<'o>(
         let Ok(v) = m.version.parse::<crate::model::Version>() else { continue };
         by_product.entry(&m.product).or_default().push((v, o));
     }
-    let mut out = HashMap::new();
+    let mut out = HashMap::default();
     for (_, mut superseded) in by_product {
         // Newest first; of one version, an assigned object before an unassigned one.
         superseded.sort_by(|(a, x), (b, y)| b.cmp(a).then(y.assignments.len().cmp(&x.assignments.len())));

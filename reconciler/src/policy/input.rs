@@ -16,7 +16,9 @@
 //!
 //! Secrets never enter it: authentication appears only as the *kind* of credential.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::intern::FastMap as HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -44,8 +46,8 @@ pub struct PolicyContext<'a> {
 impl<'a> PolicyContext<'a> {
     /// Indexes the catalogs' entries (products are found by binary search in the fleet).
     pub fn new(fleet: &'a Fleet, catalogs: &'a BTreeMap<ObjectName, VerifiedCatalog>, now: DateTime<Utc>) -> Self {
-        let mut entries = HashMap::new();
-        let mut anywhere = HashMap::new();
+        let mut entries = HashMap::default();
+        let mut anywhere = HashMap::default();
         for c in catalogs.values() {
             for e in &c.catalog().products {
                 entries.insert((c.source_name().as_str(), e.id.as_str()), e);

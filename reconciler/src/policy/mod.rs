@@ -186,7 +186,7 @@ pub struct Policies {
     /// ([`reads`]); `None` evaluates it on every input.
     keys: Vec<Option<Vec<Vec<String>>>>,
     /// Per policy: verdicts already reached, by the key of the input parts it reads.
-    cache: Vec<std::collections::HashMap<String, std::sync::Arc<Judgement>>>,
+    cache: Vec<crate::intern::FastMap<String, std::sync::Arc<Judgement>>>,
     /// Policy evaluations run (cache misses), for the regression counter and `-vv`.
     evaluations: u64,
 }
@@ -297,7 +297,7 @@ impl Policies {
                 own.and_then(|o| o.widened(&program).key_paths())
             })
             .collect();
-        let cache = vec![std::collections::HashMap::new(); names.len()];
+        let cache = vec![crate::intern::FastMap::default(); names.len()];
         let declared = declared_rules(&mut engine);
         let mut rules = Vec::new();
         for name in &names {

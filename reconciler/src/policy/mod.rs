@@ -327,6 +327,18 @@ impl Policies {
         self.evaluations
     }
 
+    /// Every input path some policy's verdict can depend on; `None` when one of them reads
+    /// what cannot be bounded (then every action is evaluated on its own input).
+    pub fn read_paths(&self) -> Option<Vec<Vec<String>>> {
+        let mut all: Vec<Vec<String>> = Vec::new();
+        for paths in &self.keys {
+            all.extend(paths.as_ref()?.iter().cloned());
+        }
+        all.sort();
+        all.dedup();
+        Some(all)
+    }
+
     /// Adds evaluations counted by a copy of these policies (judging on several threads).
     pub(crate) fn count_evaluations(&mut self, n: u64) {
         self.evaluations += n;

@@ -4,7 +4,8 @@
 //! Usage: cargo bench -p reconciler --bench content -- [SIZE_MIB] [ROUNDS]   (default 1024 MiB, 5)
 //! Peak memory: /usr/bin/time -f %M target/release/deps/content-* 2048 1
 //!
-//! Each round times `openssl dgst -sha256` of the file, then a patchops download of it into a
+//! Each round times `dd oflag=direct` of the file (the disk's floor) and `openssl dgst -sha256`
+//! of it (the hash's), then a patchops download of it into a
 //! fresh content cache; the figures of every round and the median ratio are printed. The source
 //! file is written back to disk before the first round, so the kernel's flushing of it does not
 //! compete with the cache writes being measured.
@@ -95,7 +96,21 @@ fn main() {
         gbps(hash_only)
     );
     let mut ratios = Vec::new();
+    let mut floor_ratios = Vec::new();
     for round in 1..=rounds {
+        // The disk's floor: the same bytes copied to the same file system with O_DIRECT writes
+        // (what the cache does), nothing hashed, nothing received.
+        let floor_dir = tempfile::tempdir().expect("tmp");
+        let t = Instant::now();
+        let dd = std::process::Command::new("dd")
+            .arg(format!("if={}", file.display()))
+            .arg(format!("of={}", floor_dir.path().join("floor").display()))
+            .args(["bs=1M", "oflag=direct", "status=none"])
+            .status();
+        let floor = t.elapsed();
+        let floor_ok = dd.map(|s| s.success()).unwrap_or(false);
+        drop(floor_dir);
+
         // openssl on the same file (warm page cache, as the server's reads are).
         let t = Instant::now();
         let status = std::process::Command::new("openssl").arg("dgst").arg("-sha256").arg(&file).output();
@@ -129,6 +144,24 @@ fn main() {
         } else {
             println!(" (openssl not found: install it to compare)");
         }
+        if floor_ok {
+            let ratio = floor.as_secs_f64() / ours.as_secs_f64();
+            floor_ratios.push(ratio);
+            println!(
+                "  floor: dd oflag=direct of the same file {:.3} s ({:.2} GiB/s), ratio patchops / dd {ratio:.2}",
+                floor.as_secs_f64(),
+                gbps(floor)
+            );
+        }
+    }
+    if !floor_ratios.is_empty() {
+        floor_ratios.sort_by(f64::total_cmp);
+        println!(
+            "ratio (patchops / dd oflag=direct speed): median {:.2}, range {:.2}–{:.2}",
+            floor_ratios[floor_ratios.len() / 2],
+            floor_ratios[0],
+            floor_ratios[floor_ratios.len() - 1]
+        );
     }
     if !ratios.is_empty() {
         ratios.sort_by(f64::total_cmp);

@@ -90,7 +90,11 @@ pub async fn diagnose(
         }
         let checks = match platform.spec.platform_type {
             PlatformType::Wsus => wsus(fleet, platform, ctx, now).await,
-            PlatformType::Intune => intune(platform, secrets, now),
+            PlatformType::Intune => {
+                let mut checks = intune(platform, secrets, now);
+                checks.extend(intune_directory(fleet, platform, ctx).await);
+                checks
+            }
             PlatformType::Configmgr => configmgr(fleet, platform, ctx, now).await,
         };
         reports.push(PlatformReport {
@@ -186,6 +190,37 @@ fn intune(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) -> Vec<Che
     }
     checks.extend(script_signing(platform, secrets, now));
     checks
+}
+
+/// The groups the fleet names on an Intune platform, looked up in the directory as `plan` does
+/// (read-only): a missing group or a missing Graph permission (Group.Read.All) is found here,
+/// before a plan needs it.
+async fn intune_directory(fleet: &Fleet, platform: &Platform, ctx: &crate::context::Context) -> Vec<Check> {
+    const LINK: &str = "directory: named groups";
+    let names = fleet.named_groups(&platform.metadata.name);
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let client = match ctx.embedded_endpoint(fleet, platform).await {
+        Ok(embedded) => crate::platform::connect(platform, ctx.client_env(), embedded.as_ref()),
+        Err(e) => Err(e),
+    };
+    let client = match client {
+        Ok(c) => c,
+        Err(e) => return vec![Check::with(LINK, Verdict::Fail, e.to_string(), "fix the Platform's endpoint and auth")],
+    };
+    match client.resolve_groups(&names).await {
+        Ok(ids) => {
+            let shown: Vec<String> = ids.iter().map(|(name, id)| format!("{name} = {id}")).collect();
+            vec![Check::pass(LINK, shown.join(", "))]
+        }
+        Err(e) => vec![Check::with(
+            LINK,
+            Verdict::Fail,
+            e.to_string(),
+            "the app registration needs the Microsoft Graph application permission Group.Read.All (or GroupMember.Read.All) to look groups up by name; or give the group's object id",
+        )],
+    }
 }
 
 fn script_signing(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) -> Vec<Check> {

@@ -447,26 +447,9 @@ fn an_embedded_intune_platform_signs_in_with_the_fleets_certificate() {
 /// with certificate sign-in, exactly as a real tenant would be.
 #[test]
 fn a_platform_pointed_at_a_graph_endpoint_by_url_publishes_through_it() {
-    use std::io::BufRead;
     let (repo, _k) = fleet_repo(1);
-    let pem = common::workspace_root().join("examples/secrets/EXAMPLE-ONLY-intune-app.pem");
-    let client_id = "00000000-0000-0000-0000-0000000000aa";
-    let mut emulator = Command::new(env!("CARGO_BIN_EXE_patchops"))
-        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
-        .arg(repo.path().join("remote-tenant.json"))
-        .arg("--app")
-        .arg(format!("{client_id}={}", pem.display()))
-        .args(["--group", "sg-pilot", "--group", "sg-broad"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the emulator");
-    let mut line = String::new();
-    std::io::BufReader::new(emulator.stderr.take().expect("stderr")).read_line(&mut line).expect("read");
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_string();
-    repo.write(
-        "fleet/platforms.yaml",
-        format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: {url}\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: {client_id}\n    authority: {url}\n    certificate: {{ file: {} }}\n", pem.display()),
-    );
+    let (mut emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot", "sg-broad"]);
+    repo.write("fleet/platforms.yaml", platform);
     repo.commit("a tenant reached by URL");
     let run = apply(repo.path(), &[]);
     let _ = emulator.kill();

@@ -237,27 +237,10 @@ fn an_adminservice_account_without_the_roles_it_needs_is_named_by_doctor() {
 // plan does; a group the directory does not have is named before a plan needs it.
 #[test]
 fn doctor_looks_up_the_named_intune_groups_in_the_directory() {
-    use std::io::BufRead;
     let (repo, _k) = common::fleet_repo(1);
-    let pem = common::workspace_root().join("examples/secrets/EXAMPLE-ONLY-intune-app.pem");
-    let client_id = "00000000-0000-0000-0000-0000000000aa";
     // A tenant whose directory has sg-pilot but not sg-broad.
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
-        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
-        .arg(repo.path().join("remote-tenant.json"))
-        .arg("--app")
-        .arg(format!("{client_id}={}", pem.display()))
-        .args(["--group", "sg-pilot"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the emulator");
-    let mut line = String::new();
-    std::io::BufReader::new(emulator.stderr.take().expect("stderr")).read_line(&mut line).expect("read");
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_string();
-    repo.write(
-        "fleet/platforms.yaml",
-        format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: {url}\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: {client_id}\n    authority: {url}\n    certificate: {{ file: {} }}\n", pem.display()),
-    );
+    let (mut emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot"]);
+    repo.write("fleet/platforms.yaml", platform);
     repo.commit("a tenant reached by URL");
     let missing = patchops(repo.path(), &["doctor", "--path", "fleet"]);
     // Now with both groups in the directory: the lookup passes and shows the ids.

@@ -213,15 +213,22 @@ fn rolling_back_a_to_b_to_a_converges_on_configmgr_and_wsus() {
     }
     // ConfigMgr: the rolled-back application is the first one, reinstated; 2.0 is kept, not
     // expired (retention 1), to go forward to again.
-    let cm = emulated(repo.path(), "cm-onprem");
-    let mut apps: Vec<(String, bool)> = cm["apps"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
-        .collect();
-    apps.sort();
-    assert_eq!(apps, vec![("1.0".to_string(), false), ("2.0".to_string(), false)], "no second 1.0 application");
+    let cm_apps = |dir: &Path| {
+        let cm = emulated(dir, "cm-onprem");
+        let mut apps: Vec<(String, bool)> = cm["apps"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
+            .collect();
+        apps.sort();
+        apps
+    };
+    assert_eq!(
+        cm_apps(repo.path()),
+        vec![("1.0".to_string(), false), ("2.0".to_string(), false)],
+        "no second 1.0 application"
+    );
 
     // With no version kept, 2.0 is retired: undeployed and expired.
     let platforms = std::fs::read_to_string(repo.path().join("fleet/platforms.yaml")).unwrap();
@@ -231,15 +238,7 @@ fn rolling_back_a_to_b_to_a_converges_on_configmgr_and_wsus() {
     repo.commit("keep no superseded version");
     let run = apply(repo.path(), &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let cm = emulated(repo.path(), "cm-onprem");
-    let mut apps: Vec<(String, bool)> = cm["apps"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|a| (a["version"].as_str().unwrap().to_string(), a["expired"].as_bool().unwrap()))
-        .collect();
-    apps.sort();
-    assert_eq!(apps, vec![("1.0".to_string(), false), ("2.0".to_string(), true)]);
+    assert_eq!(cm_apps(repo.path()), vec![("1.0".to_string(), false), ("2.0".to_string(), true)]);
 }
 
 /// Runs apply with the fail point `point` armed; the process must abort there.

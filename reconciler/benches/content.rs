@@ -154,24 +154,17 @@ fn main() {
             );
         }
     }
-    if !floor_ratios.is_empty() {
-        floor_ratios.sort_by(f64::total_cmp);
-        println!(
-            "ratio (patchops / dd oflag=direct speed): median {:.2}, range {:.2}–{:.2}",
-            floor_ratios[floor_ratios.len() / 2],
-            floor_ratios[0],
-            floor_ratios[floor_ratios.len() - 1]
-        );
+    print_median("ratio (patchops / dd oflag=direct speed)", &mut floor_ratios);
+    print_median("ratio (patchops / openssl speed)", &mut ratios);
+}
+
+/// Prints the median and range of `ratios`, when there are any.
+fn print_median(what: &str, ratios: &mut [f64]) {
+    if ratios.is_empty() {
+        return;
     }
-    if !ratios.is_empty() {
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "ratio (patchops / openssl speed): median {:.2}, range {:.2}–{:.2}",
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1]
-        );
-    }
+    ratios.sort_by(f64::total_cmp);
+    println!("{what}: median {:.2}, range {:.2}–{:.2}", ratios[ratios.len() / 2], ratios[0], ratios[ratios.len() - 1]);
 }
 
 /// Peak resident memory of this process so far, in MiB (VmHWM).

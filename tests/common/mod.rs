@@ -482,3 +482,24 @@ pub fn assert_matches_schema(document: &str, schema: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A `patchops emulate intune` tenant on loopback (state in `dir/remote-tenant.json`, the
+/// example app registration, a directory of `groups`), and the Platform document that reaches
+/// it by URL as `intune-prod`. Kill the child when done.
+pub fn remote_tenant(dir: &Path, groups: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let pem = workspace_root().join("examples/secrets/EXAMPLE-ONLY-intune-app.pem");
+    let client_id = "00000000-0000-0000-0000-0000000000aa";
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_patchops"));
+    emulator.args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"]);
+    emulator.arg(dir.join("remote-tenant.json")).arg("--app").arg(format!("{client_id}={}", pem.display()));
+    for g in groups {
+        emulator.args(["--group", g]);
+    }
+    let mut child = emulator.stderr(std::process::Stdio::piped()).spawn().expect("spawn the emulator");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut line).expect("read");
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_string();
+    let platform = format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: {url}\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: {client_id}\n    authority: {url}\n    certificate: {{ file: {} }}\n", pem.display());
+    (child, platform)
+}

@@ -239,7 +239,7 @@ fn an_adminservice_account_without_the_roles_it_needs_is_named_by_doctor() {
 fn doctor_looks_up_the_named_intune_groups_in_the_directory() {
     let (repo, _k) = common::fleet_repo(1);
     // A tenant whose directory has sg-pilot but not sg-broad.
-    let (mut emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot"]);
+    let (mut emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot"], &[]);
     repo.write("fleet/platforms.yaml", platform);
     repo.commit("a tenant reached by URL");
     let missing = patchops(repo.path(), &["doctor", "--path", "fleet"]);
@@ -259,4 +259,32 @@ fn doctor_looks_up_the_named_intune_groups_in_the_directory() {
     assert_eq!(found.code, 0, "{}\n{}", found.stdout, found.stderr);
     assert_contains(&found.stdout, "directory: named groups");
     assert_contains(&found.stdout, "sg-pilot = ");
+}
+
+// Looking groups up by name needs a directory permission: without Group.Read.All (or
+// GroupMember.Read.All) Graph answers 403, and doctor and plan say which permission to grant.
+#[test]
+fn a_missing_group_read_permission_is_named_by_doctor_and_plan() {
+    let (repo, _k) = common::fleet_repo(1);
+    let (mut emulator, platform) = common::remote_tenant(
+        repo.path(),
+        &["sg-pilot", "sg-broad"],
+        &["--permission", "DeviceManagementApps.ReadWrite.All"],
+    );
+    repo.write("fleet/platforms.yaml", platform);
+    repo.commit("a tenant whose app cannot read groups");
+    let doctor = patchops(repo.path(), &["doctor", "--path", "fleet"]);
+    let plan = patchops(repo.path(), &["plan", "--path", "fleet"]);
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    assert_eq!(doctor.code, 1, "{}\n{}", doctor.stdout, doctor.stderr);
+    assert_contains(&doctor.stdout, "directory: named groups");
+    assert_contains(&doctor.stdout, "Insufficient privileges to complete the operation.");
+    assert_contains(&doctor.stdout, "Group.Read.All");
+    assert_eq!(plan.code, 1, "{}\n{}", plan.stdout, plan.stderr);
+    assert_contains(&plan.stderr, "403");
+    assert_contains(
+        &plan.stderr,
+        "grant the app registration the Microsoft Graph application permission Group.Read.All",
+    );
 }

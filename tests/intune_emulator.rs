@@ -424,6 +424,7 @@ async fn tenant_with_app(dir: &std::path::Path, cert_der: Vec<u8>, lifetime: Opt
             client_id: CLIENT.into(),
             certificate_der: cert_der,
             secret: None,
+            permissions: emulate::intune::default_permissions(),
         }],
         token_lifetime: lifetime,
         ..EmulatorOptions::default()
@@ -613,6 +614,7 @@ async fn a_tenant_told_to_refuse_secrets_refuses_even_the_right_one() {
                 client_id: CLIENT.into(),
                 certificate_der: vec![],
                 secret: Some("right".into()),
+                permissions: emulate::intune::default_permissions(),
             }],
             refuse_secrets: refuse,
             ..EmulatorOptions::default()

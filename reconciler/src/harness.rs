@@ -150,6 +150,7 @@ fn setup(
                     client_id: s.client_id.clone(),
                     certificate_der: s.certificate_der.clone(),
                     secret: s.secret.clone(),
+                    permissions: emulate::intune::default_permissions(),
                 });
             }
         }

@@ -51,6 +51,11 @@ pub struct EmulateArgs {
     /// the emulator's URL as both the Platform's endpoint and its auth.authority.
     #[arg(long = "app", value_name = "CLIENT_ID=PEM")]
     pub apps: Vec<String>,
+    /// Intune: a Microsoft Graph application permission the --app registrations hold
+    /// (repeatable); without any, DeviceManagementApps.ReadWrite.All and Group.Read.All. Looking
+    /// groups up by name without Group.Read.All (or GroupMember.Read.All) is refused with 403.
+    #[arg(long = "permission", value_name = "NAME")]
+    pub permissions: Vec<String>,
     /// WSUS: the server's signing certificate and key (one PEM); without it, publishing fails.
     #[arg(long, value_name = "PEM")]
     pub signing_certificate: Option<PathBuf>,
@@ -117,6 +122,11 @@ pub async fn run(args: EmulateArgs) -> u8 {
                 client_id: client_id.to_string(),
                 certificate_der,
                 secret: None,
+                permissions: if args.permissions.is_empty() {
+                    reconciler::emulate::intune::default_permissions()
+                } else {
+                    args.permissions.clone()
+                },
             }),
             Err(e) => {
                 print_error(&format!("--app {app}: {path}: {e}"));

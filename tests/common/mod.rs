@@ -485,8 +485,9 @@ pub fn assert_matches_schema(document: &str, schema: &str) {
 
 /// A `patchops emulate intune` tenant on loopback (state in `dir/remote-tenant.json`, the
 /// example app registration, a directory of `groups`), and the Platform document that reaches
-/// it by URL as `intune-prod`. Kill the child when done.
-pub fn remote_tenant(dir: &Path, groups: &[&str]) -> (std::process::Child, String) {
+/// it by URL as `intune-prod`; `extra` goes on the emulator's command line. Kill the child
+/// when done.
+pub fn remote_tenant(dir: &Path, groups: &[&str], extra: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let pem = workspace_root().join("examples/secrets/EXAMPLE-ONLY-intune-app.pem");
     let client_id = "00000000-0000-0000-0000-0000000000aa";
@@ -496,6 +497,7 @@ pub fn remote_tenant(dir: &Path, groups: &[&str]) -> (std::process::Child, Strin
     for g in groups {
         emulator.args(["--group", g]);
     }
+    emulator.args(extra);
     let mut child = emulator.stderr(std::process::Stdio::piped()).spawn().expect("spawn the emulator");
     let mut line = String::new();
     std::io::BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut line).expect("read");

@@ -29,7 +29,7 @@ mod content;
 pub mod metadata;
 mod token;
 
-pub use token::RegisteredApp;
+pub use token::{default_permissions, RegisteredApp, DEFAULT_PERMISSIONS};
 
 /// The Graph base path of Win32 app management.
 pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
@@ -634,8 +634,32 @@ struct GroupQuery {
 /// `GET /groups` ("List groups", Graph v1.0 and beta): with `$filter=displayName eq '…'` (a
 /// quote inside the literal doubled, as OData writes it) and `$select`. Other filters are
 /// refused here, as an unsupported query is by the directory.
-async fn list_groups(State(emu): State<Shared>, Query(q): Query<GroupQuery>) -> Result<Json<Value>, GraphError> {
+async fn list_groups(
+    State(emu): State<Shared>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<GroupQuery>,
+) -> Result<Json<Value>, GraphError> {
     emu.throttle()?;
+    // "List groups" needs GroupMember.Read.All, Group.Read.All, Directory.Read.All (or a
+    // ReadWrite variant) as an application permission; without one Graph answers 403
+    // Authorization_RequestDenied.
+    if !token::holds(
+        &emu,
+        &headers,
+        &[
+            "GroupMember.Read.All",
+            "Group.Read.All",
+            "Directory.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.ReadWrite.All",
+        ],
+    ) {
+        return Err(GraphError(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.".into(),
+        ));
+    }
     let wanted = match q.filter.as_deref() {
         None => None,
         Some(f) => Some(display_name_filter(f).ok_or_else(|| {

@@ -30,6 +30,17 @@ pub struct RegisteredApp {
     pub certificate_der: Vec<u8>,
     /// Its client secret, if it has one (and the tenant accepts secrets).
     pub secret: Option<String>,
+    /// The Microsoft Graph application permissions granted to it (admin-consented app roles),
+    /// such as `DeviceManagementApps.ReadWrite.All` and `Group.Read.All`.
+    pub permissions: Vec<String>,
+}
+
+/// What an app registration patchops uses is granted: Intune apps, and reading groups.
+pub const DEFAULT_PERMISSIONS: &[&str] = &["DeviceManagementApps.ReadWrite.All", "Group.Read.All"];
+
+/// The permissions of [`DEFAULT_PERMISSIONS`], owned.
+pub fn default_permissions() -> Vec<String> {
+    DEFAULT_PERMISSIONS.iter().map(|p| p.to_string()).collect()
 }
 
 impl std::fmt::Debug for RegisteredApp {
@@ -38,6 +49,7 @@ impl std::fmt::Debug for RegisteredApp {
             .field("client_id", &self.client_id)
             .field("certificate_der_len", &self.certificate_der.len())
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("permissions", &self.permissions)
             .finish()
     }
 }
@@ -238,6 +250,21 @@ pub(super) async fn require_bearer(State(emu): State<Shared>, req: axum::extract
             .into_response();
     }
     next.run(req).await
+}
+
+/// Whether the caller may use `permission`, one of `any` (Graph accepts any of several for an
+/// operation): always in a tenant without app registrations; otherwise when the app the token
+/// was issued to holds one of them.
+pub(super) fn holds(emu: &super::Emulator, headers: &axum::http::HeaderMap, any: &[&str]) -> bool {
+    if emu.options.apps.is_empty() {
+        return true;
+    }
+    let caller = caller(emu, headers);
+    emu.options
+        .apps
+        .iter()
+        .find(|a| a.client_id == caller)
+        .is_some_and(|a| a.permissions.iter().any(|p| any.contains(&p.as_str())))
 }
 
 /// The app registration a request's bearer token was issued to (`anonymous` without one).

@@ -448,12 +448,11 @@ fn an_embedded_intune_platform_signs_in_with_the_fleets_certificate() {
 #[test]
 fn a_platform_pointed_at_a_graph_endpoint_by_url_publishes_through_it() {
     let (repo, _k) = fleet_repo(1);
-    let (mut emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot", "sg-broad"], &[]);
+    let (emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot", "sg-broad"], &[]);
     repo.write("fleet/platforms.yaml", platform);
     repo.commit("a tenant reached by URL");
     let run = apply(repo.path(), &[]);
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     common::assert_contains(&run.stdout, "✓ publish app 2.0 on intune-prod / pilot");
     let remote: Value =

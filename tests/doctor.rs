@@ -233,15 +233,22 @@ fn an_adminservice_account_without_the_roles_it_needs_is_named_by_doctor() {
     assert_contains(&run.stdout, "✗ role: deploy applications: CONTOSO\\svc-patchops has Read-only Analyst");
 }
 
+/// The test fleet on a remote emulated tenant (`groups` in its directory, `extra` on its
+/// command line), committed.
+fn fleet_on_remote_tenant(groups: &[&str], extra: &[&str]) -> (common::Repo, common::Key, common::RemoteTenant) {
+    let (repo, key) = common::fleet_repo(1);
+    let (tenant, platform) = common::remote_tenant(repo.path(), groups, extra);
+    repo.write("fleet/platforms.yaml", platform);
+    repo.commit("a tenant reached by URL");
+    (repo, key, tenant)
+}
+
 // Issue 13, item 5: the groups a fleet names on Intune are looked up by doctor, read-only, as
 // plan does; a group the directory does not have is named before a plan needs it.
 #[test]
 fn doctor_looks_up_the_named_intune_groups_in_the_directory() {
-    let (repo, _k) = common::fleet_repo(1);
     // A tenant whose directory has sg-pilot but not sg-broad.
-    let (mut emulator, platform) = common::remote_tenant(repo.path(), &["sg-pilot"], &[]);
-    repo.write("fleet/platforms.yaml", platform);
-    repo.commit("a tenant reached by URL");
+    let (repo, _k, _tenant) = fleet_on_remote_tenant(&["sg-pilot"], &[]);
     let missing = patchops(repo.path(), &["doctor", "--path", "fleet"]);
     // Now with both groups in the directory: the lookup passes and shows the ids.
     repo.write(
@@ -250,8 +257,6 @@ fn doctor_looks_up_the_named_intune_groups_in_the_directory() {
     );
     repo.commit("only the pilot ring");
     let found = patchops(repo.path(), &["doctor", "--path", "fleet"]);
-    let _ = emulator.kill();
-    let _ = emulator.wait();
     assert_eq!(missing.code, 1, "{}\n{}", missing.stdout, missing.stderr);
     assert_contains(&missing.stdout, "directory: named groups");
     assert_contains(&missing.stdout, "the tenant has no group whose displayName is `sg-broad`");
@@ -265,18 +270,10 @@ fn doctor_looks_up_the_named_intune_groups_in_the_directory() {
 // GroupMember.Read.All) Graph answers 403, and doctor and plan say which permission to grant.
 #[test]
 fn a_missing_group_read_permission_is_named_by_doctor_and_plan() {
-    let (repo, _k) = common::fleet_repo(1);
-    let (mut emulator, platform) = common::remote_tenant(
-        repo.path(),
-        &["sg-pilot", "sg-broad"],
-        &["--permission", "DeviceManagementApps.ReadWrite.All"],
-    );
-    repo.write("fleet/platforms.yaml", platform);
-    repo.commit("a tenant whose app cannot read groups");
+    let (repo, _k, _tenant) =
+        fleet_on_remote_tenant(&["sg-pilot", "sg-broad"], &["--permission", "DeviceManagementApps.ReadWrite.All"]);
     let doctor = patchops(repo.path(), &["doctor", "--path", "fleet"]);
     let plan = patchops(repo.path(), &["plan", "--path", "fleet"]);
-    let _ = emulator.kill();
-    let _ = emulator.wait();
     assert_eq!(doctor.code, 1, "{}\n{}", doctor.stdout, doctor.stderr);
     assert_contains(&doctor.stdout, "directory: named groups");
     assert_contains(&doctor.stdout, "Insufficient privileges to complete the operation.");

@@ -485,9 +485,18 @@ pub fn assert_matches_schema(document: &str, schema: &str) {
 
 /// A `patchops emulate intune` tenant on loopback (state in `dir/remote-tenant.json`, the
 /// example app registration, a directory of `groups`), and the Platform document that reaches
-/// it by URL as `intune-prod`; `extra` goes on the emulator's command line. Kill the child
-/// when done.
-pub fn remote_tenant(dir: &Path, groups: &[&str], extra: &[&str]) -> (std::process::Child, String) {
+/// A `patchops emulate intune` process, killed when dropped.
+pub struct RemoteTenant(std::process::Child);
+
+impl Drop for RemoteTenant {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// it by URL as `intune-prod`; `extra` goes on the emulator's command line.
+pub fn remote_tenant(dir: &Path, groups: &[&str], extra: &[&str]) -> (RemoteTenant, String) {
     use std::io::BufRead;
     let pem = workspace_root().join("examples/secrets/EXAMPLE-ONLY-intune-app.pem");
     let client_id = "00000000-0000-0000-0000-0000000000aa";
@@ -503,5 +512,5 @@ pub fn remote_tenant(dir: &Path, groups: &[&str], extra: &[&str]) -> (std::proce
     std::io::BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut line).expect("read");
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("url").to_string();
     let platform = format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: {url}\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: {client_id}\n    authority: {url}\n    certificate: {{ file: {} }}\n", pem.display());
-    (child, platform)
+    (RemoteTenant(child), platform)
 }

@@ -85,7 +85,7 @@ impl ActionKind {
 }
 
 /// One field that changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FieldChange {
     /// Field name, such as `version` or `assignment.intent`.

@@ -287,14 +287,16 @@ impl Policies {
         let keys = names
             .iter()
             .map(|name| {
-                let mut own: Option<reads::Reads> = None;
-                for (_, r) in module_reads.iter().filter(|(n, _)| n == name) {
-                    match &mut own {
-                        Some(o) => o.merge(r.clone()),
-                        None => own = Some(r.clone()),
-                    }
-                }
-                own.and_then(|o| o.widened(&program).key_paths())
+                // Every name comes from at least one module; the package reads what its
+                // modules read.
+                let mut own = module_reads.iter().filter(|(n, _)| n == name).map(|(_, r)| r.clone());
+                let first = own.next()?;
+                own.fold(first, |mut all, r| {
+                    all.merge(r);
+                    all
+                })
+                .widened(&program)
+                .key_paths()
             })
             .collect();
         let cache = vec![crate::intern::FastMap::default(); names.len()];

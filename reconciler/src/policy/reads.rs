@@ -20,7 +20,7 @@ const NONDETERMINISTIC: &[&[&str]] =
     &[&["time", "now_ns"], &["rand"], &["uuid"], &["opa", "runtime"], &["http", "send"], &["net", "lookup_ip_addr"]];
 
 /// The input references of one module.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reads {
     /// Paths below `input` (`["platform", "name"]`); `None` when the module reads the input
     /// in a way that cannot be bounded.
@@ -39,16 +39,12 @@ impl Reads {
         }
         let mut all = self.clone();
         for r in program {
-            all.nondeterministic |= r.nondeterministic;
-            match (&mut all.input, &r.input) {
-                (Some(mine), Some(theirs)) => mine.extend(theirs.iter().cloned()),
-                (mine, _) => *mine = None,
-            }
+            all.merge(r.clone());
         }
         all
     }
 
-    /// Merges another module of the same package.
+    /// Merges what another module reads (of the same package, or one this package reads).
     pub fn merge(&mut self, other: Reads) {
         self.other_packages |= other.other_packages;
         self.nondeterministic |= other.nondeterministic;

@@ -29,7 +29,7 @@ mod content;
 pub mod metadata;
 mod token;
 
-pub use token::{default_permissions, RegisteredApp, DEFAULT_PERMISSIONS};
+pub use token::{default_permissions, RegisteredApp};
 
 /// The Graph base path of Win32 app management.
 pub const APPS: &str = "/beta/deviceAppManagement/mobileApps";
@@ -560,24 +560,15 @@ async fn assign(
                 return Err(bad("Assignment settings of a Win32 app need @odata.type #microsoft.graph.win32LobAppAssignmentSettings."));
             }
             // Auto-update of superseded apps is a setting of available assignments: Intune
-            // offers it only there (a required assignment installs the new app anyway).
-            let auto = &settings["autoUpdateSettings"];
-            if !auto.is_null() {
-                match auto["autoUpdateSupersededAppsState"].as_str() {
-                    Some("notConfigured") | None => {}
-                    Some("enabled") if a["intent"] == "available" => {}
-                    Some("enabled") => {
-                        return Err(bad(format!(
-                            "autoUpdateSupersededAppsState 'enabled' is supported only for assignments with intent 'available', not '{}'.",
-                            a["intent"].as_str().unwrap_or_default()
-                        )))
-                    }
-                    Some(other) => {
-                        return Err(bad(format!(
-                            "Invalid value '{other}' for win32LobAutoUpdateSupersededAppsState (notConfigured, enabled)."
-                        )))
-                    }
-                }
+            // offers it only there (a required assignment installs the new app anyway). The
+            // metadata check has judged the enum member.
+            if settings["autoUpdateSettings"]["autoUpdateSupersededAppsState"] == "enabled"
+                && a["intent"] != "available"
+            {
+                return Err(bad(format!(
+                    "autoUpdateSupersededAppsState 'enabled' is supported only for assignments with intent 'available', not '{}'.",
+                    a["intent"].as_str().unwrap_or_default()
+                )));
             }
         }
         if group != "all" && !is_guid(group) {

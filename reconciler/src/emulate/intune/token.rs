@@ -36,11 +36,8 @@ pub struct RegisteredApp {
 }
 
 /// What an app registration patchops uses is granted: Intune apps, and reading groups.
-pub const DEFAULT_PERMISSIONS: &[&str] = &["DeviceManagementApps.ReadWrite.All", "Group.Read.All"];
-
-/// The permissions of [`DEFAULT_PERMISSIONS`], owned.
 pub fn default_permissions() -> Vec<String> {
-    DEFAULT_PERMISSIONS.iter().map(|p| p.to_string()).collect()
+    vec!["DeviceManagementApps.ReadWrite.All".into(), "Group.Read.All".into()]
 }
 
 impl std::fmt::Debug for RegisteredApp {

@@ -990,7 +990,9 @@ impl PlatformClient for IntuneClient {
                 // Devices with a superseded version of an available app get this one:
                 // win32LobAppAssignmentSettings.autoUpdateSettings, a win32LobAppAutoUpdateSettings
                 // whose autoUpdateSupersededAppsState is notConfigured or enabled (Graph v1.0,
-                // https://learn.microsoft.com/graph/api/resources/intune-apps-win32lobappautoupdatesettings);
+                // https://learn.microsoft.com/graph/api/resources/intune-apps-win32lobappautoupdatesettings;
+                // the older beta page's `autoUpdateSupersededApps` is not what the service takes:
+                // Graph SDK models and working scripts send `autoUpdateSupersededAppsState`).
                 // Intune applies it to `available` assignments only.
                 if let Some(state) = a.fields.get("intune.autoUpdateSupersededApps") {
                     settings["autoUpdateSettings"] = json!({

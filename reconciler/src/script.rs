@@ -56,8 +56,15 @@ impl Script<Unsigned> {
         Script { name, text, state: PhantomData }
     }
 
-    /// The signed form; only the signer calls this, with the text osslsigncode produced.
+    /// The signed form; only the signer calls this, with the text and signature block it made.
     pub(crate) fn into_signed(self, text: String) -> Script<Signed> {
+        Script { name: self.name, text, state: PhantomData }
+    }
+}
+
+impl Script<Signed> {
+    /// The same script with its signature block replaced by the signer (a timestamp added).
+    pub(crate) fn retimestamped(self, text: String) -> Script<Signed> {
         Script { name: self.name, text, state: PhantomData }
     }
 }

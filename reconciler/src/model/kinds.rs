@@ -513,6 +513,11 @@ pub struct PlatformTrust {
     /// Code-signing certificate for generated PowerShell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_signing_certificate: Option<SecretRef>,
+    /// An RFC 3161 time-stamping authority (`http://…` or `https://…`, such as your CA's) that
+    /// timestamps every script signature, so scripts keep running after the signing
+    /// certificate expires. Without it signatures are valid only while the certificate is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_url: Option<String>,
     /// The endpoints' PowerShell execution policy; `allSigned` requires script signing.
     #[serde(default)]
     pub execution_policy: ExecutionPolicy,

@@ -705,6 +705,19 @@ fn check_platform(p: &Parsed<PlatformSpec>, diags: &mut Vec<Diagnostic>) -> Opti
             );
         }
     }
+    if let Some(tsa) = &spec.trust.timestamp_url {
+        if !url::Url::parse(tsa).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
+            diags.push(
+                p.diag_value("spec.trust.timestampUrl", format!("timestampUrl `{tsa}` is not an http(s) URL"))
+                    .help("use your CA's RFC 3161 time-stamping URL, such as http://timestamp.digicert.com"),
+            );
+        } else if spec.trust.script_signing_certificate.is_none() {
+            diags.push(
+                p.diag_value("spec.trust.timestampUrl", "a time-stamping URL is set, but nothing is signed")
+                    .help("set `trust.scriptSigningCertificate` too, or remove `timestampUrl`"),
+            );
+        }
+    }
     if spec.trust.execution_policy == ExecutionPolicy::AllSigned && spec.trust.script_signing_certificate.is_none() {
         diags.push(
             p.diag_value(

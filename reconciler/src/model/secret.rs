@@ -254,7 +254,7 @@ impl SecretError {
     }
 }
 
-/// A secret as a file, for tools that read keys from files (osslsigncode, ssh, an emulated
+/// A secret as a file, for tools that read keys from files (ssh, an emulated
 /// server): a `{ file }` reference is its own path; an `{ env }` one is copied into a private
 /// file (mode 0600, in a directory removed when this is dropped).
 #[derive(Debug)]

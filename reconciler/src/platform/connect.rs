@@ -113,12 +113,21 @@ fn connect_intune(
 }
 
 /// How a Platform's generated scripts are signed: with `trust.scriptSigningCertificate` when
-/// given (checked now: fit for code signing, key present, osslsigncode available), refused
+/// given (checked now: fit for code signing, its key present; timestamped by
+/// `trust.timestampUrl` when that is set), refused
 /// when the endpoints run AllSigned without one, unsigned otherwise.
 fn script_signing(platform: &crate::model::Platform, env: ClientEnv<'_>) -> Result<ScriptSigning, PlatformError> {
     let trust = &platform.spec.trust;
     match &trust.script_signing_certificate {
         Some(reference) => crate::authenticode::CodeSigner::new(reference, env.secrets, env.clock.now())
+            .and_then(|signer| match trust.timestamp_url.as_deref().map(url::Url::parse) {
+                None => Ok(signer),
+                Some(Ok(url)) => signer.with_timestamps(&url),
+                Some(Err(e)) => Err(crate::authenticode::SignError::Failed {
+                    what: "trust.timestampUrl".into(),
+                    cause: crate::vocab::because("it is not a URL", e),
+                }),
+            })
             .map(ScriptSigning::Signed)
             .map_err(|e| PlatformError::Unavailable {
                 platform: platform.metadata.name.clone(),

@@ -648,7 +648,8 @@ impl Delivered {
 }
 
 impl ScriptSigning {
-    /// Signs `script` when the platform signs (osslsigncode runs off the async threads).
+    /// Signs `script` when the platform signs (the RSA signature off the async threads), and
+    /// has it timestamped when the platform names a time-stamping authority.
     pub async fn deliver(
         &self,
         script: crate::script::Script<crate::script::Unsigned>,
@@ -657,8 +658,9 @@ impl ScriptSigning {
             ScriptSigning::Unsigned => Ok(Delivered::Plain(script)),
             ScriptSigning::Required => Err(DeliverError::SigningRequired { script: script.name().to_string() }),
             ScriptSigning::Signed(signer) => {
-                let signer = signer.clone();
-                Ok(Delivered::Signed(tokio::task::spawn_blocking(move || signer.sign_script(script)).await??))
+                let blocking = signer.clone();
+                let signed = tokio::task::spawn_blocking(move || blocking.sign_script(script)).await??;
+                Ok(Delivered::Signed(signer.timestamp(signed).await?))
             }
         }
     }

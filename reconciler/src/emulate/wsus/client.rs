@@ -56,14 +56,7 @@ impl WindowsClient {
                 ))
             },
         });
-        let roots = match self.pem_bundle(&self.trusted_roots) {
-            Ok(r) => r,
-            Err(e) => {
-                links.push(Link { name: "CAB signature", result: Err((e, "0x80096010")) });
-                return links;
-            }
-        };
-        let check = crate::authenticode::inspect(cab, roots.path(), at);
+        let check = crate::authenticode::inspect(cab, &self.trusted_roots, at);
         match check {
             Err(e) => links.push(Link { name: "CAB signature", result: Err((e.to_string(), "0x80096010")) }),
             Ok(c) => {
@@ -135,15 +128,6 @@ impl WindowsClient {
         }
         links.push(Link { name: "content matches the update's metadata", result: content_matches(sdp_xml, cab) });
         links
-    }
-
-    fn pem_bundle(&self, certs: &[Vec<u8>]) -> Result<tempfile::NamedTempFile, String> {
-        let mut file = tempfile::NamedTempFile::new().map_err(|e| format!("cannot write the trust store: {e}"))?;
-        let text: String = certs.iter().map(|der| pem::encode(&pem::Pem::new("CERTIFICATE", der.clone()))).collect();
-        // osslsigncode needs a CA file even when the store is empty.
-        std::io::Write::write_all(&mut file, text.as_bytes())
-            .map_err(|e| format!("cannot write the trust store: {e}"))?;
-        Ok(file)
     }
 }
 

@@ -367,8 +367,7 @@ impl IntuneClient {
     /// Detection and requirement rules. MSI installers are detected by product code; others
     /// by a generated detection script from the catalog's detection data. `intune.updateOnly`
     /// adds a requirement script: only devices with some version installed get the app.
-    /// Scripts are signed when the platform signs ([`ScriptSigning`]); signing runs
-    /// osslsigncode, off the async threads.
+    /// Scripts are signed when the platform signs ([`ScriptSigning`]).
     async fn rules(&self, o: &DesiredObject, msi_version: Option<&str>) -> Result<Vec<Value>, PlatformError> {
         let i = &o.installer;
         let product = o.marker.product.as_str();

@@ -1,6 +1,10 @@
 //! Authenticode signatures on what patchops hands to Windows: generated PowerShell (and, for
-//! WSUS, CABs), made and checked with `osslsigncode` (≥ 2.8; the tool Linux uses for
-//! Authenticode, which also implements PowerShell's signature format).
+//! WSUS, CABs), made and checked in Rust — RustCrypto's `cms`, `x509-cert`, `der`, `rsa` and
+//! `sha2`, building the structures Microsoft specifies ([`spc`]: SpcIndirectDataContent and
+//! the SIP information; [`powershell`]: the signature block; [`cab`]: the reserve and the
+//! appended signature) — with optional RFC 3161 timestamps ([`timestamp`]). No external
+//! program is run; the tests check every signature against `osslsigncode verify` and the
+//! other way round.
 //!
 //! A [`CodeSigner`] is made from the customer's code-signing certificate and key (one PEM, by
 //! reference). Before anything is signed the certificate is judged as Windows will judge it
@@ -9,18 +13,20 @@
 //! `Script<Signed>`, so a rule that tells devices to enforce the signature cannot be built from
 //! an unsigned script.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+pub mod cab;
+pub mod pkcs7;
+pub mod powershell;
+pub mod spc;
+pub mod timestamp;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use x509_cert::der::Decode;
+use x509_cert::der::{Decode, Encode};
 
 use crate::model::{SecretRef, Secrets};
 use crate::script::{Script, Signed, Unsigned};
-
-/// The oldest osslsigncode that signs PowerShell and CABs correctly (2.7 fixed CAB signing).
-pub const MIN_OSSLSIGNCODE: (u32, u32) = (2, 8);
 
 /// Why signing or verifying failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,15 +40,12 @@ pub enum SignError {
         #[source]
         unfit: Unfit,
     },
-    /// osslsigncode is missing or too old.
-    #[error("{0}")]
-    Tool(String),
-    /// osslsigncode refused to sign or the signature did not verify.
+    /// Signing or checking failed.
     #[error("{what}: {cause}")]
     Failed {
         /// What was being signed or verified.
         what: String,
-        /// osslsigncode's own words, or why it could not run.
+        /// Why.
         #[source]
         cause: crate::vocab::Cause,
     },
@@ -53,7 +56,6 @@ impl SignError {
     pub fn reason(&self) -> &'static str {
         match self {
             SignError::Certificate { .. } => "SigningCertificateUnfit",
-            SignError::Tool { .. } => "SigningToolMissing",
             SignError::Failed { .. } => "SigningFailed",
         }
     }
@@ -65,9 +67,6 @@ pub enum Unfit {
     /// The reference cannot be read.
     #[error("{0}")]
     Secret(#[from] crate::model::SecretError),
-    /// The staged file cannot be read.
-    #[error("cannot read it: {0}")]
-    Read(#[source] std::io::Error),
     /// Binary, not PEM.
     #[error(
         "it is not PEM (a PFX?); convert it with `openssl pkcs12 -in FILE.pfx -nodes -out FILE.pem` and \
@@ -83,6 +82,12 @@ pub enum Unfit {
     /// No key in the PEM.
     #[error("it holds no PRIVATE KEY block; put the certificate and its key in one PEM")]
     NoKey,
+    /// The key is not an RSA key.
+    #[error("its private key is not an RSA key (PKCS #8 or PKCS #1); Windows code signing here needs RSA ≥ 2048")]
+    NotRsaKey,
+    /// The key is not the certificate's.
+    #[error("its private key does not belong to its (first) certificate; put the certificate first and its own key beside it")]
+    KeyMismatch,
     /// The key is encrypted.
     #[error(
         "its private key is encrypted; patchops signs unattended, so give it the key unencrypted \
@@ -109,11 +114,12 @@ impl Unfit {
     pub fn reason(&self) -> &'static str {
         match self {
             Unfit::Secret(e) => e.reason(),
-            Unfit::Read(_) => "CertificateUnreadable",
             Unfit::NotPem | Unfit::BadPem(_) => "NotPem",
             Unfit::NoCertificate => "NoCertificate",
             Unfit::NoKey => "NoPrivateKey",
             Unfit::EncryptedKey => "EncryptedPrivateKey",
+            Unfit::NotRsaKey => "NotRsaKey",
+            Unfit::KeyMismatch => "KeyMismatch",
             Unfit::Decode(e) => e.reason(),
             Unfit::Problem { .. } => "CertificateUnfit",
         }
@@ -299,11 +305,9 @@ pub struct CodeSigner {
 
 struct SignerInner {
     reference: String,
-    /// A file holding the certificate (first) and its unencrypted key, as PEM (a private copy
-    /// when it came from an environment variable, kept while the signer lives).
-    pem: crate::model::SecretFile,
+    key: pkcs7::Key,
     facts: CertificateFacts,
-    tool: PathBuf,
+    timestamper: Option<timestamp::Timestamper>,
 }
 
 impl std::fmt::Debug for CodeSigner {
@@ -318,26 +322,13 @@ impl std::fmt::Debug for CodeSigner {
 impl CodeSigner {
     /// A signer for the certificate and key `reference` names (one PEM holding both). Refuses
     /// a certificate that is unfit ([`judge_certificate`] at `now`), a PEM without a key, and a
-    /// missing or too old osslsigncode.
+    /// key that is not the certificate's.
     pub fn new(reference: &SecretRef, secrets: &Secrets, now: DateTime<Utc>) -> Result<CodeSigner, SignError> {
         let refused = |unfit: Unfit| SignError::Certificate { reference: reference.to_string(), unfit };
-        let pem = secrets.file(reference).map_err(|e| refused(e.into()))?;
-        let text = std::fs::read(pem.path()).map_err(|e| refused(Unfit::Read(e)))?;
-        if !text.starts_with(b"-----") && !text.iter().take(64).all(|b| b.is_ascii()) {
-            return Err(refused(Unfit::NotPem));
-        }
-        let blocks = pem::parse_many(&text).map_err(|e| refused(Unfit::BadPem(e)))?;
-        let Some(der) = blocks.iter().find(|b| b.tag() == "CERTIFICATE").map(|b| b.contents()) else {
-            return Err(refused(Unfit::NoCertificate));
-        };
-        let Some(key) = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")) else {
-            return Err(refused(Unfit::NoKey));
-        };
-        let legacy_encrypted = key.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED"));
-        if key.tag() == "ENCRYPTED PRIVATE KEY" || legacy_encrypted {
-            return Err(refused(Unfit::EncryptedKey));
-        }
-        let facts = judge_certificate(der, now).map_err(|e| refused(e.into()))?;
+        let text = secrets.read_bytes(reference).map_err(|e| refused(e.into()))?;
+        let key = read_key(&text).map_err(refused)?;
+        let der = key.signer.to_der().map_err(|e| refused(Unfit::Decode(CertificateError::NotX509(e))))?;
+        let facts = judge_certificate(&der, now).map_err(|e| refused(e.into()))?;
         if let Some(problem) = facts.problems.first() {
             return Err(refused(Unfit::Problem {
                 subject: facts.subject.clone(),
@@ -345,8 +336,22 @@ impl CodeSigner {
                 problem: problem.clone(),
             }));
         }
-        let tool = osslsigncode()?;
-        Ok(CodeSigner { inner: Arc::new(SignerInner { reference: reference.to_string(), pem, facts, tool }) })
+        Ok(CodeSigner {
+            inner: Arc::new(SignerInner { reference: reference.to_string(), key, facts, timestamper: None }),
+        })
+    }
+
+    /// The same signer, asking the RFC 3161 time-stamping authority at `url` to timestamp
+    /// each signature ([`CodeSigner::timestamp`]).
+    pub fn with_timestamps(self, url: &url::Url) -> Result<CodeSigner, SignError> {
+        let timestamper = timestamp::Timestamper::new(url.clone())?;
+        let inner = SignerInner {
+            reference: self.inner.reference.clone(),
+            key: self.inner.key.clone(),
+            facts: self.inner.facts.clone(),
+            timestamper: Some(timestamper),
+        };
+        Ok(CodeSigner { inner: Arc::new(inner) })
     }
 
     /// The signing certificate's facts.
@@ -354,19 +359,37 @@ impl CodeSigner {
         &self.inner.facts
     }
 
-    /// Signs a generated script. Blocking (runs osslsigncode).
+    /// Signs a generated script in PowerShell's format (without a timestamp; see
+    /// [`CodeSigner::timestamp`]). CPU only: an RSA signature.
     pub fn sign_script(&self, script: Script<Unsigned>) -> Result<Script<Signed>, SignError> {
-        let dir = tempfile::tempdir().map_err(|e| self.failed(script.name(), e))?;
-        let (input, output) = (dir.path().join("in.ps1"), dir.path().join("out.ps1"));
-        std::fs::write(&input, script.text()).map_err(|e| self.failed(script.name(), e))?;
-        self.sign_file(&input, &output, script.name())?;
-        let signed = std::fs::read_to_string(&output).map_err(|e| self.failed(script.name(), e))?;
+        let failed = |e: String| self.failed(script.name(), e);
+        let content = spc::powershell(powershell::digest(script.text())).map_err(|e| failed(e.to_string()))?;
+        let signature = pkcs7::sign(&content, &self.inner.key).map_err(|e| failed(e.to_string()))?;
+        let der = signature.to_der().map_err(|e| failed(e.to_string()))?;
+        let signed = powershell::append(script.text(), &der);
         Ok(script.into_signed(signed))
     }
 
-    /// Signs `input` into `output` (a script, a CAB, an MSI, a PE file). Blocking.
-    pub fn sign_file(&self, input: &Path, output: &Path, what: &str) -> Result<(), SignError> {
-        run_sign(&self.inner.tool, self.inner.pem.path(), input, output).map_err(|reason| self.failed(what, reason))
+    /// Adds an RFC 3161 timestamp to a signed script when this signer has a time-stamping
+    /// authority; the script as it is otherwise.
+    pub async fn timestamp(&self, script: Script<Signed>) -> Result<Script<Signed>, SignError> {
+        let Some(timestamper) = &self.inner.timestamper else { return Ok(script) };
+        let split = powershell::split(script.text());
+        let der = match split.signature {
+            Some(Ok(der)) => der,
+            Some(Err(e)) => return Err(self.failed(script.name(), e)),
+            None => return Err(self.failed(script.name(), "the signed script has no signature block".to_string())),
+        };
+        let mut signature = pkcs7::Signature::from_der(&der).map_err(|e| self.failed(script.name(), e))?;
+        timestamper.stamp(&mut signature).await.map_err(|e| self.failed(script.name(), e))?;
+        let der = signature.to_der().map_err(|e| self.failed(script.name(), e.to_string()))?;
+        let text = powershell::append(split.body, &der);
+        Ok(script.retimestamped(text))
+    }
+
+    /// Signs the cabinet `input` into `output`. Blocking (streams the files).
+    pub fn sign_cab(&self, input: &Path, output: &Path) -> Result<(), SignError> {
+        cab::sign(input, output, &self.inner.key).map_err(|e| self.failed(&input.display().to_string(), e))
     }
 
     fn failed(&self, what: &str, cause: impl Into<crate::vocab::Cause>) -> SignError {
@@ -374,37 +397,50 @@ impl CodeSigner {
     }
 }
 
-/// Signs `input` into `output` with the certificate and key in `pem` as they are, without
-/// judging the certificate first. A server signs with what it is configured with (the WSUS
-/// emulator signs CABs so, even with an expired certificate, as the real server would); the
-/// judging belongs to whoever trusts the signature. Blocking.
-pub fn sign_as_configured(pem: &Path, input: &Path, output: &Path) -> Result<(), SignError> {
-    let tool = osslsigncode()?;
-    run_sign(&tool, pem, input, output)
-        .map_err(|cause| SignError::Failed { what: format!("signing {}", input.display()), cause })
+/// The certificate (first `CERTIFICATE` block), further certificates (the chain) and the
+/// unencrypted RSA key of one PEM text, the key checked to be the certificate's.
+fn read_key(text: &[u8]) -> Result<pkcs7::Key, Unfit> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    if !text.starts_with(b"-----") && !text.iter().take(64).all(|b| b.is_ascii()) {
+        return Err(Unfit::NotPem);
+    }
+    let blocks = pem::parse_many(text).map_err(Unfit::BadPem)?;
+    let mut certificates = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| x509_cert::Certificate::from_der(b.contents()).map_err(|e| Unfit::Decode(CertificateError::NotX509(e))));
+    let signer = certificates.next().ok_or(Unfit::NoCertificate)??;
+    let chain = certificates.collect::<Result<Vec<_>, _>>()?;
+    let key = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")).ok_or(Unfit::NoKey)?;
+    let legacy_encrypted = key.headers().get("Proc-Type").is_some_and(|v| v.contains("ENCRYPTED"));
+    if key.tag() == "ENCRYPTED PRIVATE KEY" || legacy_encrypted {
+        return Err(Unfit::EncryptedKey);
+    }
+    let private = match key.tag() {
+        "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(key.contents()).map_err(|_| Unfit::NotRsaKey)?,
+        "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_der(key.contents()).map_err(|_| Unfit::NotRsaKey)?,
+        _ => return Err(Unfit::NotRsaKey),
+    };
+    let spki = signer.tbs_certificate.subject_public_key_info.to_der().map_err(|e| Unfit::Decode(CertificateError::NotX509(e)))?;
+    let public = <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(&spki).ok();
+    if public.as_ref() != Some(private.as_ref()) {
+        return Err(Unfit::KeyMismatch);
+    }
+    Ok(pkcs7::Key { private, signer, chain })
 }
 
-/// `osslsigncode sign` with the certificate and key in one PEM, SHA-256; the tool's own words
-/// when it fails. Never given a terminal (it would prompt for an encrypted key).
-fn run_sign(tool: &Path, pem: &Path, input: &Path, output: &Path) -> Result<(), crate::vocab::Cause> {
-    let out = Command::new(tool)
-        .stdin(std::process::Stdio::null())
-        .arg("sign")
-        .arg("-certs")
-        .arg(pem)
-        .arg("-key")
-        .arg(pem)
-        .args(["-h", "sha256", "-in"])
-        .arg(input)
-        .arg("-out")
-        .arg(output)
-        .output()
-        .map_err(|e| crate::vocab::because(format!("cannot run {}", tool.display()), e))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(tool_words(&out).into())
-    }
+/// Signs the cabinet `input` into `output` with the certificate and key in `pem` as they
+/// are, without judging the certificate first. A server signs with what it is configured with
+/// (the WSUS emulator signs CABs so, even with an expired certificate, as the real server
+/// would); the judging belongs to whoever trusts the signature. Blocking.
+pub fn sign_as_configured(pem: &Path, input: &Path, output: &Path) -> Result<(), SignError> {
+    let what = format!("signing {}", input.display());
+    let failed = |cause: crate::vocab::Cause| SignError::Failed { what: what.clone(), cause };
+    let text = crate::bounded::read(pem, 1 << 20)
+        .map_err(|e| failed(crate::vocab::because(format!("cannot read {}", pem.display()), e)))?;
+    let key = read_key(&text).map_err(|e| failed(e.to_string().into()))?;
+    cab::sign(input, output, &key).map_err(|e| failed(e.into()))
 }
 
 /// What checking a file's Authenticode signature found.
@@ -412,61 +448,113 @@ fn run_sign(tool: &Path, pem: &Path, input: &Path, output: &Path) -> Result<(), 
 pub struct SignatureCheck {
     /// Whether the file carries a signature at all.
     pub signed: bool,
-    /// Whether the signed digest matches the file's bytes (false: altered after signing).
+    /// Whether the signed digest matches the file's bytes (false: altered after signing), and
+    /// the signature itself holds (its signed attributes and the signer's RSA signature).
     pub digest_matches: bool,
-    /// Whether the signer's chain ends in one of the trusted roots given, at the time given.
+    /// Whether the signer's chain ends in one of the trusted roots given, at the time given
+    /// (or at a trusted timestamp's time).
     pub chain_trusted: bool,
-    /// The signer's subject and serial, as osslsigncode prints them (`/CN=…`, hex).
+    /// The signer's subject and serial (`/CN=…`, upper-case hex), as [`signer_identity`].
     pub signer: Option<(String, String)>,
     /// Whether the signer's certificate is self-signed (its issuer is its subject).
     pub self_signed: bool,
-    /// Whether a timestamp countersignature is present.
+    /// Whether a timestamp that verifies against the trusted roots is attached.
     pub timestamped: bool,
-    /// osslsigncode's reason when the chain did not verify (such as `self-signed certificate`
-    /// or `certificate has expired`).
+    /// The time of that timestamp.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Why the signature or the chain did not verify (such as `self-signed certificate` or
+    /// `certificate has expired`).
     pub chain_error: Option<String>,
 }
 
-/// Checks the Authenticode signature of `file` against the trusted roots in `roots_pem` at
-/// `at` (osslsigncode's `-time`), reporting each part separately. Blocking.
-pub fn inspect(file: &Path, roots_pem: &Path, at: DateTime<Utc>) -> Result<SignatureCheck, SignError> {
-    let tool = osslsigncode()?;
-    let out = Command::new(&tool)
-        .stdin(std::process::Stdio::null())
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(roots_pem)
-        .arg("-time")
-        .arg(at.timestamp().to_string())
-        .arg("-in")
-        .arg(file)
-        .output()
-        .map_err(|e| SignError::Tool(format!("cannot run {}: {e}", tool.display())))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let signed = text.contains("Signer's certificate") || text.contains("Message digest");
-    let digest_matches = signed && !text.contains("MISMATCH");
-    let chain_trusted = out.status.success() && text.contains("Signature verification: ok");
-    let field = |name: &str| {
-        text.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim_start_matches([' ', ':']).trim().to_string())
-    };
-    let signer = match (field("Subject"), field("Serial")) {
-        (Some(subject), Some(serial)) => Some((subject, serial)),
-        _ => None,
-    };
-    let self_signed = matches!((&signer, field("Issuer")), (Some((subject, _)), Some(issuer)) if *subject == issuer);
-    let timestamped = signed && !text.contains("Timestamp is not available");
-    let chain_error = if chain_trusted {
-        None
-    } else {
-        text.lines().map(str::trim).find_map(|l| l.strip_prefix("Error:")).map(|e| e.trim().to_string())
-    };
-    Ok(SignatureCheck { signed, digest_matches, chain_trusted, signer, self_signed, timestamped, chain_error })
+impl SignatureCheck {
+    fn unsigned() -> SignatureCheck {
+        SignatureCheck {
+            signed: false,
+            digest_matches: false,
+            chain_trusted: false,
+            signer: None,
+            self_signed: false,
+            timestamped: false,
+            timestamp: None,
+            chain_error: None,
+        }
+    }
+
+    fn of(parsed: &pkcs7::Parsed, digest: Result<Vec<u8>, String>, roots: &[Vec<u8>], at: DateTime<Utc>) -> Self {
+        let checked = parsed.check(roots, at);
+        let digest_error = match digest {
+            Ok(d) if d == parsed.file_digest() => None,
+            Ok(_) => Some("the file's digest does not match the signature (MISMATCH)".to_string()),
+            Err(e) => Some(e),
+        };
+        let problem = checked.problem.clone().or(digest_error);
+        let signer_der = checked.signer.as_ref().and_then(|c| c.to_der().ok());
+        SignatureCheck {
+            signed: true,
+            digest_matches: problem.is_none(),
+            chain_trusted: problem.is_none() && checked.chain_trusted,
+            signer: signer_der.as_deref().and_then(|d| signer_identity(d).ok()),
+            self_signed: checked
+                .signer
+                .as_ref()
+                .is_some_and(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject),
+            timestamped: checked.timestamp.is_some(),
+            timestamp: checked.timestamp,
+            chain_error: problem.or(checked.chain_error),
+        }
+    }
 }
 
-/// A certificate's subject and serial as osslsigncode prints a signer (`/CN=…/O=…`, upper-case
+/// Checks the Authenticode signature of a PowerShell script's text against the trusted roots
+/// (DER) at `at`, reporting each part separately.
+pub fn inspect_script(text: &str, roots: &[Vec<u8>], at: DateTime<Utc>) -> SignatureCheck {
+    let split = powershell::split(text);
+    let parsed = match split.signature {
+        None => return SignatureCheck::unsigned(),
+        Some(Err(e)) => return SignatureCheck { signed: true, chain_error: Some(e), ..SignatureCheck::unsigned() },
+        Some(Ok(der)) => match pkcs7::Parsed::from_der(&der) {
+            Ok(p) => p,
+            Err(e) => return SignatureCheck { signed: true, chain_error: Some(e), ..SignatureCheck::unsigned() },
+        },
+    };
+    let digest = if *parsed.kind() != spc::SPC_SIPINFO {
+        Err(format!("the signature is for a {} file, not a script", parsed.kind()))
+    } else if *parsed.file_digest_algorithm() != spc::SHA256 {
+        // PowerShell's SIP hashes with the signature's algorithm; patchops accepts SHA-256.
+        Err(format!("the script is hashed with {}, not SHA-256", parsed.file_digest_algorithm()))
+    } else {
+        Ok(powershell::digest(split.body))
+    };
+    SignatureCheck::of(&parsed, digest, roots, at)
+}
+
+/// Checks the Authenticode signature of the file at `path` — a cabinet (by its `MSCF` magic)
+/// or a PowerShell script — against the trusted roots (DER) at `at`. Blocking (streams a
+/// cabinet).
+pub fn inspect(path: &Path, roots: &[Vec<u8>], at: DateTime<Utc>) -> Result<SignatureCheck, SignError> {
+    let failed = |cause: String| SignError::Failed { what: format!("checking {}", path.display()), cause: cause.into() };
+    let mut magic = [0u8; 4];
+    let is_cab = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|()| &magic == b"MSCF")
+        .unwrap_or(false);
+    if is_cab {
+        return Ok(match cab::read(path).map_err(failed)? {
+            None => SignatureCheck::unsigned(),
+            Some((parsed, digest)) => SignatureCheck::of(&parsed, digest, roots, at),
+        });
+    }
+    let bytes = crate::bounded::read(path, MAX_SCRIPT)
+        .map_err(|e| failed(format!("cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| failed("it is not a UTF-8 script".into()))?;
+    Ok(inspect_script(&text, roots, at))
+}
+
+/// The largest script checked.
+const MAX_SCRIPT: u64 = 16 << 20;
+
+/// A certificate's subject and serial in OpenSSL's one-line form (`/CN=…/O=…`, upper-case
 /// hex), to find the signer among certificates.
 pub fn signer_identity(der: &[u8]) -> Result<(String, String), CertificateError> {
     let cert = x509_cert::Certificate::from_der(der).map_err(CertificateError::NotX509)?;
@@ -479,59 +567,16 @@ pub fn signer_identity(der: &[u8]) -> Result<(String, String), CertificateError>
     Ok((subject, serial.trim_start_matches("00").to_string()))
 }
 
-/// Verifies the Authenticode signature of `file` against the CA certificates in `ca_pem`.
+/// Verifies the Authenticode signature of `file` (a cabinet or a script) against the CA
+/// certificates in the PEM file `ca_pem`, now: signed, unaltered, and chained to one of them.
 pub fn verify(file: &Path, ca_pem: &Path) -> Result<(), SignError> {
-    let tool = osslsigncode()?;
-    let out = Command::new(&tool)
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(ca_pem)
-        .arg("-in")
-        .arg(file)
-        .output()
-        .map_err(|e| SignError::Tool(format!("cannot run {}: {e}", tool.display())))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && text.contains("Signature verification: ok") {
-        Ok(())
-    } else {
-        Err(SignError::Failed { what: format!("verifying {}", file.display()), cause: tool_words(&out).into() })
+    let failed = |cause: String| SignError::Failed { what: format!("verifying {}", file.display()), cause: cause.into() };
+    let text = crate::bounded::read(ca_pem, 16 << 20).map_err(|e| failed(format!("{}: {e}", ca_pem.display())))?;
+    let roots = pem_certificates(&text).map_err(|e| failed(e.to_string()))?;
+    let check = inspect(file, &roots, Utc::now())?;
+    match check {
+        SignatureCheck { signed: false, .. } => Err(failed("it is not signed".into())),
+        SignatureCheck { chain_trusted: true, digest_matches: true, .. } => Ok(()),
+        SignatureCheck { chain_error, .. } => Err(failed(chain_error.unwrap_or_else(|| "it does not verify".into()))),
     }
-}
-
-/// osslsigncode's last meaningful lines.
-fn tool_words(out: &std::process::Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines[lines.len().saturating_sub(4)..].join("; ")
-}
-
-/// Finds osslsigncode on PATH and checks its version, once per process (each check runs it).
-pub fn osslsigncode() -> Result<PathBuf, SignError> {
-    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    FOUND.get_or_init(|| find_osslsigncode().map_err(|e| e.to_string())).clone().map_err(SignError::Tool)
-}
-
-fn find_osslsigncode() -> Result<PathBuf, SignError> {
-    let tool = PathBuf::from("osslsigncode");
-    let install = "install osslsigncode ≥ 2.8 (Debian 12: `apt-get install -t bookworm-backports osslsigncode`)";
-    let out = Command::new(&tool)
-        .arg("--version")
-        .output()
-        .map_err(|e| SignError::Tool(format!("signing needs osslsigncode, which cannot be run ({e}): {install}")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| {
-            let mut p = v.split('.').map(|x| x.trim_end_matches(',').parse::<u32>().ok());
-            Some((p.next()??, p.next().flatten().unwrap_or(0)))
-        })
-        .ok_or_else(|| SignError::Tool(format!("cannot tell osslsigncode's version from {text:?}: {install}")))?;
-    if version < MIN_OSSLSIGNCODE {
-        return Err(SignError::Tool(format!(
-            "osslsigncode {}.{} is too old to sign scripts and CABs correctly: {install}",
-            version.0, version.1
-        )));
-    }
-    Ok(tool)
 }

@@ -514,3 +514,24 @@ pub fn remote_tenant(dir: &Path, groups: &[&str], extra: &[&str]) -> (RemoteTena
     let platform = format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: {url}\n  auth:\n    tenantId: 00000000-0000-0000-0000-000000000001\n    clientId: {client_id}\n    authority: {url}\n    certificate: {{ file: {} }}\n", pem.display());
     (RemoteTenant(child), platform)
 }
+
+/// `osslsigncode verify` of `file` against the CA certificates in `ca_pem`, the independent
+/// check of a signature patchops made; panics with osslsigncode's words when it does not
+/// verify. Returns what osslsigncode printed.
+pub fn osslsigncode_verifies(file: &Path, ca_pem: &Path, extra: &[&str]) -> String {
+    let out = tool("osslsigncode", "osslsigncode")
+        .args(["verify", "-CAfile"])
+        .arg(ca_pem)
+        .args(extra)
+        .arg("-in")
+        .arg(file)
+        .output()
+        .expect("osslsigncode runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && said.contains("Signature verification: ok"),
+        "osslsigncode does not verify {}:\n{said}",
+        file.display()
+    );
+    said
+}

@@ -6,8 +6,8 @@
 //! (bytes 34–55), then everything from byte 56 to the signature.
 //!
 //! The layout is Microsoft's (the CAB format, "CFHEADER", and the signed-CAB layout that
-//! signtool writes); a cabinet is made with its reserve by the `cab` crate
-//! ([`SIGNATURE_RESERVE`]). Files are streamed: memory does not grow with the cabinet.
+//! signtool writes). A plain cabinet (the `cab` crate makes them) is signed by inserting the
+//! reserve. Files are streamed: memory does not grow with the cabinet.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,12 +15,12 @@ use std::path::Path;
 
 use super::pkcs7::{Digester, Key, Parsed};
 
-/// The header reserve a cabinet needs to be signed (give it to
-/// `cab::CabinetBuilder::set_reserve_data`).
-pub const SIGNATURE_RESERVE: [u8; 20] = [0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+/// The first four bytes of a signature reserve.
+const RESERVE_MARK: [u8; 4] = [0, 0, 0x10, 0];
 
 const HEADER: usize = 60;
 const FLAG_PREV_CABINET: u16 = 0x0001;
+const FLAG_NEXT_CABINET: u16 = 0x0002;
 const FLAG_RESERVE_PRESENT: u16 = 0x0004;
 const MAX_SIGNATURE: u32 = 1 << 20;
 
@@ -66,7 +66,7 @@ impl Header {
     fn has_signature_reserve(&self) -> bool {
         u16_at(&self.bytes, 30) & FLAG_RESERVE_PRESENT != 0
             && u32_at(&self.bytes, 36) == 20
-            && self.bytes[40..44] == SIGNATURE_RESERVE[..4]
+            && self.bytes[40..44] == RESERVE_MARK
     }
 
     fn signature_at(&self) -> (u32, u32) {
@@ -99,36 +99,63 @@ fn stream(from: &mut File, mut len: u64, d: &mut Digester, mut to: Option<&mut F
     Ok(())
 }
 
-/// Signs the cabinet `input` (made with [`SIGNATURE_RESERVE`], not yet signed) into `output`.
+/// Signs the cabinet `input` (a plain one, as makecab or the `cab` crate make it) into
+/// `output`: the header gains the 20-byte signature reserve (every offset after it moves by
+/// 24 bytes), and the signature is appended.
 pub fn sign(input: &Path, output: &Path, key: &Key) -> Result<(), String> {
-    let mut file = File::open(input).map_err(|e| format!("cannot open {}: {e}", input.display()))?;
-    let len = file.metadata().map_err(|e| format!("cannot read {}: {e}", input.display()))?.len();
-    let mut header = Header::read(&mut file, input)?;
-    if !header.has_signature_reserve() {
-        return Err(format!(
-            "{} has no 20-byte signature reserve in its header; make the cabinet with one \
-             (cab::CabinetBuilder::set_reserve_data with authenticode::cab::SIGNATURE_RESERVE)",
-            input.display()
-        ));
+    let shown = input.display();
+    let mut file = File::open(input).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let len = file.metadata().map_err(|e| format!("cannot read {shown}: {e}"))?.len();
+    let mut fixed = [0u8; 36];
+    file.read_exact(&mut fixed).map_err(|_| format!("{shown} is not a cabinet (shorter than its header)"))?;
+    if &fixed[..4] != b"MSCF" || u32_at(&fixed, 4) != 0 {
+        return Err(format!("{shown} is not a cabinet (no MSCF header)"));
     }
-    if header.signature_at() != (0, 0) {
-        return Err(format!("{} is already signed", input.display()));
+    let flags = u16_at(&fixed, 30);
+    if flags & (FLAG_PREV_CABINET | FLAG_NEXT_CABINET) != 0 {
+        return Err(format!("{shown} is part of a multi-cabinet set, which patchops does not sign"));
     }
-    let cabinet = u32_at(&header.bytes, 8);
-    if u64::from(cabinet) != len || len < HEADER as u64 {
-        return Err(format!("{} is {len} bytes but its header says {cabinet}", input.display()));
+    if flags & FLAG_RESERVE_PRESENT != 0 {
+        return Err(format!("{shown} already has a reserve area (is it signed?); sign the cabinet as it was made"));
     }
-    header.bytes[44..48].copy_from_slice(&cabinet.to_le_bytes());
+    let cabinet = u32_at(&fixed, 8);
+    if u64::from(cabinet) != len {
+        return Err(format!("{shown} is {len} bytes but its header says {cabinet}"));
+    }
+    let folders = usize::from(u16_at(&fixed, 26));
+    if u64::from(u32_at(&fixed, 16)) != 36 + 8 * folders as u64 {
+        return Err(format!("{shown}: its first file entry is not right after its folder table"));
+    }
+    let mut table = vec![0u8; 8 * folders];
+    file.read_exact(&mut table).map_err(|e| format!("cannot read the folders of {shown}: {e}"))?;
+    let grown = u32::try_from(len + 24).map_err(|_| format!("{shown} is too large for a cabinet"))?;
+    let mut header = [0u8; HEADER];
+    header[..36].copy_from_slice(&fixed);
+    header[8..12].copy_from_slice(&grown.to_le_bytes());
+    header[16..20].copy_from_slice(&(u32_at(&fixed, 16) + 24).to_le_bytes());
+    header[30..32].copy_from_slice(&(flags | FLAG_RESERVE_PRESENT).to_le_bytes());
+    header[36..40].copy_from_slice(&20u32.to_le_bytes());
+    header[40..44].copy_from_slice(&RESERVE_MARK);
+    header[44..48].copy_from_slice(&grown.to_le_bytes());
+    for entry in table.chunks_mut(8) {
+        let start = u32_at(entry, 0).checked_add(24).ok_or_else(|| format!("{shown}: a folder starts past 4 GiB"))?;
+        entry[..4].copy_from_slice(&start.to_le_bytes());
+    }
     let mut d = Digester::Sha256(Default::default());
-    header.digest_into(&mut d);
+    d.update(&header[0..4]);
+    d.update(&header[8..34]);
+    d.update(&header[56..60]);
+    d.update(&table);
     let mut out = File::create(output).map_err(|e| format!("cannot create {}: {e}", output.display()))?;
     let written = (|| -> std::io::Result<()> {
-        out.write_all(&header.bytes)?;
-        stream(&mut file, len - HEADER as u64, &mut d, Some(&mut out))
+        out.write_all(&header)?;
+        out.write_all(&table)?;
+        stream(&mut file, len - 36 - table.len() as u64, &mut d, Some(&mut out))
     })();
-    written.map_err(|e| format!("copying {} to {}: {e}", input.display(), output.display()))?;
+    written.map_err(|e| format!("copying {shown} to {}: {e}", output.display()))?;
     let content = super::spc::cab(d.finish()).map_err(|e| e.to_string())?;
-    let mut signature = super::pkcs7::sign(&content, key).map_err(|e| e.to_string())?.to_der().map_err(|e| e.to_string())?;
+    let mut signature =
+        super::pkcs7::sign(&content, key).map_err(|e| e.to_string())?.to_der().map_err(|e| e.to_string())?;
     signature.resize(signature.len().div_ceil(8) * 8, 0);
     let siglen = u32::try_from(signature.len()).map_err(|_| "the signature is too large".to_string())?;
     let finished = (|| -> std::io::Result<()> {

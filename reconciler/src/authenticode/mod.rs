@@ -406,10 +406,9 @@ fn read_key(text: &[u8]) -> Result<pkcs7::Key, Unfit> {
         return Err(Unfit::NotPem);
     }
     let blocks = pem::parse_many(text).map_err(Unfit::BadPem)?;
-    let mut certificates = blocks
-        .iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(|b| x509_cert::Certificate::from_der(b.contents()).map_err(|e| Unfit::Decode(CertificateError::NotX509(e))));
+    let mut certificates = blocks.iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| {
+        x509_cert::Certificate::from_der(b.contents()).map_err(|e| Unfit::Decode(CertificateError::NotX509(e)))
+    });
     let signer = certificates.next().ok_or(Unfit::NoCertificate)??;
     let chain = certificates.collect::<Result<Vec<_>, _>>()?;
     let key = blocks.iter().find(|b| b.tag().ends_with("PRIVATE KEY")).ok_or(Unfit::NoKey)?;
@@ -422,7 +421,11 @@ fn read_key(text: &[u8]) -> Result<pkcs7::Key, Unfit> {
         "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_der(key.contents()).map_err(|_| Unfit::NotRsaKey)?,
         _ => return Err(Unfit::NotRsaKey),
     };
-    let spki = signer.tbs_certificate.subject_public_key_info.to_der().map_err(|e| Unfit::Decode(CertificateError::NotX509(e)))?;
+    let spki = signer
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| Unfit::Decode(CertificateError::NotX509(e)))?;
     let public = <rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(&spki).ok();
     if public.as_ref() != Some(private.as_ref()) {
         return Err(Unfit::KeyMismatch);
@@ -495,10 +498,7 @@ impl SignatureCheck {
             digest_matches: problem.is_none(),
             chain_trusted: problem.is_none() && checked.chain_trusted,
             signer: signer_der.as_deref().and_then(|d| signer_identity(d).ok()),
-            self_signed: checked
-                .signer
-                .as_ref()
-                .is_some_and(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject),
+            self_signed: checked.signer.as_ref().is_some_and(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject),
             timestamped: checked.timestamp.is_some(),
             timestamp: checked.timestamp,
             chain_error: problem.or(checked.chain_error),
@@ -533,7 +533,8 @@ pub fn inspect_script(text: &str, roots: &[Vec<u8>], at: DateTime<Utc>) -> Signa
 /// or a PowerShell script — against the trusted roots (DER) at `at`. Blocking (streams a
 /// cabinet).
 pub fn inspect(path: &Path, roots: &[Vec<u8>], at: DateTime<Utc>) -> Result<SignatureCheck, SignError> {
-    let failed = |cause: String| SignError::Failed { what: format!("checking {}", path.display()), cause: cause.into() };
+    let failed =
+        |cause: String| SignError::Failed { what: format!("checking {}", path.display()), cause: cause.into() };
     let mut magic = [0u8; 4];
     let is_cab = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
@@ -545,8 +546,7 @@ pub fn inspect(path: &Path, roots: &[Vec<u8>], at: DateTime<Utc>) -> Result<Sign
             Some((parsed, digest)) => SignatureCheck::of(&parsed, digest, roots, at),
         });
     }
-    let bytes = crate::bounded::read(path, MAX_SCRIPT)
-        .map_err(|e| failed(format!("cannot read it: {e}")))?;
+    let bytes = crate::bounded::read(path, MAX_SCRIPT).map_err(|e| failed(format!("cannot read it: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| failed("it is not a UTF-8 script".into()))?;
     Ok(inspect_script(&text, roots, at))
 }
@@ -570,7 +570,8 @@ pub fn signer_identity(der: &[u8]) -> Result<(String, String), CertificateError>
 /// Verifies the Authenticode signature of `file` (a cabinet or a script) against the CA
 /// certificates in the PEM file `ca_pem`, now: signed, unaltered, and chained to one of them.
 pub fn verify(file: &Path, ca_pem: &Path) -> Result<(), SignError> {
-    let failed = |cause: String| SignError::Failed { what: format!("verifying {}", file.display()), cause: cause.into() };
+    let failed =
+        |cause: String| SignError::Failed { what: format!("verifying {}", file.display()), cause: cause.into() };
     let text = crate::bounded::read(ca_pem, 16 << 20).map_err(|e| failed(format!("{}: {e}", ca_pem.display())))?;
     let roots = pem_certificates(&text).map_err(|e| failed(e.to_string()))?;
     let check = inspect(file, &roots, Utc::now())?;

@@ -98,7 +98,8 @@ impl Signature {
     /// A signature read back from its DER ContentInfo (to attach a timestamp).
     pub fn from_der(der_bytes: &[u8]) -> Result<Signature, String> {
         let info = ContentInfo::from_der(der_bytes).map_err(|e| format!("the signature is not PKCS #7: {e}"))?;
-        let signed = info.content.decode_as().map_err(|e| format!("the signature's SignedData does not decode: {e}"))?;
+        let signed =
+            info.content.decode_as().map_err(|e| format!("the signature's SignedData does not decode: {e}"))?;
         Ok(Signature { signed })
     }
 
@@ -374,7 +375,12 @@ fn verify_signer(
 }
 
 /// Verifies an RSA PKCS #1 v1.5 signature over `message` with `certificate`'s key.
-fn verify_rsa(certificate: &Certificate, digest: &ObjectIdentifier, message: &[u8], signature: &[u8]) -> Result<(), String> {
+fn verify_rsa(
+    certificate: &Certificate,
+    digest: &ObjectIdentifier,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     use rsa::pkcs1v15::Pkcs1v15Sign;
     use x509_cert::der::Encode as _;
     let spki = certificate.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;
@@ -421,9 +427,8 @@ fn chain(leaf: &Certificate, pool: &[Certificate], roots: &[Vec<u8>], at: DateTi
         if roots.iter().any(|r| *r == current) {
             return validity.map_or(Ok(()), Err);
         }
-        let issued_by = |candidate: &Certificate| {
-            candidate.tbs_certificate.subject == tbs.issuer && signed_by(&current, candidate)
-        };
+        let issued_by =
+            |candidate: &Certificate| candidate.tbs_certificate.subject == tbs.issuer && signed_by(&current, candidate);
         if tbs.issuer == tbs.subject && issued_by(&current) {
             return Err(ChainError::Untrusted(if current == *leaf {
                 "self-signed certificate".into()

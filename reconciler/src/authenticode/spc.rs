@@ -117,10 +117,7 @@ pub fn digest_algorithm(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
 pub fn powershell(digest: Vec<u8>) -> Result<SpcIndirectDataContent, der::Error> {
     let sip = SpcSipInfo { a: 65536, sip_guid: OctetString::new(POWERSHELL_SIP)?, b: 0, c: 0, d: 0, e: 0, f: 0 };
     Ok(SpcIndirectDataContent {
-        data: SpcAttributeTypeAndOptionalValue {
-            value_type: SPC_SIPINFO,
-            value: Some(Any::from_der(&sip.to_der()?)?),
-        },
+        data: SpcAttributeTypeAndOptionalValue { value_type: SPC_SIPINFO, value: Some(Any::from_der(&sip.to_der()?)?) },
         message_digest: DigestInfo { digest_algorithm: digest_algorithm(SHA256), digest: OctetString::new(digest)? },
     })
 }
@@ -136,8 +133,7 @@ pub fn cab(digest: Vec<u8>) -> Result<SpcIndirectDataContent, der::Error> {
         tag_mode: TagMode::Implicit,
         value: BmpString::from_utf8("<<<Obsolete>>>")?,
     };
-    let link =
-        ContextSpecific { tag_number: der::TagNumber::N2, tag_mode: TagMode::Explicit, value: obsolete };
+    let link = ContextSpecific { tag_number: der::TagNumber::N2, tag_mode: TagMode::Explicit, value: obsolete };
     Ok(SpcIndirectDataContent {
         data: SpcAttributeTypeAndOptionalValue {
             value_type: SPC_CAB_DATA,

@@ -390,8 +390,9 @@ impl Emulator {
     fn check_script_signature(&self, script: &Path, shown: &str) -> Result<(), String> {
         let policy =
             "For more information, see about_Execution_Policies at https:/go.microsoft.com/fwlink/?LinkID=135170.";
-        let check = crate::authenticode::inspect(script, &self.options.trusted_script_signers, self.options.clock.now())
-            .map_err(|e| e.to_string())?;
+        let check =
+            crate::authenticode::inspect(script, &self.options.trusted_script_signers, self.options.clock.now())
+                .map_err(|e| e.to_string())?;
         if !check.signed {
             return Err(format!(
                 "File {shown} cannot be loaded. The file {shown} is not digitally signed. You cannot run this script on the current system. {policy}"
@@ -620,8 +621,6 @@ fn digests(path: &Path) -> std::io::Result<(u64, [u8; 20], [u8; 32])> {
 /// A CAB holding `source` as `name` (MSZIP, streamed).
 fn make_cab(source: &Path, name: &str, out: &Path) -> std::io::Result<()> {
     let mut builder = cab::CabinetBuilder::new();
-    // The header reserve a signed CAB carries (the signature's place), as WSUS's CreateCab makes it.
-    builder.set_reserve_data(crate::authenticode::cab::SIGNATURE_RESERVE.to_vec());
     builder.add_folder(cab::CompressionType::MsZip).add_file(name.to_string());
     let mut writer = builder.build(std::fs::File::create(out)?)?;
     while let Some(mut entry) = writer.next_file()? {

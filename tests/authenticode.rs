@@ -285,10 +285,10 @@ async fn a_timestamp_from_an_rfc3161_authority_keeps_a_signature_valid_after_the
     let dir = tempfile::tempdir().unwrap();
     let (_, cert, pem) = self_signed(dir.path(), "signing", 2, CODE_SIGNING);
     let (url, tsa) = time_stamping_authority(dir.path());
-    let signer = signer(&pem).with_timestamps(&url.parse().unwrap()).unwrap();
+    let stamping = signer(&pem).with_timestamps(&url.parse().unwrap()).unwrap();
 
-    let plain = signer.sign_script(script()).unwrap();
-    let stamped = signer.timestamp(plain.clone()).await.expect("timestamped");
+    let plain = stamping.sign_script(script()).unwrap();
+    let stamped = stamping.timestamp(plain.clone()).await.expect("timestamped");
     assert_ne!(plain.text(), stamped.text());
     let ps1 = dir.path().join("stamped.ps1");
     std::fs::write(&ps1, stamped.text()).unwrap();
@@ -313,6 +313,16 @@ async fn a_timestamp_from_an_rfc3161_authority_keeps_a_signature_valid_after_the
     // Without trust in the authority, the timestamp counts for nothing.
     let check = authenticode::inspect(&ps1, &roots(&cert), later).unwrap();
     assert!(!check.chain_trusted && !check.timestamped, "{check:?}");
+
+    // What a platform client hands over is signed and timestamped in one step.
+    let delivered = reconciler::platform::ScriptSigning::Signed(stamping).deliver(script()).await.unwrap();
+    let reconciler::platform::Delivered::Signed(_) = &delivered else { panic!("signed") };
+    assert!(authenticode::inspect_script(delivered.text(), &trusted, later).timestamped);
+
+    // An authority that is down fails the signing, naming it; nothing unstamped slips through.
+    let down = signer(&pem).with_timestamps(&"http://127.0.0.1:9/tsa".parse().unwrap()).unwrap();
+    let err = reconciler::platform::ScriptSigning::Signed(down).deliver(script()).await.expect_err("no authority");
+    common::assert_contains(&err.to_string(), "POST http://127.0.0.1:9/tsa");
 }
 
 #[test]

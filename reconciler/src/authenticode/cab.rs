@@ -167,9 +167,17 @@ pub fn sign(input: &Path, output: &Path, key: &Key) -> Result<(), String> {
     finished.map_err(|e| format!("writing the signature to {}: {e}", output.display()))
 }
 
-/// A cabinet's signature and the digest of its bytes in the algorithm the signature names;
-/// `None` when the cabinet is not signed.
-pub fn read(path: &Path) -> Result<Option<(Parsed, Result<Vec<u8>, String>)>, String> {
+/// A signed cabinet: its signature, and the digest of its bytes in the algorithm the
+/// signature names (or why that digest could not be made).
+pub struct Signed {
+    /// The signature.
+    pub signature: Parsed,
+    /// The cabinet's digest.
+    pub digest: Result<Vec<u8>, String>,
+}
+
+/// A cabinet's signature and digest; `None` when the cabinet is not signed.
+pub fn read(path: &Path) -> Result<Option<Signed>, String> {
     let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let len = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
     let header = Header::read(&mut file, path)?;
@@ -190,7 +198,10 @@ pub fn read(path: &Path) -> Result<Option<(Parsed, Result<Vec<u8>, String>)>, St
     let parsed = Parsed::from_der(&der)?;
     let Some(mut d) = Digester::new(parsed.file_digest_algorithm()) else {
         let alg = parsed.file_digest_algorithm().to_string();
-        return Ok(Some((parsed, Err(format!("the file digest algorithm {alg} is not accepted")))));
+        return Ok(Some(Signed {
+            signature: parsed,
+            digest: Err(format!("the file digest algorithm {alg} is not accepted")),
+        }));
     };
     header.digest_into(&mut d);
     let digested = file
@@ -198,5 +209,5 @@ pub fn read(path: &Path) -> Result<Option<(Parsed, Result<Vec<u8>, String>)>, St
         .and_then(|_| stream(&mut file, u64::from(at) - HEADER as u64, &mut d, None))
         .map(|()| d.finish())
         .map_err(|e| format!("cannot read {}: {e}", path.display()));
-    Ok(Some((parsed, digested)))
+    Ok(Some(Signed { signature: parsed, digest: digested }))
 }

@@ -543,7 +543,7 @@ pub fn inspect(path: &Path, roots: &[Vec<u8>], at: DateTime<Utc>) -> Result<Sign
     if is_cab {
         return Ok(match cab::read(path).map_err(failed)? {
             None => SignatureCheck::unsigned(),
-            Some((parsed, digest)) => SignatureCheck::of(&parsed, digest, roots, at),
+            Some(signed) => SignatureCheck::of(&signed.signature, signed.digest, roots, at),
         });
     }
     let bytes = crate::bounded::read(path, MAX_SCRIPT).map_err(|e| failed(format!("cannot read it: {e}")))?;

@@ -424,7 +424,7 @@ fn chain(leaf: &Certificate, pool: &[Certificate], roots: &[Vec<u8>], at: DateTi
                 validity = Some(ChainError::Validity("certificate is not yet valid".into()));
             }
         }
-        if roots.iter().any(|r| *r == current) {
+        if roots.contains(&current) {
             return validity.map_or(Ok(()), Err);
         }
         let issued_by =

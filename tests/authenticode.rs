@@ -239,7 +239,10 @@ fn a_certificate_issued_by_a_ca_chains_to_that_root_and_only_to_it() {
     let check = authenticode::inspect(&ps1, &roots(&stranger), Utc::now()).unwrap();
     assert!(!check.chain_trusted, "{check:?}");
     assert_eq!(check.chain_error.as_deref(), Some("self-signed certificate in certificate chain"));
-    assert!(authenticode::verify(&ps1, &leaf).is_ok(), "the leaf itself, trusted directly, is a trust anchor");
+    assert!(
+        authenticode::verify(&ps1, &leaf, chrono::Utc::now()).is_ok(),
+        "the leaf itself, trusted directly, is a trust anchor"
+    );
 }
 
 /// An RFC 3161 authority: `openssl ts -reply` with `tsa.crt`, behind HTTP on loopback.

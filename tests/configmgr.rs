@@ -261,7 +261,8 @@ async fn an_allsigned_site_takes_only_signed_detection_scripts() {
     let script = dir.path().join("detect.ps1");
     std::fs::write(&script, &body).unwrap();
     common::osslsigncode_verifies(&script, &cert, &[]);
-    reconciler::authenticode::verify(&script, &cert).expect("patchops verifies the stored detection script");
+    reconciler::authenticode::verify(&script, &cert, chrono::Utc::now())
+        .expect("patchops verifies the stored detection script");
     assert!(sdm.starts_with("<?xml version=\"1.0\" encoding=\"utf-16\"?>"));
     assert!(sdm.contains("<Technology>Script</Technology>") && sdm.contains("<Provider>Script</Provider>"));
 }

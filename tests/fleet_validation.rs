@@ -299,3 +299,20 @@ fn an_intune_group_is_an_object_id_or_a_name_and_nothing_else() {
     // A WSUS group is a name already: no GUID is asked of it.
     assert_eq!(load_with(&rollout("Pilot"), wsus), Vec::<String>::new());
 }
+
+#[test]
+fn a_time_stamping_url_is_http_and_comes_with_a_signing_certificate() {
+    let platform = |trust: &str| {
+        format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: cm\nspec:\n  type: configmgr\n  endpoint: embedded\n  trust:\n{trust}")
+    };
+    let signed = "    scriptSigningCertificate: { file: /etc/patchops/signing.pem }\n";
+    let errs = errors(&[("cm.yaml", &platform(&format!("{signed}    timestampUrl: ftp://tsa.example.com\n")))]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    common::assert_contains(&errs[0], "timestampUrl `ftp://tsa.example.com` is not an http(s) URL");
+    common::assert_contains(&errs[0], "cm.yaml:");
+    let errs = errors(&[("cm.yaml", &platform("    timestampUrl: http://timestamp.digicert.com\n"))]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    common::assert_contains(&errs[0], "a time-stamping URL is set, but nothing is signed");
+    assert!(errors(&[("cm.yaml", &platform(&format!("{signed}    timestampUrl: http://timestamp.digicert.com\n")))])
+        .is_empty());
+}

@@ -296,3 +296,55 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
     let again = run(&[]);
     assert_contains(&again.stdout, "Nothing to apply.");
 }
+
+/// README command one on a machine with no program at all on PATH: patchops signs its request
+/// and detection scripts, and the emulated WSUS server its CABs, in process (Authenticode in
+/// Rust). The CAB it made verifies with osslsigncode, run by the test.
+#[test]
+fn the_example_fleet_applies_with_no_external_program_on_path() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::workspace_root().join("examples"), &dir.path().join("examples"));
+    let browsers = dir.path().join("examples/fleet/products/browsers.yaml");
+    let text = std::fs::read_to_string(&browsers).unwrap().replace(
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n",
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n    - platform: wsus-hq\n",
+    );
+    std::fs::write(&browsers, text).unwrap();
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let state = dir.path().join("state");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(["apply", "--auto-approve", "--repo", ".", "--path", "examples/fleet", "--state-dir"])
+        .arg(&state)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", &empty)
+        .env("HOME", dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
+        assert_contains(&stdout, &format!("on {platform} / pilot"));
+    }
+    let cabs: Vec<_> = walk(&state).into_iter().filter(|p| p.extension().is_some_and(|e| e == "cab")).collect();
+    assert!(!cabs.is_empty(), "the WSUS server made a CAB");
+    let cert = dir.path().join("examples/secrets/EXAMPLE-ONLY-wsus-signing.cer");
+    for cab in &cabs {
+        common::osslsigncode_verifies(cab, &cert, &[]);
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -152,11 +152,14 @@ async fn generated_scripts_are_signed_and_verify_with_osslsigncode() {
         let file = dir.path().join(format!("{kind}.ps1"));
         std::fs::write(&file, &text).unwrap();
         common::osslsigncode_verifies(&file, &cert, &[]);
-        authenticode::verify(&file, &cert).expect("verifies through patchops too");
+        authenticode::verify(&file, &cert, chrono::Utc::now()).expect("verifies through patchops too");
 
         // One changed byte of the script and the signature no longer verifies.
         std::fs::write(&file, text.replacen("exit 0", "exit 1", 1)).unwrap();
-        assert!(authenticode::verify(&file, &cert).is_err(), "an altered {kind} script must not verify");
+        assert!(
+            authenticode::verify(&file, &cert, chrono::Utc::now()).is_err(),
+            "an altered {kind} script must not verify"
+        );
     }
     assert_eq!(rules[1]["comparisonValue"], "installed");
     assert_eq!(rules[1]["operationType"], "string");
@@ -270,6 +273,6 @@ fn a_certificate_from_an_environment_variable_signs_too() {
     let signed = signer.sign_script(script).expect("signed");
     let file = dir.path().join("d.ps1");
     std::fs::write(&file, signed.text()).unwrap();
-    authenticode::verify(&file, &cert).expect("verifies");
+    authenticode::verify(&file, &cert, chrono::Utc::now()).expect("verifies");
     assert!(format!("{signer:?}").contains("env:SIGNING_PEM") && !format!("{signer:?}").contains("PRIVATE"));
 }

@@ -148,7 +148,7 @@ async fn publish_update_and_retire_go_through_the_emulated_server() {
     // The server wrapped the installer in a CAB signed with its WSUS certificate.
     let cab = cab_of(&s, &v1);
     common::osslsigncode_verifies(&cab, &s.signing_cert, &[]);
-    reconciler::authenticode::verify(&cab, &s.signing_cert).expect("patchops verifies the CAB too");
+    reconciler::authenticode::verify(&cab, &s.signing_cert, chrono::Utc::now()).expect("patchops verifies the CAB too");
     let out_dir = tempfile::tempdir().unwrap();
     let out = common::tool("cabextract", "cabextract")
         .arg("-q")

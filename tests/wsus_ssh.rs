@@ -183,7 +183,8 @@ async fn requests_reach_the_server_over_ssh_and_scp() {
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     let cab = dir.path().join("wsus.content").join(s["updates"][&id]["cab"].as_str().unwrap());
     common::osslsigncode_verifies(&cab, &wsus_cert, &[]);
-    reconciler::authenticode::verify(&cab, &wsus_cert).expect("the CAB verifies through patchops too");
+    reconciler::authenticode::verify(&cab, &wsus_cert, chrono::Utc::now())
+        .expect("the CAB verifies through patchops too");
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "each request removed its staging folder");
 
     // An unsigned script is refused by the server's AllSigned policy, and said so.

@@ -568,13 +568,13 @@ pub fn signer_identity(der: &[u8]) -> Result<(String, String), CertificateError>
 }
 
 /// Verifies the Authenticode signature of `file` (a cabinet or a script) against the CA
-/// certificates in the PEM file `ca_pem`, now: signed, unaltered, and chained to one of them.
-pub fn verify(file: &Path, ca_pem: &Path) -> Result<(), SignError> {
+/// certificates in the PEM file `ca_pem`, at `at`: signed, unaltered, and chained to one of them.
+pub fn verify(file: &Path, ca_pem: &Path, at: DateTime<Utc>) -> Result<(), SignError> {
     let failed =
         |cause: String| SignError::Failed { what: format!("verifying {}", file.display()), cause: cause.into() };
     let text = crate::bounded::read(ca_pem, 16 << 20).map_err(|e| failed(format!("{}: {e}", ca_pem.display())))?;
     let roots = pem_certificates(&text).map_err(|e| failed(e.to_string()))?;
-    let check = inspect(file, &roots, Utc::now())?;
+    let check = inspect(file, &roots, at)?;
     match check {
         SignatureCheck { signed: false, .. } => Err(failed("it is not signed".into())),
         SignatureCheck { chain_trusted: true, digest_matches: true, .. } => Ok(()),

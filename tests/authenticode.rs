@@ -139,25 +139,28 @@ fn scripts_and_cabs_patchops_signs_verify_with_osslsigncode_and_altered_ones_do_
     assert_eq!(check.chain_error.as_deref(), Some("self-signed certificate"));
 }
 
+/// `osslsigncode sign` with SHA-256.
+fn osslsigncode_sign(cert: &Path, key: &Path, input: &Path, output: &Path) {
+    let out = common::tool("osslsigncode", "osslsigncode")
+        .arg("sign")
+        .arg("-certs")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .args(["-h", "sha256", "-in"])
+        .arg(input)
+        .arg("-out")
+        .arg(output)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "osslsigncode sign: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn signatures_osslsigncode_makes_are_accepted_by_patchops() {
     let dir = tempfile::tempdir().unwrap();
     let (key, cert, _) = self_signed(dir.path(), "signing", 2, CODE_SIGNING);
-    let sign = |input: &Path, output: &Path| {
-        let out = common::tool("osslsigncode", "osslsigncode")
-            .arg("sign")
-            .arg("-certs")
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
-            .args(["-h", "sha256", "-in"])
-            .arg(input)
-            .arg("-out")
-            .arg(output)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "osslsigncode sign: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let sign = |input: &Path, output: &Path| osslsigncode_sign(&cert, &key, input, output);
     let ps1 = dir.path().join("plain.ps1");
     std::fs::write(&ps1, script().text()).unwrap();
     let signed_ps1 = dir.path().join("signed.ps1");
@@ -173,6 +176,14 @@ fn signatures_osslsigncode_makes_are_accepted_by_patchops() {
     sign(&cab, &signed);
     assert_good(&authenticode::inspect(&signed, &roots(&cert), Utc::now()).unwrap(), "osslsigncode's CAB");
     assert!(!authenticode::inspect(&cab, &roots(&cert), Utc::now()).unwrap().signed, "the input is unsigned");
+
+    // A TLS certificate can sign (osslsigncode does not judge it), but Windows does not take
+    // its signature for code: neither does patchops.
+    let (tls_key, tls, _) = self_signed(dir.path(), "tls", 2, &["extendedKeyUsage=serverAuth"]);
+    osslsigncode_sign(&tls, &tls_key, &ps1, &dir.path().join("tls.ps1"));
+    let check = authenticode::inspect(&dir.path().join("tls.ps1"), &roots(&tls), Utc::now()).unwrap();
+    assert!(check.digest_matches && !check.chain_trusted, "{check:?}");
+    common::assert_contains(check.chain_error.as_deref().unwrap_or_default(), "not for code signing");
     // patchops makes the same reserve and digest: its signature of the same cabinet differs from
     // osslsigncode's only in the signature itself (the header, the content and the digest agree).
     let ours = dir.path().join("ours.cab");

@@ -243,20 +243,19 @@ impl Parsed {
     /// Checks everything but the file digest: the signed attributes, the signer's signature and
     /// chain against `roots` (DER) at `at`, and a timestamp when there is one.
     pub fn check(&self, roots: &[Vec<u8>], at: DateTime<Utc>) -> SignerCheck {
-        let certificates: Vec<Certificate> = self
-            .signed
-            .certificates
-            .iter()
-            .flat_map(|set| set.0.iter())
-            .filter_map(|c| match c {
-                CertificateChoices::Certificate(c) => Some(c.clone()),
-                _ => None,
-            })
-            .collect();
+        let certificates = certificates_of(&self.signed);
         let signer = match verify_signer(&self.signed, &self.econtent_value, &spc::SPC_INDIRECT_DATA, &certificates) {
             Ok(signer) => signer,
             Err(problem) => return SignerCheck { problem: Some(problem), ..SignerCheck::default() },
         };
+        // As Windows: a signer whose certificate names its uses must name code signing.
+        if !usable_for(&signer.certificate, CODE_SIGNING) {
+            return SignerCheck {
+                signer: Some(signer.certificate),
+                chain_error: Some("the signer's certificate is not for code signing (no 1.3.6.1.5.5.7.3.3 among its extended key usages)".into()),
+                ..SignerCheck::default()
+            };
+        }
         let timestamp = self.timestamp(roots, at);
         let chain_error = chain(&signer.certificate, &certificates, roots, at).err();
         // A trusted timestamp inside the certificate's validity keeps an expired signature good.
@@ -295,16 +294,11 @@ impl Parsed {
         if imprint.hashed_message.as_bytes() != expected.as_slice() {
             return None;
         }
-        let certificates: Vec<Certificate> = signed
-            .certificates
-            .iter()
-            .flat_map(|set| set.0.iter())
-            .filter_map(|c| match c {
-                CertificateChoices::Certificate(c) => Some(c.clone()),
-                _ => None,
-            })
-            .collect();
+        let certificates = certificates_of(&signed);
         let signer = verify_signer(&signed, octets.as_bytes(), &spc::TST_INFO, &certificates).ok()?;
+        if !usable_for(&signer.certificate, TIME_STAMPING) {
+            return None;
+        }
         let time = DateTime::<Utc>::from(tst.gen_time.to_system_time());
         if time > at {
             return None;
@@ -328,6 +322,33 @@ pub struct SignerCheck {
     pub chain_error: Option<String>,
     /// The time of a trusted timestamp.
     pub timestamp: Option<DateTime<Utc>>,
+}
+
+const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+const TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+const ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+
+/// Whether `certificate` may be used for `purpose`: it has no extended key usage (any use), or
+/// one that names the purpose or any use.
+fn usable_for(certificate: &Certificate, purpose: ObjectIdentifier) -> bool {
+    match certificate.tbs_certificate.get::<x509_cert::ext::pkix::ExtendedKeyUsage>() {
+        Ok(None) => true,
+        Ok(Some((_, eku))) => eku.0.contains(&purpose) || eku.0.contains(&ANY_EXTENDED_KEY_USAGE),
+        Err(_) => false,
+    }
+}
+
+/// The X.509 certificates a SignedData carries.
+fn certificates_of(signed: &SignedData) -> Vec<Certificate> {
+    signed
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|c| match c {
+            CertificateChoices::Certificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 struct VerifiedSigner {

@@ -256,49 +256,11 @@ fn a_certificate_issued_by_a_ca_chains_to_that_root_and_only_to_it() {
     );
 }
 
-/// An RFC 3161 authority: `openssl ts -reply` with `tsa.crt`, behind HTTP on loopback.
-fn time_stamping_authority(dir: &Path) -> (String, PathBuf) {
-    let (_, tsa, _) =
-        self_signed(dir, "tsa", 30, &["extendedKeyUsage=critical,timeStamping", "keyUsage=digitalSignature"]);
-    std::fs::write(dir.join("serial"), "01\n").unwrap();
-    let config = format!(
-        "[tsa]\ndefault_tsa = tsa1\n[tsa1]\ndir = {d}\nserial = {d}/serial\nsigner_cert = {d}/tsa.crt\n\
-         signer_key = {d}/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\n\
-         accuracy = secs:1\ness_cert_id_alg = sha256\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("ts.cnf"), config).unwrap();
-    let work = dir.to_path_buf();
-    let app = axum::Router::new().route(
-        "/tsa",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let work = work.clone();
-            async move {
-                let query = tempfile::NamedTempFile::new_in(&work).unwrap();
-                std::fs::write(query.path(), &body).unwrap();
-                let reply = work.join(format!("{}.tsr", uuid::Uuid::new_v4()));
-                let out = std::process::Command::new("openssl")
-                    .args(["ts", "-reply", "-config"])
-                    .arg(work.join("ts.cnf"))
-                    .arg("-queryfile")
-                    .arg(query.path())
-                    .arg("-out")
-                    .arg(&reply)
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "openssl ts: {}", String::from_utf8_lossy(&out.stderr));
-                ([("content-type", "application/timestamp-reply")], std::fs::read(&reply).unwrap())
-            }
-        }),
-    );
-    (format!("{}/tsa", common::serve_on_loopback(app)), tsa)
-}
-
 #[tokio::test]
 async fn a_timestamp_from_an_rfc3161_authority_keeps_a_signature_valid_after_the_certificate_expires() {
     let dir = tempfile::tempdir().unwrap();
     let (_, cert, pem) = self_signed(dir.path(), "signing", 2, CODE_SIGNING);
-    let (url, tsa) = time_stamping_authority(dir.path());
+    let (url, tsa) = common::time_stamping_authority(dir.path());
     let stamping = signer(&pem).with_timestamps(&url.parse().unwrap()).unwrap();
 
     let plain = stamping.sign_script(script()).unwrap();

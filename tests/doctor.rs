@@ -285,3 +285,25 @@ fn a_missing_group_read_permission_is_named_by_doctor_and_plan() {
         "grant the app registration the Microsoft Graph application permission Group.Read.All",
     );
 }
+
+#[test]
+fn doctor_asks_the_time_stamping_authority_for_a_test_timestamp() {
+    let a = Applied::new();
+    let signing =
+        "    scriptSigningCertificate: { file: examples/secrets/EXAMPLE-ONLY-script-signing.pem }\n    # What";
+    a.edit_platforms(signing, &signing.replace("    # What", "    timestampUrl: http://127.0.0.1:9/tsa\n    # What"));
+    let run = a.doctor();
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_contains(&run.stdout, "✗ script signing: time-stamping authority: signing a doctor's test script with");
+    assert_contains(&run.stdout, "POST http://127.0.0.1:9/tsa");
+    assert_contains(&run.stdout, "check trust.timestampUrl");
+
+    let (url, _) = common::time_stamping_authority(a.dir.path());
+    a.edit_platforms("http://127.0.0.1:9/tsa", &url);
+    let run = a.doctor();
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_contains(
+        &run.stdout,
+        &format!("✓ script signing: time-stamping authority: {url} timestamped a test signature"),
+    );
+}

@@ -88,7 +88,7 @@ pub async fn diagnose(
         if only.is_some_and(|o| o != name.as_str()) {
             continue;
         }
-        let checks = match platform.spec.platform_type {
+        let mut checks = match platform.spec.platform_type {
             PlatformType::Wsus => wsus(fleet, platform, ctx, now).await,
             PlatformType::Intune => {
                 let mut checks = intune(platform, secrets, now);
@@ -97,6 +97,7 @@ pub async fn diagnose(
             }
             PlatformType::Configmgr => configmgr(fleet, platform, ctx, now).await,
         };
+        checks.extend(script_timestamps(platform, secrets, now).await);
         reports.push(PlatformReport {
             platform: name.clone(),
             ty: platform.spec.platform_type,
@@ -234,6 +235,35 @@ fn script_signing(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) ->
             "set trust.scriptSigningCertificate",
         )],
         (None, _) => Vec::new(),
+    }
+}
+
+/// With `trust.timestampUrl`: a test signature made with the script-signing certificate is
+/// sent to the time-stamping authority, which must answer with a token for it.
+async fn script_timestamps(platform: &Platform, secrets: &Secrets, now: DateTime<Utc>) -> Vec<Check> {
+    const LINK: &str = "script signing: time-stamping authority";
+    let trust = &platform.spec.trust;
+    let (Some(url), Some(reference)) = (&trust.timestamp_url, &trust.script_signing_certificate) else {
+        return Vec::new();
+    };
+    let stamped = async {
+        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let signer = crate::authenticode::CodeSigner::new(reference, secrets, now)
+            .and_then(|s| s.with_timestamps(&url))
+            .map_err(|e| e.to_string())?;
+        let probe = crate::script::Script::generated("a doctor's test script".into(), "exit 0\r\n".into());
+        let signed = signer.sign_script(probe).map_err(|e| e.to_string())?;
+        signer.timestamp(signed).await.map_err(|e| e.to_string())
+    };
+    match stamped.await {
+        Ok(_) => vec![Check::pass(LINK, format!("{url} timestamped a test signature"))],
+        Err(e) => vec![Check::with(
+            LINK,
+            Verdict::Fail,
+            e,
+            "check trust.timestampUrl (your CA's RFC 3161 URL) and that this machine reaches it (a proxy or firewall?); \
+             until it answers, scripts cannot be signed",
+        )],
     }
 }
 

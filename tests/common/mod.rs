@@ -535,3 +535,49 @@ pub fn osslsigncode_verifies(file: &Path, ca_pem: &Path, extra: &[&str]) -> Stri
     );
     said
 }
+
+/// An RFC 3161 time-stamping authority: `openssl ts -reply` with a certificate made here
+/// (`DIR/tsa.crt`, returned with the URL), behind HTTP on loopback.
+pub fn time_stamping_authority(dir: &Path) -> (String, PathBuf) {
+    let out = tool("openssl", "openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "tsa.key", "-out", "tsa.crt", "-days", "30"])
+        .args(["-subj", "/CN=patchops test TSA", "-addext", "extendedKeyUsage=critical,timeStamping"])
+        .args(["-addext", "keyUsage=digitalSignature"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tsa = dir.join("tsa.crt");
+    std::fs::write(dir.join("serial"), "01\n").unwrap();
+    let config = format!(
+        "[tsa]\ndefault_tsa = tsa1\n[tsa1]\ndir = {d}\nserial = {d}/serial\nsigner_cert = {d}/tsa.crt\n\
+         signer_key = {d}/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\n\
+         accuracy = secs:1\ness_cert_id_alg = sha256\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("ts.cnf"), config).unwrap();
+    let work = dir.to_path_buf();
+    let app = axum::Router::new().route(
+        "/tsa",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let work = work.clone();
+            async move {
+                let query = tempfile::NamedTempFile::new_in(&work).unwrap();
+                std::fs::write(query.path(), &body).unwrap();
+                let reply = work.join(format!("{}.tsr", uuid::Uuid::new_v4()));
+                let out = std::process::Command::new("openssl")
+                    .args(["ts", "-reply", "-config"])
+                    .arg(work.join("ts.cnf"))
+                    .arg("-queryfile")
+                    .arg(query.path())
+                    .arg("-out")
+                    .arg(&reply)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "openssl ts: {}", String::from_utf8_lossy(&out.stderr));
+                ([("content-type", "application/timestamp-reply")], std::fs::read(&reply).unwrap())
+            }
+        }),
+    );
+    (format!("{}/tsa", serve_on_loopback(app)), tsa)
+}

@@ -282,18 +282,18 @@ async fn a_timestamp_from_an_rfc3161_authority_keeps_a_signature_valid_after_the
     // Three days on, the two-day certificate has expired: the timestamp keeps the signature good.
     let later = Utc::now() + Duration::days(3);
     let check = authenticode::inspect(&ps1, &trusted, later).unwrap();
-    assert!(check.chain_trusted && check.timestamped, "{check:?}");
+    assert!(check.chain_trusted && check.timestamped(), "{check:?}");
     assert_eq!(check.chain_error.as_deref(), Some("certificate has expired"));
     let unstamped = authenticode::inspect_script(plain.text(), &trusted, later);
-    assert!(!unstamped.chain_trusted && !unstamped.timestamped, "{unstamped:?}");
+    assert!(!unstamped.chain_trusted && !unstamped.timestamped(), "{unstamped:?}");
     // Without trust in the authority, the timestamp counts for nothing.
     let check = authenticode::inspect(&ps1, &roots(&cert), later).unwrap();
-    assert!(!check.chain_trusted && !check.timestamped, "{check:?}");
+    assert!(!check.chain_trusted && !check.timestamped(), "{check:?}");
 
     // What a platform client hands over is signed and timestamped in one step.
     let delivered = reconciler::platform::ScriptSigning::Signed(stamping).deliver(script()).await.unwrap();
     let reconciler::platform::Delivered::Signed(_) = &delivered else { panic!("signed") };
-    assert!(authenticode::inspect_script(delivered.text(), &trusted, later).timestamped);
+    assert!(authenticode::inspect_script(delivered.text(), &trusted, later).timestamped());
 
     // An authority that is down fails the signing, naming it; nothing unstamped slips through.
     let down = signer(&pem).with_timestamps(&"http://127.0.0.1:9/tsa".parse().unwrap()).unwrap();

@@ -54,7 +54,7 @@ impl Header {
             return Err(format!("{} is not a valid cabinet: reserved1 is not 0", what.display()));
         }
         if u16_at(&bytes, 30) & FLAG_PREV_CABINET != 0 {
-            return Err(format!("{} is part of a multi-cabinet set, which cannot be signed", what.display()));
+            return Err(format!("{} is part of a multi-cabinet set, which patchops does not handle", what.display()));
         }
         if filled < HEADER {
             bytes[filled..].fill(0);
@@ -72,13 +72,14 @@ impl Header {
     fn signature_at(&self) -> (u32, u32) {
         (u32_at(&self.bytes, 44), u32_at(&self.bytes, 48))
     }
+}
 
-    /// Feeds the signed parts of the header to `d`.
-    fn digest_into(&self, d: &mut Digester) {
-        d.update(&self.bytes[0..4]);
-        d.update(&self.bytes[8..34]);
-        d.update(&self.bytes[56..60]);
-    }
+/// Feeds the signed parts of a signed cabinet's header to `d`: all but `reserved1` (4–7),
+/// `iCabinet`, the reserve sizes and the reserve's first 16 bytes (34–55).
+fn digest_header(header: &[u8; HEADER], d: &mut Digester) {
+    d.update(&header[0..4]);
+    d.update(&header[8..34]);
+    d.update(&header[56..60]);
 }
 
 /// Streams `len` bytes from `from` into `d` (and `to`, when given).
@@ -142,9 +143,7 @@ pub fn sign(input: &Path, output: &Path, key: &Key) -> Result<(), String> {
         entry[..4].copy_from_slice(&start.to_le_bytes());
     }
     let mut d = Digester::Sha256(Default::default());
-    d.update(&header[0..4]);
-    d.update(&header[8..34]);
-    d.update(&header[56..60]);
+    digest_header(&header, &mut d);
     d.update(&table);
     let mut out = File::create(output).map_err(|e| format!("cannot create {}: {e}", output.display()))?;
     let written = (|| -> std::io::Result<()> {
@@ -203,7 +202,7 @@ pub fn read(path: &Path) -> Result<Option<Signed>, String> {
             digest: Err(format!("the file digest algorithm {alg} is not accepted")),
         }));
     };
-    header.digest_into(&mut d);
+    digest_header(&header.bytes, &mut d);
     let digested = file
         .seek(SeekFrom::Start(HEADER as u64))
         .and_then(|_| stream(&mut file, u64::from(at) - HEADER as u64, &mut d, None))

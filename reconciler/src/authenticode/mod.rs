@@ -461,9 +461,7 @@ pub struct SignatureCheck {
     pub signer: Option<(String, String)>,
     /// Whether the signer's certificate is self-signed (its issuer is its subject).
     pub self_signed: bool,
-    /// Whether a timestamp that verifies against the trusted roots is attached.
-    pub timestamped: bool,
-    /// The time of that timestamp.
+    /// The time of an attached timestamp that verifies against the trusted roots.
     pub timestamp: Option<DateTime<Utc>>,
     /// Why the signature or the chain did not verify (such as `self-signed certificate` or
     /// `certificate has expired`).
@@ -471,6 +469,11 @@ pub struct SignatureCheck {
 }
 
 impl SignatureCheck {
+    /// Whether a trusted timestamp is attached.
+    pub fn timestamped(&self) -> bool {
+        self.timestamp.is_some()
+    }
+
     fn unsigned() -> SignatureCheck {
         SignatureCheck {
             signed: false,
@@ -478,7 +481,6 @@ impl SignatureCheck {
             chain_trusted: false,
             signer: None,
             self_signed: false,
-            timestamped: false,
             timestamp: None,
             chain_error: None,
         }
@@ -499,7 +501,6 @@ impl SignatureCheck {
             chain_trusted: problem.is_none() && checked.chain_trusted,
             signer: signer_der.as_deref().and_then(|d| signer_identity(d).ok()),
             self_signed: checked.signer.as_ref().is_some_and(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject),
-            timestamped: checked.timestamp.is_some(),
             timestamp: checked.timestamp,
             chain_error: problem.or(checked.chain_error),
         }

@@ -458,11 +458,27 @@ fn chain(leaf: &Certificate, pool: &[Certificate], roots: &[Vec<u8>], at: DateTi
             }));
         }
         match roots.iter().chain(pool.iter()).find(|c| issued_by(c)) {
+            // Only a CA may issue: an end-entity certificate that signed another is no link.
+            Some(issuer) if !may_issue(issuer) => return Err(ChainError::Untrusted("invalid CA certificate".into())),
             Some(issuer) => current = issuer.clone(),
             None => return Err(ChainError::Untrusted("unable to get local issuer certificate".into())),
         }
     }
     Err(ChainError::Untrusted(format!("the chain is longer than {MAX_CHAIN} certificates")))
+}
+
+/// Whether `certificate` is a CA's (basic constraints `CA:TRUE`, and `keyCertSign` when it
+/// names its key usages), as RFC 5280 requires of every issuer in a chain.
+fn may_issue(certificate: &Certificate) -> bool {
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+    let tbs = &certificate.tbs_certificate;
+    let ca = matches!(tbs.get::<BasicConstraints>(), Ok(Some((_, c))) if c.ca);
+    let signs_certificates = match tbs.get::<KeyUsage>() {
+        Ok(None) => true,
+        Ok(Some((_, usage))) => usage.0.contains(KeyUsages::KeyCertSign),
+        Err(_) => false,
+    };
+    ca && signs_certificates
 }
 
 /// Whether `issuer`'s key made `certificate`'s signature.

@@ -113,12 +113,12 @@ impl WindowsClient {
                 });
                 links.push(Link {
                     name: "certificate valid (or signature timestamped)",
-                    result: if expired && !c.timestamped {
+                    result: if expired && !c.timestamped() {
                         Err((
                             format!("{signer}: {}; the signature has no timestamp, so it cannot be trusted after the certificate's validity", c.chain_error.clone().unwrap_or_default()),
                             "0x800B0101",
                         ))
-                    } else if c.timestamped {
+                    } else if c.timestamped() {
                         Ok("timestamped".into())
                     } else {
                         Ok("valid now (not timestamped: it stops being trusted when the certificate expires)".into())

@@ -66,6 +66,19 @@ impl Context {
         self
     }
 
+    /// The recording this context observes from, if any ([`Context::with_recorded_inventory`]).
+    pub fn recorded_inventory(&self) -> Option<&std::path::Path> {
+        self.recorded.as_deref()
+    }
+
+    /// Starts embedded platforms with `harness` (`plan --emulate`: emulators seeded from a
+    /// recording).
+    #[must_use]
+    pub fn with_harness(mut self, harness: Harness) -> Context {
+        self.harness = harness;
+        self
+    }
+
     /// Audits every action as done by `actor` (the command line sets it from the account and
     /// host it runs as; the library never asks the system).
     #[must_use]

@@ -29,6 +29,20 @@ const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Harness {
     running: tokio::sync::Mutex<BTreeMap<PathBuf, Running>>,
+    /// What emulators seeded from a recording take from it instead of the fleet's defaults.
+    recordings: BTreeMap<ObjectName, Recording>,
+}
+
+/// What an emulator seeded from a recorded inventory (`plan --emulate`) keeps of the real
+/// platform, beside the objects in its state file: the directory's groups the fleet names
+/// (Intune) and the site's identity (ConfigMgr), so that the ids in the recorded objects are
+/// the emulator's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recording {
+    /// Display name → object id of the groups the recording resolved (Intune).
+    pub groups: BTreeMap<String, String>,
+    /// The site's `ThisSiteID` (ConfigMgr).
+    pub site_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -65,6 +79,12 @@ impl Harness {
         Harness::default()
     }
 
+    /// A harness whose emulators of the platforms in `recordings` are set up as the recorded
+    /// platforms are (their state files are seeded by the caller).
+    pub fn for_recordings(recordings: BTreeMap<ObjectName, Recording>) -> Harness {
+        Harness { recordings, ..Harness::default() }
+    }
+
     /// Where the embedded emulator of `platform` answers: started on first use, restarted with
     /// the new setup when the fleet changed it, reused otherwise.
     pub async fn endpoint(
@@ -78,7 +98,7 @@ impl Harness {
         let name = &platform.metadata.name;
         let unavailable = |reason: String| PlatformError::Unavailable { platform: name.clone(), cause: reason.into() };
         let file = emulate::state_file(state, name);
-        let (options, share) = setup(fleet, platform, state, secrets, clock)?;
+        let (options, share) = setup(fleet, platform, state, secrets, clock, self.recordings.get(name))?;
         let mut running = self.running.lock().await;
         let mut port = 0;
         if let Some(r) = running.get(&file) {
@@ -131,6 +151,7 @@ fn setup(
     state: &StateDir,
     secrets: &Secrets,
     clock: &SharedClock,
+    recording: Option<&Recording>,
 ) -> Result<(EmulatorOptions, Option<Share>), PlatformError> {
     let name = &platform.metadata.name;
     let spec = &platform.spec;
@@ -142,7 +163,10 @@ fn setup(
             // The emulated tenant throttles writes as Graph documents it does.
             options.intune_write_limits = Some(emulate::intune::WriteLimits::DOCUMENTED);
             // Its directory holds the groups the fleet's rings use.
-            options.intune_groups = tenant_groups(fleet, name);
+            options.intune_groups = match recording {
+                Some(r) => recorded_groups(fleet, name, r),
+                None => tenant_groups(fleet, name),
+            };
             // The emulated tenant registers the fleet's app credential, so that the embedded
             // platform exercises the same sign-in as the real one.
             if let Some(s) = platform::intune_sign_in(platform, secrets)? {
@@ -201,11 +225,13 @@ fn setup(
                 None => String::new(),
             };
             let file = emulate::state_file(state, name);
-            let site_share = Share { unc: format!("\\\\{name}\\patchops$"), local: file.with_extension("share") };
+            let site_share = Share { unc: share_unc(platform), local: file.with_extension("share") };
             let site = &mut options.configmgr;
-            site.site_id =
-                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("patchops:configmgr:{name}").as_bytes())
-                    .to_string();
+            site.site_id = match recording.and_then(|r| r.site_id.clone()) {
+                Some(id) => id.trim_matches(['{', '}']).to_string(),
+                None => uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("patchops:configmgr:{name}").as_bytes())
+                    .to_string(),
+            };
             site.share_unc = site_share.unc.clone();
             site.share_local = site_share.local.clone();
             site.collections = ring_groups(fleet, name);
@@ -255,6 +281,63 @@ fn tenant_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<emulate::intune::G
             }
         })
         .collect();
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    groups.dedup_by(|a, b| a.id == b.id);
+    groups
+}
+
+/// Seeds the state file of `platform`'s emulator under `state` with a recording's documents
+/// (what `patchops inventory record` kept of the real platform); `groups` are the ids the
+/// recording resolved for the fleet's named groups. Returns how many objects the emulator
+/// holds, and what [`Harness::for_recordings`] needs to set it up as the recorded platform.
+pub fn seed(
+    state: &StateDir,
+    platform: &Platform,
+    documents: &serde_json::Value,
+    groups: &BTreeMap<String, String>,
+) -> Result<(usize, Recording), String> {
+    let file = emulate::state_file(state, &platform.metadata.name);
+    let mut recording = Recording { groups: groups.clone(), site_id: None };
+    let count = match platform.spec.platform_type {
+        PlatformType::Intune => emulate::intune::seed(&file, documents)?,
+        PlatformType::Wsus => emulate::wsus::seed(&file, documents)?,
+        PlatformType::Configmgr => {
+            let seeded =
+                emulate::configmgr::seed(&file, documents, &share_unc(platform), &file.with_extension("share"))?;
+            recording.site_id = seeded.site_id;
+            seeded.applications
+        }
+    };
+    Ok((count, recording))
+}
+
+/// The content share of an embedded site, as the site reads it: the fleet's
+/// `configmgr.contentShare.unc` (a recorded site's applications refer to it), else one of the
+/// emulated site's own.
+fn share_unc(platform: &Platform) -> String {
+    let name = &platform.metadata.name;
+    platform
+        .spec
+        .configmgr
+        .as_ref()
+        .and_then(|c| c.content_share.as_ref())
+        .map(|c| c.unc.clone())
+        .unwrap_or_else(|| format!("\\\\{name}\\patchops$"))
+}
+
+/// The groups of an emulated tenant seeded from a recording: each group the recording
+/// resolved for the fleet, under its recorded id, and each group a ring gives by id.
+fn recorded_groups(fleet: &Fleet, platform: &ObjectName, recording: &Recording) -> Vec<emulate::intune::Group> {
+    let mut groups: Vec<emulate::intune::Group> = recording
+        .groups
+        .iter()
+        .map(|(name, id)| emulate::intune::Group { id: id.clone(), display_name: name.clone() })
+        .collect();
+    for g in fleet.ring_groups().filter(|g| g.platform.as_str() == platform.as_str()) {
+        if let (None, Some(id)) = (g.group.name(), g.group.id()) {
+            groups.push(emulate::intune::Group { display_name: format!("Group {id}"), id: id.to_string() });
+        }
+    }
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     groups.dedup_by(|a, b| a.id == b.id);
     groups

@@ -15,12 +15,15 @@ pub enum InventoryCommand {
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Writes <DIR>/<platform>.json for each Platform of the fleet (or each one named with
---platform): every object it holds, managed by patchops or not, as patchops observes it. It
-changes nothing on the platforms. Run it where the platforms' credentials are (the runner that
+--platform): every object it holds, managed by patchops or not, as patchops observes it; and
+<DIR>/<platform>.documents.json: the same objects as the platform's own documents (Graph's
+mobileApps, the WSUS server's SDPs, the site's SDMPackageXML), from which `plan --emulate`
+seeds its emulators. It changes nothing on the platforms. Run it where the platforms' credentials are (the runner that
 applies); then plan anywhere else against the recording, with no credentials and no network:
 
   patchops inventory record --out inventory/          # on the applying runner
   patchops plan --inventory inventory/                # in a pull request's CI, even a fork's
+  patchops plan --inventory inventory/ --emulate      # and a dry run on emulators seeded from it
 
 Without --out the files go to <state-dir>/inventory/, where a Platform with
 `endpoint: inventory` reads them. A recording is a snapshot: a plan made from it says what
@@ -59,8 +62,18 @@ pub async fn run(cmd: InventoryCommand, color: ColorChoice) -> u8 {
         return EXIT_ERROR;
     }
     let mut s = String::new();
-    for (name, observed) in &recorded {
+    for (name, observed, documents) in &recorded {
         let path = dir.join(format!("{name}.json"));
+        if !documents.is_null() {
+            let docs = reconciler::platform::inventory::documents_path(&dir, name);
+            let written = serde_json::to_vec(documents)
+                .map_err(|e| e.to_string())
+                .and_then(|b| reconciler::state::write_atomic(&docs, &b).map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                print_error(&format!("cannot write {}: {e}", docs.display()));
+                return EXIT_ERROR;
+            }
+        }
         let bytes = match serde_json::to_vec_pretty(observed) {
             Ok(b) => b,
             Err(e) => {

@@ -30,6 +30,17 @@ the exit codes are the head plan's.
 
   patchops plan --base origin/main --format markdown > comment.md
 
+With --emulate (and --inventory DIR), the head's plan is also applied to emulators of its
+platforms seeded from the recording — the same requests apply would send, judged by the
+emulators' checks: Graph's metadata and content commit, the SDP and SDMPackageXML checks,
+AllSigned script signatures, supersedence and deletion rules. Credentials are throwaway ones
+made for the run (no secret is needed; `patchops doctor` checks the real ones). Any action
+refused makes the exit code 1; the report also names objects an emulator shows differently
+from the recording.
+
+  patchops inventory record --out inventory/     # where the credentials are
+  patchops plan --inventory inventory/ --emulate # in the pull request's CI
+
 A saved plan (--out) is the JSON plan: it records the fleet commit, the catalog serial and
 digest, and a fingerprint of each platform's observed state, so that applying it later can
 be refused as stale when any of them changed.")]
@@ -56,6 +67,11 @@ pub struct PlanArgs {
     /// repository): the pull-request view (JSON: schemas/plan-change.schema.json).
     #[arg(long, value_name = "REV", conflicts_with = "show_unchanged")]
     pub base: Option<String>,
+    /// Also apply the plan to emulators seeded from the --inventory recording and report every
+    /// action an emulator refuses (a dry run: nothing is applied or recorded). Text and
+    /// Markdown.
+    #[arg(long, requires = "inventory")]
+    pub emulate: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,12 +167,38 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     }
+    let mut refused = false;
+    if args.emulate {
+        if matches!(args.format, Format::Json) {
+            print_error("plan --emulate reports in text or Markdown (--format text|markdown), not JSON yet");
+            return EXIT_ERROR;
+        }
+        let emulated = match reconciler::ops::emulate(&ctx, &planned).await {
+            Ok(e) => e,
+            Err(e) => {
+                report(&e);
+                return EXIT_ERROR;
+            }
+        };
+        let recording = args.inventory.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
+        let section = match args.format {
+            Format::Markdown => render_emulated_markdown(&emulated, &recording),
+            _ => render_emulated_text(&emulated, &recording),
+        };
+        if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), section.as_bytes()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                print_error(&format!("cannot write the dry run: {e}"));
+                return EXIT_ERROR;
+            }
+        }
+        refused = !emulated.clean();
+    }
     for g in &plan.guards {
         print_error(g);
     }
     // Denials are shown (and make `apply` exit 1) but are not errors of the plan.
     let only_waiting = plan.has_changes() && plan.summary.denied == 0 && plan.applicable().next().is_none();
-    if !plan.errors.is_empty() || !plan.guards.is_empty() {
+    if !plan.errors.is_empty() || !plan.guards.is_empty() || refused {
         EXIT_ERROR
     } else if args.detailed_exitcode && only_waiting {
         EXIT_ONLY_WAITING
@@ -165,4 +207,80 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// One line per action of the dry run: what, where, and how the emulator took it.
+fn emulated_lines(e: &reconciler::ops::Emulated) -> Vec<(bool, String, Option<String>)> {
+    e.reports
+        .iter()
+        .map(|r| {
+            let a = &r.action;
+            let ring = a.ring.as_ref().map(|r| format!(" / {r}")).unwrap_or_default();
+            let version = a.version.as_ref().map(|v| format!("  {v}")).unwrap_or_default();
+            let what = format!("{:<11} {} → {}{ring}{version}", a.action.as_str(), a.product, a.platform);
+            match &r.outcome {
+                reconciler::apply::Outcome::Succeeded { .. } => (true, what, None),
+                reconciler::apply::Outcome::Failed(why) | reconciler::apply::Outcome::Skipped(why) => {
+                    (false, what, Some(why.clone()))
+                }
+            }
+        })
+        .collect()
+}
+
+fn emulated_summary(e: &reconciler::ops::Emulated) -> String {
+    let refused = e.refused().count();
+    let mut s =
+        format!("{} of {} action(s) went through, {refused} refused", e.reports.len() - refused, e.reports.len());
+    if e.denied > 0 {
+        s += &format!(", {} denied by policy (not run)", e.denied);
+    }
+    s
+}
+
+fn render_emulated_text(e: &reconciler::ops::Emulated, recording: &str) -> String {
+    let mut s = format!("\nDry run on emulators seeded from {recording} (plan --emulate; nothing applied):\n");
+    for p in &e.platforms {
+        s += &format!("  {} ({}): {} object(s) seeded", p.name, p.platform_type.as_str(), p.seeded);
+        if p.differs.is_empty() {
+            s += ", observed as recorded\n";
+        } else {
+            s += &format!("; {} observed differently from the recording: {}\n", p.differs.len(), p.differs.join(", "));
+        }
+    }
+    for (ok, what, why) in emulated_lines(e) {
+        match why {
+            None if ok => s += &format!("  ✓ {what}\n"),
+            None => s += &format!("  ✗ {what}\n"),
+            Some(why) => s += &format!("  ✗ {what}\n      refused: {why}\n"),
+        }
+    }
+    s += &format!("{}.\n", emulated_summary(e));
+    s
+}
+
+fn render_emulated_markdown(e: &reconciler::ops::Emulated, recording: &str) -> String {
+    let escape = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+    let mut s = format!(
+        "\n### Dry run on emulators (`plan --emulate`)\n\n**{}** — seeded from `{}`; nothing applied.\n\n",
+        emulated_summary(e),
+        escape(recording)
+    );
+    let refused: Vec<_> = emulated_lines(e).into_iter().filter(|(ok, _, _)| !ok).collect();
+    if !refused.is_empty() {
+        s += "| | Action | Refused because |\n|---|---|---|\n";
+        for (_, what, why) in &refused {
+            s += &format!("| 🔴 | `{}` | {} |\n", escape(what), escape(why.as_deref().unwrap_or_default()));
+        }
+        s += "\n";
+    }
+    for p in e.platforms.iter().filter(|p| !p.differs.is_empty()) {
+        s += &format!(
+            "⚠️ `{}`: {} object(s) observed differently from the recording ({}); record the inventory again.\n\n",
+            p.name,
+            p.differs.len(),
+            escape(&p.differs.join(", "))
+        );
+    }
+    s
 }

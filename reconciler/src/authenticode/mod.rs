@@ -17,6 +17,7 @@ pub mod cab;
 pub mod pkcs7;
 pub mod powershell;
 pub mod spc;
+pub mod throwaway;
 pub mod timestamp;
 
 use std::path::Path;

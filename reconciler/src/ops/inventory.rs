@@ -7,12 +7,13 @@ use crate::model::ObjectName;
 use crate::platform::Observed;
 use crate::source::SourceOptions;
 
-/// Observes the fleet's Platforms (or only those named), changing nothing.
+/// Observes the fleet's Platforms (or only those named), changing nothing: what patchops
+/// observes of each, and the platform's own documents it was read from.
 pub async fn record_inventory(
     ctx: &Context,
     source: &SourceOptions,
     only: &[String],
-) -> Result<Vec<(ObjectName, Observed)>, OpsError> {
+) -> Result<Vec<(ObjectName, Observed, serde_json::Value)>, OpsError> {
     let (_, _, fleet) = pipeline::load_fleet(ctx, source).await?;
     for name in only {
         if !fleet.platforms.keys().any(|n| n.as_str() == name) {
@@ -36,5 +37,5 @@ pub async fn record_inventory(
     if !failures.is_empty() {
         return Err(OpsError::Platforms(failures));
     }
-    Ok(pipeline::observe(&clients, &fleet).await?.into_iter().collect())
+    Ok(pipeline::observe_with_documents(&clients, &fleet).await?.into_iter().map(|(n, (o, d))| (n, o, d)).collect())
 }

@@ -9,6 +9,7 @@
 
 mod apply;
 mod doctor;
+mod emulated;
 mod guard;
 mod inventory;
 pub mod pipeline;
@@ -20,6 +21,7 @@ mod validate;
 
 pub use apply::{prepare_apply, Applied, ApplyOptions, ApplyRun, Approval};
 pub use doctor::{doctor, DoctorOptions};
+pub use emulated::{emulate, Emulated, EmulatedPlatform};
 pub use guard::{MassRetire, MIN_MASS_RETIRE_COUNT};
 pub use inventory::record_inventory;
 pub use pipeline::Loaded;
@@ -71,6 +73,9 @@ pub enum OpsError {
         /// The fleet's Platforms.
         known: String,
     },
+    /// `plan --emulate` could not set its emulators up.
+    #[error("plan --emulate: {0}")]
+    Emulate(String),
     /// A task the operation ran off the async threads failed (a bug: it panicked).
     #[error("an internal task failed: {0}")]
     Task(String),
@@ -169,6 +174,7 @@ impl OpsError {
             OpsError::Policy(e) => e.reason(),
             OpsError::Refused(r) => r.reason(),
             OpsError::UnknownPlatform { .. } => "UnknownPlatform",
+            OpsError::Emulate(_) => "EmulationFailed",
             OpsError::Task(_) => "InternalTaskFailed",
             OpsError::Denied(_) => "PolicyDenied",
         }

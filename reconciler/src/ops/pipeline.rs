@@ -199,16 +199,42 @@ pub async fn connect(ctx: &Context, fleet: &Fleet) -> Result<Clients, OpsError> 
 /// groups `fleet` names by display name on each (read-only; a recording already holds them).
 /// Every failure is reported, not only the first.
 pub async fn observe(clients: &Clients, fleet: &Fleet) -> Result<BTreeMap<ObjectName, Observed>, OpsError> {
+    Ok(observe_reading(clients, fleet, false).await?.into_iter().map(|(n, (o, _))| (n, o)).collect())
+}
+
+/// [`observe`], with each platform's own documents ([`platform::PlatformClient::observe_documents`]):
+/// what `inventory record` keeps for `plan --emulate`.
+pub async fn observe_with_documents(
+    clients: &Clients,
+    fleet: &Fleet,
+) -> Result<BTreeMap<ObjectName, (Observed, serde_json::Value)>, OpsError> {
+    Ok(observe_reading(clients, fleet, true)
+        .await?
+        .into_iter()
+        .map(|(n, (o, d))| (n, (o, d.unwrap_or(serde_json::Value::Null))))
+        .collect())
+}
+
+async fn observe_reading(
+    clients: &Clients,
+    fleet: &Fleet,
+    documents: bool,
+) -> Result<BTreeMap<ObjectName, (Observed, Option<serde_json::Value>)>, OpsError> {
     let results = futures::future::join_all(clients.iter().map(|(n, c)| async move {
         let named = fleet.named_groups(n);
-        let observed = match c.observe().await {
-            Ok(mut o) => {
+        let read = if documents {
+            c.observe_documents().await.map(|(o, d)| (o, Some(d)))
+        } else {
+            c.observe().await.map(|o| (o, None))
+        };
+        let observed = match read {
+            Ok((mut o, docs)) => {
                 o.groups.retain(|name, _| named.contains(name));
                 let missing: Vec<String> = named.iter().filter(|g| !o.groups.contains_key(*g)).cloned().collect();
                 match c.resolve_groups(&missing).await {
                     Ok(ids) => {
                         o.groups.extend(ids);
-                        Ok(o)
+                        Ok((o, docs))
                     }
                     Err(e) => Err(e),
                 }

@@ -40,6 +40,12 @@ impl InventoryPlatform {
 /// less).
 pub const MAX_INVENTORY_BYTES: u64 = 1 << 30;
 
+/// Where a recording in `dir` keeps the platform `name`'s own documents (beside
+/// `<dir>/<name>.json`): what `plan --emulate` seeds an emulator with.
+pub fn documents_path(dir: &std::path::Path, name: &ObjectName) -> PathBuf {
+    dir.join(format!("{name}.documents.json"))
+}
+
 /// Where an embedded platform keeps its inventory.
 pub fn inventory_path(state: &StateDir, name: &ObjectName) -> PathBuf {
     state.path().join("inventory").join(format!("{name}.json"))
@@ -134,6 +140,34 @@ impl PlatformClient for InventoryPlatform {
             platform: name,
             cause: crate::vocab::because(format!("{} is corrupt", path.display()), e),
         })
+    }
+
+    /// The recording and, beside it, the platform's documents (`<name>.documents.json`);
+    /// `null` documents when the recording has none (it was made by an older patchops, or it
+    /// is a recording of a recording).
+    async fn observe_documents(&self) -> Result<(Observed, serde_json::Value), PlatformError> {
+        let observed = self.observe().await?;
+        let path = self.inventory.with_extension("documents.json");
+        let unavailable =
+            |cause: crate::vocab::Cause| PlatformError::Unavailable { platform: self.name.clone(), cause };
+        if let Ok(meta) = tokio::fs::metadata(&path).await {
+            if meta.len() > MAX_INVENTORY_BYTES {
+                return Err(unavailable(
+                    format!("{} is larger than {MAX_INVENTORY_BYTES} bytes; it is not a recording", path.display())
+                        .into(),
+                ));
+            }
+        }
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((observed, serde_json::Value::Null)),
+            Err(e) => return Err(unavailable(crate::vocab::because(format!("cannot read {}", path.display()), e))),
+        };
+        let documents = tokio::task::spawn_blocking(move || serde_json::from_slice::<serde_json::Value>(&bytes))
+            .await
+            .map_err(|e| unavailable(crate::vocab::because(format!("reading {} stopped", path.display()), e)))?
+            .map_err(|e| unavailable(crate::vocab::because(format!("{} is corrupt", path.display()), e)))?;
+        Ok((observed, documents))
     }
 
     async fn create(&self, _: &DesiredObject, _: &crate::content::VerifiedContent) -> Result<String, PlatformError> {

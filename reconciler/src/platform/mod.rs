@@ -564,6 +564,20 @@ pub trait PlatformClient: Send + Sync {
     /// Reads everything published, managed or not.
     async fn observe(&self) -> Result<Observed, PlatformError>;
 
+    /// Reads everything published as the platform's own documents, and what patchops observes
+    /// of them — Graph's `mobileApp`s with their assignments and relationships (Intune), the
+    /// server's listing with each update's SDP and approvals (WSUS), the AdminService's
+    /// `SMS_Application` instances with their SDMPackageXML and the `SMS_ApplicationAssignment`s
+    /// (ConfigMgr). `patchops inventory record` keeps the documents beside the observation, so
+    /// that `plan --emulate` can seed an emulator with exactly what the platform holds.
+    async fn observe_documents(&self) -> Result<(Observed, serde_json::Value), PlatformError> {
+        Err(PlatformError::NotImplemented {
+            platform: self.name().clone(),
+            ty: self.platform_type().as_str(),
+            what: "reading the platform's documents".into(),
+        })
+    }
+
     /// Creates an object for verified content; returns its id. Only [`VerifiedContent`] can be
     /// handed over, so nothing whose SHA-256 was not checked reaches a platform.
     ///

@@ -303,6 +303,15 @@ impl StateDb {
         Ok(())
     }
 
+    /// Writes a consistent copy of the whole database to `<dir>/state.db` (`VACUUM INTO`):
+    /// `plan --emulate` works on a copy, so that nothing it does is recorded here.
+    pub fn copy_into(&self, dir: &Path) -> Result<(), StateError> {
+        let target = dir.join("state.db");
+        let text = target.to_str().ok_or_else(|| StateError::new(&target, "the path is not UTF-8"))?;
+        self.conn.execute("VACUUM INTO ?1", params![text]).map_err(|e| StateError::new(&target, e))?;
+        Ok(())
+    }
+
     fn err(&self, e: rusqlite::Error) -> StateError {
         StateError::new(&self.path, e)
     }

@@ -532,3 +532,72 @@ async fn action(
         true,
     )
 }
+
+/// What a seeded site is: its id, as the recorded site identified itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    /// How many applications it holds.
+    pub applications: usize,
+    /// `SMS_Identification.ThisSiteID` of the recorded site (its applications' authoring
+    /// scope), when recorded.
+    pub site_id: Option<String>,
+}
+
+/// Writes the state file of an emulated site that holds what a real one listed: `documents`
+/// holds the `SMS_Application` instances (with SDMPackageXML), the
+/// `SMS_ApplicationAssignment`s and the `SMS_Identification` the AdminService returned, as
+/// `patchops inventory record` keeps them. The content the applications reference on the
+/// share `share_unc` is represented under `share_local` by files of the recorded sizes with no
+/// data (sparse: a dry run does not copy installers from the real share, and a revision checks
+/// only that the content is there). Returns what it seeded.
+pub fn seed(file: &Path, documents: &Value, share_unc: &str, share_local: &Path) -> Result<Seeded, String> {
+    let instances = documents["SMS_Application"]
+        .as_array()
+        .ok_or("the recorded documents have no SMS_Application list (record the inventory again)")?;
+    let mut store = Store { next_ci: 16_777_217, next_assignment: 16_777_217, ..Store::default() };
+    let prefix = share_unc.trim_end_matches('\\');
+    for a in instances {
+        let ci = a["CI_ID"].as_u64().ok_or("a recorded SMS_Application has no CI_ID")?;
+        let sdm = a["SDMPackageXML"].as_str().unwrap_or_default().to_string();
+        let (deployment_type, files) = sdm_check::held(&sdm).unwrap_or_default();
+        for (location, name, size) in files {
+            let Some(rel) = location.strip_prefix(prefix).map(|r| r.trim_matches('\\').replace('\\', "/")) else {
+                continue;
+            };
+            if rel.split('/').any(|c| c == "..") || name.is_empty() || name.contains(['/', '\\']) || name == ".." {
+                continue;
+            }
+            let dir = share_local.join(&rel);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let placeholder = std::fs::File::create(dir.join(&name)).map_err(|e| format!("{}: {e}", dir.display()))?;
+            placeholder.set_len(size).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        store.next_ci = store.next_ci.max(ci + 1);
+        store.apps.insert(
+            ci,
+            AppRecord {
+                model_name: a["ModelName"].as_str().unwrap_or_default().to_string(),
+                deployment_type,
+                revision: a["CIVersion"].as_u64().and_then(|r| u32::try_from(r).ok()).unwrap_or(1),
+                expired: a["IsExpired"] == true,
+                sdm,
+                title: a["LocalizedDisplayName"].as_str().unwrap_or_default().to_string(),
+                version: a["SoftwareVersion"].as_str().unwrap_or_default().to_string(),
+                publisher: a["Manufacturer"].as_str().unwrap_or_default().to_string(),
+            },
+        );
+    }
+    for d in documents["SMS_ApplicationAssignment"].as_array().into_iter().flatten() {
+        let id = d["AssignmentID"].as_u64().ok_or("a recorded SMS_ApplicationAssignment has no AssignmentID")?;
+        store.next_assignment = store.next_assignment.max(id + 1);
+        store.assignments.insert(id, d.clone());
+    }
+    let site_id = documents["SMS_Identification"][0]["ThisSiteID"].as_str().map(str::to_string);
+    let applications = store.apps.len();
+    let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Seeded { applications, site_id })
+}

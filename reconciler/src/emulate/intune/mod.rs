@@ -870,3 +870,65 @@ async fn list_relationships(
         false,
     )
 }
+
+/// Writes the state file of an emulated tenant that holds what a real one listed: `documents`
+/// is `{"mobileApps": [...]}`, each app as Graph returned it with, for apps patchops manages,
+/// its `assignments` and `relationships` read into it (what `patchops inventory record`
+/// keeps). Relationships Graph listed from the target's side (`targetType: parent`) are kept
+/// as the source app's, as Graph stores them; content versions up to each app's
+/// `committedContentVersion` exist (committed), so the next one gets the next number, as in the
+/// service. Returns how many apps it holds.
+pub fn seed(file: &Path, documents: &Value) -> Result<usize, String> {
+    let apps = documents["mobileApps"]
+        .as_array()
+        .ok_or("the recorded documents have no mobileApps list (record the inventory again)")?;
+    let mut store = Store::default();
+    for app in apps {
+        let id = app["id"].as_str().filter(|i| !i.is_empty()).ok_or("a recorded mobileApp has no id")?.to_string();
+        let mut doc = app.clone();
+        let (assignments, relationships) = match doc.as_object_mut() {
+            Some(o) => (o.remove("assignments"), o.remove("relationships")),
+            None => return Err(format!("the recorded mobileApp {id} is not an object")),
+        };
+        if let Some(Value::Array(a)) = assignments {
+            store.assignments.insert(id.clone(), a);
+        }
+        for r in relationships.as_ref().and_then(Value::as_array).into_iter().flatten() {
+            let target = r["targetId"].as_str().unwrap_or_default().to_string();
+            let (source, target) =
+                if r["targetType"] == "parent" { (target, id.clone()) } else { (id.clone(), target) };
+            let list = store.relationships.entry(source.clone()).or_default();
+            if list.iter().any(|k| k["targetId"] == target.as_str()) {
+                continue;
+            }
+            let mut kept = r.clone();
+            kept["id"] = json!(format!("{source}_{target}"));
+            kept["sourceId"] = json!(source);
+            kept["targetId"] = json!(target);
+            kept["targetType"] = json!("child");
+            list.push(kept);
+        }
+        let committed: usize = doc["committedContentVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if committed > 0 {
+            store.content_versions.insert(id.clone(), (1..=committed.min(10_000)).map(|n| n.to_string()).collect());
+        }
+        store.apps.insert(id, doc);
+    }
+    // A parent listed only from its target's side has its display fields from its own app.
+    for list in store.relationships.values_mut() {
+        for r in list.iter_mut() {
+            if let Some(t) = r["targetId"].as_str().and_then(|t| store.apps.get(t)) {
+                r["targetDisplayName"] = t["displayName"].clone();
+                r["targetDisplayVersion"] = t["displayVersion"].clone();
+                r["targetPublisher"] = t["publisher"].clone();
+            }
+        }
+    }
+    let count = store.apps.len();
+    let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(count)
+}

@@ -629,3 +629,61 @@ fn make_cab(source: &Path, name: &str, out: &Path) -> std::io::Result<()> {
     }
     writer.finish()?.sync_all()
 }
+
+/// Writes the state file of an emulated server that holds what a real one listed: `documents`
+/// is the server's listing (`{"updates": [...]}`, each locally published update with its SDP,
+/// publication state, declined flag, approvals and files), as `patchops inventory record` keeps
+/// it. The signed CABs are not copied (a dry run revises, approves, declines and expires
+/// updates, which do not read them). Returns how many updates it holds.
+pub fn seed(file: &Path, documents: &Value) -> Result<usize, String> {
+    let updates = documents["updates"]
+        .as_array()
+        .ok_or("the recorded documents have no updates list (record the inventory again)")?;
+    let mut store = Store::default();
+    for u in updates {
+        let id = u["packageId"]
+            .as_str()
+            .filter(|i| !i.is_empty())
+            .ok_or("a recorded update has no packageId")?
+            .to_ascii_lowercase();
+        let expired = u["publicationState"] == "Expired";
+        let listed = u["sdp"].as_str().unwrap_or_default();
+        // The listing shows an expired update's SDP as expired; the server keeps it as published.
+        let sdp = if expired {
+            listed.replacen("PublicationState=\"Expired\"", "PublicationState=\"Published\"", 1)
+        } else {
+            listed.to_string()
+        };
+        // Updates another tool published may not pass this server's checks; they are kept as
+        // listed (patchops never changes them).
+        let checked = sdp_check::check(&sdp).ok();
+        let origin = checked.as_ref().and_then(|c| c.origin.first());
+        let approvals: Vec<ApprovalRecord> = serde_json::from_value(u["approvals"].clone()).unwrap_or_default();
+        let cab = u["files"][0]["url"]
+            .as_str()
+            .and_then(|url| url.split_once("/Content/"))
+            .map(|(_, rel)| rel.to_string())
+            .unwrap_or_default();
+        store.updates.insert(
+            id,
+            UpdateRecord {
+                revision: u["revision"].as_u64().and_then(|r| u32::try_from(r).ok()).unwrap_or(1),
+                title: u["title"].as_str().unwrap_or_default().to_string(),
+                sdp,
+                expired,
+                declined: u["isDeclined"] == true,
+                approvals,
+                cab,
+                file_name: origin.map(|o| o.name.clone()).unwrap_or_default(),
+                sha1: origin.map(|o| hex::encode(&o.sha1)).unwrap_or_default(),
+            },
+        );
+    }
+    let count = store.updates.len();
+    let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(count)
+}

@@ -84,6 +84,106 @@ pub struct ConfigMgrClient {
 }
 
 impl ConfigMgrClient {
+    /// What [`PlatformClient::observe`] reads, and the documents it read it from.
+    async fn observe_listing(&self) -> Result<(Observed, Value), PlatformError> {
+        let mut url = self.url("SMS_Application")?;
+        url.query_pairs_mut()
+            .append_pair("$filter", "IsLatest eq true and IsExpired eq false")
+            .append_pair("$select", "CI_ID,ModelName,LocalizedDisplayName,SoftwareVersion,Manufacturer");
+        let list = self.send("listing applications", self.http.get(url)).await?;
+        let mut apps = Vec::new();
+        let mut instances = Vec::new();
+        for entry in list["value"].as_array().into_iter().flatten() {
+            let Some(ci) = entry["CI_ID"].as_u64().map(|n| n.to_string()) else { continue };
+            // SDMPackageXML is a lazy property: only a single instance's GET returns it.
+            let one = self
+                .send("reading an application", self.http.get(self.url(&format!("SMS_Application({ci})"))?))
+                .await?;
+            let xml = one["value"][0]["SDMPackageXML"].as_str().unwrap_or_default().to_string();
+            apps.push((ci, entry.clone(), Application::parse(&xml).ok()));
+            let mut one = one;
+            instances.push(one["value"][0].take());
+        }
+        let assignments =
+            self.send("listing deployments", self.http.get(self.url("SMS_ApplicationAssignment")?)).await?;
+        let assignments = assignments["value"].as_array().cloned().unwrap_or_default();
+        let by_model: BTreeMap<String, String> = apps
+            .iter()
+            .filter_map(|(ci, entry, _)| Some((entry["ModelName"].as_str()?.to_string(), ci.clone())))
+            .collect();
+        let mut objects = Vec::new();
+        let mut known = BTreeMap::new();
+        crate::intern::with_interner(|| {
+            for (ci, entry, app) in &apps {
+                let model = entry["ModelName"].as_str().unwrap_or_default();
+                let marker = app.as_ref().and_then(|a| TrackingMarker::from_note(&a.description));
+                let fields = match (app, &marker) {
+                    (Some(a), Some(m)) => fields_of(a, m),
+                    _ => FieldMap::default(),
+                };
+                let restart = app.as_ref().map(|a| a.post_install.restart());
+                let object_assignments = assignments
+                    .iter()
+                    .filter(|d| d["ApplicationName"].as_str() == Some(model))
+                    .filter_map(|d| {
+                        let mut fields = FieldMap::default();
+                        let intent = if d["OfferTypeID"].as_u64() == Some(2) { "available" } else { "required" };
+                        fields.insert("intent".into(), intent.into());
+                        if let Some(r) = restart {
+                            fields.insert("restart".into(), r.into());
+                        }
+                        let at = |k: &str| d[k].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                        if let (Some(start), Some(deadline)) = (at("StartTime"), at("EnforcementDeadline")) {
+                            if let Ok(dur) = (deadline - start).to_std() {
+                                fields.insert(
+                                    "deadline".into(),
+                                    crate::intern::shared(&crate::vocab::duration::readable(dur)),
+                                );
+                            }
+                        }
+                        let since = at("StartTime").map(|t| t.with_timezone(&chrono::Utc));
+                        Some(ObservedAssignment { group: d["TargetCollectionID"].as_str()?.to_string(), fields, since })
+                    })
+                    .collect();
+                let mut relationships: Vec<ObservedRelationship> = app
+                    .as_ref()
+                    .map(|a| {
+                        a.supersedes
+                            .iter()
+                            .filter_map(|s| {
+                                let target = by_model.get(&format!("{}/{}", s.scope, s.application))?;
+                                Some(ObservedRelationship {
+                                    kind: "supersedence:replace".into(),
+                                    target: target.clone(),
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                relationships.sort();
+                if let Some(a) = app {
+                    known.insert(ci.clone(), a.clone());
+                }
+                objects.push(ObservedObject {
+                    id: ci.clone(),
+                    display_name: entry["LocalizedDisplayName"].as_str().unwrap_or_default().to_string(),
+                    marker,
+                    fields,
+                    assignments: object_assignments,
+                    relationships,
+                    incomplete: None,
+                });
+            }
+        });
+        if let Ok(mut k) = self.known.lock() {
+            *k = known;
+        }
+        let mut documents = serde_json::Map::new();
+        documents.insert("SMS_Application".into(), Value::Array(instances));
+        documents.insert("SMS_ApplicationAssignment".into(), Value::Array(assignments));
+        Ok((Observed { objects, groups: BTreeMap::new() }, Value::Object(documents)))
+    }
+
     /// A client for the SMS Provider at `base` (the URL before `/AdminService/`), writing
     /// content to `share`.
     pub fn new(name: ObjectName, base: url::Url, share: Share) -> Result<Self, PlatformError> {
@@ -469,96 +569,15 @@ impl PlatformClient for ConfigMgrClient {
     }
 
     async fn observe(&self) -> Result<Observed, PlatformError> {
-        let mut url = self.url("SMS_Application")?;
-        url.query_pairs_mut()
-            .append_pair("$filter", "IsLatest eq true and IsExpired eq false")
-            .append_pair("$select", "CI_ID,ModelName,LocalizedDisplayName,SoftwareVersion,Manufacturer");
-        let list = self.send("listing applications", self.http.get(url)).await?;
-        let mut apps = Vec::new();
-        for entry in list["value"].as_array().into_iter().flatten() {
-            let Some(ci) = entry["CI_ID"].as_u64().map(|n| n.to_string()) else { continue };
-            // SDMPackageXML is a lazy property: only a single instance's GET returns it.
-            let one = self
-                .send("reading an application", self.http.get(self.url(&format!("SMS_Application({ci})"))?))
-                .await?;
-            let xml = one["value"][0]["SDMPackageXML"].as_str().unwrap_or_default().to_string();
-            apps.push((ci, entry.clone(), Application::parse(&xml).ok()));
-        }
-        let assignments =
-            self.send("listing deployments", self.http.get(self.url("SMS_ApplicationAssignment")?)).await?;
-        let assignments = assignments["value"].as_array().cloned().unwrap_or_default();
-        let by_model: BTreeMap<String, String> = apps
-            .iter()
-            .filter_map(|(ci, entry, _)| Some((entry["ModelName"].as_str()?.to_string(), ci.clone())))
-            .collect();
-        let mut objects = Vec::new();
-        let mut known = BTreeMap::new();
-        crate::intern::with_interner(|| {
-            for (ci, entry, app) in &apps {
-                let model = entry["ModelName"].as_str().unwrap_or_default();
-                let marker = app.as_ref().and_then(|a| TrackingMarker::from_note(&a.description));
-                let fields = match (app, &marker) {
-                    (Some(a), Some(m)) => fields_of(a, m),
-                    _ => FieldMap::default(),
-                };
-                let restart = app.as_ref().map(|a| a.post_install.restart());
-                let object_assignments = assignments
-                    .iter()
-                    .filter(|d| d["ApplicationName"].as_str() == Some(model))
-                    .filter_map(|d| {
-                        let mut fields = FieldMap::default();
-                        let intent = if d["OfferTypeID"].as_u64() == Some(2) { "available" } else { "required" };
-                        fields.insert("intent".into(), intent.into());
-                        if let Some(r) = restart {
-                            fields.insert("restart".into(), r.into());
-                        }
-                        let at = |k: &str| d[k].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-                        if let (Some(start), Some(deadline)) = (at("StartTime"), at("EnforcementDeadline")) {
-                            if let Ok(dur) = (deadline - start).to_std() {
-                                fields.insert(
-                                    "deadline".into(),
-                                    crate::intern::shared(&crate::vocab::duration::readable(dur)),
-                                );
-                            }
-                        }
-                        let since = at("StartTime").map(|t| t.with_timezone(&chrono::Utc));
-                        Some(ObservedAssignment { group: d["TargetCollectionID"].as_str()?.to_string(), fields, since })
-                    })
-                    .collect();
-                let mut relationships: Vec<ObservedRelationship> = app
-                    .as_ref()
-                    .map(|a| {
-                        a.supersedes
-                            .iter()
-                            .filter_map(|s| {
-                                let target = by_model.get(&format!("{}/{}", s.scope, s.application))?;
-                                Some(ObservedRelationship {
-                                    kind: "supersedence:replace".into(),
-                                    target: target.clone(),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                relationships.sort();
-                if let Some(a) = app {
-                    known.insert(ci.clone(), a.clone());
-                }
-                objects.push(ObservedObject {
-                    id: ci.clone(),
-                    display_name: entry["LocalizedDisplayName"].as_str().unwrap_or_default().to_string(),
-                    marker,
-                    fields,
-                    assignments: object_assignments,
-                    relationships,
-                    incomplete: None,
-                });
-            }
-        });
-        if let Ok(mut k) = self.known.lock() {
-            *k = known;
-        }
-        Ok(Observed { objects, groups: BTreeMap::new() })
+        Ok(self.observe_listing().await?.0)
+    }
+
+    async fn observe_documents(&self) -> Result<(Observed, Value), PlatformError> {
+        let (observed, mut documents) = self.observe_listing().await?;
+        // The site's identity too: its applications are authored in its scope.
+        let site = self.send("reading the site identity", self.http.get(self.url("SMS_Identification")?)).await?;
+        documents["SMS_Identification"] = site["value"].clone();
+        Ok((observed, documents))
     }
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {

@@ -439,6 +439,69 @@ impl IntuneClient {
 }
 
 impl IntuneClient {
+    /// Every Win32 app of the tenant as Graph documents it; each app patchops manages with its
+    /// `assignments` and `relationships` read into it. Apps deleted while being read are left
+    /// out.
+    async fn documents(&self) -> Result<Vec<Value>, PlatformError> {
+        // The list is read without `$expand`: "Listing mobile apps with $expand=assignments has
+        // been deprecated. Instead get the list of apps without the $expand query on
+        // assignments. Then, perform the expansion on individual applications." (mobileApp
+        // resource type, Graph beta:
+        // https://learn.microsoft.com/graph/api/resources/intune-apps-mobileapp?view=graph-rest-beta).
+        // Each patchops-managed app's assignments and relationships are then read with the
+        // documented list calls (`GET mobileApps/{id}/assignments`, "List
+        // mobileAppAssignments"; `GET mobileApps/{id}/relationships`, "List
+        // mobileAppRelationships"), following `@odata.nextLink` on every list. Apps patchops
+        // does not manage are never changed, so their assignments are not read.
+        let mut url = self.url(APPS)?;
+        url.query_pairs_mut().append_pair("$filter", "isof('microsoft.graph.win32LobApp')");
+        let mut apps = self.list_all("listing mobileApps", url).await?;
+        let managed: Vec<usize> = (0..apps.len()).filter(|&i| marker_of(&apps[i]).is_some()).collect();
+        let ids: Vec<String> =
+            managed.iter().map(|&i| apps[i]["id"].as_str().unwrap_or_default().to_string()).collect();
+        let reads = ids.into_iter().map(|id| -> futures::future::BoxFuture<'_, _> {
+            Box::pin(async move {
+                let assignments = self.url(&format!("{APPS}/{id}/assignments"))?;
+                let relationships = self.url(&format!("{APPS}/{id}/relationships"))?;
+                // An app deleted since the list was read (a 404, confirmed by reading the app
+                // itself) is gone, not an error.
+                let a = self.list_all_of("listing the app's assignments", assignments, true).await?;
+                let r = match a {
+                    Some(_) => self.list_all_of("listing the app's relationships", relationships, true).await?,
+                    None => None,
+                };
+                match (a, r) {
+                    (Some(a), Some(r)) => Ok::<_, PlatformError>(Some((a, r))),
+                    _ => {
+                        let app = self.url(&format!("{APPS}/{id}"))?;
+                        match self.send("reading the app", self.http.get(app), true).await? {
+                            None => Ok(None),
+                            Some(_) => {
+                                Err(self.failed("listing the app's assignments", "the service answered nothing"))
+                            }
+                        }
+                    }
+                }
+            })
+        });
+        // A few apps at a time: the tenant's read budget is shared with every other tool.
+        let read: Vec<Result<Option<(Vec<Value>, Vec<Value>)>, PlatformError>> = futures::StreamExt::collect(
+            futures::StreamExt::buffered(futures::stream::iter(reads), OBSERVE_CONCURRENCY),
+        )
+        .await;
+        let mut gone = vec![false; apps.len()];
+        for (&i, r) in managed.iter().zip(read) {
+            match r? {
+                Some((a, r)) => {
+                    apps[i]["assignments"] = Value::Array(a);
+                    apps[i]["relationships"] = Value::Array(r);
+                }
+                None => gone[i] = true,
+            }
+        }
+        Ok(apps.into_iter().zip(gone).filter(|(_, g)| !*g).map(|(app, _)| app).collect())
+    }
+
     /// The relationships `app` points from (Graph lists the other direction too, read-only),
     /// as updateRelationships takes them.
     async fn own_relationships(&self, app: &str) -> Result<Vec<Value>, PlatformError> {
@@ -838,66 +901,15 @@ impl PlatformClient for IntuneClient {
     }
 
     async fn observe(&self) -> Result<Observed, PlatformError> {
-        // The list is read without `$expand`: "Listing mobile apps with $expand=assignments has
-        // been deprecated. Instead get the list of apps without the $expand query on
-        // assignments. Then, perform the expansion on individual applications." (mobileApp
-        // resource type, Graph beta:
-        // https://learn.microsoft.com/graph/api/resources/intune-apps-mobileapp?view=graph-rest-beta).
-        // Each patchops-managed app's assignments and relationships are then read with the
-        // documented list calls (`GET mobileApps/{id}/assignments`, "List
-        // mobileAppAssignments"; `GET mobileApps/{id}/relationships`, "List
-        // mobileAppRelationships"), following `@odata.nextLink` on every list. Apps patchops
-        // does not manage are never changed, so their assignments are not read.
-        let mut url = self.url(APPS)?;
-        url.query_pairs_mut().append_pair("$filter", "isof('microsoft.graph.win32LobApp')");
-        let mut apps = self.list_all("listing mobileApps", url).await?;
-        let managed: Vec<usize> = (0..apps.len()).filter(|&i| marker_of(&apps[i]).is_some()).collect();
-        let ids: Vec<String> =
-            managed.iter().map(|&i| apps[i]["id"].as_str().unwrap_or_default().to_string()).collect();
-        let reads = ids.into_iter().map(|id| -> futures::future::BoxFuture<'_, _> {
-            Box::pin(async move {
-                let assignments = self.url(&format!("{APPS}/{id}/assignments"))?;
-                let relationships = self.url(&format!("{APPS}/{id}/relationships"))?;
-                // An app deleted since the list was read (a 404, confirmed by reading the app
-                // itself) is gone, not an error.
-                let a = self.list_all_of("listing the app's assignments", assignments, true).await?;
-                let r = match a {
-                    Some(_) => self.list_all_of("listing the app's relationships", relationships, true).await?,
-                    None => None,
-                };
-                match (a, r) {
-                    (Some(a), Some(r)) => Ok::<_, PlatformError>(Some((a, r))),
-                    _ => {
-                        let app = self.url(&format!("{APPS}/{id}"))?;
-                        match self.send("reading the app", self.http.get(app), true).await? {
-                            None => Ok(None),
-                            Some(_) => {
-                                Err(self.failed("listing the app's assignments", "the service answered nothing"))
-                            }
-                        }
-                    }
-                }
-            })
-        });
-        // A few apps at a time: the tenant's read budget is shared with every other tool.
-        let read: Vec<Result<Option<(Vec<Value>, Vec<Value>)>, PlatformError>> = futures::StreamExt::collect(
-            futures::StreamExt::buffered(futures::stream::iter(reads), OBSERVE_CONCURRENCY),
-        )
-        .await;
-        let mut gone = vec![false; apps.len()];
-        for (&i, r) in managed.iter().zip(read) {
-            match r? {
-                Some((a, r)) => {
-                    apps[i]["assignments"] = Value::Array(a);
-                    apps[i]["relationships"] = Value::Array(r);
-                }
-                None => gone[i] = true,
-            }
-        }
-        let objects = crate::intern::with_interner(|| {
-            apps.iter().zip(&gone).filter(|(_, g)| !**g).map(|(app, _)| observed_of(app)).collect()
-        });
+        let apps = self.documents().await?;
+        let objects = crate::intern::with_interner(|| apps.iter().map(observed_of).collect());
         Ok(Observed { objects, groups: std::collections::BTreeMap::new() })
+    }
+
+    async fn observe_documents(&self) -> Result<(Observed, Value), PlatformError> {
+        let apps = self.documents().await?;
+        let objects = apps.iter().map(observed_of).collect();
+        Ok((Observed { objects, groups: std::collections::BTreeMap::new() }, json!({ "mobileApps": apps })))
     }
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {

@@ -452,8 +452,15 @@ impl WsusClient {
 
     /// Every locally published update of the server, read.
     async fn listing(&self) -> Result<Vec<Listed>, PlatformError> {
+        Ok(self.listing_documents().await?.0)
+    }
+
+    /// The listing, read, and as the server answered it.
+    async fn listing_documents(&self) -> Result<(Vec<Listed>, Value), PlatformError> {
         let v = self.call(&Request::Observe, "listing updates", Vec::new()).await?;
-        Ok(crate::intern::with_interner(|| v["updates"].as_array().into_iter().flatten().filter_map(listed).collect()))
+        let listed =
+            crate::intern::with_interner(|| v["updates"].as_array().into_iter().flatten().filter_map(listed).collect());
+        Ok((listed, v))
     }
 
     fn current_sdp(&self, id: &str, operation: &str) -> Result<Sdp, PlatformError> {
@@ -618,9 +625,14 @@ impl PlatformClient for WsusClient {
     }
 
     async fn observe(&self) -> Result<Observed, PlatformError> {
+        Ok(self.observe_documents().await?.0)
+    }
+
+    async fn observe_documents(&self) -> Result<(Observed, Value), PlatformError> {
+        let (listing, documents) = self.listing_documents().await?;
         let mut objects = Vec::new();
         let mut known = BTreeMap::new();
-        for l in self.listing().await? {
+        for l in listing {
             known.insert(l.object.id.clone(), l.known);
             if !l.retired {
                 objects.push(l.object);
@@ -629,7 +641,7 @@ impl PlatformClient for WsusClient {
         if let Ok(mut k) = self.known.lock() {
             *k = known;
         }
-        Ok(Observed { objects, groups: BTreeMap::new() })
+        Ok((Observed { objects, groups: BTreeMap::new() }, documents))
     }
 
     async fn create(&self, object: &DesiredObject, content: &VerifiedContent) -> Result<String, PlatformError> {

@@ -348,3 +348,65 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `plan --emulate` on the example fleet: its recording seeds all three emulators (the
+/// WSUS server's SDPs and approvals, the site's SDMPackageXML and deployments, Graph's apps),
+/// each observed back through the real client exactly as recorded; an update of Firefox then
+/// runs on all three — revisions, new packages, AllSigned scripts signed with the run's
+/// throwaway certificate — and the real (embedded) platforms are left as they were.
+#[test]
+fn plan_emulate_dry_runs_an_update_on_wsus_configmgr_and_intune() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::workspace_root().join("examples"), &dir.path().join("examples"));
+    let state = dir.path().join("state").display().to_string();
+    let rec = dir.path().join("recording").display().to_string();
+    let common_args = ["--repo", ".", "--path", "examples/fleet", "--state-dir", &state];
+    let browsers = dir.path().join("examples/fleet/products/browsers.yaml");
+    let latest = std::fs::read_to_string(&browsers).unwrap();
+    let with_wsus = latest.replace(
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n",
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n    - platform: wsus-hq\n",
+    );
+    std::fs::write(&browsers, with_wsus.replacen("  version: latest", "  version: \"128.0.3\"", 1)).unwrap();
+    let run = patchops(dir.path(), &[&["apply", "--auto-approve"][..], &common_args].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let run = patchops(dir.path(), &[&["inventory", "record", "--out", &rec][..], &common_args].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let emulated = |name: &str| std::fs::read(dir.path().join("state/emulate").join(format!("{name}.json"))).unwrap();
+    let before: Vec<Vec<u8>> = ["wsus-hq", "configmgr-hq", "intune-prod"].map(emulated).to_vec();
+
+    std::fs::write(&browsers, &with_wsus).unwrap();
+    let run = patchops(dir.path(), &[&["plan", "--inventory", &rec, "--emulate"][..], &common_args].concat());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for (platform, ty) in [("configmgr-hq", "configmgr"), ("intune-prod", "intune"), ("wsus-hq", "wsus")] {
+        assert_contains(&run.stdout, &format!("  {platform} ({ty}): "));
+        assert_contains(&run.stdout, &format!("✓ update      firefox → {platform} / pilot  131.0.2\n"));
+    }
+    assert_eq!(run.stdout.matches("observed as recorded").count(), 3, "{}", run.stdout);
+    assert!(!run.stdout.contains('✗'), "{}", run.stdout);
+    let after: Vec<Vec<u8>> = ["wsus-hq", "configmgr-hq", "intune-prod"].map(emulated).to_vec();
+    assert!(before == after, "the dry run changed an embedded platform's state");
+
+    // Documents that do not hold what the recording observed (here: one update's approvals
+    // gone) make a dry run that is not faithful: it names the objects, and exits 1.
+    let docs_path = dir.path().join("recording/wsus-hq.documents.json");
+    let mut docs: Value = serde_json::from_slice(&std::fs::read(&docs_path).unwrap()).unwrap();
+    let first = docs["updates"][0]["packageId"].as_str().unwrap().to_string();
+    docs["updates"][0]["approvals"] = serde_json::json!([]);
+    std::fs::write(&docs_path, serde_json::to_vec(&docs).unwrap()).unwrap();
+    let run = patchops(dir.path(), &[&["plan", "--inventory", &rec, "--emulate"][..], &common_args].concat());
+    assert_eq!(
+        run.code, 1,
+        "{}
+{}",
+        run.stdout, run.stderr
+    );
+    assert_contains(
+        &run.stdout,
+        &format!("wsus-hq (wsus): 3 object(s) seeded; 1 observed differently from the recording: {first}\n"),
+    );
+    assert_contains(
+        &run.stdout,
+        "3 of 3 action(s) went through, 0 refused; 1 object(s) observed differently from the recording",
+    );
+}

@@ -471,3 +471,125 @@ fn a_recorded_inventory_plans_a_pull_request_without_credentials_or_network() {
     assert_eq!(run.code, 1);
     common::assert_contains(&run.stderr, "the fleet has no Platform `nope`; it has intune-prod");
 }
+
+// Item 6: `plan --emulate` — the head's plan applied to emulators seeded from the recording,
+// reporting what an emulator refuses and what plain `plan` cannot see.
+#[test]
+fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
+    use std::io::BufRead;
+    let (repo, _k) = fleet_repo(1);
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    let first = tempfile::tempdir().unwrap();
+    let run =
+        patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", first.path().to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.path().join("intune-prod.json")).unwrap()).unwrap();
+    let ours = recorded["objects"][0]["id"].as_str().unwrap().to_string();
+
+    // In the tenant, someone packaged an app by hand that supersedes ours (through Graph, on
+    // the embedded tenant's own state, served on its own).
+    let tenant = repo.path().join(".patchops/emulate/intune-prod.json");
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&tenant)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(emulator.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_string();
+    let apps = format!("{url}/beta/deviceAppManagement/mobileApps");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        let hand: serde_json::Value = http
+            .post(&apps)
+            .json(&serde_json::json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": "App (packaged by hand)", "publisher": "p", "fileName": "x.intunewin",
+                "setupFilePath": "x.msi", "installCommandLine": "msiexec /i x.msi /qn",
+                "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let hand = hand["id"].as_str().unwrap();
+        let status = http
+            .post(format!("{apps}/{hand}/updateRelationships"))
+            .json(&serde_json::json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppSupersedence", "supersedenceType": "replace", "targetId": ours}]}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 204);
+    });
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+
+    // Where the credentials are: record it (the platform's own documents beside the objects).
+    let recording = tempfile::tempdir().unwrap();
+    let rec = recording.path().to_str().unwrap();
+    let run = patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", rec]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "recorded intune-prod: 2 object(s), 1 managed by patchops");
+    assert!(recording.path().join("intune-prod.documents.json").is_file());
+    let before = std::fs::read(&tenant).unwrap();
+
+    // A pull request adds a product: the dry run publishes it to the seeded tenant — content
+    // upload, commit and assignment, through the real client — and it goes through.
+    repo.write(
+        "fleet/products/tool.yaml",
+        "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  targets:\n    - platform: intune-prod\n",
+    );
+    repo.commit("a new product");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(
+        &run.stdout,
+        &format!("Dry run on emulators seeded from {rec} (plan --emulate; nothing applied):"),
+    );
+    common::assert_contains(&run.stdout, "  intune-prod (intune): 2 object(s) seeded, observed as recorded\n");
+    common::assert_contains(&run.stdout, "  ✓ publish     tool → intune-prod / pilot  3.1\n");
+    // (and the broad ring's assignment of `app`, pending on the base: this rollout has no soak)
+    common::assert_contains(&run.stdout, "  ✓ publish     app → intune-prod / broad  2.0\n");
+    common::assert_contains(&run.stdout, "2 of 2 action(s) went through, 0 refused.");
+
+    // The next commit of the pull request retires `app`. The plan shows a retire, and plain
+    // `plan` cannot know that the tenant refuses it; the dry run says so, and exits 1.
+    std::fs::remove_file(repo.path().join("fleet/products/app.yaml")).unwrap();
+    repo.commit("retire app");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::assert_contains(&run.stdout, "- retire      intune-prod / pilot [sg-pilot]");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "  ✗ retire      vendor.app → intune-prod / pilot\n      refused: platform `intune-prod`: deleting the app was refused (409): app ");
+    common::assert_contains(&run.stdout, "which patchops does not manage, references app");
+    common::assert_contains(&run.stdout, "  ✓ publish     tool → intune-prod / pilot  3.1\n");
+    common::assert_contains(&run.stdout, "1 of 2 action(s) went through, 1 refused.");
+    let run =
+        patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate", "--format", "markdown"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stdout, "### Dry run on emulators (`plan --emulate`)");
+    common::assert_contains(&run.stdout, "**1 of 2 action(s) went through, 1 refused**");
+    common::assert_contains(&run.stdout, "| 🔴 | `retire      vendor.app → intune-prod / pilot` |");
+
+    // Nothing was applied or recorded: the tenant is as it was, and so is the history.
+    assert_eq!(std::fs::read(&tenant).unwrap(), before, "the dry run changed the real (embedded) tenant");
+    let history = patchops(repo.path(), &["history", "--format", "json"]);
+    assert!(!history.stdout.contains("plan --emulate"), "{}", history.stdout);
+
+    // A recording without the documents (an older patchops made it) says how to make one.
+    std::fs::remove_file(recording.path().join("intune-prod.documents.json")).unwrap();
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "has no documents to seed an emulator with");
+    common::assert_contains(&run.stderr, &format!("patchops inventory record --platform intune-prod --out {rec}"));
+    // And it needs a recording to seed from.
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--emulate"]);
+    assert_ne!(run.code, 0);
+    common::assert_contains(&run.stderr, "--inventory");
+}

@@ -235,6 +235,12 @@ fn emulated_summary(e: &reconciler::ops::Emulated) -> String {
     if e.denied > 0 {
         s += &format!(", {} denied by policy (not run)", e.denied);
     }
+    let differ: usize = e.platforms.iter().map(|p| p.differs.len()).sum();
+    if differ > 0 {
+        s += &format!(
+            "; {differ} object(s) observed differently from the recording (the dry run is not faithful for them)"
+        );
+    }
     s
 }
 

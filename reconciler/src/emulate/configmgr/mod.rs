@@ -560,7 +560,7 @@ pub fn seed(file: &Path, documents: &Value, share_unc: &str, share_local: &Path)
         let ci = a["CI_ID"].as_u64().ok_or("a recorded SMS_Application has no CI_ID")?;
         let sdm = a["SDMPackageXML"].as_str().unwrap_or_default().to_string();
         let (deployment_type, files) = sdm_check::held(&sdm).unwrap_or_default();
-        for (location, name, size) in files {
+        for sdm_check::HeldFile { location, name, size } in files {
             let Some(rel) = location.strip_prefix(prefix).map(|r| r.trim_matches('\\').replace('\\', "/")) else {
                 continue;
             };

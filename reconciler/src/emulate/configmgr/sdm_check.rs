@@ -399,10 +399,21 @@ fn script_signed(body: &str, signers: &[Vec<u8>], now: chrono::DateTime<chrono::
     }
 }
 
+/// A content file an application's deployment types reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldFile {
+    /// The content's `Location` (a UNC path).
+    pub location: String,
+    /// The file's name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+}
+
 /// What a site keeps of an application it already holds: its first deployment type's logical
-/// name, and each content file its deployment types reference (location, file name, size).
-/// `None` when the document cannot be read.
-pub fn held(xml: &str) -> Option<(String, Vec<(String, String, u64)>)> {
+/// name, and each content file its deployment types reference. `None` when the document
+/// cannot be read.
+pub fn held(xml: &str) -> Option<(String, Vec<HeldFile>)> {
     let text = xml.replacen("encoding=\"utf-16\"", "encoding=\"utf-8\"", 1);
     let doc = roxmltree::Document::parse(&text).ok()?;
     let root = doc.root_element();
@@ -413,7 +424,11 @@ pub fn held(xml: &str) -> Option<(String, Vec<(String, String, u64)>)> {
         let location = child(content, "Location").and_then(|n| n.text()).unwrap_or_default().trim().to_string();
         for f in content.children().filter(|n| n.has_tag_name((DIGEST_NS, "File"))) {
             let size = f.attribute("Size").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-            files.push((location.clone(), f.attribute("Name").unwrap_or_default().to_string(), size));
+            files.push(HeldFile {
+                location: location.clone(),
+                name: f.attribute("Name").unwrap_or_default().to_string(),
+                size,
+            });
         }
     }
     Some((deployment_type, files))

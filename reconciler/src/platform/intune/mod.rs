@@ -80,6 +80,9 @@ pub use super::{Delivered, ScriptSigning};
 /// `displayName` of the update-only requirement rule (how observe recognises it).
 const UPDATE_ONLY_RULE: &str = "patchops: update only (a version is installed)";
 
+/// An app's assignments and relationships, as listed.
+type AppDetails = (Vec<Value>, Vec<Value>);
+
 impl IntuneClient {
     /// A client for the Graph service at `base` (such as `https://graph.microsoft.com/`).
     pub fn new(name: ObjectName, base: url::Url) -> Result<IntuneClient, PlatformError> {
@@ -485,7 +488,7 @@ impl IntuneClient {
             })
         });
         // A few apps at a time: the tenant's read budget is shared with every other tool.
-        let read: Vec<Result<Option<(Vec<Value>, Vec<Value>)>, PlatformError>> = futures::StreamExt::collect(
+        let read: Vec<Result<Option<AppDetails>, PlatformError>> = futures::StreamExt::collect(
             futures::StreamExt::buffered(futures::stream::iter(reads), OBSERVE_CONCURRENCY),
         )
         .await;

@@ -537,6 +537,12 @@ fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
     common::assert_contains(&run.stdout, "recorded intune-prod: 2 object(s), 1 managed by patchops");
     assert!(recording.path().join("intune-prod.documents.json").is_file());
     let before = std::fs::read(&tenant).unwrap();
+    let history = || {
+        let run = patchops(repo.path(), &["history", "--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    let history_before = history();
 
     // A pull request adds a product: the dry run publishes it to the seeded tenant — content
     // upload, commit and assignment, through the real client — and it goes through.
@@ -577,10 +583,42 @@ fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
     common::assert_contains(&run.stdout, "**1 of 2 action(s) went through, 1 refused**");
     common::assert_contains(&run.stdout, "| 🔴 | `retire      vendor.app → intune-prod / pilot` |");
 
+    // JSON: the plan with its `emulated` member, valid against the plan's schema; and the
+    // pull-request view with it.
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    common::assert_matches_schema(&run.stdout, "plan.schema.json");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let dry = &doc["emulated"];
+    assert_eq!(
+        dry["summary"],
+        serde_json::json!({"actions": 2, "succeeded": 1, "refused": 1, "denied": 0, "differ": 0}),
+        "{dry:#}"
+    );
+    assert_eq!(dry["platforms"][0]["seeded"], 2);
+    let retire = dry["actions"].as_array().unwrap().iter().find(|a| a["action"] == "retire").unwrap();
+    assert_eq!(retire["outcome"], "refused");
+    assert!(retire["message"].as_str().unwrap().contains("which patchops does not manage"), "{retire:#}");
+    let run = patchops(
+        repo.path(),
+        &["plan", "--path", "fleet", "--inventory", rec, "--emulate", "--base", "main~1", "--format", "json"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    common::assert_matches_schema(&run.stdout, "plan-change.schema.json");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["emulated"]["summary"]["refused"], 1, "{doc:#}");
+    // A saved plan never holds a dry run.
+    let saved = repo.path().join("saved-plan.json");
+    let run = patchops(
+        repo.path(),
+        &["plan", "--path", "fleet", "--inventory", rec, "--emulate", "--out", saved.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1);
+    assert!(!std::fs::read_to_string(&saved).unwrap().contains("\"emulated\""));
+
     // Nothing was applied or recorded: the tenant is as it was, and so is the history.
     assert_eq!(std::fs::read(&tenant).unwrap(), before, "the dry run changed the real (embedded) tenant");
-    let history = patchops(repo.path(), &["history", "--format", "json"]);
-    assert!(!history.stdout.contains("plan --emulate"), "{}", history.stdout);
+    assert_eq!(history(), history_before, "the dry run recorded history");
 
     // A recording without the documents (an older patchops made it) says how to make one.
     std::fs::remove_file(recording.path().join("intune-prod.documents.json")).unwrap();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use reconciler::plan::dry_run::{DryRun, DryRunOutcome};
 use reconciler::plan::render;
 
 use super::{
@@ -68,8 +69,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "REV", conflicts_with = "show_unchanged")]
     pub base: Option<String>,
     /// Also apply the plan to emulators seeded from the --inventory recording and report every
-    /// action an emulator refuses (a dry run: nothing is applied or recorded). Text and
-    /// Markdown.
+    /// action an emulator refuses (a dry run: nothing is applied or recorded; JSON: `emulated`).
     #[arg(long, requires = "inventory")]
     pub emulate: bool,
 }
@@ -117,18 +117,39 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     if let Some(e) = change.as_ref().and_then(|c| c.base_error.as_ref()) {
         print_warning(&format!("{e}; every action is shown as this change's"));
     }
+    // The dry run first: the JSON output carries it.
+    let dry_run = if args.emulate {
+        match reconciler::ops::emulate(&ctx, &planned).await {
+            Ok(e) => Some(e.report(&args.inventory.as_deref().map(|d| d.display().to_string()).unwrap_or_default())),
+            Err(e) => {
+                report(&e);
+                return EXIT_ERROR;
+            }
+        }
+    } else {
+        None
+    };
     let plan = &planned.plan;
+    // The Markdown comment stays under the limit with the dry run's section in it.
+    let section = match (&dry_run, args.format) {
+        (Some(d), Format::Markdown) => render_emulated_markdown(d),
+        (Some(d), Format::Text) => render_emulated_text(d),
+        _ => String::new(),
+    };
+    let limit = render::MARKDOWN_LIMIT.saturating_sub(section.len()).max(render::MARKDOWN_LIMIT / 2);
     let written = match (args.format, &change) {
         (Format::Text, Some(c)) => {
             std::io::Write::write_all(&mut std::io::stdout().lock(), render::change_text(c).as_bytes())
         }
-        (Format::Markdown, Some(c)) => std::io::Write::write_all(
-            &mut std::io::stdout().lock(),
-            render::change_markdown(c, render::MARKDOWN_LIMIT).as_bytes(),
-        ),
-        (Format::Json, Some(c)) => serde_json::to_writer_pretty(std::io::BufWriter::new(std::io::stdout().lock()), c)
-            .map_err(std::io::Error::other)
-            .and_then(|()| std::io::Write::write_all(&mut std::io::stdout().lock(), b"\n")),
+        (Format::Markdown, Some(c)) => {
+            std::io::Write::write_all(&mut std::io::stdout().lock(), render::change_markdown(c, limit).as_bytes())
+        }
+        (Format::Json, Some(c)) => {
+            let shown = reconciler::plan::change::Change { emulated: dry_run.clone(), ..c.clone() };
+            serde_json::to_writer_pretty(std::io::BufWriter::new(std::io::stdout().lock()), &shown)
+                .map_err(std::io::Error::other)
+                .and_then(|()| std::io::Write::write_all(&mut std::io::stdout().lock(), b"\n"))
+        }
         (format, None) => match format {
             // The renderer writes styles only when colour is on, so its text goes straight out.
             Format::Text => render::text_to_writer(
@@ -138,13 +159,19 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
                 std::io::BufWriter::new(std::io::stdout().lock()),
             ),
             // Machine formats carry no styles: written straight out, never through the stripper.
-            Format::Markdown => std::io::Write::write_all(
-                &mut std::io::stdout().lock(),
-                render::markdown(plan, render::MARKDOWN_LIMIT).as_bytes(),
-            ),
-            Format::Json => render::json_to_writer(plan, std::io::BufWriter::new(std::io::stdout().lock())),
+            Format::Markdown => {
+                std::io::Write::write_all(&mut std::io::stdout().lock(), render::markdown(plan, limit).as_bytes())
+            }
+            Format::Json => match &dry_run {
+                None => render::json_to_writer(plan, std::io::BufWriter::new(std::io::stdout().lock())),
+                Some(d) => render::json_to_writer(
+                    &reconciler::plan::Plan { emulated: Some(d.clone()), ..plan.clone() },
+                    std::io::BufWriter::new(std::io::stdout().lock()),
+                ),
+            },
         },
     };
+    let written = written.and_then(|()| std::io::Write::write_all(&mut std::io::stdout().lock(), section.as_bytes()));
     if let Err(e) = written {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             print_error(&format!("cannot write the plan: {e}"));
@@ -167,32 +194,7 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
             return EXIT_ERROR;
         }
     }
-    let mut refused = false;
-    if args.emulate {
-        if matches!(args.format, Format::Json) {
-            print_error("plan --emulate reports in text or Markdown (--format text|markdown), not JSON yet");
-            return EXIT_ERROR;
-        }
-        let emulated = match reconciler::ops::emulate(&ctx, &planned).await {
-            Ok(e) => e,
-            Err(e) => {
-                report(&e);
-                return EXIT_ERROR;
-            }
-        };
-        let recording = args.inventory.as_deref().map(|d| d.display().to_string()).unwrap_or_default();
-        let section = match args.format {
-            Format::Markdown => render_emulated_markdown(&emulated, &recording),
-            _ => render_emulated_text(&emulated, &recording),
-        };
-        if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), section.as_bytes()) {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                print_error(&format!("cannot write the dry run: {e}"));
-                return EXIT_ERROR;
-            }
-        }
-        refused = !emulated.clean();
-    }
+    let refused = dry_run.as_ref().is_some_and(|d| !d.clean());
     for g in &plan.guards {
         print_error(g);
     }
@@ -209,44 +211,9 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
     }
 }
 
-/// One line per action of the dry run: what, where, and how the emulator took it.
-fn emulated_lines(e: &reconciler::ops::Emulated) -> Vec<(bool, String, Option<String>)> {
-    e.reports
-        .iter()
-        .map(|r| {
-            let a = &r.action;
-            let ring = a.ring.as_ref().map(|r| format!(" / {r}")).unwrap_or_default();
-            let version = a.version.as_ref().map(|v| format!("  {v}")).unwrap_or_default();
-            let what = format!("{:<11} {} → {}{ring}{version}", a.action.as_str(), a.product, a.platform);
-            match &r.outcome {
-                reconciler::apply::Outcome::Succeeded { .. } => (true, what, None),
-                reconciler::apply::Outcome::Failed(why) | reconciler::apply::Outcome::Skipped(why) => {
-                    (false, what, Some(why.clone()))
-                }
-            }
-        })
-        .collect()
-}
-
-fn emulated_summary(e: &reconciler::ops::Emulated) -> String {
-    let refused = e.refused().count();
-    let mut s =
-        format!("{} of {} action(s) went through, {refused} refused", e.reports.len() - refused, e.reports.len());
-    if e.denied > 0 {
-        s += &format!(", {} denied by policy (not run)", e.denied);
-    }
-    let differ: usize = e.platforms.iter().map(|p| p.differs.len()).sum();
-    if differ > 0 {
-        s += &format!(
-            "; {differ} object(s) observed differently from the recording (the dry run is not faithful for them)"
-        );
-    }
-    s
-}
-
-fn render_emulated_text(e: &reconciler::ops::Emulated, recording: &str) -> String {
-    let mut s = format!("\nDry run on emulators seeded from {recording} (plan --emulate; nothing applied):\n");
-    for p in &e.platforms {
+fn render_emulated_text(d: &DryRun) -> String {
+    let mut s = format!("\nDry run on emulators seeded from {} (plan --emulate; nothing applied):\n", d.recording);
+    for p in &d.platforms {
         s += &format!("  {} ({}): {} object(s) seeded", p.name, p.platform_type.as_str(), p.seeded);
         if p.differs.is_empty() {
             s += ", observed as recorded\n";
@@ -254,33 +221,51 @@ fn render_emulated_text(e: &reconciler::ops::Emulated, recording: &str) -> Strin
             s += &format!("; {} observed differently from the recording: {}\n", p.differs.len(), p.differs.join(", "));
         }
     }
-    for (ok, what, why) in emulated_lines(e) {
-        match why {
-            None if ok => s += &format!("  ✓ {what}\n"),
-            None => s += &format!("  ✗ {what}\n"),
-            Some(why) => s += &format!("  ✗ {what}\n      refused: {why}\n"),
+    for a in &d.actions {
+        let what = action_line(a);
+        match (&a.outcome, &a.message) {
+            (DryRunOutcome::Succeeded, _) => s += &format!("  ✓ {what}\n"),
+            (DryRunOutcome::Refused, Some(why)) => s += &format!("  ✗ {what}\n      refused: {why}\n"),
+            (_, Some(why)) => s += &format!("  ✗ {what}\n      {why}\n"),
+            (_, None) => s += &format!("  ✗ {what}\n"),
         }
     }
-    s += &format!("{}.\n", emulated_summary(e));
+    s += &format!("{}.\n", d.headline());
     s
 }
 
-fn render_emulated_markdown(e: &reconciler::ops::Emulated, recording: &str) -> String {
+fn action_line(a: &reconciler::plan::dry_run::DryRunAction) -> String {
+    let ring = a.ring.as_ref().map(|r| format!(" / {r}")).unwrap_or_default();
+    let version = a.version.as_ref().map(|v| format!("  {v}")).unwrap_or_default();
+    format!("{:<11} {} → {}{ring}{version}", a.action, a.product, a.platform)
+}
+
+fn render_emulated_markdown(d: &DryRun) -> String {
     let escape = |t: &str| t.replace('|', "\\|").replace('\n', " ");
     let mut s = format!(
         "\n### Dry run on emulators (`plan --emulate`)\n\n**{}** — seeded from `{}`; nothing applied.\n\n",
-        emulated_summary(e),
-        escape(recording)
+        d.headline(),
+        escape(&d.recording)
     );
-    let refused: Vec<_> = emulated_lines(e).into_iter().filter(|(ok, _, _)| !ok).collect();
+    // At most this many rows (a comment has a size limit); the rest are counted.
+    const ROWS: usize = 50;
+    let refused: Vec<_> = d.actions.iter().filter(|a| a.outcome != DryRunOutcome::Succeeded).collect();
     if !refused.is_empty() {
         s += "| | Action | Refused because |\n|---|---|---|\n";
-        for (_, what, why) in &refused {
-            s += &format!("| 🔴 | `{}` | {} |\n", escape(what), escape(why.as_deref().unwrap_or_default()));
+        let more = refused.len().saturating_sub(ROWS);
+        for a in refused.into_iter().take(ROWS) {
+            s += &format!(
+                "| 🔴 | `{}` | {} |\n",
+                escape(&action_line(a)),
+                escape(a.message.as_deref().unwrap_or_default())
+            );
+        }
+        if more > 0 {
+            s += &format!("| | … and {more} more | the text output lists every one |\n");
         }
         s += "\n";
     }
-    for p in e.platforms.iter().filter(|p| !p.differs.is_empty()) {
+    for p in d.platforms.iter().filter(|p| !p.differs.is_empty()) {
         s += &format!(
             "⚠️ `{}`: {} object(s) observed differently from the recording ({}); record the inventory again.\n\n",
             p.name,

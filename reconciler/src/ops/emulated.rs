@@ -24,6 +24,7 @@ use crate::apply::{ActionReport, Outcome};
 use crate::context::Context;
 use crate::harness::Harness;
 use crate::model::{Endpoint, ObjectName, PlatformType, SecretRef};
+use crate::plan::dry_run::{DryRun, DryRunAction, DryRunOutcome, DryRunPlatform, DryRunSummary};
 use crate::platform::inventory::InventoryPlatform;
 use crate::platform::PlatformClient as _;
 use crate::policy::{Policies, PolicyContext};
@@ -41,15 +42,52 @@ pub struct Emulated {
 }
 
 impl Emulated {
-    /// The actions an emulator (or the client, before sending) refused, and those not tried
-    /// because an earlier one of the same product and platform was refused.
-    pub fn refused(&self) -> impl Iterator<Item = &ActionReport> {
-        self.reports.iter().filter(|r| !matches!(r.outcome, Outcome::Succeeded { .. }))
-    }
-
-    /// Whether every action went through and every emulator held what was recorded.
-    pub fn clean(&self) -> bool {
-        self.refused().next().is_none() && self.platforms.iter().all(|p| p.differs.is_empty())
+    /// The dry run as the plan shows it; `recording` is the recording's directory as given.
+    pub fn report(&self, recording: &str) -> DryRun {
+        let actions: Vec<DryRunAction> = self
+            .reports
+            .iter()
+            .map(|r| {
+                let a = &r.action;
+                let (outcome, message) = match &r.outcome {
+                    Outcome::Succeeded { .. } => (DryRunOutcome::Succeeded, None),
+                    Outcome::Failed(why) => (DryRunOutcome::Refused, Some(why.clone())),
+                    Outcome::Skipped(why) => (DryRunOutcome::Skipped, Some(why.clone())),
+                };
+                DryRunAction {
+                    action: a.action.as_str().to_string(),
+                    product: a.product.to_string(),
+                    platform: a.platform.to_string(),
+                    ring: a.ring.as_ref().map(ToString::to_string),
+                    version: a.version.as_ref().map(ToString::to_string),
+                    outcome,
+                    message,
+                }
+            })
+            .collect();
+        let succeeded = actions.iter().filter(|a| a.outcome == DryRunOutcome::Succeeded).count();
+        let summary = DryRunSummary {
+            actions: actions.len(),
+            succeeded,
+            refused: actions.len() - succeeded,
+            denied: self.denied,
+            differ: self.platforms.iter().map(|p| p.differs.len()).sum(),
+        };
+        DryRun {
+            recording: recording.to_string(),
+            platforms: self
+                .platforms
+                .iter()
+                .map(|p| DryRunPlatform {
+                    name: p.name.to_string(),
+                    platform_type: p.platform_type,
+                    seeded: p.seeded,
+                    differs: p.differs.clone(),
+                })
+                .collect(),
+            actions,
+            summary,
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Change {
     /// as the change's and every object as added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_error: Option<String>,
+    /// `plan --emulate`: the head's plan applied to emulators seeded from the recorded
+    /// inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulated: Option<super::dry_run::DryRun>,
     /// Fleet objects added, removed or changed, with their field differences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub desired: Vec<ObjectChange>,
@@ -233,6 +237,7 @@ pub fn compare(base_fleet: &Fleet, base: &Plan, head_fleet: &Fleet, head: &Plan)
         base: base.fingerprints.source.clone(),
         head: head.fingerprints.source.clone(),
         base_error: None,
+        emulated: None,
         desired,
         catalogs,
         files,

@@ -17,6 +17,7 @@
 
 pub mod change;
 mod desired;
+pub mod dry_run;
 mod gate;
 pub mod render;
 
@@ -284,6 +285,10 @@ pub struct Plan {
     /// reads when no flag says otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub made_from: Option<MadeFrom>,
+    /// `plan --emulate`: the plan applied to emulators seeded from the recorded inventory (in
+    /// the command's output only; a saved plan never holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulated: Option<dry_run::DryRun>,
 }
 
 /// The source flags a saved plan was made with, as given.
@@ -432,6 +437,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         guards: Vec::new(),
         summary,
         made_from: None,
+        emulated: None,
     }
 }
 

@@ -350,6 +350,7 @@ mod tests {
             base: serde_json::json!({"type": "commit", "reference": "main", "commit": "a".repeat(40)}),
             head: serde_json::json!({"type": "commit", "reference": "HEAD", "commit": "b".repeat(40)}),
             base_error: None,
+            emulated: None,
             desired: Vec::new(),
             catalogs: Vec::new(),
             files: Vec::new(),

@@ -631,3 +631,82 @@ fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
     assert_ne!(run.code, 0);
     common::assert_contains(&run.stderr, "--inventory");
 }
+
+// Item 6: an emulator's own check refuses what the plan cannot judge — Intune's limit of ten
+// apps in a supersedence graph, with nine apps packaged by hand already in ours.
+#[test]
+fn plan_emulate_reports_what_graph_refuses_an_update_that_overfills_a_supersedence_graph() {
+    use std::io::BufRead;
+    let (repo, _k) = fleet_repo(1);
+    let app = "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"1.0\"\n  targets:\n    - platform: intune-prod\n";
+    repo.write("fleet/products/app.yaml", app);
+    repo.commit("app 1.0");
+    assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
+    let recording = tempfile::tempdir().unwrap();
+    let rec = recording.path().to_str().unwrap();
+    let run = patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", rec]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(recording.path().join("intune-prod.json")).unwrap()).unwrap();
+    let ours = recorded["objects"][0]["id"].as_str().unwrap().to_string();
+
+    // Nine apps packaged by hand each supersede ours: the graph holds ten apps, Intune's most.
+    let tenant = repo.path().join(".patchops/emulate/intune-prod.json");
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&tenant)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(emulator.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_string();
+    let apps = format!("{url}/beta/deviceAppManagement/mobileApps");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        for n in 1..=9 {
+            let hand: serde_json::Value = http
+                .post(&apps)
+                .json(&serde_json::json!({
+                    "@odata.type": "#microsoft.graph.win32LobApp",
+                    "displayName": format!("Packaged by hand {n}"), "publisher": "p", "fileName": "x.intunewin",
+                    "setupFilePath": "x.msi", "installCommandLine": "msiexec /i x.msi /qn",
+                    "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
+                }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let hand = hand["id"].as_str().unwrap();
+            let status = http
+                .post(format!("{apps}/{hand}/updateRelationships"))
+                .json(&serde_json::json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppSupersedence", "supersedenceType": "update", "targetId": ours}]}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 204, "app {n}");
+        }
+    });
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    let run = patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", rec]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // The pull request moves app to 2.0: an update that supersedes 1.0, an eleventh app.
+    repo.write("fleet/products/app.yaml", &app.replace("\"1.0\"", "\"2.0\""));
+    repo.commit("app 2.0");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec]);
+    assert_eq!(run.code, 0, "plain plan cannot know: {}", run.stderr);
+    common::assert_contains(&run.stdout, "~ update      intune-prod / pilot [sg-pilot]  2.0\n");
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    common::assert_contains(&run.stdout, "  intune-prod (intune): 10 object(s) seeded, observed as recorded\n");
+    common::assert_contains(&run.stdout, "  ✗ update      app → intune-prod / pilot  2.0\n");
+    common::assert_contains(
+        &run.stdout,
+        "A supersedence graph can hold at most 10 apps; these relationships would connect 11.",
+    );
+}

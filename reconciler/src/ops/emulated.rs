@@ -10,7 +10,8 @@
 //! the real clients first: where what they hold differs from the recording, the dry run says
 //! which objects (it would not be a faithful one). Then the plan's permitted actions run
 //! through the apply engine against them, with a copy of the state database (ring history,
-//! catalogs) in a temporary directory: every check an emulator makes — Graph's metadata and
+//! catalogs) in a temporary directory (installers are fetched into the state directory's
+//! content cache, verified as apply verifies them): every check an emulator makes — Graph's metadata and
 //! content commit, the SDP and SDMPackageXML checks, AllSigned script signatures — judges the
 //! exact requests apply would send. Nothing is recorded in the state directory and nothing
 //! reaches a platform.
@@ -197,7 +198,10 @@ pub async fn emulate(ctx: &Context, planned: &Planned) -> Result<Emulated, OpsEr
     if let Some(actor) = ctx.actor() {
         emulated = emulated.with_actor(actor.clone());
     }
-    let result = run(&emulated, &dry, planned, &state, &recorded, &mut platforms).await;
+    // Downloads go to the state directory's content cache, verified by SHA-256 as apply's are
+    // (an apply after the dry run reuses them).
+    let content = ctx.content();
+    let result = run(&emulated, &dry, planned, &state, &recorded, &mut platforms, content).await;
     emulated.harness().stop_all().await;
     let (reports, denied) = result?;
     Ok(Emulated { platforms, reports, denied })
@@ -210,6 +214,7 @@ async fn run(
     state: &StateDir,
     recorded: &BTreeMap<ObjectName, crate::platform::Observed>,
     platforms: &mut [EmulatedPlatform],
+    content: crate::content::ContentCache,
 ) -> Result<(Vec<ActionReport>, usize), OpsError> {
     let clients = pipeline::connect(ctx, dry).await?;
     // Observed through the real clients (which also learn what they revise from): the same as
@@ -246,7 +251,7 @@ async fn run(
         catalogs: &planned.loaded.catalogs,
         observed: &observed,
         platforms: &clients,
-        content: ctx.content(),
+        content,
         db: Arc::new(Mutex::new(state.db()?)),
         run: format!("emulate-{}", now.format("%Y%m%dT%H%M%SZ")),
         clock: ctx.clock().clone(),

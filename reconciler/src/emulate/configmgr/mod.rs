@@ -564,13 +564,22 @@ pub fn seed(file: &Path, documents: &Value, share_unc: &str, share_local: &Path)
             let Some(rel) = location.strip_prefix(prefix).map(|r| r.trim_matches('\\').replace('\\', "/")) else {
                 continue;
             };
-            if rel.split('/').any(|c| c == "..") || name.is_empty() || name.contains(['/', '\\']) || name == ".." {
+            // Only plain names below the share: a recording cannot make the dry run write
+            // anywhere else (an absolute path, `..`, a drive letter).
+            let plain = |p: &str| {
+                std::path::Path::new(p).components().all(|c| matches!(c, std::path::Component::Normal(_)))
+                    && !p.contains(':')
+            };
+            if !plain(&rel) || name.is_empty() || !plain(&name) || name.contains('/') {
                 continue;
             }
             let dir = share_local.join(&rel);
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let placeholder = std::fs::File::create(dir.join(&name)).map_err(|e| format!("{}: {e}", dir.display()))?;
-            placeholder.set_len(size).map_err(|e| format!("{}: {e}", dir.display()))?;
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(&name)) {
+                Ok(placeholder) => placeholder.set_len(size).map_err(|e| format!("{}: {e}", dir.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            }
         }
         store.next_ci = store.next_ci.max(ci + 1);
         store.apps.insert(
@@ -600,4 +609,55 @@ pub fn seed(file: &Path, documents: &Value, share_unc: &str, share_local: &Path)
     }
     crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Seeded { applications, site_id })
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    fn sdm(location: &str, file: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-16"?><AppMgmtDigest xmlns="http://schemas.microsoft.com/SystemCenterConfigurationManager/2009/AppMgmtDigest"><Application LogicalName="Application_1"/><DeploymentType LogicalName="DeploymentType_1"><Installer><Contents><Content ContentId="c"><File Name="{file}" Size="1024"/><Location>{location}</Location></Content></Contents></Installer></DeploymentType></AppMgmtDigest>"#
+        )
+    }
+
+    #[test]
+    fn a_seeded_share_holds_the_recorded_files_and_nothing_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = dir.path().join("share");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"precious").unwrap();
+        let hostile = [
+            (format!("\\\\cm01\\src\\{}", outside.display()), "keep".to_string()),
+            ("\\\\cm01\\src\\..\\..\\outside".to_string(), "keep".to_string()),
+            ("\\\\cm01\\src\\app".to_string(), "..".to_string()),
+            ("\\\\cm01\\src\\C:\\x".to_string(), "keep".to_string()),
+        ];
+        let mut apps: Vec<Value> = hostile
+            .iter()
+            .enumerate()
+            .map(|(i, (loc, file))| json!({ "CI_ID": 100 + i, "ModelName": format!("m{i}"), "SDMPackageXML": sdm(loc, file) }))
+            .collect();
+        apps.push(json!({ "CI_ID": 7, "ModelName": "ok", "CIVersion": 3, "SDMPackageXML": sdm("\\\\cm01\\src\\app\\1.0", "app.msi") }));
+        let documents = json!({
+            "SMS_Application": apps,
+            "SMS_ApplicationAssignment": [{ "AssignmentID": 16777300, "ApplicationName": "ok" }],
+            "SMS_Identification": [{ "ThisSiteID": "{ABC}" }],
+        });
+        let seeded = seed(&dir.path().join("site.json"), &documents, "\\\\cm01\\src", &share).unwrap();
+        assert_eq!(seeded, Seeded { applications: 5, site_id: Some("{ABC}".into()) });
+        assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"precious");
+        let placeholder = share.join("app/1.0/app.msi");
+        assert_eq!(std::fs::metadata(&placeholder).unwrap().len(), 1024);
+        let files: Vec<_> =
+            walkdir::WalkDir::new(&share).into_iter().flatten().filter(|e| e.file_type().is_file()).collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let site = Emulator::open(&dir.path().join("site.json"), SiteOptions::default()).unwrap();
+        let store = site.store.lock().unwrap();
+        assert_eq!(store.apps[&7].revision, 3);
+        assert_eq!(store.apps[&7].deployment_type, "DeploymentType_1");
+        assert_eq!(store.next_ci, 16_777_217, "CI_IDs below the site's first are kept; new ones come after");
+        assert_eq!(store.next_assignment, 16777301);
+    }
 }

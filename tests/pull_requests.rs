@@ -696,7 +696,7 @@ fn plan_emulate_reports_what_graph_refuses_an_update_that_overfills_a_superseden
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     // The pull request moves app to 2.0: an update that supersedes 1.0, an eleventh app.
-    repo.write("fleet/products/app.yaml", &app.replace("\"1.0\"", "\"2.0\""));
+    repo.write("fleet/products/app.yaml", app.replace("\"1.0\"", "\"2.0\""));
     repo.commit("app 2.0");
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec]);
     assert_eq!(run.code, 0, "plain plan cannot know: {}", run.stderr);

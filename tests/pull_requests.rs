@@ -620,6 +620,15 @@ fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
     assert_eq!(std::fs::read(&tenant).unwrap(), before, "the dry run changed the real (embedded) tenant");
     assert_eq!(history(), history_before, "the dry run recorded history");
 
+    // A damaged recording is named.
+    std::fs::write(recording.path().join("intune-prod.documents.json"), "{\"mobileApps\": [").unwrap();
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "intune-prod.documents.json is corrupt");
+    std::fs::write(recording.path().join("intune-prod.documents.json"), "{\"updates\": []}").unwrap();
+    let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);
+    assert_eq!(run.code, 1);
+    common::assert_contains(&run.stderr, "intune-prod.documents.json: the recorded documents have no mobileApps list");
     // A recording without the documents (an older patchops made it) says how to make one.
     std::fs::remove_file(recording.path().join("intune-prod.documents.json")).unwrap();
     let run = patchops(repo.path(), &["plan", "--path", "fleet", "--inventory", rec, "--emulate"]);

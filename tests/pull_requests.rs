@@ -476,7 +476,6 @@ fn a_recorded_inventory_plans_a_pull_request_without_credentials_or_network() {
 // reporting what an emulator refuses and what plain `plan` cannot see.
 #[test]
 fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
-    use std::io::BufRead;
     let (repo, _k) = fleet_repo(1);
     assert_eq!(patchops(repo.path(), &["apply", "--path", "fleet", "--auto-approve"]).code, 0);
     let first = tempfile::tempdir().unwrap();
@@ -490,44 +489,12 @@ fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
     // In the tenant, someone packaged an app by hand that supersedes ours (through Graph, on
     // the embedded tenant's own state, served on its own).
     let tenant = repo.path().join(".patchops/emulate/intune-prod.json");
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
-        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
-        .arg(&tenant)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(emulator.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_string();
-    let apps = format!("{url}/beta/deviceAppManagement/mobileApps");
+    let (emulator, apps) = serve_tenant(&tenant);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::new();
-        let hand: serde_json::Value = http
-            .post(&apps)
-            .json(&serde_json::json!({
-                "@odata.type": "#microsoft.graph.win32LobApp",
-                "displayName": "App (packaged by hand)", "publisher": "p", "fileName": "x.intunewin",
-                "setupFilePath": "x.msi", "installCommandLine": "msiexec /i x.msi /qn",
-                "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let hand = hand["id"].as_str().unwrap();
-        let status = http
-            .post(format!("{apps}/{hand}/updateRelationships"))
-            .json(&serde_json::json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppSupersedence", "supersedenceType": "replace", "targetId": ours}]}))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 204);
+        hand_packaged(&http, &apps, "App (packaged by hand)", "replace", &ours).await;
     });
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
 
     // Where the credentials are: record it (the platform's own documents beside the objects).
     let recording = tempfile::tempdir().unwrap();
@@ -645,7 +612,6 @@ fn plan_emulate_applies_the_head_to_emulators_seeded_from_the_recording() {
 // apps in a supersedence graph, with nine apps packaged by hand already in ours.
 #[test]
 fn plan_emulate_reports_what_graph_refuses_an_update_that_overfills_a_supersedence_graph() {
-    use std::io::BufRead;
     let (repo, _k) = fleet_repo(1);
     let app = "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: app\nspec:\n  product: vendor.app\n  version: \"1.0\"\n  targets:\n    - platform: intune-prod\n";
     repo.write("fleet/products/app.yaml", app);
@@ -661,46 +627,14 @@ fn plan_emulate_reports_what_graph_refuses_an_update_that_overfills_a_superseden
 
     // Nine apps packaged by hand each supersede ours: the graph holds ten apps, Intune's most.
     let tenant = repo.path().join(".patchops/emulate/intune-prod.json");
-    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
-        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
-        .arg(&tenant)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(emulator.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_string();
-    let apps = format!("{url}/beta/deviceAppManagement/mobileApps");
+    let (emulator, apps) = serve_tenant(&tenant);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::new();
         for n in 1..=9 {
-            let hand: serde_json::Value = http
-                .post(&apps)
-                .json(&serde_json::json!({
-                    "@odata.type": "#microsoft.graph.win32LobApp",
-                    "displayName": format!("Packaged by hand {n}"), "publisher": "p", "fileName": "x.intunewin",
-                    "setupFilePath": "x.msi", "installCommandLine": "msiexec /i x.msi /qn",
-                    "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
-                }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let hand = hand["id"].as_str().unwrap();
-            let status = http
-                .post(format!("{apps}/{hand}/updateRelationships"))
-                .json(&serde_json::json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppSupersedence", "supersedenceType": "update", "targetId": ours}]}))
-                .send()
-                .await
-                .unwrap()
-                .status();
-            assert_eq!(status, 204, "app {n}");
+            hand_packaged(&http, &apps, &format!("Packaged by hand {n}"), "update", &ours).await;
         }
     });
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     let run = patchops(repo.path(), &["inventory", "record", "--path", "fleet", "--out", rec]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 
@@ -718,4 +652,57 @@ fn plan_emulate_reports_what_graph_refuses_an_update_that_overfills_a_superseden
         &run.stdout,
         "A supersedence graph can hold at most 10 apps; these relationships would connect 11.",
     );
+}
+
+/// Serves the tenant state file `state` with `patchops emulate intune` (no app registration:
+/// Graph needs no token), until the guard is dropped; returns the mobileApps URL.
+fn serve_tenant(state: &std::path::Path) -> (Served, String) {
+    use std::io::BufRead;
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_patchops"))
+        .args(["emulate", "intune", "--listen", "127.0.0.1:0", "--state"])
+        .arg(state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(emulator.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_string();
+    (Served(emulator), format!("{url}/beta/deviceAppManagement/mobileApps"))
+}
+
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An app packaged by hand (no patchops marker) that supersedes `target` (`kind`: `update` or
+/// `replace`), made through Graph at `apps`.
+async fn hand_packaged(http: &reqwest::Client, apps: &str, name: &str, kind: &str, target: &str) {
+    let hand: serde_json::Value = http
+        .post(apps)
+        .json(&serde_json::json!({
+            "@odata.type": "#microsoft.graph.win32LobApp",
+            "displayName": name, "publisher": "p", "fileName": "x.intunewin",
+            "setupFilePath": "x.msi", "installCommandLine": "msiexec /i x.msi /qn",
+            "rules": [{"@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{1}"}],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hand = hand["id"].as_str().unwrap();
+    let status = http
+        .post(format!("{apps}/{hand}/updateRelationships"))
+        .json(&serde_json::json!({"relationships": [{"@odata.type": "#microsoft.graph.mobileAppSupersedence", "supersedenceType": kind, "targetId": target}]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204, "{name}");
 }

@@ -97,3 +97,12 @@ pub fn serve_until(
     });
     Ok((url, task))
 }
+
+/// Writes a seeded emulator's store to its state file (creating its directory).
+fn write_seeded(file: &Path, store: &impl serde::Serialize) -> Result<(), String> {
+    let bytes = serde_json::to_vec_pretty(store).map_err(|e| e.to_string())?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))
+}

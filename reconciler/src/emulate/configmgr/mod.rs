@@ -603,11 +603,7 @@ pub fn seed(file: &Path, documents: &Value, share_unc: &str, share_local: &Path)
     }
     let site_id = documents["SMS_Identification"][0]["ThisSiteID"].as_str().map(str::to_string);
     let applications = store.apps.len();
-    let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    super::write_seeded(file, &store)?;
     Ok(Seeded { applications, site_id })
 }
 

@@ -925,10 +925,6 @@ pub fn seed(file: &Path, documents: &Value) -> Result<usize, String> {
         }
     }
     let count = store.apps.len();
-    let bytes = serde_json::to_vec_pretty(&store).map_err(|e| e.to_string())?;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    crate::state::write_atomic(file, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    super::write_seeded(file, &store)?;
     Ok(count)
 }

@@ -227,12 +227,7 @@ fn the_example_fleet_updates_and_retires_on_wsus_and_configmgr() {
         run
     };
     let browsers = dir.path().join("examples/fleet/products/browsers.yaml");
-    let latest = std::fs::read_to_string(&browsers).unwrap();
-    let with_wsus = latest.replace(
-        "      configmgr: { estimatedRuntimeMinutes: 5 }\n",
-        "      configmgr: { estimatedRuntimeMinutes: 5 }\n    - platform: wsus-hq\n",
-    );
-    std::fs::write(&browsers, with_wsus.replacen("  version: latest", "  version: \"128.0.3\"", 1)).unwrap();
+    let with_wsus = firefox_pinned_on_every_platform(&browsers);
     let first = run(&[]);
     for platform in ["intune-prod", "configmgr-hq", "wsus-hq"] {
         assert_contains(&first.stdout, &format!("✓ publish firefox 128.0.3 on {platform} / pilot"));
@@ -362,12 +357,7 @@ fn plan_emulate_dry_runs_an_update_on_wsus_configmgr_and_intune() {
     let rec = dir.path().join("recording").display().to_string();
     let common_args = ["--repo", ".", "--path", "examples/fleet", "--state-dir", &state];
     let browsers = dir.path().join("examples/fleet/products/browsers.yaml");
-    let latest = std::fs::read_to_string(&browsers).unwrap();
-    let with_wsus = latest.replace(
-        "      configmgr: { estimatedRuntimeMinutes: 5 }\n",
-        "      configmgr: { estimatedRuntimeMinutes: 5 }\n    - platform: wsus-hq\n",
-    );
-    std::fs::write(&browsers, with_wsus.replacen("  version: latest", "  version: \"128.0.3\"", 1)).unwrap();
+    let with_wsus = firefox_pinned_on_every_platform(&browsers);
     let run = patchops(dir.path(), &[&["apply", "--auto-approve"][..], &common_args].concat());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let run = patchops(dir.path(), &[&["inventory", "record", "--out", &rec][..], &common_args].concat());
@@ -409,4 +399,16 @@ fn plan_emulate_dry_runs_an_update_on_wsus_configmgr_and_intune() {
         &run.stdout,
         "3 of 3 action(s) went through, 0 refused; 1 object(s) observed differently from the recording",
     );
+}
+
+/// Puts the example fleet's Firefox on WSUS too (it is on Intune and ConfigMgr), pinned to
+/// 128.0.3; returns the file with WSUS added and `version: latest` kept (the update).
+fn firefox_pinned_on_every_platform(browsers: &std::path::Path) -> String {
+    let latest = std::fs::read_to_string(browsers).unwrap();
+    let with_wsus = latest.replace(
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n",
+        "      configmgr: { estimatedRuntimeMinutes: 5 }\n    - platform: wsus-hq\n",
+    );
+    std::fs::write(browsers, with_wsus.replacen("  version: latest", "  version: \"128.0.3\"", 1)).unwrap();
+    with_wsus
 }

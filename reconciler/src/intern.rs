@@ -51,3 +51,17 @@ pub(crate) fn shared(s: &str) -> Text {
         None => Arc::from(s),
     })
 }
+
+/// Deserializes a list and gives back the capacity it does not use, at once: a list of one
+/// or two items is allocated for four, and a catalog or an inventory holds tens of thousands of
+/// such lists (`#[serde(deserialize_with = "crate::intern::shrunk")]`). Freed while the
+/// document is still being read, so the waste never adds up to the peak.
+pub fn shrunk<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let mut v: Vec<T> = serde::Deserialize::deserialize(d)?;
+    v.shrink_to_fit();
+    Ok(v)
+}

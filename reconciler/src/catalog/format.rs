@@ -53,6 +53,7 @@ pub struct CatalogProduct {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub homepage: Option<String>,
     /// Available versions.
+    #[serde(deserialize_with = "crate::intern::shrunk")]
     pub versions: Vec<CatalogVersion>,
 }
 
@@ -66,9 +67,10 @@ pub struct CatalogVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<DateTime<Utc>>,
     /// Versions this one supersedes (replaces).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::intern::shrunk")]
     pub supersedes: Vec<Version>,
     /// Installers, at most one per architecture and type.
+    #[serde(deserialize_with = "crate::intern::shrunk")]
     pub installers: Vec<Installer>,
 }
 
@@ -100,7 +102,7 @@ pub struct Installer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
     /// Return codes meaning success besides 0, such as 3010 (restart required).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::intern::shrunk")]
     pub success_codes: Vec<i32>,
     /// Malware scan of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]

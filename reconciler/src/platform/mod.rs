@@ -88,11 +88,11 @@ pub struct ObservedObject {
     #[serde(default)]
     pub fields: FieldMap,
     /// Deployments to device groups.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::intern::shrunk")]
     pub assignments: Vec<ObservedAssignment>,
     /// Relationships to other objects on the platform (supersedence, dependencies), as the
     /// platform reports them; empty where the platform has none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::intern::shrunk")]
     pub relationships: Vec<ObservedRelationship>,
     /// Set when the object was left half-made (a run died between creating it and committing
     /// its content): what is missing. Such an object is never assigned or reused; the planner

@@ -163,10 +163,7 @@ fn setup(
             // The emulated tenant throttles writes as Graph documents it does.
             options.intune_write_limits = Some(emulate::intune::WriteLimits::DOCUMENTED);
             // Its directory holds the groups the fleet's rings use.
-            options.intune_groups = match recording {
-                Some(r) => recorded_groups(fleet, name, r),
-                None => tenant_groups(fleet, name),
-            };
+            options.intune_groups = tenant_groups(fleet, name, recording.map(|r| &r.groups));
             // The emulated tenant registers the fleet's app credential, so that the embedded
             // platform exercises the same sign-in as the real one.
             if let Some(s) = platform::intune_sign_in(platform, secrets)? {
@@ -267,14 +264,21 @@ fn ring_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<String> {
 }
 
 /// The Entra ID groups of the emulated tenant: each group the fleet's rings use on `platform`
-/// — a named one under an id of the tenant's own (found only through Graph), one given by id
-/// under that id.
-fn tenant_groups(fleet: &Fleet, platform: &ObjectName) -> Vec<emulate::intune::Group> {
+/// — a named one under the id a recording resolved for it (`recorded`), else under an id of the
+/// tenant's own (found only through Graph), one given by id under that id.
+fn tenant_groups(
+    fleet: &Fleet,
+    platform: &ObjectName,
+    recorded: Option<&BTreeMap<String, String>>,
+) -> Vec<emulate::intune::Group> {
     let mut groups: Vec<emulate::intune::Group> = fleet
         .ring_groups()
         .filter(|g| g.platform.as_str() == platform.as_str())
         .map(|g| match (g.group.name(), g.group.id()) {
-            (Some(name), _) => emulate::intune::Group::named(platform.as_str(), name),
+            (Some(name), _) => match recorded.and_then(|r| r.get(name)) {
+                Some(id) => emulate::intune::Group { id: id.clone(), display_name: name.to_string() },
+                None => emulate::intune::Group::named(platform.as_str(), name),
+            },
             (None, id) => {
                 let id = id.unwrap_or_default().to_string();
                 emulate::intune::Group { display_name: format!("Group {id}"), id }
@@ -323,24 +327,6 @@ fn share_unc(platform: &Platform) -> String {
         .and_then(|c| c.content_share.as_ref())
         .map(|c| c.unc.clone())
         .unwrap_or_else(|| format!("\\\\{name}\\patchops$"))
-}
-
-/// The groups of an emulated tenant seeded from a recording: each group the recording
-/// resolved for the fleet, under its recorded id, and each group a ring gives by id.
-fn recorded_groups(fleet: &Fleet, platform: &ObjectName, recording: &Recording) -> Vec<emulate::intune::Group> {
-    let mut groups: Vec<emulate::intune::Group> = recording
-        .groups
-        .iter()
-        .map(|(name, id)| emulate::intune::Group { id: id.clone(), display_name: name.clone() })
-        .collect();
-    for g in fleet.ring_groups().filter(|g| g.platform.as_str() == platform.as_str()) {
-        if let (None, Some(id)) = (g.group.name(), g.group.id()) {
-            groups.push(emulate::intune::Group { display_name: format!("Group {id}"), id: id.to_string() });
-        }
-    }
-    groups.sort_by(|a, b| a.id.cmp(&b.id));
-    groups.dedup_by(|a, b| a.id == b.id);
-    groups
 }
 
 /// Whether a Platform is reached through the harness.

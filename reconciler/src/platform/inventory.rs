@@ -150,23 +150,17 @@ impl PlatformClient for InventoryPlatform {
         let path = self.inventory.with_extension("documents.json");
         let unavailable =
             |cause: crate::vocab::Cause| PlatformError::Unavailable { platform: self.name.clone(), cause };
-        if let Ok(meta) = tokio::fs::metadata(&path).await {
-            if meta.len() > MAX_INVENTORY_BYTES {
-                return Err(unavailable(
-                    format!("{} is larger than {MAX_INVENTORY_BYTES} bytes; it is not a recording", path.display())
-                        .into(),
-                ));
-            }
-        }
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((observed, serde_json::Value::Null)),
-            Err(e) => return Err(unavailable(crate::vocab::because(format!("cannot read {}", path.display()), e))),
-        };
-        let documents = tokio::task::spawn_blocking(move || serde_json::from_slice::<serde_json::Value>(&bytes))
-            .await
-            .map_err(|e| unavailable(crate::vocab::because(format!("reading {} stopped", path.display()), e)))?
-            .map_err(|e| unavailable(crate::vocab::because(format!("{} is corrupt", path.display()), e)))?;
+        // Read (a regular file, capped) and parsed off the async threads.
+        let shown = path.display().to_string();
+        let read = tokio::task::spawn_blocking(move || match crate::bounded::read(&path, MAX_INVENTORY_BYTES) {
+            Err(crate::bounded::ReadError::NotFound) => Ok(serde_json::Value::Null),
+            Err(e) => Err(crate::vocab::because(format!("cannot read {}", path.display()), e)),
+            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| crate::vocab::because(format!("{} is corrupt", path.display()), e)),
+        })
+        .await
+        .map_err(|e| unavailable(crate::vocab::because(format!("reading {shown} stopped"), e)))?;
+        let documents = read.map_err(unavailable)?;
         Ok((observed, documents))
     }
 

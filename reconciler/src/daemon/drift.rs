@@ -150,7 +150,7 @@ pub fn classify(plan: &mut Plan, fleet: &Fleet, baseline: &Baseline) -> Vec<Drif
     for a in plan.actions.iter_mut().filter(|a| drifted(a)) {
         let mode = mode(fleet, &a.product, &a.platform);
         if mode != DriftMode::Correct {
-            a.waiting = Some(Waiting {
+            a.waiting = Some(Box::new(Waiting {
                 reason: "DriftNotCorrected".into(),
                 message: format!(
                     "{} on {} changed outside git; drift mode `{}` does not correct it",
@@ -159,7 +159,7 @@ pub fn classify(plan: &mut Plan, fleet: &Fleet, baseline: &Baseline) -> Vec<Drif
                     if mode == DriftMode::Warn { "warn" } else { "off" }
                 ),
                 until: None,
-            });
+            }));
         }
         if mode == DriftMode::Off {
             continue;

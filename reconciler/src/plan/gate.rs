@@ -125,7 +125,7 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
                         .and_then(|d| Duration::from_std(d.0).ok())
                         .unwrap_or_else(Duration::zero);
                     if prev_changes {
-                        a.waiting = Some(Waiting {
+                        a.waiting = Some(Box::new(Waiting {
                             reason: "PreviousRingPending".into(),
                             message: format!(
                                 "ring {prev} gets {version} first{}",
@@ -139,7 +139,7 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
                                 }
                             ),
                             until: None,
-                        });
+                        }));
                         continue;
                     }
                     // Fail closed: without a record of when the previous ring got this version
@@ -162,7 +162,7 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
                         };
                         // A soak too long to be a date (validation bounds it) never opens.
                         if opens.is_none_or(|opens| opens > now) {
-                            a.waiting = Some(Waiting { reason: "RingSoaking".into(), message, until: opens });
+                            a.waiting = Some(Box::new(Waiting { reason: "RingSoaking".into(), message, until: opens }));
                             continue;
                         }
                     }
@@ -170,21 +170,21 @@ pub fn gate(plan: &mut Plan, fleet: &Fleet, history: &dyn RingHistory, now: Date
             }
         }
         if let Some(opens) = next_window(&rollout.spec.maintenance_windows, now) {
-            a.waiting = Some(Waiting {
+            a.waiting = Some(Box::new(Waiting {
                 reason: "MaintenanceWindow".into(),
                 message: format!("outside the maintenance windows of rollout {}", rollout.metadata.name),
                 until: Some(opens),
-            });
+            }));
             continue;
         }
         if let Some(max) = rollout.spec.max_changes_per_step {
             let used = budget.entry((rollout.metadata.name.to_string(), a.platform.to_string())).or_default();
             if *used >= max {
-                a.waiting = Some(Waiting {
+                a.waiting = Some(Box::new(Waiting {
                     reason: "ChangeBudget".into(),
                     message: format!("rollout {} allows {max} changes per platform and run", rollout.metadata.name),
                     until: None,
-                });
+                }));
                 continue;
             }
             *used += 1;
@@ -259,7 +259,7 @@ fn weekday(d: Weekday) -> chrono::Weekday {
 pub fn hold(plan: &mut Plan, reason: &str, held: &dyn Fn(&str, &str) -> Option<String>) {
     for a in plan.actions.iter_mut().filter(|a| a.action != ActionKind::None) {
         if let Some(message) = held(&a.product, &a.platform) {
-            a.waiting = Some(super::Waiting { reason: reason.into(), message, until: None });
+            a.waiting = Some(Box::new(super::Waiting { reason: reason.into(), message, until: None }));
         }
     }
     plan.recount();

@@ -145,7 +145,7 @@ pub struct PlannedAction {
     /// Set when the action must wait (ring soak, maintenance window, change budget): it is not
     /// applied by this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<Waiting>,
+    pub waiting: Option<Box<Waiting>>,
 }
 
 /// What one policy said about an action: a refusal (`deny`) or a remark (`warn`), with the
@@ -462,7 +462,10 @@ fn plan_products<'a>(
     products: &'a [crate::model::Product],
     managed_index: &ManagedIndex<'a>,
 ) -> Partial<'a> {
-    let mut actions = Vec::new();
+    // One action per (product, platform, ring) is the rule (retiring a second assigned object
+    // the exception): sized once, a chunk's list is not regrown nor left up to half empty.
+    let units = products.iter().map(|p| p.targets.iter().map(|t| t.rings.len()).sum::<usize>()).sum();
+    let mut actions = Vec::with_capacity(units);
     let mut errors = Vec::new();
     let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::default();
     let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::default();
@@ -709,7 +712,7 @@ fn plan_products<'a>(
                         PlannedAction {
                             action,
                             reason: text.get(reason),
-                            message: message.into(),
+                            message: if message.is_empty() { text.get("") } else { message.into() },
                             object_id: Some(object.id.as_str().into()),
                             changes,
                             ..base

@@ -345,10 +345,15 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let products = input.fleet.products.as_slice();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let chunk = products.len().div_ceil(threads).max(256);
-    let parts: Vec<Partial<'_>> = if products.len() <= chunk {
-        vec![plan_products(&input, products, &managed_index)]
+    // Each platform's fingerprints (every observed object hashed) are made beside the products.
+    let fingerprints = || -> Vec<(String, (Sha256, BTreeMap<String, Sha256>))> {
+        input.observed.iter().map(|(p, o)| (p.to_string(), o.fingerprints())).collect()
+    };
+    let (parts, observed_fingerprints): (Vec<Partial<'_>>, _) = if products.len() <= chunk {
+        (vec![plan_products(&input, products, &managed_index)], fingerprints())
     } else {
         std::thread::scope(|scope| {
+            let hashing = scope.spawn(fingerprints);
             let handles: Vec<_> = products
                 .chunks(chunk)
                 .map(|c| {
@@ -357,15 +362,20 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 })
                 .collect();
             // The planner is pure; a panicking chunk is a bug, re-raised rather than hidden.
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            let parts =
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
+            (parts, hashing.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
         })
     };
-    // Sized once: a plan of tens of thousands of actions should not be copied while it grows.
+    // Sized once: a plan of tens of thousands of actions should not be copied while it grows;
+    // the sets are built here, once, from the chunks' lists (not merged from sets of their own).
     let mut actions = Vec::with_capacity(parts.iter().map(|p| p.actions.len()).sum());
     let mut errors = Vec::new();
-    let mut wanted = HashSet::default();
-    let mut wanted_objects = HashSet::default();
-    let mut selected = HashMap::default();
+    let mut wanted = HashSet::with_capacity_and_hasher(parts.iter().map(|p| p.wanted.len()).sum(), Default::default());
+    let mut wanted_objects =
+        HashSet::with_capacity_and_hasher(parts.iter().map(|p| p.wanted_objects.len()).sum(), Default::default());
+    let mut selected =
+        HashMap::with_capacity_and_hasher(parts.iter().map(|p| p.selected.len()).sum(), Default::default());
     for part in parts {
         actions.extend(part.actions);
         errors.extend(part.errors);
@@ -426,9 +436,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                     key_id: c.key_id().to_string(),
                 })
                 .collect(),
-            observed: input.observed.iter().map(|(p, o)| (p.to_string(), o.fingerprint())).collect(),
+            observed: observed_fingerprints.iter().map(|(p, (all, _))| (p.clone(), *all)).collect(),
             files: BTreeMap::new(),
-            objects: input.observed.iter().map(|(p, o)| (p.to_string(), o.object_fingerprints())).collect(),
+            objects: observed_fingerprints.into_iter().map(|(p, (_, each))| (p, each)).collect(),
             signature: None,
         },
         actions,
@@ -449,12 +459,12 @@ struct Partial<'a> {
     errors: Vec<PlanError>,
     /// (platform, catalog product, group) units the fleet wants; the other managed assignments
     /// are retired.
-    wanted: HashSet<(&'a ObjectName, &'a ProductId, &'a str)>,
+    wanted: Vec<(&'a ObjectName, &'a ProductId, &'a str)>,
     /// (platform, catalog product) objects the fleet wants.
-    wanted_objects: HashSet<(&'a ObjectName, &'a ProductId)>,
+    wanted_objects: Vec<(&'a ObjectName, &'a ProductId)>,
     /// The version selected for each (platform, catalog product) planned without error: the
     /// other versions there are superseded, and kept only as the platform's retention says.
-    selected: HashMap<(&'a ObjectName, &'a ProductId), String>,
+    selected: Vec<((&'a ObjectName, &'a ProductId), String)>,
 }
 
 fn plan_products<'a>(
@@ -467,9 +477,10 @@ fn plan_products<'a>(
     let units = products.iter().map(|p| p.targets.iter().map(|t| t.rings.len()).sum::<usize>()).sum();
     let mut actions = Vec::with_capacity(units);
     let mut errors = Vec::new();
-    let mut wanted: HashSet<(&ObjectName, &ProductId, &str)> = HashSet::default();
-    let mut wanted_objects: HashSet<(&ObjectName, &ProductId)> = HashSet::default();
-    let mut selected: HashMap<(&ObjectName, &ProductId), String> = HashMap::default();
+    // Lists here (a chunk only adds to them); `plan` makes the sets once.
+    let mut wanted: Vec<(&ObjectName, &ProductId, &str)> = Vec::with_capacity(units);
+    let mut wanted_objects: Vec<(&ObjectName, &ProductId)> = Vec::new();
+    let mut selected: Vec<((&ObjectName, &ProductId), String)> = Vec::new();
     let mut text = Interner::default();
     for product in products {
         if product.spec.retire {
@@ -490,11 +501,11 @@ fn plan_products<'a>(
                 // Keep what is published for this product: a broken catalog entry must not
                 // look like a request to retire it.
                 for t in &product.targets {
-                    wanted_objects.insert((&t.spec.platform, &product.spec.product));
+                    wanted_objects.push((&t.spec.platform, &product.spec.product));
                     if let Some(rollout) = input.fleet.rollouts.get(&t.rollout) {
                         for ring in &t.rings {
                             if let Some(g) = rollout.group(ring, &t.spec.platform) {
-                                wanted.insert((&t.spec.platform, &product.spec.product, g));
+                                wanted.push((&t.spec.platform, &product.spec.product, g));
                             }
                         }
                     }
@@ -520,10 +531,10 @@ fn plan_products<'a>(
             if platform.spec.platform_type == crate::vocab::PlatformType::Wsus {
                 if let Err(e) = crate::platform::wsus::sdp::four_part_version(&selection.version.to_string()) {
                     // Keep what is published there: an unpublishable version is not a retire.
-                    wanted_objects.insert((&target.spec.platform, &product.spec.product));
+                    wanted_objects.push((&target.spec.platform, &product.spec.product));
                     for ring in &target.rings {
                         if let Some(g) = rollout.group(ring, &target.spec.platform) {
-                            wanted.insert((&target.spec.platform, &product.spec.product, g));
+                            wanted.push((&target.spec.platform, &product.spec.product, g));
                         }
                     }
                     errors.push(PlanError {
@@ -537,8 +548,8 @@ fn plan_products<'a>(
             }
             let managed: &[&ObservedObject] =
                 managed_index.get(&(&target.spec.platform, &product.spec.product)).map_or(&[], Vec::as_slice);
-            wanted_objects.insert((&target.spec.platform, &product.spec.product));
-            selected.insert((&target.spec.platform, &product.spec.product), selection.version.to_string());
+            wanted_objects.push((&target.spec.platform, &product.spec.product));
+            selected.push(((&target.spec.platform, &product.spec.product), selection.version.to_string()));
             let platform_fields = desired::platform_fields(platform.spec.platform_type, target);
             let object_fields = desired::object_fields(platform.spec.platform_type, &base_fields, &platform_fields);
             let assignment_map = desired::assignment_fields(target);
@@ -559,7 +570,7 @@ fn plan_products<'a>(
                 let Some(group) = rollout.group(ring, &target.spec.platform) else { continue };
                 let group_name = rollout.group_name(ring, &target.spec.platform);
                 let shown = group_name.unwrap_or(group);
-                wanted.insert((&target.spec.platform, &product.spec.product, group));
+                wanted.push((&target.spec.platform, &product.spec.product, group));
                 // Normally one object is assigned to a ring's group. A run that died in the middle
                 // of an update leaves two (the new version assigned, the old one not yet
                 // withdrawn): the one holding the selected version and content is the ring's,

@@ -241,36 +241,50 @@ impl Observed {
     /// order in which the platform listed objects and assignments; every string is hashed with
     /// its length, so distinct states cannot collide by concatenation.
     pub fn fingerprint(&self) -> Sha256 {
+        self.fingerprints().0
+    }
+
+    /// Each object's own fingerprint, by id: what lets a stale saved plan name the objects
+    /// that changed.
+    pub fn object_fingerprints(&self) -> BTreeMap<String, Sha256> {
+        self.fingerprints().1
+    }
+
+    /// [`Observed::fingerprint`] and [`Observed::object_fingerprints`] in one pass: each object
+    /// is hashed once, and the platform's fingerprint is the hash of the objects' (id,
+    /// fingerprint) pairs in id order, then the named groups.
+    pub fn fingerprints(&self) -> (Sha256, BTreeMap<String, Sha256>) {
         use sha2::Digest;
-        let mut objects: Vec<&ObservedObject> = self.objects.iter().collect();
-        objects.sort_by(|a, b| a.id.cmp(&b.id));
+        fn put(h: &mut sha2::Sha256, s: &[u8]) {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s);
+        }
+        let mut each: Vec<(&str, Sha256)> = self
+            .objects
+            .iter()
+            .map(|o| {
+                let mut h = sha2::Sha256::new();
+                hash_object(&mut h, o);
+                (o.id.as_str(), Sha256::from_bytes(h.finalize().into()))
+            })
+            .collect();
+        // Two objects under one id (which no platform should list) both count.
+        each.sort_unstable();
         let mut h = sha2::Sha256::new();
-        for o in objects {
-            hash_object(&mut h, o);
+        h.update((each.len() as u64).to_le_bytes());
+        for (id, digest) in &each {
+            put(&mut h, id.as_bytes());
+            h.update(digest.as_bytes());
         }
         // Where the fleet's named groups point is part of what was observed: a group renamed
         // or replaced changes the plan.
         if !self.groups.is_empty() {
             for s in std::iter::once("groups").chain(self.groups.iter().flat_map(|(n, i)| [n.as_str(), i.as_str()])) {
-                h.update((s.len() as u64).to_le_bytes());
-                h.update(s.as_bytes());
+                put(&mut h, s.as_bytes());
             }
         }
-        Sha256::from_bytes(h.finalize().into())
-    }
-
-    /// Each object's own fingerprint, by id (the same hashing as [`Observed::fingerprint`]):
-    /// what lets a stale saved plan name the objects that changed.
-    pub fn object_fingerprints(&self) -> BTreeMap<String, Sha256> {
-        use sha2::Digest;
-        self.objects
-            .iter()
-            .map(|o| {
-                let mut h = sha2::Sha256::new();
-                hash_object(&mut h, o);
-                (o.id.clone(), Sha256::from_bytes(h.finalize().into()))
-            })
-            .collect()
+        let objects = each.into_iter().map(|(id, digest)| (id.to_string(), digest)).collect();
+        (Sha256::from_bytes(h.finalize().into()), objects)
     }
 }
 
@@ -297,7 +311,10 @@ fn hash_object(h: &mut sha2::Sha256, o: &ObservedObject) {
             put(h, m.product.as_str());
             put(h, &m.version);
             put(h, m.commit.as_deref().unwrap_or("\u{0}none"));
-            put(h, &m.content_digest.to_string());
+            // 32 bytes always fit in 64 hex digits: no allocation per object.
+            let mut hex = [0u8; 64];
+            let _ = hex::encode_to_slice(m.content_digest.as_bytes(), &mut hex);
+            put(h, std::str::from_utf8(&hex).unwrap_or_default());
         }
     }
     put_map(h, &o.fields);

@@ -21,6 +21,11 @@ impl Sha256 {
         Sha256(bytes)
     }
 
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Parses 64 hexadecimal characters.
     pub fn parse(s: &str) -> Result<Self, NotADigest> {
         let mut out = [0u8; 32];

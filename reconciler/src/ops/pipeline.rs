@@ -71,6 +71,59 @@ pub(super) async fn load_admitting(
     policy: &source::signature::CommitPolicy,
 ) -> Result<Loaded, OpsError> {
     let t = std::time::Instant::now();
+    let (snapshot, warnings, fleet) = read_fleet(ctx, source, policy, t).await?;
+    let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
+    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
+    Ok(Loaded { snapshot, warnings, fleet, catalogs })
+}
+
+/// [`load_admitting`], with the platforms connected and observed while the catalogs are
+/// verified (`plan`): both only read, and each waits on its own I/O and parsing. Should both
+/// fail, the catalogs' failure is the one reported, as when they ran one after the other.
+pub(super) async fn load_observing(
+    ctx: &Context,
+    source: &SourceOptions,
+    policy: &source::signature::CommitPolicy,
+) -> Result<(Loaded, ObservedAll), OpsError> {
+    let t = std::time::Instant::now();
+    let (snapshot, warnings, fleet) = read_fleet(ctx, source, policy, t).await?;
+    let (catalogs, observed) = {
+        let observing = async {
+            let clients = connect(ctx, &fleet).await?;
+            let observed = observe(&clients, &fleet).await?;
+            tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "platforms observed");
+            Ok::<_, OpsError>(observed)
+        };
+        let verifying = async {
+            let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
+            tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
+            Ok::<_, OpsError>(catalogs)
+        };
+        tokio::pin!(verifying, observing);
+        // A catalog that fails ends the load at once (the observation is dropped); a platform that
+        // fails first waits for the catalogs, whose failure goes first.
+        tokio::select! {
+            biased;
+            catalogs = &mut verifying => {
+                let catalogs = catalogs?;
+                (catalogs, observing.await?)
+            }
+            observed = &mut observing => {
+                let catalogs = verifying.await?;
+                (catalogs, observed?)
+            }
+        }
+    };
+    Ok((Loaded { snapshot, warnings, fleet, catalogs }, Arc::new(observed)))
+}
+
+/// Reads the source and loads its fleet (from the memo when the files are the same).
+async fn read_fleet(
+    ctx: &Context,
+    source: &SourceOptions,
+    policy: &source::signature::CommitPolicy,
+    t: std::time::Instant,
+) -> Result<(SourceSnapshot, Vec<SourceWarning>, Arc<Fleet>), OpsError> {
     // git2 and parsing block: off the async threads.
     let source = source.clone();
     let memo = ctx.memo().cloned();
@@ -97,9 +150,7 @@ pub(super) async fn load_admitting(
     })
     .await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), products = fleet.products.len(), "fleet loaded");
-    let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
-    tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
-    Ok(Loaded { snapshot, warnings, fleet, catalogs })
+    Ok((snapshot, warnings, fleet))
 }
 
 /// Admits the source's commit under the context's commit policy; strict mode starts after the

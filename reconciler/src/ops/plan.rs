@@ -24,8 +24,8 @@ pub struct Planned {
 
 /// Plans the fleet at `source`. Read-only: records nothing.
 pub async fn plan(ctx: &Context, source: &SourceOptions) -> Result<Planned, OpsError> {
-    let loaded = std::sync::Arc::new(pipeline::load(ctx, source).await?);
-    plan_loaded(ctx, loaded).await
+    let (loaded, observed) = pipeline::load_observing(ctx, source, ctx.commit_policy()).await?;
+    plan_loaded(ctx, std::sync::Arc::new(loaded), observed).await
 }
 
 /// The result of `patchops plan --base REV`: the head's plan, and what the change does
@@ -45,10 +45,9 @@ pub async fn plan_change(ctx: &Context, source: &SourceOptions, base: &str) -> R
     let head = plan(ctx, source).await?;
     let base_source = SourceOptions { rev: Some(base.to_string()), worktree: false, ..source.clone() };
     let base_planned = async {
-        let loaded = std::sync::Arc::new(
-            pipeline::load_admitting(ctx, &base_source, &crate::source::signature::CommitPolicy::NotRequired).await?,
-        );
-        plan_loaded(ctx, loaded).await
+        let (loaded, observed) =
+            pipeline::load_observing(ctx, &base_source, &crate::source::signature::CommitPolicy::NotRequired).await?;
+        plan_loaded(ctx, std::sync::Arc::new(loaded), observed).await
     }
     .await;
     let change = match base_planned {
@@ -79,9 +78,11 @@ pub async fn plan_change(ctx: &Context, source: &SourceOptions, base: &str) -> R
     Ok(PlannedChange { head, change })
 }
 
-async fn plan_loaded(ctx: &Context, loaded: std::sync::Arc<super::Loaded>) -> Result<Planned, OpsError> {
-    let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = std::sync::Arc::new(pipeline::observe(&clients, &loaded.fleet).await?);
+async fn plan_loaded(
+    ctx: &Context,
+    loaded: std::sync::Arc<super::Loaded>,
+    observed: pipeline::ObservedAll,
+) -> Result<Planned, OpsError> {
     let decision = pipeline::decide(
         ctx,
         &loaded,

@@ -111,11 +111,8 @@ pub async fn prepare_apply<'c>(
     for i in &interrupted {
         tracing::warn!(run = %i.run, action = %i.subject, step = %i.step, detail = %i.detail, "an earlier apply was interrupted; re-planning from the platforms' current state");
     }
-    let loaded = Arc::new(pipeline::load(ctx, source).await?);
-    let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    tracing::debug!("connected");
-    let observed = Arc::new(pipeline::observe(&clients, &loaded.fleet).await?);
-    tracing::debug!("observed");
+    let (loaded, clients, observed) = pipeline::load_observing(ctx, source, ctx.commit_policy()).await?;
+    let loaded = Arc::new(loaded);
     let share = options.max_retire_share.unwrap_or(DEFAULT_MAX_RETIRE_SHARE);
     let decision = pipeline::decide(
         ctx,

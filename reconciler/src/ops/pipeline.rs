@@ -78,21 +78,22 @@ pub(super) async fn load_admitting(
 }
 
 /// [`load_admitting`], with the platforms connected and observed while the catalogs are
-/// verified (`plan`): both only read, and each waits on its own I/O and parsing. Should both
-/// fail, the catalogs' failure is the one reported, as when they ran one after the other.
+/// verified (`plan`, `apply`, the daemon's cycle): both only read, and each waits on its own
+/// I/O and parsing; nothing is acted on before the decision. Should both fail, the catalogs'
+/// failure is the one reported, as when they ran one after the other.
 pub(super) async fn load_observing(
     ctx: &Context,
     source: &SourceOptions,
     policy: &source::signature::CommitPolicy,
-) -> Result<(Loaded, ObservedAll), OpsError> {
+) -> Result<(Loaded, Clients, ObservedAll), OpsError> {
     let t = std::time::Instant::now();
     let (snapshot, warnings, fleet) = read_fleet(ctx, source, policy, t).await?;
-    let (catalogs, observed) = {
+    let (catalogs, (clients, observed)) = {
         let observing = async {
             let clients = connect(ctx, &fleet).await?;
             let observed = observe(&clients, &fleet).await?;
             tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "platforms observed");
-            Ok::<_, OpsError>(observed)
+            Ok::<_, OpsError>((clients, observed))
         };
         let verifying = async {
             let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
@@ -114,7 +115,7 @@ pub(super) async fn load_observing(
             }
         }
     };
-    Ok((Loaded { snapshot, warnings, fleet, catalogs }, Arc::new(observed)))
+    Ok((Loaded { snapshot, warnings, fleet, catalogs }, clients, Arc::new(observed)))
 }
 
 /// Reads the source and loads its fleet (from the memo when the files are the same).

@@ -24,7 +24,7 @@ pub struct Planned {
 
 /// Plans the fleet at `source`. Read-only: records nothing.
 pub async fn plan(ctx: &Context, source: &SourceOptions) -> Result<Planned, OpsError> {
-    let (loaded, observed) = pipeline::load_observing(ctx, source, ctx.commit_policy()).await?;
+    let (loaded, _clients, observed) = pipeline::load_observing(ctx, source, ctx.commit_policy()).await?;
     plan_loaded(ctx, std::sync::Arc::new(loaded), observed).await
 }
 
@@ -45,7 +45,7 @@ pub async fn plan_change(ctx: &Context, source: &SourceOptions, base: &str) -> R
     let head = plan(ctx, source).await?;
     let base_source = SourceOptions { rev: Some(base.to_string()), worktree: false, ..source.clone() };
     let base_planned = async {
-        let (loaded, observed) =
+        let (loaded, _clients, observed) =
             pipeline::load_observing(ctx, &base_source, &crate::source::signature::CommitPolicy::NotRequired).await?;
         plan_loaded(ctx, std::sync::Arc::new(loaded), observed).await
     }

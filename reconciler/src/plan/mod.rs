@@ -346,7 +346,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let chunk = products.len().div_ceil(threads).max(256);
     // Each platform's fingerprints (every observed object hashed) are made beside the products.
-    let fingerprints = || -> Vec<(String, (Sha256, BTreeMap<String, Sha256>))> {
+    let fingerprints = || -> Vec<(String, PlatformFingerprints)> {
         input.observed.iter().map(|(p, o)| (p.to_string(), o.fingerprints())).collect()
     };
     let (parts, observed_fingerprints): (Vec<Partial<'_>>, _) = if products.len() <= chunk {
@@ -450,6 +450,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         emulated: None,
     }
 }
+
+/// A platform's fingerprint, and each of its objects' by id.
+type PlatformFingerprints = (Sha256, BTreeMap<String, Sha256>);
 
 type ManagedIndex<'a> = HashMap<(&'a ObjectName, &'a ProductId), Vec<&'a ObservedObject>>;
 

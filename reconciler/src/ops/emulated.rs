@@ -222,7 +222,7 @@ async fn run(
     let observed = pipeline::observe(&clients, dry).await?;
     for p in platforms.iter_mut() {
         let (Some(want), Some(got)) = (recorded.get(&p.name), observed.get(&p.name)) else { continue };
-        let (want, got) = (want.object_fingerprints(), got.object_fingerprints());
+        let (want, got) = (want.fingerprints().1, got.fingerprints().1);
         let mut ids: Vec<&String> = want.keys().chain(got.keys()).collect();
         ids.sort();
         ids.dedup();

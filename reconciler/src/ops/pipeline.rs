@@ -60,25 +60,16 @@ pub async fn load_fleet(
 /// Reads the source, loads the fleet, and verifies every catalog against the recorded history
 /// (recording nothing: only an apply records the serials it acted on).
 pub async fn load(ctx: &Context, source: &SourceOptions) -> Result<Loaded, OpsError> {
-    load_admitting(ctx, source, ctx.commit_policy()).await
-}
-
-/// [`load`], admitting the commit under `policy` instead of the context's: `plan --base` reads
-/// the base this way, unverified, because nothing ever acts on it (it is only compared with).
-pub(super) async fn load_admitting(
-    ctx: &Context,
-    source: &SourceOptions,
-    policy: &source::signature::CommitPolicy,
-) -> Result<Loaded, OpsError> {
     let t = std::time::Instant::now();
-    let (snapshot, warnings, fleet) = read_fleet(ctx, source, policy, t).await?;
+    let (snapshot, warnings, fleet) = read_fleet(ctx, source, ctx.commit_policy(), t).await?;
     let catalogs = verify_catalogs(ctx, &fleet, &snapshot).await?;
     tracing::debug!(elapsed = ?t.elapsed(), rss_mib = rss_mib(), "catalogs verified");
     Ok(Loaded { snapshot, warnings, fleet, catalogs })
 }
 
-/// [`load_admitting`], with the platforms connected and observed while the catalogs are
-/// verified (`plan`, `apply`, the daemon's cycle): both only read, and each waits on its own
+/// [`load`] admitting the commit under `policy` (`plan --base` reads the base unverified,
+/// since nothing acts on it), with the platforms connected and observed while the catalogs are
+/// verified (`plan`, `status`, `apply`, the daemon's cycle): both only read, and each waits on its own
 /// I/O and parsing; nothing is acted on before the decision. Should both fail, the catalogs'
 /// failure is the one reported, as when they ran one after the other.
 pub(super) async fn load_observing(

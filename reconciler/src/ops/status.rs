@@ -45,9 +45,7 @@ pub struct Status {
 /// Loads and observes the fleet at `source`, and joins what the platforms hold with the audit
 /// log.
 pub async fn status(ctx: &Context, source: &SourceOptions) -> Result<Status, OpsError> {
-    let loaded = pipeline::load(ctx, source).await?;
-    let clients = pipeline::connect(ctx, &loaded.fleet).await?;
-    let observed = std::sync::Arc::new(pipeline::observe(&clients, &loaded.fleet).await?);
+    let (loaded, _clients, observed) = pipeline::load_observing(ctx, source, ctx.commit_policy()).await?;
     let loaded = std::sync::Arc::new(loaded);
     let decision = pipeline::decide(
         ctx,

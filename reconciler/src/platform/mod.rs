@@ -237,28 +237,14 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// A digest of the observed state, for refusing stale saved plans. Independent of the
-    /// order in which the platform listed objects and assignments; every string is hashed with
-    /// its length, so distinct states cannot collide by concatenation.
-    pub fn fingerprint(&self) -> Sha256 {
-        self.fingerprints().0
-    }
-
-    /// Each object's own fingerprint, by id: what lets a stale saved plan name the objects
-    /// that changed.
-    pub fn object_fingerprints(&self) -> BTreeMap<String, Sha256> {
-        self.fingerprints().1
-    }
-
-    /// [`Observed::fingerprint`] and [`Observed::object_fingerprints`] in one pass: each object
-    /// is hashed once, and the platform's fingerprint is the hash of the objects' (id,
-    /// fingerprint) pairs in id order, then the named groups.
+    /// A digest of the observed state, for refusing stale saved plans, and each object's own
+    /// digest by id, which lets a stale saved plan name the objects that changed. Each object is
+    /// hashed once; the platform's digest is the hash of the objects' (id, digest) pairs in id
+    /// order, then the named groups. Independent of the order in which the platform listed
+    /// objects and assignments; every string is hashed with its length, so distinct states
+    /// cannot collide by concatenation.
     pub fn fingerprints(&self) -> (Sha256, BTreeMap<String, Sha256>) {
         use sha2::Digest;
-        fn put(h: &mut sha2::Sha256, s: &[u8]) {
-            h.update((s.len() as u64).to_le_bytes());
-            h.update(s);
-        }
         let mut each: Vec<(&str, Sha256)> = self
             .objects
             .iter()
@@ -273,14 +259,14 @@ impl Observed {
         let mut h = sha2::Sha256::new();
         h.update((each.len() as u64).to_le_bytes());
         for (id, digest) in &each {
-            put(&mut h, id.as_bytes());
+            put(&mut h, id);
             h.update(digest.as_bytes());
         }
         // Where the fleet's named groups point is part of what was observed: a group renamed
         // or replaced changes the plan.
         if !self.groups.is_empty() {
             for s in std::iter::once("groups").chain(self.groups.iter().flat_map(|(n, i)| [n.as_str(), i.as_str()])) {
-                put(&mut h, s.as_bytes());
+                put(&mut h, s);
             }
         }
         let objects = each.into_iter().map(|(id, digest)| (id.to_string(), digest)).collect();
@@ -288,12 +274,16 @@ impl Observed {
     }
 }
 
+/// Hashes `s` with its length first, so that consecutive strings cannot collide by
+/// concatenation.
+fn put(h: &mut sha2::Sha256, s: &str) {
+    use sha2::Digest;
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
 fn hash_object(h: &mut sha2::Sha256, o: &ObservedObject) {
     use sha2::Digest;
-    fn put(h: &mut sha2::Sha256, s: &str) {
-        h.update((s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    }
     fn put_map(h: &mut sha2::Sha256, m: &FieldMap) {
         h.update((m.len() as u64).to_le_bytes());
         for (k, v) in m.iter() {
@@ -311,10 +301,8 @@ fn hash_object(h: &mut sha2::Sha256, o: &ObservedObject) {
             put(h, m.product.as_str());
             put(h, &m.version);
             put(h, m.commit.as_deref().unwrap_or("\u{0}none"));
-            // 32 bytes always fit in 64 hex digits: no allocation per object.
-            let mut hex = [0u8; 64];
-            let _ = hex::encode_to_slice(m.content_digest.as_bytes(), &mut hex);
-            put(h, std::str::from_utf8(&hex).unwrap_or_default());
+            // Always 32 bytes: no length needed, and no hex text made per object.
+            h.update(m.content_digest.as_bytes());
         }
     }
     put_map(h, &o.fields);
@@ -720,13 +708,13 @@ mod tests {
     fn fingerprints_ignore_listing_order_but_see_every_change() {
         let a = Observed { objects: vec![object("x", &["g1", "g2"]), object("y", &[])], ..Default::default() };
         let b = Observed { objects: vec![object("y", &[]), object("x", &["g2", "g1"])], ..Default::default() };
-        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprints().0, b.fingerprints().0);
         let mut c = a.clone();
         c.objects[0].fields.insert("version".into(), "1.1".into());
-        assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_ne!(a.fingerprints().0, c.fingerprints().0);
         // Concatenation cannot collide: ("ab", "c") differs from ("a", "bc").
         let d = Observed { objects: vec![object("ab", &["c"])], ..Default::default() };
         let e = Observed { objects: vec![object("a", &["bc"])], ..Default::default() };
-        assert_ne!(d.fingerprint(), e.fingerprint());
+        assert_ne!(d.fingerprints().0, e.fingerprints().0);
     }
 }

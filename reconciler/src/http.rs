@@ -40,7 +40,7 @@ pub enum HttpError {
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     /// The system's TLS configuration could not be loaded.
-    #[error("cannot set up TLS (OpenSSL and the system's trusted roots): {0}")]
+    #[error("cannot set up TLS (rustls): {0}")]
     Tls(String),
     /// The request or the transfer failed.
     #[error("GET {url}: {source}")]
@@ -86,12 +86,88 @@ pub fn client() -> Result<reqwest::Client, HttpError> {
     client_with(Timeouts::default())
 }
 
-/// The process's TLS configuration (OpenSSL, with the system's trusted roots), made once, on
-/// the first client: making one costs tens of milliseconds, a client made with it
-/// microseconds. It holds no connection, so clients on any runtime may share it.
-fn tls() -> Result<native_tls::TlsConnector, HttpError> {
-    static TLS: std::sync::OnceLock<Result<native_tls::TlsConnector, String>> = std::sync::OnceLock::new();
-    TLS.get_or_init(|| native_tls::TlsConnector::new().map_err(|e| e.to_string())).clone().map_err(HttpError::Tls)
+/// The process's TLS configuration (rustls with ring, the platform's certificate verifier),
+/// made once, on the first client, and shared by every client: it holds no connection, so
+/// clients on any runtime may share it. Making it costs microseconds; the system's trusted
+/// roots are loaded by [`LazyPlatformVerifier`] on the first certificate checked, so a process
+/// that only speaks plain http (the embedded emulators) never reads the CA bundle.
+fn tls() -> Result<rustls::ClientConfig, HttpError> {
+    static TLS: std::sync::OnceLock<Result<rustls::ClientConfig, String>> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = LazyPlatformVerifier { provider: provider.clone(), inner: std::sync::OnceLock::new() };
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                // `dangerous` is rustls's name for any verifier of one's own: this one is the
+                // platform's, only made later.
+                b.dangerous().with_custom_certificate_verifier(std::sync::Arc::new(verifier)).with_no_client_auth()
+            })
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(HttpError::Tls)
+}
+
+/// rustls-platform-verifier's [`Verifier`](rustls_platform_verifier::Verifier), made on the
+/// first server certificate checked rather than with the client. On Linux and the BSDs making
+/// it reads and parses the system's CA bundle (tens of milliseconds with thousands of
+/// allocations); on Windows and macOS it defers to the system's own verification. Every check
+/// is the platform verifier's: if it cannot be made (no trusted roots on the system, say),
+/// every certificate is refused with its reason, in every later handshake too.
+#[derive(Debug)]
+struct LazyPlatformVerifier {
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    inner: std::sync::OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+}
+
+impl LazyPlatformVerifier {
+    fn verifier(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        self.inner
+            .get_or_init(|| {
+                tracing::debug!("loading the system's trusted roots for TLS");
+                rustls_platform_verifier::Verifier::new(self.provider.clone())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for LazyPlatformVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    /// Offered in the ClientHello, before any certificate: the provider's schemes, which are
+    /// what the platform verifier answers too (it checks signatures with the same provider).
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The shared client with other timeouts.

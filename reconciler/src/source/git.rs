@@ -82,16 +82,15 @@ pub(super) fn open_remote(
         Ok(r) => r,
         Err(_) => git2::Repository::init_bare(&dir).map_err(|e| err(e.message().to_string()))?,
     };
+    // http(s) remotes go through patchops's own HTTP client; registered before any remote exists.
+    super::http_transport::register().map_err(&err)?;
     let mut remote = repo.remote_anonymous(&opts.repo).map_err(|e| err(e.message().to_string()))?;
     let mut callbacks = git2::RemoteCallbacks::new();
-    callbacks.credentials(|url, username, allowed| {
+    // ssh: the agent's keys. (http(s) credentials are the transport's: the URL's, or git's
+    // credential helper's.)
+    callbacks.credentials(|_url, username, allowed| {
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
-        }
-        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-            if let Ok(config) = git2::Config::open_default() {
-                return git2::Cred::credential_helper(&config, url, username);
-            }
         }
         git2::Cred::default()
     });

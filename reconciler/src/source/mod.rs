@@ -9,6 +9,7 @@
 
 mod dir;
 mod git;
+mod http_transport;
 pub mod signature;
 
 use std::path::PathBuf;

@@ -383,9 +383,11 @@ fn default_cache_dir() -> PathBuf {
 }
 
 pub fn init_logging(global: &Global) {
+    // rustls-platform-verifier logs a refused certificate at error level, and patchops reports
+    // the same refusal as its error: shown once, except at -vv.
     let level = match global.verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,rustls_platform_verifier=off",
+        1 => "info,rustls_platform_verifier=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

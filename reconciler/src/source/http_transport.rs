@@ -291,7 +291,7 @@ async fn send(
         let why = chain(&e.without_url());
         if why.contains("invalid peer certificate") {
             format!(
-                "{why}; the server's certificate does not chain to a root this machine trusts: add its CA to \
+                "{why}; the server's certificate must chain to a root this machine trusts: add its CA to \
                  the system's store (update-ca-certificates), or point SSL_CERT_FILE at a bundle that holds it"
             )
         } else {

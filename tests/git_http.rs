@@ -20,6 +20,9 @@ use axum::http::{HeaderMap, Request, Response, StatusCode};
 use base64::Engine;
 use common::{fleet_repo, git};
 
+/// What `-vv` logs when the system's trusted roots are loaded (`http::LazyPlatformVerifier`).
+const LOADING_ROOTS: &str = "loading the system's trusted roots for TLS";
+
 /// What the server saw: method, path and query, user agent.
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
@@ -156,6 +159,10 @@ fn a_fleet_is_fetched_over_smart_http_with_patchops_own_client_and_refetched() {
     let (run, v) = plan(cwd.path(), home.path(), &[], &url);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let first = git(&served.bare, &["rev-parse", "HEAD"]);
+    // Plain http never loads the system's trusted roots (it costs tens of milliseconds).
+    let verbose = patchops_with(cwd.path(), home.path(), &[], &["-vv", "validate", "--repo", &url]);
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    assert!(!verbose.stderr.contains(LOADING_ROOTS), "{}", verbose.stderr);
     assert_eq!(v["fingerprints"]["source"]["commit"], serde_json::json!(first));
     assert_eq!(v["fingerprints"]["source"]["repo"], serde_json::json!(url));
     {
@@ -349,6 +356,10 @@ fn https_is_verified_against_the_system_s_trusted_roots_and_a_stranger_is_refuse
     let trusted = [("SSL_CERT_FILE", ca.to_str().unwrap())];
     let (run, v) = plan(cwd.path(), home.path(), &trusted, &url);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // Loaded once for the process, however many requests (the advertisement, the pack).
+    let verbose = patchops_with(cwd.path(), home.path(), &trusted, &["-vv", "validate", "--repo", &url]);
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    assert_eq!(verbose.stderr.matches(LOADING_ROOTS).count(), 1, "{}", verbose.stderr);
     assert_eq!(v["fingerprints"]["source"]["commit"], serde_json::json!(git(&served.bare, &["rev-parse", "HEAD"])));
     // Roots without it: the server's certificate is refused, nothing is read.
     let stranger = tempfile::tempdir().unwrap();

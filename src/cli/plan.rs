@@ -85,6 +85,20 @@ pub enum Format {
 }
 
 pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
+    let mut kept = None;
+    let code = plan_and_show(args, color, &mut kept).await;
+    // A one-shot process: the system takes the plan's memory back at exit at once, where
+    // freeing its hundreds of thousands of allocations one by one costs tens of milliseconds at
+    // 10,000 products (BENCHMARKS.md). Nothing in it needs dropping: no file, lock or
+    // connection. (clang's driver does the same: `-disable-free`.)
+    std::mem::forget(kept);
+    code
+}
+
+/// The plan and the `--base` view, kept to the end of the process.
+type Kept = Option<(reconciler::ops::Planned, Option<reconciler::plan::change::Change>)>;
+
+async fn plan_and_show(args: PlanArgs, color: ColorChoice, kept: &mut Kept) -> u8 {
     let ctx = match args.source.context() {
         Ok(ctx) => match &args.inventory {
             Some(dir) => ctx.with_recorded_inventory(dir.clone()),
@@ -111,6 +125,8 @@ pub async fn run(args: PlanArgs, color: ColorChoice) -> u8 {
             }
         },
     };
+    let (planned, change) = kept.insert((planned, change));
+    let (planned, change) = (&*planned, &*change);
     for w in &planned.warnings {
         print_warning(&w.to_string());
     }

@@ -20,6 +20,9 @@ pub struct Planned {
     pub requeue_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The fleet and catalogs it planned from.
     pub loaded: std::sync::Arc<super::Loaded>,
+    /// What the platforms held when it was planned (kept with the plan, so a one-shot process
+    /// can leave it to the exit rather than free it before showing the plan).
+    pub observed: pipeline::ObservedAll,
 }
 
 /// Plans the fleet at `source`. Read-only: records nothing.
@@ -97,5 +100,11 @@ async fn plan_loaded(
         .into_iter()
         .map(|p| format!("it would retire too much at once: {p}; apply refuses this unless given --allow-mass-retire"))
         .collect();
-    Ok(Planned { plan, warnings: super::pipeline::warnings(&loaded), requeue_at: decision.requeue_at, loaded })
+    Ok(Planned {
+        plan,
+        warnings: super::pipeline::warnings(&loaded),
+        requeue_at: decision.requeue_at,
+        loaded,
+        observed,
+    })
 }

@@ -135,7 +135,7 @@ async fn plan_and_show(args: PlanArgs, color: ColorChoice, kept: &mut Kept) -> u
     }
     // The dry run first: the JSON output carries it.
     let dry_run = if args.emulate {
-        match reconciler::ops::emulate(&ctx, &planned).await {
+        match reconciler::ops::emulate(&ctx, planned).await {
             Ok(e) => Some(e.report(&args.inventory.as_deref().map(|d| d.display().to_string()).unwrap_or_default())),
             Err(e) => {
                 report(&e);

@@ -139,7 +139,7 @@ fn triggers(history: &[Value]) -> Vec<String> {
 
 #[test]
 fn a_commit_to_a_local_repository_is_applied_as_soon_as_its_refs_move() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     let daemon = Daemon::start(repo.path(), &["--interval", "1h"], &[]);
     let first = daemon.wait_for("the startup cycle", |h| !h.is_empty());
     assert_eq!(first[0]["trigger"], "startup");
@@ -183,7 +183,7 @@ fn a_commit_to_a_local_repository_is_applied_as_soon_as_its_refs_move() {
 
 #[test]
 fn webhooks_are_verified_before_anything_is_fetched() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     let secret = "It's a Secret to Everybody";
     let daemon = Daemon::start(
         repo.path(),
@@ -247,7 +247,7 @@ fn webhooks_are_verified_before_anything_is_fetched() {
 
 #[test]
 fn metrics_parse_with_the_prometheus_client_library_and_sigterm_stops_cleanly() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     let mut daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch"], &[]);
     daemon.wait_for("the startup cycle", |h| !h.is_empty());
     let (code, text) = daemon.get("/metrics");
@@ -344,8 +344,18 @@ fn app_field(daemon: &Daemon, id: &str, field: &str) -> String {
     })
 }
 
-fn drift_fleet(drift: &str) -> (common::Repo, common::Key) {
+/// The fleet of `fleet_repo`, with the daemon's state directory and download cache ignored:
+/// they change under a test's `git add -A` while cycles run (SQLite's `-shm` file can vanish
+/// between git listing it and reading it).
+fn watched_fleet() -> (common::Repo, common::Key) {
     let (repo, key) = fleet_repo(1);
+    repo.write(".gitignore", ".patchops/\n.test-cache/\n");
+    repo.commit("ignore the state directory");
+    (repo, key)
+}
+
+fn drift_fleet(drift: &str) -> (common::Repo, common::Key) {
+    let (repo, key) = watched_fleet();
     repo.write(
         "fleet/platforms.yaml",
         format!("apiVersion: patchops.io/v1alpha1\nkind: Platform\nmetadata:\n  name: intune-prod\nspec:\n  type: intune\n  endpoint: embedded\n  drift: {drift}\n"),
@@ -410,7 +420,7 @@ fn drift_is_reported_under_warn_with_expected_and_actual_and_ignore_rules_hold()
 
 #[test]
 fn a_fleet_has_at_most_one_reconciler_and_its_fields_are_checked() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     repo.write(
         "fleet/reconciler.yaml",
         "apiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: a\nspec:\n  interval: 5m\n---\napiVersion: patchops.io/v1alpha1\nkind: Reconciler\nmetadata:\n  name: b\nspec:\n  notifications:\n    - { name: x, type: pager, url: { env: U } }\n",
@@ -553,7 +563,7 @@ fn applied_changes_and_drift_are_notified_once_signed_and_in_each_format() {
 
 #[test]
 fn sigterm_mid_apply_lets_the_action_finish_and_the_next_start_converges() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     let mut daemon = Daemon::start(
         repo.path(),
         &["--interval", "1h", "--no-watch"],
@@ -579,7 +589,7 @@ fn sigterm_mid_apply_lets_the_action_finish_and_the_next_start_converges() {
 
 #[test]
 fn a_fleet_that_cannot_be_read_is_retried_with_backoff_and_counted() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     let daemon = Daemon::start(repo.path(), &["--interval", "1h", "--no-watch", "--rev", "no-such-branch"], &[]);
     let h = daemon.wait_for("the failed startup cycle", |h| !h.is_empty());
     assert_eq!(h[0]["result"], "failed", "{:#}", h[0]);
@@ -596,7 +606,7 @@ fn a_fleet_that_cannot_be_read_is_retried_with_backoff_and_counted() {
 
 #[test]
 fn a_failing_product_backs_off_on_its_own_and_the_others_go_ahead() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     repo.write(
         "fleet/products/tool.yaml",
         "apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: tool\nspec:\n  product: vendor.tool\n  version: latest\n  targets:\n    - platform: intune-prod\n",
@@ -680,7 +690,7 @@ fn catalog_with_app_3(serial: u64) -> String {
 
 #[test]
 fn a_new_catalog_serial_at_a_remote_url_is_fetched_at_its_interval_and_applied() {
-    let (repo, key) = fleet_repo(1);
+    let (repo, key) = watched_fleet();
     let server = CatalogServer::start();
     for (id, version) in common::INSTALLERS {
         server.put(&format!("installers/{id}-{version}.msi"), common::installer_bytes(id, version));
@@ -745,9 +755,6 @@ fn a_bounded_soak_of_random_commits_and_drift_ends_converged_without_duplicates(
     let seed = 0x5eed_2026_1202_u64;
     let mut rng = Rng(seed);
     let (repo, _key) = drift_fleet("{ mode: correct }");
-    // The state directory and the download cache change under `git add -A` while cycles run.
-    repo.write(".gitignore", ".patchops/\n.test-cache/\n");
-    repo.commit("ignore the state directory");
     let product = |name: &str, id: &str, version: &str| {
         format!("apiVersion: patchops.io/v1alpha1\nkind: Product\nmetadata:\n  name: {name}\nspec:\n  product: {id}\n  version: \"{version}\"\n  targets:\n    - platform: intune-prod\n")
     };
@@ -872,7 +879,7 @@ fn drift_mode_off_neither_reports_nor_corrects_until_a_commit_changes_the_fleet(
 
 #[test]
 fn gitlab_azure_devops_and_generic_webhooks_wake_the_loop_only_when_verified() {
-    let (repo, _key) = fleet_repo(1);
+    let (repo, _key) = watched_fleet();
     let daemon = Daemon::start(
         repo.path(),
         &[

@@ -13,21 +13,41 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 /// A hash set with [`FastMap`]'s hasher.
 pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
-use FastSet as HashSet;
-
 /// Hands out one shared [`Text`] per distinct value.
-#[derive(Debug, Default)]
-pub struct Interner(HashSet<Text>);
+///
+/// Each lookup hashes its text once, whether it finds a copy or adds one (an inventory's unique
+/// values — digests, install commands — were hashed twice, a lookup and an insert: a sixth of
+/// reading an inventory).
+#[derive(Default)]
+pub struct Interner {
+    table: hashbrown::HashTable<Text>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner").field("distinct", &self.table.len()).finish()
+    }
+}
 
 impl Interner {
     /// The shared copy of `s`.
     pub fn get(&mut self, s: &str) -> Text {
-        if let Some(t) = self.0.get(s) {
-            return Arc::clone(t);
-        }
-        let t: Text = Arc::from(s);
-        self.0.insert(Arc::clone(&t));
-        t
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(s);
+        let hasher = &self.hasher;
+        let entry = self.table.entry(hash, |t| **t == *s, |t| hasher.hash_one(&**t));
+        Arc::clone(entry.or_insert_with(|| Arc::from(s)).get())
+    }
+
+    /// How many distinct values it holds.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
     }
 }
 
@@ -52,6 +72,21 @@ pub(crate) fn shared(s: &str) -> Text {
     })
 }
 
+/// Values longer than this are not looked up: in an inventory they are digests, product codes,
+/// install commands and names, nearly all unique, so hashing them (a fifth of reading an
+/// inventory) bought nothing; the values that repeat — intents, types, versions, publishers,
+/// booleans — are short.
+pub(crate) const SHARED_VALUE_MAX: usize = 32;
+
+/// A field's value: [`shared`] when it is short enough to be likely repeated, else its own copy.
+pub(crate) fn shared_value(s: &str) -> Text {
+    if s.len() > SHARED_VALUE_MAX {
+        Arc::from(s)
+    } else {
+        shared(s)
+    }
+}
+
 /// Deserializes a list and gives back the capacity it does not use, at once: a list of one
 /// or two items is allocated for four, and a catalog or an inventory holds tens of thousands of
 /// such lists (`#[serde(deserialize_with = "crate::intern::shrunk")]`). Freed while the
@@ -64,4 +99,42 @@ where
     let mut v: Vec<T> = serde::Deserialize::deserialize(d)?;
     v.shrink_to_fit();
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_copy_per_distinct_value() {
+        let mut i = Interner::default();
+        let a = i.get("required");
+        let b = i.get(&String::from("required"));
+        let c = i.get("available");
+        assert!(Arc::ptr_eq(&a, &b), "the same text is one copy");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!((&*a, &*c), ("required", "available"));
+        // Enough values to make the table grow several times: every one still found.
+        let texts: Vec<String> = (0..5000).map(|n| format!("value-{n}")).collect();
+        let first: Vec<Text> = texts.iter().map(|t| i.get(t)).collect();
+        assert_eq!(i.len(), 5002);
+        for (t, f) in texts.iter().zip(&first) {
+            assert!(Arc::ptr_eq(&i.get(t), f), "{t} found again after growth");
+        }
+        assert_eq!(i.len(), 5002);
+    }
+
+    #[test]
+    fn shared_uses_the_active_interner_only_inside_with_interner() {
+        let (a, b) = with_interner(|| (shared("x64"), shared("x64")));
+        assert!(Arc::ptr_eq(&a, &b));
+        let long = "9d261cb5bf0011b69c44e711927993a815216eb0c679370ac2c411b59141c95c";
+        let (e, f) = with_interner(|| (shared_value(long), shared_value(long)));
+        assert!(!Arc::ptr_eq(&e, &f), "a long value is not looked up");
+        assert_eq!(&*e, long);
+        let (g, h) = with_interner(|| (shared_value("required"), shared_value("required")));
+        assert!(Arc::ptr_eq(&g, &h), "a short one is shared");
+        let (c, d) = (shared("x64"), shared("x64"));
+        assert!(!Arc::ptr_eq(&c, &d), "no interner outside: fresh copies");
+    }
 }

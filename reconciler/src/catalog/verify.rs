@@ -262,10 +262,11 @@ impl UnverifiedCatalog {
         let trusted_comment = sig.trusted_comment().unwrap_or_default();
 
         // Step 2: parse, only now that the bytes are known to be the publisher's.
-        let catalog: Catalog = serde_json::from_slice(&self.bytes).map_err(|e| CatalogError::Malformed {
-            source_name: source_name.clone(),
-            cause: crate::vocab::because(self.location.clone(), e),
-        })?;
+        let catalog: Catalog =
+            crate::vocab::text::json_from_utf8(&self.bytes).map_err(|e| CatalogError::Malformed {
+                source_name: source_name.clone(),
+                cause: crate::vocab::because(self.location.clone(), e),
+            })?;
         catalog.check().map_err(|e| CatalogError::Malformed { source_name: source_name.clone(), cause: e.into() })?;
         let index = catalog.products.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
         Ok(Authentic {

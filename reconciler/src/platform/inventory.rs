@@ -129,13 +129,14 @@ impl PlatformClient for InventoryPlatform {
         // of a fleet (observed together) are parsed side by side. Thousands of objects share
         // field names and most values: store each once.
         let (name, path) = (self.name.clone(), self.inventory.clone());
-        let parsed =
-            tokio::task::spawn_blocking(move || crate::intern::with_interner(|| serde_json::from_slice(&bytes)))
-                .await
-                .map_err(|e| PlatformError::Unavailable {
-                    platform: name.clone(),
-                    cause: crate::vocab::because(format!("reading {} stopped", path.display()), e),
-                })?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            crate::intern::with_interner(|| crate::vocab::text::json_from_utf8(&bytes))
+        })
+        .await
+        .map_err(|e| PlatformError::Unavailable {
+            platform: name.clone(),
+            cause: crate::vocab::because(format!("reading {} stopped", path.display()), e),
+        })?;
         parsed.map_err(|e| PlatformError::Unavailable {
             platform: name,
             cause: crate::vocab::because(format!("{} is corrupt", path.display()), e),

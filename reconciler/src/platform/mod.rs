@@ -161,6 +161,12 @@ impl FieldMap {
 
     /// Sets a field.
     pub fn insert(&mut self, name: Text, value: Text) {
+        // Fields mostly arrive in name order (inventories and plans are written sorted): one
+        // comparison with the last instead of a search.
+        if self.0.last().is_none_or(|(k, _)| *k < name) {
+            self.0.push((name, value));
+            return;
+        }
         match self.0.binary_search_by(|(k, _)| k.cmp(&name)) {
             Ok(i) => self.0[i].1 = value,
             Err(i) => self.0.insert(i, (name, value)),
@@ -205,7 +211,7 @@ impl<'de> Deserialize<'de> for FieldMap {
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldMap, A::Error> {
                 let mut out = FieldMap::default();
                 while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
-                    out.insert(crate::intern::shared(&k), crate::intern::shared(&v));
+                    out.insert(crate::intern::shared(&k), crate::intern::shared_value(&v));
                 }
                 out.0.shrink_to_fit();
                 Ok(out)

@@ -30,10 +30,22 @@ impl Sha256 {
     pub fn parse(s: &str) -> Result<Self, NotADigest> {
         let mut out = [0u8; 32];
         let refused = || NotADigest { text: s.chars().take(80).collect() };
-        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        // Lowercase hex only, checked and decoded in one pass (an inventory or a catalog holds
+        // tens of thousands of digests).
+        let nibble = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        if s.len() != 64 {
             return Err(refused());
         }
-        hex::decode_to_slice(s, &mut out).map_err(|_| refused())?;
+        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(hi), Some(lo)) => *o = hi << 4 | lo,
+                _ => return Err(refused()),
+            }
+        }
         Ok(Sha256(out))
     }
 
@@ -82,5 +94,31 @@ impl JsonSchema for Sha256 {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({ "type": "string", "pattern": "^[0-9a-f]{64}$" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sha256;
+
+    #[test]
+    fn parse_takes_lowercase_hex_of_64_characters_only() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(5));
+        let text = hex::encode(bytes);
+        let d = Sha256::parse(&text).unwrap();
+        assert_eq!(d.as_bytes(), &bytes);
+        assert_eq!(d.to_string(), text, "round trip");
+        for bad in [
+            text.to_uppercase(),
+            text[..63].to_string(),
+            format!("{text}0"),
+            format!("{}g", &text[..63]),
+            format!("{} ", &text[..63]),
+            // 64 bytes, not 64 hex digits: a two-byte character.
+            format!("{}é", &text[..62]),
+            String::new(),
+        ] {
+            assert!(Sha256::parse(&bad).is_err(), "{bad:?} refused");
+        }
     }
 }

@@ -40,14 +40,9 @@ impl Interner {
         Arc::clone(entry.or_insert_with(|| Arc::from(s)).get())
     }
 
-    /// How many distinct values it holds.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.table.len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
     }
 }
 
@@ -64,27 +59,22 @@ pub fn with_interner<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The shared copy of `s` from the interner of [`with_interner`], or a fresh one.
+/// Text longer than this is not looked up: in an inventory it is digests, product codes,
+/// install commands and names, nearly all unique, so hashing it (a fifth of reading an
+/// inventory) bought nothing; the values that repeat — field names, intents, types, versions,
+/// publishers, booleans — are short.
+pub(crate) const SHARED_MAX: usize = 32;
+
+/// The shared copy of `s` from the interner of [`with_interner`], or a fresh one (always a
+/// fresh one for text longer than [`SHARED_MAX`]).
 pub(crate) fn shared(s: &str) -> Text {
+    if s.len() > SHARED_MAX {
+        return Arc::from(s);
+    }
     ACTIVE.with(|a| match a.borrow_mut().as_mut() {
         Some(i) => i.get(s),
         None => Arc::from(s),
     })
-}
-
-/// Values longer than this are not looked up: in an inventory they are digests, product codes,
-/// install commands and names, nearly all unique, so hashing them (a fifth of reading an
-/// inventory) bought nothing; the values that repeat — intents, types, versions, publishers,
-/// booleans — are short.
-pub(crate) const SHARED_VALUE_MAX: usize = 32;
-
-/// A field's value: [`shared`] when it is short enough to be likely repeated, else its own copy.
-pub(crate) fn shared_value(s: &str) -> Text {
-    if s.len() > SHARED_VALUE_MAX {
-        Arc::from(s)
-    } else {
-        shared(s)
-    }
 }
 
 /// Deserializes a list and gives back the capacity it does not use, at once: a list of one
@@ -129,10 +119,10 @@ mod tests {
         let (a, b) = with_interner(|| (shared("x64"), shared("x64")));
         assert!(Arc::ptr_eq(&a, &b));
         let long = "9d261cb5bf0011b69c44e711927993a815216eb0c679370ac2c411b59141c95c";
-        let (e, f) = with_interner(|| (shared_value(long), shared_value(long)));
+        let (e, f) = with_interner(|| (shared(long), shared(long)));
         assert!(!Arc::ptr_eq(&e, &f), "a long value is not looked up");
         assert_eq!(&*e, long);
-        let (g, h) = with_interner(|| (shared_value("required"), shared_value("required")));
+        let (g, h) = with_interner(|| (shared("required"), shared("required")));
         assert!(Arc::ptr_eq(&g, &h), "a short one is shared");
         let (c, d) = (shared("x64"), shared("x64"));
         assert!(!Arc::ptr_eq(&c, &d), "no interner outside: fresh copies");

@@ -211,7 +211,7 @@ impl<'de> Deserialize<'de> for FieldMap {
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldMap, A::Error> {
                 let mut out = FieldMap::default();
                 while let Some((k, v)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
-                    out.insert(crate::intern::shared(&k), crate::intern::shared_value(&v));
+                    out.insert(crate::intern::shared(&k), crate::intern::shared(&v));
                 }
                 out.0.shrink_to_fit();
                 Ok(out)

@@ -30,22 +30,10 @@ impl Sha256 {
     pub fn parse(s: &str) -> Result<Self, NotADigest> {
         let mut out = [0u8; 32];
         let refused = || NotADigest { text: s.chars().take(80).collect() };
-        // Lowercase hex only, checked and decoded in one pass (an inventory or a catalog holds
-        // tens of thousands of digests).
-        let nibble = |b: u8| match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        };
-        if s.len() != 64 {
+        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(refused());
         }
-        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => *o = hi << 4 | lo,
-                _ => return Err(refused()),
-            }
-        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| refused())?;
         Ok(Sha256(out))
     }
 

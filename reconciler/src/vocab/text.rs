@@ -29,14 +29,13 @@ where
     d.deserialize_str(V(expecting, PhantomData))
 }
 
-/// Parses a JSON document from bytes, checking that they are UTF-8 once, up front (with SIMD), instead of
-/// string by string as `serde_json::from_slice` does (a twentieth of reading an inventory of
+/// Parses a JSON document from bytes, checking that they are UTF-8 once, up front (with SIMD),
+/// instead of string by string as `serde_json::from_slice` does (a twentieth of reading an inventory of
 /// tens of thousands of objects). Bytes that are not UTF-8 are refused with the offset of the
 /// first bad one.
 pub fn json_from_utf8<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    // simdutf8's check is several times std's on these machines; std's error says where.
-    let text = simdutf8::basic::from_utf8(bytes).map_err(|_| {
-        let e = std::str::from_utf8(bytes).err().map(|e| e.to_string()).unwrap_or_default();
+    // simdutf8's check is several times std's on these machines; its `compat` error says where.
+    let text = simdutf8::compat::from_utf8(bytes).map_err(|e| {
         <serde_json::Error as serde::de::Error>::custom(format_args!(
             "the bytes are not UTF-8 text: {e} (JSON is UTF-8; re-export the file as UTF-8)"
         ))
